@@ -1,0 +1,23 @@
+//! Routes of the Manila v2 API, one module per resource (Manila's `manila/api/v2/`).
+//! Paths are absolute (`/v2/...`); the project segment was already stripped by
+//! [`crate::routing`].
+
+pub mod availability_zones;
+pub mod scheduler_stats;
+pub mod services;
+pub mod share_types;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::ApiState;
+
+/// Every `/v2` route.
+pub fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/v2/", get(crate::versions::v2_root))
+        .merge(share_types::router())
+        .merge(availability_zones::router())
+        .merge(services::router())
+        .merge(scheduler_stats::router())
+}

@@ -1,0 +1,474 @@
+//! Configuration of a shoal node: which roles run, where state lives, how the API
+//! authenticates, and which back ends and pools the share role owns.
+//!
+//! Layers, lowest first: the embedded defaults below (two `local` pools in `az1` and `az2`
+//! under `./shoal-data/`, SQLite, `noauth`, 127.0.0.1:8786), then the TOML file given with
+//! `--config`, then `SHOAL_*` environment variables (`SHOAL_API__LISTEN` sets `api.listen`),
+//! then command-line flags. Every field has a serde default so a partial file is enough.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Port Manila listens on.
+pub const MANILA_PORT: u16 = 8786;
+/// How often a service reports its heartbeat (Manila `report_interval`).
+pub const REPORT_INTERVAL_DEFAULT: Duration = Duration::from_secs(10);
+/// A service whose last heartbeat is older than this is `down` (Manila `service_down_time`).
+pub const SERVICE_DOWN_TIME_DEFAULT: Duration = Duration::from_secs(60);
+/// Manila's `replica_state_update_interval`.
+pub const REPLICA_STATE_UPDATE_INTERVAL_DEFAULT: Duration = Duration::from_secs(300);
+/// oslo.middleware sizelimit default (`max_request_body_size`).
+pub const MAX_REQUEST_BODY_SIZE_DEFAULT: usize = 114_688;
+
+/// The three Manila services a node can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The HTTP API (manila-api).
+    Api,
+    /// Placement of shares and replicas on pools (manila-scheduler).
+    Scheduler,
+    /// Back-end work on this host's pools (manila-share).
+    Share,
+}
+
+impl Role {
+    /// Every role, the default of `shoal serve`.
+    pub const ALL: [Role; 3] = [Role::Api, Role::Scheduler, Role::Share];
+
+    /// Manila's binary name for the role's service row.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Role::Api => "manila-api",
+            Role::Scheduler => "manila-scheduler",
+            Role::Share => "manila-share",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "api" => Ok(Role::Api),
+            "scheduler" => Ok(Role::Scheduler),
+            "share" => Ok(Role::Share),
+            other => Err(format!("unknown role {other:?}: expected api, scheduler or share")),
+        }
+    }
+}
+
+/// How `/v2` requests are authenticated (Manila `auth_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthStrategy {
+    /// Manila's noauth: the token is `user:project` and every caller is admin.
+    Noauth,
+    /// Tokens validated against a Keystone v3 endpoint.
+    Keystone,
+}
+
+impl std::str::FromStr for AuthStrategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "noauth" => Ok(AuthStrategy::Noauth),
+            "keystone" => Ok(AuthStrategy::Keystone),
+            other => Err(format!("unknown auth strategy {other:?}: expected noauth or keystone")),
+        }
+    }
+}
+
+/// Whole-node configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// This node's host name, the `host` of `host@backend#pool`. Defaults to the OS hostname.
+    pub host: String,
+    /// Directory for everything the default configuration writes (database, pools).
+    pub data_dir: PathBuf,
+    /// Database URL: `sqlite://PATH` or `postgres://...`. Empty means `sqlite://<data_dir>/shoal.db`.
+    pub database_url: String,
+    /// Roles this process runs.
+    pub roles: Vec<Role>,
+    /// Availability zone of the scheduler service (Manila `storage_availability_zone`).
+    /// Empty means the zone of the first back end, so the default lists only `az1`/`az2`.
+    pub storage_availability_zone: String,
+    /// HTTP API settings.
+    pub api: ApiConfig,
+    /// Keystone settings, used when `api.auth_strategy = "keystone"`.
+    pub keystone: KeystoneSettings,
+    /// Periodic task settings shared by the scheduler and share roles.
+    pub periodic: PeriodicConfig,
+    /// Back ends owned by this node's share role.
+    pub backends: Vec<BackendConfig>,
+}
+
+/// Settings of the API role.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Authentication strategy.
+    pub auth_strategy: AuthStrategy,
+    /// Largest request body accepted, in bytes (larger bodies get 413).
+    pub max_request_body_size: usize,
+    /// Optional oslo.policy override file (YAML or JSON).
+    pub policy_file: Option<PathBuf>,
+    /// Name of the share type used when a request names none (Manila `default_share_type`).
+    pub default_share_type: Option<String>,
+    /// Protocols shares may use (Manila `enabled_share_protocols`).
+    pub enabled_share_protocols: Vec<String>,
+    /// Upper bound of `limit` in list queries (Manila `osapi_max_limit`).
+    pub max_limit: usize,
+}
+
+/// Keystone connection of the `keystone` auth strategy. The password is never logged.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeystoneSettings {
+    /// Keystone v3 URL, e.g. `http://keystone:5000/v3`.
+    pub auth_url: String,
+    /// URL advertised in `WWW-Authenticate`; defaults to `auth_url`.
+    pub www_authenticate_uri: Option<String>,
+    /// Service user name shoal authenticates as to validate tokens.
+    pub username: String,
+    /// Service user password.
+    pub password: String,
+    /// Service project.
+    pub project_name: String,
+    /// Domain of the service user.
+    pub user_domain_name: String,
+    /// Domain of the service project.
+    pub project_domain_name: String,
+    /// How long a validated token is trusted without asking Keystone again.
+    #[serde(with = "humantime_serde")]
+    pub token_cache_time: Duration,
+}
+
+impl std::fmt::Debug for KeystoneSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeystoneSettings")
+            .field("auth_url", &self.auth_url)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("project_name", &self.project_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Intervals of the periodic tasks. Tests shrink them; `run_once()` makes ticks explicit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PeriodicConfig {
+    /// Heartbeat and pool-stats period (Manila `report_interval`).
+    #[serde(with = "humantime_serde")]
+    pub report_interval: Duration,
+    /// Age after which a service is reported `down` (Manila `service_down_time`).
+    #[serde(with = "humantime_serde")]
+    pub service_down_time: Duration,
+    /// Period of the replica-state refresh (Manila `replica_state_update_interval`).
+    #[serde(with = "humantime_serde")]
+    pub replica_state_update_interval: Duration,
+}
+
+/// One back end (`[[backends]]`), Manila's `enabled_share_backends` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Section name, the `backend` part of `host@backend#pool`.
+    pub name: String,
+    /// Driver: `local` or `dummy`.
+    pub driver: String,
+    /// Availability zone of this back end (Manila `backend_availability_zone`).
+    pub availability_zone: String,
+    /// Replication domain; replicas only go to pools of the same domain.
+    #[serde(default)]
+    pub replication_domain: Option<String>,
+    /// `replication_type` capability the back end advertises (`readable`, `dr`, ...).
+    #[serde(default)]
+    pub replication_type: Option<String>,
+    /// Pools of this back end.
+    pub pools: Vec<PoolConfig>,
+}
+
+/// One pool of a back end.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Pool name, the `pool` part of `host@backend#pool`.
+    pub name: String,
+    /// Directory holding the pool's data (`local` driver). Relative paths are under `data_dir`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Capacity in GiB the `dummy` driver reports; ignored by `local`.
+    #[serde(default)]
+    pub total_capacity_gb: Option<u64>,
+    /// Percentage of capacity kept free (Manila `reserved_share_percentage`).
+    #[serde(default)]
+    pub reserved_percentage: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let backend = |name: &str, az: &str| BackendConfig {
+            name: name.to_owned(),
+            driver: "local".to_owned(),
+            availability_zone: az.to_owned(),
+            replication_domain: Some("shoal".to_owned()),
+            replication_type: Some("readable".to_owned()),
+            pools: vec![PoolConfig {
+                name: "pool1".to_owned(),
+                path: Some(PathBuf::from(format!("pools/{name}"))),
+                total_capacity_gb: None,
+                reserved_percentage: 0,
+            }],
+        };
+        Self {
+            host: default_host(),
+            data_dir: PathBuf::from("./shoal-data"),
+            database_url: String::new(),
+            roles: Role::ALL.to_vec(),
+            storage_availability_zone: String::new(),
+            api: ApiConfig::default(),
+            keystone: KeystoneSettings::default(),
+            periodic: PeriodicConfig::default(),
+            backends: vec![backend("local1", "az1"), backend("local2", "az2")],
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], MANILA_PORT)),
+            auth_strategy: AuthStrategy::Noauth,
+            max_request_body_size: MAX_REQUEST_BODY_SIZE_DEFAULT,
+            policy_file: None,
+            default_share_type: None,
+            enabled_share_protocols: vec!["NFS".to_owned(), "CIFS".to_owned()],
+            max_limit: 1000,
+        }
+    }
+}
+
+impl Default for KeystoneSettings {
+    fn default() -> Self {
+        Self {
+            auth_url: "http://127.0.0.1:5000/v3".to_owned(),
+            www_authenticate_uri: None,
+            username: "manila".to_owned(),
+            password: String::new(),
+            project_name: "service".to_owned(),
+            user_domain_name: "Default".to_owned(),
+            project_domain_name: "Default".to_owned(),
+            token_cache_time: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Default for PeriodicConfig {
+    fn default() -> Self {
+        Self {
+            report_interval: REPORT_INTERVAL_DEFAULT,
+            service_down_time: SERVICE_DOWN_TIME_DEFAULT,
+            replica_state_update_interval: REPLICA_STATE_UPDATE_INTERVAL_DEFAULT,
+        }
+    }
+}
+
+/// The OS host name, or `shoal` when it cannot be read or is not a valid pool host part.
+fn default_host() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| format!("{h}@b#p").parse::<shoal_types::HostRef>().is_ok())
+        .unwrap_or_else(|| "shoal".to_owned())
+}
+
+/// Problems found while loading or checking a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment could not be parsed.
+    #[error("{0}")]
+    Parse(#[from] Box<figment::Error>),
+    /// The configuration parsed but makes no sense.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then `SHOAL_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid(format!("config file {} does not exist", file.display())));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed("SHOAL_").split("__"));
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks invariants that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if format!("{}@b#p", self.host).parse::<shoal_types::HostRef>().is_err() {
+            return invalid(format!("host {:?} may only hold letters, digits, '-', '_' and '.'", self.host));
+        }
+        if self.roles.is_empty() {
+            return invalid("at least one role must run".to_owned());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for backend in &self.backends {
+            if !matches!(backend.driver.as_str(), "local" | "dummy") {
+                return invalid(format!("backend {}: unknown driver {:?}", backend.name, backend.driver));
+            }
+            if let Some(rt) = &backend.replication_type
+                && !shoal_types::REPLICATION_TYPES.contains(&rt.as_str())
+            {
+                return invalid(format!("backend {}: unknown replication_type {rt:?}", backend.name));
+            }
+            if backend.availability_zone.is_empty() {
+                return invalid(format!("backend {}: availability_zone is empty", backend.name));
+            }
+            if backend.pools.is_empty() {
+                return invalid(format!("backend {} has no pools", backend.name));
+            }
+            for pool in &backend.pools {
+                let reference = format!("{}@{}#{}", self.host, backend.name, pool.name);
+                if reference.parse::<shoal_types::HostRef>().is_err() {
+                    return invalid(format!("pool name {reference:?} is not a valid host@backend#pool"));
+                }
+                if !seen.insert(reference.clone()) {
+                    return invalid(format!("pool {reference} is configured twice"));
+                }
+                if backend.driver == "local" && pool.path.is_none() {
+                    return invalid(format!("pool {reference}: the local driver needs a path"));
+                }
+                if pool.reserved_percentage > 100 {
+                    return invalid(format!("pool {reference}: reserved_percentage above 100"));
+                }
+            }
+        }
+        if self.api.auth_strategy == AuthStrategy::Keystone && self.roles.contains(&Role::Api) {
+            if self.keystone.auth_url.is_empty() || self.keystone.password.is_empty() {
+                return invalid("keystone auth needs keystone.auth_url and keystone.password".to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect: the configured one, or SQLite under `data_dir`.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("shoal.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// The database URL with any password replaced, for logs and messages.
+    pub fn effective_database_url_redacted(&self) -> String {
+        let url = self.effective_database_url();
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let userinfo = &url[scheme + 3..at];
+                match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                    None => url,
+                }
+            }
+            _ => url,
+        }
+    }
+
+    /// Resolves a pool path against `data_dir`.
+    pub fn pool_path(&self, pool: &PoolConfig) -> Option<PathBuf> {
+        pool.path.as_ref().map(|p| if p.is_absolute() { p.clone() } else { self.data_dir.join(p) })
+    }
+
+    /// Zone of services that own no back end (the scheduler).
+    pub fn service_availability_zone(&self) -> String {
+        if !self.storage_availability_zone.is_empty() {
+            return self.storage_availability_zone.clone();
+        }
+        self.backends.first().map_or_else(|| "nova".to_owned(), |b| b.availability_zone.clone())
+    }
+
+    /// True when this node runs `role`.
+    pub fn runs(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid_and_replicating() {
+        let config = Config::default();
+        config.validate().expect("default config is valid");
+        assert_eq!(config.api.listen.port(), MANILA_PORT);
+        let azs: Vec<_> = config.backends.iter().map(|b| b.availability_zone.as_str()).collect();
+        assert_eq!(azs, ["az1", "az2"]);
+        assert!(config.backends.iter().all(|b| b.replication_domain.as_deref() == Some("shoal")));
+        assert!(config.effective_database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn file_and_env_layers_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("shoal.toml");
+        std::fs::write(
+            &file,
+            "host = \"node7\"\n[api]\nlisten = \"127.0.0.1:9999\"\n[periodic]\nreport_interval = \"2s\"\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SHOAL_API__AUTH_STRATEGY", "keystone");
+            jail.set_env("SHOAL_KEYSTONE__PASSWORD", "secret");
+            let config = Config::load(Some(&file)).expect("loads");
+            assert_eq!(config.host, "node7");
+            assert_eq!(config.api.listen.port(), 9999);
+            assert_eq!(config.api.auth_strategy, AuthStrategy::Keystone);
+            assert_eq!(config.periodic.report_interval, Duration::from_secs(2));
+            assert!(!format!("{:?}", config.keystone).contains("secret"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn redacts_database_passwords() {
+        let config = Config { database_url: "postgres://shoal:hunter2@db:5432/shoal".into(), ..Config::default() };
+        assert_eq!(config.effective_database_url_redacted(), "postgres://shoal:***@db:5432/shoal");
+    }
+
+    #[test]
+    fn rejects_bad_configs() {
+        let mut config = Config::default();
+        config.backends[1].name = "local1".to_owned();
+        assert!(config.validate().is_err(), "duplicate pools");
+        let mut config = Config::default();
+        config.backends[0].driver = "nfs".to_owned();
+        assert!(config.validate().is_err());
+        let mut config = Config::default();
+        config.host = "bad host".to_owned();
+        assert!(config.validate().is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "unknown_key = 1\n").unwrap();
+        assert!(Config::load(Some(&file)).is_err());
+        assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+}

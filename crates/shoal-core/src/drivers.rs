@@ -1,0 +1,67 @@
+//! Builds the configured back ends of this node: one [`ShareDriver`] per `[[backends]]`
+//! section, keyed by `host@backend`.
+
+use std::sync::Arc;
+
+use shoal_driver::dummy::DummyPool;
+use shoal_driver::local::LocalPool;
+use shoal_driver::{BackendInfo, DummyDriver, LocalDriver, ShareDriver};
+
+use crate::Config;
+use crate::config::BackendConfig;
+
+/// Capacity a dummy pool reports when the config gives none.
+const DUMMY_CAPACITY_GB_DEFAULT: u64 = 1000;
+
+/// A configured back end with its driver.
+#[derive(Clone)]
+pub struct Backend {
+    /// `host@backend`, the share service's host.
+    pub service_host: String,
+    /// The back end's configuration.
+    pub config: BackendConfig,
+    /// The driver instance.
+    pub driver: Arc<dyn ShareDriver>,
+}
+
+/// Instantiates every back end of `config`. Config validation has already checked names.
+pub fn build_backends(config: &Config) -> Vec<Backend> {
+    config
+        .backends
+        .iter()
+        .map(|backend| {
+            let info = BackendInfo {
+                backend_name: backend.name.clone(),
+                replication_type: backend.replication_type.clone(),
+                replication_domain: backend.replication_domain.clone(),
+            };
+            let driver: Arc<dyn ShareDriver> = match backend.driver.as_str() {
+                "dummy" => Arc::new(DummyDriver::new(
+                    info,
+                    backend
+                        .pools
+                        .iter()
+                        .map(|p| DummyPool {
+                            name: p.name.clone(),
+                            total_capacity_gb: p.total_capacity_gb.unwrap_or(DUMMY_CAPACITY_GB_DEFAULT),
+                            reserved_percentage: p.reserved_percentage,
+                        })
+                        .collect(),
+                )),
+                _ => Arc::new(LocalDriver::new(
+                    info,
+                    backend
+                        .pools
+                        .iter()
+                        .map(|p| LocalPool {
+                            name: p.name.clone(),
+                            path: config.pool_path(p).unwrap_or_else(|| config.data_dir.join(&p.name)),
+                            reserved_percentage: p.reserved_percentage,
+                        })
+                        .collect(),
+                )),
+            };
+            Backend { service_host: format!("{}@{}", config.host, backend.name), config: backend.clone(), driver }
+        })
+        .collect()
+}

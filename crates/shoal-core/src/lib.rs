@@ -1,0 +1,41 @@
+//! shoal's service layer: everything the API and the background roles do, with no HTTP and
+//! no SQL. It owns the configuration ([`config`]), the validation and business rules of each
+//! resource (one module per Manila resource), and the periodic tasks of the scheduler and
+//! share roles ([`reporter`]). State lives in a [`shoal_store::Store`]; back ends are
+//! [`shoal_driver::ShareDriver`]s.
+
+pub mod availability_zones;
+pub mod config;
+pub mod drivers;
+pub mod error;
+pub mod pools;
+pub mod reporter;
+pub mod services;
+pub mod share_types;
+
+use std::sync::Arc;
+
+use shoal_store::Store;
+
+pub use config::Config;
+pub use error::{CoreError, CoreResult, ErrorKind};
+
+/// Handle to the service layer, shared by every role of a process.
+pub struct Core {
+    /// Node configuration.
+    pub config: Arc<Config>,
+    /// Durable state.
+    pub store: Arc<dyn Store>,
+}
+
+impl Core {
+    /// Builds the service layer over an opened, migrated store.
+    pub fn new(config: Arc<Config>, store: Arc<dyn Store>) -> Self {
+        Self { config, store }
+    }
+
+    /// The current time; one place so that tests and logs agree on the clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
+}

@@ -1,0 +1,119 @@
+//! The periodic report of the scheduler and share roles (Manila's `report_state` plus the
+//! share manager's `_report_driver_status`): every `report_interval` each service records a
+//! heartbeat, and each back end publishes fresh pool statistics for the scheduler. Pools a
+//! back end stops reporting are removed so the scheduler never places work on them.
+//!
+//! Tests call [`Reporter::run_once`] instead of waiting for the interval.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::Value;
+use shoal_store::{PoolRow, ServiceHeartbeat};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info_span, warn};
+
+use crate::config::Role;
+use crate::drivers::Backend;
+use crate::{Core, CoreResult};
+
+/// Heartbeats and pool statistics of the roles running in this process.
+pub struct Reporter {
+    core: Arc<Core>,
+    backends: Vec<Backend>,
+    scheduler: bool,
+}
+
+impl Reporter {
+    /// Reporter for this node's roles; `backends` is empty unless the share role runs.
+    pub fn new(core: Arc<Core>, backends: Vec<Backend>) -> Self {
+        let scheduler = core.config.runs(Role::Scheduler);
+        Self { core, backends, scheduler }
+    }
+
+    /// One report: heartbeats, then pool stats of every back end. A failing back end is
+    /// logged and skipped; its pools go stale and the scheduler stops offering them.
+    pub async fn run_once(&self) -> CoreResult<()> {
+        let now = self.core.now();
+        if self.scheduler {
+            self.core
+                .store
+                .record_service_heartbeat(ServiceHeartbeat {
+                    host: self.core.config.host.clone(),
+                    binary: Role::Scheduler.binary().to_owned(),
+                    topic: "manila-scheduler".to_owned(),
+                    availability_zone: self.core.config.service_availability_zone(),
+                    now,
+                })
+                .await?;
+        }
+        for backend in &self.backends {
+            self.report_backend(backend).await?;
+        }
+        Ok(())
+    }
+
+    async fn report_backend(&self, backend: &Backend) -> CoreResult<()> {
+        let store = &self.core.store;
+        let now = self.core.now();
+        store
+            .record_service_heartbeat(ServiceHeartbeat {
+                host: backend.service_host.clone(),
+                binary: Role::Share.binary().to_owned(),
+                topic: "manila-share".to_owned(),
+                availability_zone: backend.config.availability_zone.clone(),
+                now,
+            })
+            .await?;
+        let stats = match backend.driver.get_share_stats().await {
+            Ok(stats) => stats,
+            Err(err) => {
+                warn!(host = %backend.service_host, error = %err, "pool stats of {} failed: {err}", backend.service_host);
+                return Ok(());
+            }
+        };
+        let mut reported = BTreeSet::new();
+        for stat in stats {
+            let name = format!("{}#{}", backend.service_host, stat.pool_name);
+            let mut capabilities = serde_json::to_value(&stat).map_err(anyhow::Error::from)?;
+            if let Value::Object(map) = &mut capabilities {
+                map.insert("timestamp".to_owned(), Value::String(shoal_types::time::manila_timestamp(now)));
+                map.insert("availability_zone".to_owned(), Value::String(backend.config.availability_zone.clone()));
+            }
+            store
+                .upsert_pool(&PoolRow {
+                    name: name.clone(),
+                    host: backend.service_host.clone(),
+                    backend: backend.config.name.clone(),
+                    pool: stat.pool_name.clone(),
+                    availability_zone: backend.config.availability_zone.clone(),
+                    capabilities,
+                    updated_at: now,
+                })
+                .await?;
+            reported.insert(name);
+        }
+        for pool in store.list_pools().await? {
+            if pool.host == backend.service_host && !reported.contains(&pool.name) {
+                store.delete_pool(&pool.name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs [`Self::run_once`] every `report_interval` until cancelled.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let mut interval = tokio::time::interval(self.core.config.periodic.report_interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    if let Err(err) = self.run_once().instrument(info_span!("report")).await {
+                        warn!(error = %err, "service report failed: {err}");
+                    }
+                }
+                _ = cancel.cancelled() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Fresh, migrated, isolated databases for tests, on either engine (compiled for this crate's
+//! tests and, with the `testing` feature, for other crates' tests).
+//!
+//! SQLite gets a new file in a temporary directory. PostgreSQL gets a new schema
+//! `t_<uuid>` in the database named by `TEST_DATABASE_URL`, and the store connects with
+//! `search_path` set to it, so tests run in parallel on one server without seeing each
+//! other. [`TestDb::finish`] drops the schema; a panicking test leaves it behind, which is
+//! harmless in a throw-away cluster.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::Connection as _;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+
+use crate::{PgStore, PoolConfig, SqliteStore, Store};
+
+/// Environment variable naming the PostgreSQL server for tests, e.g.
+/// `postgres://postgres@127.0.0.1:55432/postgres`. PG tests are skipped when it is unset.
+pub const TEST_DATABASE_URL_ENV: &str = "TEST_DATABASE_URL";
+
+/// Pool size for test stores: tests run in parallel against one server, keep each small.
+const TEST_MAX_CONNECTIONS: u32 = 5;
+
+/// What to tear down after a test.
+enum Cleanup {
+    /// Deleted on drop.
+    TempDir(tempfile::TempDir),
+    /// Schema to drop, on the server at `options`.
+    PgSchema {
+        options: Box<PgConnectOptions>,
+        schema: String,
+    },
+}
+
+/// A migrated store private to one test, plus what it takes to remove it.
+pub struct TestDb<S: ?Sized> {
+    store: Arc<S>,
+    cleanup: Cleanup,
+}
+
+impl<S: Store + ?Sized> TestDb<S> {
+    /// The store under test.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    /// Closes the store and removes its database (temp dir or PG schema). Call at the end of
+    /// a test; skipping it only leaks the database.
+    pub async fn finish(self) {
+        self.store.close().await;
+        match self.cleanup {
+            Cleanup::TempDir(dir) => drop(dir),
+            Cleanup::PgSchema { options, schema } => {
+                match PgConnection::connect_with(&options).await {
+                    Ok(mut conn) => {
+                        let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                        if let Err(e) = sqlx::query(&sql).execute(&mut conn).await {
+                            eprintln!("could not drop test schema {schema}: {e}");
+                        }
+                        let _ = conn.close().await;
+                    }
+                    Err(e) => eprintln!("could not drop test schema {schema}: {e}"),
+                }
+            }
+        }
+    }
+}
+
+impl<S: Store> TestDb<S> {
+    /// The same database as `Arc<dyn Store>`.
+    pub fn into_dyn(self) -> TestDb<dyn Store> {
+        TestDb {
+            store: self.store,
+            cleanup: self.cleanup,
+        }
+    }
+}
+
+/// A store engine that can make throw-away databases for tests.
+#[async_trait]
+pub trait ForTest: Store + Sized {
+    /// A fresh migrated store, or `None` when the engine is not configured for tests
+    /// (PostgreSQL without `TEST_DATABASE_URL`; a skip note is printed).
+    async fn for_test() -> Option<TestDb<Self>>;
+}
+
+#[async_trait]
+impl ForTest for SqliteStore {
+    async fn for_test() -> Option<TestDb<Self>> {
+        let dir = tempfile::tempdir().expect("create temp dir for test database");
+        let config = PoolConfig {
+            max_connections: TEST_MAX_CONNECTIONS,
+            ..PoolConfig::default()
+        };
+        let store = SqliteStore::open_with(&dir.path().join("shoal.db"), &config)
+            .await
+            .expect("open test sqlite store");
+        store.migrate().await.expect("migrate test sqlite store");
+        Some(TestDb {
+            store: Arc::new(store),
+            cleanup: Cleanup::TempDir(dir),
+        })
+    }
+}
+
+#[async_trait]
+impl ForTest for PgStore {
+    async fn for_test() -> Option<TestDb<Self>> {
+        let Ok(url) = std::env::var(TEST_DATABASE_URL_ENV) else {
+            eprintln!("skipping postgres store test: {TEST_DATABASE_URL_ENV} is not set");
+            return None;
+        };
+        let admin = PgConnectOptions::from_str(&url).expect("TEST_DATABASE_URL is a postgres url");
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect_with(&admin)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
+            .execute(&mut conn)
+            .await
+            .expect("create test schema");
+        let _ = conn.close().await;
+
+        let options = admin.clone().options([("search_path", schema.as_str())]);
+        let config = PoolConfig {
+            max_connections: TEST_MAX_CONNECTIONS,
+            ..PoolConfig::default()
+        };
+        let store = PgStore::connect_with(options, &config)
+            .await
+            .expect("connect test postgres store");
+        store.migrate().await.expect("migrate test postgres store");
+        Some(TestDb {
+            store: Arc::new(store),
+            cleanup: Cleanup::PgSchema {
+                options: Box::new(admin),
+                schema,
+            },
+        })
+    }
+}
+
+/// A fresh store for another crate's tests: PostgreSQL when `TEST_DATABASE_URL` is set (so CI
+/// re-runs the same tests on PG), SQLite otherwise.
+pub async fn fresh_store_from_env() -> TestDb<dyn Store> {
+    if std::env::var_os(TEST_DATABASE_URL_ENV).is_some() {
+        if let Some(db) = PgStore::for_test().await {
+            return db.into_dyn();
+        }
+    }
+    SqliteStore::for_test()
+        .await
+        .expect("sqlite test stores are always available")
+        .into_dyn()
+}

@@ -1,0 +1,340 @@
+//! Test support for shoal's integration tests. [`TestApp`] boots a whole node in-process
+//! (API, scheduler and share roles) on an ephemeral port with a private database: SQLite in
+//! a temp dir, or a fresh PostgreSQL schema when `TEST_DATABASE_URL` is set, so the same
+//! tests run on both engines. In keystone mode a [`KeystoneStandin`] serves tokens for fixed
+//! personas (admin, project members, a reader).
+
+use std::sync::Arc;
+
+use reqwest::Method;
+use serde_json::Value;
+use shoal::server::Server;
+use shoal_core::config::{AuthStrategy, BackendConfig, PoolConfig};
+use shoal_core::{Config, Core};
+use shoal_keystone::standin::KeystoneStandin;
+use shoal_store::Store;
+use shoal_store::testing::{TestDb, fresh_store_from_env};
+
+/// Project of the `admin` persona.
+pub const PROJECT_ADMIN: &str = "0a0a0a0a0a0a4a0a8a0a0a0a0a0a0a0a";
+/// Project A: `alice` (member) and `rita` (reader).
+pub const PROJECT_A: &str = "aaaaaaaaaaaa4aaa8aaaaaaaaaaaaaaa";
+/// Project B: `bob` (member).
+pub const PROJECT_B: &str = "bbbbbbbbbbbb4bbb8bbbbbbbbbbbbbbb";
+/// Host name of the test node.
+pub const TEST_HOST: &str = "testhost";
+
+/// Test personas of keystone mode: (user, project, roles). Keystone's bootstrap roles imply
+/// admin ⊃ member ⊃ reader, so tokens carry the implied roles too.
+pub const PERSONAS: [(&str, &str, &[&str]); 5] = [
+    ("admin", PROJECT_ADMIN, &["admin", "member", "reader"]),
+    ("alice", PROJECT_A, &["member", "reader"]),
+    ("rita", PROJECT_A, &["reader"]),
+    ("bob", PROJECT_B, &["member", "reader"]),
+    ("nobody", PROJECT_B, &[]),
+];
+
+/// How a [`TestApp`] is built.
+pub struct TestAppBuilder {
+    auth: AuthStrategy,
+    backends: Vec<BackendConfig>,
+    tweak: Option<Box<dyn FnOnce(&mut Config) + Send>>,
+}
+
+impl TestAppBuilder {
+    /// Authentication strategy (noauth by default).
+    pub fn auth(mut self, auth: AuthStrategy) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Adds a `dummy` back end with one pool `pool1` in `az`, replication domain `domain`.
+    pub fn with_dummy_backend(mut self, name: &str, az: &str, replication_type: Option<&str>) -> Self {
+        self.backends.push(BackendConfig {
+            name: name.to_owned(),
+            driver: "dummy".to_owned(),
+            availability_zone: az.to_owned(),
+            replication_domain: Some("shoal".to_owned()),
+            replication_type: replication_type.map(str::to_owned),
+            pools: vec![PoolConfig {
+                name: "pool1".to_owned(),
+                path: None,
+                total_capacity_gb: Some(1000),
+                reserved_percentage: 0,
+            }],
+        });
+        self
+    }
+
+    /// Adds a `local` back end with one pool `pool1` under the app's data dir.
+    pub fn with_local_backend(mut self, name: &str, az: &str) -> Self {
+        self.backends.push(BackendConfig {
+            name: name.to_owned(),
+            driver: "local".to_owned(),
+            availability_zone: az.to_owned(),
+            replication_domain: Some("shoal".to_owned()),
+            replication_type: Some("readable".to_owned()),
+            pools: vec![PoolConfig {
+                name: "pool1".to_owned(),
+                path: Some(format!("pools/{name}").into()),
+                total_capacity_gb: None,
+                reserved_percentage: 0,
+            }],
+        });
+        self
+    }
+
+    /// Edits the configuration last, for settings without a builder method.
+    pub fn configure(mut self, tweak: impl FnOnce(&mut Config) + Send + 'static) -> Self {
+        self.tweak = Some(Box::new(tweak));
+        self
+    }
+
+    /// Starts the node. Default back ends when none were added: the embedded default layout
+    /// (two `local` pools, `az1` and `az2`).
+    pub async fn build(self) -> TestApp {
+        let data = tempfile::tempdir().expect("temp dir for the test node");
+        let keystone = match self.auth {
+            AuthStrategy::Keystone => Some(start_keystone().await),
+            AuthStrategy::Noauth => None,
+        };
+        let mut config = Config {
+            host: TEST_HOST.to_owned(),
+            data_dir: data.path().to_path_buf(),
+            ..Config::default()
+        };
+        config.api.listen = "127.0.0.1:0".parse().expect("literal address");
+        config.api.auth_strategy = self.auth;
+        if !self.backends.is_empty() {
+            config.backends = self.backends;
+        }
+        if let Some(keystone) = &keystone {
+            config.keystone.auth_url = format!("{}/v3", keystone.url);
+            config.keystone.username = "manila".to_owned();
+            config.keystone.password = "manila-secret".to_owned();
+            config.keystone.project_name = "service".to_owned();
+        }
+        if let Some(tweak) = self.tweak {
+            tweak(&mut config);
+        }
+        let db = fresh_store_from_env().await;
+        let server = Server::start_with_store(config, db.store().clone()).await.expect("test node starts");
+        let addr = server.api_addr.expect("the api role runs in tests");
+        TestApp {
+            base: format!("http://{addr}"),
+            server: Some(server),
+            db: Some(db),
+            keystone,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("http client"),
+            _data: data,
+        }
+    }
+}
+
+async fn start_keystone() -> KeystoneStandin {
+    let keystone = KeystoneStandin::start().await;
+    keystone.add_user("manila", "manila-secret", "5e5e5e5e5e5e4e5e8e5e5e5e5e5e5e5e", "service", &["admin", "service"]);
+    for (user, project, roles) in PERSONAS {
+        keystone.add_user(user, "password", project, &format!("project-{user}"), roles);
+    }
+    keystone
+}
+
+/// A running node plus an HTTP client aimed at it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    server: Option<Server>,
+    db: Option<TestDb<dyn Store>>,
+    keystone: Option<KeystoneStandin>,
+    client: reqwest::Client,
+    _data: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// Builder with noauth and the default back ends.
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder { auth: AuthStrategy::Noauth, backends: Vec::new(), tweak: None }
+    }
+
+    /// A noauth node with the default layout.
+    pub async fn noauth() -> Self {
+        Self::builder().build().await
+    }
+
+    /// A keystone node with the default layout and the [`PERSONAS`].
+    pub async fn keystone() -> Self {
+        Self::builder().auth(AuthStrategy::Keystone).build().await
+    }
+
+    fn server(&self) -> &Server {
+        self.server.as_ref().expect("server runs until finish")
+    }
+
+    /// The service layer of the node.
+    pub fn core(&self) -> &Arc<Core> {
+        &self.server().core
+    }
+
+    /// Ticks the periodic report (heartbeats and pool stats) once.
+    pub async fn report_once(&self) {
+        self.server().reporter.run_once().await.expect("report succeeds");
+    }
+
+    /// The Keystone stand-in (keystone mode only).
+    pub fn keystone_standin(&self) -> &KeystoneStandin {
+        self.keystone.as_ref().expect("this app runs in keystone mode")
+    }
+
+    /// A token for `user`: a stand-in token in keystone mode, `user:project` under noauth.
+    pub fn token_for(&self, user: &str) -> String {
+        match &self.keystone {
+            Some(keystone) => keystone.issue_token(user),
+            None => {
+                let project = PERSONAS.iter().find(|p| p.0 == user).map_or(user, |p| p.1);
+                format!("{user}:{project}")
+            }
+        }
+    }
+
+    /// Starts a request; absolute URLs are used as given, paths are joined to `base`.
+    pub fn request(&self, method: Method, path: &str) -> TestRequest {
+        let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.base) };
+        TestRequest {
+            app_token: self.token_for("admin"),
+            builder: self.client.request(method, url),
+            token: None,
+            anonymous: false,
+        }
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> TestRequest {
+        self.request(Method::GET, path)
+    }
+    /// `POST path`.
+    pub fn post(&self, path: &str) -> TestRequest {
+        self.request(Method::POST, path)
+    }
+    /// `PUT path`.
+    pub fn put(&self, path: &str) -> TestRequest {
+        self.request(Method::PUT, path)
+    }
+    /// `DELETE path`.
+    pub fn delete(&self, path: &str) -> TestRequest {
+        self.request(Method::DELETE, path)
+    }
+
+    /// Stops the node and drops its database. Asserts the invariant every test must leave:
+    /// no durable operation is left unfinished.
+    pub async fn finish(mut self) {
+        let server = self.server.take().expect("finish is called once");
+        let unfinished = server.core.store.count_unfinished_operations().await.expect("count operations");
+        server.shutdown().await;
+        if let Some(db) = self.db.take() {
+            db.finish().await;
+        }
+        assert_eq!(unfinished, 0, "the test left unfinished operations behind");
+    }
+}
+
+/// A request being built.
+pub struct TestRequest {
+    builder: reqwest::RequestBuilder,
+    app_token: String,
+    token: Option<String>,
+    anonymous: bool,
+}
+
+impl TestRequest {
+    /// Sets `X-OpenStack-Manila-API-Version`.
+    pub fn version(mut self, version: &str) -> Self {
+        self.builder = self.builder.header("X-OpenStack-Manila-API-Version", version);
+        self
+    }
+    /// Sets the experimental flag header to `value`.
+    pub fn experimental(mut self, value: &str) -> Self {
+        self.builder = self.builder.header("X-OpenStack-Manila-API-Experimental", value);
+        self
+    }
+    /// Uses this raw token.
+    pub fn token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
+    }
+    /// Sends no token at all.
+    pub fn anonymous(mut self) -> Self {
+        self.anonymous = true;
+        self
+    }
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.builder = self.builder.header(name, value);
+        self
+    }
+    /// JSON body with `Content-Type: application/json`.
+    pub fn json(mut self, body: &Value) -> Self {
+        self.builder = self.builder.json(body);
+        self
+    }
+    /// A raw body with the given content type (`None` sends none).
+    pub fn body(mut self, content_type: Option<&str>, body: impl Into<Vec<u8>>) -> Self {
+        if let Some(ct) = content_type {
+            self.builder = self.builder.header("Content-Type", ct);
+        }
+        self.builder = self.builder.body(body.into());
+        self
+    }
+    /// Sends the request (as admin unless a token was chosen).
+    pub async fn send(self) -> TestResponse {
+        let mut builder = self.builder;
+        if !self.anonymous {
+            builder = builder.header("X-Auth-Token", self.token.unwrap_or(self.app_token));
+        }
+        let response = builder.send().await.expect("request reaches the test node");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.expect("response body").to_vec();
+        TestResponse { status: status.as_u16(), headers, body }
+    }
+}
+
+/// A received response.
+#[derive(Debug)]
+pub struct TestResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: http::HeaderMap,
+    /// Raw body.
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    /// Body as JSON (panics with the body text when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+    /// Body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// Asserts a Manila fault with this status, fault name and (if given) exact message.
+    pub fn assert_fault(&self, status: u16, fault: &str, message: Option<&str>) {
+        assert_eq!(self.status, status, "status; body: {}", self.text());
+        let body = self.json();
+        let inner = body.get(fault).unwrap_or_else(|| panic!("fault {fault} expected, got {body}"));
+        assert_eq!(inner["code"], status, "fault code in {body}");
+        if let Some(message) = message {
+            assert_eq!(inner["message"], message, "fault message in {body}");
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! `shoal` entry point: logging, the command line, and signal handling.
+
+use anyhow::Context;
+use clap::Parser;
+use shoal::cli::{Cli, Command, ConfigCommand, DbCommand};
+use shoal::server::{Server, load_policy, open_store};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // RUST_LOG_FORMAT=json switches to structured logs for log shippers.
+    if std::env::var("RUST_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler cannot fail on unix");
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received, shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_logging();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.load()?;
+            let server = Server::start(config).await?;
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = server.wait() => tracing::warn!("a task stopped unexpectedly"),
+            }
+            server.shutdown().await;
+        }
+        Command::Db { command: DbCommand::Sync(args) } => {
+            let config = args.load()?;
+            let store = open_store(&config).await?;
+            store.close().await;
+            println!("database {} is up to date", config.effective_database_url_redacted());
+        }
+        Command::Config { command: ConfigCommand::Check(args) } => {
+            let config = args.load()?;
+            load_policy(&config).context("policy file")?;
+            let text = toml::to_string_pretty(&config).context("rendering the configuration")?;
+            println!("{text}");
+            eprintln!("configuration is valid");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! Start-up and shutdown of a shoal node. Phases, each logged: open and migrate the store,
+//! set up the back ends of the share role, publish a first heartbeat and pool report (so the
+//! node is visible as soon as the listener accepts), start the periodic tasks, then bind the
+//! API. Shutdown is ordered: stop accepting HTTP, cancel the periodic tasks, wait for them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use shoal_api::{ApiState, Authenticator};
+use shoal_core::config::{AuthStrategy, Role};
+use shoal_core::reporter::Reporter;
+use shoal_core::{Config, Core};
+use shoal_keystone::{KeystoneConfig, KeystoneValidator};
+use shoal_policy::Enforcer;
+use shoal_store::Store;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::info;
+
+/// How long shutdown waits for tasks before giving up.
+const EXIT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A running node.
+pub struct Server {
+    /// Address the API listens on, when the api role runs.
+    pub api_addr: Option<SocketAddr>,
+    /// The service layer, for tests and admin commands.
+    pub core: Arc<Core>,
+    /// The periodic reporter, so tests can tick it with `run_once()`.
+    pub reporter: Arc<Reporter>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// Opens the configured store and applies migrations (`shoal db sync` and start-up).
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.effective_database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    }
+    let store = shoal_store::open_store(&url).await.context("opening the database")?;
+    store.migrate().await.context("applying database migrations")?;
+    info!(backend = store.backend_name(), "database ready ({})", store.backend_name());
+    Ok(store)
+}
+
+/// Loads Manila's default policy plus the operator's override file.
+pub fn load_policy(config: &Config) -> anyhow::Result<Enforcer> {
+    let mut enforcer = Enforcer::with_manila_defaults();
+    if let Some(path) = &config.api.policy_file {
+        enforcer
+            .load_overrides_file(path)
+            .with_context(|| format!("loading policy file {}", path.display()))?;
+    }
+    Ok(enforcer)
+}
+
+fn authenticator(config: &Config) -> anyhow::Result<Authenticator> {
+    Ok(match config.api.auth_strategy {
+        AuthStrategy::Noauth => Authenticator::Noauth,
+        AuthStrategy::Keystone => {
+            let k = &config.keystone;
+            let mut settings =
+                KeystoneConfig::new(k.auth_url.clone(), k.username.clone(), k.password.clone(), k.project_name.clone());
+            settings.user_domain_name = k.user_domain_name.clone();
+            settings.project_domain_name = k.project_domain_name.clone();
+            settings.www_authenticate_uri = k.www_authenticate_uri.clone();
+            settings.cache_ttl = k.token_cache_time;
+            let validator = KeystoneValidator::new(settings).context("configuring keystone token validation")?;
+            Authenticator::Keystone(Arc::new(validator))
+        }
+    })
+}
+
+impl Server {
+    /// Starts every role of `config`. Returns once the API (if any) is accepting.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        info!(host = %config.host, roles = ?config.roles, "starting shoal node {}", config.host);
+        let store = open_store(&config).await?;
+        Self::start_with_store(config, store).await
+    }
+
+    /// Starts every role of `config` over an already opened and migrated store (tests hand
+    /// in a private database).
+    pub async fn start_with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        config.validate()?;
+        let config = Arc::new(config);
+        let core = Arc::new(Core::new(config.clone(), store));
+
+        let backends = if config.runs(Role::Share) {
+            let backends = shoal_core::drivers::build_backends(&config);
+            for backend in &backends {
+                backend
+                    .driver
+                    .do_setup()
+                    .await
+                    .with_context(|| format!("setting up back end {}", backend.service_host))?;
+                info!(
+                    backend = %backend.service_host,
+                    driver = backend.driver.driver_name(),
+                    az = %backend.config.availability_zone,
+                    "back end {} ({}) ready in {}",
+                    backend.service_host,
+                    backend.driver.driver_name(),
+                    backend.config.availability_zone
+                );
+            }
+            backends
+        } else {
+            Vec::new()
+        };
+
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let reporter = Arc::new(Reporter::new(core.clone(), backends));
+        if config.runs(Role::Scheduler) || config.runs(Role::Share) {
+            reporter.run_once().await.context("first service report")?;
+            let (reporter, cancel) = (reporter.clone(), cancel.clone());
+            tasks.spawn(async move { reporter.run(cancel).await });
+        }
+
+        let mut api_addr = None;
+        if config.runs(Role::Api) {
+            let state = ApiState {
+                core: core.clone(),
+                policy: Arc::new(load_policy(&config)?),
+                auth: authenticator(&config)?,
+                config: Arc::new(config.api.clone()),
+            };
+            let listener = tokio::net::TcpListener::bind(config.api.listen)
+                .await
+                .with_context(|| format!("binding {}", config.api.listen))?;
+            let addr = listener.local_addr()?;
+            info!(%addr, auth = ?config.api.auth_strategy, "API listening on http://{addr}");
+            api_addr = Some(addr);
+            let service = shoal_api::service(state);
+            let shutdown = cancel.clone();
+            tasks.spawn(async move {
+                let make = axum::ServiceExt::<axum::extract::Request>::into_make_service(service);
+                if let Err(err) = axum::serve(listener, make)
+                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                    .await
+                {
+                    tracing::error!(error = %err, "API server failed: {err}");
+                }
+            });
+        }
+        tasks.close();
+        Ok(Self { api_addr, core, reporter, cancel, tasks })
+    }
+
+    /// Ordered shutdown: stop the listener and the periodic tasks, wait with a deadline.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        if tokio::time::timeout(EXIT_DEADLINE, self.tasks.wait()).await.is_err() {
+            tracing::warn!("tasks still running after {EXIT_DEADLINE:?}; exiting anyway");
+        }
+        self.core.store.close().await;
+        info!("shoal stopped");
+    }
+
+    /// Resolves when the node stops on its own (a task ended).
+    pub async fn wait(&self) {
+        self.tasks.wait().await;
+    }
+}
