@@ -54,13 +54,19 @@ fn keystone_unauthorized(validator: &KeystoneValidator) -> Response {
         "message": "The request you have made requires authentication."}});
     let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
     if let Ok(value) = HeaderValue::from_str(&validator.www_authenticate_header()) {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
     }
     raw(response)
 }
 
 fn header_text(request: &Request, name: &str) -> Option<String> {
-    request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// noauth without a token: hand the client a fake token and the management URL.
@@ -68,10 +74,16 @@ fn noauth_token_reply(request: &Request) -> Response {
     let user = header_text(request, "x-auth-user").unwrap_or_else(|| "admin".to_owned());
     let project = header_text(request, "x-auth-project-id").unwrap_or_else(|| "admin".to_owned());
     let host = header_text(request, "host").unwrap_or_else(|| "localhost".to_owned());
-    let url = format!("http://{host}{}/{project}", request.uri().path().trim_end_matches('/'));
+    let url = format!(
+        "http://{host}{}/{project}",
+        request.uri().path().trim_end_matches('/')
+    );
     let mut response = StatusCode::NO_CONTENT.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=UTF-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!("{user}:{project}")) {
         headers.insert(AUTH_TOKEN, v);
     }
@@ -93,13 +105,18 @@ pub fn noauth_identity(token: &str) -> Identity {
 }
 
 /// Middleware authenticating every `/v2` request.
-pub async fn authenticate(State(auth): State<Authenticator>, mut request: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(auth): State<Authenticator>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let token = header_text(&request, AUTH_TOKEN).filter(|t| !t.is_empty());
     let identity = match (&auth, token) {
         (Authenticator::Noauth, None) => return noauth_token_reply(&request),
         (Authenticator::Noauth, Some(token)) => noauth_identity(&token),
         (Authenticator::Keystone(validator), None) => return keystone_unauthorized(validator),
-        (Authenticator::Keystone(validator), Some(token)) => match validator.validate(&token).await {
+        (Authenticator::Keystone(validator), Some(token)) => match validator.validate(&token).await
+        {
             Ok(info) => Identity {
                 user_id: info.user_id,
                 project_id: info.project_id,

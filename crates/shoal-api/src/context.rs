@@ -48,7 +48,12 @@ impl RequestContext {
     }
 
     /// Enforces `rule` against a resource owned by `project_id`.
-    pub fn authorize_target(&self, state: &ApiState, rule: &str, project_id: &str) -> ApiResult<()> {
+    pub fn authorize_target(
+        &self,
+        state: &ApiState,
+        rule: &str,
+        project_id: &str,
+    ) -> ApiResult<()> {
         let mut target = Target::new();
         target.insert("project_id".to_owned(), project_id.to_owned());
         target.insert("user_id".to_owned(), self.identity.user_id.clone());
@@ -85,16 +90,21 @@ impl RequestContext {
 impl FromRequestParts<ApiState> for RequestContext {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
-        let identity = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let identity = parts.extensions.get::<Identity>().cloned().ok_or_else(|| {
+            ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "unauthenticated")
+        })?;
+        let mv = parts
             .extensions
-            .get::<Identity>()
-            .cloned()
-            .ok_or_else(|| ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "unauthenticated"))?;
-        let mv = parts.extensions.get::<Microversion>().copied().unwrap_or(Microversion {
-            version: ApiVersion::MIN,
-            experimental: false,
-        });
+            .get::<Microversion>()
+            .copied()
+            .unwrap_or(Microversion {
+                version: ApiVersion::MIN,
+                experimental: false,
+            });
         if let Some(UrlProject(project)) = parts.extensions.get::<UrlProject>()
             && *project != identity.project_id
         {
@@ -108,6 +118,11 @@ impl FromRequestParts<ApiState> for RequestContext {
         };
         let is_admin = identity.force_admin || state.policy.is_admin(&credentials);
         credentials.is_admin = is_admin;
-        Ok(Self { identity, is_admin, mv, credentials })
+        Ok(Self {
+            identity,
+            is_admin,
+            mv,
+            credentials,
+        })
     }
 }

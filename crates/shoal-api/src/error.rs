@@ -16,8 +16,7 @@ pub const GENERIC_404: &str = "The resource could not be found.";
 /// Text of a policy denial.
 pub const POLICY_DENIED: &str = "Access was denied to this resource.";
 /// webob's generic 400 text, used when a handler is called without a usable body.
-pub const GENERIC_400: &str =
-    "The server could not comply with the request since it is either malformed or otherwise incorrect.";
+pub const GENERIC_400: &str = "The server could not comply with the request since it is either malformed or otherwise incorrect.";
 
 /// An error answer in Manila's fault envelope.
 #[derive(Debug, Clone)]
@@ -31,7 +30,10 @@ pub struct ApiError {
 impl ApiError {
     /// Any status with a message.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self {
+            status,
+            message: message.into(),
+        }
     }
     /// 400 badRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -101,7 +103,9 @@ impl IntoResponse for ApiError {
         }
         let mut response = (self.status, Json(json!({ name: inner }))).into_response();
         if over_limit {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("0"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("0"));
         }
         response
     }
@@ -140,6 +144,9 @@ mod tests {
         assert_eq!(fault_name(StatusCode::NOT_ACCEPTABLE), "computeFault");
         assert_eq!(fault_name(StatusCode::UNPROCESSABLE_ENTITY), "computeFault");
         assert_eq!(fault_name(StatusCode::CONFLICT), "conflictingRequest");
-        assert_eq!(fault_name(StatusCode::SERVICE_UNAVAILABLE), "serviceUnavailable");
+        assert_eq!(
+            fault_name(StatusCode::SERVICE_UNAVAILABLE),
+            "serviceUnavailable"
+        );
     }
 }

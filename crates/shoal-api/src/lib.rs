@@ -80,7 +80,10 @@ pub fn service(state: ApiState) -> routing::Plumbing<Router> {
         .method_not_allowed_fallback(method_not_found)
         .fallback(route_not_found)
         .layer(axum::middleware::from_fn(microversion::negotiate))
-        .layer(axum::middleware::from_fn_with_state(state.auth.clone(), auth::authenticate))
+        .layer(axum::middleware::from_fn_with_state(
+            state.auth.clone(),
+            auth::authenticate,
+        ))
         .with_state(state.clone());
     let router = Router::new()
         .route("/", axum::routing::get(versions::root))

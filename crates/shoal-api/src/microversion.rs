@@ -43,7 +43,10 @@ pub struct RawResponse;
 
 /// oslo `bool_from_string` (non-strict): only these spellings are true.
 pub fn bool_from_string(value: &str) -> bool {
-    matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "t" | "true" | "on" | "y" | "yes")
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "1" | "t" | "true" | "on" | "y" | "yes"
+    )
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -55,7 +58,10 @@ fn stamp(response: &mut Response, version: Option<&str>, experimental: bool) {
     if let Some(version) = version.and_then(|v| HeaderValue::from_str(v).ok()) {
         headers.insert(VERSION_HEADER, version);
     }
-    headers.insert(axum::http::header::VARY, HeaderValue::from_static("X-OpenStack-Manila-API-Version"));
+    headers.insert(
+        axum::http::header::VARY,
+        HeaderValue::from_static("X-OpenStack-Manila-API-Version"),
+    );
     if experimental {
         headers.insert(EXPERIMENTAL_HEADER, HeaderValue::from_static("True"));
     }
@@ -63,7 +69,8 @@ fn stamp(response: &mut Response, version: Option<&str>, experimental: bool) {
 
 /// Middleware for every `/v2` route.
 pub async fn negotiate(mut request: Request, next: Next) -> Response {
-    let experimental = header_str(request.headers(), EXPERIMENTAL_HEADER).is_some_and(bool_from_string);
+    let experimental =
+        header_str(request.headers(), EXPERIMENTAL_HEADER).is_some_and(bool_from_string);
     let requested = header_str(request.headers(), VERSION_HEADER).map(str::to_owned);
     let version = match requested.as_deref().map(ApiVersion::parse_supported) {
         None => ApiVersion::MIN,
@@ -75,12 +82,16 @@ pub async fn negotiate(mut request: Request, next: Next) -> Response {
         }
         Some(Err(err @ VersionError::NotSupported(_))) => {
             // Manila echoes the rejected version on a 406.
-            let mut response = ApiError::new(StatusCode::NOT_ACCEPTABLE, err.to_string()).into_response();
+            let mut response =
+                ApiError::new(StatusCode::NOT_ACCEPTABLE, err.to_string()).into_response();
             stamp(&mut response, requested.as_deref(), experimental);
             return response;
         }
     };
-    request.extensions_mut().insert(Microversion { version, experimental });
+    request.extensions_mut().insert(Microversion {
+        version,
+        experimental,
+    });
     let mut response = next.run(request).await;
     if response.extensions().get::<RawResponse>().is_none() {
         stamp(&mut response, Some(&version.to_string()), experimental);
@@ -104,7 +115,10 @@ mod tests {
 
     #[test]
     fn experimental_matching() {
-        let mv = |v: &str, experimental| Microversion { version: ApiVersion::parse(v).unwrap(), experimental };
+        let mv = |v: &str, experimental| Microversion {
+            version: ApiVersion::parse(v).unwrap(),
+            experimental,
+        };
         let min = ApiVersion::new(2, 11);
         let max = Some(ApiVersion::new(2, 55));
         assert!(mv("2.11", true).matches_experimental(min, max));

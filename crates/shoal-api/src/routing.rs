@@ -20,7 +20,10 @@ pub struct UrlProject(pub String);
 pub struct RequestId(pub String);
 
 fn is_project_segment(segment: &str) -> bool {
-    !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-')
+    !segment.is_empty()
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-')
 }
 
 /// Removes a project segment from `/v2/<project>/<rest>`; returns the new path and project.
@@ -57,7 +60,8 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, S::Error>> + Send>>;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -65,7 +69,9 @@ where
 
     fn call(&mut self, mut request: Request) -> Self::Future {
         let request_id = format!("req-{}", uuid::Uuid::new_v4());
-        request.extensions_mut().insert(RequestId(request_id.clone()));
+        request
+            .extensions_mut()
+            .insert(RequestId(request_id.clone()));
         if let Some((path, project)) = strip_project(request.uri().path()) {
             let path_and_query = match request.uri().query() {
                 Some(query) => format!("{path}?{query}"),
@@ -80,7 +86,9 @@ where
         Box::pin(async move {
             let mut response = future.await?;
             if let Ok(value) = HeaderValue::from_str(&request_id) {
-                response.headers_mut().insert("x-openstack-request-id", value.clone());
+                response
+                    .headers_mut()
+                    .insert("x-openstack-request-id", value.clone());
                 response.headers_mut().insert("x-compute-request-id", value);
             }
             Ok(response)
@@ -98,7 +106,10 @@ mod tests {
             strip_project("/v2/0123abcd-ef/types/x"),
             Some(("/v2/types/x".to_owned(), "0123abcd-ef".to_owned()))
         );
-        assert_eq!(strip_project("/v2/abc"), Some(("/v2/".to_owned(), "abc".to_owned())));
+        assert_eq!(
+            strip_project("/v2/abc"),
+            Some(("/v2/".to_owned(), "abc".to_owned()))
+        );
         assert_eq!(strip_project("/v2/types"), None);
         assert_eq!(strip_project("/v2/admin/types"), None);
         assert_eq!(strip_project("/v2/"), None);

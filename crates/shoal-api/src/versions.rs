@@ -13,7 +13,10 @@ use crate::context::RequestContext;
 
 /// The base URL the client used, from the `Host` header.
 pub fn base_url(headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
     format!("http://{host}")
 }
 
@@ -35,7 +38,11 @@ pub fn versions_document(base: &str) -> Value {
 
 /// `GET /` — 300 Multiple Choices, no auth, no version headers.
 pub async fn root(request: Request) -> Response {
-    (StatusCode::MULTIPLE_CHOICES, Json(versions_document(&base_url(request.headers())))).into_response()
+    (
+        StatusCode::MULTIPLE_CHOICES,
+        Json(versions_document(&base_url(request.headers()))),
+    )
+        .into_response()
 }
 
 /// `GET /v2` — redirect to the canonical `/v2/`.

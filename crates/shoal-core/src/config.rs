@@ -58,7 +58,9 @@ impl std::str::FromStr for Role {
             "api" => Ok(Role::Api),
             "scheduler" => Ok(Role::Scheduler),
             "share" => Ok(Role::Share),
-            other => Err(format!("unknown role {other:?}: expected api, scheduler or share")),
+            other => Err(format!(
+                "unknown role {other:?}: expected api, scheduler or share"
+            )),
         }
     }
 }
@@ -79,7 +81,9 @@ impl std::str::FromStr for AuthStrategy {
         match s {
             "noauth" => Ok(AuthStrategy::Noauth),
             "keystone" => Ok(AuthStrategy::Keystone),
-            other => Err(format!("unknown auth strategy {other:?}: expected noauth or keystone")),
+            other => Err(format!(
+                "unknown auth strategy {other:?}: expected noauth or keystone"
+            )),
         }
     }
 }
@@ -196,6 +200,10 @@ pub struct BackendConfig {
     pub replication_type: Option<String>,
     /// Pools of this back end.
     pub pools: Vec<PoolConfig>,
+    /// Delays and failure injection of the `dummy` driver (`[backends.dummy]`, keys are
+    /// driver method names); ignored by `local`. Absent means no delay and no failure.
+    #[serde(default)]
+    pub dummy: Option<shoal_driver::DummyOptions>,
 }
 
 /// One pool of a back end.
@@ -229,6 +237,7 @@ impl Default for Config {
                 total_capacity_gb: None,
                 reserved_percentage: 0,
             }],
+            dummy: None,
         };
         Self {
             host: default_host(),
@@ -309,7 +318,10 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             if !file.exists() {
-                return Err(ConfigError::Invalid(format!("config file {} does not exist", file.display())));
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
             }
             figment = figment.merge(Toml::file(file));
         }
@@ -322,8 +334,14 @@ impl Config {
     /// Checks invariants that serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
-        if format!("{}@b#p", self.host).parse::<shoal_types::HostRef>().is_err() {
-            return invalid(format!("host {:?} may only hold letters, digits, '-', '_' and '.'", self.host));
+        if format!("{}@b#p", self.host)
+            .parse::<shoal_types::HostRef>()
+            .is_err()
+        {
+            return invalid(format!(
+                "host {:?} may only hold letters, digits, '-', '_' and '.'",
+                self.host
+            ));
         }
         if self.roles.is_empty() {
             return invalid("at least one role must run".to_owned());
@@ -331,15 +349,24 @@ impl Config {
         let mut seen = std::collections::BTreeSet::new();
         for backend in &self.backends {
             if !matches!(backend.driver.as_str(), "local" | "dummy") {
-                return invalid(format!("backend {}: unknown driver {:?}", backend.name, backend.driver));
+                return invalid(format!(
+                    "backend {}: unknown driver {:?}",
+                    backend.name, backend.driver
+                ));
             }
             if let Some(rt) = &backend.replication_type
                 && !shoal_types::REPLICATION_TYPES.contains(&rt.as_str())
             {
-                return invalid(format!("backend {}: unknown replication_type {rt:?}", backend.name));
+                return invalid(format!(
+                    "backend {}: unknown replication_type {rt:?}",
+                    backend.name
+                ));
             }
             if backend.availability_zone.is_empty() {
-                return invalid(format!("backend {}: availability_zone is empty", backend.name));
+                return invalid(format!(
+                    "backend {}: availability_zone is empty",
+                    backend.name
+                ));
             }
             if backend.pools.is_empty() {
                 return invalid(format!("backend {} has no pools", backend.name));
@@ -347,7 +374,9 @@ impl Config {
             for pool in &backend.pools {
                 let reference = format!("{}@{}#{}", self.host, backend.name, pool.name);
                 if reference.parse::<shoal_types::HostRef>().is_err() {
-                    return invalid(format!("pool name {reference:?} is not a valid host@backend#pool"));
+                    return invalid(format!(
+                        "pool name {reference:?} is not a valid host@backend#pool"
+                    ));
                 }
                 if !seen.insert(reference.clone()) {
                     return invalid(format!("pool {reference} is configured twice"));
@@ -360,10 +389,13 @@ impl Config {
                 }
             }
         }
-        if self.api.auth_strategy == AuthStrategy::Keystone && self.roles.contains(&Role::Api) {
-            if self.keystone.auth_url.is_empty() || self.keystone.password.is_empty() {
-                return invalid("keystone auth needs keystone.auth_url and keystone.password".to_owned());
-            }
+        let keystone_api =
+            self.api.auth_strategy == AuthStrategy::Keystone && self.roles.contains(&Role::Api);
+        if keystone_api && (self.keystone.auth_url.is_empty() || self.keystone.password.is_empty())
+        {
+            return invalid(
+                "keystone auth needs keystone.auth_url and keystone.password".to_owned(),
+            );
         }
         Ok(())
     }
@@ -394,7 +426,13 @@ impl Config {
 
     /// Resolves a pool path against `data_dir`.
     pub fn pool_path(&self, pool: &PoolConfig) -> Option<PathBuf> {
-        pool.path.as_ref().map(|p| if p.is_absolute() { p.clone() } else { self.data_dir.join(p) })
+        pool.path.as_ref().map(|p| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                self.data_dir.join(p)
+            }
+        })
     }
 
     /// Zone of services that own no back end (the scheduler).
@@ -402,7 +440,9 @@ impl Config {
         if !self.storage_availability_zone.is_empty() {
             return self.storage_availability_zone.clone();
         }
-        self.backends.first().map_or_else(|| "nova".to_owned(), |b| b.availability_zone.clone())
+        self.backends
+            .first()
+            .map_or_else(|| "nova".to_owned(), |b| b.availability_zone.clone())
     }
 
     /// True when this node runs `role`.
@@ -420,13 +460,26 @@ mod tests {
         let config = Config::default();
         config.validate().expect("default config is valid");
         assert_eq!(config.api.listen.port(), MANILA_PORT);
-        let azs: Vec<_> = config.backends.iter().map(|b| b.availability_zone.as_str()).collect();
+        let azs: Vec<_> = config
+            .backends
+            .iter()
+            .map(|b| b.availability_zone.as_str())
+            .collect();
         assert_eq!(azs, ["az1", "az2"]);
-        assert!(config.backends.iter().all(|b| b.replication_domain.as_deref() == Some("shoal")));
+        assert!(
+            config
+                .backends
+                .iter()
+                .all(|b| b.replication_domain.as_deref() == Some("shoal"))
+        );
         assert!(config.effective_database_url().starts_with("sqlite://"));
     }
 
     #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail API fixes the error type"
+    )]
     fn file_and_env_layers_override_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("shoal.toml");
@@ -450,8 +503,14 @@ mod tests {
 
     #[test]
     fn redacts_database_passwords() {
-        let config = Config { database_url: "postgres://shoal:hunter2@db:5432/shoal".into(), ..Config::default() };
-        assert_eq!(config.effective_database_url_redacted(), "postgres://shoal:***@db:5432/shoal");
+        let config = Config {
+            database_url: "postgres://shoal:hunter2@db:5432/shoal".into(),
+            ..Config::default()
+        };
+        assert_eq!(
+            config.effective_database_url_redacted(),
+            "postgres://shoal:***@db:5432/shoal"
+        );
     }
 
     #[test]
@@ -462,13 +521,54 @@ mod tests {
         let mut config = Config::default();
         config.backends[0].driver = "nfs".to_owned();
         assert!(config.validate().is_err());
-        let mut config = Config::default();
-        config.host = "bad host".to_owned();
+        let config = Config {
+            host: "bad host".to_owned(),
+            ..Config::default()
+        };
         assert!(config.validate().is_err());
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "unknown_key = 1\n").unwrap();
         assert!(Config::load(Some(&file)).is_err());
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+
+    #[test]
+    fn dummy_backend_takes_delays_and_failures() {
+        use shoal_driver::DummyMethod;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("shoal.toml");
+        let backend = "[[backends]]\nname = \"dummy1\"\ndriver = \"dummy\"\navailability_zone = \"az1\"\n\
+                       [[backends.pools]]\nname = \"pool1\"\n";
+        std::fs::write(
+            &file,
+            format!(
+                "{backend}[backends.dummy.delays]\ncreate_share = \"3.98s\"\n\
+                 [backends.dummy.fail]\ndelete_share = 0.5\n"
+            ),
+        )
+        .unwrap();
+        let config = Config::load(Some(&file)).expect("loads");
+        let dummy = config.backends[0].dummy.as_ref().expect("dummy table");
+        assert_eq!(
+            dummy.delays[&DummyMethod::CreateShare],
+            Duration::from_millis(3980)
+        );
+        assert_eq!(dummy.fail[&DummyMethod::DeleteShare], 0.5);
+
+        std::fs::write(&file, backend).unwrap();
+        assert!(
+            Config::load(Some(&file)).unwrap().backends[0]
+                .dummy
+                .is_none()
+        );
+        for bad in [
+            "[backends.dummy.delays]\nno_such_method = \"1s\"\n",
+            "[backends.dummy.fail]\ncreate_share = 2.0\n",
+            "[backends.dummy]\nunknown = 1\n",
+        ] {
+            std::fs::write(&file, format!("{backend}{bad}")).unwrap();
+            assert!(Config::load(Some(&file)).is_err(), "{bad}");
+        }
     }
 }

@@ -31,6 +31,7 @@ pub fn build_backends(config: &Config) -> Vec<Backend> {
         .iter()
         .map(|backend| {
             let info = BackendInfo {
+                host: config.host.clone(),
                 backend_name: backend.name.clone(),
                 replication_type: backend.replication_type.clone(),
                 replication_domain: backend.replication_domain.clone(),
@@ -43,10 +44,13 @@ pub fn build_backends(config: &Config) -> Vec<Backend> {
                         .iter()
                         .map(|p| DummyPool {
                             name: p.name.clone(),
-                            total_capacity_gb: p.total_capacity_gb.unwrap_or(DUMMY_CAPACITY_GB_DEFAULT),
+                            total_capacity_gb: p
+                                .total_capacity_gb
+                                .unwrap_or(DUMMY_CAPACITY_GB_DEFAULT),
                             reserved_percentage: p.reserved_percentage,
                         })
                         .collect(),
+                    backend.dummy.clone().unwrap_or_default(),
                 )),
                 _ => Arc::new(LocalDriver::new(
                     info,
@@ -55,13 +59,19 @@ pub fn build_backends(config: &Config) -> Vec<Backend> {
                         .iter()
                         .map(|p| LocalPool {
                             name: p.name.clone(),
-                            path: config.pool_path(p).unwrap_or_else(|| config.data_dir.join(&p.name)),
+                            path: config
+                                .pool_path(p)
+                                .unwrap_or_else(|| config.data_dir.join(&p.name)),
                             reserved_percentage: p.reserved_percentage,
                         })
                         .collect(),
                 )),
             };
-            Backend { service_host: format!("{}@{}", config.host, backend.name), config: backend.clone(), driver }
+            Backend {
+                service_host: format!("{}@{}", config.host, backend.name),
+                config: backend.clone(),
+                driver,
+            }
         })
         .collect()
 }

@@ -45,23 +45,38 @@ pub enum CoreError {
 impl CoreError {
     /// A 400.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::User { kind: ErrorKind::BadRequest, message: message.into() }
+        Self::User {
+            kind: ErrorKind::BadRequest,
+            message: message.into(),
+        }
     }
     /// A 403.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::User { kind: ErrorKind::Forbidden, message: message.into() }
+        Self::User {
+            kind: ErrorKind::Forbidden,
+            message: message.into(),
+        }
     }
     /// A 404.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::User { kind: ErrorKind::NotFound, message: message.into() }
+        Self::User {
+            kind: ErrorKind::NotFound,
+            message: message.into(),
+        }
     }
     /// A 409.
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self::User { kind: ErrorKind::Conflict, message: message.into() }
+        Self::User {
+            kind: ErrorKind::Conflict,
+            message: message.into(),
+        }
     }
     /// A 413.
     pub fn over_limit(message: impl Into<String>) -> Self {
-        Self::User { kind: ErrorKind::OverLimit, message: message.into() }
+        Self::User {
+            kind: ErrorKind::OverLimit,
+            message: message.into(),
+        }
     }
 
     /// The kind, for status mapping.

@@ -49,7 +49,10 @@ fn capability_matches(capabilities: &Value, key: &str, wanted: &str) -> bool {
 
 /// Extra specs of the share type named or identified by `name_or_id`, for a capabilities
 /// filter; `None` when no such type exists.
-pub async fn share_type_specs(core: &Core, name_or_id: &str) -> CoreResult<Option<Vec<(String, String)>>> {
+pub async fn share_type_specs(
+    core: &Core,
+    name_or_id: &str,
+) -> CoreResult<Option<Vec<(String, String)>>> {
     let found = match uuid::Uuid::parse_str(name_or_id) {
         Ok(id) => core.store.get_share_type(id).await,
         Err(_) => core.store.get_share_type_by_name(name_or_id).await,
@@ -69,10 +72,18 @@ pub async fn list_pools(core: &Core, query: &PoolQuery) -> CoreResult<Vec<PoolRo
     let pools = core.store.list_pools().await?;
     Ok(pools
         .into_iter()
-        .filter(|p| host.as_ref().is_none_or(|re| re.is_match(p.host.split('@').next().unwrap_or(""))))
+        .filter(|p| {
+            host.as_ref()
+                .is_none_or(|re| re.is_match(p.host.split('@').next().unwrap_or("")))
+        })
         .filter(|p| backend.as_ref().is_none_or(|re| re.is_match(&p.backend)))
         .filter(|p| pool.as_ref().is_none_or(|re| re.is_match(&p.pool)))
-        .filter(|p| query.capabilities.iter().all(|(k, v)| capability_matches(&p.capabilities, k, v)))
+        .filter(|p| {
+            query
+                .capabilities
+                .iter()
+                .all(|(k, v)| capability_matches(&p.capabilities, k, v))
+        })
         .collect())
 }
 
@@ -85,11 +96,23 @@ mod tests {
     fn capability_matching_follows_manila_scopes() {
         let caps = json!({"replication_type": "readable", "driver_handles_share_servers": false});
         assert!(capability_matches(&caps, "replication_type", "readable"));
-        assert!(capability_matches(&caps, "capabilities:replication_type", "readable"));
-        assert!(capability_matches(&caps, "driver_handles_share_servers", "False"));
+        assert!(capability_matches(
+            &caps,
+            "capabilities:replication_type",
+            "readable"
+        ));
+        assert!(capability_matches(
+            &caps,
+            "driver_handles_share_servers",
+            "False"
+        ));
         assert!(!capability_matches(&caps, "replication_type", "dr"));
         assert!(!capability_matches(&caps, "missing", "x"));
-        assert!(capability_matches(&caps, "provisioning:max_share_size", "10"));
+        assert!(capability_matches(
+            &caps,
+            "provisioning:max_share_size",
+            "10"
+        ));
     }
 
     #[test]

@@ -28,7 +28,11 @@ impl Reporter {
     /// Reporter for this node's roles; `backends` is empty unless the share role runs.
     pub fn new(core: Arc<Core>, backends: Vec<Backend>) -> Self {
         let scheduler = core.config.runs(Role::Scheduler);
-        Self { core, backends, scheduler }
+        Self {
+            core,
+            backends,
+            scheduler,
+        }
     }
 
     /// One report: heartbeats, then pool stats of every back end. A failing back end is
@@ -65,7 +69,10 @@ impl Reporter {
                 now,
             })
             .await?;
-        let stats = match backend.driver.get_share_stats().await {
+        // Allocations per pool come from the share instances in the database once shares
+        // exist; until then nothing is allocated.
+        let allocated_gb_by_pool = std::collections::BTreeMap::new();
+        let stats = match backend.driver.get_share_stats(&allocated_gb_by_pool).await {
             Ok(stats) => stats,
             Err(err) => {
                 warn!(host = %backend.service_host, error = %err, "pool stats of {} failed: {err}", backend.service_host);
@@ -77,8 +84,14 @@ impl Reporter {
             let name = format!("{}#{}", backend.service_host, stat.pool_name);
             let mut capabilities = serde_json::to_value(&stat).map_err(anyhow::Error::from)?;
             if let Value::Object(map) = &mut capabilities {
-                map.insert("timestamp".to_owned(), Value::String(shoal_types::time::manila_timestamp(now)));
-                map.insert("availability_zone".to_owned(), Value::String(backend.config.availability_zone.clone()));
+                map.insert(
+                    "timestamp".to_owned(),
+                    Value::String(shoal_types::time::manila_timestamp(now)),
+                );
+                map.insert(
+                    "availability_zone".to_owned(),
+                    Value::String(backend.config.availability_zone.clone()),
+                );
             }
             store
                 .upsert_pool(&PoolRow {

@@ -43,7 +43,10 @@ pub fn is_up(core: &Core, updated_at: DateTime<Utc>, now: DateTime<Utc>) -> bool
 pub async fn list_services(core: &Core, query: &ServiceQuery) -> CoreResult<Vec<ServiceView>> {
     let rows = core
         .store
-        .list_services(ServiceFilter { host: query.host.clone(), binary: query.binary.clone() })
+        .list_services(ServiceFilter {
+            host: query.host.clone(),
+            binary: query.binary.clone(),
+        })
         .await?;
     let now = core.now();
     Ok(rows
@@ -52,10 +55,24 @@ pub async fn list_services(core: &Core, query: &ServiceQuery) -> CoreResult<Vec<
             let up = is_up(core, row.updated_at, now);
             ServiceView { row, up }
         })
-        .filter(|s| query.zone.as_ref().is_none_or(|z| *z == s.row.availability_zone))
-        .filter(|s| query.state.as_ref().is_none_or(|st| st == if s.up { "up" } else { "down" }))
         .filter(|s| {
-            let status = if s.row.disabled { "disabled" } else { "enabled" };
+            query
+                .zone
+                .as_ref()
+                .is_none_or(|z| *z == s.row.availability_zone)
+        })
+        .filter(|s| {
+            query
+                .state
+                .as_ref()
+                .is_none_or(|st| st == if s.up { "up" } else { "down" })
+        })
+        .filter(|s| {
+            let status = if s.row.disabled {
+                "disabled"
+            } else {
+                "enabled"
+            };
             query.status.as_ref().is_none_or(|st| st == status)
         })
         .collect())
@@ -69,10 +86,13 @@ pub async fn set_service_disabled(
     disabled: bool,
     reason: Option<&str>,
 ) -> CoreResult<ServiceRow> {
-    core.store.set_service_disabled(host, binary, disabled, reason).await.map_err(|e| match e {
-        shoal_store::StoreError::NotFound(_) => {
-            CoreError::not_found(format!("Service {host} could not be found."))
-        }
-        other => other.into(),
-    })
+    core.store
+        .set_service_disabled(host, binary, disabled, reason)
+        .await
+        .map_err(|e| match e {
+            shoal_store::StoreError::NotFound(_) => {
+                CoreError::not_found(format!("Service {host} could not be found."))
+            }
+            other => other.into(),
+        })
 }

@@ -1,11 +1,32 @@
-//! The `dummy` back end, like Manila's dummy driver: it stores nothing and reports the
-//! capacities it was configured with, so the control plane can be run at scale and failure
-//! paths can be driven from tests. It lives in the product, not in test code, because
-//! benchmarks and operators' dry runs use it too.
+//! The `dummy` back end, like Manila's dummy driver: it keeps shares in memory, reports the
+//! capacities it was configured with, and can be slowed down and made to fail per method, so
+//! the control plane can be run at scale and its failure paths driven from tests. It lives in
+//! the product, not in test code, because benchmarks and operators' dry runs use it too.
+//!
+//! State: which share instances exist, their sizes, rules and (test-set) usage live in a
+//! `Mutex<BTreeMap>` and nothing is persisted. A new `DummyDriver` (a restarted node) knows no
+//! share, so `ensure_share`, `extend_share`, `update_access`... answer
+//! [`DriverError::NotFound`] for shares created before the restart. That is deliberate: it is
+//! how tests exercise the "back end lost the share" path.
+//!
+//! Replies follow Manila's dummy (`manila/tests/share/drivers/dummy.py`): three export
+//! locations per share, and `update_access` serves only `ip` rules on NFS shares and only
+//! `user` rules on CIFS shares; any other rule gets [`AccessRuleResult::Error`].
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
-use crate::{BackendInfo, DriverError, PoolStats, ShareDriver};
+use crate::{
+    AccessRule, AccessRuleResult, BackendInfo, DriverError, ExportLocation, GIB_BYTES, PoolStats,
+    ShareDriver, ShareInstanceRef, check_protocol, check_resize, effective_rules,
+};
 
 /// A configured dummy pool.
 #[derive(Debug, Clone)]
@@ -18,18 +39,371 @@ pub struct DummyPool {
     pub reserved_percentage: u32,
 }
 
-/// Driver that keeps no data.
+/// A driver method that can be delayed or made to fail; the snake-case name is the key in
+/// the `[backends.dummy]` tables. The replica methods are accepted already so configurations
+/// written for them stay valid; they take effect when replication arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DummyMethod {
+    /// [`ShareDriver::do_setup`].
+    DoSetup,
+    /// [`ShareDriver::get_share_stats`].
+    GetShareStats,
+    /// [`ShareDriver::create_share`].
+    CreateShare,
+    /// [`ShareDriver::delete_share`].
+    DeleteShare,
+    /// [`ShareDriver::extend_share`].
+    ExtendShare,
+    /// [`ShareDriver::shrink_share`].
+    ShrinkShare,
+    /// [`ShareDriver::ensure_share`].
+    EnsureShare,
+    /// [`ShareDriver::update_access`].
+    UpdateAccess,
+    /// [`ShareDriver::get_share_usage_bytes`].
+    GetShareUsageBytes,
+    /// `create_replica` (replication issue).
+    CreateReplica,
+    /// `delete_replica` (replication issue).
+    DeleteReplica,
+    /// `promote_replica` (replication issue).
+    PromoteReplica,
+    /// `update_replica_state` (replication issue).
+    UpdateReplicaState,
+}
+
+impl DummyMethod {
+    /// The method's name, as in configuration files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DoSetup => "do_setup",
+            Self::GetShareStats => "get_share_stats",
+            Self::CreateShare => "create_share",
+            Self::DeleteShare => "delete_share",
+            Self::ExtendShare => "extend_share",
+            Self::ShrinkShare => "shrink_share",
+            Self::EnsureShare => "ensure_share",
+            Self::UpdateAccess => "update_access",
+            Self::GetShareUsageBytes => "get_share_usage_bytes",
+            Self::CreateReplica => "create_replica",
+            Self::DeleteReplica => "delete_replica",
+            Self::PromoteReplica => "promote_replica",
+            Self::UpdateReplicaState => "update_replica_state",
+        }
+    }
+}
+
+impl fmt::Display for DummyMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `[backends.dummy]` table: per-method delays and failure probabilities.
+///
+/// ```toml
+/// [backends.dummy.delays]
+/// create_share = "3.98s"
+/// [backends.dummy.fail]
+/// delete_share = 0.1     # one call in ten fails
+/// ```
+///
+/// Defaults are no delay and no failure, so tests and benchmarks pick their own timings.
+/// Manila's dummy sleeps on every call (`dummy_driver_driver_methods_delays`, seconds):
+/// create_share 3.98, ensure_share 1.05, do_setup 0.05, `_update_share_stats` 0.3,
+/// create_replica 3.99, delete_replica 2.98, promote_replica 0.75, update_replica_state 0.85,
+/// and 2.0 for every other call (delete_share, extend_share, shrink_share, update_access...);
+/// [`DummyOptions::manila_timings`] builds that set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DummyOptions {
+    /// How long each method sleeps before doing its work, as humantime durations (`"2s"`,
+    /// `"850ms"`, `"3.98s"`).
+    #[serde(with = "delay_map")]
+    pub delays: BTreeMap<DummyMethod, Duration>,
+    /// Probability in `0.0..=1.0` that a call of the method fails (after its delay, before
+    /// any effect); `1.0` fails every call.
+    #[serde(deserialize_with = "deserialize_probabilities")]
+    pub fail: BTreeMap<DummyMethod, f64>,
+}
+
+impl DummyOptions {
+    /// Manila's default dummy timings (see the type's documentation), no failures.
+    pub fn manila_timings() -> Self {
+        let secs = Duration::from_secs_f64;
+        let delays = BTreeMap::from([
+            (DummyMethod::DoSetup, secs(0.05)),
+            (DummyMethod::GetShareStats, secs(0.3)),
+            (DummyMethod::CreateShare, secs(3.98)),
+            (DummyMethod::DeleteShare, secs(2.0)),
+            (DummyMethod::ExtendShare, secs(2.0)),
+            (DummyMethod::ShrinkShare, secs(2.0)),
+            (DummyMethod::EnsureShare, secs(1.05)),
+            (DummyMethod::UpdateAccess, secs(2.0)),
+            (DummyMethod::CreateReplica, secs(3.99)),
+            (DummyMethod::DeleteReplica, secs(2.98)),
+            (DummyMethod::PromoteReplica, secs(0.75)),
+            (DummyMethod::UpdateReplicaState, secs(0.85)),
+        ]);
+        Self {
+            delays,
+            fail: BTreeMap::new(),
+        }
+    }
+
+    /// Checks what serde cannot when options are built in code: probabilities in `0..=1`.
+    pub fn validate(&self) -> Result<(), String> {
+        for (method, probability) in &self.fail {
+            check_probability(*method, *probability)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_probability(method: DummyMethod, probability: f64) -> Result<(), String> {
+    if (0.0..=1.0).contains(&probability) {
+        Ok(())
+    } else {
+        Err(format!(
+            "dummy failure probability of {method} must be within 0.0..=1.0, not {probability}"
+        ))
+    }
+}
+
+fn deserialize_probabilities<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<DummyMethod, f64>, D::Error> {
+    let map = BTreeMap::<DummyMethod, f64>::deserialize(d)?;
+    for (method, probability) in &map {
+        check_probability(*method, *probability).map_err(serde::de::Error::custom)?;
+    }
+    Ok(map)
+}
+
+/// Serde for a map of humantime durations (`humantime_serde` handles single values only).
+mod delay_map {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use humantime_serde::Serde;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::DummyMethod;
+
+    pub(super) fn serialize<S: Serializer>(
+        map: &BTreeMap<DummyMethod, Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_map(
+            map.iter()
+                .map(|(method, delay)| (method, Serde::from(*delay))),
+        )
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<DummyMethod, Duration>, D::Error> {
+        let map = BTreeMap::<DummyMethod, Serde<Duration>>::deserialize(d)?;
+        Ok(map
+            .into_iter()
+            .map(|(method, delay)| (method, delay.into_inner()))
+            .collect())
+    }
+}
+
+/// One share instance the dummy holds.
 #[derive(Debug, Clone)]
+struct DummyShare {
+    size_gb: u64,
+    share_proto: String,
+    export_locations: Vec<ExportLocation>,
+    /// What `get_share_usage_bytes` reports; tests set it to drive the shrink refusal.
+    usage_bytes: u64,
+    rules: Vec<AccessRule>,
+}
+
+/// Driver that keeps shares in memory. Build it once per back end and share it (`Arc`); the
+/// knobs take `&self`.
+#[derive(Debug)]
 pub struct DummyDriver {
     info: BackendInfo,
     pools: Vec<DummyPool>,
+    knobs: Mutex<DummyOptions>,
+    shares: Mutex<BTreeMap<String, DummyShare>>,
+    /// State of the generator deciding injected failures (splitmix64). Fault injection needs
+    /// no quality randomness, so no dependency is pulled in for it.
+    rng: AtomicU64,
 }
 
 impl DummyDriver {
-    /// Builds the driver.
-    pub fn new(info: BackendInfo, pools: Vec<DummyPool>) -> Self {
-        Self { info, pools }
+    /// Builds the driver with its configured delays and failures.
+    pub fn new(info: BackendInfo, pools: Vec<DummyPool>, options: DummyOptions) -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ (u64::from(std::process::id()) << 32);
+        Self {
+            info,
+            pools,
+            knobs: Mutex::new(options),
+            shares: Mutex::new(BTreeMap::new()),
+            rng: AtomicU64::new(seed),
+        }
     }
+
+    /// Makes every later call of `method` sleep `delay` first (zero removes the delay).
+    pub fn set_delay(&self, method: DummyMethod, delay: Duration) {
+        let mut knobs = lock(&self.knobs);
+        if delay.is_zero() {
+            knobs.delays.remove(&method);
+        } else {
+            knobs.delays.insert(method, delay);
+        }
+    }
+
+    /// Makes later calls of `method` fail with `probability` (clamped to `0.0..=1.0`; NaN
+    /// counts as 0): `1.0` fails every call, `0.0` none.
+    pub fn set_failure(&self, method: DummyMethod, probability: f64) {
+        debug_assert!(
+            (0.0..=1.0).contains(&probability),
+            "probability {probability} out of range"
+        );
+        let probability = if probability.is_nan() {
+            0.0
+        } else {
+            probability.clamp(0.0, 1.0)
+        };
+        let mut knobs = lock(&self.knobs);
+        if probability == 0.0 {
+            knobs.fail.remove(&method);
+        } else {
+            knobs.fail.insert(method, probability);
+        }
+    }
+
+    /// Sets the bytes a share instance reports as used, so tests can provoke
+    /// [`DriverError::ShrinkBelowUsage`]. [`DriverError::NotFound`] if it does not exist.
+    pub fn set_share_usage_bytes(
+        &self,
+        share_instance_id: &str,
+        usage_bytes: u64,
+    ) -> Result<(), DriverError> {
+        let mut shares = lock(&self.shares);
+        let share = shares
+            .get_mut(share_instance_id)
+            .ok_or_else(|| not_found(share_instance_id))?;
+        share.usage_bytes = usage_bytes;
+        Ok(())
+    }
+
+    /// Size the dummy holds for a share instance, if it exists.
+    pub fn share_size_gb(&self, share_instance_id: &str) -> Option<u64> {
+        lock(&self.shares).get(share_instance_id).map(|s| s.size_gb)
+    }
+
+    /// Rules last applied to a share instance, if it exists.
+    pub fn applied_access_rules(&self, share_instance_id: &str) -> Option<Vec<AccessRule>> {
+        lock(&self.shares)
+            .get(share_instance_id)
+            .map(|s| s.rules.clone())
+    }
+
+    /// Applies the configured delay of `method`, then decides whether the call fails.
+    async fn enter(&self, method: DummyMethod) -> Result<(), DriverError> {
+        let (delay, probability) = {
+            let knobs = lock(&self.knobs);
+            (
+                knobs.delays.get(&method).copied(),
+                knobs.fail.get(&method).copied().unwrap_or(0.0),
+            )
+        };
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        let fails = probability >= 1.0 || (probability > 0.0 && self.next_unit() < probability);
+        if fails {
+            tracing::info!(method = %method, backend = %self.info.backend_name, "dummy driver: injected failure in {method}");
+            return Err(DriverError::Other(anyhow::anyhow!(
+                "dummy driver {}: injected failure in {method}",
+                self.info.backend_name
+            )));
+        }
+        Ok(())
+    }
+
+    /// A uniform number in `[0, 1)` (splitmix64).
+    fn next_unit(&self) -> f64 {
+        const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut z = self
+            .rng
+            .fetch_add(GAMMA, Ordering::Relaxed)
+            .wrapping_add(GAMMA);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn check_pool(&self, share: &ShareInstanceRef) -> Result<(), DriverError> {
+        if self.pools.iter().any(|p| p.name == share.pool) {
+            Ok(())
+        } else {
+            Err(DriverError::PoolUnavailable {
+                pool: share.pool.clone(),
+                reason: format!("no such pool on back end {}", self.info.backend_name),
+            })
+        }
+    }
+
+    /// Runs `f` on the share instance's state, or answers [`DriverError::NotFound`].
+    fn with_share<T>(
+        &self,
+        share: &ShareInstanceRef,
+        f: impl FnOnce(&mut DummyShare) -> Result<T, DriverError>,
+    ) -> Result<T, DriverError> {
+        let mut shares = lock(&self.shares);
+        let state = shares
+            .get_mut(&share.id)
+            .ok_or_else(|| not_found(&share.id))?;
+        f(state)
+    }
+}
+
+/// Manila's dummy export locations: a preferred and a non-preferred location on two public
+/// addresses, and an admin-only one on the service address. The preferred one comes first so
+/// views that show only the first path (before microversion 2.9) show a usable one.
+fn export_locations(share: &ShareInstanceRef) -> Vec<ExportLocation> {
+    let mountpoint = format!(
+        "/path/to/fake/share/share_{}_{}",
+        share.share_id.replace('-', "_"),
+        share.id.replace('-', "_")
+    );
+    [
+        ("10.0.0.10", false, true),
+        ("10.0.0.20", false, false),
+        ("11.0.0.11", true, false),
+    ]
+    .into_iter()
+    .map(|(ip, is_admin_only, preferred)| ExportLocation {
+        path: format!("{ip}:{mountpoint}"),
+        is_admin_only,
+        preferred,
+        metadata: BTreeMap::new(),
+    })
+    .collect()
+}
+
+fn not_found(share_instance_id: &str) -> DriverError {
+    DriverError::NotFound {
+        share_instance_id: share_instance_id.to_owned(),
+    }
+}
+
+/// Locks a mutex; a panic while holding it cannot leave these maps half-updated in a way that
+/// matters to a dummy, so poisoning is ignored.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[async_trait]
@@ -38,46 +412,543 @@ impl ShareDriver for DummyDriver {
         "dummy"
     }
 
-    async fn do_setup(&self) -> Result<(), DriverError> {
-        Ok(())
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 
-    async fn get_share_stats(&self) -> Result<Vec<PoolStats>, DriverError> {
+    async fn do_setup(&self) -> Result<(), DriverError> {
+        lock(&self.knobs)
+            .validate()
+            .map_err(DriverError::InvalidInput)?;
+        self.enter(DummyMethod::DoSetup).await
+    }
+
+    /// Configured capacities; free space is what the allocations leave (the dummy is thick:
+    /// a share takes its whole size when created).
+    async fn get_share_stats(
+        &self,
+        allocated_gb_by_pool: &BTreeMap<String, u64>,
+    ) -> Result<Vec<PoolStats>, DriverError> {
+        self.enter(DummyMethod::GetShareStats).await?;
         Ok(self
             .pools
             .iter()
-            .map(|pool| PoolStats {
-                pool_name: pool.name.clone(),
-                total_capacity_gb: pool.total_capacity_gb as f64,
-                free_capacity_gb: pool.total_capacity_gb as f64,
-                allocated_capacity_gb: 0.0,
-                reserved_percentage: pool.reserved_percentage,
-                thin_provisioning: false,
-                driver_handles_share_servers: false,
-                replication_type: self.info.replication_type.clone(),
-                replication_domain: self.info.replication_domain.clone(),
-                snapshot_support: false,
-                share_backend_name: self.info.backend_name.clone(),
-                driver_name: "dummy".to_owned(),
-                storage_protocol: "NFS_CIFS".to_owned(),
+            .map(|pool| {
+                let allocated = allocated_gb_by_pool.get(&pool.name).copied().unwrap_or(0);
+                PoolStats {
+                    pool_name: pool.name.clone(),
+                    total_capacity_gb: pool.total_capacity_gb as f64,
+                    free_capacity_gb: pool.total_capacity_gb.saturating_sub(allocated) as f64,
+                    allocated_capacity_gb: allocated as f64,
+                    reserved_percentage: pool.reserved_percentage,
+                    thin_provisioning: false,
+                    driver_handles_share_servers: false,
+                    replication_type: self.info.replication_type.clone(),
+                    replication_domain: self.info.replication_domain.clone(),
+                    snapshot_support: false,
+                    share_backend_name: self.info.backend_name.clone(),
+                    driver_name: "dummy".to_owned(),
+                    storage_protocol: "NFS_CIFS".to_owned(),
+                }
             })
             .collect())
+    }
+
+    async fn create_share(
+        &self,
+        share: &ShareInstanceRef,
+    ) -> Result<Vec<ExportLocation>, DriverError> {
+        self.enter(DummyMethod::CreateShare).await?;
+        check_protocol(share)?;
+        self.check_pool(share)?;
+        if share.size_gb == 0 {
+            return Err(DriverError::InvalidInput(
+                "a share size must be at least 1 GiB".to_owned(),
+            ));
+        }
+        let mut shares = lock(&self.shares);
+        let state = shares
+            .entry(share.id.clone())
+            .or_insert_with(|| DummyShare {
+                size_gb: share.size_gb,
+                share_proto: share.share_proto.clone(),
+                export_locations: export_locations(share),
+                usage_bytes: 0,
+                rules: Vec::new(),
+            });
+        Ok(state.export_locations.clone())
+    }
+
+    async fn delete_share(&self, share: &ShareInstanceRef) -> Result<(), DriverError> {
+        self.enter(DummyMethod::DeleteShare).await?;
+        lock(&self.shares).remove(&share.id);
+        Ok(())
+    }
+
+    async fn extend_share(
+        &self,
+        share: &ShareInstanceRef,
+        new_size_gb: u64,
+    ) -> Result<(), DriverError> {
+        self.enter(DummyMethod::ExtendShare).await?;
+        self.with_share(share, |state| {
+            check_resize(state.size_gb, new_size_gb, true)?;
+            state.size_gb = new_size_gb;
+            Ok(())
+        })
+    }
+
+    async fn shrink_share(
+        &self,
+        share: &ShareInstanceRef,
+        new_size_gb: u64,
+    ) -> Result<(), DriverError> {
+        self.enter(DummyMethod::ShrinkShare).await?;
+        self.with_share(share, |state| {
+            check_resize(state.size_gb, new_size_gb, false)?;
+            if state.usage_bytes > new_size_gb.saturating_mul(GIB_BYTES) {
+                return Err(DriverError::ShrinkBelowUsage {
+                    used_bytes: state.usage_bytes,
+                });
+            }
+            state.size_gb = new_size_gb;
+            Ok(())
+        })
+    }
+
+    async fn ensure_share(
+        &self,
+        share: &ShareInstanceRef,
+    ) -> Result<Vec<ExportLocation>, DriverError> {
+        self.enter(DummyMethod::EnsureShare).await?;
+        self.with_share(share, |state| Ok(state.export_locations.clone()))
+    }
+
+    async fn update_access(
+        &self,
+        share: &ShareInstanceRef,
+        all_rules: &[AccessRule],
+        add: &[AccessRule],
+        delete: &[AccessRule],
+    ) -> Result<BTreeMap<String, AccessRuleResult>, DriverError> {
+        self.enter(DummyMethod::UpdateAccess).await?;
+        self.with_share(share, |state| {
+            let proto = state.share_proto.to_ascii_lowercase();
+            let mut results = BTreeMap::new();
+            let mut applied = Vec::new();
+            for rule in effective_rules(all_rules, add, delete) {
+                let access_type = rule.access_type.to_ascii_lowercase();
+                let served = matches!((proto.as_str(), access_type.as_str()), ("nfs", "ip") | ("cifs", "user"));
+                if served {
+                    results.insert(rule.id.clone(), AccessRuleResult::Applied);
+                    applied.push(rule);
+                } else {
+                    // Manila's wording (InvalidShareAccess of the dummy driver).
+                    let reason = format!("Unsupported '{access_type}' access type provided for '{proto}' share protocol.");
+                    results.insert(rule.id.clone(), AccessRuleResult::Error(reason));
+                }
+            }
+            state.rules = applied;
+            Ok(results)
+        })
+    }
+
+    async fn get_share_usage_bytes(&self, share: &ShareInstanceRef) -> Result<u64, DriverError> {
+        self.enter(DummyMethod::GetShareUsageBytes).await?;
+        self.with_share(share, |state| Ok(state.usage_bytes))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
+    fn driver() -> DummyDriver {
+        DummyDriver::new(
+            BackendInfo {
+                host: "node1".into(),
+                backend_name: "dummy1".into(),
+                replication_type: Some("writable".into()),
+                replication_domain: None,
+            },
+            vec![DummyPool {
+                name: "fake_pool".into(),
+                total_capacity_gb: 1000,
+                reserved_percentage: 0,
+            }],
+            DummyOptions::default(),
+        )
+    }
+
+    fn share(id: &str, proto: &str) -> ShareInstanceRef {
+        ShareInstanceRef {
+            id: id.into(),
+            share_id: "11111111-2222-4333-8444-555555555555".into(),
+            pool: "fake_pool".into(),
+            size_gb: 2,
+            share_proto: proto.into(),
+        }
+    }
+
+    fn rule(id: &str, access_type: &str) -> AccessRule {
+        AccessRule {
+            id: id.into(),
+            access_type: access_type.into(),
+            access_to: "x".into(),
+            access_level: "rw".into(),
+        }
+    }
+
     #[tokio::test]
-    async fn reports_configured_capacity() {
-        let driver = DummyDriver::new(
-            BackendInfo { backend_name: "dummy1".into(), replication_type: Some("writable".into()), replication_domain: None },
-            vec![DummyPool { name: "fake_pool".into(), total_capacity_gb: 1000, reserved_percentage: 0 }],
-        );
-        let stats = driver.get_share_stats().await.unwrap();
+    async fn reports_configured_capacity_minus_allocations() {
+        let driver = driver();
+        let stats = driver.get_share_stats(&BTreeMap::new()).await.unwrap();
         assert_eq!(stats[0].total_capacity_gb, 1000.0);
         assert_eq!(stats[0].free_capacity_gb, 1000.0);
         assert_eq!(stats[0].replication_type.as_deref(), Some("writable"));
+        let stats = driver
+            .get_share_stats(&BTreeMap::from([("fake_pool".to_owned(), 300)]))
+            .await
+            .unwrap();
+        assert_eq!(
+            (stats[0].allocated_capacity_gb, stats[0].free_capacity_gb),
+            (300.0, 700.0)
+        );
+        let stats = driver
+            .get_share_stats(&BTreeMap::from([("fake_pool".to_owned(), 3000)]))
+            .await
+            .unwrap();
+        assert_eq!(stats[0].free_capacity_gb, 0.0);
+    }
+
+    #[tokio::test]
+    async fn create_is_idempotent_with_manilas_three_export_locations() {
+        let driver = driver();
+        let s = share("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee", "NFS");
+        let locations = driver.create_share(&s).await.unwrap();
+        let path = "/path/to/fake/share/share_11111111_2222_4333_8444_555555555555_aaaaaaaa_bbbb_4ccc_8ddd_eeeeeeeeeeee";
+        let summary: Vec<_> = locations
+            .iter()
+            .map(|l| (l.path.as_str(), l.is_admin_only, l.preferred))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (format!("10.0.0.10:{path}").as_str(), false, true),
+                (format!("10.0.0.20:{path}").as_str(), false, false),
+                (format!("11.0.0.11:{path}").as_str(), true, false),
+            ]
+        );
+        assert_eq!(driver.create_share(&s).await.unwrap(), locations);
+        assert_eq!(driver.ensure_share(&s).await.unwrap(), locations);
+        assert_eq!(driver.share_size_gb(&s.id), Some(2));
+    }
+
+    #[tokio::test]
+    async fn create_checks_protocol_pool_and_size() {
+        let driver = driver();
+        assert!(matches!(
+            driver.create_share(&share("a", "GLUSTERFS")).await,
+            Err(DriverError::InvalidInput(_))
+        ));
+        let mut elsewhere = share("a", "NFS");
+        elsewhere.pool = "other".into();
+        assert!(matches!(
+            driver.create_share(&elsewhere).await,
+            Err(DriverError::PoolUnavailable { .. })
+        ));
+        let mut zero = share("a", "NFS");
+        zero.size_gb = 0;
+        assert!(matches!(
+            driver.create_share(&zero).await,
+            Err(DriverError::InvalidInput(_))
+        ));
+        assert_eq!(driver.share_size_gb("a"), None);
+    }
+
+    #[tokio::test]
+    async fn delete_is_idempotent_and_state_does_not_survive_a_restart() {
+        let driver = driver();
+        let s = share("a", "CIFS");
+        driver.create_share(&s).await.unwrap();
+        driver.delete_share(&s).await.unwrap();
+        driver.delete_share(&s).await.unwrap();
+        assert!(matches!(
+            driver.ensure_share(&s).await,
+            Err(DriverError::NotFound { .. })
+        ));
+
+        driver.create_share(&s).await.unwrap();
+        let restarted = self::driver();
+        assert!(matches!(
+            restarted.ensure_share(&s).await,
+            Err(DriverError::NotFound { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn resize_and_usage() {
+        let driver = driver();
+        let s = share("a", "NFS");
+        assert!(matches!(
+            driver.extend_share(&s, 3).await,
+            Err(DriverError::NotFound { .. })
+        ));
+        assert!(matches!(
+            driver.get_share_usage_bytes(&s).await,
+            Err(DriverError::NotFound { .. })
+        ));
+        assert!(driver.set_share_usage_bytes("a", 1).is_err());
+        driver.create_share(&s).await.unwrap();
+        driver.extend_share(&s, 5).await.unwrap();
+        assert_eq!(driver.share_size_gb("a"), Some(5));
+        assert!(matches!(
+            driver.extend_share(&s, 4).await,
+            Err(DriverError::InvalidInput(_))
+        ));
+        driver.shrink_share(&s, 3).await.unwrap();
+        assert_eq!(driver.share_size_gb("a"), Some(3));
+        assert_eq!(driver.get_share_usage_bytes(&s).await.unwrap(), 0);
+        driver
+            .set_share_usage_bytes("a", 2 * GIB_BYTES + 1)
+            .unwrap();
+        assert_eq!(
+            driver.get_share_usage_bytes(&s).await.unwrap(),
+            2 * GIB_BYTES + 1
+        );
+        match driver.shrink_share(&s, 2).await {
+            Err(DriverError::ShrinkBelowUsage { used_bytes }) => {
+                assert_eq!(used_bytes, 2 * GIB_BYTES + 1)
+            }
+            other => panic!("expected ShrinkBelowUsage, got {other:?}"),
+        }
+        assert_eq!(driver.share_size_gb("a"), Some(3));
+    }
+
+    #[tokio::test]
+    async fn access_policy_is_ip_for_nfs_and_user_for_cifs() {
+        let driver = driver();
+        let nfs = share("n", "NFS");
+        let cifs = share("c", "CIFS");
+        driver.create_share(&nfs).await.unwrap();
+        driver.create_share(&cifs).await.unwrap();
+        let all = [
+            rule("ip", "ip"),
+            rule("user", "user"),
+            rule("cert", "cert"),
+            rule("cephx", "cephx"),
+        ];
+
+        let results = driver.update_access(&nfs, &all, &[], &[]).await.unwrap();
+        assert_eq!(results["ip"], AccessRuleResult::Applied);
+        for id in ["user", "cert", "cephx"] {
+            assert!(
+                matches!(&results[id], AccessRuleResult::Error(m) if m.contains("'nfs' share protocol")),
+                "{id}"
+            );
+        }
+        assert_eq!(
+            driver.applied_access_rules("n").unwrap(),
+            [rule("ip", "ip")]
+        );
+
+        let results = driver.update_access(&cifs, &all, &[], &[]).await.unwrap();
+        assert_eq!(results["user"], AccessRuleResult::Applied);
+        for id in ["ip", "cert", "cephx"] {
+            assert!(matches!(results[id], AccessRuleResult::Error(_)), "{id}");
+        }
+
+        // Denying a rule, including one never applied, is not an error.
+        let results = driver
+            .update_access(&nfs, &[], &[], &[rule("ip", "ip"), rule("never", "ip")])
+            .await
+            .unwrap();
+        assert!(results.is_empty());
+        assert_eq!(driver.applied_access_rules("n").unwrap(), []);
+        assert!(matches!(
+            driver
+                .update_access(&share("x", "NFS"), &[], &[], &[])
+                .await,
+            Err(DriverError::NotFound { .. })
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delays_are_honoured() {
+        let driver = Arc::new(driver());
+        driver.set_delay(DummyMethod::CreateShare, Duration::from_secs(4));
+        let start = tokio::time::Instant::now();
+        let task = {
+            let driver = driver.clone();
+            tokio::spawn(async move { driver.create_share(&share("a", "NFS")).await })
+        };
+        tokio::task::yield_now().await;
+        tokio::time::advance(Duration::from_millis(3900)).await;
+        tokio::task::yield_now().await;
+        assert!(!task.is_finished());
+        assert_eq!(
+            driver.share_size_gb("a"),
+            None,
+            "the work happens after the delay"
+        );
+        tokio::time::advance(Duration::from_millis(100)).await;
+        task.await.unwrap().unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(4));
+        assert_eq!(driver.share_size_gb("a"), Some(2));
+
+        // Other methods are not slowed down, and zero removes a delay.
+        let start = tokio::time::Instant::now();
+        driver.ensure_share(&share("a", "NFS")).await.unwrap();
+        driver.set_delay(DummyMethod::CreateShare, Duration::ZERO);
+        driver.create_share(&share("b", "NFS")).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn configured_delays_apply_from_the_start() {
+        let options = DummyOptions {
+            delays: BTreeMap::from([(DummyMethod::DoSetup, Duration::from_millis(50))]),
+            fail: BTreeMap::new(),
+        };
+        let driver = DummyDriver::new(driver().info, driver().pools, options);
+        let start = tokio::time::Instant::now();
+        driver.do_setup().await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn failure_injection_at_one_and_zero() {
+        let driver = driver();
+        let s = share("a", "NFS");
+        driver.set_failure(DummyMethod::CreateShare, 1.0);
+        for _ in 0..20 {
+            let err = driver.create_share(&s).await.unwrap_err();
+            assert!(matches!(err, DriverError::Other(_)));
+            assert!(
+                err.to_string().contains("injected failure in create_share"),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            driver.share_size_gb("a"),
+            None,
+            "a failed call has no effect"
+        );
+        driver.set_failure(DummyMethod::CreateShare, 0.0);
+        for _ in 0..20 {
+            driver.create_share(&s).await.unwrap();
+        }
+        driver.set_failure(DummyMethod::DeleteShare, 1.0);
+        assert!(driver.delete_share(&s).await.is_err());
+        assert_eq!(driver.share_size_gb("a"), Some(2));
+        assert!(
+            driver.ensure_share(&s).await.is_ok(),
+            "other methods are unaffected"
+        );
+    }
+
+    #[tokio::test]
+    async fn failure_injection_in_between_is_random() {
+        let driver = driver();
+        driver.set_failure(DummyMethod::GetShareStats, 0.5);
+        let mut failures = 0;
+        for _ in 0..1000 {
+            if driver.get_share_stats(&BTreeMap::new()).await.is_err() {
+                failures += 1;
+            }
+        }
+        // Binomial(1000, 0.5): outside 350..650 has a probability below 1e-20.
+        assert!((350..650).contains(&failures), "{failures}");
+    }
+
+    #[tokio::test]
+    async fn configured_failures_and_their_validation() {
+        let fail_setup = DummyOptions {
+            delays: BTreeMap::new(),
+            fail: BTreeMap::from([(DummyMethod::DoSetup, 1.0)]),
+        };
+        let driver = DummyDriver::new(driver().info, driver().pools, fail_setup);
+        assert!(matches!(
+            driver.do_setup().await,
+            Err(DriverError::Other(_))
+        ));
+        let invalid = DummyOptions {
+            delays: BTreeMap::new(),
+            fail: BTreeMap::from([(DummyMethod::DoSetup, 1.5)]),
+        };
+        let driver = DummyDriver::new(driver.info.clone(), driver.pools.clone(), invalid);
+        assert!(matches!(
+            driver.do_setup().await,
+            Err(DriverError::InvalidInput(_))
+        ));
+    }
+
+    #[test]
+    fn options_deserialize_from_toml_and_reject_mistakes() {
+        let options: DummyOptions = toml::from_str(
+            r#"
+            delays = { create_share = "3.98s", update_access = "2s", promote_replica = "750ms" }
+            fail = { delete_share = 0.25, ensure_share = 1 }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            options.delays[&DummyMethod::CreateShare],
+            Duration::from_millis(3980)
+        );
+        assert_eq!(
+            options.delays[&DummyMethod::PromoteReplica],
+            Duration::from_millis(750)
+        );
+        assert_eq!(options.fail[&DummyMethod::DeleteShare], 0.25);
+        assert_eq!(options.fail[&DummyMethod::EnsureShare], 1.0);
+        let round_trip: DummyOptions = toml::from_str(&toml::to_string(&options).unwrap()).unwrap();
+        assert_eq!(round_trip, options);
+        assert_eq!(
+            toml::from_str::<DummyOptions>("").unwrap(),
+            DummyOptions::default()
+        );
+
+        for bad in [
+            r#"delays = { create_shares = "1s" }"#,
+            r#"delays = { create_share = "soon" }"#,
+            r#"fail = { create_share = 1.5 }"#,
+            r#"fail = { create_share = -0.1 }"#,
+            r#"failures = { create_share = 0.5 }"#,
+        ] {
+            assert!(toml::from_str::<DummyOptions>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn manila_timings_match_the_reference() {
+        let timings = DummyOptions::manila_timings();
+        assert_eq!(
+            timings.delays[&DummyMethod::CreateShare],
+            Duration::from_millis(3980)
+        );
+        assert_eq!(
+            timings.delays[&DummyMethod::UpdateAccess],
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            timings.delays[&DummyMethod::UpdateReplicaState],
+            Duration::from_millis(850)
+        );
+        assert!(timings.fail.is_empty());
+        timings.validate().unwrap();
+    }
+
+    #[test]
+    fn method_names_match_serde() {
+        for method in [
+            DummyMethod::DoSetup,
+            DummyMethod::GetShareUsageBytes,
+            DummyMethod::UpdateReplicaState,
+        ] {
+            assert_eq!(serde_json::to_value(method).unwrap(), method.as_str());
+        }
     }
 }

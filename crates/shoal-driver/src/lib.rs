@@ -1,29 +1,60 @@
 //! Share back-end drivers, modelled on Manila's `ShareDriver` interface.
 //!
-//! A driver owns the pools of one back end (`host@backend`). The share role asks it for pool
-//! statistics on every report interval and publishes them for the scheduler. The `local`
-//! driver keeps each pool in a directory; the `dummy` driver, like Manila's, stores nothing
-//! and reports configured capacities so the control plane can be exercised at scale.
+//! A driver owns the pools of one back end (`host@backend`). The share manager calls it to
+//! create, delete, resize and export share instances and to apply access rules; the periodic
+//! reporter asks it for pool statistics. The `local` driver keeps each pool in a directory;
+//! the `dummy` driver, like Manila's, stores shares only in memory and reports configured
+//! capacities so the control plane can be exercised at scale and driven into failures.
+//!
+//! Durable truth (which shares exist, their sizes, their rules) lives in the database; a
+//! driver holds the back-end side of it. Every share call is idempotent because the share
+//! manager may run an operation twice after a crash: creating what exists returns the same
+//! export locations, deleting what is gone succeeds.
 
 pub mod dummy;
+mod fsutil;
 pub mod local;
+mod rules;
+
+use std::any::Any;
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use dummy::DummyDriver;
+pub use dummy::{DummyDriver, DummyMethod, DummyOptions};
 pub use local::LocalDriver;
 
 /// Errors a driver reports. The share manager turns them into `error` states.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
-    /// The pool's storage is missing or unreadable (e.g. its directory vanished).
+    /// The pool's storage is missing or unreadable (e.g. its directory vanished), or the pool
+    /// is not configured on this back end.
     #[error("pool {pool} is unavailable: {reason}")]
     PoolUnavailable {
         /// Pool name.
         pool: String,
         /// What went wrong.
         reason: String,
+    },
+    /// The request itself is malformed (an id that is not a UUID, an unsupported protocol,
+    /// a resize in the wrong direction). Retrying it cannot help.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The share instance does not exist on the back end (e.g. `ensure_share` after its
+    /// directory was lost, or any call on a dummy driver that restarted).
+    #[error("share instance {share_instance_id} does not exist on the back end")]
+    NotFound {
+        /// Share instance id.
+        share_instance_id: String,
+    },
+    /// Shrinking would cut below the data the share holds; Manila's
+    /// `ShareShrinkingPossibleDataLoss`, which leaves the share in
+    /// `shrinking_possible_data_loss_error`.
+    #[error("share holds {used_bytes} bytes, more than the requested size")]
+    ShrinkBelowUsage {
+        /// Bytes currently used by the share.
+        used_bytes: u64,
     },
     /// Anything else.
     #[error(transparent)]
@@ -65,6 +96,9 @@ pub struct PoolStats {
 /// Static facts of a back end that every pool report repeats.
 #[derive(Debug, Clone)]
 pub struct BackendInfo {
+    /// This node's host name (`host` of `host@backend#pool`); the `local` driver puts it in
+    /// export locations so a client knows which node serves the share.
+    pub host: String,
     /// Section name (`backend` of `host@backend#pool`).
     pub backend_name: String,
     /// Replication style advertised, if any.
@@ -73,17 +107,265 @@ pub struct BackendInfo {
     pub replication_domain: Option<String>,
 }
 
-/// The interface every back end implements. Later issues add create/delete/extend/shrink,
-/// update_access and the replica calls; only stats are needed by the pool reports.
+/// The share instance a driver call is about: what Manila passes as the `share` dict,
+/// reduced to what shoal's drivers use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareInstanceRef {
+    /// Share instance id (a UUID); a replica is an instance too, so drivers key on this, not
+    /// on the share id.
+    pub id: String,
+    /// Id of the share the instance belongs to.
+    pub share_id: String,
+    /// Pool name, the part after `#` of the instance's host.
+    pub pool: String,
+    /// Size in GiB the instance must offer.
+    pub size_gb: u64,
+    /// `NFS` or `CIFS`.
+    pub share_proto: String,
+}
+
+/// Where and how a share instance can be mounted (Manila's export location).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportLocation {
+    /// Path a client mounts, e.g. `10.0.0.10:/path/to/share`.
+    pub path: String,
+    /// Shown only to admins (Manila hides these from other users).
+    pub is_admin_only: bool,
+    /// The location clients should prefer when there are several.
+    pub preferred: bool,
+    /// Driver-specific metadata, shown from microversion 2.87.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// One access rule as the driver sees it; the share manager keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRule {
+    /// Rule id (UUID); results are keyed by it.
+    pub id: String,
+    /// `ip`, `user`, `cert` or `cephx`.
+    pub access_type: String,
+    /// Whom the rule admits: an address or CIDR, a user or group name, a certificate CN, a
+    /// cephx id.
+    pub access_to: String,
+    /// `rw` or `ro`.
+    pub access_level: String,
+}
+
+/// Outcome of one rule of an `update_access` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessRuleResult {
+    /// The back end applies the rule.
+    Applied,
+    /// The back end cannot apply the rule (the rule goes to `error`); the text says why.
+    Error(String),
+}
+
+/// The interface every back end implements. Replica calls (`create_replica`,
+/// `delete_replica`, `promote_replica`, `update_replica_state`) arrive with replication.
+///
+/// Calls about one share instance are serialised by the share manager (per-share lock), so a
+/// driver need not order concurrent calls on the same instance; calls on different instances
+/// run concurrently.
 #[async_trait]
 pub trait ShareDriver: Send + Sync + 'static {
     /// Driver name (`local`, `dummy`).
     fn driver_name(&self) -> &'static str;
-    /// Checks the back end can run: e.g. pool directories exist and are writable.
+
+    /// The driver as [`Any`], so tests can reach driver-specific knobs (e.g.
+    /// [`DummyDriver::set_failure`]) through an `Arc<dyn ShareDriver>`.
+    fn as_any(&self) -> &dyn Any;
+
+    /// Checks the back end can run and repairs what a crash left behind (e.g. the `local`
+    /// driver creates pool directories and removes half-created shares).
     async fn do_setup(&self) -> Result<(), DriverError>;
+
     /// Capacity and capabilities of every pool, freshly measured.
-    async fn get_share_stats(&self) -> Result<Vec<PoolStats>, DriverError>;
+    ///
+    /// `allocated_gb_by_pool` is the sum of the sizes of the share instances placed on each
+    /// pool (pool name → GiB), which the caller reads from the database; pools missing from
+    /// the map have nothing allocated. The caller supplies it rather than the driver tracking
+    /// it because the database is the one source of truth for placements: a driver-side
+    /// counter would drift after crashes, restarts and operations the driver never sees
+    /// (a share in `error` that still holds its allocation, a manual DB fix).
+    async fn get_share_stats(
+        &self,
+        allocated_gb_by_pool: &BTreeMap<String, u64>,
+    ) -> Result<Vec<PoolStats>, DriverError>;
+
+    /// Creates the share instance and returns its export locations. Idempotent: if it
+    /// already exists, returns the same export locations and succeeds.
+    async fn create_share(
+        &self,
+        share: &ShareInstanceRef,
+    ) -> Result<Vec<ExportLocation>, DriverError>;
+
+    /// Deletes the share instance and its data. Idempotent: a missing instance is success.
+    async fn delete_share(&self, share: &ShareInstanceRef) -> Result<(), DriverError>;
+
+    /// Grows the instance to `new_size_gb`. `new_size_gb` equal to the current size succeeds
+    /// (a retried operation); smaller is [`DriverError::InvalidInput`].
+    async fn extend_share(
+        &self,
+        share: &ShareInstanceRef,
+        new_size_gb: u64,
+    ) -> Result<(), DriverError>;
+
+    /// Shrinks the instance to `new_size_gb`, refusing with
+    /// [`DriverError::ShrinkBelowUsage`] when it holds more data than that.
+    async fn shrink_share(
+        &self,
+        share: &ShareInstanceRef,
+        new_size_gb: u64,
+    ) -> Result<(), DriverError>;
+
+    /// After a restart: verifies the instance exists and returns its export locations;
+    /// [`DriverError::NotFound`] when it does not.
+    async fn ensure_share(
+        &self,
+        share: &ShareInstanceRef,
+    ) -> Result<Vec<ExportLocation>, DriverError>;
+
+    /// Brings the instance's access rules to `all_rules` (Manila's bulk semantic: `add` is
+    /// already in `all_rules`, `delete` is not). Returns one result per rule of `all_rules`,
+    /// keyed by rule id. Deleting a rule that was never applied is not an error.
+    async fn update_access(
+        &self,
+        share: &ShareInstanceRef,
+        all_rules: &[AccessRule],
+        add: &[AccessRule],
+        delete: &[AccessRule],
+    ) -> Result<BTreeMap<String, AccessRuleResult>, DriverError>;
+
+    /// Bytes of data the instance holds.
+    async fn get_share_usage_bytes(&self, share: &ShareInstanceRef) -> Result<u64, DriverError>;
 }
 
 /// Bytes in a GiB.
 pub(crate) const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// Bytes in a GiB, for exact size arithmetic.
+pub(crate) const GIB_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// Checks `share_proto` is one the drivers serve (Manila's dummy refuses others the same way).
+pub(crate) fn check_protocol(share: &ShareInstanceRef) -> Result<(), DriverError> {
+    if share.share_proto.eq_ignore_ascii_case("NFS")
+        || share.share_proto.eq_ignore_ascii_case("CIFS")
+    {
+        Ok(())
+    } else {
+        Err(DriverError::InvalidInput(format!(
+            "unsupported share protocol {:?}: expected NFS or CIFS",
+            share.share_proto
+        )))
+    }
+}
+
+/// Checks a resize goes in the announced direction. Equal sizes pass both ways so a retried
+/// operation (the size was already changed before a crash) succeeds.
+pub(crate) fn check_resize(current_gb: u64, new_gb: u64, extend: bool) -> Result<(), DriverError> {
+    let (ok, verb) = if extend {
+        (new_gb >= current_gb, "extend")
+    } else {
+        (new_gb <= current_gb, "shrink")
+    };
+    if new_gb == 0 {
+        return Err(DriverError::InvalidInput(
+            "a share size must be at least 1 GiB".to_owned(),
+        ));
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(DriverError::InvalidInput(format!(
+            "cannot {verb} a {current_gb} GiB share to {new_gb} GiB"
+        )))
+    }
+}
+
+/// Rounds GiB to two decimals, as Manila's drivers report them.
+pub(crate) fn round_gb(gb: f64) -> f64 {
+    (gb * 100.0).round() / 100.0
+}
+
+/// Splits the rules an `update_access` call leaves on the share: `all_rules`, plus any rule of
+/// `add` the caller forgot to put in it, minus every rule of `delete`.
+pub(crate) fn effective_rules(
+    all_rules: &[AccessRule],
+    add: &[AccessRule],
+    delete: &[AccessRule],
+) -> Vec<AccessRule> {
+    let mut rules: Vec<AccessRule> = all_rules.to_vec();
+    for rule in add {
+        if !rules.iter().any(|r| r.id == rule.id) {
+            rules.push(rule.clone());
+        }
+    }
+    rules.retain(|r| !delete.iter().any(|d| d.id == r.id));
+    rules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(id: &str) -> AccessRule {
+        AccessRule {
+            id: id.to_owned(),
+            access_type: "ip".to_owned(),
+            access_to: "10.0.0.1".to_owned(),
+            access_level: "rw".to_owned(),
+        }
+    }
+
+    #[test]
+    fn effective_rules_merge_add_and_drop_delete() {
+        let ids = |rules: Vec<AccessRule>| rules.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(effective_rules(
+                &[rule("a"), rule("b")],
+                &[rule("b"), rule("c")],
+                &[rule("a")]
+            )),
+            ["b", "c"]
+        );
+        assert!(effective_rules(&[], &[], &[rule("never-applied")]).is_empty());
+    }
+
+    #[test]
+    fn resize_direction_and_retries() {
+        assert!(check_resize(1, 2, true).is_ok());
+        assert!(check_resize(2, 2, true).is_ok());
+        assert!(check_resize(2, 2, false).is_ok());
+        assert!(matches!(
+            check_resize(2, 1, true),
+            Err(DriverError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            check_resize(1, 2, false),
+            Err(DriverError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            check_resize(1, 0, false),
+            Err(DriverError::InvalidInput(_))
+        ));
+    }
+
+    #[test]
+    fn protocols() {
+        let mut share = ShareInstanceRef {
+            id: "x".into(),
+            share_id: "y".into(),
+            pool: "p".into(),
+            size_gb: 1,
+            share_proto: "NFS".into(),
+        };
+        assert!(check_protocol(&share).is_ok());
+        share.share_proto = "cifs".into();
+        assert!(check_protocol(&share).is_ok());
+        share.share_proto = "GLUSTERFS".into();
+        assert!(matches!(
+            check_protocol(&share),
+            Err(DriverError::InvalidInput(_))
+        ));
+    }
+}

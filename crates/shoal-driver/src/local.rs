@@ -1,14 +1,58 @@
 //! The `local` back end: every pool is a directory on a POSIX filesystem.
 //!
-//! Layout of a pool directory: `shares/<instance-id>/` per share instance (from the next
-//! issue on). Capacity is measured, never configured: total and free space come from
-//! `statvfs` of the pool directory, so two pools on one filesystem each see its full size.
+//! Layout of a pool directory (mode 0700, owned by shoal's user):
+//!
+//! ```text
+//! <pool>/shares/<instance-id>/               the share's data root, mode 0750
+//! <pool>/shares/<instance-id>.meta.json      {"share_id", "size_gb"}: the allocation
+//! <pool>/shares/<instance-id>.access.json    {"rules": [...]}: the applied access rules
+//! <pool>/shares/.tmp-*                       work in progress; removed by `do_setup`
+//! ```
+//!
+//! What is persisted here and why: the directory is the share; the meta file records the
+//! size the share was given, because a directory has no size of its own (size is enforced by
+//! accounting: shrinking below the bytes held is refused; writes are checked once the data
+//! plane serves the share). The access file records the rule set the share manager last
+//! applied, so `ensure_share` after a restart and the NFS data plane of a later issue can
+//! read it without the database. Everything else (usage, capacity) is measured.
+//!
+//! Safety: only instance ids that are canonical lowercase UUIDs are joined into paths, pool
+//! names are looked up among the configured pools and never joined, and a pool, `shares/`
+//! or instance directory that is a symbolic link is refused (deletion and usage walks never
+//! follow links). The pool directory is private to shoal, so these checks guard against
+//! mistakes and stray links rather than a hostile user racing the driver.
+//!
+//! Crash safety: a share is created as `.tmp-<id>` and renamed into place, its meta file is
+//! written (temporary file, fsync, rename) before that rename, and a deletion first renames the
+//! directory away; so an instance directory, once visible, is complete and sized, and every
+//! half-done step leaves a `.tmp-*` entry that `do_setup` removes.
+//!
+//! Capacity is measured, never configured: total and free space come from `statvfs` of the
+//! pool directory, so two pools on one filesystem each see its full size.
 
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
-use crate::{BackendInfo, DriverError, GIB, PoolStats, ShareDriver};
+use crate::fsutil::{self, TMP_PREFIX};
+use crate::{
+    AccessRule, AccessRuleResult, BackendInfo, DriverError, ExportLocation, GIB, GIB_BYTES,
+    PoolStats, ShareDriver, ShareInstanceRef, check_protocol, check_resize, effective_rules,
+    round_gb, rules,
+};
+
+/// Mode of a share's root directory: shoal's user owns the data; its group may read it (for
+/// operators' tooling), nobody else may.
+const SHARE_DIR_MODE: u32 = 0o750;
+/// Mode of a pool directory: it holds every project's data, so it is private to shoal.
+const POOL_DIR_MODE: u32 = 0o700;
 
 /// One configured pool of a local back end.
 #[derive(Debug, Clone)]
@@ -28,24 +72,203 @@ pub struct LocalDriver {
     pools: Vec<LocalPool>,
 }
 
+/// Contents of `<id>.meta.json`.
+#[derive(Debug, Serialize, Deserialize)]
+struct ShareMeta {
+    /// Share the instance belongs to, for operators reading a pool by hand.
+    share_id: String,
+    /// Allocated size in GiB.
+    size_gb: u64,
+}
+
+/// Contents of `<id>.access.json`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct AccessFile {
+    /// Rules applied to the share, in the order the share manager gave them.
+    rules: Vec<AccessRule>,
+}
+
+/// Paths of one share instance, built only from a validated id.
+#[derive(Debug, Clone)]
+struct Instance {
+    id: String,
+    /// `<pool>/shares`, checked to be a real directory.
+    shares: PathBuf,
+    /// `<pool>/shares/<id>`.
+    dir: PathBuf,
+}
+
+impl Instance {
+    fn meta_name(&self) -> String {
+        format!("{}.meta.json", self.id)
+    }
+
+    fn access_name(&self) -> String {
+        format!("{}.access.json", self.id)
+    }
+
+    /// Where a half-created instance lives until it is renamed into place.
+    fn creating(&self) -> PathBuf {
+        self.shares.join(format!("{TMP_PREFIX}{}", self.id))
+    }
+
+    /// Where an instance being deleted is moved first, so it vanishes at once.
+    fn deleting(&self) -> PathBuf {
+        self.shares
+            .join(format!("{TMP_PREFIX}{}.deleting", self.id))
+    }
+
+    /// Whether the instance directory exists; a symbolic link or a file in its place is an
+    /// error, never followed.
+    fn exists(&self) -> Result<bool, DriverError> {
+        match fs::symlink_metadata(&self.dir) {
+            Ok(meta) if meta.is_dir() => Ok(true),
+            Ok(_) => Err(DriverError::Other(anyhow::anyhow!(
+                "{} exists but is not a directory (a symbolic link?); refusing to use it",
+                self.dir.display()
+            ))),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(io_error(err, format!("inspecting {}", self.dir.display()))),
+        }
+    }
+
+    /// Fails with [`DriverError::NotFound`] unless the instance directory exists.
+    fn require(&self) -> Result<(), DriverError> {
+        if self.exists()? {
+            Ok(())
+        } else {
+            Err(DriverError::NotFound {
+                share_instance_id: self.id.clone(),
+            })
+        }
+    }
+
+    fn read_meta(&self) -> Result<Option<ShareMeta>, DriverError> {
+        read_json(&self.shares.join(self.meta_name()))
+    }
+
+    fn write_meta(&self, share_id: &str, size_gb: u64) -> Result<(), DriverError> {
+        let meta = ShareMeta {
+            share_id: share_id.to_owned(),
+            size_gb,
+        };
+        write_json(&self.shares, &self.meta_name(), &meta)
+    }
+
+    /// The allocated size: the meta file's, or the caller's when the file was lost (it is
+    /// rewritten then, the database being the source of truth for sizes).
+    fn size_gb(&self, share: &ShareInstanceRef) -> Result<u64, DriverError> {
+        match self.read_meta()? {
+            Some(meta) => Ok(meta.size_gb),
+            None => {
+                self.write_meta(&share.share_id, share.size_gb)?;
+                Ok(share.size_gb)
+            }
+        }
+    }
+}
+
 impl LocalDriver {
     /// Builds the driver; nothing touches the disk until `do_setup`.
     pub fn new(info: BackendInfo, pools: Vec<LocalPool>) -> Self {
         Self { info, pools }
     }
 
-    fn pool_unavailable(pool: &LocalPool, reason: impl std::fmt::Display) -> DriverError {
-        DriverError::PoolUnavailable { pool: pool.name.clone(), reason: reason.to_string() }
+    /// The access rules last recorded for `share` (empty when none were applied). The NFS data
+    /// plane reads them from here.
+    pub async fn applied_access_rules(
+        &self,
+        share: &ShareInstanceRef,
+    ) -> Result<Vec<AccessRule>, DriverError> {
+        let instance = self.instance(share)?;
+        blocking(move || {
+            instance.require()?;
+            Ok(
+                read_json::<AccessFile>(&instance.shares.join(instance.access_name()))?
+                    .unwrap_or_default()
+                    .rules,
+            )
+        })
+        .await
     }
 
-    fn stats_of(&self, pool: &LocalPool) -> Result<PoolStats, DriverError> {
-        let (total, free) = filesystem_space(&pool.path).map_err(|e| Self::pool_unavailable(pool, e))?;
+    fn pool_unavailable(pool: &LocalPool, reason: impl std::fmt::Display) -> DriverError {
+        DriverError::PoolUnavailable {
+            pool: pool.name.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn pool(&self, name: &str) -> Result<&LocalPool, DriverError> {
+        self.pools
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| DriverError::PoolUnavailable {
+                pool: name.to_owned(),
+                reason: format!("no such pool on back end {}", self.info.backend_name),
+            })
+    }
+
+    /// Validates the instance id and resolves its paths. Blocking, but only `lstat` calls.
+    fn instance(&self, share: &ShareInstanceRef) -> Result<Instance, DriverError> {
+        if !fsutil::is_canonical_uuid(&share.id) {
+            return Err(DriverError::InvalidInput(format!(
+                "share instance id {:?} is not a canonical lowercase UUID",
+                share.id
+            )));
+        }
+        let pool = self.pool(&share.pool)?;
+        let shares = pool.path.join("shares");
+        for dir in [&pool.path, &shares] {
+            fsutil::require_real_dir(dir).map_err(|e| Self::pool_unavailable(pool, e))?;
+        }
+        Ok(Instance {
+            id: share.id.clone(),
+            dir: shares.join(&share.id),
+            shares,
+        })
+    }
+
+    /// The one export location of an instance: `local://<host><absolute path>`. The path is
+    /// canonical so it stays the same across restarts whatever the working directory.
+    fn export_locations(
+        host: &str,
+        instance: &Instance,
+    ) -> Result<Vec<ExportLocation>, DriverError> {
+        let shares = fs::canonicalize(&instance.shares)
+            .map_err(|e| io_error(e, format!("resolving {}", instance.shares.display())))?;
+        let dir = shares.join(&instance.id);
+        let path = dir.to_str().ok_or_else(|| {
+            DriverError::Other(anyhow::anyhow!(
+                "pool path {} is not valid UTF-8",
+                shares.display()
+            ))
+        })?;
+        Ok(vec![ExportLocation {
+            path: format!("local://{host}{path}"),
+            is_admin_only: false,
+            preferred: true,
+            metadata: BTreeMap::new(),
+        }])
+    }
+
+    /// Pool statistics. Free space is `min(real free space, total − allocated)`, with
+    /// `thin_provisioning: false`. Manila's thick semantic is that `free_capacity_gb` already
+    /// excludes what shares were promised (an LVM volume takes its blocks at creation). A
+    /// directory takes no space when it is created, so real free space alone would let the
+    /// scheduler promise a pool many times over; subtracting the allocations keeps promises
+    /// within the disk, and the `min` still shows space used by anything else on the
+    /// filesystem (another pool, files outside shoal).
+    fn stats_of(&self, pool: &LocalPool, allocated_gb: u64) -> Result<PoolStats, DriverError> {
+        let (total, free) =
+            filesystem_space(&pool.path).map_err(|e| Self::pool_unavailable(pool, e))?;
+        let total_gb = total as f64 / GIB;
+        let unpromised_gb = (total_gb - allocated_gb as f64).max(0.0);
         Ok(PoolStats {
             pool_name: pool.name.clone(),
-            total_capacity_gb: round_gb(total as f64 / GIB),
-            free_capacity_gb: round_gb(free as f64 / GIB),
-            // No share is placed yet in this stage; allocations arrive with the shares issue.
-            allocated_capacity_gb: 0.0,
+            total_capacity_gb: round_gb(total_gb),
+            free_capacity_gb: round_gb((free as f64 / GIB).min(unpromised_gb)),
+            allocated_capacity_gb: allocated_gb as f64,
             reserved_percentage: pool.reserved_percentage,
             thin_provisioning: false,
             driver_handles_share_servers: false,
@@ -59,15 +282,188 @@ impl LocalDriver {
     }
 }
 
-/// Total and available bytes of the filesystem holding `path`.
-fn filesystem_space(path: &Path) -> std::io::Result<(u64, u64)> {
-    let stat = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
-    let fragment = stat.fragment_size();
-    Ok((stat.blocks() * fragment, stat.blocks_available() * fragment))
+/// Creates the pool's `shares/` directory, refuses symbolic links, and removes the `.tmp-*`
+/// entries an interrupted create, delete or file write left behind.
+fn setup_pool(pool: &LocalPool) -> io::Result<()> {
+    if fs::symlink_metadata(&pool.path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(io::Error::other(format!(
+            "{} is a symbolic link",
+            pool.path.display()
+        )));
+    }
+    let shares = pool.path.join("shares");
+    fs::create_dir_all(&shares)?;
+    fsutil::require_real_dir(&pool.path)?;
+    fsutil::require_real_dir(&shares)?;
+    fs::set_permissions(&pool.path, fs::Permissions::from_mode(POOL_DIR_MODE))?;
+    for entry in fs::read_dir(&shares)? {
+        let entry = entry?;
+        if entry
+            .file_name()
+            .as_encoded_bytes()
+            .starts_with(TMP_PREFIX.as_bytes())
+        {
+            tracing::info!(pool = %pool.name, entry = ?entry.file_name(), "removing leftover {:?} of pool {}", entry.file_name(), pool.name);
+            fsutil::remove_any(&entry.path())?;
+        }
+    }
+    fsutil::fsync_dir(&shares)
 }
 
-fn round_gb(gb: f64) -> f64 {
-    (gb * 100.0).round() / 100.0
+fn create(
+    host: &str,
+    instance: &Instance,
+    share: &ShareInstanceRef,
+) -> Result<Vec<ExportLocation>, DriverError> {
+    if instance.exists()? {
+        // A retried create (or one racing another): make sure the size is recorded, then
+        // answer as the first create did.
+        instance.size_gb(share)?;
+        return LocalDriver::export_locations(host, instance);
+    }
+    let creating = instance.creating();
+    let context = || format!("creating {}", instance.dir.display());
+    fsutil::remove_any(&creating).map_err(|e| io_error(e, context()))?;
+    fs::DirBuilder::new()
+        .mode(SHARE_DIR_MODE)
+        .create(&creating)
+        .map_err(|e| io_error(e, context()))?;
+    // The umask may have cleared bits of the mode above.
+    fs::set_permissions(&creating, fs::Permissions::from_mode(SHARE_DIR_MODE))
+        .map_err(|e| io_error(e, context()))?;
+    // The size goes first: an instance directory that is visible always has its meta file.
+    instance.write_meta(&share.share_id, share.size_gb)?;
+    if let Err(err) = fs::rename(&creating, &instance.dir) {
+        // Someone else put the instance in place meanwhile: theirs stands.
+        if !instance.exists()? {
+            return Err(io_error(err, context()));
+        }
+        fsutil::remove_any(&creating).map_err(|e| io_error(e, context()))?;
+    }
+    fsutil::fsync_dir(&instance.shares).map_err(|e| io_error(e, context()))?;
+    tracing::info!(share_instance.id = %instance.id, "created share instance {} at {}", instance.id, instance.dir.display());
+    LocalDriver::export_locations(host, instance)
+}
+
+fn delete(instance: &Instance) -> Result<(), DriverError> {
+    let context = || format!("deleting {}", instance.dir.display());
+    let deleting = instance.deleting();
+    fsutil::remove_any(&deleting).map_err(|e| io_error(e, context()))?;
+    if instance.exists()? {
+        // One rename makes the instance vanish at once; the slow removal happens out of sight
+        // (and `do_setup` finishes it after a crash).
+        fs::rename(&instance.dir, &deleting).map_err(|e| io_error(e, context()))?;
+    }
+    for path in [
+        instance.shares.join(instance.meta_name()),
+        instance.shares.join(instance.access_name()),
+        instance.creating(),
+        deleting,
+    ] {
+        fsutil::remove_any(&path).map_err(|e| io_error(e, context()))?;
+    }
+    fsutil::fsync_dir(&instance.shares).map_err(|e| io_error(e, context()))?;
+    tracing::info!(share_instance.id = %instance.id, "deleted share instance {}", instance.id);
+    Ok(())
+}
+
+fn resize(
+    instance: &Instance,
+    share: &ShareInstanceRef,
+    new_size_gb: u64,
+    extend: bool,
+) -> Result<(), DriverError> {
+    instance.require()?;
+    let current = instance.size_gb(share)?;
+    check_resize(current, new_size_gb, extend)?;
+    if !extend {
+        let used_bytes = usage(instance)?;
+        if used_bytes > new_size_gb.saturating_mul(GIB_BYTES) {
+            return Err(DriverError::ShrinkBelowUsage { used_bytes });
+        }
+    }
+    instance.write_meta(&share.share_id, new_size_gb)
+}
+
+fn usage(instance: &Instance) -> Result<u64, DriverError> {
+    fsutil::tree_usage_bytes(&instance.dir)
+        .map_err(|e| io_error(e, format!("measuring {}", instance.dir.display())))
+}
+
+/// Validates every rule and records the valid ones. The local back end has no data plane
+/// yet, so "applied" means recorded: enforcement arrives with the NFS server, which reads the
+/// access file.
+fn update_access(
+    instance: &Instance,
+    all_rules: &[AccessRule],
+    add: &[AccessRule],
+    delete: &[AccessRule],
+) -> Result<BTreeMap<String, AccessRuleResult>, DriverError> {
+    instance.require()?;
+    let mut results = BTreeMap::new();
+    let mut applied = Vec::new();
+    for rule in effective_rules(all_rules, add, delete) {
+        let verdict = match rule.access_type.as_str() {
+            "ip" | "user" => rules::validate_rule(&rule),
+            "cert" | "cephx" => Err(format!(
+                "access type {} is not supported by the local back end",
+                rule.access_type
+            )),
+            other => Err(format!("unknown access type {other:?}")),
+        };
+        match verdict {
+            Ok(()) => {
+                results.insert(rule.id.clone(), AccessRuleResult::Applied);
+                applied.push(rule);
+            }
+            Err(reason) => {
+                results.insert(rule.id.clone(), AccessRuleResult::Error(reason));
+            }
+        }
+    }
+    write_json(
+        &instance.shares,
+        &instance.access_name(),
+        &AccessFile { rules: applied },
+    )?;
+    Ok(results)
+}
+
+/// Runs blocking filesystem work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, DriverError> + Send + 'static,
+) -> Result<T, DriverError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .context("local driver task failed")?
+}
+
+fn io_error(err: io::Error, context: String) -> DriverError {
+    DriverError::Other(anyhow::Error::from(err).context(context))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, DriverError> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .with_context(|| format!("parsing {}", path.display()))
+            .map_err(DriverError::Other),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(io_error(err, format!("reading {}", path.display()))),
+    }
+}
+
+fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<(), DriverError> {
+    let bytes = serde_json::to_vec_pretty(value).context("encoding driver metadata")?;
+    fsutil::write_atomic(dir, name, &bytes)
+        .map_err(|e| io_error(e, format!("writing {}", dir.join(name).display())))
+}
+
+/// Total and available bytes of the filesystem holding `path`.
+fn filesystem_space(path: &Path) -> io::Result<(u64, u64)> {
+    let stat = nix::sys::statvfs::statvfs(path).map_err(io::Error::from)?;
+    let fragment = stat.fragment_size();
+    Ok((stat.blocks() * fragment, stat.blocks_available() * fragment))
 }
 
 #[async_trait]
@@ -76,12 +472,16 @@ impl ShareDriver for LocalDriver {
         "local"
     }
 
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
     async fn do_setup(&self) -> Result<(), DriverError> {
-        for pool in &self.pools {
-            let shares = pool.path.join("shares");
-            tokio::fs::create_dir_all(&shares).await.map_err(|e| Self::pool_unavailable(pool, e))?;
-            // Pool directories hold every project's data: keep them private to shoal.
-            set_private(&pool.path).await.map_err(|e| Self::pool_unavailable(pool, e))?;
+        for pool in self.pools.clone() {
+            let name = pool.name.clone();
+            blocking(move || setup_pool(&pool).map_err(|e| Self::pool_unavailable(&pool, e)))
+                .await
+                .inspect_err(|err| tracing::error!(pool = %name, error = %err, "setting up pool {name} failed: {err}"))?;
         }
         Ok(())
     }
@@ -89,62 +489,613 @@ impl ShareDriver for LocalDriver {
     /// Stats of the pools that can be measured. A pool whose directory vanished or became
     /// unreadable is left out (and logged), so the scheduler stops offering it while the
     /// back end's other pools keep working.
-    async fn get_share_stats(&self) -> Result<Vec<PoolStats>, DriverError> {
+    async fn get_share_stats(
+        &self,
+        allocated_gb_by_pool: &BTreeMap<String, u64>,
+    ) -> Result<Vec<PoolStats>, DriverError> {
         let mut stats = Vec::with_capacity(self.pools.len());
         for pool in &self.pools {
-            match self.stats_of(pool) {
+            let allocated = allocated_gb_by_pool.get(&pool.name).copied().unwrap_or(0);
+            match self.stats_of(pool, allocated) {
                 Ok(stat) => stats.push(stat),
-                Err(err) => tracing::warn!(pool = %pool.name, error = %err, "leaving pool {} out of the report: {err}", pool.name),
+                Err(err) => {
+                    tracing::warn!(pool = %pool.name, error = %err, "leaving pool {} out of the report: {err}", pool.name)
+                }
             }
         }
         Ok(stats)
     }
-}
 
-async fn set_private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).await
+    async fn create_share(
+        &self,
+        share: &ShareInstanceRef,
+    ) -> Result<Vec<ExportLocation>, DriverError> {
+        check_protocol(share)?;
+        if share.size_gb == 0 {
+            return Err(DriverError::InvalidInput(
+                "a share size must be at least 1 GiB".to_owned(),
+            ));
+        }
+        let instance = self.instance(share)?;
+        let (host, share) = (self.info.host.clone(), share.clone());
+        blocking(move || create(&host, &instance, &share)).await
+    }
+
+    async fn delete_share(&self, share: &ShareInstanceRef) -> Result<(), DriverError> {
+        let instance = self.instance(share)?;
+        blocking(move || delete(&instance)).await
+    }
+
+    async fn extend_share(
+        &self,
+        share: &ShareInstanceRef,
+        new_size_gb: u64,
+    ) -> Result<(), DriverError> {
+        let instance = self.instance(share)?;
+        let share = share.clone();
+        blocking(move || resize(&instance, &share, new_size_gb, true)).await
+    }
+
+    async fn shrink_share(
+        &self,
+        share: &ShareInstanceRef,
+        new_size_gb: u64,
+    ) -> Result<(), DriverError> {
+        let instance = self.instance(share)?;
+        let share = share.clone();
+        blocking(move || resize(&instance, &share, new_size_gb, false)).await
+    }
+
+    async fn ensure_share(
+        &self,
+        share: &ShareInstanceRef,
+    ) -> Result<Vec<ExportLocation>, DriverError> {
+        let instance = self.instance(share)?;
+        let (host, share) = (self.info.host.clone(), share.clone());
+        blocking(move || {
+            instance.require()?;
+            instance.size_gb(&share)?;
+            LocalDriver::export_locations(&host, &instance)
+        })
+        .await
+    }
+
+    async fn update_access(
+        &self,
+        share: &ShareInstanceRef,
+        all_rules: &[AccessRule],
+        add: &[AccessRule],
+        delete: &[AccessRule],
+    ) -> Result<BTreeMap<String, AccessRuleResult>, DriverError> {
+        let instance = self.instance(share)?;
+        let (all_rules, add, delete) = (all_rules.to_vec(), add.to_vec(), delete.to_vec());
+        blocking(move || update_access(&instance, &all_rules, &add, &delete)).await
+    }
+
+    async fn get_share_usage_bytes(&self, share: &ShareInstanceRef) -> Result<u64, DriverError> {
+        let instance = self.instance(share)?;
+        blocking(move || {
+            instance.require()?;
+            usage(&instance)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
+
+    const ID: &str = "5c0b8d6e-2f4a-4a7b-9c1d-3e5f7a9b1c2d";
 
     fn driver(dir: &Path) -> LocalDriver {
         LocalDriver::new(
             BackendInfo {
+                host: "node1".into(),
                 backend_name: "local1".into(),
                 replication_type: Some("readable".into()),
                 replication_domain: Some("d1".into()),
             },
-            vec![LocalPool { name: "pool1".into(), path: dir.join("pool1"), reserved_percentage: 5 }],
+            vec![LocalPool {
+                name: "pool1".into(),
+                path: dir.join("pool1"),
+                reserved_percentage: 5,
+            }],
         )
+    }
+
+    async fn ready(dir: &Path) -> LocalDriver {
+        let driver = driver(dir);
+        driver.do_setup().await.unwrap();
+        driver
+    }
+
+    fn share(id: &str) -> ShareInstanceRef {
+        ShareInstanceRef {
+            id: id.into(),
+            share_id: "0f0e0d0c-0b0a-4908-8706-050403020100".into(),
+            pool: "pool1".into(),
+            size_gb: 1,
+            share_proto: "NFS".into(),
+        }
+    }
+
+    fn shares_dir(dir: &Path) -> PathBuf {
+        dir.join("pool1/shares")
+    }
+
+    fn meta_size(dir: &Path, id: &str) -> u64 {
+        let meta: ShareMeta = serde_json::from_slice(
+            &fs::read(shares_dir(dir).join(format!("{id}.meta.json"))).unwrap(),
+        )
+        .unwrap();
+        meta.size_gb
+    }
+
+    fn rule(id: &str, access_type: &str, access_to: &str) -> AccessRule {
+        AccessRule {
+            id: id.into(),
+            access_type: access_type.into(),
+            access_to: access_to.into(),
+            access_level: "rw".into(),
+        }
     }
 
     #[tokio::test]
     async fn setup_creates_private_pool_and_stats_measure_the_filesystem() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let driver = driver(dir.path());
-        driver.do_setup().await.unwrap();
-        let meta = std::fs::metadata(dir.path().join("pool1")).unwrap();
+        let driver = ready(dir.path()).await;
+        let meta = fs::metadata(dir.path().join("pool1")).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o700);
-        assert!(dir.path().join("pool1/shares").is_dir());
-        let stats = driver.get_share_stats().await.unwrap();
+        assert!(shares_dir(dir.path()).is_dir());
+        let stats = driver.get_share_stats(&BTreeMap::new()).await.unwrap();
         assert_eq!(stats.len(), 1);
         let s = &stats[0];
         assert_eq!(s.pool_name, "pool1");
         assert!(s.total_capacity_gb > 0.0 && s.free_capacity_gb <= s.total_capacity_gb);
+        assert_eq!(s.allocated_capacity_gb, 0.0);
         assert_eq!(s.replication_domain.as_deref(), Some("d1"));
         assert_eq!(s.reserved_percentage, 5);
+    }
+
+    #[tokio::test]
+    async fn stats_subtract_allocations_from_free_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ready(dir.path()).await;
+        let before = driver
+            .get_share_stats(&BTreeMap::new())
+            .await
+            .unwrap()
+            .remove(0);
+        let total = before.total_capacity_gb as u64;
+        let allocated = BTreeMap::from([
+            ("pool1".to_owned(), total.saturating_sub(1)),
+            ("other".to_owned(), 5),
+        ]);
+        let after = driver.get_share_stats(&allocated).await.unwrap().remove(0);
+        assert_eq!(after.allocated_capacity_gb, total.saturating_sub(1) as f64);
+        assert!(
+            after.free_capacity_gb <= before.total_capacity_gb - after.allocated_capacity_gb + 0.01,
+            "{after:?}"
+        );
+        // Promised beyond the disk: nothing is free, never negative.
+        let over = BTreeMap::from([("pool1".to_owned(), total * 3)]);
+        assert_eq!(
+            driver.get_share_stats(&over).await.unwrap()[0].free_capacity_gb,
+            0.0
+        );
     }
 
     #[tokio::test]
     async fn vanished_pool_is_left_out_of_the_report() {
         let dir = tempfile::tempdir().unwrap();
         let driver = driver(dir.path());
-        assert!(driver.get_share_stats().await.unwrap().is_empty());
+        assert!(
+            driver
+                .get_share_stats(&BTreeMap::new())
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let pool = &driver.pools[0];
-        assert!(matches!(driver.stats_of(pool), Err(DriverError::PoolUnavailable { .. })));
+        assert!(matches!(
+            driver.stats_of(pool, 0),
+            Err(DriverError::PoolUnavailable { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn create_makes_a_private_directory_and_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ready(dir.path()).await;
+        let first = driver.create_share(&share(ID)).await.unwrap();
+        let instance_dir = shares_dir(dir.path()).join(ID);
+        let meta = fs::symlink_metadata(&instance_dir).unwrap();
+        assert!(meta.is_dir());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o750);
+        // Owned by shoal's user, like the pool it was created in.
+        assert_eq!(
+            meta.uid(),
+            fs::metadata(dir.path().join("pool1")).unwrap().uid()
+        );
+        assert_eq!(meta_size(dir.path(), ID), 1);
+
+        fs::write(instance_dir.join("data"), b"kept").unwrap();
+        let second = driver.create_share(&share(ID)).await.unwrap();
+        assert_eq!(first, second);
+        assert_eq!(fs::read(instance_dir.join("data")).unwrap(), b"kept");
+    }
+
+    #[tokio::test]
+    async fn export_location_names_host_and_absolute_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ready(dir.path()).await;
+        let locations = driver.create_share(&share(ID)).await.unwrap();
+        let canonical = fs::canonicalize(shares_dir(dir.path()).join(ID)).unwrap();
+        assert_eq!(
+            locations,
+            [ExportLocation {
+                path: format!("local://node1{}", canonical.display()),
+                is_admin_only: false,
+                preferred: true,
+                metadata: BTreeMap::new(),
+            }]
+        );
+        assert!(locations[0].path.starts_with("local://node1/"));
+    }
+
+    #[tokio::test]
+    async fn ids_are_validated_before_touching_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ready(dir.path()).await;
+        for bad in [
+            "../../etc",
+            "../5c0b8d6e-2f4a-4a7b-9c1d-3e5f7a9b1c",
+            "5C0B8D6E-2F4A-4A7B-9C1D-3E5F7A9B1C2D",
+            "5c0b8d6e2f4a4a7b9c1d3e5f7a9b1c2d",
+            "/tmp/5c0b8d6e-2f4a-4a7b-9c1d-3e5f7a9b",
+            ".tmp-5c0b8d6e-2f4a-4a7b-9c1d-3e5f7a9",
+            "",
+        ] {
+            let share = share(bad);
+            assert!(
+                matches!(
+                    driver.create_share(&share).await,
+                    Err(DriverError::InvalidInput(_))
+                ),
+                "{bad}"
+            );
+            assert!(
+                matches!(
+                    driver.delete_share(&share).await,
+                    Err(DriverError::InvalidInput(_))
+                ),
+                "{bad}"
+            );
+            assert!(
+                matches!(
+                    driver.ensure_share(&share).await,
+                    Err(DriverError::InvalidInput(_))
+                ),
+                "{bad}"
+            );
+            assert!(
+                matches!(
+                    driver.extend_share(&share, 2).await,
+                    Err(DriverError::InvalidInput(_))
+                ),
+                "{bad}"
+            );
+            assert!(
+                matches!(
+                    driver.get_share_usage_bytes(&share).await,
+                    Err(DriverError::InvalidInput(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert_eq!(fs::read_dir(shares_dir(dir.path())).unwrap().count(), 0);
+        let mut unknown_pool = share(ID);
+        unknown_pool.pool = "../pool1".into();
+        assert!(matches!(
+            driver.create_share(&unknown_pool).await,
+            Err(DriverError::PoolUnavailable { .. })
+        ));
+        let mut bad_proto = share(ID);
+        bad_proto.share_proto = "CEPHFS".into();
+        assert!(matches!(
+            driver.create_share(&bad_proto).await,
+            Err(DriverError::InvalidInput(_))
+        ));
+        let mut zero = share(ID);
+        zero.size_gb = 0;
+        assert!(matches!(
+            driver.create_share(&zero).await,
+            Err(DriverError::InvalidInput(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn symlinked_shares_or_pool_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ready(dir.path()).await;
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::remove_dir(shares_dir(dir.path())).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, shares_dir(dir.path())).unwrap();
+        assert!(matches!(
+            driver.create_share(&share(ID)).await,
+            Err(DriverError::PoolUnavailable { .. })
+        ));
+        assert!(matches!(
+            driver.delete_share(&share(ID)).await,
+            Err(DriverError::PoolUnavailable { .. })
+        ));
+        assert!(matches!(
+            driver.do_setup().await,
+            Err(DriverError::PoolUnavailable { .. })
+        ));
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+
+        let linked_pool = tempfile::tempdir().unwrap();
+        let real = linked_pool.path().join("real");
+        fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, linked_pool.path().join("pool1")).unwrap();
+        let driver = self::driver(linked_pool.path());
+        assert!(matches!(
+            driver.do_setup().await,
+            Err(DriverError::PoolUnavailable { .. })
+        ));
+        assert!(!real.join("shares").exists());
+    }
+
+    #[tokio::test]
+    async fn symlinked_instance_directory_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ready(dir.path()).await;
+        let victim = dir.path().join("victim");
+        fs::create_dir(&victim).unwrap();
+        fs::write(victim.join("precious"), b"x").unwrap();
+        std::os::unix::fs::symlink(&victim, shares_dir(dir.path()).join(ID)).unwrap();
+        assert!(matches!(
+            driver.delete_share(&share(ID)).await,
+            Err(DriverError::Other(_))
+        ));
+        assert!(matches!(
+            driver.create_share(&share(ID)).await,
+            Err(DriverError::Other(_))
+        ));
+        assert!(matches!(
+            driver.get_share_usage_bytes(&share(ID)).await,
+            Err(DriverError::Other(_))
+        ));
+        assert!(victim.join("precious").exists());
+    }
+
+    #[tokio::test]
+    async fn extend_and_shrink_update_the_accounting() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ready(dir.path()).await;
+        let s = share(ID);
+        driver.create_share(&s).await.unwrap();
+        driver.extend_share(&s, 5).await.unwrap();
+        assert_eq!(meta_size(dir.path(), ID), 5);
+        // A retried extend (the size already changed) succeeds; going down does not.
+        driver.extend_share(&s, 5).await.unwrap();
+        assert!(matches!(
+            driver.extend_share(&s, 4).await,
+            Err(DriverError::InvalidInput(_))
+        ));
+        driver.shrink_share(&s, 2).await.unwrap();
+        assert_eq!(meta_size(dir.path(), ID), 2);
+        assert!(matches!(
+            driver.shrink_share(&s, 3).await,
+            Err(DriverError::InvalidInput(_))
+        ));
+        let missing = share("00000000-0000-4000-8000-000000000000");
+        assert!(matches!(
+            driver.extend_share(&missing, 2).await,
+            Err(DriverError::NotFound { .. })
+        ));
+        assert!(matches!(
+            driver.shrink_share(&missing, 1).await,
+            Err(DriverError::NotFound { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn shrink_below_usage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ready(dir.path()).await;
+        let mut s = share(ID);
+        s.size_gb = 3;
+        driver.create_share(&s).await.unwrap();
+        let data = shares_dir(dir.path()).join(ID).join("big");
+        // Sparse: 1 GiB + 1 byte of apparent size without using the disk.
+        fs::File::create(&data)
+            .unwrap()
+            .set_len(GIB_BYTES + 1)
+            .unwrap();
+        assert_eq!(
+            driver.get_share_usage_bytes(&s).await.unwrap(),
+            GIB_BYTES + 1
+        );
+        match driver.shrink_share(&s, 1).await {
+            Err(DriverError::ShrinkBelowUsage { used_bytes }) => {
+                assert_eq!(used_bytes, GIB_BYTES + 1)
+            }
+            other => panic!("expected ShrinkBelowUsage, got {other:?}"),
+        }
+        assert_eq!(meta_size(dir.path(), ID), 3);
+        driver.shrink_share(&s, 2).await.unwrap();
+        assert_eq!(meta_size(dir.path(), ID), 2);
+    }
+
+    #[tokio::test]
+    async fn usage_walks_the_tree_without_following_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ready(dir.path()).await;
+        let s = share(ID);
+        driver.create_share(&s).await.unwrap();
+        assert_eq!(driver.get_share_usage_bytes(&s).await.unwrap(), 0);
+        let root = shares_dir(dir.path()).join(ID);
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::write(root.join("a/b/f"), vec![1u8; 4096]).unwrap();
+        fs::write(root.join("g"), vec![1u8; 10]).unwrap();
+        let outside = dir.path().join("outside");
+        fs::write(&outside, vec![1u8; 100_000]).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        assert_eq!(driver.get_share_usage_bytes(&s).await.unwrap(), 4106);
+    }
+
+    #[tokio::test]
+    async fn delete_removes_everything_and_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ready(dir.path()).await;
+        let s = share(ID);
+        driver.create_share(&s).await.unwrap();
+        driver
+            .update_access(&s, &[rule("r1", "ip", "10.0.0.0/24")], &[], &[])
+            .await
+            .unwrap();
+        fs::create_dir(shares_dir(dir.path()).join(ID).join("sub")).unwrap();
+        fs::write(shares_dir(dir.path()).join(ID).join("sub/f"), b"data").unwrap();
+        driver.delete_share(&s).await.unwrap();
+        assert_eq!(fs::read_dir(shares_dir(dir.path())).unwrap().count(), 0);
+        driver.delete_share(&s).await.unwrap();
+        assert!(matches!(
+            driver.ensure_share(&s).await,
+            Err(DriverError::NotFound { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn setup_removes_leftovers_of_interrupted_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ready(dir.path()).await;
+        let shares = shares_dir(dir.path());
+        driver.create_share(&share(ID)).await.unwrap();
+        let half_created = shares.join(format!(".tmp-{}", "00000000-0000-4000-8000-000000000000"));
+        fs::create_dir_all(half_created.join("x")).unwrap();
+        fs::create_dir(shares.join(format!(".tmp-{ID}.deleting"))).unwrap();
+        fs::write(shares.join(format!(".tmp-{ID}.meta.json.1.2")), b"{").unwrap();
+        std::os::unix::fs::symlink(dir.path(), shares.join(".tmp-link")).unwrap();
+        driver.do_setup().await.unwrap();
+        let mut names: Vec<_> = fs::read_dir(&shares)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, [ID.to_owned(), format!("{ID}.meta.json")]);
+        assert!(dir.path().join("pool1").is_dir());
+    }
+
+    #[tokio::test]
+    async fn create_finishes_over_a_half_created_instance() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ready(dir.path()).await;
+        fs::create_dir(shares_dir(dir.path()).join(format!(".tmp-{ID}"))).unwrap();
+        driver.create_share(&share(ID)).await.unwrap();
+        assert!(shares_dir(dir.path()).join(ID).is_dir());
+        assert!(!shares_dir(dir.path()).join(format!(".tmp-{ID}")).exists());
+    }
+
+    #[tokio::test]
+    async fn ensure_returns_export_locations_and_repairs_a_lost_meta_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ready(dir.path()).await;
+        let mut s = share(ID);
+        s.size_gb = 4;
+        let created = driver.create_share(&s).await.unwrap();
+        // A new driver instance, as after a restart.
+        let restarted = ready(dir.path()).await;
+        assert_eq!(restarted.ensure_share(&s).await.unwrap(), created);
+        fs::remove_file(shares_dir(dir.path()).join(format!("{ID}.meta.json"))).unwrap();
+        assert_eq!(restarted.ensure_share(&s).await.unwrap(), created);
+        assert_eq!(meta_size(dir.path(), ID), 4);
+        let missing = share("00000000-0000-4000-8000-000000000000");
+        assert!(matches!(
+            restarted.ensure_share(&missing).await,
+            Err(DriverError::NotFound { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn access_rules_are_validated_and_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ready(dir.path()).await;
+        let s = share(ID);
+        driver.create_share(&s).await.unwrap();
+        let mut ro = rule("r-ro", "ip", "2001:db8::/64");
+        ro.access_level = "ro".into();
+        let all = vec![
+            rule("r-ip", "ip", "10.0.0.0/24"),
+            rule("r-host", "ip", "10.0.0.7"),
+            ro.clone(),
+            rule("r-user", "user", "alice"),
+            rule("r-hostbits", "ip", "10.0.0.1/24"),
+            rule("r-badip", "ip", "not-an-ip"),
+            rule("r-baduser", "user", "a/b:c"),
+            rule("r-cert", "cert", "client.example.com"),
+            rule("r-cephx", "cephx", "alice"),
+            rule("r-other", "krb", "x"),
+        ];
+        let results = driver.update_access(&s, &all, &all, &[]).await.unwrap();
+        assert_eq!(results.len(), all.len());
+        for id in ["r-ip", "r-host", "r-ro", "r-user"] {
+            assert_eq!(results[id], AccessRuleResult::Applied, "{id}");
+        }
+        for id in [
+            "r-hostbits",
+            "r-badip",
+            "r-baduser",
+            "r-cert",
+            "r-cephx",
+            "r-other",
+        ] {
+            assert!(
+                matches!(results[id], AccessRuleResult::Error(_)),
+                "{id}: {:?}",
+                results[id]
+            );
+        }
+        let recorded = driver.applied_access_rules(&s).await.unwrap();
+        let ids: Vec<_> = recorded.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["r-ip", "r-host", "r-ro", "r-user"]);
+        assert_eq!(recorded[2], ro);
+        // The file on disk is plain JSON the data plane can read.
+        let file: serde_json::Value = serde_json::from_slice(
+            &fs::read(shares_dir(dir.path()).join(format!("{ID}.access.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(file["rules"][0]["access_to"], "10.0.0.0/24");
+
+        // Deny one rule, and one that was never applied: no error, the file follows.
+        let remaining = vec![rule("r-ip", "ip", "10.0.0.0/24")];
+        let results = driver
+            .update_access(
+                &s,
+                &remaining,
+                &[],
+                &[
+                    rule("r-user", "user", "alice"),
+                    rule("r-never", "ip", "10.9.9.9"),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            results,
+            BTreeMap::from([("r-ip".to_owned(), AccessRuleResult::Applied)])
+        );
+        assert_eq!(driver.applied_access_rules(&s).await.unwrap(), remaining);
+
+        let missing = share("00000000-0000-4000-8000-000000000000");
+        assert!(matches!(
+            driver.update_access(&missing, &remaining, &[], &[]).await,
+            Err(DriverError::NotFound { .. })
+        ));
     }
 }

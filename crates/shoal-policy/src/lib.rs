@@ -34,8 +34,13 @@
 //! Deliberate differences from oslo.policy, all in the fail-closed direction or to surface
 //! misconfiguration early:
 //!
-//! * a check string that oslo would log and turn into "always false" is an error here
-//!   ([`parse`] returns [`PolicyError::Parse`]; loading such an override fails);
+//! * a check string that oslo would log and turn into "always false", or that would make
+//!   oslo raise at enforce time (an unparsable key or `%` template), is an error here
+//!   ([`parse`] returns [`PolicyError::Parse`]; loading such an override fails); so are
+//!   checks with nothing before or after the `:` (`role:`), which oslo accepts but which
+//!   can never match anything useful;
+//! * a fully quoted match is a literal: `user_id:'abc'` compares with `abc` (oslo compares
+//!   with `'abc'`, quotes included);
 //! * `rule:NAME` with an unknown `NAME` is false (oslo falls back to the `default` rule);
 //! * a `rule:` cycle, or a `rule:` chain deeper than [`MAX_RULE_DEPTH`], denies the whole
 //!   request instead of raising a recursion error;

@@ -89,6 +89,15 @@ fn parse_check(word: &str, at: usize) -> Result<Rule, String> {
                     "`{word}` at byte {at}: `{kind}` is not a well-formed quoted literal"
                 ));
             }
+            if literal_key(kind).is_none() && !kind.chars().all(is_attribute_char) {
+                // A key like `!x` or `%(x` is a Python syntax error in oslo's
+                // literal_eval, which raises at enforce time; a credential attribute path
+                // is made of name characters, dots and dashes.
+                return Err(format!(
+                    "`{word}` at byte {at}: `{kind}` is neither a literal nor a credential \
+                     attribute name"
+                ));
+            }
             validate_template(match_, word, at)?;
             Ok(Rule::Generic {
                 key: kind.to_owned(),
@@ -96,6 +105,11 @@ fn parse_check(word: &str, at: usize) -> Result<Rule, String> {
             })
         }
     }
+}
+
+/// Characters of a credential attribute path such as `project_id` or `user.enabled`.
+fn is_attribute_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '.' | '-')
 }
 
 /// Rejects matches that Python's `%` formatting would choke on at enforce time.
@@ -508,9 +522,12 @@ mod tests {
             ("role:a role:b", "unexpected check `role:b`"),
             ("role:a not role:b", "unexpected `not`"),
             ("(role:a) (role:b)", "unexpected `(`"),
-            // oslo only peels parentheses off the ends of a word: `not(role` is a check
-            // key here and the `)` has no partner.
-            ("not(role:a)", "unbalanced `)`"),
+            // oslo only peels parentheses off the ends of a word, so `not(role` is
+            // taken as a generic check's key (and the final `)` has no partner).
+            (
+                "not(role:a)",
+                "neither a literal nor a credential attribute",
+            ),
             ("admin", "is not a check"),
             ("role:a and admin", "is not a check"),
             ("@@", "is not a check"),
@@ -519,6 +536,9 @@ mod tests {
             ("('quoted')", "is not a check"),
             ("'member:x", "not a well-formed quoted literal"),
             ("'a'b':x", "not a well-formed quoted literal"),
+            ("!x:y", "neither a literal nor a credential attribute"),
+            ("a%(b:x", "neither a literal nor a credential attribute"),
+            ("not(role:x", "neither a literal nor a credential attribute"),
             ("role:%(x)d", "placeholder"),
             ("role:100%", "placeholder"),
             ("project_id:%(project_id", "placeholder"),
@@ -634,15 +654,20 @@ mod tests {
     /// Well-formed rule trees: leaves that parse, groups of at least two operands.
     pub(crate) fn arb_rule() -> impl Strategy<Value = Rule> {
         let name = "[a-z][a-z0-9_:-]{0,10}";
+        // Generic keys, minus the kinds that parse as something else.
+        let key = || {
+            "[a-z_]{1,10}".prop_filter("reserved check kind", |k| {
+                !matches!(k.as_str(), "role" | "rule" | "http" | "https")
+            })
+        };
         let leaf = prop_oneof![
             Just(Rule::Always),
             Just(Rule::Never),
             name.prop_map(Rule::Role),
             "%\\([a-z_.]{1,8}\\)s".prop_map(Rule::Role),
             name.prop_map(Rule::Rule),
-            ("[a-z_]{1,10}", "[A-Za-z0-9_-]{1,8}")
-                .prop_map(|(key, match_)| Rule::Generic { key, match_ }),
-            ("[a-z_]{1,10}", "[a-z_.]{1,8}").prop_map(|(key, name)| Rule::Generic {
+            (key(), "[A-Za-z0-9_-]{1,8}").prop_map(|(key, match_)| Rule::Generic { key, match_ }),
+            (key(), "[a-z_.]{1,8}").prop_map(|(key, name)| Rule::Generic {
                 key,
                 match_: format!("%({name})s"),
             }),

@@ -50,10 +50,7 @@ impl Type<Sqlite> for DbTime {
 }
 
 impl<'q> Encode<'q, Sqlite> for DbTime {
-    fn encode_by_ref(
-        &self,
-        buf: &mut Vec<SqliteArgumentValue<'q>>,
-    ) -> Result<IsNull, BoxDynError> {
+    fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
         <i64 as Encode<'q, Sqlite>>::encode(self.micros(), buf)
     }
 }
@@ -102,10 +99,7 @@ impl Type<Sqlite> for DbUuid {
 }
 
 impl<'q> Encode<'q, Sqlite> for DbUuid {
-    fn encode_by_ref(
-        &self,
-        buf: &mut Vec<SqliteArgumentValue<'q>>,
-    ) -> Result<IsNull, BoxDynError> {
+    fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
         <String as Encode<'q, Sqlite>>::encode(self.0.hyphenated().to_string(), buf)
     }
 }

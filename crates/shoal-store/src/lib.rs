@@ -100,8 +100,9 @@ fn parse_store_url(url: &str) -> Result<StoreUrl> {
     Ok(StoreUrl::Sqlite(PathBuf::from(path)))
 }
 
-/// Opens the store named by `url` (see [`parse_store_url`] rules: `sqlite://path`, a bare path,
-/// or `postgres://…`). Does not migrate.
+/// Opens the store named by `url`: `sqlite://PATH`, `sqlite:PATH` or a bare path opens a SQLite
+/// file (parent directories are created); `postgres://…` or `postgresql://…` connects to
+/// PostgreSQL. Other schemes and in-memory SQLite are refused. Does not migrate.
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>> {
     match parse_store_url(url)? {
         StoreUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(&path).await?)),
@@ -116,17 +117,38 @@ mod url_tests {
     #[test]
     fn parses_sqlite_forms() {
         let sqlite = |p: &str| StoreUrl::Sqlite(PathBuf::from(p));
-        assert_eq!(parse_store_url("sqlite:///var/lib/shoal/db").unwrap(), sqlite("/var/lib/shoal/db"));
-        assert_eq!(parse_store_url("sqlite://data/shoal.db").unwrap(), sqlite("data/shoal.db"));
-        assert_eq!(parse_store_url("sqlite:shoal.db?mode=rwc").unwrap(), sqlite("shoal.db"));
-        assert_eq!(parse_store_url("./shoal-data/shoal.db").unwrap(), sqlite("./shoal-data/shoal.db"));
-        assert_eq!(parse_store_url("/abs/shoal.db").unwrap(), sqlite("/abs/shoal.db"));
+        assert_eq!(
+            parse_store_url("sqlite:///var/lib/shoal/db").unwrap(),
+            sqlite("/var/lib/shoal/db")
+        );
+        assert_eq!(
+            parse_store_url("sqlite://data/shoal.db").unwrap(),
+            sqlite("data/shoal.db")
+        );
+        assert_eq!(
+            parse_store_url("sqlite:shoal.db?mode=rwc").unwrap(),
+            sqlite("shoal.db")
+        );
+        assert_eq!(
+            parse_store_url("./shoal-data/shoal.db").unwrap(),
+            sqlite("./shoal-data/shoal.db")
+        );
+        assert_eq!(
+            parse_store_url("/abs/shoal.db").unwrap(),
+            sqlite("/abs/shoal.db")
+        );
     }
 
     #[test]
     fn parses_postgres_forms() {
-        assert_eq!(parse_store_url("postgres://u@h/db").unwrap(), StoreUrl::Postgres);
-        assert_eq!(parse_store_url("postgresql://u@h:5432/db").unwrap(), StoreUrl::Postgres);
+        assert_eq!(
+            parse_store_url("postgres://u@h/db").unwrap(),
+            StoreUrl::Postgres
+        );
+        assert_eq!(
+            parse_store_url("postgresql://u@h:5432/db").unwrap(),
+            StoreUrl::Postgres
+        );
     }
 
     #[test]
@@ -135,6 +157,24 @@ mod url_tests {
         assert!(parse_store_url("sqlite://").is_err());
         assert!(parse_store_url("").is_err());
         assert!(parse_store_url("mysql://u@h/db").is_err());
+    }
+
+    #[tokio::test]
+    async fn open_store_routes_postgres_urls_to_postgres() {
+        // Nothing listens there, so reaching the PG driver shows up as Unavailable (after the
+        // default acquire timeout), not as a SQLite or URL error.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let short = format!("postgres://postgres@127.0.0.1:{port}/shoal");
+        let long = format!("postgresql://postgres@127.0.0.1:{port}/shoal");
+        let (a, b) = tokio::join!(open_store(&short), open_store(&long));
+        for result in [a, b] {
+            let err = result.err().expect("nothing listens");
+            assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        }
     }
 
     #[tokio::test]
@@ -148,7 +188,9 @@ mod url_tests {
         store.close().await;
 
         let bare = dir.path().join("bare.db");
-        let store = open_store(bare.to_str().expect("utf-8")).await.expect("open");
+        let store = open_store(bare.to_str().expect("utf-8"))
+            .await
+            .expect("open");
         assert_eq!(store.backend_name(), "sqlite");
         store.close().await;
     }

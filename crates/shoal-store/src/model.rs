@@ -55,6 +55,18 @@ pub struct ShareTypeRow {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
+/// Input of `Store::update_share_type`: `None` leaves a field unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShareTypeUpdate {
+    /// New unique name.
+    pub name: Option<String>,
+    /// New description; `Some(None)` clears it.
+    pub description: Option<Option<String>>,
+    /// New visibility. Access grants are kept either way (they matter again if the type
+    /// goes back to private).
+    pub is_public: Option<bool>,
+}
+
 /// Filter of `Store::list_share_types`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShareTypeFilter {

@@ -11,8 +11,8 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-use crate::error::{Result, StoreError};
 use crate::PoolConfig;
+use crate::error::{Result, StoreError};
 
 /// Migrations for PostgreSQL, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");

@@ -70,7 +70,7 @@ macro_rules! impl_store {
             use $crate::model::{
                 AvailabilityZoneRow, ClaimRequest, NewOperation, NewShareType, OperationRow,
                 OperationState, PoolRow, ServiceFilter, ServiceHeartbeat, ServiceRow,
-                ShareTypeFilter, ShareTypeRow,
+                ShareTypeFilter, ShareTypeRow, ShareTypeUpdate,
             };
             use $crate::sql_impl::{
                 operation_columns, service_select, share_type_select, CLAIM_RACE_RETRIES,
@@ -385,6 +385,43 @@ macro_rules! impl_store {
                     .fetch_all(&self.pool)
                     .await?;
                     fold_share_types(&rows)
+                }
+
+                async fn update_share_type(
+                    &self,
+                    id: Uuid,
+                    update: ShareTypeUpdate,
+                    now: DateTime<Utc>,
+                ) -> Result<ShareTypeRow> {
+                    // $2 says whether to touch the description at all, since `Some(None)`
+                    // (clear it) and `None` (keep it) both bind $3 as NULL.
+                    let updated = sqlx::query(
+                        "UPDATE share_types SET \
+                             name = COALESCE($1, name), \
+                             description = CASE WHEN $2 THEN $3 ELSE description END, \
+                             is_public = COALESCE($4, is_public), \
+                             updated_at = $5 \
+                         WHERE id = $6",
+                    )
+                    .bind(&update.name)
+                    .bind(update.description.is_some())
+                    .bind(update.description.clone().flatten())
+                    .bind(update.is_public)
+                    .bind(DbTime::new(now))
+                    .bind(DbUuid(id))
+                    .execute(&self.pool)
+                    .await;
+                    match updated {
+                        Ok(done) if done.rows_affected() == 0 => {
+                            Err(StoreError::NotFound(format!("share type {id}")))
+                        }
+                        Ok(_) => self.get_share_type(id).await,
+                        Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                            "share type name {} already exists",
+                            update.name.unwrap_or_default()
+                        ))),
+                        Err(e) => Err(e.into()),
+                    }
                 }
 
                 async fn delete_share_type(&self, id: Uuid) -> Result<()> {
@@ -742,6 +779,7 @@ macro_rules! impl_store {
                         "UPDATE operations SET state = 'running', claimed_by = $1, \
                              lease_until = $2, attempts = attempts + 1, updated_at = $3 \
                          WHERE id = (SELECT id FROM operations WHERE {cond} ORDER BY id LIMIT 1) \
+                           AND {cond} \
                          RETURNING {}",
                         operation_columns!()
                     );

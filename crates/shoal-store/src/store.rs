@@ -16,6 +16,7 @@ use crate::error::Result;
 use crate::model::{
     AvailabilityZoneRow, ClaimRequest, NewOperation, NewShareType, OperationRow, OperationState,
     PoolRow, ServiceFilter, ServiceHeartbeat, ServiceRow, ShareTypeFilter, ShareTypeRow,
+    ShareTypeUpdate,
 };
 
 /// Durable state of shoal. Used as `Arc<dyn Store>`; implemented by
@@ -49,6 +50,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Lists share types ordered by name, with their extra specs.
     async fn list_share_types(&self, filter: ShareTypeFilter) -> Result<Vec<ShareTypeRow>>;
+
+    /// Changes name, description and/or visibility in one statement and sets `updated_at` to
+    /// `now`; specs and access grants are untouched. `NotFound` if missing, `Conflict` if the
+    /// new name is taken.
+    async fn update_share_type(
+        &self,
+        id: Uuid,
+        update: ShareTypeUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<ShareTypeRow>;
 
     /// Deletes a share type with its specs and access list. `NotFound` if missing.
     async fn delete_share_type(&self, id: Uuid) -> Result<()>;

@@ -4,8 +4,8 @@
 //! SQLite gets a new file in a temporary directory. PostgreSQL gets a new schema
 //! `t_<uuid>` in the database named by `TEST_DATABASE_URL`, and the store connects with
 //! `search_path` set to it, so tests run in parallel on one server without seeing each
-//! other. [`TestDb::finish`] drops the schema; a panicking test leaves it behind, which is
-//! harmless in a throw-away cluster.
+//! other. [`TestDb::finish`] closes the store and drops the schema; if a test panics before
+//! that, `Drop` drops the schema instead.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -37,7 +37,8 @@ enum Cleanup {
 /// A migrated store private to one test, plus what it takes to remove it.
 pub struct TestDb<S: ?Sized> {
     store: Arc<S>,
-    cleanup: Cleanup,
+    /// `None` once cleaned up (or moved into another `TestDb`).
+    cleanup: Option<Cleanup>,
 }
 
 impl<S: Store + ?Sized> TestDb<S> {
@@ -47,34 +48,64 @@ impl<S: Store + ?Sized> TestDb<S> {
     }
 
     /// Closes the store and removes its database (temp dir or PG schema). Call at the end of
-    /// a test; skipping it only leaks the database.
-    pub async fn finish(self) {
+    /// a test; if it is skipped (say the test panicked), `Drop` still drops the schema.
+    pub async fn finish(mut self) {
         self.store.close().await;
-        match self.cleanup {
-            Cleanup::TempDir(dir) => drop(dir),
-            Cleanup::PgSchema { options, schema } => {
-                match PgConnection::connect_with(&options).await {
-                    Ok(mut conn) => {
-                        let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-                        if let Err(e) = sqlx::query(&sql).execute(&mut conn).await {
-                            eprintln!("could not drop test schema {schema}: {e}");
-                        }
-                        let _ = conn.close().await;
-                    }
-                    Err(e) => eprintln!("could not drop test schema {schema}: {e}"),
-                }
-            }
+        match self.cleanup.take() {
+            Some(Cleanup::PgSchema { options, schema }) => drop_schema(&options, &schema).await,
+            Some(Cleanup::TempDir(dir)) => drop(dir),
+            None => {}
         }
     }
 }
 
 impl<S: Store> TestDb<S> {
     /// The same database as `Arc<dyn Store>`.
-    pub fn into_dyn(self) -> TestDb<dyn Store> {
+    pub fn into_dyn(mut self) -> TestDb<dyn Store> {
+        let store: Arc<dyn Store> = self.store.clone();
         TestDb {
-            store: self.store,
-            cleanup: self.cleanup,
+            store,
+            cleanup: self.cleanup.take(),
         }
+    }
+}
+
+impl<S: ?Sized> Drop for TestDb<S> {
+    fn drop(&mut self) {
+        // `finish` was not called. Drop cannot await and may run on a runtime thread, so
+        // drop the schema from a helper thread with its own small runtime. A temp dir removes
+        // itself when dropped.
+        if let Some(Cleanup::PgSchema { options, schema }) = self.cleanup.take() {
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(runtime) => runtime.block_on(drop_schema(&options, &schema)),
+                    Err(e) => eprintln!("could not drop test schema {schema}: {e}"),
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// Drops a test schema and everything in it. Never waits long for locks held by a
+/// connection of a test that panicked mid-transaction; failures are only reported.
+async fn drop_schema(options: &PgConnectOptions, schema: &str) {
+    let result = async {
+        let mut conn = PgConnection::connect_with(options).await?;
+        sqlx::query("SET lock_timeout = '5s'")
+            .execute(&mut conn)
+            .await?;
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await
+    }
+    .await;
+    if let Err(e) = result {
+        eprintln!("could not drop test schema {schema}: {e}");
     }
 }
 
@@ -100,7 +131,7 @@ impl ForTest for SqliteStore {
         store.migrate().await.expect("migrate test sqlite store");
         Some(TestDb {
             store: Arc::new(store),
-            cleanup: Cleanup::TempDir(dir),
+            cleanup: Some(Cleanup::TempDir(dir)),
         })
     }
 }
@@ -134,10 +165,10 @@ impl ForTest for PgStore {
         store.migrate().await.expect("migrate test postgres store");
         Some(TestDb {
             store: Arc::new(store),
-            cleanup: Cleanup::PgSchema {
+            cleanup: Some(Cleanup::PgSchema {
                 options: Box::new(admin),
                 schema,
-            },
+            }),
         })
     }
 }
@@ -145,10 +176,13 @@ impl ForTest for PgStore {
 /// A fresh store for another crate's tests: PostgreSQL when `TEST_DATABASE_URL` is set (so CI
 /// re-runs the same tests on PG), SQLite otherwise.
 pub async fn fresh_store_from_env() -> TestDb<dyn Store> {
-    if std::env::var_os(TEST_DATABASE_URL_ENV).is_some() {
-        if let Some(db) = PgStore::for_test().await {
-            return db.into_dyn();
-        }
+    // Checked here too so that SQLite runs print no PG skip note.
+    let pg = match std::env::var_os(TEST_DATABASE_URL_ENV) {
+        Some(_) => PgStore::for_test().await,
+        None => None,
+    };
+    if let Some(db) = pg {
+        return db.into_dyn();
     }
     SqliteStore::for_test()
         .await

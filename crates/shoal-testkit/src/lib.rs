@@ -34,11 +34,14 @@ pub const PERSONAS: [(&str, &str, &[&str]); 5] = [
     ("nobody", PROJECT_B, &[]),
 ];
 
+/// A last edit of the configuration before the node starts.
+type ConfigTweak = Box<dyn FnOnce(&mut Config) + Send>;
+
 /// How a [`TestApp`] is built.
 pub struct TestAppBuilder {
     auth: AuthStrategy,
     backends: Vec<BackendConfig>,
-    tweak: Option<Box<dyn FnOnce(&mut Config) + Send>>,
+    tweak: Option<ConfigTweak>,
 }
 
 impl TestAppBuilder {
@@ -49,7 +52,12 @@ impl TestAppBuilder {
     }
 
     /// Adds a `dummy` back end with one pool `pool1` in `az`, replication domain `domain`.
-    pub fn with_dummy_backend(mut self, name: &str, az: &str, replication_type: Option<&str>) -> Self {
+    pub fn with_dummy_backend(
+        mut self,
+        name: &str,
+        az: &str,
+        replication_type: Option<&str>,
+    ) -> Self {
         self.backends.push(BackendConfig {
             name: name.to_owned(),
             driver: "dummy".to_owned(),
@@ -62,6 +70,7 @@ impl TestAppBuilder {
                 total_capacity_gb: Some(1000),
                 reserved_percentage: 0,
             }],
+            dummy: None,
         });
         self
     }
@@ -80,6 +89,7 @@ impl TestAppBuilder {
                 total_capacity_gb: None,
                 reserved_percentage: 0,
             }],
+            dummy: None,
         });
         self
     }
@@ -118,7 +128,9 @@ impl TestAppBuilder {
             tweak(&mut config);
         }
         let db = fresh_store_from_env().await;
-        let server = Server::start_with_store(config, db.store().clone()).await.expect("test node starts");
+        let server = Server::start_with_store(config, db.store().clone())
+            .await
+            .expect("test node starts");
         let addr = server.api_addr.expect("the api role runs in tests");
         TestApp {
             base: format!("http://{addr}"),
@@ -136,7 +148,13 @@ impl TestAppBuilder {
 
 async fn start_keystone() -> KeystoneStandin {
     let keystone = KeystoneStandin::start().await;
-    keystone.add_user("manila", "manila-secret", "5e5e5e5e5e5e4e5e8e5e5e5e5e5e5e5e", "service", &["admin", "service"]);
+    keystone.add_user(
+        "manila",
+        "manila-secret",
+        "5e5e5e5e5e5e4e5e8e5e5e5e5e5e5e5e",
+        "service",
+        &["admin", "service"],
+    );
     for (user, project, roles) in PERSONAS {
         keystone.add_user(user, "password", project, &format!("project-{user}"), roles);
     }
@@ -157,7 +175,11 @@ pub struct TestApp {
 impl TestApp {
     /// Builder with noauth and the default back ends.
     pub fn builder() -> TestAppBuilder {
-        TestAppBuilder { auth: AuthStrategy::Noauth, backends: Vec::new(), tweak: None }
+        TestAppBuilder {
+            auth: AuthStrategy::Noauth,
+            backends: Vec::new(),
+            tweak: None,
+        }
     }
 
     /// A noauth node with the default layout.
@@ -181,12 +203,18 @@ impl TestApp {
 
     /// Ticks the periodic report (heartbeats and pool stats) once.
     pub async fn report_once(&self) {
-        self.server().reporter.run_once().await.expect("report succeeds");
+        self.server()
+            .reporter
+            .run_once()
+            .await
+            .expect("report succeeds");
     }
 
     /// The Keystone stand-in (keystone mode only).
     pub fn keystone_standin(&self) -> &KeystoneStandin {
-        self.keystone.as_ref().expect("this app runs in keystone mode")
+        self.keystone
+            .as_ref()
+            .expect("this app runs in keystone mode")
     }
 
     /// A token for `user`: a stand-in token in keystone mode, `user:project` under noauth.
@@ -202,7 +230,11 @@ impl TestApp {
 
     /// Starts a request; absolute URLs are used as given, paths are joined to `base`.
     pub fn request(&self, method: Method, path: &str) -> TestRequest {
-        let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.base) };
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        };
         TestRequest {
             app_token: self.token_for("admin"),
             builder: self.client.request(method, url),
@@ -232,7 +264,12 @@ impl TestApp {
     /// no durable operation is left unfinished.
     pub async fn finish(mut self) {
         let server = self.server.take().expect("finish is called once");
-        let unfinished = server.core.store.count_unfinished_operations().await.expect("count operations");
+        let unfinished = server
+            .core
+            .store
+            .count_unfinished_operations()
+            .await
+            .expect("count operations");
         server.shutdown().await;
         if let Some(db) = self.db.take() {
             db.finish().await;
@@ -252,12 +289,16 @@ pub struct TestRequest {
 impl TestRequest {
     /// Sets `X-OpenStack-Manila-API-Version`.
     pub fn version(mut self, version: &str) -> Self {
-        self.builder = self.builder.header("X-OpenStack-Manila-API-Version", version);
+        self.builder = self
+            .builder
+            .header("X-OpenStack-Manila-API-Version", version);
         self
     }
     /// Sets the experimental flag header to `value`.
     pub fn experimental(mut self, value: &str) -> Self {
-        self.builder = self.builder.header("X-OpenStack-Manila-API-Experimental", value);
+        self.builder = self
+            .builder
+            .header("X-OpenStack-Manila-API-Experimental", value);
         self
     }
     /// Uses this raw token.
@@ -298,7 +339,11 @@ impl TestRequest {
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await.expect("response body").to_vec();
-        TestResponse { status: status.as_u16(), headers, body }
+        TestResponse {
+            status: status.as_u16(),
+            headers,
+            body,
+        }
     }
 }
 
@@ -316,8 +361,12 @@ pub struct TestResponse {
 impl TestResponse {
     /// Body as JSON (panics with the body text when it is not JSON).
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
     /// Body as text.
     pub fn text(&self) -> String {
@@ -331,7 +380,9 @@ impl TestResponse {
     pub fn assert_fault(&self, status: u16, fault: &str, message: Option<&str>) {
         assert_eq!(self.status, status, "status; body: {}", self.text());
         let body = self.json();
-        let inner = body.get(fault).unwrap_or_else(|| panic!("fault {fault} expected, got {body}"));
+        let inner = body
+            .get(fault)
+            .unwrap_or_else(|| panic!("fault {fault} expected, got {body}"));
         assert_eq!(inner["code"], status, "fault code in {body}");
         if let Some(message) = message {
             assert_eq!(inner["message"], message, "fault message in {body}");

@@ -22,8 +22,16 @@ pub struct HostRefError(pub String);
 
 impl HostRef {
     /// Builds a reference from its parts.
-    pub fn new(host: impl Into<String>, backend: impl Into<String>, pool: impl Into<String>) -> Self {
-        Self { host: host.into(), backend: backend.into(), pool: pool.into() }
+    pub fn new(
+        host: impl Into<String>,
+        backend: impl Into<String>,
+        pool: impl Into<String>,
+    ) -> Self {
+        Self {
+            host: host.into(),
+            backend: backend.into(),
+            pool: pool.into(),
+        }
     }
 
     /// `host@backend`, the name of the share service that owns the pool.
@@ -43,7 +51,9 @@ impl fmt::Display for HostRef {
 fn valid_part(part: &str) -> bool {
     !part.is_empty()
         && part.len() <= 255
-        && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 impl FromStr for HostRef {
@@ -74,7 +84,9 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "a@b", "a#b", "@b#c", "a@#c", "a@b#", "a@b#c/d", "a b@c#d", "a@b#../x"] {
+        for bad in [
+            "", "a@b", "a#b", "@b#c", "a@#c", "a@b#", "a@b#c/d", "a b@c#d", "a@b#../x",
+        ] {
             assert!(bad.parse::<HostRef>().is_err(), "{bad:?}");
         }
     }

@@ -98,8 +98,8 @@ mod tests {
     #[test]
     fn rejects_malformed_versions() {
         for bad in [
-            "latest", "2", "v2.1", "2.05", "02.1", "0.1", "2.", ".5", "2.5.1", " 2.5", "2.5 ", "+2.5",
-            "2.-1", "", "2.1a", "２.1",
+            "latest", "2", "v2.1", "2.05", "02.1", "0.1", "2.", ".5", "2.5.1", " 2.5", "2.5 ",
+            "+2.5", "2.-1", "", "2.1a", "２.1",
         ] {
             assert_eq!(
                 ApiVersion::parse(bad),
@@ -116,10 +116,18 @@ mod tests {
             err.to_string(),
             "Version 2.100 is not supported by the API. Minimum is 2.0 and maximum is 2.99."
         );
-        assert!(matches!(ApiVersion::parse_supported("1.0"), Err(VersionError::NotSupported(_))));
-        assert!(matches!(ApiVersion::parse_supported("3.0"), Err(VersionError::NotSupported(_))));
+        assert!(matches!(
+            ApiVersion::parse_supported("1.0"),
+            Err(VersionError::NotSupported(_))
+        ));
+        assert!(matches!(
+            ApiVersion::parse_supported("3.0"),
+            Err(VersionError::NotSupported(_))
+        ));
         assert_eq!(
-            ApiVersion::parse_supported("latest").unwrap_err().to_string(),
+            ApiVersion::parse_supported("latest")
+                .unwrap_err()
+                .to_string(),
             "API Version String latest is of invalid format. Must be of format MajorNum.MinorNum."
         );
     }

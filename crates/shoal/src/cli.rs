@@ -127,9 +127,20 @@ mod tests {
     #[test]
     fn serve_flags_parse() {
         let cli = Cli::parse_from([
-            "shoal", "serve", "--listen", "127.0.0.1:0", "--roles", "api,share", "--auth", "keystone", "--data-dir", "/tmp/x",
+            "shoal",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--roles",
+            "api,share",
+            "--auth",
+            "keystone",
+            "--data-dir",
+            "/tmp/x",
         ]);
-        let Command::Serve(args) = cli.command else { panic!("serve expected") };
+        let Command::Serve(args) = cli.command else {
+            panic!("serve expected")
+        };
         assert_eq!(args.roles, Some(vec![Role::Api, Role::Share]));
         assert_eq!(args.auth, Some(AuthStrategy::Keystone));
         assert_eq!(args.common.data_dir, Some(PathBuf::from("/tmp/x")));

@@ -8,7 +8,9 @@ use tracing_subscriber::EnvFilter;
 
 fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // RUST_LOG_FORMAT=json switches to structured logs for log shippers.
     if std::env::var("RUST_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
@@ -41,13 +43,20 @@ async fn main() -> anyhow::Result<()> {
             }
             server.shutdown().await;
         }
-        Command::Db { command: DbCommand::Sync(args) } => {
+        Command::Db {
+            command: DbCommand::Sync(args),
+        } => {
             let config = args.load()?;
             let store = open_store(&config).await?;
             store.close().await;
-            println!("database {} is up to date", config.effective_database_url_redacted());
+            println!(
+                "database {} is up to date",
+                config.effective_database_url_redacted()
+            );
         }
-        Command::Config { command: ConfigCommand::Check(args) } => {
+        Command::Config {
+            command: ConfigCommand::Check(args),
+        } => {
             let config = args.load()?;
             load_policy(&config).context("policy file")?;
             let text = toml::to_string_pretty(&config).context("rendering the configuration")?;

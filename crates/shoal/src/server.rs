@@ -41,9 +41,18 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     }
-    let store = shoal_store::open_store(&url).await.context("opening the database")?;
-    store.migrate().await.context("applying database migrations")?;
-    info!(backend = store.backend_name(), "database ready ({})", store.backend_name());
+    let store = shoal_store::open_store(&url)
+        .await
+        .context("opening the database")?;
+    store
+        .migrate()
+        .await
+        .context("applying database migrations")?;
+    info!(
+        backend = store.backend_name(),
+        "database ready ({})",
+        store.backend_name()
+    );
     Ok(store)
 }
 
@@ -63,13 +72,18 @@ fn authenticator(config: &Config) -> anyhow::Result<Authenticator> {
         AuthStrategy::Noauth => Authenticator::Noauth,
         AuthStrategy::Keystone => {
             let k = &config.keystone;
-            let mut settings =
-                KeystoneConfig::new(k.auth_url.clone(), k.username.clone(), k.password.clone(), k.project_name.clone());
+            let mut settings = KeystoneConfig::new(
+                k.auth_url.clone(),
+                k.username.clone(),
+                k.password.clone(),
+                k.project_name.clone(),
+            );
             settings.user_domain_name = k.user_domain_name.clone();
             settings.project_domain_name = k.project_domain_name.clone();
             settings.www_authenticate_uri = k.www_authenticate_uri.clone();
             settings.cache_ttl = k.token_cache_time;
-            let validator = KeystoneValidator::new(settings).context("configuring keystone token validation")?;
+            let validator = KeystoneValidator::new(settings)
+                .context("configuring keystone token validation")?;
             Authenticator::Keystone(Arc::new(validator))
         }
     })
@@ -150,13 +164,22 @@ impl Server {
             });
         }
         tasks.close();
-        Ok(Self { api_addr, core, reporter, cancel, tasks })
+        Ok(Self {
+            api_addr,
+            core,
+            reporter,
+            cancel,
+            tasks,
+        })
     }
 
     /// Ordered shutdown: stop the listener and the periodic tasks, wait with a deadline.
     pub async fn shutdown(self) {
         self.cancel.cancel();
-        if tokio::time::timeout(EXIT_DEADLINE, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(EXIT_DEADLINE, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("tasks still running after {EXIT_DEADLINE:?}; exiting anyway");
         }
         self.core.store.close().await;

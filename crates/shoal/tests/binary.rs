@@ -22,14 +22,25 @@ impl Drop for Served {
     }
 }
 
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is owned by Served, whose Drop kills and waits for it"
+)]
 fn serve(args: &[&str], envs: &[(&str, &str)]) -> Served {
     let mut command = Command::new(BIN);
-    command.arg("serve").args(["--listen", "127.0.0.1:0"]).args(args);
+    command
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args);
     command.env_remove("SHOAL_CONFIG").env("RUST_LOG", "info");
     for (k, v) in envs {
         command.env(k, v);
     }
-    let mut child = command.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("spawn shoal");
+    let mut child = command
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn shoal");
     let stderr = child.stderr.take().expect("piped stderr");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -44,17 +55,32 @@ fn serve(args: &[&str], envs: &[(&str, &str)]) -> Served {
     loop {
         let line = rx
             .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("shoal did not report its address; log so far:\n{}", seen.join("\n")));
+            .unwrap_or_else(|_| {
+                panic!(
+                    "shoal did not report its address; log so far:\n{}",
+                    seen.join("\n")
+                )
+            });
         if let Some(rest) = line.split("API listening on http://").nth(1) {
-            let addr = rest.split_whitespace().next().expect("address after the marker").to_owned();
-            return Served { child, base: format!("http://{addr}"), log: rx };
+            let addr = rest
+                .split_whitespace()
+                .next()
+                .expect("address after the marker")
+                .to_owned();
+            return Served {
+                child,
+                base: format!("http://{addr}"),
+                log: rx,
+            };
         }
         seen.push(line);
     }
 }
 
 async fn get(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
-    let mut request = reqwest::Client::new().get(url).header("X-OpenStack-Manila-API-Version", "2.99");
+    let mut request = reqwest::Client::new()
+        .get(url)
+        .header("X-OpenStack-Manila-API-Version", "2.99");
     if let Some(token) = token {
         request = request.header("X-Auth-Token", token);
     }
@@ -72,9 +98,18 @@ async fn serve_on_embedded_defaults_answers_and_stops_on_sigterm() {
     let (status, versions) = get(&format!("{}/", served.base), None).await;
     assert_eq!(status, 300);
     assert_eq!(versions["versions"][0]["version"], "2.99");
-    let (status, zones) = get(&format!("{}/v2/availability-zones", served.base), Some("admin:admin")).await;
+    let (status, zones) = get(
+        &format!("{}/v2/availability-zones", served.base),
+        Some("admin:admin"),
+    )
+    .await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = zones["availability_zones"].as_array().unwrap().iter().map(|z| z["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = zones["availability_zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| z["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["az1", "az2"]);
     // Everything the default writes is under the data dir.
     assert!(data.join("shoal.db").is_file());
@@ -82,11 +117,20 @@ async fn serve_on_embedded_defaults_answers_and_stops_on_sigterm() {
     assert!(data.join("pools/local2/shares").is_dir());
 
     let pid = served.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = served.child.wait().expect("wait for shoal");
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
     let rest: Vec<String> = served.log.try_iter().collect();
-    assert!(rest.iter().any(|l| l.contains("SIGTERM received")), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("SIGTERM received")),
+        "{rest:?}"
+    );
 }
 
 #[tokio::test]
@@ -101,12 +145,23 @@ async fn environment_and_config_file_override_defaults() {
         ),
     )
     .unwrap();
-    let served = serve(&["--config", config.to_str().unwrap()], &[("SHOAL_STORAGE_AVAILABILITY_ZONE", "zone-x")]);
-    let (status, zones) = get(&format!("{}/v2/availability-zones", served.base), Some("admin:admin")).await;
+    let served = serve(
+        &["--config", config.to_str().unwrap()],
+        &[("SHOAL_STORAGE_AVAILABILITY_ZONE", "zone-x")],
+    );
+    let (status, zones) = get(
+        &format!("{}/v2/availability-zones", served.base),
+        Some("admin:admin"),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(zones["availability_zones"].as_array().unwrap().len(), 1);
     assert_eq!(zones["availability_zones"][0]["name"], "zone-x");
-    let (_, pools) = get(&format!("{}/v2/scheduler-stats/pools", served.base), Some("admin:admin")).await;
+    let (_, pools) = get(
+        &format!("{}/v2/scheduler-stats/pools", served.base),
+        Some("admin:admin"),
+    )
+    .await;
     assert_eq!(pools["pools"][0]["name"], "node9@d1#p");
 }
 
@@ -114,26 +169,57 @@ async fn environment_and_config_file_override_defaults() {
 fn config_check_and_db_sync() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d");
-    let ok = Command::new(BIN).args(["config", "check", "--data-dir", data.to_str().unwrap()]).output().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = Command::new(BIN)
+        .args(["config", "check", "--data-dir", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("[api]"));
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[api]\nauth_strategy = \"magic\"\n").unwrap();
-    let out = Command::new(BIN).args(["config", "check", "--config", bad.to_str().unwrap()]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["config", "check", "--config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("magic"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("magic"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let policy = dir.path().join("policy.yaml");
     std::fs::write(&policy, "\"share_type:index\": \"role:admin and (\"\n").unwrap();
     let cfg = dir.path().join("p.toml");
-    std::fs::write(&cfg, format!("[api]\npolicy_file = \"{}\"\n", policy.display())).unwrap();
-    let out = Command::new(BIN).args(["config", "check", "--config", cfg.to_str().unwrap()]).output().unwrap();
-    assert!(!out.status.success(), "an unparsable policy rule fails the check");
+    std::fs::write(
+        &cfg,
+        format!("[api]\npolicy_file = \"{}\"\n", policy.display()),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["config", "check", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "an unparsable policy rule fails the check"
+    );
 
     for _ in 0..2 {
-        let out = Command::new(BIN).args(["db", "sync", "--data-dir", data.to_str().unwrap()]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(BIN)
+            .args(["db", "sync", "--data-dir", data.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert!(data.join("shoal.db").is_file());
 }

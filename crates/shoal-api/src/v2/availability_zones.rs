@@ -15,7 +15,10 @@ use crate::error::ApiResult;
 pub fn router() -> Router<ApiState> {
     Router::new()
         .route("/v2/availability-zones", get(list_availability_zones))
-        .route("/v2/os-availability-zone", get(list_availability_zones_legacy))
+        .route(
+            "/v2/os-availability-zone",
+            get(list_availability_zones_legacy),
+        )
 }
 
 async fn index(state: &ApiState, ctx: &RequestContext) -> ApiResult<Json<Value>> {
@@ -36,7 +39,10 @@ async fn index(state: &ApiState, ctx: &RequestContext) -> ApiResult<Json<Value>>
 }
 
 /// `GET /v2/availability-zones`.
-pub async fn list_availability_zones(State(state): State<ApiState>, ctx: RequestContext) -> ApiResult<Json<Value>> {
+pub async fn list_availability_zones(
+    State(state): State<ApiState>,
+    ctx: RequestContext,
+) -> ApiResult<Json<Value>> {
     ctx.require_version((2, 7), None)?;
     index(&state, &ctx).await
 }

@@ -21,8 +21,20 @@ pub fn router() -> Router<ApiState> {
         .route("/v2/scheduler-stats/pools/detail", get(list_pools_detail))
 }
 
-async fn pools(state: &ApiState, ctx: &RequestContext, params: HashMap<String, String>, detail: bool) -> ApiResult<Json<Value>> {
-    ctx.authorize(state, if detail { "scheduler_stats:pools:detail" } else { "scheduler_stats:pools:index" })?;
+async fn pools(
+    state: &ApiState,
+    ctx: &RequestContext,
+    params: HashMap<String, String>,
+    detail: bool,
+) -> ApiResult<Json<Value>> {
+    ctx.authorize(
+        state,
+        if detail {
+            "scheduler_stats:pools:detail"
+        } else {
+            "scheduler_stats:pools:index"
+        },
+    )?;
     let mut query = PoolQuery {
         host: params.get("host").cloned(),
         backend: params.get("backend").cloned(),
@@ -41,7 +53,8 @@ async fn pools(state: &ApiState, ctx: &RequestContext, params: HashMap<String, S
     let items: Vec<Value> = pools
         .into_iter()
         .map(|p| {
-            let mut item = json!({"name": p.name, "host": p.host, "backend": p.backend, "pool": p.pool});
+            let mut item =
+                json!({"name": p.name, "host": p.host, "backend": p.backend, "pool": p.pool});
             if detail {
                 item["capabilities"] = p.capabilities;
             }

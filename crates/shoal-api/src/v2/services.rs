@@ -46,7 +46,11 @@ fn view(ctx: &RequestContext, service: &ServiceView) -> Value {
     item
 }
 
-async fn index(state: &ApiState, ctx: &RequestContext, params: HashMap<String, String>) -> ApiResult<Json<Value>> {
+async fn index(
+    state: &ApiState,
+    ctx: &RequestContext,
+    params: HashMap<String, String>,
+) -> ApiResult<Json<Value>> {
     ctx.authorize(state, "service:index")?;
     // Manila answers an empty list, not an error, for an unknown status value.
     if let Some(status) = params.get("status")
@@ -86,35 +90,51 @@ pub async fn list_services_legacy(
     index(&state, &ctx, params).await
 }
 
-async fn update(state: &ApiState, ctx: &RequestContext, action: &str, body: JsonBody) -> ApiResult<Json<Value>> {
+async fn update(
+    state: &ApiState,
+    ctx: &RequestContext,
+    action: &str,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
     ctx.authorize(state, "service:update")?;
     let disabled = match action {
         "enable" => false,
         "disable" => true,
         other => return Err(ApiError::not_found(format!("Unknown action '{other}'"))),
     };
-    let fields = body.0.as_ref().and_then(Value::as_object).ok_or_else(|| ApiError::bad_request(crate::error::GENERIC_400))?;
+    let fields = body
+        .0
+        .as_ref()
+        .and_then(Value::as_object)
+        .ok_or_else(|| ApiError::bad_request(crate::error::GENERIC_400))?;
     let text = |key: &str| fields.get(key).and_then(Value::as_str).map(str::to_owned);
     let (Some(host), Some(binary)) = (text("host"), text("binary")) else {
         return Err(ApiError::bad_request(crate::error::GENERIC_400));
     };
     let supports_reason = ctx.at_least(2, 83);
     let mut reason = None;
-    if disabled {
-        if let Some(given) = fields.get("disabled_reason").filter(|v| !v.is_null()) {
-            if !supports_reason {
-                return Err(ApiError::bad_request(
-                    "'disabled_reason' option is not supported by this microversion. Use 2.83 or greater microversion to be able to set 'disabled_reason'.",
-                ));
-            }
-            let trimmed = given.as_str().map(str::trim).unwrap_or_default();
-            if trimmed.is_empty() || trimmed.chars().count() > 255 {
-                return Err(ApiError::bad_request("Disabled reason contains invalid characters or is too long"));
-            }
-            reason = Some(trimmed.to_owned());
+    if disabled && let Some(given) = fields.get("disabled_reason").filter(|v| !v.is_null()) {
+        if !supports_reason {
+            return Err(ApiError::bad_request(
+                "'disabled_reason' option is not supported by this microversion. Use 2.83 or greater microversion to be able to set 'disabled_reason'.",
+            ));
         }
+        let trimmed = given.as_str().map(str::trim).unwrap_or_default();
+        if trimmed.is_empty() || trimmed.chars().count() > 255 {
+            return Err(ApiError::bad_request(
+                "Disabled reason contains invalid characters or is too long",
+            ));
+        }
+        reason = Some(trimmed.to_owned());
     }
-    let row = shoal_core::services::set_service_disabled(&state.core, &host, &binary, disabled, reason.as_deref()).await?;
+    let row = shoal_core::services::set_service_disabled(
+        &state.core,
+        &host,
+        &binary,
+        disabled,
+        reason.as_deref(),
+    )
+    .await?;
     let mut answer = json!({
         "host": row.host,
         "binary": row.binary,

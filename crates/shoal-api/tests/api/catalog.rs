@@ -7,7 +7,11 @@ use shoal_testkit::{TEST_HOST, TestApp};
 #[tokio::test]
 async fn s284_availability_zones_list_az1_and_az2() {
     let app = TestApp::noauth().await;
-    let resp = app.get("/v2/availability-zones").version("2.56").send().await;
+    let resp = app
+        .get("/v2/availability-zones")
+        .version("2.56")
+        .send()
+        .await;
     assert_eq!(resp.status, 200);
     let body = resp.json();
     let zones = body["availability_zones"].as_array().unwrap();
@@ -26,10 +30,24 @@ async fn s284_availability_zones_list_az1_and_az2() {
 #[tokio::test]
 async fn s285_legacy_zone_path_until_2_6() {
     let app = TestApp::noauth().await;
-    let resp = app.get("/v2/os-availability-zone").version("2.6").send().await;
+    let resp = app
+        .get("/v2/os-availability-zone")
+        .version("2.6")
+        .send()
+        .await;
     assert_eq!(resp.status, 200);
-    assert_eq!(resp.json()["availability_zones"].as_array().unwrap().len(), 2);
-    assert_eq!(app.get("/v2/os-availability-zone").version("2.7").send().await.status, 404);
+    assert_eq!(
+        resp.json()["availability_zones"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(
+        app.get("/v2/os-availability-zone")
+            .version("2.7")
+            .send()
+            .await
+            .status,
+        404
+    );
     app.finish().await;
 }
 
@@ -39,15 +57,27 @@ async fn disabled_services_hide_their_zone() {
     let resp = app
         .put("/v2/services/disable")
         .version("2.83")
-        .json(&serde_json::json!({"host": format!("{TEST_HOST}@local2"), "binary": "manila-share",
-            "disabled_reason": "maintenance"}))
+        .json(
+            &serde_json::json!({"host": format!("{TEST_HOST}@local2"), "binary": "manila-share",
+            "disabled_reason": "maintenance"}),
+        )
         .send()
         .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(resp.json()["status"], "disabled");
     assert_eq!(resp.json()["disabled_reason"], "maintenance");
-    let zones = app.get("/v2/availability-zones").version("2.56").send().await.json();
-    let names: Vec<&str> = zones["availability_zones"].as_array().unwrap().iter().map(|z| z["name"].as_str().unwrap()).collect();
+    let zones = app
+        .get("/v2/availability-zones")
+        .version("2.56")
+        .send()
+        .await
+        .json();
+    let names: Vec<&str> = zones["availability_zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| z["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["az1"]);
     let resp = app
         .put("/v2/services/enable")
@@ -56,7 +86,17 @@ async fn disabled_services_hide_their_zone() {
         .send()
         .await;
     assert_eq!(resp.json()["status"], "enabled");
-    assert_eq!(app.get("/v2/availability-zones").version("2.56").send().await.json()["availability_zones"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        app.get("/v2/availability-zones")
+            .version("2.56")
+            .send()
+            .await
+            .json()["availability_zones"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     app.finish().await;
 }
 
@@ -68,7 +108,11 @@ async fn services_report_heartbeats_and_state() {
     let body = resp.json();
     let services = body["services"].as_array().unwrap();
     let find = |host: &str, binary: &str| -> Value {
-        services.iter().find(|s| s["host"] == host && s["binary"] == binary).cloned().unwrap_or_else(|| panic!("{host} {binary} in {body}"))
+        services
+            .iter()
+            .find(|s| s["host"] == host && s["binary"] == binary)
+            .cloned()
+            .unwrap_or_else(|| panic!("{host} {binary} in {body}"))
     };
     let scheduler = find(TEST_HOST, "manila-scheduler");
     assert_eq!(scheduler["zone"], "az1");
@@ -79,14 +123,32 @@ async fn services_report_heartbeats_and_state() {
     for s in [&scheduler, &share1, &share2] {
         assert_eq!(s["status"], "enabled");
         assert_eq!(s["state"], "up");
-        assert!(s.get("disabled_reason").is_none(), "2.56 has no disabled_reason");
+        assert!(
+            s.get("disabled_reason").is_none(),
+            "2.56 has no disabled_reason"
+        );
     }
     // Filters.
-    let only_share = app.get("/v2/services?binary=manila-share").version("2.56").send().await.json();
+    let only_share = app
+        .get("/v2/services?binary=manila-share")
+        .version("2.56")
+        .send()
+        .await
+        .json();
     assert_eq!(only_share["services"].as_array().unwrap().len(), 2);
-    let by_zone = app.get("/v2/services?zone=az2").version("2.56").send().await.json();
+    let by_zone = app
+        .get("/v2/services?zone=az2")
+        .version("2.56")
+        .send()
+        .await
+        .json();
     assert_eq!(by_zone["services"].as_array().unwrap().len(), 1);
-    let bogus_status = app.get("/v2/services?status=bogus").version("2.56").send().await.json();
+    let bogus_status = app
+        .get("/v2/services?status=bogus")
+        .version("2.56")
+        .send()
+        .await
+        .json();
     assert_eq!(bogus_status["services"].as_array().unwrap().len(), 0);
     // 2.83 adds disabled_reason, 2.86 ensuring.
     let v = app.get("/v2/services").version("2.86").send().await.json();
@@ -102,29 +164,59 @@ async fn stale_heartbeat_shows_service_down() {
         .build()
         .await;
     let body = app.get("/v2/services").version("2.56").send().await.json();
-    assert!(body["services"].as_array().unwrap().iter().all(|s| s["state"] == "down"), "{body}");
+    assert!(
+        body["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "down"),
+        "{body}"
+    );
     app.finish().await;
 }
 
 #[tokio::test]
 async fn pools_show_real_local_capacity_and_replication_capabilities() {
     let app = TestApp::noauth().await;
-    let resp = app.get("/v2/scheduler-stats/pools").version("2.56").send().await;
+    let resp = app
+        .get("/v2/scheduler-stats/pools")
+        .version("2.56")
+        .send()
+        .await;
     assert_eq!(resp.status, 200);
     let summary = resp.json();
-    let names: Vec<&str> = summary["pools"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(names, [format!("{TEST_HOST}@local1#pool1"), format!("{TEST_HOST}@local2#pool1")]);
+    let names: Vec<&str> = summary["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            format!("{TEST_HOST}@local1#pool1"),
+            format!("{TEST_HOST}@local2#pool1")
+        ]
+    );
     assert!(summary["pools"][0].get("capabilities").is_none());
     assert_eq!(summary["pools"][0]["host"], format!("{TEST_HOST}@local1"));
     assert_eq!(summary["pools"][0]["backend"], "local1");
     assert_eq!(summary["pools"][0]["pool"], "pool1");
 
-    let detail = app.get("/v2/scheduler-stats/pools/detail").version("2.56").send().await.json();
+    let detail = app
+        .get("/v2/scheduler-stats/pools/detail")
+        .version("2.56")
+        .send()
+        .await
+        .json();
     let pools = detail["pools"].as_array().unwrap();
     for (pool, az) in pools.iter().zip(["az1", "az2"]) {
         let caps = &pool["capabilities"];
         assert!(caps["total_capacity_gb"].as_f64().unwrap() > 0.0, "{caps}");
-        assert!(caps["free_capacity_gb"].as_f64().unwrap() <= caps["total_capacity_gb"].as_f64().unwrap());
+        assert!(
+            caps["free_capacity_gb"].as_f64().unwrap()
+                <= caps["total_capacity_gb"].as_f64().unwrap()
+        );
         assert_eq!(caps["replication_type"], "readable");
         assert_eq!(caps["replication_domain"], "shoal");
         assert_eq!(caps["availability_zone"], az);
@@ -132,11 +224,24 @@ async fn pools_show_real_local_capacity_and_replication_capabilities() {
         assert!(caps["timestamp"].is_string());
     }
     // Filters: anchored regexes, and share types matched against capabilities.
-    let filtered = app.get("/v2/scheduler-stats/pools?backend=local2").version("2.56").send().await.json();
+    let filtered = app
+        .get("/v2/scheduler-stats/pools?backend=local2")
+        .version("2.56")
+        .send()
+        .await
+        .json();
     assert_eq!(filtered["pools"].as_array().unwrap().len(), 1);
-    let bad = app.get("/v2/scheduler-stats/pools?pool=(").version("2.56").send().await;
+    let bad = app
+        .get("/v2/scheduler-stats/pools?pool=(")
+        .version("2.56")
+        .send()
+        .await;
     bad.assert_fault(400, "badRequest", None);
-    let unknown_type = app.get("/v2/scheduler-stats/pools?share_type=nope").version("2.56").send().await;
+    let unknown_type = app
+        .get("/v2/scheduler-stats/pools?share_type=nope")
+        .version("2.56")
+        .send()
+        .await;
     unknown_type.assert_fault(400, "badRequest", Some("Share type nope not found."));
     app.finish().await;
 }
@@ -147,11 +252,29 @@ async fn pools_follow_share_type_extra_specs() {
     for (name, rt) in [("readable-type", "readable"), ("dr-type", "dr")] {
         let body = serde_json::json!({"share_type": {"name": name,
             "extra_specs": {"driver_handles_share_servers": false, "replication_type": rt}}});
-        assert_eq!(app.post("/v2/types").version("2.56").json(&body).send().await.status, 200);
+        assert_eq!(
+            app.post("/v2/types")
+                .version("2.56")
+                .json(&body)
+                .send()
+                .await
+                .status,
+            200
+        );
     }
-    let readable = app.get("/v2/scheduler-stats/pools?share_type=readable-type").version("2.56").send().await.json();
+    let readable = app
+        .get("/v2/scheduler-stats/pools?share_type=readable-type")
+        .version("2.56")
+        .send()
+        .await
+        .json();
     assert_eq!(readable["pools"].as_array().unwrap().len(), 2);
-    let dr = app.get("/v2/scheduler-stats/pools?share_type=dr-type").version("2.56").send().await.json();
+    let dr = app
+        .get("/v2/scheduler-stats/pools?share_type=dr-type")
+        .version("2.56")
+        .send()
+        .await
+        .json();
     assert_eq!(dr["pools"].as_array().unwrap().len(), 0);
     app.finish().await;
 }
@@ -162,8 +285,18 @@ async fn vanished_pool_directory_drops_out_of_the_pool_list() {
     let dir = app.core().config.data_dir.join("pools/local2");
     std::fs::remove_dir_all(&dir).unwrap();
     app.report_once().await;
-    let body = app.get("/v2/scheduler-stats/pools").version("2.56").send().await.json();
-    let names: Vec<&str> = body["pools"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let body = app
+        .get("/v2/scheduler-stats/pools")
+        .version("2.56")
+        .send()
+        .await
+        .json();
+    let names: Vec<&str> = body["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, [format!("{TEST_HOST}@local1#pool1")]);
     app.finish().await;
 }
@@ -175,7 +308,12 @@ async fn dummy_backends_report_configured_capacity() {
         .with_dummy_backend("dummy2", "az2", Some("writable"))
         .build()
         .await;
-    let body = app.get("/v2/scheduler-stats/pools/detail").version("2.56").send().await.json();
+    let body = app
+        .get("/v2/scheduler-stats/pools/detail")
+        .version("2.56")
+        .send()
+        .await
+        .json();
     let pools = body["pools"].as_array().unwrap();
     assert_eq!(pools.len(), 2);
     assert_eq!(pools[0]["capabilities"]["total_capacity_gb"], 1000.0);
@@ -187,11 +325,20 @@ async fn dummy_backends_report_configured_capacity() {
 async fn members_cannot_see_services_or_pools() {
     let app = TestApp::keystone().await;
     let alice = app.token_for("alice");
-    for path in ["/v2/services", "/v2/scheduler-stats/pools", "/v2/scheduler-stats/pools/detail"] {
+    for path in [
+        "/v2/services",
+        "/v2/scheduler-stats/pools",
+        "/v2/scheduler-stats/pools/detail",
+    ] {
         let resp = app.get(path).token(&alice).version("2.56").send().await;
         resp.assert_fault(403, "forbidden", None);
     }
-    let zones = app.get("/v2/availability-zones").token(&alice).version("2.56").send().await;
+    let zones = app
+        .get("/v2/availability-zones")
+        .token(&alice)
+        .version("2.56")
+        .send()
+        .await;
     assert_eq!(zones.status, 200);
     app.finish().await;
 }

@@ -6,21 +6,38 @@ use shoal_testkit::TestApp;
 #[tokio::test]
 async fn c38_route_miss_is_raw_404_without_version_headers() {
     let app = TestApp::noauth().await;
-    let resp = app.get("/v2/no-such-thing").version("2.56").header("Accept", "application/json").send().await;
+    let resp = app
+        .get("/v2/no-such-thing")
+        .version("2.56")
+        .header("Accept", "application/json")
+        .send()
+        .await;
     assert_eq!(resp.status, 404);
     let body = resp.json();
     assert!(body.get("itemNotFound").is_none(), "{body}");
     assert_eq!(body["code"], "404 Not Found");
     assert!(resp.header("x-openstack-manila-api-version").is_none());
-    assert!(resp.header("x-openstack-request-id").unwrap().starts_with("req-"));
+    assert!(
+        resp.header("x-openstack-request-id")
+            .unwrap()
+            .starts_with("req-")
+    );
     app.finish().await;
 }
 
 #[tokio::test]
 async fn c_routed_path_with_unknown_method_is_item_not_found() {
     let app = TestApp::noauth().await;
-    let resp = app.delete("/v2/availability-zones").version("2.56").send().await;
-    resp.assert_fault(404, "itemNotFound", Some("The resource could not be found."));
+    let resp = app
+        .delete("/v2/availability-zones")
+        .version("2.56")
+        .send()
+        .await;
+    resp.assert_fault(
+        404,
+        "itemNotFound",
+        Some("The resource could not be found."),
+    );
     assert_eq!(resp.header("x-openstack-manila-api-version"), Some("2.56"));
     app.finish().await;
 }
@@ -28,19 +45,47 @@ async fn c_routed_path_with_unknown_method_is_item_not_found() {
 #[tokio::test]
 async fn c33_c35_faults_are_json_envelopes() {
     let app = TestApp::keystone().await;
-    let resp = app.post("/v2/types").token(&app.token_for("alice")).version("2.56").json(&json!({})).send().await;
-    resp.assert_fault(403, "forbidden", Some("Access was denied to this resource."));
-    assert!(resp.header("content-type").unwrap().starts_with("application/json"));
-    let resp = app.post("/v2/types").version("2.56").token(&app.token_for("admin")).json(&json!({})).send().await;
+    let resp = app
+        .post("/v2/types")
+        .token(&app.token_for("alice"))
+        .version("2.56")
+        .json(&json!({}))
+        .send()
+        .await;
+    resp.assert_fault(
+        403,
+        "forbidden",
+        Some("Access was denied to this resource."),
+    );
+    assert!(
+        resp.header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let resp = app
+        .post("/v2/types")
+        .version("2.56")
+        .token(&app.token_for("admin"))
+        .json(&json!({}))
+        .send()
+        .await;
     resp.assert_fault(400, "badRequest", None);
-    assert!(resp.header("content-type").unwrap().starts_with("application/json"));
+    assert!(
+        resp.header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
     app.finish().await;
 }
 
 #[tokio::test]
 async fn c34_missing_resource_is_item_not_found() {
     let app = TestApp::noauth().await;
-    let resp = app.get("/v2/types/00000000-0000-4000-8000-000000000000").version("2.56").send().await;
+    let resp = app
+        .get("/v2/types/00000000-0000-4000-8000-000000000000")
+        .version("2.56")
+        .send()
+        .await;
     resp.assert_fault(404, "itemNotFound", None);
     app.finish().await;
 }
@@ -49,8 +94,21 @@ async fn c34_missing_resource_is_item_not_found() {
 async fn c36_conflicts_are_conflicting_request() {
     let app = TestApp::noauth().await;
     let body = json!({"share_type": {"name": "dup", "extra_specs": {"driver_handles_share_servers": false}}});
-    assert_eq!(app.post("/v2/types").version("2.56").json(&body).send().await.status, 200);
-    let resp = app.post("/v2/types").version("2.56").json(&body).send().await;
+    assert_eq!(
+        app.post("/v2/types")
+            .version("2.56")
+            .json(&body)
+            .send()
+            .await
+            .status,
+        200
+    );
+    let resp = app
+        .post("/v2/types")
+        .version("2.56")
+        .json(&body)
+        .send()
+        .await;
     resp.assert_fault(409, "conflictingRequest", None);
     assert_eq!(resp.header("x-openstack-manila-api-version"), Some("2.56"));
     app.finish().await;
@@ -62,19 +120,48 @@ async fn c40_to_c43_action_body_plumbing() {
     let created = app
         .post("/v2/types")
         .version("2.56")
-        .json(&json!({"share_type": {"name": "private", "share_type_access:is_public": false,
-            "extra_specs": {"driver_handles_share_servers": false}}}))
+        .json(
+            &json!({"share_type": {"name": "private", "share_type_access:is_public": false,
+            "extra_specs": {"driver_handles_share_servers": false}}}),
+        )
         .send()
         .await;
-    let id = created.json()["share_type"]["id"].as_str().unwrap().to_owned();
+    let id = created.json()["share_type"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let action = format!("/v2/types/{id}/action");
-    let resp = app.post(&action).version("2.56").body(None, "{\"addProjectAccess\": {}}").send().await;
+    let resp = app
+        .post(&action)
+        .version("2.56")
+        .body(None, "{\"addProjectAccess\": {}}")
+        .send()
+        .await;
     resp.assert_fault(400, "badRequest", Some("There is no such action: None"));
-    let resp = app.post(&action).version("2.56").json(&json!({"a": {}, "b": {}})).send().await;
+    let resp = app
+        .post(&action)
+        .version("2.56")
+        .json(&json!({"a": {}, "b": {}}))
+        .send()
+        .await;
     resp.assert_fault(400, "badRequest", Some("Malformed request body"));
-    let resp = app.post(&action).version("2.56").json(&json!({"frobnicate": {}})).send().await;
-    resp.assert_fault(400, "badRequest", Some("There is no such action: frobnicate"));
-    let resp = app.post(&action).version("2.56").body(Some("application/json"), "{not json").send().await;
+    let resp = app
+        .post(&action)
+        .version("2.56")
+        .json(&json!({"frobnicate": {}}))
+        .send()
+        .await;
+    resp.assert_fault(
+        400,
+        "badRequest",
+        Some("There is no such action: frobnicate"),
+    );
+    let resp = app
+        .post(&action)
+        .version("2.56")
+        .body(Some("application/json"), "{not json")
+        .send()
+        .await;
     resp.assert_fault(400, "badRequest", Some("Malformed request body"));
     app.finish().await;
 }
@@ -82,22 +169,50 @@ async fn c40_to_c43_action_body_plumbing() {
 #[tokio::test]
 async fn c45_every_response_has_a_request_id() {
     let app = TestApp::noauth().await;
-    let a = app.get("/v2/availability-zones").version("2.56").send().await;
-    let b = app.get("/v2/availability-zones").version("2.56").send().await;
-    let (ra, rb) = (a.header("x-openstack-request-id").unwrap(), b.header("x-openstack-request-id").unwrap());
+    let a = app
+        .get("/v2/availability-zones")
+        .version("2.56")
+        .send()
+        .await;
+    let b = app
+        .get("/v2/availability-zones")
+        .version("2.56")
+        .send()
+        .await;
+    let (ra, rb) = (
+        a.header("x-openstack-request-id").unwrap(),
+        b.header("x-openstack-request-id").unwrap(),
+    );
     assert!(ra.starts_with("req-") && rb.starts_with("req-"));
     assert_ne!(ra, rb);
     assert_eq!(a.header("x-compute-request-id"), Some(ra));
-    let fault = app.get("/v2/availability-zones").version("latest").send().await;
-    assert!(fault.header("x-openstack-request-id").unwrap().starts_with("req-"));
+    let fault = app
+        .get("/v2/availability-zones")
+        .version("latest")
+        .send()
+        .await;
+    assert!(
+        fault
+            .header("x-openstack-request-id")
+            .unwrap()
+            .starts_with("req-")
+    );
     app.finish().await;
 }
 
 #[tokio::test]
 async fn c_oversize_bodies_are_refused_with_413() {
     let app = TestApp::noauth().await;
-    let big = format!("{{\"share_type\": {{\"name\": \"{}\"}}}}", "x".repeat(200_000));
-    let resp = app.post("/v2/types").version("2.56").body(Some("application/json"), big).send().await;
+    let big = format!(
+        "{{\"share_type\": {{\"name\": \"{}\"}}}}",
+        "x".repeat(200_000)
+    );
+    let resp = app
+        .post("/v2/types")
+        .version("2.56")
+        .body(Some("application/json"), big)
+        .send()
+        .await;
     assert_eq!(resp.status, 413);
     // Nothing was created.
     let list = app.get("/v2/types").version("2.56").send().await.json();
@@ -122,8 +237,18 @@ async fn c_wrong_json_types_never_give_500() {
         json!({"share_type": {"name": "n", "description": 7, "extra_specs": {"driver_handles_share_servers": false}}}),
     ];
     for body in bodies {
-        let resp = app.post("/v2/types").version("2.56").json(&body).send().await;
-        assert!((400..500).contains(&resp.status), "{body} gave {}: {}", resp.status, resp.text());
+        let resp = app
+            .post("/v2/types")
+            .version("2.56")
+            .json(&body)
+            .send()
+            .await;
+        assert!(
+            (400..500).contains(&resp.status),
+            "{body} gave {}: {}",
+            resp.status,
+            resp.text()
+        );
     }
     app.finish().await;
 }

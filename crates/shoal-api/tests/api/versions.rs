@@ -17,9 +17,19 @@ async fn a01_a02_root_lists_only_v2() {
     assert_eq!(v["min_version"], "2.0");
     let links = v["links"].as_array().unwrap();
     let self_link = links.iter().find(|l| l["rel"] == "self").unwrap();
-    assert!(self_link["href"].as_str().unwrap().ends_with("/v2/"), "{self_link}");
-    assert_eq!(v["media-types"][0]["type"], "application/vnd.openstack.share+json;version=1");
-    assert!(resp.header("x-openstack-request-id").unwrap().starts_with("req-"));
+    assert!(
+        self_link["href"].as_str().unwrap().ends_with("/v2/"),
+        "{self_link}"
+    );
+    assert_eq!(
+        v["media-types"][0]["type"],
+        "application/vnd.openstack.share+json;version=1"
+    );
+    assert!(
+        resp.header("x-openstack-request-id")
+            .unwrap()
+            .starts_with("req-")
+    );
     app.finish().await;
 }
 
@@ -64,11 +74,17 @@ async fn a05_version_and_vary_are_echoed() {
 #[tokio::test]
 async fn a06_a07_malformed_versions_are_400() {
     let app = TestApp::noauth().await;
-    let resp = app.get("/v2/availability-zones").version("latest").send().await;
+    let resp = app
+        .get("/v2/availability-zones")
+        .version("latest")
+        .send()
+        .await;
     resp.assert_fault(
         400,
         "badRequest",
-        Some("API Version String latest is of invalid format. Must be of format MajorNum.MinorNum."),
+        Some(
+            "API Version String latest is of invalid format. Must be of format MajorNum.MinorNum.",
+        ),
     );
     for bad in ["2.05", "2", "v2.1", "2.", ""] {
         let resp = app.get("/v2/availability-zones").version(bad).send().await;
@@ -80,7 +96,11 @@ async fn a06_a07_malformed_versions_are_400() {
 #[tokio::test]
 async fn a08_a09_a10_out_of_range_versions_are_406() {
     let app = TestApp::noauth().await;
-    let resp = app.get("/v2/availability-zones").version("2.100").send().await;
+    let resp = app
+        .get("/v2/availability-zones")
+        .version("2.100")
+        .send()
+        .await;
     resp.assert_fault(
         406,
         "computeFault",
@@ -100,11 +120,30 @@ async fn a08_a09_a10_out_of_range_versions_are_406() {
 async fn a_method_outside_its_version_range_is_item_not_found_with_headers() {
     let app = TestApp::noauth().await;
     // availability-zones exists from 2.7; the legacy name only until 2.6 (checklist S.285).
-    let resp = app.get("/v2/availability-zones").version("2.6").send().await;
-    resp.assert_fault(404, "itemNotFound", Some("The resource could not be found."));
+    let resp = app
+        .get("/v2/availability-zones")
+        .version("2.6")
+        .send()
+        .await;
+    resp.assert_fault(
+        404,
+        "itemNotFound",
+        Some("The resource could not be found."),
+    );
     assert_eq!(resp.header("x-openstack-manila-api-version"), Some("2.6"));
-    assert_eq!(app.get("/v2/os-availability-zone").version("2.6").send().await.status, 200);
-    let resp = app.get("/v2/os-availability-zone").version("2.7").send().await;
+    assert_eq!(
+        app.get("/v2/os-availability-zone")
+            .version("2.6")
+            .send()
+            .await
+            .status,
+        200
+    );
+    let resp = app
+        .get("/v2/os-availability-zone")
+        .version("2.7")
+        .send()
+        .await;
     resp.assert_fault(404, "itemNotFound", None);
     app.finish().await;
 }
@@ -112,17 +151,43 @@ async fn a_method_outside_its_version_range_is_item_not_found_with_headers() {
 #[tokio::test]
 async fn a_experimental_flag_is_echoed_only_when_true() {
     let app = TestApp::noauth().await;
-    for (value, echoed) in [("true", true), ("yes", true), ("1", true), ("false", false), ("nope", false)] {
-        let resp = app.get("/v2/availability-zones").version("2.56").experimental(value).send().await;
+    for (value, echoed) in [
+        ("true", true),
+        ("yes", true),
+        ("1", true),
+        ("false", false),
+        ("nope", false),
+    ] {
+        let resp = app
+            .get("/v2/availability-zones")
+            .version("2.56")
+            .experimental(value)
+            .send()
+            .await;
         assert_eq!(resp.status, 200);
-        assert_eq!(resp.header("x-openstack-manila-api-experimental").is_some(), echoed, "{value}");
+        assert_eq!(
+            resp.header("x-openstack-manila-api-experimental").is_some(),
+            echoed,
+            "{value}"
+        );
         if echoed {
-            assert_eq!(resp.header("x-openstack-manila-api-experimental"), Some("True"));
+            assert_eq!(
+                resp.header("x-openstack-manila-api-experimental"),
+                Some("True")
+            );
         }
     }
     // Faults carry it too.
-    let resp = app.get("/v2/types/nope").version("2.56").experimental("true").send().await;
+    let resp = app
+        .get("/v2/types/nope")
+        .version("2.56")
+        .experimental("true")
+        .send()
+        .await;
     assert_eq!(resp.status, 404);
-    assert_eq!(resp.header("x-openstack-manila-api-experimental"), Some("True"));
+    assert_eq!(
+        resp.header("x-openstack-manila-api-experimental"),
+        Some("True")
+    );
     app.finish().await;
 }

@@ -9,17 +9,31 @@ use crate::testing::ForTest;
 use crate::{ServiceHeartbeat, StoreError};
 
 pub(crate) async fn ensure_availability_zone_is_idempotent<S: ForTest>() {
-    let Some(db) = S::for_test().await else { return };
+    let Some(db) = S::for_test().await else {
+        return;
+    };
     let store = db.store();
-    let first = store.ensure_availability_zone("az1", at(0)).await.expect("create");
+    let first = store
+        .ensure_availability_zone("az1", at(0))
+        .await
+        .expect("create");
     assert_eq!(first.name, "az1");
     assert_eq!(first.created_at, at(0));
     assert_eq!(first.updated_at, None);
-    let second = store.ensure_availability_zone("az1", at(10)).await.expect("get");
+    let second = store
+        .ensure_availability_zone("az1", at(10))
+        .await
+        .expect("get");
     assert_eq!(second, first, "the existing row is returned unchanged");
 
     assert_eq!(store.get_availability_zone("az1").await.unwrap(), first);
-    assert_eq!(store.get_availability_zone(&first.id.to_string()).await.unwrap(), first);
+    assert_eq!(
+        store
+            .get_availability_zone(&first.id.to_string())
+            .await
+            .unwrap(),
+        first
+    );
     let err = store.get_availability_zone("az9").await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
     let err = store
@@ -41,7 +55,9 @@ pub(crate) async fn ensure_availability_zone_is_idempotent<S: ForTest>() {
 }
 
 pub(crate) async fn ensure_availability_zone_concurrently_creates_one_row<S: ForTest>() {
-    let Some(db) = S::for_test().await else { return };
+    let Some(db) = S::for_test().await else {
+        return;
+    };
     let store: Arc<S> = Arc::clone(db.store());
     let tasks: Vec<_> = (0..8)
         .map(|i| {
@@ -69,11 +85,22 @@ fn beat(host: &str, zone: &str, secs: i64) -> ServiceHeartbeat {
 }
 
 pub(crate) async fn zones_in_service_exclude_disabled_only_zones<S: ForTest>() {
-    let Some(db) = S::for_test().await else { return };
+    let Some(db) = S::for_test().await else {
+        return;
+    };
     let store = db.store();
-    store.record_service_heartbeat(beat("h1@b", "az1", 0)).await.unwrap();
-    store.record_service_heartbeat(beat("h2@b", "az2", 0)).await.unwrap();
-    store.record_service_heartbeat(beat("h3@b", "az2", 0)).await.unwrap();
+    store
+        .record_service_heartbeat(beat("h1@b", "az1", 0))
+        .await
+        .unwrap();
+    store
+        .record_service_heartbeat(beat("h2@b", "az2", 0))
+        .await
+        .unwrap();
+    store
+        .record_service_heartbeat(beat("h3@b", "az2", 0))
+        .await
+        .unwrap();
     store.ensure_availability_zone("az3", at(0)).await.unwrap(); // no services at all
 
     let in_service = |store: &Arc<S>| {
@@ -89,11 +116,24 @@ pub(crate) async fn zones_in_service_exclude_disabled_only_zones<S: ForTest>() {
         }
     };
     assert_eq!(in_service(store).await, ["az1", "az2"]);
-    store.set_service_disabled("h2@b", "manila-share", true, None).await.unwrap();
-    assert_eq!(in_service(store).await, ["az1", "az2"], "h3 still serves az2");
-    store.set_service_disabled("h3@b", "manila-share", true, Some("maint")).await.unwrap();
+    store
+        .set_service_disabled("h2@b", "manila-share", true, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        in_service(store).await,
+        ["az1", "az2"],
+        "h3 still serves az2"
+    );
+    store
+        .set_service_disabled("h3@b", "manila-share", true, Some("maint"))
+        .await
+        .unwrap();
     assert_eq!(in_service(store).await, ["az1"]);
-    store.set_service_disabled("h2@b", "manila-share", false, None).await.unwrap();
+    store
+        .set_service_disabled("h2@b", "manila-share", false, None)
+        .await
+        .unwrap();
     assert_eq!(in_service(store).await, ["az1", "az2"]);
     db.finish().await;
 }

@@ -32,6 +32,7 @@ macro_rules! store_test_suite {
                 missing_share_type_is_not_found,
                 list_share_types_is_ordered_with_specs,
                 list_share_types_filters_visibility,
+                update_share_type,
                 delete_share_type_cascades,
                 set_extra_specs_upserts,
                 delete_extra_spec,
@@ -78,7 +79,9 @@ pub(crate) use store_test_suite;
 
 /// A fixed point in time plus `secs` seconds; tests never read the clock.
 pub(crate) fn at(secs: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2025, 1, 1, 12, 0, 0).single().expect("valid date")
+    Utc.with_ymd_and_hms(2025, 1, 1, 12, 0, 0)
+        .single()
+        .expect("valid date")
         + chrono::TimeDelta::seconds(secs)
 }
 

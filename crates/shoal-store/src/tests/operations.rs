@@ -33,7 +33,9 @@ fn claim<'a>(worker: &'a str, host: Option<&'a str>, secs: i64) -> ClaimRequest<
 }
 
 pub(crate) async fn insert_and_get_operation<S: ForTest>() {
-    let Some(db) = S::for_test().await else { return };
+    let Some(db) = S::for_test().await else {
+        return;
+    };
     let store = db.store();
     let new = op("create_share_instance", "inst-1", Some("h1@local"), 0);
     let row = store.insert_operation(new.clone()).await.expect("insert");
@@ -51,7 +53,10 @@ pub(crate) async fn insert_and_get_operation<S: ForTest>() {
     assert_eq!(row.updated_at, at(0));
     assert_eq!(store.get_operation(row.id).await.expect("get"), row);
 
-    let next = store.insert_operation(op("schedule", "s", None, 0)).await.unwrap();
+    let next = store
+        .insert_operation(op("schedule", "s", None, 0))
+        .await
+        .unwrap();
     assert!(next.id > row.id, "ids increase");
     let err = store.get_operation(next.id + 100).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
@@ -59,14 +64,32 @@ pub(crate) async fn insert_and_get_operation<S: ForTest>() {
 }
 
 pub(crate) async fn claim_returns_oldest_for_the_right_host<S: ForTest>() {
-    let Some(db) = S::for_test().await else { return };
+    let Some(db) = S::for_test().await else {
+        return;
+    };
     let store = db.store();
-    let a1 = store.insert_operation(op("create", "1", Some("A"), 0)).await.unwrap();
-    let sched = store.insert_operation(op("schedule", "2", None, 0)).await.unwrap();
-    let a2 = store.insert_operation(op("delete", "3", Some("A"), 0)).await.unwrap();
-    let b1 = store.insert_operation(op("create", "4", Some("B"), 0)).await.unwrap();
+    let a1 = store
+        .insert_operation(op("create", "1", Some("A"), 0))
+        .await
+        .unwrap();
+    let sched = store
+        .insert_operation(op("schedule", "2", None, 0))
+        .await
+        .unwrap();
+    let a2 = store
+        .insert_operation(op("delete", "3", Some("A"), 0))
+        .await
+        .unwrap();
+    let b1 = store
+        .insert_operation(op("create", "4", Some("B"), 0))
+        .await
+        .unwrap();
 
-    let got = store.claim_next_operation(claim("wa", Some("A"), 5)).await.unwrap().expect("a1");
+    let got = store
+        .claim_next_operation(claim("wa", Some("A"), 5))
+        .await
+        .unwrap()
+        .expect("a1");
     assert_eq!(got.id, a1.id);
     assert_eq!(got.state, OperationState::Running);
     assert_eq!(got.claimed_by.as_deref(), Some("wa"));
@@ -75,14 +98,34 @@ pub(crate) async fn claim_returns_oldest_for_the_right_host<S: ForTest>() {
     assert_eq!(got.updated_at, at(5));
     assert_eq!(store.get_operation(a1.id).await.unwrap(), got);
 
-    let got = store.claim_next_operation(claim("wa", Some("A"), 5)).await.unwrap().expect("a2");
+    let got = store
+        .claim_next_operation(claim("wa", Some("A"), 5))
+        .await
+        .unwrap()
+        .expect("a2");
     assert_eq!(got.id, a2.id);
-    assert!(store.claim_next_operation(claim("wa", Some("A"), 5)).await.unwrap().is_none());
+    assert!(
+        store
+            .claim_next_operation(claim("wa", Some("A"), 5))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Scheduler work is the host-less queue.
-    let got = store.claim_next_operation(claim("ws", None, 5)).await.unwrap().expect("sched");
+    let got = store
+        .claim_next_operation(claim("ws", None, 5))
+        .await
+        .unwrap()
+        .expect("sched");
     assert_eq!(got.id, sched.id);
-    assert!(store.claim_next_operation(claim("ws", None, 5)).await.unwrap().is_none());
+    assert!(
+        store
+            .claim_next_operation(claim("ws", None, 5))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Kind filter.
     let only_delete: &[&str] = &["delete"];
@@ -100,7 +143,9 @@ pub(crate) async fn claim_returns_oldest_for_the_right_host<S: ForTest>() {
 }
 
 pub(crate) async fn concurrent_claims_never_share_an_operation<S: ForTest>() {
-    let Some(db) = S::for_test().await else { return };
+    let Some(db) = S::for_test().await else {
+        return;
+    };
     let store = Arc::clone(db.store());
     let mut expected = BTreeSet::new();
     for i in 0..5 {
@@ -134,10 +179,18 @@ pub(crate) async fn concurrent_claims_never_share_an_operation<S: ForTest>() {
     }
     claimed.sort_unstable();
     let unique: BTreeSet<i64> = claimed.iter().copied().collect();
-    assert_eq!(unique.len(), claimed.len(), "an operation was claimed twice: {claimed:?}");
+    assert_eq!(
+        unique.len(),
+        claimed.len(),
+        "an operation was claimed twice: {claimed:?}"
+    );
     // A claimer may give up after losing many races, so re-drain sequentially.
     let mut all = unique;
-    while let Some(row) = store.claim_next_operation(claim("late", Some("A"), 1)).await.unwrap() {
+    while let Some(row) = store
+        .claim_next_operation(claim("late", Some("A"), 1))
+        .await
+        .unwrap()
+    {
         assert!(all.insert(row.id), "claimed twice: {}", row.id);
     }
     assert_eq!(all, expected);
@@ -149,14 +202,29 @@ pub(crate) async fn concurrent_claims_never_share_an_operation<S: ForTest>() {
 }
 
 pub(crate) async fn expired_lease_is_reclaimed_and_old_worker_conflicts<S: ForTest>() {
-    let Some(db) = S::for_test().await else { return };
+    let Some(db) = S::for_test().await else {
+        return;
+    };
     let store = db.store();
-    let new = store.insert_operation(op("create", "1", Some("A"), 0)).await.unwrap();
-    let first = store.claim_next_operation(claim("w1", Some("A"), 0)).await.unwrap().unwrap();
+    let new = store
+        .insert_operation(op("create", "1", Some("A"), 0))
+        .await
+        .unwrap();
+    let first = store
+        .claim_next_operation(claim("w1", Some("A"), 0))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(first.lease_until, Some(at(30)));
 
     // Still leased: nobody else gets it.
-    assert!(store.claim_next_operation(claim("w2", Some("A"), 29)).await.unwrap().is_none());
+    assert!(
+        store
+            .claim_next_operation(claim("w2", Some("A"), 29))
+            .await
+            .unwrap()
+            .is_none()
+    );
     // Expired: w2 takes over.
     let second = store
         .claim_next_operation(claim("w2", Some("A"), 31))
@@ -169,34 +237,70 @@ pub(crate) async fn expired_lease_is_reclaimed_and_old_worker_conflicts<S: ForTe
     assert_eq!(second.lease_until, Some(at(61)));
 
     // The old worker lost every compare-and-set.
-    let err = store.complete_operation(new.id, "w1", at(32)).await.unwrap_err();
+    let err = store
+        .complete_operation(new.id, "w1", at(32))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-    let err = store.renew_operation_lease(new.id, "w1", at(32), LEASE).await.unwrap_err();
+    let err = store
+        .renew_operation_lease(new.id, "w1", at(32), LEASE)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-    let err = store.fail_operation(new.id, "w1", "boom", None, at(32)).await.unwrap_err();
+    let err = store
+        .fail_operation(new.id, "w1", "boom", None, at(32))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
 
-    let done = store.complete_operation(new.id, "w2", at(40)).await.expect("complete");
+    let done = store
+        .complete_operation(new.id, "w2", at(40))
+        .await
+        .expect("complete");
     assert_eq!(done.state, OperationState::Done);
     assert_eq!(done.lease_until, None);
     assert_eq!(done.updated_at, at(40));
     // Completing twice is a lost CAS too; an unknown id is NotFound.
-    let err = store.complete_operation(new.id, "w2", at(41)).await.unwrap_err();
+    let err = store
+        .complete_operation(new.id, "w2", at(41))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-    let err = store.complete_operation(new.id + 100, "w2", at(41)).await.unwrap_err();
+    let err = store
+        .complete_operation(new.id + 100, "w2", at(41))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
-    let err = store.renew_operation_lease(new.id + 100, "w2", at(41), LEASE).await.unwrap_err();
+    let err = store
+        .renew_operation_lease(new.id + 100, "w2", at(41), LEASE)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
     // Done work is never claimed again, even long after.
-    assert!(store.claim_next_operation(claim("w3", Some("A"), 10_000)).await.unwrap().is_none());
+    assert!(
+        store
+            .claim_next_operation(claim("w3", Some("A"), 10_000))
+            .await
+            .unwrap()
+            .is_none()
+    );
     db.finish().await;
 }
 
 pub(crate) async fn renew_extends_the_lease<S: ForTest>() {
-    let Some(db) = S::for_test().await else { return };
+    let Some(db) = S::for_test().await else {
+        return;
+    };
     let store = db.store();
-    let new = store.insert_operation(op("create", "1", None, 0)).await.unwrap();
-    store.claim_next_operation(claim("w1", None, 0)).await.unwrap().expect("claim");
+    let new = store
+        .insert_operation(op("create", "1", None, 0))
+        .await
+        .unwrap();
+    store
+        .claim_next_operation(claim("w1", None, 0))
+        .await
+        .unwrap()
+        .expect("claim");
     let renewed = store
         .renew_operation_lease(new.id, "w1", at(20), LEASE)
         .await
@@ -205,16 +309,37 @@ pub(crate) async fn renew_extends_the_lease<S: ForTest>() {
     assert_eq!(renewed.updated_at, at(20));
     assert_eq!(renewed.attempts, 1, "renewing is not a new attempt");
     // Past the original lease but inside the renewed one.
-    assert!(store.claim_next_operation(claim("w2", None, 40)).await.unwrap().is_none());
-    assert!(store.claim_next_operation(claim("w2", None, 51)).await.unwrap().is_some());
+    assert!(
+        store
+            .claim_next_operation(claim("w2", None, 40))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .claim_next_operation(claim("w2", None, 51))
+            .await
+            .unwrap()
+            .is_some()
+    );
     db.finish().await;
 }
 
 pub(crate) async fn fail_with_retry_respects_not_before<S: ForTest>() {
-    let Some(db) = S::for_test().await else { return };
+    let Some(db) = S::for_test().await else {
+        return;
+    };
     let store = db.store();
-    let new = store.insert_operation(op("create", "1", Some("A"), 0)).await.unwrap();
-    store.claim_next_operation(claim("w1", Some("A"), 0)).await.unwrap().expect("claim");
+    let new = store
+        .insert_operation(op("create", "1", Some("A"), 0))
+        .await
+        .unwrap();
+    store
+        .claim_next_operation(claim("w1", Some("A"), 0))
+        .await
+        .unwrap()
+        .expect("claim");
 
     let retried = store
         .fail_operation(new.id, "w1", "backend busy", Some(at(60)), at(1))
@@ -227,7 +352,13 @@ pub(crate) async fn fail_with_retry_respects_not_before<S: ForTest>() {
     assert_eq!(retried.last_error.as_deref(), Some("backend busy"));
     assert_eq!(store.count_unfinished_operations().await.unwrap(), 1);
 
-    assert!(store.claim_next_operation(claim("w2", Some("A"), 59)).await.unwrap().is_none());
+    assert!(
+        store
+            .claim_next_operation(claim("w2", Some("A"), 59))
+            .await
+            .unwrap()
+            .is_none()
+    );
     let again = store
         .claim_next_operation(claim("w2", Some("A"), 60))
         .await
@@ -244,25 +375,49 @@ pub(crate) async fn fail_with_retry_respects_not_before<S: ForTest>() {
     assert_eq!(failed.claimed_by.as_deref(), Some("w2"));
     assert_eq!(failed.last_error.as_deref(), Some("gave up"));
     assert_eq!(failed.lease_until, None);
-    assert!(store.claim_next_operation(claim("w3", Some("A"), 10_000)).await.unwrap().is_none());
+    assert!(
+        store
+            .claim_next_operation(claim("w3", Some("A"), 10_000))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(store.count_unfinished_operations().await.unwrap(), 0);
     db.finish().await;
 }
 
 pub(crate) async fn list_and_count_operations<S: ForTest>() {
-    let Some(db) = S::for_test().await else { return };
+    let Some(db) = S::for_test().await else {
+        return;
+    };
     let store = db.store();
     assert_eq!(store.count_unfinished_operations().await.unwrap(), 0);
     let mut ids = Vec::new();
     for i in 0..4 {
-        ids.push(store.insert_operation(op("k", &i.to_string(), None, i)).await.unwrap().id);
+        ids.push(
+            store
+                .insert_operation(op("k", &i.to_string(), None, i))
+                .await
+                .unwrap()
+                .id,
+        );
     }
     // 0 → done, 1 → running, 2 → failed, 3 stays pending.
     for worker in ["w0", "w1", "w2"] {
-        store.claim_next_operation(claim(worker, None, 10)).await.unwrap().expect("claim");
+        store
+            .claim_next_operation(claim(worker, None, 10))
+            .await
+            .unwrap()
+            .expect("claim");
     }
-    store.complete_operation(ids[0], "w0", at(11)).await.unwrap();
-    store.fail_operation(ids[2], "w2", "bad", None, at(11)).await.unwrap();
+    store
+        .complete_operation(ids[0], "w0", at(11))
+        .await
+        .unwrap();
+    store
+        .fail_operation(ids[2], "w2", "bad", None, at(11))
+        .await
+        .unwrap();
 
     let by_state = |state| async move {
         store
@@ -277,7 +432,13 @@ pub(crate) async fn list_and_count_operations<S: ForTest>() {
     assert_eq!(by_state(OperationState::Running).await, [ids[1]]);
     assert_eq!(by_state(OperationState::Failed).await, [ids[2]]);
     assert_eq!(by_state(OperationState::Pending).await, [ids[3]]);
-    let all: Vec<i64> = store.list_operations(None).await.unwrap().into_iter().map(|o| o.id).collect();
+    let all: Vec<i64> = store
+        .list_operations(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
     assert_eq!(all, ids);
     assert_eq!(store.count_unfinished_operations().await.unwrap(), 2);
     db.finish().await;

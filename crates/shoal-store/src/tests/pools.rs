@@ -31,13 +31,18 @@ fn pool(name: &str, free_gb: u64, secs: i64) -> PoolRow {
 }
 
 pub(crate) async fn upsert_list_delete_pools<S: ForTest>() {
-    let Some(db) = S::for_test().await else { return };
+    let Some(db) = S::for_test().await else {
+        return;
+    };
     let store = db.store();
     let b = pool("host2@local#p1", 50, 0);
     let a = pool("host1@local#p1", 80, 0);
     store.upsert_pool(&b).await.expect("insert b");
     store.upsert_pool(&a).await.expect("insert a");
-    assert_eq!(store.list_pools().await.unwrap(), vec![a.clone(), b.clone()]);
+    assert_eq!(
+        store.list_pools().await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
 
     let mut a2 = pool("host1@local#p1", 20, 60);
     a2.availability_zone = "az2".to_owned();

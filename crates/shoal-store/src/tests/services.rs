@@ -15,7 +15,9 @@ fn beat(host: &str, binary: &str, zone: &str, secs: i64) -> ServiceHeartbeat {
 }
 
 pub(crate) async fn heartbeat_creates_then_increments<S: ForTest>() {
-    let Some(db) = S::for_test().await else { return };
+    let Some(db) = S::for_test().await else {
+        return;
+    };
     let store = db.store();
     let first = store
         .record_service_heartbeat(beat("h1@b", "manila-share", "az1", 0))
@@ -26,7 +28,10 @@ pub(crate) async fn heartbeat_creates_then_increments<S: ForTest>() {
     assert_eq!(first.updated_at, at(0));
     assert_eq!(first.availability_zone, "az1");
     assert!(!first.disabled);
-    let zone = store.get_availability_zone("az1").await.expect("zone created");
+    let zone = store
+        .get_availability_zone("az1")
+        .await
+        .expect("zone created");
     assert_eq!(first.availability_zone_id, zone.id);
 
     let second = store
@@ -51,11 +56,22 @@ pub(crate) async fn heartbeat_creates_then_increments<S: ForTest>() {
 }
 
 pub(crate) async fn list_services_filters<S: ForTest>() {
-    let Some(db) = S::for_test().await else { return };
+    let Some(db) = S::for_test().await else {
+        return;
+    };
     let store = db.store();
-    store.record_service_heartbeat(beat("h1@b", "manila-share", "az1", 0)).await.unwrap();
-    store.record_service_heartbeat(beat("h2@b", "manila-share", "az2", 0)).await.unwrap();
-    store.record_service_heartbeat(beat("h1", "manila-scheduler", "nova", 0)).await.unwrap();
+    store
+        .record_service_heartbeat(beat("h1@b", "manila-share", "az1", 0))
+        .await
+        .unwrap();
+    store
+        .record_service_heartbeat(beat("h2@b", "manila-share", "az2", 0))
+        .await
+        .unwrap();
+    store
+        .record_service_heartbeat(beat("h1", "manila-scheduler", "nova", 0))
+        .await
+        .unwrap();
 
     let list = |host: Option<&str>, binary: Option<&str>| {
         let filter = ServiceFilter {
@@ -74,17 +90,33 @@ pub(crate) async fn list_services_filters<S: ForTest>() {
     };
     assert_eq!(
         list(None, None).await,
-        ["h1@b/manila-share", "h2@b/manila-share", "h1/manila-scheduler"]
+        [
+            "h1@b/manila-share",
+            "h2@b/manila-share",
+            "h1/manila-scheduler"
+        ]
     );
     assert_eq!(list(Some("h2@b"), None).await, ["h2@b/manila-share"]);
-    assert_eq!(list(None, Some("manila-scheduler")).await, ["h1/manila-scheduler"]);
-    assert_eq!(list(Some("h1@b"), Some("manila-share")).await, ["h1@b/manila-share"]);
-    assert!(list(Some("h1@b"), Some("manila-scheduler")).await.is_empty());
+    assert_eq!(
+        list(None, Some("manila-scheduler")).await,
+        ["h1/manila-scheduler"]
+    );
+    assert_eq!(
+        list(Some("h1@b"), Some("manila-share")).await,
+        ["h1@b/manila-share"]
+    );
+    assert!(
+        list(Some("h1@b"), Some("manila-scheduler"))
+            .await
+            .is_empty()
+    );
     db.finish().await;
 }
 
 pub(crate) async fn set_service_disabled<S: ForTest>() {
-    let Some(db) = S::for_test().await else { return };
+    let Some(db) = S::for_test().await else {
+        return;
+    };
     let store = db.store();
     let created = store
         .record_service_heartbeat(beat("h1@b", "manila-share", "az1", 0))
