@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
-use shoal_store::{NewShareType, ShareTypeFilter, ShareTypeRow, StoreError};
+use shoal_store::{NewShareType, ShareTypeFilter, ShareTypeRow, ShareTypeUpdate, StoreError};
 use uuid::Uuid;
 
 use crate::{Core, CoreError, CoreResult};
@@ -940,81 +940,20 @@ pub async fn update_share_type(
         Err(StoreError::NotFound(_)) => return Err(not_found()),
         Err(other) => return Err(other.into()),
     };
-    let mut updated = current.clone();
-    if let Some(name) = req.name.filter(|n| !n.is_empty()) {
-        updated.name = name;
-    }
-    match req.description {
-        Some(d) if d.is_empty() => updated.description = None,
-        Some(d) => updated.description = Some(d),
-        None => {}
-    }
-    if let Some(is_public) = req.is_public {
-        updated.is_public = is_public;
-    }
-    let row = replace_share_type(core, &current, updated).await?;
+    let name = req.name.filter(|n| !n.is_empty() && *n != current.name);
+    let description = req.description.map(|d| if d.is_empty() { None } else { Some(d) });
+    let update = ShareTypeUpdate { name: name.clone(), description, is_public: req.is_public };
+    let row = match core.store.update_share_type(uuid, update, core.now()).await {
+        Ok(row) => row,
+        Err(StoreError::NotFound(_)) => return Err(not_found()),
+        Err(StoreError::Conflict(_)) => {
+            let taken = name.unwrap_or_else(|| current.name.clone());
+            return Err(CoreError::conflict(format!("Share Type {taken} already exists.")));
+        }
+        Err(other) => return Err(other.into()),
+    };
     tracing::info!(share_type.id = %row.id, "updated share type {} ({})", row.id, row.name);
     Ok(ShareType::from_row(row))
-}
-
-/// Writes new name, description and flag of a type.
-///
-/// The store has no update method for share types yet, so this deletes the type and inserts
-/// it again under the same id, then restores its access list. The name conflict is checked
-/// first, and a failed insert puts the original back. Replace with a single
-/// `Store::update_share_type` call once the store offers one (and before shares can
-/// reference types, since deleting a referenced type will then fail).
-async fn replace_share_type(
-    core: &Core,
-    current: &ShareTypeRow,
-    updated: ShareTypeRow,
-) -> CoreResult<ShareTypeRow> {
-    let conflict = || CoreError::conflict(format!("Share Type {} already exists.", updated.name));
-    if updated.name != current.name {
-        match core.store.get_share_type_by_name(&updated.name).await {
-            Ok(other) if other.id != current.id => return Err(conflict()),
-            Ok(_) | Err(StoreError::NotFound(_)) => {}
-            Err(other) => return Err(other.into()),
-        }
-    }
-    if updated.name == current.name
-        && updated.description == current.description
-        && updated.is_public == current.is_public
-    {
-        return Ok(updated);
-    }
-    let projects = core.store.list_share_type_access(current.id).await?;
-    core.store.delete_share_type(current.id).await?;
-    let to_new = |row: &ShareTypeRow| NewShareType {
-        id: row.id,
-        name: row.name.clone(),
-        description: row.description.clone(),
-        is_public: row.is_public,
-        extra_specs: row.extra_specs.clone(),
-        created_at: row.created_at,
-    };
-    let inserted = match core.store.insert_share_type(to_new(&updated)).await {
-        Ok(row) => row,
-        Err(err) => {
-            if let Err(restore) = core.store.insert_share_type(to_new(current)).await {
-                tracing::error!(share_type.id = %current.id, error = %restore, "could not restore share type {} after a failed update", current.id);
-            }
-            for project in &projects {
-                // Best effort: the original type is back, so are its grants.
-                let _ = core.store.add_share_type_access(current.id, project).await;
-            }
-            return Err(match err {
-                StoreError::Conflict(_) => conflict(),
-                other => other.into(),
-            });
-        }
-    };
-    for project in &projects {
-        core.store
-            .add_share_type_access(inserted.id, project)
-            .await?;
-    }
-    Ok(inserted)
 }
 
 // ---------------------------------------------------------------------------------------
