@@ -109,6 +109,10 @@ pub struct Config {
     pub keystone: KeystoneSettings,
     /// Periodic task settings shared by the scheduler and share roles.
     pub periodic: PeriodicConfig,
+    /// Default quotas of every project (Manila's `quota_*` options).
+    pub quota: QuotaConfig,
+    /// Durable operation processing (scheduler and share roles).
+    pub operations: OperationsConfig,
     /// Back ends owned by this node's share role.
     pub backends: Vec<BackendConfig>,
 }
@@ -182,6 +186,111 @@ pub struct PeriodicConfig {
     pub replica_state_update_interval: Duration,
 }
 
+/// Default per-project quotas; `-1` means unlimited. Admins override them per project with
+/// `PUT /v2/quota-sets/{project}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Number of shares.
+    pub shares: i64,
+    /// Total size of shares, GiB.
+    pub gigabytes: i64,
+    /// Number of snapshots.
+    pub snapshots: i64,
+    /// Total size of snapshots, GiB.
+    pub snapshot_gigabytes: i64,
+    /// Number of share networks.
+    pub share_networks: i64,
+    /// Number of share groups.
+    pub share_groups: i64,
+    /// Number of share group snapshots.
+    pub share_group_snapshots: i64,
+    /// Number of share replicas (the active instance of a replicated share counts).
+    pub share_replicas: i64,
+    /// Total size of share replicas, GiB.
+    pub replica_gigabytes: i64,
+    /// Largest single share, GiB.
+    pub per_share_gigabytes: i64,
+    /// Number of backups.
+    pub backups: i64,
+    /// Total size of backups, GiB.
+    pub backup_gigabytes: i64,
+    /// Number of encryption keys.
+    pub encryption_keys: i64,
+    /// How long an uncommitted reservation (e.g. of an extend in flight) lives.
+    #[serde(with = "humantime_serde")]
+    pub reservation_expire: Duration,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        Self {
+            shares: 50,
+            gigabytes: 1000,
+            snapshots: 50,
+            snapshot_gigabytes: 1000,
+            share_networks: 10,
+            share_groups: 50,
+            share_group_snapshots: 50,
+            share_replicas: 100,
+            replica_gigabytes: 1000,
+            per_share_gigabytes: -1,
+            backups: 10,
+            backup_gigabytes: 1000,
+            encryption_keys: 100,
+            reservation_expire: Duration::from_secs(86_400),
+        }
+    }
+}
+
+impl QuotaConfig {
+    /// Every resource with its default limit, in Manila's view order.
+    pub fn defaults(&self) -> Vec<(&'static str, i64)> {
+        vec![
+            ("shares", self.shares),
+            ("gigabytes", self.gigabytes),
+            ("snapshots", self.snapshots),
+            ("snapshot_gigabytes", self.snapshot_gigabytes),
+            ("share_networks", self.share_networks),
+            ("share_groups", self.share_groups),
+            ("share_group_snapshots", self.share_group_snapshots),
+            ("share_replicas", self.share_replicas),
+            ("replica_gigabytes", self.replica_gigabytes),
+            ("per_share_gigabytes", self.per_share_gigabytes),
+            ("backups", self.backups),
+            ("backup_gigabytes", self.backup_gigabytes),
+            ("encryption_keys", self.encryption_keys),
+        ]
+    }
+}
+
+/// How the scheduler and share roles process durable operations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OperationsConfig {
+    /// How long a claim is valid; a worker that dies loses its claims after this long.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// How often an idle worker looks for work it was not woken for (other processes).
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Operations a share node runs at the same time.
+    pub concurrency: usize,
+    /// Attempts before a failing operation is given up.
+    pub max_attempts: i32,
+}
+
+impl Default for OperationsConfig {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+            concurrency: 16,
+            max_attempts: 10,
+        }
+    }
+}
+
 /// One back end (`[[backends]]`), Manila's `enabled_share_backends` section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -248,6 +357,8 @@ impl Default for Config {
             api: ApiConfig::default(),
             keystone: KeystoneSettings::default(),
             periodic: PeriodicConfig::default(),
+            quota: QuotaConfig::default(),
+            operations: OperationsConfig::default(),
             backends: vec![backend("local1", "az1"), backend("local2", "az2")],
         }
     }

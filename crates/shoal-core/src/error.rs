@@ -96,6 +96,9 @@ impl From<StoreError> for CoreError {
         match err {
             StoreError::NotFound(m) => CoreError::not_found(m),
             StoreError::Conflict(m) => CoreError::conflict(m),
+            StoreError::QuotaExceeded { resource, .. } => {
+                CoreError::over_limit(format!("Quota exceeded for resources: ['{resource}']."))
+            }
             StoreError::Unavailable(m) => CoreError::Unavailable(m),
             StoreError::Other(e) => CoreError::Internal(e),
         }

@@ -8,10 +8,18 @@ pub mod availability_zones;
 pub mod config;
 pub mod drivers;
 pub mod error;
+pub mod messages;
+pub mod export_locations;
+pub mod ops;
 pub mod pools;
+pub mod quota_sets;
+pub mod quotas;
 pub mod reporter;
 pub mod services;
+pub mod share_access;
 pub mod share_types;
+pub mod shares;
+pub mod workers;
 
 use std::sync::Arc;
 
@@ -26,12 +34,20 @@ pub struct Core {
     pub config: Arc<Config>,
     /// Durable state.
     pub store: Arc<dyn Store>,
+    /// Wakes the in-process workers when new operations were enqueued (other processes
+    /// find them by polling).
+    pub work_available: tokio::sync::Notify,
 }
 
 impl Core {
     /// Builds the service layer over an opened, migrated store.
     pub fn new(config: Arc<Config>, store: Arc<dyn Store>) -> Self {
-        Self { config, store }
+        Self { config, store, work_available: tokio::sync::Notify::new() }
+    }
+
+    /// Tells the workers of this process that operations were enqueued.
+    pub fn wake_workers(&self) {
+        self.work_available.notify_waiters();
     }
 
     /// The current time; one place so that tests and logs agree on the clock.

@@ -69,9 +69,14 @@ impl Reporter {
                 now,
             })
             .await?;
-        // Allocations per pool come from the share instances in the database once shares
-        // exist; until then nothing is allocated.
-        let allocated_gb_by_pool = std::collections::BTreeMap::new();
+        // Allocations come from the database, the only record of what is placed where.
+        let prefix = format!("{}#", backend.service_host);
+        let allocated_gb_by_pool: std::collections::BTreeMap<String, u64> = store
+            .allocated_gb_by_pool()
+            .await?
+            .into_iter()
+            .filter_map(|(name, gb)| name.strip_prefix(&prefix).map(|pool| (pool.to_owned(), gb)))
+            .collect();
         let stats = match backend.driver.get_share_stats(&allocated_gb_by_pool).await {
             Ok(stats) => stats,
             Err(err) => {

@@ -490,6 +490,24 @@ async fn find_visible(
     }
 }
 
+/// The type with this id or name if `caller` may see it (Manila's
+/// `get_share_type_by_name_or_id`, used by share create).
+pub async fn find_visible_by_name_or_id(
+    core: &Core,
+    caller: Caller<'_>,
+    name_or_id: &str,
+) -> CoreResult<Option<ShareTypeRow>> {
+    if let Some(row) = find_visible(core, caller, name_or_id).await? {
+        return Ok(Some(row));
+    }
+    let row = match core.store.get_share_type_by_name(name_or_id).await {
+        Ok(row) => row,
+        Err(StoreError::NotFound(_)) => return Ok(None),
+        Err(other) => return Err(other.into()),
+    };
+    Ok(is_visible(core, caller, &row).await?.then_some(row))
+}
+
 /// Public types are visible to all; private ones to admins and the projects on their list.
 async fn is_visible(core: &Core, caller: Caller<'_>, row: &ShareTypeRow) -> CoreResult<bool> {
     if caller.is_admin || row.is_public {
@@ -873,12 +891,14 @@ pub async fn default_share_type(core: &Core, caller: Caller<'_>) -> CoreResult<S
     })
 }
 
-/// `DELETE /v2/types/{id}`. Manila's "still in use" refusal is not implemented yet: there
-/// are no shares to use a type.
+/// `DELETE /v2/types/{id}`; a type that shares still use is refused with 400.
 pub async fn delete_share_type(core: &Core, caller: Caller<'_>, id: &str) -> CoreResult<()> {
     let row = find_visible(core, caller, id)
         .await?
         .ok_or_else(|| CoreError::not_found(GENERIC_NOT_FOUND))?;
+    if core.store.count_shares_with_share_type(row.id).await? > 0 {
+        return Err(CoreError::bad_request("Target share type is still in use."));
+    }
     match core.store.delete_share_type(row.id).await {
         Ok(()) => {}
         Err(StoreError::NotFound(_)) => return Err(CoreError::not_found(GENERIC_NOT_FOUND)),

@@ -2,8 +2,9 @@
 //! errors of both engines are classified.
 //!
 //! Callers branch on the variant: `NotFound` becomes 404, `Conflict` (unique violation or a
-//! lost compare-and-set) becomes 409, `Unavailable` (the database cannot be reached right now)
-//! becomes 503, and everything else is an internal error. Nothing here is persisted.
+//! lost compare-and-set) becomes 409, `QuotaExceeded` becomes 413, `Unavailable` (the
+//! database cannot be reached right now) becomes 503, and everything else is an internal
+//! error. Nothing here is persisted.
 
 use sqlx::error::{DatabaseError, ErrorKind};
 
@@ -19,6 +20,24 @@ pub enum StoreError {
     /// A unique constraint was violated, or a compare-and-set lost its race.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A quota charge or reservation would take `resource` over its limit. Nothing of the
+    /// call was written. The numbers are those seen when the charge was refused.
+    #[error(
+        "quota exceeded for {resource}: requested {requested}, in use {in_use}, \
+         reserved {reserved}, limit {limit}"
+    )]
+    QuotaExceeded {
+        /// Resource over its limit (`shares`, `gigabytes`, ...).
+        resource: String,
+        /// The delta that did not fit.
+        requested: i64,
+        /// Committed usage at that moment.
+        in_use: i64,
+        /// Reserved usage at that moment.
+        reserved: i64,
+        /// The effective limit.
+        limit: i64,
+    },
     /// The database cannot serve the request right now (pool timed out or closed, connection
     /// refused or dropped, server shutting down, SQLite busy past its timeout). Retryable.
     #[error("database unavailable: {0}")]

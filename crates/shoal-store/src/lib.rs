@@ -2,11 +2,14 @@
 //! ([`PgStore`]) implementations, their embedded migrations, and one conformance test suite
 //! run against both.
 //!
-//! What is persisted (see [`model`]): share types with extra specs and project access,
-//! availability zones, services and their heartbeats, pool capabilities, and durable
-//! operations. SQL lives only in this crate. It is written once in `sql_impl.rs` and expanded
-//! for both engines, so the two cannot drift apart. Only the migrations are per engine,
-//! because column types differ (see `codec.rs` for timestamps and UUIDs).
+//! What is persisted (see [`model`] and [`model_shares`]): share types with extra specs and
+//! project access, availability zones, services and their heartbeats, pool capabilities,
+//! durable operations, shares with their instances, export locations, access rules and
+//! metadata, quota overrides, usages and reservations, and user messages. SQL lives only in
+//! this crate. It is written once (`sql_impl.rs`, with the share, quota and message queries
+//! in `sql_shares.rs`, `sql_quotas.rs` and `sql_messages.rs`) and expanded for both
+//! engines, so the two cannot drift apart. Only the migrations are per engine, because
+//! column types differ (see `codec.rs` for timestamps and UUIDs).
 //!
 //! Open a store with [`open_store`], which picks the engine from the URL, then call
 //! [`Store::migrate`] (what `shoal db sync` does).
@@ -18,8 +21,12 @@ use std::time::Duration;
 mod codec;
 mod error;
 pub mod model;
+pub mod model_shares;
 mod postgres;
 mod sql_impl;
+mod sql_messages;
+mod sql_quotas;
+mod sql_shares;
 mod sqlite;
 mod store;
 
@@ -31,6 +38,7 @@ mod tests;
 pub use codec::truncate_to_micros;
 pub use error::{Result, StoreError};
 pub use model::*;
+pub use model_shares::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::Store;

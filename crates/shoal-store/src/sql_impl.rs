@@ -53,16 +53,119 @@ pub(crate) use service_select;
 /// `async fn begin_write(&self) -> Result<sqlx::Transaction<'static, $db>>`.
 macro_rules! impl_store {
     ($store:ident, $db:ty) => {
+        /// Row decoding and transaction helpers shared by the query modules below.
+        mod sql_common {
+            use std::collections::BTreeMap;
+
+            use chrono::{DateTime, Utc};
+            use sqlx::Row as _;
+            use uuid::Uuid;
+
+            use $crate::codec::{DbTime, DbUuid};
+            use $crate::error::{Result, StoreError};
+            use $crate::model::NewOperation;
+
+            pub(super) type Db = $db;
+            pub(super) type DbRow = <Db as sqlx::Database>::Row;
+            pub(super) type DbConn = <Db as sqlx::Database>::Connection;
+
+            /// Reads column `col`, mapping decode errors to `StoreError::Other`.
+            pub(super) fn get<'r, T>(row: &'r DbRow, col: &str) -> Result<T>
+            where
+                T: sqlx::Decode<'r, Db> + sqlx::Type<Db>,
+            {
+                Ok(row.try_get(col)?)
+            }
+
+            pub(super) fn time(row: &DbRow, col: &str) -> Result<DateTime<Utc>> {
+                Ok(get::<DbTime>(row, col)?.0)
+            }
+
+            pub(super) fn opt_time(row: &DbRow, col: &str) -> Result<Option<DateTime<Utc>>> {
+                Ok(get::<Option<DbTime>>(row, col)?.map(|t| t.0))
+            }
+
+            pub(super) fn uuid(row: &DbRow, col: &str) -> Result<Uuid> {
+                Ok(get::<DbUuid>(row, col)?.0)
+            }
+
+            pub(super) fn opt_uuid(row: &DbRow, col: &str) -> Result<Option<Uuid>> {
+                Ok(get::<Option<DbUuid>>(row, col)?.map(|u| u.0))
+            }
+
+            /// A string map as the JSON object stored in a metadata column.
+            pub(super) fn map_to_json(map: &BTreeMap<String, String>) -> serde_json::Value {
+                serde_json::Value::Object(
+                    map.iter()
+                        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                        .collect(),
+                )
+            }
+
+            /// Reads a JSON object column of string values.
+            pub(super) fn json_map(row: &DbRow, col: &str) -> Result<BTreeMap<String, String>> {
+                let value: serde_json::Value = get(row, col)?;
+                serde_json::from_value(value).map_err(|e| {
+                    StoreError::other(format!("column {col} is not a string map: {e}"))
+                })
+            }
+
+            /// `$first, $first+1, ...` for `n` values (an `IN (...)` list).
+            pub(super) fn placeholders(first: usize, n: usize) -> String {
+                (first..first + n)
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+
+            /// Enqueues `ops` as `pending` operations inside the caller's transaction.
+            pub(super) async fn enqueue_operations(
+                conn: &mut DbConn,
+                ops: &[NewOperation],
+            ) -> Result<()> {
+                for op in ops {
+                    sqlx::query(
+                        "INSERT INTO operations (kind, target_id, host, payload, state, \
+                             attempts, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)",
+                    )
+                    .bind(&op.kind)
+                    .bind(&op.target_id)
+                    .bind(&op.host)
+                    .bind(&op.payload)
+                    .bind(DbTime::new(op.now))
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            /// Locks row `id` of `table` for the rest of the transaction (a no-op update, the
+            /// portable `SELECT ... FOR UPDATE`: PostgreSQL makes concurrent writers of the
+            /// row wait, SQLite already holds the database write lock). Returns whether the
+            /// row exists. `table` must be a literal table name with a UUID `id` and an
+            /// `updated_at` column; the key is left alone so no foreign key check runs.
+            pub(super) async fn lock_row(
+                conn: &mut DbConn,
+                table: &'static str,
+                id: Uuid,
+            ) -> Result<bool> {
+                let sql = format!("UPDATE {table} SET updated_at = updated_at WHERE id = $1");
+                let done = sqlx::query(&sql).bind(DbUuid(id)).execute(&mut *conn).await?;
+                Ok(done.rows_affected() > 0)
+            }
+        }
+
         mod store_impl {
             use std::collections::BTreeMap;
             use std::time::Duration;
 
             use async_trait::async_trait;
             use chrono::{DateTime, Utc};
-            use sqlx::Row as _;
             use uuid::Uuid;
 
             use super::$store;
+            use super::sql_common::{get, opt_time, time, Db, DbRow};
             use $crate::codec::{DbTime, DbUuid};
             use $crate::error::{
                 is_foreign_key_violation, is_unique_violation, Result, StoreError,
@@ -72,30 +175,18 @@ macro_rules! impl_store {
                 OperationState, PoolRow, ServiceFilter, ServiceHeartbeat, ServiceRow,
                 ShareTypeFilter, ShareTypeRow, ShareTypeUpdate,
             };
+            use $crate::model_shares::{
+                AccessRuleRow, ExportLocationRow, MessageRow, NewAccessRule, NewExportLocation,
+                NewShare, NewShareInstance, QuotaRequest, QuotaUsage, ShareInstanceRow,
+                ShareInstanceUpdate,
+                ShareListFilter, ShareRow, ShareUpdate,
+            };
             use $crate::sql_impl::{
                 operation_columns, service_select, share_type_select, CLAIM_RACE_RETRIES,
             };
             use $crate::store::Store;
 
-            type Db = $db;
-            type DbRow = <Db as sqlx::Database>::Row;
             type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
-
-            /// Reads column `col`, mapping decode errors to `StoreError::Other`.
-            fn get<'r, T>(row: &'r DbRow, col: &str) -> Result<T>
-            where
-                T: sqlx::Decode<'r, Db> + sqlx::Type<Db>,
-            {
-                Ok(row.try_get(col)?)
-            }
-
-            fn time(row: &DbRow, col: &str) -> Result<DateTime<Utc>> {
-                Ok(get::<DbTime>(row, col)?.0)
-            }
-
-            fn opt_time(row: &DbRow, col: &str) -> Result<Option<DateTime<Utc>>> {
-                Ok(get::<Option<DbTime>>(row, col)?.map(|t| t.0))
-            }
 
             /// Folds `share_type_select!` rows (ordered so that one type's rows are
             /// adjacent) into types with their specs.
@@ -425,12 +516,21 @@ macro_rules! impl_store {
                 }
 
                 async fn delete_share_type(&self, id: Uuid) -> Result<()> {
-                    // Specs and access rows go with it (ON DELETE CASCADE).
-                    let deleted = sqlx::query("DELETE FROM share_types WHERE id = $1")
+                    // Specs and access rows go with it (ON DELETE CASCADE). Shares and
+                    // share instances reference it without cascade.
+                    let deleted = match sqlx::query("DELETE FROM share_types WHERE id = $1")
                         .bind(DbUuid(id))
                         .execute(&self.pool)
-                        .await?
-                        .rows_affected();
+                        .await
+                    {
+                        Ok(done) => done.rows_affected(),
+                        Err(e) if is_foreign_key_violation(&e) => {
+                            return Err(StoreError::Conflict(format!(
+                                "share type {id} is in use by shares"
+                            )));
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
                     if deleted == 0 {
                         return Err(StoreError::NotFound(format!("share type {id}")));
                     }
@@ -936,8 +1036,317 @@ macro_rules! impl_store {
                     .await?;
                     get(&row, "n")
                 }
+
+                // ---- shares (queries in sql_shares.rs) ----
+
+                async fn create_share(
+                    &self,
+                    new: NewShare,
+                ) -> Result<(ShareRow, ShareInstanceRow)> {
+                    super::share_sql::create_share(self, new).await
+                }
+
+                async fn get_share(&self, id: Uuid) -> Result<ShareRow> {
+                    super::share_sql::get_share(self, id).await
+                }
+
+                async fn list_shares(&self, filter: ShareListFilter) -> Result<Vec<ShareRow>> {
+                    super::share_sql::list_shares(self, filter).await
+                }
+
+                async fn update_share(
+                    &self,
+                    id: Uuid,
+                    update: ShareUpdate,
+                    now: DateTime<Utc>,
+                ) -> Result<ShareRow> {
+                    super::share_sql::update_share(self, id, update, now).await
+                }
+
+                async fn set_share_metadata(
+                    &self,
+                    id: Uuid,
+                    metadata: &BTreeMap<String, String>,
+                    replace_all: bool,
+                    now: DateTime<Utc>,
+                ) -> Result<BTreeMap<String, String>> {
+                    super::share_sql::set_share_metadata(self, id, metadata, replace_all, now)
+                        .await
+                }
+
+                async fn delete_share_metadata_key(&self, id: Uuid, key: &str) -> Result<()> {
+                    super::share_sql::delete_share_metadata_key(self, id, key).await
+                }
+
+                async fn count_shares_with_share_type(&self, share_type_id: Uuid) -> Result<i64> {
+                    super::share_sql::count_shares_with_share_type(self, share_type_id).await
+                }
+
+                async fn create_share_instance(
+                    &self,
+                    share_id: Uuid,
+                    instance: NewShareInstance,
+                    quota: QuotaRequest,
+                    operations: Vec<NewOperation>,
+                    now: DateTime<Utc>,
+                ) -> Result<ShareInstanceRow> {
+                    super::share_sql::create_share_instance(
+                        self, share_id, instance, quota, operations, now,
+                    )
+                    .await
+                }
+
+                async fn get_share_instance(&self, id: Uuid) -> Result<ShareInstanceRow> {
+                    super::share_sql::get_share_instance(self, id).await
+                }
+
+                async fn list_share_instances(
+                    &self,
+                    share_id: Uuid,
+                ) -> Result<Vec<ShareInstanceRow>> {
+                    super::share_sql::list_share_instances(self, share_id).await
+                }
+
+                async fn list_share_instances_on_host(
+                    &self,
+                    service_host: &str,
+                ) -> Result<Vec<ShareInstanceRow>> {
+                    super::share_sql::list_share_instances_on_host(self, service_host).await
+                }
+
+                async fn update_share_instance_if(
+                    &self,
+                    id: Uuid,
+                    expected_statuses: &[&str],
+                    update: ShareInstanceUpdate,
+                    operations: Vec<NewOperation>,
+                    now: DateTime<Utc>,
+                ) -> Result<ShareInstanceRow> {
+                    super::share_sql::update_share_instance_if(
+                        self,
+                        id,
+                        expected_statuses,
+                        update,
+                        operations,
+                        now,
+                    )
+                    .await
+                }
+
+                async fn set_share_instance_host_if_unplaced(
+                    &self,
+                    id: Uuid,
+                    host: &str,
+                    availability_zone: &str,
+                    operations: Vec<NewOperation>,
+                    now: DateTime<Utc>,
+                ) -> Result<ShareInstanceRow> {
+                    super::share_sql::set_share_instance_host_if_unplaced(
+                        self,
+                        id,
+                        host,
+                        availability_zone,
+                        operations,
+                        now,
+                    )
+                    .await
+                }
+
+                async fn delete_share_instance_and_maybe_share(
+                    &self,
+                    instance_id: Uuid,
+                    release: QuotaRequest,
+                    now: DateTime<Utc>,
+                ) -> Result<bool> {
+                    super::share_sql::delete_share_instance_and_maybe_share(
+                        self,
+                        instance_id,
+                        release,
+                        now,
+                    )
+                    .await
+                }
+
+                async fn replace_export_locations(
+                    &self,
+                    instance_id: Uuid,
+                    locations: Vec<NewExportLocation>,
+                    now: DateTime<Utc>,
+                ) -> Result<Vec<ExportLocationRow>> {
+                    super::share_sql::replace_export_locations(self, instance_id, locations, now)
+                        .await
+                }
+
+                async fn list_export_locations(
+                    &self,
+                    instance_id: Uuid,
+                ) -> Result<Vec<ExportLocationRow>> {
+                    super::share_sql::list_export_locations(self, instance_id).await
+                }
+
+                async fn get_export_location(&self, id: Uuid) -> Result<ExportLocationRow> {
+                    super::share_sql::get_export_location(self, id).await
+                }
+
+                async fn insert_access_rule(&self, new: NewAccessRule) -> Result<AccessRuleRow> {
+                    super::share_sql::insert_access_rule(self, new).await
+                }
+
+                async fn get_access_rule(&self, id: Uuid) -> Result<AccessRuleRow> {
+                    super::share_sql::get_access_rule(self, id).await
+                }
+
+                async fn list_access_rules(&self, share_id: Uuid) -> Result<Vec<AccessRuleRow>> {
+                    super::share_sql::list_access_rules(self, share_id).await
+                }
+
+                async fn set_instance_access_state(
+                    &self,
+                    access_id: Uuid,
+                    instance_id: Uuid,
+                    expected: &[&str],
+                    state: &str,
+                    now: DateTime<Utc>,
+                ) -> Result<()> {
+                    super::share_sql::set_instance_access_state(
+                        self,
+                        access_id,
+                        instance_id,
+                        expected,
+                        state,
+                        now,
+                    )
+                    .await
+                }
+
+                async fn mark_access_rule_for_deny(
+                    &self,
+                    access_id: Uuid,
+                    operations: Vec<NewOperation>,
+                    now: DateTime<Utc>,
+                ) -> Result<AccessRuleRow> {
+                    super::share_sql::mark_access_rule_for_deny(self, access_id, operations, now)
+                        .await
+                }
+
+                async fn remove_instance_access(
+                    &self,
+                    access_id: Uuid,
+                    instance_id: Uuid,
+                ) -> Result<bool> {
+                    super::share_sql::remove_instance_access(self, access_id, instance_id).await
+                }
+
+                async fn add_instance_access_rows(
+                    &self,
+                    instance_id: Uuid,
+                    access_ids: &[Uuid],
+                    state: &str,
+                    now: DateTime<Utc>,
+                ) -> Result<()> {
+                    super::share_sql::add_instance_access_rows(
+                        self,
+                        instance_id,
+                        access_ids,
+                        state,
+                        now,
+                    )
+                    .await
+                }
+
+                async fn allocated_gb_by_pool(&self) -> Result<BTreeMap<String, u64>> {
+                    super::share_sql::allocated_gb_by_pool(self).await
+                }
+
+                // ---- quotas (queries in sql_quotas.rs) ----
+
+                async fn get_quota_overrides(
+                    &self,
+                    project_id: &str,
+                ) -> Result<BTreeMap<String, i64>> {
+                    super::quota_sql::get_quota_overrides(self, project_id).await
+                }
+
+                async fn set_quota_overrides(
+                    &self,
+                    project_id: &str,
+                    limits: &BTreeMap<String, i64>,
+                    now: DateTime<Utc>,
+                ) -> Result<()> {
+                    super::quota_sql::set_quota_overrides(self, project_id, limits, now).await
+                }
+
+                async fn delete_quota_overrides(&self, project_id: &str) -> Result<()> {
+                    super::quota_sql::delete_quota_overrides(self, project_id).await
+                }
+
+                async fn get_quota_usages(
+                    &self,
+                    project_id: &str,
+                ) -> Result<BTreeMap<String, QuotaUsage>> {
+                    super::quota_sql::get_quota_usages(self, project_id).await
+                }
+
+                async fn reserve_quota(
+                    &self,
+                    req: QuotaRequest,
+                    expire_at: DateTime<Utc>,
+                    now: DateTime<Utc>,
+                ) -> Result<Vec<Uuid>> {
+                    super::quota_sql::reserve_quota(self, req, expire_at, now).await
+                }
+
+                async fn commit_reservations(
+                    &self,
+                    ids: &[Uuid],
+                    now: DateTime<Utc>,
+                ) -> Result<()> {
+                    super::quota_sql::finish_reservations(self, ids, true, now).await
+                }
+
+                async fn rollback_reservations(
+                    &self,
+                    ids: &[Uuid],
+                    now: DateTime<Utc>,
+                ) -> Result<()> {
+                    super::quota_sql::finish_reservations(self, ids, false, now).await
+                }
+
+                async fn expire_reservations(&self, now: DateTime<Utc>) -> Result<u64> {
+                    super::quota_sql::expire_reservations(self, now).await
+                }
+
+                async fn charge_quota(&self, req: QuotaRequest, now: DateTime<Utc>) -> Result<()> {
+                    super::quota_sql::charge_quota(self, req, now).await
+                }
+
+                // ---- user messages (queries in sql_messages.rs) ----
+
+                async fn insert_message(&self, message: MessageRow) -> Result<()> {
+                    super::message_sql::insert_message(self, message).await
+                }
+
+                async fn list_messages(&self, project_id: Option<&str>) -> Result<Vec<MessageRow>> {
+                    super::message_sql::list_messages(self, project_id).await
+                }
+
+                async fn get_message(&self, id: Uuid) -> Result<MessageRow> {
+                    super::message_sql::get_message(self, id).await
+                }
+
+                async fn delete_message(&self, id: Uuid) -> Result<()> {
+                    super::message_sql::delete_message(self, id).await
+                }
+
+                async fn delete_expired_messages(&self, now: DateTime<Utc>) -> Result<u64> {
+                    super::message_sql::delete_expired_messages(self, now).await
+                }
             }
         }
+
+        $crate::sql_shares::share_sql!($store);
+        $crate::sql_quotas::quota_sql!($store);
+        $crate::sql_messages::message_sql!($store);
     };
 }
 pub(crate) use impl_store;

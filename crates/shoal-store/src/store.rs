@@ -3,7 +3,9 @@
 //!
 //! Conventions: methods are verb-first; time-dependent methods take `now` from the caller so
 //! tests control time; a missing row is `NotFound`, a duplicate or a lost compare-and-set is
-//! `Conflict`, an unreachable database is `Unavailable`.
+//! `Conflict`, a quota charge over its limit is `QuotaExceeded`, an unreachable database is
+//! `Unavailable`. Every write that touches several rows is one transaction: it happens
+//! entirely or not at all, including the operations it enqueues.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,6 +19,11 @@ use crate::model::{
     AvailabilityZoneRow, ClaimRequest, NewOperation, NewShareType, OperationRow, OperationState,
     PoolRow, ServiceFilter, ServiceHeartbeat, ServiceRow, ShareTypeFilter, ShareTypeRow,
     ShareTypeUpdate,
+};
+use crate::model_shares::{
+    AccessRuleRow, ExportLocationRow, MessageRow, NewAccessRule, NewExportLocation, NewShare,
+    NewShareInstance, QuotaRequest, QuotaUsage, ShareInstanceRow, ShareInstanceUpdate,
+    ShareListFilter, ShareRow, ShareUpdate,
 };
 
 /// Durable state of shoal. Used as `Arc<dyn Store>`; implemented by
@@ -61,7 +68,8 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<ShareTypeRow>;
 
-    /// Deletes a share type with its specs and access list. `NotFound` if missing.
+    /// Deletes a share type with its specs and access list. `NotFound` if missing,
+    /// `Conflict` if shares or share instances still use it.
     async fn delete_share_type(&self, id: Uuid) -> Result<()>;
 
     /// Inserts or overwrites the given extra specs (others are kept), atomically.
@@ -183,4 +191,253 @@ pub trait Store: Send + Sync + 'static {
 
     /// Number of `pending` plus `running` operations (teardown checks, metrics).
     async fn count_unfinished_operations(&self) -> Result<i64>;
+
+    // ---- shares ----
+
+    /// Creates a share with its metadata and first instance, charges `new.quota` directly
+    /// to `in_use` and enqueues `new.operations`, in one transaction. `QuotaExceeded` (and
+    /// any other error) leaves nothing behind. `Conflict` if the share or instance id
+    /// exists, `NotFound` if the share type does not.
+    async fn create_share(&self, new: NewShare) -> Result<(ShareRow, ShareInstanceRow)>;
+
+    /// Reads a share with its metadata.
+    async fn get_share(&self, id: Uuid) -> Result<ShareRow>;
+
+    /// Shares matching the filter, with metadata, ordered by `created_at` then id.
+    async fn list_shares(&self, filter: ShareListFilter) -> Result<Vec<ShareRow>>;
+
+    /// Changes the given fields in one statement and sets `updated_at` to `now`.
+    /// `NotFound` if missing.
+    async fn update_share(
+        &self,
+        id: Uuid,
+        update: ShareUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<ShareRow>;
+
+    /// Upserts the given metadata keys; with `replace_all`, also removes every other key.
+    /// Returns the resulting metadata. Atomic; `NotFound` if the share is missing.
+    async fn set_share_metadata(
+        &self,
+        id: Uuid,
+        metadata: &BTreeMap<String, String>,
+        replace_all: bool,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, String>>;
+
+    /// Removes one metadata key. `NotFound` if the share or the key is missing.
+    async fn delete_share_metadata_key(&self, id: Uuid, key: &str) -> Result<()>;
+
+    /// Number of shares using the type, on the share or on any of its instances (share
+    /// type deletion is refused while it is not zero).
+    async fn count_shares_with_share_type(&self, share_type_id: Uuid) -> Result<i64>;
+
+    // ---- share instances ----
+
+    /// Adds an instance (a replica) to an existing share, charges `quota` directly to
+    /// `in_use` and enqueues `operations`, in one transaction; `created_at` is `now`.
+    /// `NotFound` if the share is missing, `Conflict` if the instance id exists,
+    /// `QuotaExceeded` writes nothing.
+    async fn create_share_instance(
+        &self,
+        share_id: Uuid,
+        instance: NewShareInstance,
+        quota: QuotaRequest,
+        operations: Vec<NewOperation>,
+        now: DateTime<Utc>,
+    ) -> Result<ShareInstanceRow>;
+
+    /// Reads one share instance.
+    async fn get_share_instance(&self, id: Uuid) -> Result<ShareInstanceRow>;
+
+    /// Instances of a share in creation order (empty when the share does not exist).
+    async fn list_share_instances(&self, share_id: Uuid) -> Result<Vec<ShareInstanceRow>>;
+
+    /// Instances placed on a share service `host@backend`: host `host@backend#<pool>` (or
+    /// exactly `host@backend`), in creation order.
+    async fn list_share_instances_on_host(
+        &self,
+        service_host: &str,
+    ) -> Result<Vec<ShareInstanceRow>>;
+
+    /// Compare-and-set on the status: applies `update` (and `updated_at = now`) only if the
+    /// current status is one of `expected_statuses` (any status when empty), and enqueues
+    /// `operations` in the same transaction, so they exist only if the update won.
+    /// `Conflict` when the status is not expected, `NotFound` when the instance is missing.
+    async fn update_share_instance_if(
+        &self,
+        id: Uuid,
+        expected_statuses: &[&str],
+        update: ShareInstanceUpdate,
+        operations: Vec<NewOperation>,
+        now: DateTime<Utc>,
+    ) -> Result<ShareInstanceRow>;
+
+    /// Places an unscheduled instance for the scheduler: sets `host`, `availability_zone`,
+    /// `scheduled_at = now` only while `host` is `""` and the status is `creating`, and
+    /// enqueues `operations` in the same transaction. `Conflict` if already placed or no
+    /// longer creating, `NotFound` if missing.
+    async fn set_share_instance_host_if_unplaced(
+        &self,
+        id: Uuid,
+        host: &str,
+        availability_zone: &str,
+        operations: Vec<NewOperation>,
+        now: DateTime<Utc>,
+    ) -> Result<ShareInstanceRow>;
+
+    /// Removes an instance with its export locations and access mappings; when it was the
+    /// share's last instance, also the share with its metadata and access rules. Applies
+    /// `release` to `in_use` (negative deltas, clamped at zero) in the same transaction.
+    /// Returns whether the share was removed. Idempotent: a missing instance gives
+    /// `Ok(false)` and releases nothing.
+    async fn delete_share_instance_and_maybe_share(
+        &self,
+        instance_id: Uuid,
+        release: QuotaRequest,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    // ---- export locations ----
+
+    /// Replaces the export locations of an instance with `locations` (in that order):
+    /// locations whose path is kept keep their id and creation time, others are removed or
+    /// added. Duplicate paths count once (first wins). Returns the new list.
+    /// `NotFound` if the instance is missing.
+    async fn replace_export_locations(
+        &self,
+        instance_id: Uuid,
+        locations: Vec<NewExportLocation>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ExportLocationRow>>;
+
+    /// Export locations of an instance in the order last reported (empty when the instance
+    /// does not exist).
+    async fn list_export_locations(&self, instance_id: Uuid) -> Result<Vec<ExportLocationRow>>;
+
+    /// Reads one export location.
+    async fn get_export_location(&self, id: Uuid) -> Result<ExportLocationRow>;
+
+    // ---- access rules ----
+
+    /// Inserts a rule with a `queued_to_apply` mapping per instance in `new.instance_ids`,
+    /// moves those instances' `access_rules_status` from `active` to `syncing`, and enqueues
+    /// `new.operations`, in one transaction. `Conflict` if the share already has a rule
+    /// with the same type and target (or the id exists), `NotFound` if the share or an
+    /// instance is missing.
+    async fn insert_access_rule(&self, new: NewAccessRule) -> Result<AccessRuleRow>;
+
+    /// Reads one rule with its per-instance states.
+    async fn get_access_rule(&self, id: Uuid) -> Result<AccessRuleRow>;
+
+    /// Rules of a share, ordered by `created_at` then id (empty when the share does not
+    /// exist).
+    async fn list_access_rules(&self, share_id: Uuid) -> Result<Vec<AccessRuleRow>>;
+
+    /// Compare-and-set of one mapping's state: only if the current state is in `expected`
+    /// (any when empty). `Conflict` when not expected, `NotFound` when the mapping is
+    /// missing.
+    async fn set_instance_access_state(
+        &self,
+        access_id: Uuid,
+        instance_id: Uuid,
+        expected: &[&str],
+        state: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Starts denying a rule: every mapping → `queued_to_deny`, the mapped instances'
+    /// `access_rules_status` `active` → `syncing`, and `operations` enqueued, in one
+    /// transaction. `NotFound` if the rule is missing.
+    async fn mark_access_rule_for_deny(
+        &self,
+        access_id: Uuid,
+        operations: Vec<NewOperation>,
+        now: DateTime<Utc>,
+    ) -> Result<AccessRuleRow>;
+
+    /// Removes the rule's mapping to one instance (a missing mapping is not an error), and
+    /// the rule itself once no mapping is left. Returns whether the rule was removed.
+    /// `NotFound` if the rule is missing.
+    async fn remove_instance_access(&self, access_id: Uuid, instance_id: Uuid) -> Result<bool>;
+
+    /// Maps existing rules to a (new) instance with the given state. Mappings that already
+    /// exist are left alone, so retries are harmless. `NotFound` if the instance or a rule
+    /// is missing.
+    async fn add_instance_access_rows(
+        &self,
+        instance_id: Uuid,
+        access_ids: &[Uuid],
+        state: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    // ---- quotas ----
+
+    /// The project's quota overrides (resource → hard limit, -1 = unlimited).
+    async fn get_quota_overrides(&self, project_id: &str) -> Result<BTreeMap<String, i64>>;
+
+    /// Upserts the given overrides; other resources keep theirs.
+    async fn set_quota_overrides(
+        &self,
+        project_id: &str,
+        limits: &BTreeMap<String, i64>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Removes every override of the project (back to defaults). No error when none exist.
+    async fn delete_quota_overrides(&self, project_id: &str) -> Result<()>;
+
+    /// The project's usage per resource (resources never charged are absent).
+    async fn get_quota_usages(&self, project_id: &str) -> Result<BTreeMap<String, QuotaUsage>>;
+
+    /// Reserves `req.deltas` against `req.limits` in one transaction and returns one
+    /// reservation id per non-zero delta. Positive deltas are added to `reserved` (each
+    /// one conditional on `in_use + reserved + delta <= limit`); negative ones only take
+    /// effect on commit, as in Manila. `QuotaExceeded` reserves nothing.
+    async fn reserve_quota(
+        &self,
+        req: QuotaRequest,
+        expire_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>>;
+
+    /// Commits reservations: their deltas move to `in_use` (clamped at zero) and leave
+    /// `reserved`. Unknown ids (already committed, rolled back or expired) are skipped.
+    async fn commit_reservations(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()>;
+
+    /// Rolls reservations back, releasing what they hold. Unknown ids are skipped.
+    async fn rollback_reservations(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()>;
+
+    /// Rolls back every reservation whose `expire_at` is before `now`; returns how many.
+    async fn expire_reservations(&self, now: DateTime<Utc>) -> Result<u64>;
+
+    /// Changes `in_use` directly by `req.deltas` in one transaction: positive deltas are
+    /// checked against `req.limits` (`QuotaExceeded` changes nothing), negative ones are
+    /// clamped at zero.
+    async fn charge_quota(&self, req: QuotaRequest, now: DateTime<Utc>) -> Result<()>;
+
+    // ---- pool usage ----
+
+    /// Allocated GiB per pool (`host@backend#pool`): the sum of share sizes over placed
+    /// instances whose status is not `deleted`.
+    async fn allocated_gb_by_pool(&self) -> Result<BTreeMap<String, u64>>;
+
+    // ---- user messages ----
+
+    /// Stores a message. `Conflict` if the id exists.
+    async fn insert_message(&self, message: MessageRow) -> Result<()>;
+
+    /// Messages of a project (all projects when `None`), ordered by `created_at` then id.
+    /// Expired ones are included until `delete_expired_messages` runs.
+    async fn list_messages(&self, project_id: Option<&str>) -> Result<Vec<MessageRow>>;
+
+    /// Reads one message.
+    async fn get_message(&self, id: Uuid) -> Result<MessageRow>;
+
+    /// Deletes one message. `NotFound` if missing.
+    async fn delete_message(&self, id: Uuid) -> Result<()>;
+
+    /// Deletes messages whose `expires_at` is before `now`; returns how many.
+    async fn delete_expired_messages(&self, now: DateTime<Utc>) -> Result<u64>;
 }

@@ -210,6 +210,25 @@ impl TestApp {
             .expect("report succeeds");
     }
 
+    /// Runs the scheduler and share workers until no operation is left (bounded: panics after
+    /// 30 s, which means an operation is stuck). The background loops run too; claims are
+    /// compare-and-set, so both can work without stepping on each other.
+    pub async fn settle(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            for worker in &self.server().workers {
+                worker.run_once().await.expect("worker pass succeeds");
+            }
+            let left = self.core().store.count_unfinished_operations().await.expect("count operations");
+            if left == 0 {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{left} operations still unfinished after 30 s");
+            // Another worker holds the claim: give it a moment to finish.
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// The Keystone stand-in (keystone mode only).
     pub fn keystone_standin(&self) -> &KeystoneStandin {
         self.keystone

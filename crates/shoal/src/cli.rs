@@ -34,6 +34,29 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Benchmarks that print figures for docs/BENCHMARKS.md.
+    Bench {
+        /// Benchmark to run.
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+/// `shoal bench ...`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Share create → available throughput on dummy back ends, through the HTTP API.
+    Shares {
+        /// Concurrent clients per round, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+        clients: Vec<usize>,
+        /// Shares created per round.
+        #[arg(long, default_value_t = 640)]
+        shares: usize,
+        /// Database URL (default: SQLite in a temp dir).
+        #[arg(long, default_value = "")]
+        database_url: String,
+    },
 }
 
 /// `shoal db ...`.

@@ -2,6 +2,7 @@
 //! node from a [`Config`] ([`server`]). `main.rs` only wires these to the process; tests and
 //! `shoal-testkit` start the same [`server::Server`] in-process.
 
+pub mod bench;
 pub mod cli;
 pub mod server;
 

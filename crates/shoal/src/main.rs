@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use shoal::cli::{Cli, Command, ConfigCommand, DbCommand};
+use shoal::cli::{BenchCommand, Cli, Command, ConfigCommand, DbCommand};
 use shoal::server::{Server, load_policy, open_store};
 use tracing_subscriber::EnvFilter;
 
@@ -53,6 +53,13 @@ async fn main() -> anyhow::Result<()> {
                 "database {} is up to date",
                 config.effective_database_url_redacted()
             );
+        }
+        Command::Bench {
+            command: BenchCommand::Shares { clients, shares, database_url },
+        } => {
+            let settings = shoal::bench::SharesBench { clients, shares, database_url };
+            let rounds = shoal::bench::run(&settings).await?;
+            shoal::bench::print(&rounds);
         }
         Command::Config {
             command: ConfigCommand::Check(args),

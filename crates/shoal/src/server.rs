@@ -11,6 +11,9 @@ use anyhow::Context;
 use shoal_api::{ApiState, Authenticator};
 use shoal_core::config::{AuthStrategy, Role};
 use shoal_core::reporter::Reporter;
+use shoal_core::workers::OperationWorker;
+use shoal_core::workers::scheduler::SchedulerHandler;
+use shoal_core::workers::share_manager::ShareManagerHandler;
 use shoal_core::{Config, Core};
 use shoal_keystone::{KeystoneConfig, KeystoneValidator};
 use shoal_policy::Enforcer;
@@ -30,6 +33,9 @@ pub struct Server {
     pub core: Arc<Core>,
     /// The periodic reporter, so tests can tick it with `run_once()`.
     pub reporter: Arc<Reporter>,
+    /// Operation workers of the scheduler and share roles, so tests can run them with
+    /// `run_once()`.
+    pub workers: Vec<Arc<OperationWorker>>,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
@@ -130,12 +136,25 @@ impl Server {
 
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let mut workers = Vec::new();
+        if config.runs(Role::Scheduler) {
+            workers.push(Arc::new(OperationWorker::new(core.clone(), None, Arc::new(SchedulerHandler::new(core.clone())))));
+        }
+        for backend in &backends {
+            let handler = Arc::new(ShareManagerHandler::new(core.clone(), backend.clone()));
+            workers.push(Arc::new(OperationWorker::new(core.clone(), Some(backend.service_host.clone()), handler)));
+        }
         let reporter = Arc::new(Reporter::new(core.clone(), backends));
         if config.runs(Role::Scheduler) || config.runs(Role::Share) {
             reporter.run_once().await.context("first service report")?;
             let (reporter, cancel) = (reporter.clone(), cancel.clone());
             tasks.spawn(async move { reporter.run(cancel).await });
         }
+        for worker in &workers {
+            let (worker, cancel) = (worker.clone(), cancel.clone());
+            tasks.spawn(async move { worker.run(cancel).await });
+        }
+        info!(workers = workers.len(), "operation workers started");
 
         let mut api_addr = None;
         if config.runs(Role::Api) {
@@ -168,6 +187,7 @@ impl Server {
             api_addr,
             core,
             reporter,
+            workers,
             cancel,
             tasks,
         })

@@ -3,9 +3,16 @@
 //! [`crate::routing`].
 
 pub mod availability_zones;
+pub mod limits;
+pub mod messages;
+pub mod quota_sets;
 pub mod scheduler_stats;
 pub mod services;
+pub mod share_access;
+pub mod share_access_rules;
+pub mod share_export_locations;
 pub mod share_types;
+pub mod shares;
 
 use axum::Router;
 use axum::routing::get;
@@ -17,7 +24,13 @@ pub fn router() -> Router<ApiState> {
     Router::new()
         .route("/v2/", get(crate::versions::v2_root))
         .merge(share_types::router())
+        .merge(shares::router())
+        .merge(share_export_locations::router())
         .merge(availability_zones::router())
         .merge(services::router())
         .merge(scheduler_stats::router())
+        .merge(share_access_rules::router())
+        .merge(quota_sets::router())
+        .merge(limits::router())
+        .merge(messages::router())
 }

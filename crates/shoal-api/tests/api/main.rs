@@ -2,8 +2,12 @@
 //! ephemeral port (`shoal_testkit::TestApp`) and talks HTTP to it. With `TEST_DATABASE_URL`
 //! set the same tests run on PostgreSQL.
 
+mod access;
 mod auth;
 mod catalog;
+mod messages;
 mod plumbing;
+mod quotas;
 mod share_types;
+mod shares;
 mod versions;

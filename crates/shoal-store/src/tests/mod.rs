@@ -7,14 +7,19 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
-use crate::model::NewShareType;
+use crate::model::{NewOperation, NewShareType};
+use crate::model_shares::{NewShare, NewShareInstance, QuotaRequest, ShareRow};
 
+pub(crate) mod access;
 pub(crate) mod admin;
 pub(crate) mod availability_zones;
+pub(crate) mod messages;
 pub(crate) mod operations;
 pub(crate) mod pools;
+pub(crate) mod quotas;
 pub(crate) mod services;
 pub(crate) mod share_types;
+pub(crate) mod shares;
 
 /// Expands every generic test of the suite as a `#[tokio::test]` for `$store`.
 /// Add one name per new test here.
@@ -60,6 +65,48 @@ macro_rules! store_test_suite {
                 fail_with_retry_respects_not_before,
                 list_and_count_operations,
             ],
+            shares: [
+                create_and_get_share,
+                create_share_conflicts_and_missing_type,
+                create_share_over_quota_leaves_nothing,
+                concurrent_create_share_respects_quota,
+                list_shares_filters_and_orders,
+                update_share_fields,
+                share_metadata_merge_replace_delete,
+                share_type_in_use_is_counted_and_not_deletable,
+                create_share_instance_adds_a_replica,
+                update_share_instance_if_is_compare_and_set,
+                update_share_instance_if_enqueues_only_when_it_wins,
+                set_share_instance_host_if_unplaced,
+                list_share_instances_on_host_matches_pools_only,
+                delete_share_instance_and_maybe_share,
+                delete_share_instance_is_idempotent,
+                concurrent_deletes_of_last_instances_remove_the_share,
+                export_locations_replace_keeps_ids,
+                allocated_gb_by_pool_sums_placed_instances,
+            ],
+            access: [
+                insert_and_get_access_rule,
+                access_rule_uniqueness_and_missing_targets,
+                instance_access_state_is_compare_and_set,
+                deny_flow_removes_the_rule_with_its_last_mapping,
+                add_instance_access_rows_for_a_new_instance,
+                access_rules_go_with_the_share,
+                concurrent_mapping_removals_remove_the_rule_once,
+            ],
+            quotas: [
+                quota_overrides_set_get_delete,
+                charge_quota_checks_limits_and_clamps,
+                reserve_quota_counts_reserved_and_is_atomic,
+                commit_reservations_is_idempotent,
+                rollback_reservations_is_idempotent,
+                expire_reservations_rolls_back_expired_only,
+                concurrent_reservations_respect_the_limit,
+            ],
+            messages: [
+                insert_get_list_delete_messages,
+                delete_expired_messages,
+            ],
         );
     };
     (@cases $store:ty; $($module:ident: [$($case:ident),* $(,)?]),* $(,)?) => {
@@ -103,4 +150,74 @@ pub(crate) fn specs_of(specs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
+}
+
+/// Builds a quota request.
+pub(crate) fn quota(project: &str, deltas: &[(&str, i64)], limits: &[(&str, i64)]) -> QuotaRequest {
+    QuotaRequest {
+        project_id: project.to_owned(),
+        deltas: deltas.iter().map(|(r, d)| ((*r).to_owned(), *d)).collect(),
+        limits: limits.iter().map(|(r, l)| ((*r).to_owned(), *l)).collect(),
+    }
+}
+
+/// A `creating`, unplaced, non-replicated instance input.
+pub(crate) fn new_instance() -> NewShareInstance {
+    NewShareInstance {
+        id: Uuid::new_v4(),
+        status: "creating".to_owned(),
+        replica_state: None,
+        host: String::new(),
+        availability_zone: Some("az1".to_owned()),
+        share_type_id: None,
+        share_network_id: None,
+        share_server_id: None,
+        cast_rules_to_readonly: false,
+        access_rules_status: "active".to_owned(),
+        progress: None,
+    }
+}
+
+/// A share row of `size` GiB for `project`, created at `at(secs)`, without a type.
+pub(crate) fn share_row(project: &str, size: i64, secs: i64) -> ShareRow {
+    ShareRow {
+        id: Uuid::new_v4(),
+        project_id: project.to_owned(),
+        user_id: format!("{project}-user"),
+        name: Some(format!("share-{secs}")),
+        description: None,
+        size_gb: size,
+        share_proto: "NFS".to_owned(),
+        share_type_id: None,
+        is_public: false,
+        replication_type: None,
+        snapshot_id: None,
+        share_group_id: None,
+        task_state: None,
+        metadata: BTreeMap::new(),
+        created_at: at(secs),
+        updated_at: None,
+    }
+}
+
+/// A share creation charging `shares +1` and `gigabytes +size` without limits, with no
+/// operations.
+pub(crate) fn new_share(project: &str, size: i64, secs: i64) -> NewShare {
+    NewShare {
+        share: share_row(project, size, secs),
+        instance: new_instance(),
+        quota: quota(project, &[("shares", 1), ("gigabytes", size)], &[]),
+        operations: Vec::new(),
+    }
+}
+
+/// An operation input for `target`.
+pub(crate) fn op_for(kind: &str, target: Uuid, host: Option<&str>, secs: i64) -> NewOperation {
+    NewOperation {
+        kind: kind.to_owned(),
+        target_id: target.to_string(),
+        host: host.map(str::to_owned),
+        payload: serde_json::json!({"target": target.to_string()}),
+        now: at(secs),
+    }
 }

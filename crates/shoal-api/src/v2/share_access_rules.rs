@@ -1,0 +1,118 @@
+//! `/v2/share-access-rules` (≥2.45; Manila's `share_accesses.py`): the list of a share's
+//! rules and one rule. Policy `share_access_rule:index|get` first, then Manila's
+//! `share:access_get_all|access_get` inside the lookups.
+//!
+//! `PUT /v2/share-access-rules/{id}` (≥2.88, changing a rule's level) is answered with
+//! 501: the workers cannot re-apply a rule in place yet, and pretending to accept it would
+//! leave the back end out of step with what the API shows.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use shoal_core::share_access::{self as core_access, RuleFilter};
+
+use super::share_access::{access_list_view, access_view, visible_share};
+use crate::ApiState;
+use crate::context::RequestContext;
+use crate::error::{ApiError, ApiResult};
+
+/// Routes of this resource.
+pub fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/v2/share-access-rules", get(list_access_rules))
+        // Routed by Manila (`collection={"detail": "GET"}`), but without a handler.
+        .route(
+            "/v2/share-access-rules/detail",
+            get(|| async { ApiError::generic_not_found() }),
+        )
+        .route(
+            "/v2/share-access-rules/{id}",
+            get(show_access_rule).put(update_access_rule),
+        )
+}
+
+/// The last value of a query parameter (repeated keys keep the last one).
+fn last<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `GET /v2/share-access-rules?share_id=<id>` → `{"access_list": [...]}`.
+pub async fn list_access_rules(
+    State(state): State<ApiState>,
+    ctx: RequestContext,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
+    ctx.require_version((2, 45), None)?;
+    ctx.authorize(&state, "share_access_rule:index")?;
+    let Some(share_id) = last(&pairs, "share_id") else {
+        return Err(ApiError::bad_request(
+            "The field 'share_id' has to be specified.",
+        ));
+    };
+    let metadata = match last(&pairs, "metadata") {
+        Some(raw) => core_access::parse_metadata_filter(raw)?,
+        None => Default::default(),
+    };
+    if ctx.at_least(2, 82) {
+        core_access::validate_search_opts(
+            last(&pairs, "access_type"),
+            last(&pairs, "access_to"),
+            last(&pairs, "access_level"),
+        )?;
+    }
+    let share = visible_share(&state, &ctx, share_id, false)
+        .await?
+        .ok_or_else(|| ApiError::bad_request(format!("Share {share_id} not found.")))?;
+    ctx.authorize(&state, "share:access_get_all")?;
+    // Manila passes every query parameter to `exact_filter`, which keeps the legal ones.
+    let owned = |key: &str| last(&pairs, key).map(str::to_owned);
+    let filter = RuleFilter {
+        id: owned("id"),
+        access_type: owned("access_type"),
+        access_to: owned("access_to"),
+        access_level: owned("access_level"),
+        access_key: owned("access_key"),
+        metadata,
+    };
+    let rules = core_access::list_access_rules(&state.core, &share, &filter).await?;
+    Ok(Json(access_list_view(&ctx, &rules, &share.instances)))
+}
+
+/// `GET /v2/share-access-rules/{id}` → `{"access": {...}}` (with `share_id`).
+pub async fn show_access_rule(
+    State(state): State<ApiState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    ctx.require_version((2, 45), None)?;
+    ctx.authorize(&state, "share_access_rule:get")?;
+    ctx.authorize(&state, "share:access_get")?;
+    let not_found = || ApiError::not_found(format!("Share access rule {id} not found."));
+    let rule = core_access::find_rule(&state.core, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    let share = visible_share(&state, &ctx, &rule.share_id.to_string(), false)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(
+        json!({"access": access_view(&ctx, &rule, &share.instances, true)}),
+    ))
+}
+
+/// `PUT /v2/share-access-rules/{id}` (≥2.88): not implemented (see the module doc).
+pub async fn update_access_rule(
+    State(state): State<ApiState>,
+    ctx: RequestContext,
+) -> ApiResult<Json<Value>> {
+    ctx.require_version((2, 88), None)?;
+    ctx.authorize(&state, "share_access_rule:update")?;
+    Err(ApiError::new(
+        axum::http::StatusCode::NOT_IMPLEMENTED,
+        "Updating the access level of an access rule is not supported by this service.",
+    ))
+}

@@ -1,0 +1,88 @@
+//! The durable operations of the share pipeline: their kinds, payloads and how they are
+//! enqueued. The API writes an operation in the same transaction as the state change that
+//! needs it (a share in `creating`, an instance in `deleting`, ...); the scheduler and share
+//! roles claim and run them ([`crate::workers`]). Every handler is idempotent: it first looks
+//! at the current state and does nothing when the work is already done, because a crash
+//! between a driver call and the state update makes an operation run twice.
+
+use serde::{Deserialize, Serialize};
+use shoal_store::NewOperation;
+use uuid::Uuid;
+
+/// Place an unplaced instance on a pool (scheduler; `host` is `None`).
+pub const SCHEDULE_SHARE_INSTANCE: &str = "schedule_share_instance";
+/// Create the instance on its back end (share node of `host@backend`).
+pub const CREATE_SHARE_INSTANCE: &str = "create_share_instance";
+/// Delete the instance from its back end, then its rows (and the share's after the last one).
+pub const DELETE_SHARE_INSTANCE: &str = "delete_share_instance";
+/// Grow the instance to `new_size`, then commit the quota reservations.
+pub const EXTEND_SHARE_INSTANCE: &str = "extend_share_instance";
+/// Shrink the instance to `new_size` unless that would lose data.
+pub const SHRINK_SHARE_INSTANCE: &str = "shrink_share_instance";
+/// Bring the instance's access rules to their wanted states (apply queued, remove denied).
+pub const UPDATE_ACCESS: &str = "update_access";
+
+/// Payload of [`DELETE_SHARE_INSTANCE`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeletePayload {
+    /// Force delete: back-end errors do not stop the rows from being removed.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Payload of [`EXTEND_SHARE_INSTANCE`] and [`SHRINK_SHARE_INSTANCE`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResizePayload {
+    /// Target size in GiB.
+    pub new_size: i64,
+    /// Quota reservations to commit on success or roll back on failure (extend only).
+    #[serde(default)]
+    pub reservations: Vec<Uuid>,
+}
+
+/// `host@backend` of a `host@backend#pool`, the share service that must do the work; `None`
+/// for an instance that was never placed.
+pub fn service_host(instance_host: &str) -> Option<String> {
+    let (service, _pool) = instance_host.split_once('#')?;
+    (!service.is_empty()).then(|| service.to_owned())
+}
+
+/// Builds an operation on share instance `instance_id`.
+pub fn operation(
+    kind: &str,
+    instance_id: Uuid,
+    host: Option<String>,
+    payload: serde_json::Value,
+    now: chrono::DateTime<chrono::Utc>,
+) -> NewOperation {
+    NewOperation { kind: kind.to_owned(), target_id: instance_id.to_string(), host, payload, now }
+}
+
+/// The scheduling operation of a new instance.
+pub fn schedule(instance_id: Uuid, now: chrono::DateTime<chrono::Utc>) -> NewOperation {
+    operation(SCHEDULE_SHARE_INSTANCE, instance_id, None, serde_json::json!({}), now)
+}
+
+/// An operation for the share node that owns the instance's pool. `None` when the instance
+/// has no host yet (the caller then acts on the rows directly, as Manila's API does).
+pub fn for_instance_host(
+    kind: &str,
+    instance_id: Uuid,
+    instance_host: &str,
+    payload: serde_json::Value,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<NewOperation> {
+    service_host(instance_host).map(|host| operation(kind, instance_id, Some(host), payload, now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_host_of_pools() {
+        assert_eq!(service_host("n1@local1#pool1").as_deref(), Some("n1@local1"));
+        assert_eq!(service_host(""), None);
+        assert_eq!(service_host("#p"), None);
+    }
+}

@@ -1,0 +1,147 @@
+//! Workers that carry out durable operations: the scheduler role places instances on pools
+//! ([`scheduler`]) and each back end of the share role does the back-end work
+//! ([`share_manager`]).
+//!
+//! A worker claims an operation with a compare-and-set and a lease, keeps the lease alive
+//! while the handler runs, then completes it, or records the failure and retries later with
+//! backoff. A worker that dies simply stops renewing: once its lease expires another worker
+//! (or the same node after a restart) claims the operation again, which is why every handler
+//! is idempotent. Handlers turn back-end failures into `error` states themselves and return
+//! `Ok`; an `Err` means "could not decide" (database down, a bug) and is retried.
+//!
+//! Tests call [`OperationWorker::run_once`] to process everything queued, instead of
+//! waiting for the loop.
+
+pub mod scheduler;
+pub mod share_manager;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use shoal_store::{ClaimRequest, OperationRow, StoreError};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info_span, warn};
+
+use crate::{Core, CoreResult};
+
+/// Does the work of one kind of operation.
+#[async_trait]
+pub trait OperationHandler: Send + Sync + 'static {
+    /// Carries out `op`. Must be idempotent (it may run again after a crash).
+    async fn handle(&self, op: &OperationRow) -> CoreResult<()>;
+}
+
+/// Claims and runs the operations of one queue: the scheduler's (`host` `None`) or one
+/// share service's (`host@backend`).
+pub struct OperationWorker {
+    core: Arc<Core>,
+    /// Claim owner name: `<queue>/<uuid>`, unique per process so a restarted node does not
+    /// mistake its predecessor's claims for its own.
+    name: String,
+    host: Option<String>,
+    handler: Arc<dyn OperationHandler>,
+}
+
+/// Longest retry backoff.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+impl OperationWorker {
+    /// A worker for the queue of `host` (`None` = scheduler).
+    pub fn new(core: Arc<Core>, host: Option<String>, handler: Arc<dyn OperationHandler>) -> Self {
+        let queue = host.clone().unwrap_or_else(|| format!("{}/scheduler", core.config.host));
+        let name = format!("{queue}/{}", uuid::Uuid::new_v4().simple());
+        Self { core, name, host, handler }
+    }
+
+    /// Processes every claimable operation of the queue, up to `operations.concurrency` at a
+    /// time, and returns how many ran.
+    pub async fn run_once(self: &Arc<Self>) -> CoreResult<usize> {
+        let concurrency = self.core.config.operations.concurrency.max(1);
+        let mut running = JoinSet::new();
+        let mut count = 0;
+        loop {
+            while running.len() < concurrency {
+                let Some(op) = self.claim().await? else { break };
+                count += 1;
+                let worker = self.clone();
+                let span = info_span!("operation", op.id = op.id, op.kind = %op.kind, target = %op.target_id);
+                running.spawn(async move { worker.process(op).await }.instrument(span));
+            }
+            if running.join_next().await.is_none() {
+                return Ok(count);
+            }
+        }
+    }
+
+    async fn claim(&self) -> CoreResult<Option<OperationRow>> {
+        let request = ClaimRequest {
+            worker: &self.name,
+            host: self.host.as_deref(),
+            kinds: None,
+            now: self.core.now(),
+            lease: self.core.config.operations.lease,
+        };
+        Ok(self.core.store.claim_next_operation(request).await?)
+    }
+
+    /// Runs one claimed operation with lease renewal, then records the outcome.
+    async fn process(self: Arc<Self>, op: OperationRow) {
+        let lease = self.core.config.operations.lease;
+        let renewer = {
+            let (core, name, id) = (self.core.clone(), self.name.clone(), op.id);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(lease / 3);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    if let Err(err) = core.store.renew_operation_lease(id, &name, core.now(), lease).await {
+                        warn!(op.id = id, error = %err, "lost the lease of operation {id}: {err}");
+                        return;
+                    }
+                }
+            })
+        };
+        let outcome = self.handler.handle(&op).await;
+        renewer.abort();
+        let now = self.core.now();
+        let recorded = match outcome {
+            Ok(()) => self.core.store.complete_operation(op.id, &self.name, now).await.map(|_| ()),
+            Err(err) => {
+                let give_up = op.attempts >= self.core.config.operations.max_attempts;
+                let backoff = Duration::from_millis(250 * 2u64.saturating_pow(op.attempts.clamp(0, 16) as u32)).min(MAX_BACKOFF);
+                let retry_at = (!give_up).then(|| now + chrono::Duration::from_std(backoff).unwrap_or_default());
+                warn!(op.id = op.id, error = %err, give_up, "operation {} ({}) failed: {err}", op.id, op.kind);
+                self.core.store.fail_operation(op.id, &self.name, &err.to_string(), retry_at, now).await.map(|_| ())
+            }
+        };
+        match recorded {
+            Ok(()) => {}
+            // Our lease expired and someone else runs it now; their outcome counts.
+            Err(StoreError::Conflict(_)) => warn!(op.id = op.id, "operation {} was taken over by another worker", op.id),
+            Err(err) => warn!(op.id = op.id, error = %err, "could not record the outcome of operation {}: {err}", op.id),
+        }
+        // Handlers enqueue follow-up work (e.g. scheduling → creation).
+        self.core.wake_workers();
+    }
+
+    /// Runs [`Self::run_once`] whenever woken, and at least every `poll_interval`.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let poll = self.core.config.operations.poll_interval;
+        loop {
+            // Register before working, so a wake-up sent during the pass is not lost.
+            let woken = self.core.work_available.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if let Err(err) = self.run_once().await {
+                warn!(error = %err, "operation worker {} failed: {err}", self.name);
+            }
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = cancel.cancelled() => return,
+            }
+        }
+    }
+}

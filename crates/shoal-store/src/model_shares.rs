@@ -1,0 +1,330 @@
+//! Rows and inputs for shares and what hangs off them: share instances (replicas), export
+//! locations, access rules with their per-instance states, share metadata, quotas with
+//! reservations, and user messages.
+//!
+//! Persisted as in Manila's models, but with hard deletes: a removed row is gone, never
+//! marked `deleted`. Derived, never stored: a share's `status`, `host`, zone, `has_replicas`
+//! and `access_rules_status` (the caller computes them from the instances, see
+//! `replication.md` §10), an access rule's aggregate `state` (worst of
+//! [`AccessRuleRow::instance_states`]), and effective quota limits (config defaults plus
+//! [`Store::get_quota_overrides`](crate::Store::get_quota_overrides)).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::model::NewOperation;
+
+/// A share: the user-visible object. Its state (status, host, zone, network) lives on its
+/// instances; the share keeps what the user asked for and what was fixed at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareRow {
+    /// Share id, chosen by the caller so the API can answer without reading back.
+    pub id: Uuid,
+    /// Owning project: visibility, quotas and policy targets.
+    pub project_id: String,
+    /// Creating user, shown from API 2.16.
+    pub user_id: String,
+    /// Display name; Manila allows null and duplicates.
+    pub name: Option<String>,
+    /// Display description.
+    pub description: Option<String>,
+    /// Size in GiB; quota `gigabytes` and pool capacity are counted from it.
+    pub size_gb: i64,
+    /// Protocol (`NFS`, `CIFS`, ...), upper case.
+    pub share_proto: String,
+    /// Share type the share was created with (instances carry their own copy).
+    pub share_type_id: Option<Uuid>,
+    /// Visible to every project when true.
+    pub is_public: bool,
+    /// The type's `replication_type` extra spec, copied at creation: every replication check
+    /// uses this copy, never the type's current spec.
+    pub replication_type: Option<String>,
+    /// Snapshot the share was created from.
+    pub snapshot_id: Option<Uuid>,
+    /// Share group the share belongs to.
+    pub share_group_id: Option<Uuid>,
+    /// Long-running task marker (migration), shown as `task_state`; blocks some actions.
+    pub task_state: Option<String>,
+    /// User metadata, sorted by key.
+    pub metadata: BTreeMap<String, String>,
+    /// Creation time; lists are ordered by it.
+    pub created_at: DateTime<Utc>,
+    /// Last update of the share row itself; null until first updated.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Input of `Store::create_share`: the share, its first instance, the quota charge and the
+/// operations to enqueue, all written in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewShare {
+    /// The share row, stored as given (`created_at` is also the instance's creation time;
+    /// `updated_at` is normally `None`). Its metadata is stored with it.
+    pub share: ShareRow,
+    /// The first instance.
+    pub instance: NewShareInstance,
+    /// Usage charged directly to `in_use` (e.g. `shares +1`, `gigabytes +size`);
+    /// `QuotaExceeded` rolls everything back.
+    pub quota: QuotaRequest,
+    /// Work to enqueue (e.g. scheduling the instance), committed with the share.
+    pub operations: Vec<NewOperation>,
+}
+
+/// A share instance to create (the share id and creation time come from the call).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewShareInstance {
+    /// Instance id, chosen by the caller.
+    pub id: Uuid,
+    /// Initial status, normally `creating`.
+    pub status: String,
+    /// Initial replica state: `None` for the first instance of any share, `out_of_sync` for
+    /// a new secondary replica.
+    pub replica_state: Option<String>,
+    /// `host@backend#pool`, or `""` until the scheduler places it.
+    pub host: String,
+    /// Requested zone name, if any; the scheduler may set it.
+    pub availability_zone: Option<String>,
+    /// Share type of the instance.
+    pub share_type_id: Option<Uuid>,
+    /// Share network (driver-handled share servers).
+    pub share_network_id: Option<Uuid>,
+    /// Share server, when already known.
+    pub share_server_id: Option<Uuid>,
+    /// Whether the backend gets every rule as read-only (secondaries of `readable` shares).
+    pub cast_rules_to_readonly: bool,
+    /// Initial access rules status, normally `active`.
+    pub access_rules_status: String,
+    /// Initial progress text, normally `None` (`100%` once created).
+    pub progress: Option<String>,
+}
+
+/// A share instance: one copy of a share on one pool. The first instance is the share's
+/// primary; later ones are replicas (`replication.md` §1.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareInstanceRow {
+    /// Instance id (== replica id).
+    pub id: Uuid,
+    /// Parent share.
+    pub share_id: Uuid,
+    /// `creating`, `available`, `error`, `deleting`, ...; state changes are compare-and-set.
+    pub status: String,
+    /// `active`, `in_sync`, `out_of_sync`, `error`, or null for non-replicated instances.
+    pub replica_state: Option<String>,
+    /// `host@backend#pool`; `""` until scheduled. Decides which share service acts on it.
+    pub host: String,
+    /// Zone name.
+    pub availability_zone: Option<String>,
+    /// Share type of this instance.
+    pub share_type_id: Option<Uuid>,
+    /// Share network.
+    pub share_network_id: Option<Uuid>,
+    /// Share server hosting it (driver-handled share servers).
+    pub share_server_id: Option<Uuid>,
+    /// When true, the backend receives every rule as read-only.
+    pub cast_rules_to_readonly: bool,
+    /// `active`, `syncing` or `error`: whether the backend's rules match the stored ones.
+    pub access_rules_status: String,
+    /// Progress text (`100%` once created), shown from 2.54.
+    pub progress: Option<String>,
+    /// Creation time; instances of a share are listed in creation order.
+    pub created_at: DateTime<Utc>,
+    /// Last change; null until first updated.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// When the scheduler placed it.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// When the backend finished creating it.
+    pub launched_at: Option<DateTime<Utc>>,
+    /// When it was deleted on the backend.
+    pub terminated_at: Option<DateTime<Utc>>,
+}
+
+/// Input of `Store::update_share_instance_if`: `None` leaves a field unchanged,
+/// `Some(None)` clears a nullable one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShareInstanceUpdate {
+    /// New status.
+    pub status: Option<String>,
+    /// New replica state.
+    pub replica_state: Option<Option<String>>,
+    /// New host (`host@backend#pool`).
+    pub host: Option<String>,
+    /// New zone name.
+    pub availability_zone: Option<Option<String>>,
+    /// New share server (set when a driver-handled server is provisioned).
+    pub share_server_id: Option<Option<Uuid>>,
+    /// New read-only cast flag (changes on promotion).
+    pub cast_rules_to_readonly: Option<bool>,
+    /// New access rules status.
+    pub access_rules_status: Option<String>,
+    /// New progress text.
+    pub progress: Option<Option<String>>,
+    /// Set the launch time.
+    pub launched_at: Option<DateTime<Utc>>,
+    /// Set the termination time.
+    pub terminated_at: Option<DateTime<Utc>>,
+    /// Set the scheduling time.
+    pub scheduled_at: Option<DateTime<Utc>>,
+}
+
+/// Input of `Store::update_share`: `None` leaves a field unchanged, `Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShareUpdate {
+    /// New display name.
+    pub name: Option<Option<String>>,
+    /// New display description.
+    pub description: Option<Option<String>>,
+    /// New visibility.
+    pub is_public: Option<bool>,
+    /// New size (extend/shrink); quota is charged separately.
+    pub size_gb: Option<i64>,
+    /// New task state.
+    pub task_state: Option<Option<String>>,
+}
+
+/// Filter of `Store::list_shares`. The caller filters, sorts and paginates the rest in memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShareListFilter {
+    /// `Some(project)`: that project's shares. `None`: every project's (admin `all_tenants`).
+    pub project_id: Option<String>,
+    /// With `project_id`, also the public shares of other projects.
+    pub include_public: bool,
+}
+
+/// An export location of a share instance: a path clients mount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportLocationRow {
+    /// Stable id: kept while the driver keeps reporting the same path, so clients' cached
+    /// ids stay valid.
+    pub id: Uuid,
+    /// Instance exporting it.
+    pub share_instance_id: Uuid,
+    /// What to mount, e.g. `10.0.0.1:/shares/share-<id>`.
+    pub path: String,
+    /// Hidden from non-admin users.
+    pub is_admin_only: bool,
+    /// The driver's preferred path among several.
+    pub preferred: bool,
+    /// Driver metadata of the location (shown from 2.87).
+    pub metadata: BTreeMap<String, String>,
+    /// When the path was first reported.
+    pub created_at: DateTime<Utc>,
+    /// When the driver last reported it (as Manila, set on every replacement that keeps it).
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// One export location in `Store::replace_export_locations`, in the driver's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewExportLocation {
+    /// Path; the identity of a location across replacements.
+    pub path: String,
+    /// Hidden from non-admin users.
+    pub is_admin_only: bool,
+    /// Preferred path.
+    pub preferred: bool,
+    /// Driver metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Input of `Store::insert_access_rule`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAccessRule {
+    /// Rule id, chosen by the caller.
+    pub id: Uuid,
+    /// Share the rule belongs to.
+    pub share_id: Uuid,
+    /// `ip`, `user`, `cert` or `cephx` (validated by the caller).
+    pub access_type: String,
+    /// Who gets access: a network, user name, certificate CN or cephx id.
+    pub access_to: String,
+    /// `rw` or `ro`.
+    pub access_level: String,
+    /// Secret returned by the backend (cephx); usually `None` at creation.
+    pub access_key: Option<String>,
+    /// Rule metadata (2.45+).
+    pub metadata: BTreeMap<String, String>,
+    /// Instances the rule applies to (every instance of the share); each gets a
+    /// `queued_to_apply` mapping.
+    pub instance_ids: Vec<Uuid>,
+    /// Work to enqueue (applying the rule on each backend), committed with the rule.
+    pub operations: Vec<NewOperation>,
+    /// Creation time.
+    pub now: DateTime<Utc>,
+}
+
+/// An access rule with its per-instance states.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRuleRow {
+    /// Rule id.
+    pub id: Uuid,
+    /// Share the rule belongs to.
+    pub share_id: Uuid,
+    /// `ip`, `user`, `cert` or `cephx`.
+    pub access_type: String,
+    /// Target of the rule; unique per share together with `access_type`.
+    pub access_to: String,
+    /// `rw` or `ro`.
+    pub access_level: String,
+    /// Backend secret (cephx).
+    pub access_key: Option<String>,
+    /// Rule metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change of the rule itself.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// State of the rule on each instance (`queued_to_apply`, `applying`, `active`,
+    /// `queued_to_deny`, `denying`, `error`); the API shows the worst one.
+    pub instance_states: BTreeMap<Uuid, String>,
+}
+
+/// A quota check and change for one project: what to add per resource, and the limits to
+/// respect.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuotaRequest {
+    /// Project charged.
+    pub project_id: String,
+    /// Change per resource (`shares`, `gigabytes`, `share_replicas`, ...). Positive deltas
+    /// are checked against the limit; zero and negative ones never fail.
+    pub deltas: BTreeMap<String, i64>,
+    /// Effective hard limit per resource, -1 = unlimited, computed by the caller from the
+    /// config defaults and the project's overrides. A resource missing here is unlimited.
+    pub limits: BTreeMap<String, i64>,
+}
+
+/// Usage of one resource by one project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaUsage {
+    /// Resource name.
+    pub resource: String,
+    /// Committed usage.
+    pub in_use: i64,
+    /// Held by pending reservations (positive deltas only, as in Manila).
+    pub reserved: i64,
+}
+
+/// A user message (`GET /v2/messages`): a backend failure explained to the project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRow {
+    /// Message id.
+    pub id: Uuid,
+    /// Project that sees it.
+    pub project_id: String,
+    /// Request that led to it, if known.
+    pub request_id: Option<String>,
+    /// `SHARE`, `SHARE_REPLICA`, ...
+    pub resource_type: String,
+    /// Id of the resource concerned.
+    pub resource_id: Option<String>,
+    /// Manila action id (`001` allocate host, `002` create, ...).
+    pub action_id: String,
+    /// Manila detail id (`001` unknown error, ...).
+    pub detail_id: String,
+    /// `ERROR`, `WARNING` or `INFO`.
+    pub message_level: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// After this, the message is removed by `Store::delete_expired_messages`.
+    pub expires_at: DateTime<Utc>,
+}
