@@ -59,7 +59,7 @@ pub async fn list_export_locations(
     Ok(locations)
 }
 
-/// `GET /v2/shares/{id}/export_locations/{el}`: 404 "Export location '<id>' not found."
+/// `GET /v2/shares/{id}/export_locations/{el}`: 404 `"Export location '<id>' not found."`
 /// when it does not exist or belongs to another share or to a non-counted instance; 403
 /// for an admin-only location asked by a non-admin.
 pub async fn get_export_location(

@@ -8,8 +8,8 @@ pub mod availability_zones;
 pub mod config;
 pub mod drivers;
 pub mod error;
-pub mod messages;
 pub mod export_locations;
+pub mod messages;
 pub mod ops;
 pub mod pools;
 pub mod quota_sets;
@@ -42,7 +42,11 @@ pub struct Core {
 impl Core {
     /// Builds the service layer over an opened, migrated store.
     pub fn new(config: Arc<Config>, store: Arc<dyn Store>) -> Self {
-        Self { config, store, work_available: tokio::sync::Notify::new() }
+        Self {
+            config,
+            store,
+            work_available: tokio::sync::Notify::new(),
+        }
     }
 
     /// Tells the workers of this process that operations were enqueued.

@@ -2,7 +2,7 @@
 //! asynchronous work on one of its resources failed (`GET /v2/messages`, ≥2.37).
 //!
 //! What is persisted: one [`MessageRow`] per event, with Manila's action and detail *ids*
-//! only. Derived, never stored: the human text `user_message` ("<action>: <detail>"),
+//! only. Derived, never stored: the human text `user_message` (`"<action>: <detail>"`),
 //! rebuilt from [`ACTIONS`] and [`DETAILS`] when a message is shown, so a wording fix
 //! applies to old messages too. A message lives [`MESSAGE_TTL_DEFAULT`] (Manila's
 //! `message_ttl`, 30 days); expired messages are hidden from every read and removed when
@@ -438,7 +438,7 @@ fn visible(message: &MessageRow, caller: Caller<'_>, now: DateTime<Utc>) -> bool
 }
 
 /// Messages the caller may see, filtered, sorted and paged. An unknown sort key is 400
-/// "Invalid input received: Invalid sort key <k>." (`paginate_query`).
+/// `Invalid input received: Invalid sort key <k>.` (`paginate_query`).
 pub async fn list_messages(
     core: &Core,
     caller: Caller<'_>,
@@ -497,7 +497,7 @@ fn message_not_found(id: &str) -> CoreError {
 }
 
 /// One message, if the caller may see it and it has not expired; else 404
-/// "Message <id> could not be found.".
+/// `Message <id> could not be found.`.
 pub async fn get_message(core: &Core, caller: Caller<'_>, id: &str) -> CoreResult<MessageRow> {
     let Ok(uuid) = Uuid::parse_str(id) else {
         return Err(message_not_found(id));

@@ -55,12 +55,24 @@ pub fn operation(
     payload: serde_json::Value,
     now: chrono::DateTime<chrono::Utc>,
 ) -> NewOperation {
-    NewOperation { kind: kind.to_owned(), target_id: instance_id.to_string(), host, payload, now }
+    NewOperation {
+        kind: kind.to_owned(),
+        target_id: instance_id.to_string(),
+        host,
+        payload,
+        now,
+    }
 }
 
 /// The scheduling operation of a new instance.
 pub fn schedule(instance_id: Uuid, now: chrono::DateTime<chrono::Utc>) -> NewOperation {
-    operation(SCHEDULE_SHARE_INSTANCE, instance_id, None, serde_json::json!({}), now)
+    operation(
+        SCHEDULE_SHARE_INSTANCE,
+        instance_id,
+        None,
+        serde_json::json!({}),
+        now,
+    )
 }
 
 /// An operation for the share node that owns the instance's pool. `None` when the instance
@@ -81,7 +93,10 @@ mod tests {
 
     #[test]
     fn service_host_of_pools() {
-        assert_eq!(service_host("n1@local1#pool1").as_deref(), Some("n1@local1"));
+        assert_eq!(
+            service_host("n1@local1#pool1").as_deref(),
+            Some("n1@local1")
+        );
         assert_eq!(service_host(""), None);
         assert_eq!(service_host("#p"), None);
     }

@@ -16,8 +16,13 @@ pub const REPLICA_RESOURCES: [&str; 2] = ["share_replicas", "replica_gigabytes"]
 
 /// Effective limits of `project_id`: defaults, then the project's overrides.
 pub async fn effective_limits(core: &Core, project_id: &str) -> CoreResult<BTreeMap<String, i64>> {
-    let mut limits: BTreeMap<String, i64> =
-        core.config.quota.defaults().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let mut limits: BTreeMap<String, i64> = core
+        .config
+        .quota
+        .defaults()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
     for (resource, limit) in core.store.get_quota_overrides(project_id).await? {
         limits.insert(resource, limit);
     }
@@ -25,7 +30,11 @@ pub async fn effective_limits(core: &Core, project_id: &str) -> CoreResult<BTree
 }
 
 /// Builds a request charging `deltas` against the project's effective limits.
-pub async fn request(core: &Core, project_id: &str, deltas: &[(&str, i64)]) -> CoreResult<QuotaRequest> {
+pub async fn request(
+    core: &Core,
+    project_id: &str,
+    deltas: &[(&str, i64)],
+) -> CoreResult<QuotaRequest> {
     Ok(QuotaRequest {
         project_id: project_id.to_owned(),
         deltas: deltas.iter().map(|(r, d)| ((*r).to_owned(), *d)).collect(),
@@ -60,7 +69,10 @@ pub enum Purpose {
 /// Translates a store quota refusal into Manila's 413 text (`check_if_share_quotas_exceeded`
 /// and `check_if_replica_quotas_exceeded`); other errors pass through.
 pub fn quota_error(err: StoreError, purpose: Purpose) -> CoreError {
-    let StoreError::QuotaExceeded { resource, limit, .. } = &err else {
+    let StoreError::QuotaExceeded {
+        resource, limit, ..
+    } = &err
+    else {
         return err.into();
     };
     let with_replication = purpose == Purpose::CreateShare;
@@ -83,13 +95,22 @@ mod tests {
     use super::*;
 
     fn exceeded(resource: &str) -> StoreError {
-        StoreError::QuotaExceeded { resource: resource.to_owned(), requested: 1, in_use: 1, reserved: 0, limit: 1 }
+        StoreError::QuotaExceeded {
+            resource: resource.to_owned(),
+            requested: 1,
+            in_use: 1,
+            reserved: 0,
+            limit: 1,
+        }
     }
 
     #[test]
     fn manila_texts_per_resource_and_purpose() {
         let text = |r, p| quota_error(exceeded(r), p).to_string();
-        assert!(text("shares", Purpose::CreateShare).starts_with("ShareLimitExceeded: Maximum number of shares allowed (1)"));
+        assert!(
+            text("shares", Purpose::CreateShare)
+                .starts_with("ShareLimitExceeded: Maximum number of shares allowed (1)")
+        );
         assert_eq!(
             text("share_replicas", Purpose::CreateShare),
             "ShareReplicasLimitExceeded: Failed while creating a share with replication support. Maximum number of allowed share-replicas is exceeded."
@@ -99,6 +120,9 @@ mod tests {
             "ShareReplicasLimitExceeded: Maximum number of allowed share-replicas is exceeded."
         );
         assert!(text("gigabytes", Purpose::Extend).starts_with("ShareSizeExceedsAvailableQuota"));
-        assert_eq!(quota_error(exceeded("shares"), Purpose::CreateShare).kind(), crate::ErrorKind::OverLimit);
+        assert_eq!(
+            quota_error(exceeded("shares"), Purpose::CreateShare).kind(),
+            crate::ErrorKind::OverLimit
+        );
     }
 }

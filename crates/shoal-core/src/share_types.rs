@@ -961,14 +961,22 @@ pub async fn update_share_type(
         Err(other) => return Err(other.into()),
     };
     let name = req.name.filter(|n| !n.is_empty() && *n != current.name);
-    let description = req.description.map(|d| if d.is_empty() { None } else { Some(d) });
-    let update = ShareTypeUpdate { name: name.clone(), description, is_public: req.is_public };
+    let description = req
+        .description
+        .map(|d| if d.is_empty() { None } else { Some(d) });
+    let update = ShareTypeUpdate {
+        name: name.clone(),
+        description,
+        is_public: req.is_public,
+    };
     let row = match core.store.update_share_type(uuid, update, core.now()).await {
         Ok(row) => row,
         Err(StoreError::NotFound(_)) => return Err(not_found()),
         Err(StoreError::Conflict(_)) => {
             let taken = name.unwrap_or_else(|| current.name.clone());
-            return Err(CoreError::conflict(format!("Share Type {taken} already exists.")));
+            return Err(CoreError::conflict(format!(
+                "Share Type {taken} already exists."
+            )));
         }
         Err(other) => return Err(other.into()),
     };

@@ -142,14 +142,14 @@ fn collapse_period(text: String) -> String {
     }
 }
 
-/// `InvalidInput(reason)`: 400 "Invalid input received: <reason>."
+/// `InvalidInput(reason)`: 400 `"Invalid input received: <reason>."`
 pub fn invalid_input(reason: impl std::fmt::Display) -> CoreError {
     CoreError::bad_request(collapse_period(format!(
         "Invalid input received: {reason}."
     )))
 }
 
-/// `InvalidShare(reason)` text: "Invalid share: <reason>."
+/// `InvalidShare(reason)` text: `"Invalid share: <reason>."`
 pub fn invalid_share_text(reason: impl std::fmt::Display) -> String {
     collapse_period(format!("Invalid share: {reason}."))
 }
@@ -1656,7 +1656,8 @@ pub async fn extend_share(core: &Core, share: &Share, req: Extend) -> CoreResult
 
 /// `shrink`: the share must be `available` (or `shrinking_possible_data_loss_error`) and
 /// not busy, and the new size smaller but positive; the shown instance goes to `shrinking`
-/// with the operation. No quota is reserved: usage drops when the back end succeeded.
+/// with the operation. The freed quota is a negative reservation, committed by the worker
+/// when the back end succeeded.
 pub async fn shrink_share(core: &Core, share: &Share, new_size: i64) -> CoreResult<()> {
     const VALID: [&str; 2] = [STATUS_AVAILABLE, STATUS_SHRINKING_POSSIBLE_DATA_LOSS_ERROR];
     let id = share.row.id;
@@ -1681,9 +1682,31 @@ pub async fn shrink_share(core: &Core, share: &Share, new_size: i64) -> CoreResu
         return Err(CoreError::not_found(RESOURCE_NOT_FOUND));
     };
     let now = core.now();
+    // The quota freed by a shrink is held as a negative reservation that the share worker
+    // commits when the back end has shrunk the share: committing is idempotent, so a crash
+    // between the two can neither lose nor double the release.
+    let decrease = current - new_size;
+    let replicas = i64::try_from(share.replicas().count()).unwrap_or(i64::MAX);
+    let mut deltas = vec![("gigabytes", -decrease)];
+    if replicas > 0 {
+        deltas.push(("replica_gigabytes", -replicas.saturating_mul(decrease)));
+    }
+    let quota = quotas::request(core, &share.row.project_id, &deltas).await?;
+    let expire = chrono::Duration::from_std(core.config.quota.reservation_expire)
+        .unwrap_or_else(|_| chrono::Duration::days(1));
+    let reservations = core.store.reserve_quota(quota, now + expire, now).await?;
+    let rollback = |reservations: Vec<uuid::Uuid>| async move {
+        if let Err(err) = core
+            .store
+            .rollback_reservations(&reservations, core.now())
+            .await
+        {
+            tracing::warn!(share.id = %id, "could not roll back the shrink reservations of share {id}: {err}");
+        }
+    };
     let payload = json!(ops::ResizePayload {
         new_size,
-        reservations: Vec::new(),
+        reservations: reservations.clone(),
     });
     let Some(op) = ops::for_instance_host(
         ops::SHRINK_SHARE_INSTANCE,
@@ -1692,6 +1715,7 @@ pub async fn shrink_share(core: &Core, share: &Share, new_size: i64) -> CoreResu
         payload,
         now,
     ) else {
+        rollback(reservations).await;
         return Err(CoreError::bad_request(invalid_share_text(format!(
             "Share {id} has no host"
         ))));
@@ -1707,12 +1731,16 @@ pub async fn shrink_share(core: &Core, share: &Share, new_size: i64) -> CoreResu
     {
         Ok(_) => {}
         Err(StoreError::Conflict(_)) | Err(StoreError::NotFound(_)) => {
+            rollback(reservations).await;
             return Err(CoreError::bad_request(invalid_share_text(format!(
                 "Share {id} status must in ({}) to shrink, but it changed meanwhile.",
                 VALID.join(", ")
             ))));
         }
-        Err(other) => return Err(other.into()),
+        Err(other) => {
+            rollback(reservations).await;
+            return Err(other.into());
+        }
     }
     core.wake_workers();
     tracing::info!(share.id = %id, share_instance.id = %instance.id, "shrinking share {id} from {current} to {new_size} GiB");

@@ -219,11 +219,19 @@ impl TestApp {
             for worker in &self.server().workers {
                 worker.run_once().await.expect("worker pass succeeds");
             }
-            let left = self.core().store.count_unfinished_operations().await.expect("count operations");
+            let left = self
+                .core()
+                .store
+                .count_unfinished_operations()
+                .await
+                .expect("count operations");
             if left == 0 {
                 return;
             }
-            assert!(std::time::Instant::now() < deadline, "{left} operations still unfinished after 30 s");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{left} operations still unfinished after 30 s"
+            );
             // Another worker holds the claim: give it a moment to finish.
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }

@@ -55,9 +55,18 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Bench {
-            command: BenchCommand::Shares { clients, shares, database_url },
+            command:
+                BenchCommand::Shares {
+                    clients,
+                    shares,
+                    database_url,
+                },
         } => {
-            let settings = shoal::bench::SharesBench { clients, shares, database_url };
+            let settings = shoal::bench::SharesBench {
+                clients,
+                shares,
+                database_url,
+            };
             let rounds = shoal::bench::run(&settings).await?;
             shoal::bench::print(&rounds);
         }

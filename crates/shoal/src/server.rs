@@ -138,11 +138,19 @@ impl Server {
         let tasks = TaskTracker::new();
         let mut workers = Vec::new();
         if config.runs(Role::Scheduler) {
-            workers.push(Arc::new(OperationWorker::new(core.clone(), None, Arc::new(SchedulerHandler::new(core.clone())))));
+            workers.push(Arc::new(OperationWorker::new(
+                core.clone(),
+                None,
+                Arc::new(SchedulerHandler::new(core.clone())),
+            )));
         }
         for backend in &backends {
             let handler = Arc::new(ShareManagerHandler::new(core.clone(), backend.clone()));
-            workers.push(Arc::new(OperationWorker::new(core.clone(), Some(backend.service_host.clone()), handler)));
+            workers.push(Arc::new(OperationWorker::new(
+                core.clone(),
+                Some(backend.service_host.clone()),
+                handler,
+            )));
         }
         let reporter = Arc::new(Reporter::new(core.clone(), backends));
         if config.runs(Role::Scheduler) || config.runs(Role::Share) {

@@ -234,7 +234,10 @@ async fn post(url: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         .await
         .expect("request");
     let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
 }
 
 /// Every entry of the local pools' `shares/` directories: instance directories, their
@@ -244,7 +247,10 @@ fn pool_entries(data: &std::path::Path) -> Vec<String> {
     for pool in ["local1", "local2"] {
         let dir = data.join("pools").join(pool).join("shares");
         if let Ok(read) = std::fs::read_dir(&dir) {
-            entries.extend(read.map_while(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()));
+            entries.extend(
+                read.map_while(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned()),
+            );
         }
     }
     entries
@@ -256,7 +262,10 @@ async fn sigkill_during_50_creates_leaves_nothing_stuck_or_orphaned() {
     let data = dir.path().join("data");
     let data_arg = data.to_str().unwrap().to_owned();
     // A short lease, so the restarted node takes over the dead node's claims quickly.
-    let env = [("SHOAL_OPERATIONS__LEASE", "2s"), ("SHOAL_OPERATIONS__POLL_INTERVAL", "100ms")];
+    let env = [
+        ("SHOAL_OPERATIONS__LEASE", "2s"),
+        ("SHOAL_OPERATIONS__POLL_INTERVAL", "100ms"),
+    ];
     let mut served = serve(&["--data-dir", &data_arg], &env);
     let (status, _) = post(
         &format!("{}/v2/types", served.base),
@@ -287,7 +296,11 @@ async fn sigkill_during_50_creates_leaves_nothing_stuck_or_orphaned() {
     let mut available = 0;
     for id in &ids {
         loop {
-            let (status, body) = get(&format!("{}/v2/shares/{id}", served.base), Some("admin:admin")).await;
+            let (status, body) = get(
+                &format!("{}/v2/shares/{id}", served.base),
+                Some("admin:admin"),
+            )
+            .await;
             assert_eq!(status, 200, "{body}");
             match body["share"]["status"].as_str().unwrap() {
                 "available" => {
@@ -296,7 +309,10 @@ async fn sigkill_during_50_creates_leaves_nothing_stuck_or_orphaned() {
                 }
                 "error" => break,
                 other => {
-                    assert!(std::time::Instant::now() < deadline, "share {id} stuck in {other}");
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "share {id} stuck in {other}"
+                    );
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }

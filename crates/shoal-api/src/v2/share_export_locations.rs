@@ -5,7 +5,7 @@
 //! admins also get `share_instance_id` and `is_admin_only`; a show adds `created_at` and
 //! `updated_at`. From 2.47 only the active replica's locations count
 //! ([`shoal_core::export_locations`]). A share the caller may not see is 404
-//! "Share '<id>' not found." (api-basics §10).
+//! `"Share '<id>' not found."` (api-basics §10).
 
 use axum::extract::{Path, State};
 use axum::routing::get;

@@ -622,6 +622,8 @@ fn list_query(
             opts.insert(to.to_owned(), v);
         }
     }
+    // Taken before the non-admin filter: shoal honours markers for everyone.
+    let marker = opts.remove("marker");
     if !ctx.is_admin {
         opts.retain(|k, _| NON_ADMIN_SEARCH_OPTIONS.contains(&k.as_str()));
     }
@@ -704,7 +706,7 @@ fn list_query(
         sort_dir,
         limit: limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
         offset: usize::try_from(offset).unwrap_or(usize::MAX),
-        marker: opts.get("marker").cloned(),
+        marker,
         with_count,
     })
 }

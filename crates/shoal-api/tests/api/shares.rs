@@ -1452,7 +1452,7 @@ async fn malformed_bodies_are_client_errors() {
         json!({"share": {"share_proto": "NFS", "size": 99999999999999999999u128 as f64}}),
         json!({"share": {"share_proto": "NFS", "size": 1, "name": 5}}),
         json!({"share": {"share_proto": "NFS", "size": 1, "name": "x".repeat(300)}}),
-        json!({"share": {"share_proto": "NFS", "size": 1, "description": {}}}),
+        json!({"share": {"share_proto": "NFS", "size": 1, "description": {"a": 1}}}),
         json!({"share": {"share_proto": "NFS", "size": 1, "metadata": [1]}}),
         json!({"share": {"share_proto": "NFS", "size": 1, "metadata": "x"}}),
         json!({"share": {"share_proto": "NFS", "size": 1, "metadata": {"k": 5}}}),
@@ -1524,7 +1524,7 @@ async fn malformed_bodies_are_client_errors() {
     for body in actions {
         let resp = app
             .post(&format!("/v2/shares/{id}/action"))
-            .version(V)
+            .version("2.99")
             .json(&body)
             .send()
             .await;
@@ -1573,5 +1573,136 @@ async fn malformed_bodies_are_client_errors() {
     let share = share_view(&app, &id).await;
     assert_eq!(share["status"], "available");
     assert_eq!(share["size"], 1);
+    app.settle().await;
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn unplaced_share_in_error_deletes_at_once() {
+    let app = local_app().await;
+    create_type(
+        &app,
+        "nowhere",
+        json!({"share_backend_name": "no-such-backend"}),
+    )
+    .await;
+    let id = create_share(&app, json!({"share_type": "nowhere", "size": 3})).await;
+    app.settle().await;
+    let share = share_view(&app, &id).await;
+    assert_eq!(share["status"], "error", "{share}");
+    assert_eq!(share["host"], "");
+    let resp = delete(&app, &id).await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    // No back end to ask: the rows are gone before any worker runs.
+    assert_eq!(show(&app, &id, V).await.status, 404);
+    let usages = app
+        .core()
+        .store
+        .get_quota_usages(shoal_testkit::PROJECT_ADMIN)
+        .await
+        .unwrap();
+    assert_eq!(usages.get("shares").map_or(0, |u| u.in_use), 0);
+    assert_eq!(usages.get("gigabytes").map_or(0, |u| u.in_use), 0);
+    app.settle().await;
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn links_keep_the_url_project_segment() {
+    let app = local_app().await;
+    let project = shoal_testkit::PROJECT_ADMIN;
+    let resp = app
+        .post(&format!("/v2/{project}/shares"))
+        .version(V)
+        .json(&json!({"share": {"share_proto": "NFS", "size": 1, "share_type": "default"}}))
+        .send()
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let share = resp.json()["share"].clone();
+    let id = share["id"].as_str().unwrap();
+    assert!(
+        share["links"][0]["href"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/v2/{project}/shares/{id}")),
+        "{share}"
+    );
+    assert!(
+        share["links"][1]["href"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/{project}/shares/{id}")),
+        "{share}"
+    );
+    let list = app
+        .get(&format!("/v2/{project}/shares?limit=1"))
+        .version(V)
+        .send()
+        .await
+        .json();
+    assert!(
+        list["shares_links"][0]["href"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("/v2/{project}/shares?limit=1&marker={id}")),
+        "{list}"
+    );
+    app.settle().await;
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn non_admin_follows_next_links() {
+    let app = keystone_app().await;
+    let alice = app.token_for("alice");
+    for name in ["a", "b", "c"] {
+        let resp = post_share(&app, Some(&alice), json!({"name": name})).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+    }
+    let mut seen = Vec::new();
+    let mut next = Some("/v2/shares?sort_key=name&sort_dir=asc&limit=2".to_owned());
+    while let Some(url) = next.take() {
+        let page = app.get(&url).version(V).token(&alice).send().await.json();
+        seen.extend(names(&page));
+        next = page["shares_links"][0]["href"].as_str().map(str::to_owned);
+        assert!(seen.len() <= 3, "pagination loops: {seen:?}");
+    }
+    assert_eq!(seen, vec!["a", "b", "c"]);
+    app.settle().await;
+    app.finish().await;
+}
+
+/// `gigabytes` in use by the admin persona's project.
+async fn gigabytes_in_use(app: &TestApp) -> i64 {
+    let usages = app
+        .core()
+        .store
+        .get_quota_usages(shoal_testkit::PROJECT_ADMIN)
+        .await
+        .unwrap();
+    usages.get("gigabytes").map_or(0, |u| u.in_use)
+}
+
+#[tokio::test]
+async fn extend_and_shrink_move_gigabytes_usage_exactly_once() {
+    let app = dummy_app().await;
+    let id = create_share(&app, json!({"size": 5})).await;
+    app.settle().await;
+    assert_eq!(gigabytes_in_use(&app).await, 5);
+    let resp = action(&app, &id, json!({"extend": {"new_size": 8}})).await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    app.settle().await;
+    assert_eq!(share_view(&app, &id).await["size"], 8);
+    assert_eq!(gigabytes_in_use(&app).await, 8);
+    let resp = action(&app, &id, json!({"shrink": {"new_size": 3}})).await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    app.settle().await;
+    let view = share_view(&app, &id).await;
+    assert_eq!(view["size"], 3);
+    assert_eq!(view["status"], "available");
+    assert_eq!(gigabytes_in_use(&app).await, 3);
+    assert_eq!(delete(&app, &id).await.status, 202);
+    app.settle().await;
+    assert_eq!(gigabytes_in_use(&app).await, 0);
     app.finish().await;
 }

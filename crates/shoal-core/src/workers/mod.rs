@@ -50,9 +50,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 impl OperationWorker {
     /// A worker for the queue of `host` (`None` = scheduler).
     pub fn new(core: Arc<Core>, host: Option<String>, handler: Arc<dyn OperationHandler>) -> Self {
-        let queue = host.clone().unwrap_or_else(|| format!("{}/scheduler", core.config.host));
+        let queue = host
+            .clone()
+            .unwrap_or_else(|| format!("{}/scheduler", core.config.host));
         let name = format!("{queue}/{}", uuid::Uuid::new_v4().simple());
-        Self { core, name, host, handler }
+        Self {
+            core,
+            name,
+            host,
+            handler,
+        }
     }
 
     /// Processes every claimable operation of the queue, up to `operations.concurrency` at a
@@ -96,7 +103,11 @@ impl OperationWorker {
                 tick.tick().await;
                 loop {
                     tick.tick().await;
-                    if let Err(err) = core.store.renew_operation_lease(id, &name, core.now(), lease).await {
+                    if let Err(err) = core
+                        .store
+                        .renew_operation_lease(id, &name, core.now(), lease)
+                        .await
+                    {
                         warn!(op.id = id, error = %err, "lost the lease of operation {id}: {err}");
                         return;
                     }
@@ -107,20 +118,38 @@ impl OperationWorker {
         renewer.abort();
         let now = self.core.now();
         let recorded = match outcome {
-            Ok(()) => self.core.store.complete_operation(op.id, &self.name, now).await.map(|_| ()),
+            Ok(()) => self
+                .core
+                .store
+                .complete_operation(op.id, &self.name, now)
+                .await
+                .map(|_| ()),
             Err(err) => {
                 let give_up = op.attempts >= self.core.config.operations.max_attempts;
-                let backoff = Duration::from_millis(250 * 2u64.saturating_pow(op.attempts.clamp(0, 16) as u32)).min(MAX_BACKOFF);
-                let retry_at = (!give_up).then(|| now + chrono::Duration::from_std(backoff).unwrap_or_default());
+                let backoff = Duration::from_millis(
+                    250 * 2u64.saturating_pow(op.attempts.clamp(0, 16) as u32),
+                )
+                .min(MAX_BACKOFF);
+                let retry_at = (!give_up)
+                    .then(|| now + chrono::Duration::from_std(backoff).unwrap_or_default());
                 warn!(op.id = op.id, error = %err, give_up, "operation {} ({}) failed: {err}", op.id, op.kind);
-                self.core.store.fail_operation(op.id, &self.name, &err.to_string(), retry_at, now).await.map(|_| ())
+                self.core
+                    .store
+                    .fail_operation(op.id, &self.name, &err.to_string(), retry_at, now)
+                    .await
+                    .map(|_| ())
             }
         };
         match recorded {
             Ok(()) => {}
             // Our lease expired and someone else runs it now; their outcome counts.
-            Err(StoreError::Conflict(_)) => warn!(op.id = op.id, "operation {} was taken over by another worker", op.id),
-            Err(err) => warn!(op.id = op.id, error = %err, "could not record the outcome of operation {}: {err}", op.id),
+            Err(StoreError::Conflict(_)) => warn!(
+                op.id = op.id,
+                "operation {} was taken over by another worker", op.id
+            ),
+            Err(err) => {
+                warn!(op.id = op.id, error = %err, "could not record the outcome of operation {}: {err}", op.id)
+            }
         }
         // Handlers enqueue follow-up work (e.g. scheduling → creation).
         self.core.wake_workers();

@@ -34,7 +34,13 @@ impl SchedulerHandler {
     pub async fn pool_snapshot(&self) -> CoreResult<Vec<PoolState>> {
         let core = &self.core;
         let now = core.now();
-        let services = core.store.list_services(ServiceFilter { host: None, binary: Some("manila-share".to_owned()) }).await?;
+        let services = core
+            .store
+            .list_services(ServiceFilter {
+                host: None,
+                binary: Some("manila-share".to_owned()),
+            })
+            .await?;
         let allocated = core.store.allocated_gb_by_pool().await?;
         let pools = core.store.list_pools().await?;
         Ok(pools
@@ -42,7 +48,8 @@ impl SchedulerHandler {
             .map(|pool| {
                 let service = services.iter().find(|s| s.host == pool.host);
                 let fresh = crate::services::is_up(core, pool.updated_at, now);
-                let service_up = fresh && service.is_some_and(|s| crate::services::is_up(core, s.updated_at, now));
+                let service_up = fresh
+                    && service.is_some_and(|s| crate::services::is_up(core, s.updated_at, now));
                 let mut capabilities = match pool.capabilities {
                     Value::Object(map) => map,
                     _ => serde_json::Map::new(),
@@ -50,11 +57,19 @@ impl SchedulerHandler {
                 // The report is up to one interval old; allocations are read now.
                 let allocated_now = allocated.get(&pool.name).copied().unwrap_or(0) as f64;
                 if let (Some(total), Some(free)) = (
-                    capabilities.get("total_capacity_gb").and_then(Value::as_f64),
+                    capabilities
+                        .get("total_capacity_gb")
+                        .and_then(Value::as_f64),
                     capabilities.get("free_capacity_gb").and_then(Value::as_f64),
                 ) {
-                    capabilities.insert("free_capacity_gb".to_owned(), Value::from(free.min(total - allocated_now).max(0.0)));
-                    capabilities.insert("allocated_capacity_gb".to_owned(), Value::from(allocated_now));
+                    capabilities.insert(
+                        "free_capacity_gb".to_owned(),
+                        Value::from(free.min(total - allocated_now).max(0.0)),
+                    );
+                    capabilities.insert(
+                        "allocated_capacity_gb".to_owned(),
+                        Value::from(allocated_now),
+                    );
                 }
                 PoolState {
                     name: pool.name,
@@ -98,42 +113,93 @@ impl SchedulerHandler {
             extra_specs,
             replication: None,
             only_host: None,
-            excluded_hosts: siblings.iter().filter(|s| s.id != instance.id && !s.host.is_empty()).map(|s| s.host.clone()).collect(),
+            excluded_hosts: siblings
+                .iter()
+                .filter(|s| s.id != instance.id && !s.host.is_empty())
+                .map(|s| s.host.clone())
+                .collect(),
         };
         let mut pools = self.pool_snapshot().await?;
         let now = core.now();
         match shoal_scheduler::schedule(&request, &mut pools) {
             Ok(pool_name) => {
-                let az = pools.iter().find(|p| p.name == pool_name).map(|p| p.availability_zone.clone());
-                let create = ops::for_instance_host(ops::CREATE_SHARE_INSTANCE, instance.id, &pool_name, serde_json::json!({}), now);
+                let az = pools
+                    .iter()
+                    .find(|p| p.name == pool_name)
+                    .map(|p| p.availability_zone.clone());
+                let create = ops::for_instance_host(
+                    ops::CREATE_SHARE_INSTANCE,
+                    instance.id,
+                    &pool_name,
+                    serde_json::json!({}),
+                    now,
+                );
                 match core
                     .store
-                    .set_share_instance_host_if_unplaced(instance.id, &pool_name, az.as_deref().unwrap_or_default(), create.into_iter().collect(), now)
+                    .set_share_instance_host_if_unplaced(
+                        instance.id,
+                        &pool_name,
+                        az.as_deref().unwrap_or_default(),
+                        create.into_iter().collect(),
+                        now,
+                    )
                     .await
                 {
-                    Ok(_) => info!(share.id = %share.id, share_instance.id = %instance.id, host = %pool_name, "scheduled share instance {} to {pool_name}", instance.id),
+                    Ok(_) => {
+                        info!(share.id = %share.id, share_instance.id = %instance.id, host = %pool_name, "scheduled share instance {} to {pool_name}", instance.id)
+                    }
                     Err(StoreError::Conflict(_)) => {} // placed concurrently
                     Err(err) => return Err(err.into()),
                 }
             }
             Err(no_host) => {
                 warn!(share_instance.id = %instance.id, filter = no_host.last_filter, "no valid host for {}: {no_host}", instance.id);
-                self.fail(&instance, &share.project_id, &no_host.detail_id()).await?;
+                self.fail(&instance, &share.project_id, no_host.detail_id())
+                    .await?;
             }
         }
         Ok(())
     }
 
-    async fn fail(&self, instance: &ShareInstanceRow, project_id: &str, detail_id: &str) -> CoreResult<()> {
+    async fn fail(
+        &self,
+        instance: &ShareInstanceRow,
+        project_id: &str,
+        detail_id: &str,
+    ) -> CoreResult<()> {
         let core = &self.core;
-        let update = ShareInstanceUpdate { status: Some("error".to_owned()), ..Default::default() };
-        match core.store.update_share_instance_if(instance.id, &["creating"], update, Vec::new(), core.now()).await {
+        let update = ShareInstanceUpdate {
+            status: Some("error".to_owned()),
+            ..Default::default()
+        };
+        match core
+            .store
+            .update_share_instance_if(instance.id, &["creating"], update, Vec::new(), core.now())
+            .await
+        {
             Ok(_) | Err(StoreError::Conflict(_)) => {}
             Err(err) => return Err(err.into()),
         }
-        let resource_type = if instance.replica_state.is_some() { "SHARE_REPLICA" } else { "SHARE" };
-        let resource_id = if resource_type == "SHARE" { instance.share_id } else { instance.id };
-        messages::record(core, project_id, resource_type, &resource_id.to_string(), messages::ACTION_ALLOCATE_HOST, detail_id, "ERROR").await
+        let resource_type = if instance.replica_state.is_some() {
+            "SHARE_REPLICA"
+        } else {
+            "SHARE"
+        };
+        let resource_id = if resource_type == "SHARE" {
+            instance.share_id
+        } else {
+            instance.id
+        };
+        messages::record(
+            core,
+            project_id,
+            resource_type,
+            &resource_id.to_string(),
+            messages::ACTION_ALLOCATE_HOST,
+            detail_id,
+            "ERROR",
+        )
+        .await
     }
 }
 
@@ -146,7 +212,10 @@ impl OperationHandler for SchedulerHandler {
                 Err(_) => Ok(()), // nothing sane to do with a malformed target; drop it
             },
             other => {
-                warn!(op.id = op.id, "the scheduler has no handler for operation kind {other}");
+                warn!(
+                    op.id = op.id,
+                    "the scheduler has no handler for operation kind {other}"
+                );
                 Ok(())
             }
         }

@@ -9,13 +9,12 @@
 //! on shrink `shrinking_error`, except a shrink refused because data would be lost, which
 //! puts the share back to `available` with a user message.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use shoal_driver::{AccessRule, AccessRuleResult, DriverError, ShareInstanceRef};
 use shoal_store::{
-    NewExportLocation, OperationRow, QuotaRequest, ShareInstanceRow, ShareInstanceUpdate, ShareRow, ShareUpdate,
+    NewExportLocation, OperationRow, ShareInstanceRow, ShareInstanceUpdate, ShareRow, ShareUpdate,
     StoreError,
 };
 use tracing::{info, warn};
@@ -41,7 +40,10 @@ fn ignore_conflict<T>(result: Result<T, StoreError>) -> CoreResult<()> {
 }
 
 fn status(status: &str) -> ShareInstanceUpdate {
-    ShareInstanceUpdate { status: Some(status.to_owned()), ..Default::default() }
+    ShareInstanceUpdate {
+        status: Some(status.to_owned()),
+        ..Default::default()
+    }
 }
 
 impl ShareManagerHandler {
@@ -54,7 +56,11 @@ impl ShareManagerHandler {
         ShareInstanceRef {
             id: instance.id.to_string(),
             share_id: share.id.to_string(),
-            pool: instance.host.split_once('#').map(|(_, pool)| pool.to_owned()).unwrap_or_default(),
+            pool: instance
+                .host
+                .split_once('#')
+                .map(|(_, pool)| pool.to_owned())
+                .unwrap_or_default(),
             size_gb: u64::try_from(share.size_gb).unwrap_or(0),
             share_proto: share.share_proto.clone(),
         }
@@ -75,129 +81,334 @@ impl ShareManagerHandler {
         Ok(Some((instance, share)))
     }
 
-    async fn message(&self, share: &ShareRow, instance: &ShareInstanceRow, action: &str, detail: &str) -> CoreResult<()> {
-        let (resource_type, resource_id) =
-            if instance.replica_state.is_some() && share.replication_type.is_some() && instance_is_secondary(instance) {
-                ("SHARE_REPLICA", instance.id)
-            } else {
-                ("SHARE", share.id)
-            };
-        messages::record(&self.core, &share.project_id, resource_type, &resource_id.to_string(), action, detail, "ERROR").await
+    async fn message(
+        &self,
+        share: &ShareRow,
+        instance: &ShareInstanceRow,
+        action: &str,
+        detail: &str,
+    ) -> CoreResult<()> {
+        let (resource_type, resource_id) = if instance.replica_state.is_some()
+            && share.replication_type.is_some()
+            && instance_is_secondary(instance)
+        {
+            ("SHARE_REPLICA", instance.id)
+        } else {
+            ("SHARE", share.id)
+        };
+        messages::record(
+            &self.core,
+            &share.project_id,
+            resource_type,
+            &resource_id.to_string(),
+            action,
+            detail,
+            "ERROR",
+        )
+        .await
     }
 
     async fn create(&self, id: Uuid) -> CoreResult<()> {
-        let Some((instance, share)) = self.load(id).await? else { return Ok(()) };
+        let Some((instance, share)) = self.load(id).await? else {
+            return Ok(());
+        };
         if instance.status != "creating" {
             return Ok(());
         }
         let now = self.core.now();
-        match self.backend.driver.create_share(&Self::instance_ref(&instance, &share)).await {
+        match self
+            .backend
+            .driver
+            .create_share(&Self::instance_ref(&instance, &share))
+            .await
+        {
             Ok(locations) => {
                 let locations = locations
                     .into_iter()
-                    .map(|l| NewExportLocation { path: l.path, is_admin_only: l.is_admin_only, preferred: l.preferred, metadata: l.metadata })
+                    .map(|l| NewExportLocation {
+                        path: l.path,
+                        is_admin_only: l.is_admin_only,
+                        preferred: l.preferred,
+                        metadata: l.metadata,
+                    })
                     .collect();
-                self.core.store.replace_export_locations(instance.id, locations, now).await?;
+                self.core
+                    .store
+                    .replace_export_locations(instance.id, locations, now)
+                    .await?;
                 let update = ShareInstanceUpdate {
                     status: Some("available".to_owned()),
                     // The first instance of a replicated share becomes its active replica.
-                    replica_state: share.replication_type.is_some().then(|| Some("active".to_owned())),
+                    replica_state: share
+                        .replication_type
+                        .is_some()
+                        .then(|| Some("active".to_owned())),
                     progress: Some(Some("100%".to_owned())),
                     launched_at: Some(now),
                     ..Default::default()
                 };
-                ignore_conflict(self.core.store.update_share_instance_if(instance.id, &["creating"], update, Vec::new(), now).await)?;
+                ignore_conflict(
+                    self.core
+                        .store
+                        .update_share_instance_if(
+                            instance.id,
+                            &["creating"],
+                            update,
+                            Vec::new(),
+                            now,
+                        )
+                        .await,
+                )?;
                 info!(share.id = %share.id, share_instance.id = %instance.id, "share instance {} is available", instance.id);
             }
             Err(err) => {
                 warn!(share_instance.id = %instance.id, error = %err, "creating share instance {} failed: {err}", instance.id);
-                ignore_conflict(self.core.store.update_share_instance_if(instance.id, &["creating"], status("error"), Vec::new(), now).await)?;
-                self.message(&share, &instance, messages::ACTION_CREATE, messages::DETAIL_UNEXPECTED).await?;
+                ignore_conflict(
+                    self.core
+                        .store
+                        .update_share_instance_if(
+                            instance.id,
+                            &["creating"],
+                            status("error"),
+                            Vec::new(),
+                            now,
+                        )
+                        .await,
+                )?;
+                self.message(
+                    &share,
+                    &instance,
+                    messages::ACTION_CREATE,
+                    messages::DETAIL_UNEXPECTED,
+                )
+                .await?;
             }
         }
         Ok(())
     }
 
     async fn delete(&self, id: Uuid, payload: DeletePayload) -> CoreResult<()> {
-        let Some((instance, share)) = self.load(id).await? else { return Ok(()) };
+        let Some((instance, share)) = self.load(id).await? else {
+            return Ok(());
+        };
         if instance.status != "deleting" {
             return Ok(());
         }
         let now = self.core.now();
-        if let Err(err) = self.backend.driver.delete_share(&Self::instance_ref(&instance, &share)).await {
+        if let Err(err) = self
+            .backend
+            .driver
+            .delete_share(&Self::instance_ref(&instance, &share))
+            .await
+        {
             if !payload.force {
                 warn!(share_instance.id = %instance.id, error = %err, "deleting share instance {} failed: {err}", instance.id);
-                ignore_conflict(self.core.store.update_share_instance_if(instance.id, &["deleting"], status("error_deleting"), Vec::new(), now).await)?;
-                return self.message(&share, &instance, messages::ACTION_DELETE, messages::DETAIL_UNEXPECTED).await;
+                ignore_conflict(
+                    self.core
+                        .store
+                        .update_share_instance_if(
+                            instance.id,
+                            &["deleting"],
+                            status("error_deleting"),
+                            Vec::new(),
+                            now,
+                        )
+                        .await,
+                )?;
+                return self
+                    .message(
+                        &share,
+                        &instance,
+                        messages::ACTION_DELETE,
+                        messages::DETAIL_UNEXPECTED,
+                    )
+                    .await;
             }
             warn!(share_instance.id = %instance.id, error = %err, "force delete of {} ignores the back-end error: {err}", instance.id);
         }
         let siblings = self.core.store.list_share_instances(share.id).await?;
         let last = siblings.iter().all(|s| s.id == instance.id);
-        let mut deltas = BTreeMap::new();
-        if last {
-            deltas.insert("shares".to_owned(), -1);
-            deltas.insert("gigabytes".to_owned(), -share.size_gb);
-        }
-        if instance.replica_state.is_some() {
-            deltas.insert("share_replicas".to_owned(), -1);
-            deltas.insert("replica_gigabytes".to_owned(), -share.size_gb);
-        }
-        let release = QuotaRequest { project_id: share.project_id.clone(), deltas, limits: BTreeMap::new() };
-        let share_gone = self.core.store.delete_share_instance_and_maybe_share(instance.id, release, now).await?;
+        let release = crate::shares::instance_release(&share, &instance, last);
+        let share_gone = self
+            .core
+            .store
+            .delete_share_instance_and_maybe_share(instance.id, release, now)
+            .await?;
         info!(share.id = %share.id, share_instance.id = %instance.id, share_gone, "deleted share instance {}", instance.id);
         Ok(())
     }
 
     async fn extend(&self, id: Uuid, payload: ResizePayload) -> CoreResult<()> {
-        let Some((instance, share)) = self.load(id).await? else { return Ok(()) };
+        let Some((instance, share)) = self.load(id).await? else {
+            return Ok(());
+        };
         if instance.status != "extending" {
             return Ok(());
         }
         let now = self.core.now();
         let target = u64::try_from(payload.new_size).unwrap_or(0);
-        match self.backend.driver.extend_share(&Self::instance_ref(&instance, &share), target).await {
+        match self
+            .backend
+            .driver
+            .extend_share(&Self::instance_ref(&instance, &share), target)
+            .await
+        {
             Ok(()) => {
-                self.core.store.update_share(share.id, ShareUpdate { size_gb: Some(payload.new_size), ..Default::default() }, now).await?;
-                self.core.store.commit_reservations(&payload.reservations, now).await?;
-                ignore_conflict(self.core.store.update_share_instance_if(instance.id, &["extending"], status("available"), Vec::new(), now).await)?;
+                self.core
+                    .store
+                    .update_share(
+                        share.id,
+                        ShareUpdate {
+                            size_gb: Some(payload.new_size),
+                            ..Default::default()
+                        },
+                        now,
+                    )
+                    .await?;
+                self.core
+                    .store
+                    .commit_reservations(&payload.reservations, now)
+                    .await?;
+                ignore_conflict(
+                    self.core
+                        .store
+                        .update_share_instance_if(
+                            instance.id,
+                            &["extending"],
+                            status("available"),
+                            Vec::new(),
+                            now,
+                        )
+                        .await,
+                )?;
             }
             Err(err) => {
                 warn!(share_instance.id = %instance.id, error = %err, "extending share instance {} failed: {err}", instance.id);
-                self.core.store.rollback_reservations(&payload.reservations, now).await?;
-                ignore_conflict(self.core.store.update_share_instance_if(instance.id, &["extending"], status("extending_error"), Vec::new(), now).await)?;
-                self.message(&share, &instance, messages::ACTION_EXTEND, messages::DETAIL_UNEXPECTED).await?;
+                self.core
+                    .store
+                    .rollback_reservations(&payload.reservations, now)
+                    .await?;
+                ignore_conflict(
+                    self.core
+                        .store
+                        .update_share_instance_if(
+                            instance.id,
+                            &["extending"],
+                            status("extending_error"),
+                            Vec::new(),
+                            now,
+                        )
+                        .await,
+                )?;
+                self.message(
+                    &share,
+                    &instance,
+                    messages::ACTION_EXTEND,
+                    messages::DETAIL_UNEXPECTED,
+                )
+                .await?;
             }
         }
         Ok(())
     }
 
     async fn shrink(&self, id: Uuid, payload: ResizePayload) -> CoreResult<()> {
-        let Some((instance, share)) = self.load(id).await? else { return Ok(()) };
+        let Some((instance, share)) = self.load(id).await? else {
+            return Ok(());
+        };
         if instance.status != "shrinking" {
             return Ok(());
         }
         let now = self.core.now();
         let target = u64::try_from(payload.new_size).unwrap_or(0);
-        match self.backend.driver.shrink_share(&Self::instance_ref(&instance, &share), target).await {
+        match self
+            .backend
+            .driver
+            .shrink_share(&Self::instance_ref(&instance, &share), target)
+            .await
+        {
             Ok(()) => {
                 // The size change and the quota it frees were reserved by the API as a
                 // negative reservation, so committing twice after a crash is harmless.
-                self.core.store.update_share(share.id, ShareUpdate { size_gb: Some(payload.new_size), ..Default::default() }, now).await?;
-                self.core.store.commit_reservations(&payload.reservations, now).await?;
-                ignore_conflict(self.core.store.update_share_instance_if(instance.id, &["shrinking"], status("available"), Vec::new(), now).await)?;
+                self.core
+                    .store
+                    .update_share(
+                        share.id,
+                        ShareUpdate {
+                            size_gb: Some(payload.new_size),
+                            ..Default::default()
+                        },
+                        now,
+                    )
+                    .await?;
+                self.core
+                    .store
+                    .commit_reservations(&payload.reservations, now)
+                    .await?;
+                ignore_conflict(
+                    self.core
+                        .store
+                        .update_share_instance_if(
+                            instance.id,
+                            &["shrinking"],
+                            status("available"),
+                            Vec::new(),
+                            now,
+                        )
+                        .await,
+                )?;
             }
             Err(DriverError::ShrinkBelowUsage { used_bytes }) => {
                 warn!(share_instance.id = %instance.id, used_bytes, "shrink of {} refused: {used_bytes} bytes in use", instance.id);
-                self.core.store.rollback_reservations(&payload.reservations, now).await?;
-                ignore_conflict(self.core.store.update_share_instance_if(instance.id, &["shrinking"], status("available"), Vec::new(), now).await)?;
-                self.message(&share, &instance, messages::ACTION_SHRINK, messages::DETAIL_DRIVER_REFUSED_SHRINK).await?;
+                self.core
+                    .store
+                    .rollback_reservations(&payload.reservations, now)
+                    .await?;
+                ignore_conflict(
+                    self.core
+                        .store
+                        .update_share_instance_if(
+                            instance.id,
+                            &["shrinking"],
+                            status("available"),
+                            Vec::new(),
+                            now,
+                        )
+                        .await,
+                )?;
+                self.message(
+                    &share,
+                    &instance,
+                    messages::ACTION_SHRINK,
+                    messages::DETAIL_DRIVER_REFUSED_SHRINK,
+                )
+                .await?;
             }
             Err(err) => {
                 warn!(share_instance.id = %instance.id, error = %err, "shrinking share instance {} failed: {err}", instance.id);
-                self.core.store.rollback_reservations(&payload.reservations, now).await?;
-                ignore_conflict(self.core.store.update_share_instance_if(instance.id, &["shrinking"], status("shrinking_error"), Vec::new(), now).await)?;
-                self.message(&share, &instance, messages::ACTION_SHRINK, messages::DETAIL_UNEXPECTED).await?;
+                self.core
+                    .store
+                    .rollback_reservations(&payload.reservations, now)
+                    .await?;
+                ignore_conflict(
+                    self.core
+                        .store
+                        .update_share_instance_if(
+                            instance.id,
+                            &["shrinking"],
+                            status("shrinking_error"),
+                            Vec::new(),
+                            now,
+                        )
+                        .await,
+                )?;
+                self.message(
+                    &share,
+                    &instance,
+                    messages::ACTION_SHRINK,
+                    messages::DETAIL_UNEXPECTED,
+                )
+                .await?;
             }
         }
         Ok(())
@@ -206,7 +417,9 @@ impl ShareManagerHandler {
     /// Brings the instance's rules to their wanted states: queued rules are applied, denied
     /// ones removed, each rule's outcome recorded per instance.
     async fn update_access(&self, id: Uuid) -> CoreResult<()> {
-        let Some((instance, share)) = self.load(id).await? else { return Ok(()) };
+        let Some((instance, share)) = self.load(id).await? else {
+            return Ok(());
+        };
         if instance.host.is_empty() {
             return Ok(());
         }
@@ -217,22 +430,48 @@ impl ShareManagerHandler {
         let mut add = Vec::new();
         let mut delete = Vec::new();
         for rule in &rules {
-            let Some(state) = rule.instance_states.get(&instance.id) else { continue };
+            let Some(state) = rule.instance_states.get(&instance.id) else {
+                continue;
+            };
             let driver_rule = AccessRule {
                 id: rule.id.to_string(),
                 access_type: rule.access_type.clone(),
                 access_to: rule.access_to.clone(),
                 // Readable secondaries get every rule read-only (cast_rules_to_readonly).
-                access_level: if instance.cast_rules_to_readonly { "ro".to_owned() } else { rule.access_level.clone() },
+                access_level: if instance.cast_rules_to_readonly {
+                    "ro".to_owned()
+                } else {
+                    rule.access_level.clone()
+                },
             };
             match state.as_str() {
                 "queued_to_apply" | "applying" => {
-                    ignore_conflict(store.set_instance_access_state(rule.id, instance.id, &["queued_to_apply", "applying"], "applying", now).await)?;
+                    ignore_conflict(
+                        store
+                            .set_instance_access_state(
+                                rule.id,
+                                instance.id,
+                                &["queued_to_apply", "applying"],
+                                "applying",
+                                now,
+                            )
+                            .await,
+                    )?;
                     add.push(driver_rule.clone());
                     keep.push(driver_rule);
                 }
                 "queued_to_deny" | "denying" => {
-                    ignore_conflict(store.set_instance_access_state(rule.id, instance.id, &["queued_to_deny", "denying"], "denying", now).await)?;
+                    ignore_conflict(
+                        store
+                            .set_instance_access_state(
+                                rule.id,
+                                instance.id,
+                                &["queued_to_deny", "denying"],
+                                "denying",
+                                now,
+                            )
+                            .await,
+                    )?;
                     delete.push(driver_rule);
                 }
                 "active" => keep.push(driver_rule),
@@ -243,16 +482,25 @@ impl ShareManagerHandler {
             return Ok(());
         }
         let reference = Self::instance_ref(&instance, &share);
-        let results = match self.backend.driver.update_access(&reference, &keep, &add, &delete).await {
+        let results = match self
+            .backend
+            .driver
+            .update_access(&reference, &keep, &add, &delete)
+            .await
+        {
             Ok(results) => results,
             Err(err) => {
                 warn!(share_instance.id = %instance.id, error = %err, "update_access on {} failed: {err}", instance.id);
-                add.iter().map(|r| (r.id.clone(), AccessRuleResult::Error(err.to_string()))).collect()
+                add.iter()
+                    .map(|r| (r.id.clone(), AccessRuleResult::Error(err.to_string())))
+                    .collect()
             }
         };
         let mut any_error = false;
         for rule in &add {
-            let Ok(rule_id) = Uuid::parse_str(&rule.id) else { continue };
+            let Ok(rule_id) = Uuid::parse_str(&rule.id) else {
+                continue;
+            };
             let state = match results.get(&rule.id) {
                 Some(AccessRuleResult::Applied) => "active",
                 _ => {
@@ -260,7 +508,11 @@ impl ShareManagerHandler {
                     "error"
                 }
             };
-            ignore_conflict(store.set_instance_access_state(rule_id, instance.id, &["applying"], state, now).await)?;
+            ignore_conflict(
+                store
+                    .set_instance_access_state(rule_id, instance.id, &["applying"], state, now)
+                    .await,
+            )?;
         }
         for rule in &delete {
             if let Ok(rule_id) = Uuid::parse_str(&rule.id) {
@@ -268,16 +520,20 @@ impl ShareManagerHandler {
             }
         }
         let errored = any_error
-            || store
-                .list_access_rules(share.id)
-                .await?
-                .iter()
-                .any(|r| r.instance_states.get(&instance.id).is_some_and(|s| s == "error"));
+            || store.list_access_rules(share.id).await?.iter().any(|r| {
+                r.instance_states
+                    .get(&instance.id)
+                    .is_some_and(|s| s == "error")
+            });
         let update = ShareInstanceUpdate {
             access_rules_status: Some(if errored { "error" } else { "active" }.to_owned()),
             ..Default::default()
         };
-        ignore_conflict(store.update_share_instance_if(instance.id, &[], update, Vec::new(), now).await)?;
+        ignore_conflict(
+            store
+                .update_share_instance_if(instance.id, &[], update, Vec::new(), now)
+                .await,
+        )?;
         Ok(())
     }
 }
@@ -285,30 +541,46 @@ impl ShareManagerHandler {
 /// A secondary replica (its own resource in user messages), as opposed to the share's
 /// active instance.
 fn instance_is_secondary(instance: &ShareInstanceRow) -> bool {
-    instance.replica_state.as_deref().is_some_and(|s| s != "active")
+    instance
+        .replica_state
+        .as_deref()
+        .is_some_and(|s| s != "active")
 }
 
 #[async_trait]
 impl OperationHandler for ShareManagerHandler {
     async fn handle(&self, op: &OperationRow) -> CoreResult<()> {
         let Ok(id) = Uuid::parse_str(&op.target_id) else {
-            warn!(op.id = op.id, "operation {} has a malformed target {:?}", op.id, op.target_id);
+            warn!(
+                op.id = op.id,
+                "operation {} has a malformed target {:?}", op.id, op.target_id
+            );
             return Ok(());
         };
         let payload = op.payload.clone();
         match op.kind.as_str() {
             ops::CREATE_SHARE_INSTANCE => self.create(id).await,
-            ops::DELETE_SHARE_INSTANCE => self.delete(id, serde_json::from_value(payload).unwrap_or_default()).await,
+            ops::DELETE_SHARE_INSTANCE => {
+                self.delete(id, serde_json::from_value(payload).unwrap_or_default())
+                    .await
+            }
             ops::EXTEND_SHARE_INSTANCE | ops::SHRINK_SHARE_INSTANCE => {
                 let Ok(resize) = serde_json::from_value::<ResizePayload>(payload) else {
                     warn!(op.id = op.id, "operation {} has a malformed payload", op.id);
                     return Ok(());
                 };
-                if op.kind == ops::EXTEND_SHARE_INSTANCE { self.extend(id, resize).await } else { self.shrink(id, resize).await }
+                if op.kind == ops::EXTEND_SHARE_INSTANCE {
+                    self.extend(id, resize).await
+                } else {
+                    self.shrink(id, resize).await
+                }
             }
             ops::UPDATE_ACCESS => self.update_access(id).await,
             other => {
-                warn!(op.id = op.id, "share service {} has no handler for {other}", self.backend.service_host);
+                warn!(
+                    op.id = op.id,
+                    "share service {} has no handler for {other}", self.backend.service_host
+                );
                 Ok(())
             }
         }
