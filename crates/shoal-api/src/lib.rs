@@ -11,6 +11,7 @@ pub mod body;
 pub mod context;
 pub mod error;
 pub mod microversion;
+pub mod pagination;
 pub mod routing;
 pub mod v2;
 pub mod versions;

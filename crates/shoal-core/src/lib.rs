@@ -17,6 +17,7 @@ pub mod quotas;
 pub mod reporter;
 pub mod services;
 pub mod share_access;
+pub mod share_replicas;
 pub mod share_types;
 pub mod shares;
 pub mod workers;

@@ -1107,6 +1107,14 @@ macro_rules! impl_store {
                     super::share_sql::list_share_instances(self, share_id).await
                 }
 
+                async fn list_share_replicas(
+                    &self,
+                    project_id: Option<&str>,
+                    share_id: Option<Uuid>,
+                ) -> Result<Vec<ShareInstanceRow>> {
+                    super::share_sql::list_share_replicas(self, project_id, share_id).await
+                }
+
                 async fn list_share_instances_on_host(
                     &self,
                     service_host: &str,

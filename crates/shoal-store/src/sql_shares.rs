@@ -579,6 +579,28 @@ macro_rules! share_sql {
                 rows.iter().map(instance_from_row).collect()
             }
 
+            pub(super) async fn list_share_replicas(
+                store: &$store,
+                project_id: Option<&str>,
+                share_id: Option<Uuid>,
+            ) -> Result<Vec<ShareInstanceRow>> {
+                // Both filters are optional: a NULL parameter disables its condition.
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    instance_columns!(),
+                    " FROM share_instances \
+                     WHERE replica_state IS NOT NULL \
+                       AND ($1 IS NULL OR share_id = $1) \
+                       AND ($2 IS NULL OR share_id IN (SELECT id FROM shares WHERE project_id = $2)) \
+                     ORDER BY created_at, id"
+                ))
+                .bind(share_id.map(DbUuid))
+                .bind(project_id)
+                .fetch_all(&store.pool)
+                .await?;
+                rows.iter().map(instance_from_row).collect()
+            }
+
             pub(super) async fn list_share_instances_on_host(
                 store: &$store,
                 service_host: &str,

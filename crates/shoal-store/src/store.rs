@@ -253,6 +253,14 @@ pub trait Store: Send + Sync + 'static {
     /// Instances of a share in creation order (empty when the share does not exist).
     async fn list_share_instances(&self, share_id: Uuid) -> Result<Vec<ShareInstanceRow>>;
 
+    /// Replicas (instances with a `replica_state`) in creation order, optionally only those
+    /// of `share_id` and/or of shares owned by `project_id`.
+    async fn list_share_replicas(
+        &self,
+        project_id: Option<&str>,
+        share_id: Option<Uuid>,
+    ) -> Result<Vec<ShareInstanceRow>>;
+
     /// Instances placed on a share service `host@backend`: host `host@backend#<pool>` (or
     /// exactly `host@backend`), in creation order.
     async fn list_share_instances_on_host(

@@ -11,6 +11,7 @@ pub mod services;
 pub mod share_access;
 pub mod share_access_rules;
 pub mod share_export_locations;
+pub mod share_replicas;
 pub mod share_types;
 pub mod shares;
 
@@ -26,6 +27,7 @@ pub fn router() -> Router<ApiState> {
         .merge(share_types::router())
         .merge(shares::router())
         .merge(share_export_locations::router())
+        .merge(share_replicas::router())
         .merge(availability_zones::router())
         .merge(services::router())
         .merge(scheduler_stats::router())

@@ -549,11 +549,6 @@ fn bool_param(key: &str, value: &str) -> ApiResult<bool> {
     })
 }
 
-/// Python's `int()` of a query value.
-fn py_int(value: &str) -> Option<i64> {
-    value.trim().replace('_', "").parse().ok()
-}
-
 /// Turns the query into a [`ShareListQuery`] the way `_get_shares` and `share_api.get_all`
 /// prepare their search options.
 fn list_query(
@@ -582,24 +577,10 @@ fn list_query(
     drop_below(&["availability_zone"], 2, 97);
 
     // common._validate_pagination_query
-    let offset = match opts.get("offset") {
-        None => 0,
-        Some(v) => {
-            py_int(v).ok_or_else(|| ApiError::bad_request("offset param must be an integer"))?
-        }
-    };
-    let limit = match opts.get("limit") {
-        None => None,
-        Some(v) => {
-            Some(py_int(v).ok_or_else(|| ApiError::bad_request("limit param must be an integer"))?)
-        }
-    };
-    if limit.is_some_and(|l| l < 0) {
-        return Err(ApiError::bad_request("limit param must be positive"));
-    }
-    if offset < 0 {
-        return Err(ApiError::bad_request("offset param must be positive"));
-    }
+    let (limit, offset) = crate::pagination::limit_offset(
+        opts.get("limit").map(String::as_str),
+        opts.get("offset").map(String::as_str),
+    )?;
     let sort_key = opts
         .remove("sort_key")
         .unwrap_or_else(|| "created_at".to_owned());
@@ -1146,6 +1127,7 @@ mod tests {
 
     #[test]
     fn python_int_of_query_values() {
+        use crate::pagination::py_int;
         assert_eq!(py_int(" 5 "), Some(5));
         assert_eq!(py_int("-1"), Some(-1));
         assert_eq!(py_int("x"), None);

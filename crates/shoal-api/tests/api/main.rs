@@ -8,6 +8,7 @@ mod catalog;
 mod messages;
 mod plumbing;
 mod quotas;
+mod replicas;
 mod share_types;
 mod shares;
 mod versions;

@@ -175,7 +175,6 @@ async fn e60_replication_fields_absent_at_2_10() {
 }
 
 #[tokio::test]
-#[ignore = "needs GET /v2/share-replicas (replica work)"]
 async fn e62_non_replicated_share_has_no_replicas_listed() {
     let app = local_app().await;
     let id = create_share(&app, json!({})).await;

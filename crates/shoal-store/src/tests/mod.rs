@@ -75,6 +75,7 @@ macro_rules! store_test_suite {
                 share_metadata_merge_replace_delete,
                 share_type_in_use_is_counted_and_not_deletable,
                 create_share_instance_adds_a_replica,
+                list_share_replicas_filters_by_project_and_share,
                 update_share_instance_if_is_compare_and_set,
                 update_share_instance_if_enqueues_only_when_it_wins,
                 set_share_instance_host_if_unplaced,

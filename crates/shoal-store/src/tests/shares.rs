@@ -474,6 +474,63 @@ pub(crate) async fn share_type_in_use_is_counted_and_not_deletable<S: ForTest>()
     db.finish().await;
 }
 
+pub(crate) async fn list_share_replicas_filters_by_project_and_share<S: ForTest>() {
+    let Some(db) = S::for_test().await else {
+        return;
+    };
+    let store = db.store();
+    let mut replicated = new_share("p1", 1, 0);
+    replicated.instance.replica_state = Some("active".to_owned());
+    let (s1, active) = store.create_share(replicated).await.unwrap();
+    let mut secondary = new_instance();
+    secondary.replica_state = Some("out_of_sync".to_owned());
+    store
+        .create_share_instance(
+            s1.id,
+            secondary.clone(),
+            quota("p1", &[], &[]),
+            vec![],
+            at(3),
+        )
+        .await
+        .unwrap();
+    // A plain share's instance is not a replica.
+    let (plain, _) = store.create_share(new_share("p1", 1, 1)).await.unwrap();
+    let mut other = new_share("p2", 1, 2);
+    other.instance.replica_state = Some("active".to_owned());
+    let (s2, other_active) = store.create_share(other).await.unwrap();
+
+    let ids =
+        |rows: Vec<crate::ShareInstanceRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_share_replicas(None, None).await.unwrap()),
+        [active.id, other_active.id, secondary.id]
+    );
+    assert_eq!(
+        ids(store.list_share_replicas(Some("p1"), None).await.unwrap()),
+        [active.id, secondary.id]
+    );
+    assert_eq!(
+        ids(store.list_share_replicas(None, Some(s2.id)).await.unwrap()),
+        [other_active.id]
+    );
+    assert!(
+        store
+            .list_share_replicas(Some("p1"), Some(s2.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_share_replicas(None, Some(plain.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    db.finish().await;
+}
+
 pub(crate) async fn create_share_instance_adds_a_replica<S: ForTest>() {
     let Some(db) = S::for_test().await else {
         return;
