@@ -296,22 +296,8 @@ pub fn has_replicas(instances: &[ShareInstanceRow]) -> bool {
             > 1
 }
 
-/// Manila's `get_access_rules_status`: the worst (`active` < `syncing` < `error`) over the
-/// instances whose status is `available`; `active` when there is none.
-pub fn access_rules_status(instances: &[ShareInstanceRow]) -> &str {
-    let priority = |s: &str| match s {
-        "syncing" => 1,
-        "error" => 2,
-        _ => 0,
-    };
-    let mut worst = "active";
-    for instance in instances.iter().filter(|i| i.status == STATUS_AVAILABLE) {
-        if priority(&instance.access_rules_status) > priority(worst) {
-            worst = instance.access_rules_status.as_str();
-        }
-    }
-    worst
-}
+/// The share's aggregate `access_rules_status` (one definition, in [`crate::share_access`]).
+pub use crate::share_access::access_rules_status;
 
 /// A share with everything its views and rules need.
 #[derive(Debug, Clone)]

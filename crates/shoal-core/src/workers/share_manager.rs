@@ -238,24 +238,31 @@ impl ShareManagerHandler {
         Ok(())
     }
 
-    async fn extend(&self, id: Uuid, payload: ResizePayload) -> CoreResult<()> {
+    /// Extend or shrink: both commit their quota reservations (positive for extend,
+    /// negative for shrink) once the back end is done, and roll them back otherwise, so a
+    /// re-run after a crash neither loses nor doubles a quota change.
+    async fn resize(&self, id: Uuid, payload: ResizePayload, kind: Resize) -> CoreResult<()> {
         let Some((instance, share)) = self.load(id).await? else {
             return Ok(());
         };
-        if instance.status != "extending" {
+        let (busy, failed, action) = match kind {
+            Resize::Extend => ("extending", "extending_error", messages::ACTION_EXTEND),
+            Resize::Shrink => ("shrinking", "shrinking_error", messages::ACTION_SHRINK),
+        };
+        if instance.status != busy {
             return Ok(());
         }
         let now = self.core.now();
+        let reference = Self::instance_ref(&instance, &share);
         let target = u64::try_from(payload.new_size).unwrap_or(0);
-        match self
-            .backend
-            .driver
-            .extend_share(&Self::instance_ref(&instance, &share), target)
-            .await
-        {
+        let outcome = match kind {
+            Resize::Extend => self.backend.driver.extend_share(&reference, target).await,
+            Resize::Shrink => self.backend.driver.shrink_share(&reference, target).await,
+        };
+        let store = &self.core.store;
+        let (outcome_status, detail) = match outcome {
             Ok(()) => {
-                self.core
-                    .store
+                store
                     .update_share(
                         share.id,
                         ShareUpdate {
@@ -265,153 +272,41 @@ impl ShareManagerHandler {
                         now,
                     )
                     .await?;
-                self.core
-                    .store
+                store
                     .commit_reservations(&payload.reservations, now)
                     .await?;
-                ignore_conflict(
-                    self.core
-                        .store
-                        .update_share_instance_if(
-                            instance.id,
-                            &["extending"],
-                            status("available"),
-                            Vec::new(),
-                            now,
-                        )
-                        .await,
-                )?;
+                ("available", None)
             }
-            Err(err) => {
-                warn!(share_instance.id = %instance.id, error = %err, "extending share instance {} failed: {err}", instance.id);
-                self.core
-                    .store
-                    .rollback_reservations(&payload.reservations, now)
-                    .await?;
-                ignore_conflict(
-                    self.core
-                        .store
-                        .update_share_instance_if(
-                            instance.id,
-                            &["extending"],
-                            status("extending_error"),
-                            Vec::new(),
-                            now,
-                        )
-                        .await,
-                )?;
-                self.message(
-                    &share,
-                    &instance,
-                    messages::ACTION_EXTEND,
-                    messages::DETAIL_UNEXPECTED,
-                )
-                .await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn shrink(&self, id: Uuid, payload: ResizePayload) -> CoreResult<()> {
-        let Some((instance, share)) = self.load(id).await? else {
-            return Ok(());
-        };
-        if instance.status != "shrinking" {
-            return Ok(());
-        }
-        let now = self.core.now();
-        let target = u64::try_from(payload.new_size).unwrap_or(0);
-        match self
-            .backend
-            .driver
-            .shrink_share(&Self::instance_ref(&instance, &share), target)
-            .await
-        {
-            Ok(()) => {
-                // The size change and the quota it frees were reserved by the API as a
-                // negative reservation, so committing twice after a crash is harmless.
-                self.core
-                    .store
-                    .update_share(
-                        share.id,
-                        ShareUpdate {
-                            size_gb: Some(payload.new_size),
-                            ..Default::default()
-                        },
-                        now,
-                    )
-                    .await?;
-                self.core
-                    .store
-                    .commit_reservations(&payload.reservations, now)
-                    .await?;
-                ignore_conflict(
-                    self.core
-                        .store
-                        .update_share_instance_if(
-                            instance.id,
-                            &["shrinking"],
-                            status("available"),
-                            Vec::new(),
-                            now,
-                        )
-                        .await,
-                )?;
-            }
+            // Manila puts a share whose shrink would lose data back to available.
             Err(DriverError::ShrinkBelowUsage { used_bytes }) => {
                 warn!(share_instance.id = %instance.id, used_bytes, "shrink of {} refused: {used_bytes} bytes in use", instance.id);
-                self.core
-                    .store
-                    .rollback_reservations(&payload.reservations, now)
-                    .await?;
-                ignore_conflict(
-                    self.core
-                        .store
-                        .update_share_instance_if(
-                            instance.id,
-                            &["shrinking"],
-                            status("available"),
-                            Vec::new(),
-                            now,
-                        )
-                        .await,
-                )?;
-                self.message(
-                    &share,
-                    &instance,
-                    messages::ACTION_SHRINK,
-                    messages::DETAIL_DRIVER_REFUSED_SHRINK,
-                )
-                .await?;
+                ("available", Some(messages::DETAIL_DRIVER_REFUSED_SHRINK))
             }
             Err(err) => {
-                warn!(share_instance.id = %instance.id, error = %err, "shrinking share instance {} failed: {err}", instance.id);
-                self.core
-                    .store
-                    .rollback_reservations(&payload.reservations, now)
-                    .await?;
-                ignore_conflict(
-                    self.core
-                        .store
-                        .update_share_instance_if(
-                            instance.id,
-                            &["shrinking"],
-                            status("shrinking_error"),
-                            Vec::new(),
-                            now,
-                        )
-                        .await,
-                )?;
-                self.message(
-                    &share,
-                    &instance,
-                    messages::ACTION_SHRINK,
-                    messages::DETAIL_UNEXPECTED,
-                )
-                .await?;
+                warn!(share_instance.id = %instance.id, error = %err, "{busy} share instance {} failed: {err}", instance.id);
+                (failed, Some(messages::DETAIL_UNEXPECTED))
             }
+        };
+        if detail.is_some() {
+            store
+                .rollback_reservations(&payload.reservations, now)
+                .await?;
         }
-        Ok(())
+        ignore_conflict(
+            store
+                .update_share_instance_if(
+                    instance.id,
+                    &[busy],
+                    status(outcome_status),
+                    Vec::new(),
+                    now,
+                )
+                .await,
+        )?;
+        match detail {
+            Some(detail) => self.message(&share, &instance, action, detail).await,
+            None => Ok(()),
+        }
     }
 
     /// Brings the instance's rules to their wanted states: queued rules are applied, denied
@@ -538,6 +433,13 @@ impl ShareManagerHandler {
     }
 }
 
+/// Direction of a size change.
+#[derive(Debug, Clone, Copy)]
+enum Resize {
+    Extend,
+    Shrink,
+}
+
 /// A secondary replica (its own resource in user messages), as opposed to the share's
 /// active instance.
 fn instance_is_secondary(instance: &ShareInstanceRow) -> bool {
@@ -569,11 +471,12 @@ impl OperationHandler for ShareManagerHandler {
                     warn!(op.id = op.id, "operation {} has a malformed payload", op.id);
                     return Ok(());
                 };
-                if op.kind == ops::EXTEND_SHARE_INSTANCE {
-                    self.extend(id, resize).await
+                let kind = if op.kind == ops::EXTEND_SHARE_INSTANCE {
+                    Resize::Extend
                 } else {
-                    self.shrink(id, resize).await
-                }
+                    Resize::Shrink
+                };
+                self.resize(id, resize, kind).await
             }
             ops::UPDATE_ACCESS => self.update_access(id).await,
             other => {
