@@ -340,3 +340,36 @@ async fn replica_lists_paginate_with_next_links() {
     assert!(rest.get("share_replica_links").is_none());
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a19_show_at_2_11_to_2_55_needs_the_experimental_header() {
+    let app = TestApp::noauth().await;
+    let share = replicated_share(&app, &app.token_for("admin")).await;
+    let body = app
+        .get(&format!("/v2/share-replicas?share_id={share}"))
+        .version("2.56")
+        .send()
+        .await
+        .json();
+    let id = list(&body)[0]["id"].as_str().unwrap().to_owned();
+    for version in ["2.11", "2.30", "2.55"] {
+        let hidden = app
+            .get(&format!("/v2/share-replicas/{id}"))
+            .version(version)
+            .send()
+            .await;
+        hidden.assert_fault(
+            404,
+            "itemNotFound",
+            Some("The resource could not be found."),
+        );
+        let shown = app
+            .get(&format!("/v2/share-replicas/{id}"))
+            .version(version)
+            .experimental("true")
+            .send()
+            .await;
+        assert_eq!(shown.status, 200, "{version}: {}", shown.text());
+    }
+    app.finish().await;
+}
