@@ -38,7 +38,7 @@ pub async fn list_replicas(
     Ok(core.store.list_share_replicas(project, share_id).await?)
 }
 
-/// One replica, or 404 "Replica <id> not found." when it does not exist, is not a replica,
+/// One replica, or 404 `Replica <id> not found.` when it does not exist, is not a replica,
 /// or belongs to another project's share (for non-admins).
 pub async fn get_replica(
     core: &Core,
