@@ -22,6 +22,32 @@ pub const SHRINK_SHARE_INSTANCE: &str = "shrink_share_instance";
 /// Bring the instance's access rules to their wanted states (apply queued, remove denied).
 pub const UPDATE_ACCESS: &str = "update_access";
 
+/// Create a scheduled secondary replica on its back end (initial sync).
+pub const CREATE_SHARE_REPLICA: &str = "create_share_replica";
+/// Delete a secondary replica (payload [`DeletePayload`]).
+pub const DELETE_SHARE_REPLICA: &str = "delete_share_replica";
+/// Promote a replica (payload [`PromotePayload`]); runs on the promoted replica's back end.
+pub const PROMOTE_SHARE_REPLICA: &str = "promote_share_replica";
+/// Sync a non-active replica and refresh its `replica_state` (payload [`UpdateReplicaPayload`]);
+/// enqueued by `resync`, by the periodic task and after a promotion for the old active.
+pub const UPDATE_SHARE_REPLICA: &str = "update_share_replica";
+
+/// Payload of [`PROMOTE_SHARE_REPLICA`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PromotePayload {
+    /// Manila's `quiesce_wait_time` in seconds (2.75+).
+    #[serde(default)]
+    pub quiesce_wait_time: Option<u64>,
+}
+
+/// Payload of [`UPDATE_SHARE_REPLICA`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdateReplicaPayload {
+    /// `periodic`, `resync` or `promote` (recorded in `replication_history`).
+    #[serde(default)]
+    pub trigger: String,
+}
+
 /// Payload of [`DELETE_SHARE_INSTANCE`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DeletePayload {

@@ -14,6 +14,7 @@
 pub mod dummy;
 mod fsutil;
 pub mod local;
+pub mod replication;
 mod rules;
 
 use std::any::Any;
@@ -160,8 +161,78 @@ pub enum AccessRuleResult {
     Error(String),
 }
 
-/// The interface every back end implements. Replica calls (`create_replica`,
-/// `delete_replica`, `promote_replica`, `update_replica_state`) arrive with replication.
+/// A share replica as the driver sees it (Manila passes replica dicts): the instance, its
+/// full host and its state and export locations as the database holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaRef {
+    /// The instance (id, share id, pool, size, protocol).
+    pub instance: ShareInstanceRef,
+    /// `host@backend#pool` of the replica.
+    pub host: String,
+    /// `active`, `in_sync`, `out_of_sync`, `error`, or `None` while being created.
+    pub replica_state: Option<String>,
+    /// Export locations stored for the replica (the `local` driver finds an active
+    /// replica's data through its admin-only location).
+    pub export_locations: Vec<ExportLocation>,
+}
+
+/// What every replica call gets besides the replica itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplicaContext<'a> {
+    /// The share's `replication_type`: `readable`, `dr` or `writable`.
+    pub replication_type: &'a str,
+    /// The share's current active replica, `None` when the share has none (then a sync
+    /// source is missing and the driver decides from what it holds).
+    pub active: Option<&'a ReplicaRef>,
+    /// Every replica of the share (the active one and `replica` included), as Manila passes
+    /// `replica_list`.
+    pub replicas: &'a [ReplicaRef],
+    /// The share's access rules (with their wanted levels; the driver casts them to `ro`
+    /// on replicas whose `cast_rules_to_readonly` is set).
+    pub access_rules: &'a [AccessRule],
+}
+
+/// One synchronisation a driver ran, for `replication_history`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRecord {
+    /// When the sync started.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// When it ended (clean, inconsistent or failed).
+    pub finished_at: chrono::DateTime<chrono::Utc>,
+    /// The point in time of the source the published version reflects (the start of the
+    /// source scan); `None` when nothing was published.
+    pub source_point: Option<chrono::DateTime<chrono::Utc>>,
+    /// Version published by this sync (or still published, when nothing changed).
+    pub version: u64,
+    /// Entries (files, directories, symlinks) in the source.
+    pub files_total: u64,
+    /// Bytes of regular files in the source.
+    pub bytes_total: u64,
+    /// Entries whose data or metadata had to be written.
+    pub files_transferred: u64,
+    /// Bytes of file data written (a block delta counts only its changed blocks).
+    pub bytes_transferred: u64,
+    /// Entries removed because the source no longer has them.
+    pub files_deleted: u64,
+    /// `clean`, `inconsistent` (the source changed while it was read) or `failed`.
+    pub outcome: String,
+    /// Free text: the error of a failed sync, the tampered entries undone, ...
+    pub detail: Option<String>,
+}
+
+/// Answer of `create_replica`, `promote_replica` and `update_replica_state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaResult {
+    /// The replica's observed state: `active`, `in_sync`, `out_of_sync` or `error`.
+    pub replica_state: String,
+    /// `Some` replaces the replica's export locations (an empty list removes them all, as
+    /// for a `dr` secondary); `None` leaves them as they are.
+    pub export_locations: Option<Vec<ExportLocation>>,
+    /// The sync this call ran, if any.
+    pub sync: Option<SyncRecord>,
+}
+
+/// The interface every back end implements.
 ///
 /// Calls about one share instance are serialised by the share manager (per-share lock), so a
 /// driver need not order concurrent calls on the same instance; calls on different instances
@@ -238,6 +309,66 @@ pub trait ShareDriver: Send + Sync + 'static {
 
     /// Bytes of data the instance holds.
     async fn get_share_usage_bytes(&self, share: &ShareInstanceRef) -> Result<u64, DriverError>;
+
+    /// Creates a secondary replica of `ctx.active` and runs its initial sync. Returns the
+    /// replica's state (`in_sync` once the sync is clean) and its export locations (none
+    /// for `dr`, read-only ones for `readable`). Idempotent: a replica that already exists
+    /// is brought up to date instead. Drivers without replication refuse with
+    /// [`DriverError::InvalidInput`], as Manila's base driver raises `NotImplementedError`.
+    async fn create_replica(
+        &self,
+        replica: &ReplicaRef,
+        ctx: &ReplicaContext<'_>,
+    ) -> Result<ReplicaResult, DriverError> {
+        let _ = (replica, ctx);
+        Err(DriverError::InvalidInput(format!(
+            "the {} driver does not support replication",
+            self.driver_name()
+        )))
+    }
+
+    /// Deletes a replica (secondary or former active) and its data. Idempotent.
+    async fn delete_replica(&self, replica: &ReplicaRef) -> Result<(), DriverError> {
+        let _ = replica;
+        Err(DriverError::InvalidInput(format!(
+            "the {} driver does not support replication",
+            self.driver_name()
+        )))
+    }
+
+    /// Makes `replica` the active one: quiesces `ctx.active` for at most `quiesce_wait`,
+    /// runs a final sync when the active is reachable (from the last good version when it
+    /// is not), and turns the replica's data into a writable share. Returns the promoted
+    /// replica's result (`active`, its new export locations). The former active is not
+    /// touched here: it belongs to its own back end, which demotes it on its next
+    /// `update_replica_state`.
+    async fn promote_replica(
+        &self,
+        replica: &ReplicaRef,
+        ctx: &ReplicaContext<'_>,
+        quiesce_wait: Option<std::time::Duration>,
+    ) -> Result<ReplicaResult, DriverError> {
+        let _ = (replica, ctx, quiesce_wait);
+        Err(DriverError::InvalidInput(format!(
+            "the {} driver does not support replication",
+            self.driver_name()
+        )))
+    }
+
+    /// Brings a non-active replica up to date from `ctx.active` (periodic task and
+    /// `resync`) and reports its state. A replica whose data is still laid out as an active
+    /// share (a former active after a promotion) is first turned into a secondary.
+    async fn update_replica_state(
+        &self,
+        replica: &ReplicaRef,
+        ctx: &ReplicaContext<'_>,
+    ) -> Result<ReplicaResult, DriverError> {
+        let _ = (replica, ctx);
+        Err(DriverError::InvalidInput(format!(
+            "the {} driver does not support replication",
+            self.driver_name()
+        )))
+    }
 }
 
 /// Bytes in a GiB.

@@ -328,3 +328,51 @@ pub struct MessageRow {
     /// After this, the message is removed by `Store::delete_expired_messages`.
     pub expires_at: DateTime<Utc>,
 }
+
+/// One compare-and-set of [`crate::Store::update_share_instances_if`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShareInstanceCas {
+    /// Instance to update.
+    pub id: Uuid,
+    /// Statuses the instance must have (any when empty).
+    pub expected_statuses: Vec<String>,
+    /// `replica_state` the instance must have, when `Some` (`Some(None)` = must be null).
+    pub expected_replica_state: Option<Option<String>>,
+    /// Changes to apply.
+    pub update: ShareInstanceUpdate,
+}
+
+/// One sync of a replica (`replication_history`), as a driver reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationRecord {
+    /// Record id.
+    pub id: Uuid,
+    /// The replica that was synchronised.
+    pub share_instance_id: Uuid,
+    /// The active replica it was synchronised from, if known.
+    pub source_instance_id: Option<Uuid>,
+    /// Why it ran: `create`, `periodic`, `resync`, `promote`.
+    pub trigger: String,
+    /// Start of the sync.
+    pub started_at: DateTime<Utc>,
+    /// End of the sync.
+    pub finished_at: DateTime<Utc>,
+    /// Point in time of the source the published version reflects.
+    pub source_point: Option<DateTime<Utc>>,
+    /// Version published after the sync.
+    pub version: i64,
+    /// Entries in the source.
+    pub files_total: i64,
+    /// Bytes of regular files in the source.
+    pub bytes_total: i64,
+    /// Entries written.
+    pub files_transferred: i64,
+    /// File bytes written.
+    pub bytes_transferred: i64,
+    /// Entries removed.
+    pub files_deleted: i64,
+    /// `clean`, `inconsistent` or `failed`.
+    pub outcome: String,
+    /// Error text or notes.
+    pub detail: Option<String>,
+}

@@ -22,8 +22,8 @@ use crate::model::{
 };
 use crate::model_shares::{
     AccessRuleRow, ExportLocationRow, MessageRow, NewAccessRule, NewExportLocation, NewShare,
-    NewShareInstance, QuotaRequest, QuotaUsage, ShareInstanceRow, ShareInstanceUpdate,
-    ShareListFilter, ShareRow, ShareUpdate,
+    NewShareInstance, QuotaRequest, QuotaUsage, ReplicationRecord, ShareInstanceCas,
+    ShareInstanceRow, ShareInstanceUpdate, ShareListFilter, ShareRow, ShareUpdate,
 };
 
 /// Durable state of shoal. Used as `Arc<dyn Store>`; implemented by
@@ -379,6 +379,99 @@ pub trait Store: Send + Sync + 'static {
         state: &str,
         now: DateTime<Utc>,
     ) -> Result<()>;
+
+    // ---- replicas (CONTRACT STUBS: default bodies are replaced by real implementations) ----
+
+    /// Compare-and-set on several instances of one share in one transaction (promotion swaps
+    /// roles atomically), and enqueues `operations` only if every update applied. Each
+    /// update applies only if the instance's status is one of its `expected_statuses` (any
+    /// when empty) and, when `expected_replica_state` is `Some`, its `replica_state` equals
+    /// it. `Conflict` (nothing written) when any condition fails, `NotFound` when an
+    /// instance is missing. Returns the updated rows in the order given.
+    async fn update_share_instances_if(
+        &self,
+        updates: Vec<ShareInstanceCas>,
+        operations: Vec<NewOperation>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ShareInstanceRow>> {
+        let _ = (updates, operations, now);
+        Err(crate::StoreError::Conflict("not implemented".into()))
+    }
+
+    /// Replica metadata of one instance (empty when none or when the instance is missing).
+    async fn get_share_instance_metadata(
+        &self,
+        instance_id: Uuid,
+    ) -> Result<BTreeMap<String, String>> {
+        let _ = instance_id;
+        Err(crate::StoreError::Conflict("not implemented".into()))
+    }
+
+    /// Replica metadata of many instances at once (lists); instances without metadata are
+    /// absent from the answer.
+    async fn list_share_instance_metadata(
+        &self,
+        instance_ids: &[Uuid],
+    ) -> Result<BTreeMap<Uuid, BTreeMap<String, String>>> {
+        let _ = instance_ids;
+        Err(crate::StoreError::Conflict("not implemented".into()))
+    }
+
+    /// Upserts replica metadata keys; with `replace_all` also removes every other key.
+    /// Returns the resulting metadata. Atomic; `NotFound` if the instance is missing.
+    async fn set_share_instance_metadata(
+        &self,
+        instance_id: Uuid,
+        metadata: &BTreeMap<String, String>,
+        replace_all: bool,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, String>> {
+        let _ = (instance_id, metadata, replace_all, now);
+        Err(crate::StoreError::Conflict("not implemented".into()))
+    }
+
+    /// Removes one replica metadata key. `NotFound` if the instance or the key is missing.
+    async fn delete_share_instance_metadata_key(&self, instance_id: Uuid, key: &str) -> Result<()> {
+        let _ = (instance_id, key);
+        Err(crate::StoreError::Conflict("not implemented".into()))
+    }
+
+    /// Takes the per-share replica lock (Manila's `locked-share-replica-operation-for-share`)
+    /// for `holder` until `now + lease`: succeeds when the lock is free, expired, or already
+    /// held by `holder` (which renews it). Returns whether `holder` holds it now. The lease
+    /// makes a dead node's lock expire.
+    async fn try_lock_share(
+        &self,
+        share_id: Uuid,
+        holder: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<bool> {
+        let _ = (share_id, holder, now, lease);
+        Err(crate::StoreError::Conflict("not implemented".into()))
+    }
+
+    /// Releases the lock if `holder` holds it (otherwise does nothing).
+    async fn unlock_share(&self, share_id: Uuid, holder: &str) -> Result<()> {
+        let _ = (share_id, holder);
+        Err(crate::StoreError::Conflict("not implemented".into()))
+    }
+
+    /// Appends one sync to `replication_history`. `Conflict` if the id exists.
+    async fn insert_replication_record(&self, record: ReplicationRecord) -> Result<()> {
+        let _ = record;
+        Err(crate::StoreError::Conflict("not implemented".into()))
+    }
+
+    /// The newest `limit` syncs of an instance, newest first.
+    async fn list_replication_history(
+        &self,
+        instance_id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<ReplicationRecord>> {
+        let _ = (instance_id, limit);
+        Err(crate::StoreError::Conflict("not implemented".into()))
+    }
 
     // ---- quotas ----
 
