@@ -742,6 +742,7 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
             cast_rules_to_readonly: false,
             access_rules_status: "active".to_owned(),
             progress: None,
+            metadata: BTreeMap::new(),
         },
         quota,
         operations: vec![ops::schedule(instance_id, now)],

@@ -5,10 +5,11 @@
 //! What is persisted (see [`model`] and [`model_shares`]): share types with extra specs and
 //! project access, availability zones, services and their heartbeats, pool capabilities,
 //! durable operations, shares with their instances, export locations, access rules and
-//! metadata, quota overrides, usages and reservations, and user messages. SQL lives only in
-//! this crate. It is written once (`sql_impl.rs`, with the share, quota and message queries
-//! in `sql_shares.rs`, `sql_quotas.rs` and `sql_messages.rs`) and expanded for both
-//! engines, so the two cannot drift apart. Only the migrations are per engine, because
+//! metadata, replica metadata, per-share replica locks and sync history, quota overrides,
+//! usages and reservations, and user messages. SQL lives only in this crate. It is written
+//! once (`sql_impl.rs`, with the share, replica, quota and message queries in
+//! `sql_shares.rs`, `sql_replicas.rs`, `sql_quotas.rs` and `sql_messages.rs`) and expanded
+//! for both engines, so the two cannot drift apart. Only the migrations are per engine, because
 //! column types differ (see `codec.rs` for timestamps and UUIDs).
 //!
 //! Open a store with [`open_store`], which picks the engine from the URL, then call
@@ -26,6 +27,7 @@ mod postgres;
 mod sql_impl;
 mod sql_messages;
 mod sql_quotas;
+mod sql_replicas;
 mod sql_shares;
 mod sqlite;
 mod store;

@@ -98,6 +98,10 @@ pub struct NewShareInstance {
     pub access_rules_status: String,
     /// Initial progress text, normally `None` (`100%` once created).
     pub progress: Option<String>,
+    /// Replica metadata given at creation (API 2.95 `share_replica.metadata`), stored in
+    /// `share_instance_metadata` in the same transaction as the instance. Normally empty for
+    /// the first instance of a share.
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// A share instance: one copy of a share on one pool. The first instance is the share's

@@ -177,8 +177,8 @@ macro_rules! impl_store {
             };
             use $crate::model_shares::{
                 AccessRuleRow, ExportLocationRow, MessageRow, NewAccessRule, NewExportLocation,
-                NewShare, NewShareInstance, QuotaRequest, QuotaUsage, ShareInstanceRow,
-                ShareInstanceUpdate,
+                NewShare, NewShareInstance, QuotaRequest, QuotaUsage, ReplicationRecord,
+                ShareInstanceCas, ShareInstanceRow, ShareInstanceUpdate,
                 ShareListFilter, ShareRow, ShareUpdate,
             };
             use $crate::sql_impl::{
@@ -1266,6 +1266,84 @@ macro_rules! impl_store {
                     super::share_sql::allocated_gb_by_pool(self).await
                 }
 
+                // ---- replicas (queries in sql_replicas.rs) ----
+
+                async fn update_share_instances_if(
+                    &self,
+                    updates: Vec<ShareInstanceCas>,
+                    operations: Vec<NewOperation>,
+                    now: DateTime<Utc>,
+                ) -> Result<Vec<ShareInstanceRow>> {
+                    super::replica_sql::update_share_instances_if(self, updates, operations, now)
+                        .await
+                }
+
+                async fn get_share_instance_metadata(
+                    &self,
+                    instance_id: Uuid,
+                ) -> Result<BTreeMap<String, String>> {
+                    super::replica_sql::get_share_instance_metadata(self, instance_id).await
+                }
+
+                async fn list_share_instance_metadata(
+                    &self,
+                    instance_ids: &[Uuid],
+                ) -> Result<BTreeMap<Uuid, BTreeMap<String, String>>> {
+                    super::replica_sql::list_share_instance_metadata(self, instance_ids).await
+                }
+
+                async fn set_share_instance_metadata(
+                    &self,
+                    instance_id: Uuid,
+                    metadata: &BTreeMap<String, String>,
+                    replace_all: bool,
+                    now: DateTime<Utc>,
+                ) -> Result<BTreeMap<String, String>> {
+                    super::replica_sql::set_share_instance_metadata(
+                        self,
+                        instance_id,
+                        metadata,
+                        replace_all,
+                        now,
+                    )
+                    .await
+                }
+
+                async fn delete_share_instance_metadata_key(
+                    &self,
+                    instance_id: Uuid,
+                    key: &str,
+                ) -> Result<()> {
+                    super::replica_sql::delete_share_instance_metadata_key(self, instance_id, key)
+                        .await
+                }
+
+                async fn try_lock_share(
+                    &self,
+                    share_id: Uuid,
+                    holder: &str,
+                    now: DateTime<Utc>,
+                    lease: Duration,
+                ) -> Result<bool> {
+                    super::replica_sql::try_lock_share(self, share_id, holder, now, lease).await
+                }
+
+                async fn unlock_share(&self, share_id: Uuid, holder: &str) -> Result<()> {
+                    super::replica_sql::unlock_share(self, share_id, holder).await
+                }
+
+                async fn insert_replication_record(&self, record: ReplicationRecord) -> Result<()> {
+                    super::replica_sql::insert_replication_record(self, record).await
+                }
+
+                async fn list_replication_history(
+                    &self,
+                    instance_id: Uuid,
+                    limit: i64,
+                ) -> Result<Vec<ReplicationRecord>> {
+                    super::replica_sql::list_replication_history(self, instance_id, limit).await
+                }
+
                 // ---- quotas (queries in sql_quotas.rs) ----
 
                 async fn get_quota_overrides(
@@ -1353,6 +1431,7 @@ macro_rules! impl_store {
         }
 
         $crate::sql_shares::share_sql!($store);
+        $crate::sql_replicas::replica_sql!($store);
         $crate::sql_quotas::quota_sql!($store);
         $crate::sql_messages::message_sql!($store);
     };

@@ -214,18 +214,37 @@ macro_rules! share_sql {
                 .bind(DbTime::new(created_at))
                 .fetch_one(&mut *conn)
                 .await;
-                match row {
-                    Ok(row) => instance_from_row(&row),
-                    Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
-                        "share instance {} already exists",
-                        inst.id
-                    ))),
-                    Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound(format!(
-                        "share {share_id} or share type {:?}",
-                        inst.share_type_id
-                    ))),
-                    Err(e) => Err(e.into()),
+                let row = match row {
+                    Ok(row) => instance_from_row(&row)?,
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(StoreError::Conflict(format!(
+                            "share instance {} already exists",
+                            inst.id
+                        )));
+                    }
+                    Err(e) if is_foreign_key_violation(&e) => {
+                        return Err(StoreError::NotFound(format!(
+                            "share {share_id} or share type {:?}",
+                            inst.share_type_id
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                // Replica metadata given at creation (2.95) is part of the same transaction.
+                for (key, value) in &inst.metadata {
+                    sqlx::query(
+                        "INSERT INTO share_instance_metadata \
+                             (share_instance_id, key, value, created_at) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(DbUuid(inst.id))
+                    .bind(key)
+                    .bind(value)
+                    .bind(DbTime::new(created_at))
+                    .execute(&mut *conn)
+                    .await?;
                 }
+                Ok(row)
             }
 
             /// Moves the `access_rules_status` of every instance mapped to `access_id`
@@ -264,17 +283,35 @@ macro_rules! share_sql {
             /// Tells a lost compare-and-set on instance `id` (→ `Conflict`, naming the
             /// current status) from a missing instance (→ `NotFound`).
             async fn instance_cas_lost(store: &$store, id: Uuid, expected: &str) -> StoreError {
-                let row = sqlx::query("SELECT status, host FROM share_instances WHERE id = $1")
-                    .bind(DbUuid(id))
-                    .fetch_optional(&store.pool)
-                    .await;
+                match store.pool.acquire().await {
+                    Ok(mut conn) => instance_cas_lost_in(&mut conn, id, expected).await,
+                    Err(e) => e.into(),
+                }
+            }
+
+            /// [`instance_cas_lost`] on the caller's connection (inside a transaction, it
+            /// sees the transaction's own changes).
+            pub(super) async fn instance_cas_lost_in(
+                conn: &mut DbConn,
+                id: Uuid,
+                expected: &str,
+            ) -> StoreError {
+                let row = sqlx::query(
+                    "SELECT status, replica_state, host FROM share_instances WHERE id = $1",
+                )
+                .bind(DbUuid(id))
+                .fetch_optional(&mut *conn)
+                .await;
                 match row {
                     Ok(Some(row)) => {
                         let status = get::<String>(&row, "status").unwrap_or_default();
+                        let replica_state = get::<Option<String>>(&row, "replica_state")
+                            .unwrap_or_default()
+                            .unwrap_or_else(|| "null".to_owned());
                         let host = get::<String>(&row, "host").unwrap_or_default();
                         StoreError::Conflict(format!(
-                            "share instance {id} has status {status} and host {host:?}, \
-                             expected {expected}"
+                            "share instance {id} has status {status}, replica state \
+                             {replica_state} and host {host:?}, expected {expected}"
                         ))
                     }
                     Ok(None) => StoreError::NotFound(format!("share instance {id}")),
@@ -626,14 +663,43 @@ macro_rules! share_sql {
                 rows.iter().map(instance_from_row).collect()
             }
 
-            pub(super) async fn update_share_instance_if(
-                store: &$store,
+            /// The conditions of one instance compare-and-set: its status must be one of
+            /// `statuses` (any when empty) and, when `replica_state` is `Some`, its replica
+            /// state must equal it (`Some(None)`: must be null).
+            pub(super) struct InstanceCondition<'a> {
+                pub(super) statuses: &'a [&'a str],
+                pub(super) replica_state: Option<Option<&'a str>>,
+            }
+
+            impl InstanceCondition<'_> {
+                /// Human-readable form, for `Conflict` messages.
+                pub(super) fn describe(&self) -> String {
+                    let mut text = if self.statuses.is_empty() {
+                        "any status".to_owned()
+                    } else {
+                        format!("status in {:?}", self.statuses)
+                    };
+                    match self.replica_state {
+                        None => {}
+                        Some(None) => text.push_str(" and no replica state"),
+                        Some(Some(state)) => {
+                            text.push_str(&format!(" and replica state {state}"));
+                        }
+                    }
+                    text
+                }
+            }
+
+            /// Applies `update` to instance `id` (and sets `updated_at = now`) if it meets
+            /// `cond`, inside the caller's transaction. `None` when the instance is missing
+            /// or does not meet the condition: the caller tells which apart.
+            pub(super) async fn apply_instance_update(
+                conn: &mut DbConn,
                 id: Uuid,
-                expected_statuses: &[&str],
-                update: ShareInstanceUpdate,
-                operations: Vec<NewOperation>,
+                cond: &InstanceCondition<'_>,
+                update: &ShareInstanceUpdate,
                 now: DateTime<Utc>,
-            ) -> Result<ShareInstanceRow> {
+            ) -> Result<Option<ShareInstanceRow>> {
                 let mut sql = String::from(
                     "UPDATE share_instances SET \
                          status = COALESCE($1, status), \
@@ -650,11 +716,18 @@ macro_rules! share_sql {
                          updated_at = $16 \
                      WHERE id = $17",
                 );
-                if !expected_statuses.is_empty() {
+                let mut next = 18;
+                if !cond.statuses.is_empty() {
                     sql.push_str(&format!(
                         " AND status IN ({})",
-                        placeholders(18, expected_statuses.len())
+                        placeholders(next, cond.statuses.len())
                     ));
+                    next += cond.statuses.len();
+                }
+                match cond.replica_state {
+                    None => {}
+                    Some(None) => sql.push_str(" AND replica_state IS NULL"),
+                    Some(Some(_)) => sql.push_str(&format!(" AND replica_state = ${next}")),
                 }
                 sql.push_str(concat!(" RETURNING ", instance_columns!()));
                 let mut query = sqlx::query(&sql)
@@ -675,21 +748,34 @@ macro_rules! share_sql {
                     .bind(update.scheduled_at.map(DbTime::new))
                     .bind(DbTime::new(now))
                     .bind(DbUuid(id));
-                for status in expected_statuses {
+                for status in cond.statuses {
                     query = query.bind(*status);
                 }
-                let mut tx = store.begin_write().await?;
-                let row = query.fetch_optional(&mut *tx).await?;
-                let Some(row) = row else {
-                    drop(tx);
-                    let expected = if expected_statuses.is_empty() {
-                        "any status".to_owned()
-                    } else {
-                        format!("status in {expected_statuses:?}")
-                    };
-                    return Err(instance_cas_lost(store, id, &expected).await);
+                if let Some(Some(state)) = cond.replica_state {
+                    query = query.bind(state);
+                }
+                let row = query.fetch_optional(&mut *conn).await?;
+                row.as_ref().map(instance_from_row).transpose()
+            }
+
+            pub(super) async fn update_share_instance_if(
+                store: &$store,
+                id: Uuid,
+                expected_statuses: &[&str],
+                update: ShareInstanceUpdate,
+                operations: Vec<NewOperation>,
+                now: DateTime<Utc>,
+            ) -> Result<ShareInstanceRow> {
+                let cond = InstanceCondition {
+                    statuses: expected_statuses,
+                    replica_state: None,
                 };
-                let instance = instance_from_row(&row)?;
+                let mut tx = store.begin_write().await?;
+                let Some(instance) = apply_instance_update(&mut tx, id, &cond, &update, now).await?
+                else {
+                    drop(tx);
+                    return Err(instance_cas_lost(store, id, &cond.describe()).await);
+                };
                 enqueue_operations(&mut tx, &operations).await?;
                 tx.commit().await?;
                 Ok(instance)

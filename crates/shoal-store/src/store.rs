@@ -380,98 +380,79 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<()>;
 
-    // ---- replicas (CONTRACT STUBS: default bodies are replaced by real implementations) ----
+    // ---- replicas (queries in sql_replicas.rs) ----
 
-    /// Compare-and-set on several instances of one share in one transaction (promotion swaps
-    /// roles atomically), and enqueues `operations` only if every update applied. Each
-    /// update applies only if the instance's status is one of its `expected_statuses` (any
-    /// when empty) and, when `expected_replica_state` is `Some`, its `replica_state` equals
-    /// it. `Conflict` (nothing written) when any condition fails, `NotFound` when an
-    /// instance is missing. Returns the updated rows in the order given.
+    /// Compare-and-set on several instances of one share in one write transaction
+    /// (promotion swaps roles atomically), and enqueues `operations` only if every update
+    /// applied. Each update applies only if the instance's status is one of its
+    /// `expected_statuses` (any when empty) and, when `expected_replica_state` is `Some`, its
+    /// `replica_state` equals it (`Some(None)`: must be null); each sets `updated_at = now`.
+    /// All or nothing: `Conflict` (nothing written, nothing enqueued) when any condition
+    /// fails, `NotFound` when an instance is missing. Updates are applied in id order (so
+    /// concurrent calls lock rows in the same order); an id given twice sees its first
+    /// update. Returns the updated rows in the order given.
     async fn update_share_instances_if(
         &self,
         updates: Vec<ShareInstanceCas>,
         operations: Vec<NewOperation>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<ShareInstanceRow>> {
-        let _ = (updates, operations, now);
-        Err(crate::StoreError::Conflict("not implemented".into()))
-    }
+    ) -> Result<Vec<ShareInstanceRow>>;
 
     /// Replica metadata of one instance (empty when none or when the instance is missing).
     async fn get_share_instance_metadata(
         &self,
         instance_id: Uuid,
-    ) -> Result<BTreeMap<String, String>> {
-        let _ = instance_id;
-        Err(crate::StoreError::Conflict("not implemented".into()))
-    }
+    ) -> Result<BTreeMap<String, String>>;
 
-    /// Replica metadata of many instances at once (lists); instances without metadata are
-    /// absent from the answer.
+    /// Replica metadata of many instances at once (lists); instances without metadata, or
+    /// missing, are absent from the answer.
     async fn list_share_instance_metadata(
         &self,
         instance_ids: &[Uuid],
-    ) -> Result<BTreeMap<Uuid, BTreeMap<String, String>>> {
-        let _ = instance_ids;
-        Err(crate::StoreError::Conflict("not implemented".into()))
-    }
+    ) -> Result<BTreeMap<Uuid, BTreeMap<String, String>>>;
 
     /// Upserts replica metadata keys; with `replace_all` also removes every other key.
-    /// Returns the resulting metadata. Atomic; `NotFound` if the instance is missing.
+    /// Returns the resulting metadata. Atomic; `NotFound` if the instance is missing. A key
+    /// whose value is unchanged keeps its `updated_at`.
     async fn set_share_instance_metadata(
         &self,
         instance_id: Uuid,
         metadata: &BTreeMap<String, String>,
         replace_all: bool,
         now: DateTime<Utc>,
-    ) -> Result<BTreeMap<String, String>> {
-        let _ = (instance_id, metadata, replace_all, now);
-        Err(crate::StoreError::Conflict("not implemented".into()))
-    }
+    ) -> Result<BTreeMap<String, String>>;
 
     /// Removes one replica metadata key. `NotFound` if the instance or the key is missing.
-    async fn delete_share_instance_metadata_key(&self, instance_id: Uuid, key: &str) -> Result<()> {
-        let _ = (instance_id, key);
-        Err(crate::StoreError::Conflict("not implemented".into()))
-    }
+    async fn delete_share_instance_metadata_key(&self, instance_id: Uuid, key: &str) -> Result<()>;
 
     /// Takes the per-share replica lock (Manila's `locked-share-replica-operation-for-share`)
-    /// for `holder` until `now + lease`: succeeds when the lock is free, expired, or already
-    /// held by `holder` (which renews it). Returns whether `holder` holds it now. The lease
-    /// makes a dead node's lock expire.
+    /// for `holder` until `now + lease`: succeeds when the lock is free, expired (its lease
+    /// ended strictly before `now`), or already held by `holder` (which renews it). Returns
+    /// whether `holder` holds it now; of several concurrent callers on a free lock exactly
+    /// one gets `true`. The lease makes a dead node's lock expire. The share need not exist.
     async fn try_lock_share(
         &self,
         share_id: Uuid,
         holder: &str,
         now: DateTime<Utc>,
         lease: Duration,
-    ) -> Result<bool> {
-        let _ = (share_id, holder, now, lease);
-        Err(crate::StoreError::Conflict("not implemented".into()))
-    }
+    ) -> Result<bool>;
 
-    /// Releases the lock if `holder` holds it (otherwise does nothing).
-    async fn unlock_share(&self, share_id: Uuid, holder: &str) -> Result<()> {
-        let _ = (share_id, holder);
-        Err(crate::StoreError::Conflict("not implemented".into()))
-    }
+    /// Releases the lock if `holder` holds it (otherwise does nothing, also when the lock
+    /// has expired and been taken by another holder).
+    async fn unlock_share(&self, share_id: Uuid, holder: &str) -> Result<()>;
 
-    /// Appends one sync to `replication_history`. `Conflict` if the id exists.
-    async fn insert_replication_record(&self, record: ReplicationRecord) -> Result<()> {
-        let _ = record;
-        Err(crate::StoreError::Conflict("not implemented".into()))
-    }
+    /// Appends one sync to `replication_history`. `Conflict` if the id exists, `NotFound`
+    /// if `share_instance_id` is missing. The history goes with its instance on deletion.
+    async fn insert_replication_record(&self, record: ReplicationRecord) -> Result<()>;
 
-    /// The newest `limit` syncs of an instance, newest first.
+    /// The newest `limit` syncs of an instance (by `started_at`, then id), newest first.
+    /// Empty when `limit <= 0` or the instance has none.
     async fn list_replication_history(
         &self,
         instance_id: Uuid,
         limit: i64,
-    ) -> Result<Vec<ReplicationRecord>> {
-        let _ = (instance_id, limit);
-        Err(crate::StoreError::Conflict("not implemented".into()))
-    }
+    ) -> Result<Vec<ReplicationRecord>>;
 
     // ---- quotas ----
 

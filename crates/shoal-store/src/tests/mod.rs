@@ -17,6 +17,7 @@ pub(crate) mod messages;
 pub(crate) mod operations;
 pub(crate) mod pools;
 pub(crate) mod quotas;
+pub(crate) mod replicas;
 pub(crate) mod services;
 pub(crate) mod share_types;
 pub(crate) mod shares;
@@ -108,6 +109,18 @@ macro_rules! store_test_suite {
                 insert_get_list_delete_messages,
                 delete_expired_messages,
             ],
+            replicas: [
+                update_share_instances_if_swaps_roles,
+                update_share_instances_if_is_all_or_nothing,
+                update_share_instances_if_checks_null_replica_state,
+                concurrent_promotions_have_one_winner,
+                replica_metadata_crud,
+                list_replica_metadata_of_many_instances,
+                replica_metadata_and_history_go_with_the_instance,
+                share_lock_acquire_renew_expire_unlock,
+                concurrent_share_locks_have_one_winner,
+                replication_history_insert_and_list,
+            ],
         );
     };
     (@cases $store:ty; $($module:ident: [$($case:ident),* $(,)?]),* $(,)?) => {
@@ -176,6 +189,7 @@ pub(crate) fn new_instance() -> NewShareInstance {
         cast_rules_to_readonly: false,
         access_rules_status: "active".to_owned(),
         progress: None,
+        metadata: BTreeMap::new(),
     }
 }
 
