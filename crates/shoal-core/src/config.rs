@@ -313,6 +313,11 @@ pub struct BackendConfig {
     /// driver method names); ignored by `local`. Absent means no delay and no failure.
     #[serde(default)]
     pub dummy: Option<shoal_driver::DummyOptions>,
+    /// Replication settings of the `local` driver (`[backends.local]`: `replication_rpo`,
+    /// and the `sync_pause_after_entries`/`sync_pause` test knob for kill -9 tests); ignored
+    /// by `dummy`. Absent means the defaults (RPO 10 minutes, no pause).
+    #[serde(default)]
+    pub local: Option<shoal_driver::LocalOptions>,
 }
 
 /// One pool of a back end.
@@ -347,6 +352,7 @@ impl Default for Config {
                 reserved_percentage: 0,
             }],
             dummy: None,
+            local: None,
         };
         Self {
             host: default_host(),
@@ -470,6 +476,14 @@ impl Config {
             {
                 return invalid(format!(
                     "backend {}: unknown replication_type {rt:?}",
+                    backend.name
+                ));
+            }
+            if backend.driver == "local" && backend.replication_type.as_deref() == Some("writable")
+            {
+                return invalid(format!(
+                    "backend {}: the local back end supports readable and dr replication; \
+                     writable needs the NFS data plane",
                     backend.name
                 ));
             }
@@ -681,5 +695,62 @@ mod tests {
             std::fs::write(&file, format!("{backend}{bad}")).unwrap();
             assert!(Config::load(Some(&file)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn local_backend_takes_replication_options_and_refuses_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("shoal.toml");
+        let backend = |replication_type: &str| {
+            format!(
+                "[[backends]]\nname = \"local1\"\ndriver = \"local\"\navailability_zone = \"az1\"\n\
+                 replication_type = \"{replication_type}\"\n\
+                 [[backends.pools]]\nname = \"pool1\"\npath = \"pools/pool1\"\n"
+            )
+        };
+        std::fs::write(
+            &file,
+            format!(
+                "{}[backends.local]\nreplication_rpo = \"2m\"\n\
+                 sync_pause_after_entries = 100\nsync_pause = \"30s\"\n",
+                backend("dr")
+            ),
+        )
+        .unwrap();
+        let config = Config::load(Some(&file)).expect("loads");
+        let local = config.backends[0].local.as_ref().expect("local table");
+        assert_eq!(local.replication_rpo, Duration::from_secs(120));
+        assert_eq!(local.sync_pause_after_entries, Some(100));
+        assert_eq!(local.sync_pause, Some(Duration::from_secs(30)));
+
+        std::fs::write(&file, backend("readable")).unwrap();
+        assert!(
+            Config::load(Some(&file)).unwrap().backends[0]
+                .local
+                .is_none()
+        );
+        std::fs::write(&file, format!("{}[backends.local]\n", backend("readable"))).unwrap();
+        assert_eq!(
+            Config::load(Some(&file)).unwrap().backends[0].local,
+            Some(shoal_driver::LocalOptions::default())
+        );
+        assert_eq!(
+            shoal_driver::LocalOptions::default().replication_rpo,
+            Duration::from_secs(600)
+        );
+        for bad in [
+            "[backends.local]\nreplication_rpo = \"soon\"\n",
+            "[backends.local]\nunknown = 1\n",
+        ] {
+            std::fs::write(&file, format!("{}{bad}", backend("readable"))).unwrap();
+            assert!(Config::load(Some(&file)).is_err(), "{bad}");
+        }
+
+        std::fs::write(&file, backend("writable")).unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(
+            err.contains("the local back end supports readable and dr replication"),
+            "{err}"
+        );
     }
 }

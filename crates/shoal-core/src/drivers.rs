@@ -65,6 +65,7 @@ pub fn build_backends(config: &Config) -> Vec<Backend> {
                             reserved_percentage: p.reserved_percentage,
                         })
                         .collect(),
+                    backend.local.clone().unwrap_or_default(),
                 )),
             };
             Backend {

@@ -37,6 +37,11 @@ pub enum CoreError {
     /// The database is unreachable.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// Background work must wait for another holder (the per-share replica lock held by
+    /// another node). Workers retry it without counting the attempt towards giving up,
+    /// because waiting is not failing.
+    #[error("busy: {0}")]
+    Busy(String),
     /// Anything unexpected; never shown to clients.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -84,6 +89,7 @@ impl CoreError {
         match self {
             CoreError::User { kind, .. } => *kind,
             CoreError::Unavailable(_) => ErrorKind::Unavailable,
+            CoreError::Busy(_) => ErrorKind::Conflict,
             CoreError::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -1,8 +1,8 @@
 //! shoal's service layer: everything the API and the background roles do, with no HTTP and
 //! no SQL. It owns the configuration ([`config`]), the validation and business rules of each
 //! resource (one module per Manila resource), and the periodic tasks of the scheduler and
-//! share roles ([`reporter`]). State lives in a [`shoal_store::Store`]; back ends are
-//! [`shoal_driver::ShareDriver`]s.
+//! share roles ([`reporter`], [`replica_updater`]). State lives in a
+//! [`shoal_store::Store`]; back ends are [`shoal_driver::ShareDriver`]s.
 
 pub mod availability_zones;
 pub mod config;
@@ -14,6 +14,8 @@ pub mod ops;
 pub mod pools;
 pub mod quota_sets;
 pub mod quotas;
+pub mod replica_locks;
+pub mod replica_updater;
 pub mod reporter;
 pub mod services;
 pub mod share_access;
@@ -38,6 +40,9 @@ pub struct Core {
     /// Wakes the in-process workers when new operations were enqueued (other processes
     /// find them by polling).
     pub work_available: tokio::sync::Notify,
+    /// In-process half of the per-share replica lock ([`replica_locks`]), shared by the
+    /// share manager handlers of every back end of this node.
+    pub share_locks: replica_locks::ShareLocks,
 }
 
 impl Core {
@@ -47,6 +52,7 @@ impl Core {
             config,
             store,
             work_available: tokio::sync::Notify::new(),
+            share_locks: replica_locks::ShareLocks::new(),
         }
     }
 

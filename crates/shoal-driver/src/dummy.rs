@@ -12,6 +12,12 @@
 //! Replies follow Manila's dummy (`manila/tests/share/drivers/dummy.py`): three export
 //! locations per share, and `update_access` serves only `ip` rules on NFS shares and only
 //! `user` rules on CIFS shares; any other rule gets [`AccessRuleResult::Error`].
+//!
+//! Replicas are share instances too and live in the same map: `create_replica` answers
+//! `in_sync` (`active` for `writable` shares, whose replicas all serve writes) with three
+//! export locations and no sync record, `update_replica_state` answers `in_sync`, and
+//! `promote_replica` answers `active` with the replica's locations. The dummy never moves
+//! data, so there is nothing to synchronise and no history to report.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -25,7 +31,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     AccessRule, AccessRuleResult, BackendInfo, DriverError, ExportLocation, GIB_BYTES, PoolStats,
-    ShareDriver, ShareInstanceRef, check_protocol, check_resize, effective_rules,
+    ReplicaContext, ReplicaRef, ReplicaResult, ShareDriver, ShareInstanceRef, check_protocol,
+    check_resize, effective_rules,
 };
 
 /// A configured dummy pool.
@@ -40,8 +47,7 @@ pub struct DummyPool {
 }
 
 /// A driver method that can be delayed or made to fail; the snake-case name is the key in
-/// the `[backends.dummy]` tables. The replica methods are accepted already so configurations
-/// written for them stay valid; they take effect when replication arrives.
+/// the `[backends.dummy]` tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DummyMethod {
@@ -63,13 +69,13 @@ pub enum DummyMethod {
     UpdateAccess,
     /// [`ShareDriver::get_share_usage_bytes`].
     GetShareUsageBytes,
-    /// `create_replica` (replication issue).
+    /// [`ShareDriver::create_replica`].
     CreateReplica,
-    /// `delete_replica` (replication issue).
+    /// [`ShareDriver::delete_replica`].
     DeleteReplica,
-    /// `promote_replica` (replication issue).
+    /// [`ShareDriver::promote_replica`].
     PromoteReplica,
-    /// `update_replica_state` (replication issue).
+    /// [`ShareDriver::update_replica_state`].
     UpdateReplicaState,
 }
 
@@ -356,6 +362,29 @@ impl DummyDriver {
         }
     }
 
+    /// Records a share instance (a share's first instance or a replica) unless it exists, and
+    /// returns its export locations; a retried create gets the same answer.
+    fn insert(&self, share: &ShareInstanceRef) -> Result<Vec<ExportLocation>, DriverError> {
+        check_protocol(share)?;
+        self.check_pool(share)?;
+        if share.size_gb == 0 {
+            return Err(DriverError::InvalidInput(
+                "a share size must be at least 1 GiB".to_owned(),
+            ));
+        }
+        let mut shares = lock(&self.shares);
+        let state = shares
+            .entry(share.id.clone())
+            .or_insert_with(|| DummyShare {
+                size_gb: share.size_gb,
+                share_proto: share.share_proto.clone(),
+                export_locations: export_locations(share),
+                usage_bytes: 0,
+                rules: Vec::new(),
+            });
+        Ok(state.export_locations.clone())
+    }
+
     /// Runs `f` on the share instance's state, or answers [`DriverError::NotFound`].
     fn with_share<T>(
         &self,
@@ -459,24 +488,7 @@ impl ShareDriver for DummyDriver {
         share: &ShareInstanceRef,
     ) -> Result<Vec<ExportLocation>, DriverError> {
         self.enter(DummyMethod::CreateShare).await?;
-        check_protocol(share)?;
-        self.check_pool(share)?;
-        if share.size_gb == 0 {
-            return Err(DriverError::InvalidInput(
-                "a share size must be at least 1 GiB".to_owned(),
-            ));
-        }
-        let mut shares = lock(&self.shares);
-        let state = shares
-            .entry(share.id.clone())
-            .or_insert_with(|| DummyShare {
-                size_gb: share.size_gb,
-                share_proto: share.share_proto.clone(),
-                export_locations: export_locations(share),
-                usage_bytes: 0,
-                rules: Vec::new(),
-            });
-        Ok(state.export_locations.clone())
+        self.insert(share)
     }
 
     async fn delete_share(&self, share: &ShareInstanceRef) -> Result<(), DriverError> {
@@ -557,6 +569,70 @@ impl ShareDriver for DummyDriver {
         self.enter(DummyMethod::GetShareUsageBytes).await?;
         self.with_share(share, |state| Ok(state.usage_bytes))
     }
+
+    /// Manila's dummy: the replica exists at once and is `in_sync`. Replicas of a
+    /// `writable` share all serve writes, so they are `active` from the start.
+    async fn create_replica(
+        &self,
+        replica: &ReplicaRef,
+        ctx: &ReplicaContext<'_>,
+    ) -> Result<ReplicaResult, DriverError> {
+        self.enter(DummyMethod::CreateReplica).await?;
+        let export_locations = self.insert(&replica.instance)?;
+        let replica_state = if ctx.replication_type == "writable" {
+            "active"
+        } else {
+            "in_sync"
+        };
+        Ok(ReplicaResult {
+            replica_state: replica_state.to_owned(),
+            export_locations: Some(export_locations),
+            sync: None,
+        })
+    }
+
+    async fn delete_replica(&self, replica: &ReplicaRef) -> Result<(), DriverError> {
+        self.enter(DummyMethod::DeleteReplica).await?;
+        lock(&self.shares).remove(&replica.instance.id);
+        Ok(())
+    }
+
+    /// The replica becomes `active` and keeps its export locations; the dummy has nothing to
+    /// quiesce or sync, so `quiesce_wait` is not waited for.
+    async fn promote_replica(
+        &self,
+        replica: &ReplicaRef,
+        ctx: &ReplicaContext<'_>,
+        quiesce_wait: Option<Duration>,
+    ) -> Result<ReplicaResult, DriverError> {
+        let _ = (ctx, quiesce_wait);
+        self.enter(DummyMethod::PromoteReplica).await?;
+        let export_locations = self.with_share(&replica.instance, |state| {
+            Ok(state.export_locations.clone())
+        })?;
+        Ok(ReplicaResult {
+            replica_state: "active".to_owned(),
+            export_locations: Some(export_locations),
+            sync: None,
+        })
+    }
+
+    /// Always `in_sync` for a replica the dummy holds (Manila's dummy answers the same for
+    /// every replica, `writable` ones included: the manager ignores `active` here anyway).
+    async fn update_replica_state(
+        &self,
+        replica: &ReplicaRef,
+        ctx: &ReplicaContext<'_>,
+    ) -> Result<ReplicaResult, DriverError> {
+        let _ = ctx;
+        self.enter(DummyMethod::UpdateReplicaState).await?;
+        self.with_share(&replica.instance, |_| Ok(()))?;
+        Ok(ReplicaResult {
+            replica_state: "in_sync".to_owned(),
+            export_locations: None,
+            sync: None,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -599,6 +675,216 @@ mod tests {
             access_to: "x".into(),
             access_level: "rw".into(),
         }
+    }
+
+    fn replica_ref(id: &str, replica_state: Option<&str>) -> ReplicaRef {
+        ReplicaRef {
+            instance: share(id, "NFS"),
+            host: "node1@dummy1#fake_pool".into(),
+            replica_state: replica_state.map(str::to_owned),
+            export_locations: Vec::new(),
+        }
+    }
+
+    fn ctx<'a>(
+        replication_type: &'a str,
+        active: Option<&'a ReplicaRef>,
+        replicas: &'a [ReplicaRef],
+    ) -> ReplicaContext<'a> {
+        ReplicaContext {
+            replication_type,
+            active,
+            replicas,
+            access_rules: &[],
+        }
+    }
+
+    #[tokio::test]
+    async fn replica_lifecycle_answers_like_manilas_dummy() {
+        let driver = driver();
+        let active = replica_ref("active", Some("active"));
+        driver.create_share(&active.instance).await.unwrap();
+        let secondary = replica_ref("secondary", None);
+        let replicas = [active.clone(), secondary.clone()];
+        let ctx = ctx("readable", Some(&active), &replicas);
+
+        let created = driver.create_replica(&secondary, &ctx).await.unwrap();
+        assert_eq!(created.replica_state, "in_sync");
+        assert_eq!(created.sync, None);
+        let locations = created.export_locations.unwrap();
+        assert_eq!(locations, export_locations(&secondary.instance));
+        assert_eq!(
+            locations
+                .iter()
+                .map(|l| (l.is_admin_only, l.preferred))
+                .collect::<Vec<_>>(),
+            [(false, true), (false, false), (true, false)]
+        );
+        // A retried create answers the same; the replica is a share instance like any other.
+        let again = driver.create_replica(&secondary, &ctx).await.unwrap();
+        assert_eq!(again.export_locations.as_deref(), Some(&locations[..]));
+        assert_eq!(driver.share_size_gb("secondary"), Some(2));
+        assert_eq!(
+            driver.ensure_share(&secondary.instance).await.unwrap(),
+            locations
+        );
+
+        let updated = driver.update_replica_state(&secondary, &ctx).await.unwrap();
+        assert_eq!(
+            updated,
+            ReplicaResult {
+                replica_state: "in_sync".into(),
+                export_locations: None,
+                sync: None,
+            }
+        );
+
+        let promoted = driver
+            .promote_replica(&secondary, &ctx, Some(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        assert_eq!(promoted.replica_state, "active");
+        assert_eq!(promoted.export_locations, Some(locations));
+        // The former active is brought up to date like any secondary.
+        let demoted = driver.update_replica_state(&active, &ctx).await.unwrap();
+        assert_eq!(demoted.replica_state, "in_sync");
+
+        driver.delete_replica(&secondary).await.unwrap();
+        driver.delete_replica(&secondary).await.unwrap();
+        assert_eq!(driver.share_size_gb("secondary"), None);
+        assert!(matches!(
+            driver.update_replica_state(&secondary, &ctx).await,
+            Err(DriverError::NotFound { .. })
+        ));
+        assert!(matches!(
+            driver.promote_replica(&secondary, &ctx, None).await,
+            Err(DriverError::NotFound { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn writable_replicas_are_active_from_the_start() {
+        let driver = driver();
+        let active = replica_ref("active", Some("active"));
+        let secondary = replica_ref("secondary", None);
+        let replicas = [active.clone(), secondary.clone()];
+        let created = driver
+            .create_replica(&secondary, &ctx("writable", Some(&active), &replicas))
+            .await
+            .unwrap();
+        assert_eq!(created.replica_state, "active");
+        let updated = driver
+            .update_replica_state(&secondary, &ctx("writable", Some(&active), &replicas))
+            .await
+            .unwrap();
+        assert_eq!(updated.replica_state, "in_sync");
+    }
+
+    #[tokio::test]
+    async fn replica_creation_checks_pool_and_protocol() {
+        let driver = driver();
+        let mut elsewhere = replica_ref("r", None);
+        elsewhere.instance.pool = "other".into();
+        let ctx = ctx("dr", None, &[]);
+        assert!(matches!(
+            driver.create_replica(&elsewhere, &ctx).await,
+            Err(DriverError::PoolUnavailable { .. })
+        ));
+        let mut glusterfs = replica_ref("r", None);
+        glusterfs.instance.share_proto = "GLUSTERFS".into();
+        assert!(matches!(
+            driver.create_replica(&glusterfs, &ctx).await,
+            Err(DriverError::InvalidInput(_))
+        ));
+        assert_eq!(driver.share_size_gb("r"), None);
+    }
+
+    #[tokio::test]
+    async fn replica_methods_fail_on_demand_without_effect() {
+        let driver = driver();
+        let active = replica_ref("active", Some("active"));
+        driver.create_share(&active.instance).await.unwrap();
+        let secondary = replica_ref("secondary", None);
+        let replicas = [active.clone(), secondary.clone()];
+        let ctx = ctx("readable", Some(&active), &replicas);
+
+        driver.set_failure(DummyMethod::CreateReplica, 1.0);
+        let err = driver.create_replica(&secondary, &ctx).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("injected failure in create_replica"),
+            "{err}"
+        );
+        assert_eq!(driver.share_size_gb("secondary"), None);
+        driver.set_failure(DummyMethod::CreateReplica, 0.0);
+        driver.create_replica(&secondary, &ctx).await.unwrap();
+
+        for (method, name) in [
+            (DummyMethod::UpdateReplicaState, "update_replica_state"),
+            (DummyMethod::PromoteReplica, "promote_replica"),
+            (DummyMethod::DeleteReplica, "delete_replica"),
+        ] {
+            driver.set_failure(method, 1.0);
+            let err = match method {
+                DummyMethod::UpdateReplicaState => driver
+                    .update_replica_state(&secondary, &ctx)
+                    .await
+                    .unwrap_err(),
+                DummyMethod::PromoteReplica => driver
+                    .promote_replica(&secondary, &ctx, None)
+                    .await
+                    .unwrap_err(),
+                _ => driver.delete_replica(&secondary).await.unwrap_err(),
+            };
+            assert!(matches!(err, DriverError::Other(_)), "{name}");
+            assert!(
+                err.to_string()
+                    .contains(&format!("injected failure in {name}")),
+                "{err}"
+            );
+            driver.set_failure(method, 0.0);
+        }
+        assert_eq!(
+            driver.share_size_gb("secondary"),
+            Some(2),
+            "the failed delete kept the replica"
+        );
+        driver.delete_replica(&secondary).await.unwrap();
+        assert_eq!(driver.share_size_gb("secondary"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replica_delays_are_honoured() {
+        let driver = driver();
+        let active = replica_ref("active", Some("active"));
+        driver.create_share(&active.instance).await.unwrap();
+        let secondary = replica_ref("secondary", None);
+        let replicas = [active.clone(), secondary.clone()];
+        let ctx = ctx("dr", Some(&active), &replicas);
+        let timings = DummyOptions::manila_timings();
+        for method in [
+            DummyMethod::CreateReplica,
+            DummyMethod::UpdateReplicaState,
+            DummyMethod::PromoteReplica,
+            DummyMethod::DeleteReplica,
+        ] {
+            driver.set_delay(method, timings.delays[&method]);
+        }
+        let start = tokio::time::Instant::now();
+        driver.create_replica(&secondary, &ctx).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_millis(3990));
+        let start = tokio::time::Instant::now();
+        driver.update_replica_state(&secondary, &ctx).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_millis(850));
+        let start = tokio::time::Instant::now();
+        driver
+            .promote_replica(&secondary, &ctx, None)
+            .await
+            .unwrap();
+        assert_eq!(start.elapsed(), Duration::from_millis(750));
+        let start = tokio::time::Instant::now();
+        driver.delete_replica(&secondary).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_millis(2980));
     }
 
     #[tokio::test]

@@ -1885,8 +1885,21 @@ pub const QOS_TYPE_SPECS: &[DefaultRule] = &[
     ),
 ];
 
+/// Rules of shoal's own API extensions (no Manila counterpart), registered after
+/// Manila's so they can be overridden in the same policy file.
+pub const SHOAL_EXTENSIONS: &[DefaultRule] = &[rule(
+    "share_replica:replication_history",
+    "rule:context_is_admin",
+    "Get the synchronisation history of a share replica (shoal extension).",
+    &[op(
+        "GET",
+        "/share-replicas/{share_replica_id}/replication-history",
+    )],
+)];
+
 /// Every shipped default, grouped by the Manila module it comes from, in the
-/// order Manila registers them (`manila/policies/__init__.py`).
+/// order Manila registers them (`manila/policies/__init__.py`), followed by
+/// [`SHOAL_EXTENSIONS`].
 pub const MANILA_DEFAULTS: &[DefaultGroup] = &[
     DefaultGroup {
         module: "base",
@@ -2024,6 +2037,10 @@ pub const MANILA_DEFAULTS: &[DefaultGroup] = &[
         module: "qos_type_specs",
         rules: QOS_TYPE_SPECS,
     },
+    DefaultGroup {
+        module: "shoal",
+        rules: SHOAL_EXTENSIONS,
+    },
 ];
 
 #[cfg(test)]
@@ -2043,8 +2060,9 @@ mod tests {
             count += 1;
         }
         assert_eq!(
-            count, 230,
-            "Manila registers 230 rules at the pinned commit"
+            count,
+            230 + SHOAL_EXTENSIONS.len(),
+            "Manila registers 230 rules at the pinned commit, plus shoal's extensions"
         );
     }
 
@@ -2072,8 +2090,8 @@ mod tests {
         }
         assert_eq!(
             MANILA_DEFAULTS.len(),
-            34,
-            "one group per manila/policies module"
+            34 + 1,
+            "one group per manila/policies module, plus shoal's extensions"
         );
         for group in MANILA_DEFAULTS {
             assert!(!group.rules.is_empty(), "{}", group.module);
@@ -2340,7 +2358,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 230 - BASE.len());
+        assert_eq!(checked, 230 + SHOAL_EXTENSIONS.len() - BASE.len());
     }
 
     #[test]

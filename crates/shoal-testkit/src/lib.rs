@@ -71,6 +71,7 @@ impl TestAppBuilder {
                 reserved_percentage: 0,
             }],
             dummy: None,
+            local: None,
         });
         self
     }
@@ -90,6 +91,7 @@ impl TestAppBuilder {
                 reserved_percentage: 0,
             }],
             dummy: None,
+            local: None,
         });
         self
     }
@@ -208,6 +210,17 @@ impl TestApp {
             .run_once()
             .await
             .expect("report succeeds");
+    }
+
+    /// Ticks the periodic replica refresh once (queues an update for every non-active
+    /// replica of the node's back ends), then runs the workers until everything settled.
+    pub async fn update_replicas_once(&self) {
+        self.server()
+            .replica_updater
+            .run_once()
+            .await
+            .expect("replica update pass succeeds");
+        self.settle().await;
     }
 
     /// Runs the scheduler and share workers until no operation is left (bounded: panics after

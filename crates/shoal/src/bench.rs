@@ -53,6 +53,7 @@ fn dummy_backend(name: &str, az: &str) -> BackendConfig {
             reserved_percentage: 0,
         }],
         dummy: None,
+        local: None,
     }
 }
 

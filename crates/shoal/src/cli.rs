@@ -57,6 +57,21 @@ pub enum BenchCommand {
         #[arg(long, default_value = "")]
         database_url: String,
     },
+    /// The local back end's replication engine against `cp -a` and `rsync -a`.
+    Replication {
+        /// Scratch directory (default: a temp dir under the current directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Small files in the source tree.
+        #[arg(long, default_value_t = 20_000)]
+        files: usize,
+        /// Size of the one large file, in GiB.
+        #[arg(long, default_value_t = 1)]
+        big_gib: u64,
+        /// Seed of the generated data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 /// `shoal db ...`.

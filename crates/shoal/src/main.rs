@@ -70,6 +70,26 @@ async fn main() -> anyhow::Result<()> {
             let rounds = shoal::bench::run(&settings).await?;
             shoal::bench::print(&rounds);
         }
+        Command::Bench {
+            command:
+                BenchCommand::Replication {
+                    dir,
+                    files,
+                    big_gib,
+                    seed,
+                },
+        } => {
+            let settings = shoal::bench_replication::ReplicationBench {
+                dir,
+                files,
+                big_gib,
+                seed,
+            };
+            let rows =
+                tokio::task::spawn_blocking(move || shoal::bench_replication::run(&settings))
+                    .await??;
+            shoal::bench_replication::print(&rows);
+        }
         Command::Config {
             command: ConfigCommand::Check(args),
         } => {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use shoal_api::{ApiState, Authenticator};
 use shoal_core::config::{AuthStrategy, Role};
+use shoal_core::replica_updater::ReplicaUpdater;
 use shoal_core::reporter::Reporter;
 use shoal_core::workers::OperationWorker;
 use shoal_core::workers::scheduler::SchedulerHandler;
@@ -33,6 +34,9 @@ pub struct Server {
     pub core: Arc<Core>,
     /// The periodic reporter, so tests can tick it with `run_once()`.
     pub reporter: Arc<Reporter>,
+    /// The periodic replica refresh of the share role, so tests can tick it with
+    /// `run_once()` (idle on nodes without back ends).
+    pub replica_updater: Arc<ReplicaUpdater>,
     /// Operation workers of the scheduler and share roles, so tests can run them with
     /// `run_once()`.
     pub workers: Vec<Arc<OperationWorker>>,
@@ -152,11 +156,20 @@ impl Server {
                 handler,
             )));
         }
+        let replica_updater = Arc::new(ReplicaUpdater::new(core.clone(), backends.clone()));
         let reporter = Arc::new(Reporter::new(core.clone(), backends));
         if config.runs(Role::Scheduler) || config.runs(Role::Share) {
             reporter.run_once().await.context("first service report")?;
             let (reporter, cancel) = (reporter.clone(), cancel.clone());
             tasks.spawn(async move { reporter.run(cancel).await });
+        }
+        if config.runs(Role::Share) {
+            let (updater, cancel) = (replica_updater.clone(), cancel.clone());
+            tasks.spawn(async move { updater.run(cancel).await });
+            info!(
+                interval = ?config.periodic.replica_state_update_interval,
+                "periodic replica update started"
+            );
         }
         for worker in &workers {
             let (worker, cancel) = (worker.clone(), cancel.clone());
@@ -195,6 +208,7 @@ impl Server {
             api_addr,
             core,
             reporter,
+            replica_updater,
             workers,
             cancel,
             tasks,

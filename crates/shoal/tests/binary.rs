@@ -328,3 +328,508 @@ async fn sigkill_during_50_creates_leaves_nothing_stuck_or_orphaned() {
     assert_eq!(metas, 50, "{entries:?}");
     assert!(leftovers.is_empty(), "crash leftovers: {leftovers:?}");
 }
+
+// ---- replication on the `local` back end, black-box ----
+
+/// One HTTP call as the noauth admin at `version`.
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    version: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, url)
+        .header("X-OpenStack-Manila-API-Version", version)
+        .header("X-Auth-Token", "admin:admin");
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Polls `GET url` until `done(body)` holds (bounded; black-box tests can only poll).
+async fn poll_until(
+    url: &str,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let (status, body) = call(reqwest::Method::GET, url, "2.56", None).await;
+        if status == 200 && done(&body) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; last answer {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The filesystem path of a `local://<host><path>` export location.
+fn local_path(location: &str) -> std::path::PathBuf {
+    let rest = location
+        .strip_prefix("local://")
+        .expect("a local export location");
+    let slash = rest.find('/').expect("a path after the host");
+    std::path::PathBuf::from(&rest[slash..])
+}
+
+/// Every entry under `root`: relative path → (kind, content or link target, mode without
+/// write bits, mtime in ns). Write bits are dropped because a readable secondary publishes
+/// its tree read-only.
+fn tree(root: &std::path::Path) -> std::collections::BTreeMap<String, (char, Vec<u8>, u32, i128)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let mtime = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+            let mode = meta.mode() & 0o7555;
+            let (kind, data) = if meta.file_type().is_symlink() {
+                (
+                    'l',
+                    std::fs::read_link(&path)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                )
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                ('d', Vec::new())
+            } else {
+                ('f', std::fs::read(&path).unwrap())
+            };
+            out.insert(rel, (kind, data, mode, mtime));
+        }
+    }
+    out
+}
+
+/// Writes a small tree with the shapes that trip copiers: nesting, empty files, a larger
+/// file, symlinks (one dangling), spaces and unicode in names.
+fn write_sample_tree(root: &std::path::Path, files: usize) {
+    std::fs::create_dir_all(root.join("a/b/c")).unwrap();
+    std::fs::create_dir_all(root.join("dir with spaces/ünïcödé")).unwrap();
+    std::fs::write(root.join("empty"), b"").unwrap();
+    std::fs::write(root.join("dir with spaces/ünïcödé/naïve file.txt"), "héllo").unwrap();
+    let big: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.join("a/big.bin"), big).unwrap();
+    std::os::unix::fs::symlink("a/big.bin", root.join("link-to-big")).unwrap();
+    std::os::unix::fs::symlink("does/not/exist", root.join("dangling")).unwrap();
+    for i in 0..files {
+        std::fs::write(
+            root.join(format!("a/b/c/f{i:04}")),
+            format!("file {i}\n").repeat(i % 7 + 1),
+        )
+        .unwrap();
+    }
+}
+
+/// Creates a readable share type and a 1 GiB share of it in az1, waits until it is
+/// available, and returns the share id and its active replica's id.
+async fn readable_share_in_az1(v2: &str) -> (String, String) {
+    use reqwest::Method;
+    let (status, body) = call(
+        Method::POST,
+        &format!("{v2}/types"),
+        "2.56",
+        Some(
+            serde_json::json!({"share_type": {"name": "replicated", "extra_specs": {
+            "driver_handles_share_servers": false, "replication_type": "readable"}}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(
+        Method::POST,
+        &format!("{v2}/shares"),
+        "2.56",
+        Some(
+            serde_json::json!({"share": {"share_proto": "NFS", "size": 1,
+            "share_type": "replicated", "availability_zone": "az1"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let share_id = body["share"]["id"].as_str().unwrap().to_owned();
+    let share = poll_until(&format!("{v2}/shares/{share_id}"), "share available", |b| {
+        b["share"]["status"] == "available"
+    })
+    .await;
+    assert_eq!(share["share"]["replication_type"], "readable");
+    assert_eq!(share["share"]["has_replicas"], false);
+    let (_, replicas) = call(
+        Method::GET,
+        &format!("{v2}/share-replicas?share_id={share_id}"),
+        "2.56",
+        None,
+    )
+    .await;
+    let replicas = replicas["share_replicas"].as_array().unwrap().clone();
+    assert_eq!(replicas.len(), 1);
+    assert_eq!(replicas[0]["replica_state"], "active");
+    (share_id, replicas[0]["id"].as_str().unwrap().to_owned())
+}
+
+/// The done-when flow of the replication issue (api-basics §12) on a fresh `shoal serve`
+/// with its embedded default (two local pools, az1 and az2): create a readable share in az1,
+/// put data in it, add a replica in az2, see the data really copied, promote it, write on
+/// the new active and see the old active converge, then delete the old one and the share.
+#[tokio::test]
+async fn replica_walkthrough_copies_real_data_on_embedded_defaults() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let served = serve(
+        &["--data-dir", data.to_str().unwrap()],
+        &[("SHOAL_OPERATIONS__POLL_INTERVAL", "100ms")],
+    );
+    let v2 = format!("{}/v2", served.base);
+    let (share_id, first_id) = readable_share_in_az1(&v2).await;
+
+    let active_path = |id: String| {
+        let v2 = v2.clone();
+        async move {
+            let (status, body) = call(
+                Method::GET,
+                &format!("{v2}/share-replicas/{id}/export-locations"),
+                "2.56",
+                None,
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            body["export_locations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| local_path(l["path"].as_str().unwrap()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let first_paths = active_path(first_id.clone()).await;
+    let first_root = first_paths
+        .iter()
+        .find(|p| p.is_dir())
+        .expect("the active's data directory")
+        .clone();
+    write_sample_tree(&first_root, 200);
+
+    let (status, body) = call(
+        Method::POST,
+        &format!("{v2}/share-replicas"),
+        "2.56",
+        Some(serde_json::json!({"share_replica": {"share_id": share_id, "availability_zone": "az2"}})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["share_replica"]["status"], "creating");
+    assert!(body["share_replica"]["replica_state"].is_null());
+    let second_id = body["share_replica"]["id"].as_str().unwrap().to_owned();
+    let (_, share) = call(
+        Method::GET,
+        &format!("{v2}/shares/{share_id}"),
+        "2.56",
+        None,
+    )
+    .await;
+    assert_eq!(share["share"]["has_replicas"], true);
+    let replica = poll_until(
+        &format!("{v2}/share-replicas/{second_id}"),
+        "replica in_sync",
+        |b| {
+            b["share_replica"]["status"] == "available"
+                && b["share_replica"]["replica_state"] == "in_sync"
+        },
+    )
+    .await;
+    assert_eq!(replica["share_replica"]["availability_zone"], "az2");
+    let second_paths = active_path(second_id.clone()).await;
+    let second_current = second_paths
+        .iter()
+        .find(|p| p.ends_with("current"))
+        .expect("a readable secondary exports its published version")
+        .clone();
+    assert_eq!(
+        tree(&second_current),
+        tree(&first_root),
+        "replica equals active"
+    );
+
+    let (status, body) = call(
+        Method::POST,
+        &format!("{v2}/share-replicas/{second_id}/action"),
+        "2.56",
+        Some(serde_json::json!({"promote": null})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["share_replica"]["status"], "replication_change");
+    poll_until(
+        &format!("{v2}/share-replicas/{second_id}"),
+        "promoted",
+        |b| {
+            b["share_replica"]["replica_state"] == "active"
+                && b["share_replica"]["status"] == "available"
+        },
+    )
+    .await;
+    poll_until(
+        &format!("{v2}/share-replicas/{first_id}"),
+        "old active in_sync",
+        |b| b["share_replica"]["replica_state"] == "in_sync",
+    )
+    .await;
+    let (_, share) = call(
+        Method::GET,
+        &format!("{v2}/shares/{share_id}"),
+        "2.56",
+        None,
+    )
+    .await;
+    assert_eq!(share["share"]["availability_zone"], "az2");
+
+    // Write on the new active; a resync brings the old active (now a secondary) along.
+    let new_root = active_path(second_id.clone())
+        .await
+        .into_iter()
+        .find(|p| p.is_dir() && !p.ends_with("current"))
+        .expect("the new active's data directory");
+    std::fs::write(new_root.join("written-after-promotion"), "new data").unwrap();
+    std::fs::remove_file(new_root.join("a/b/c/f0001")).unwrap();
+    let (status, body) = call(
+        Method::POST,
+        &format!("{v2}/share-replicas/{first_id}/action"),
+        "2.56",
+        Some(serde_json::json!({"resync": null})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let old_current = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let paths = active_path(first_id.clone()).await;
+            if let Some(current) = paths.iter().find(|p| p.ends_with("current"))
+                && current.join("written-after-promotion").exists()
+            {
+                break current.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "old active never converged: {paths:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert_eq!(tree(&old_current), tree(&new_root), "old active converged");
+
+    let (status, _) = call(
+        Method::DELETE,
+        &format!("{v2}/shares/{share_id}"),
+        "2.56",
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "a share with replicas cannot be deleted");
+    let (status, _) = call(
+        Method::DELETE,
+        &format!("{v2}/share-replicas/{first_id}"),
+        "2.56",
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while call(
+        Method::GET,
+        &format!("{v2}/share-replicas/{first_id}"),
+        "2.56",
+        None,
+    )
+    .await
+    .0 != 404
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica delete never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!first_root.exists(), "the deleted replica's data is gone");
+    let (status, _) = call(
+        Method::DELETE,
+        &format!("{v2}/shares/{share_id}"),
+        "2.56",
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+}
+
+/// A config with the two default local back ends; `pause` makes local2's syncs stop for a
+/// minute after 20 entries, so a test can kill the node mid-sync.
+fn local_config(dir: &std::path::Path, data: &std::path::Path, pause: bool) -> std::path::PathBuf {
+    let mut text = format!("data_dir = {:?}\n", data.to_str().unwrap());
+    for (name, az) in [("local1", "az1"), ("local2", "az2")] {
+        text.push_str(&format!(
+            "[[backends]]\nname = \"{name}\"\ndriver = \"local\"\navailability_zone = \"{az}\"\n\
+             replication_domain = \"shoal\"\nreplication_type = \"readable\"\n\
+             [[backends.pools]]\nname = \"pool1\"\npath = \"pools/{name}\"\n"
+        ));
+        if pause && name == "local2" {
+            text.push_str(
+                "[backends.local]\nsync_pause_after_entries = 20\nsync_pause = \"60s\"\n",
+            );
+        }
+    }
+    let path = dir.join(if pause { "pause.toml" } else { "plain.toml" });
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `kill -9` in the middle of a sync: the secondary keeps publishing its previous complete
+/// version, and after a restart the interrupted sync is finished and the replica is in_sync
+/// with the active's new contents.
+#[tokio::test]
+async fn sigkill_mid_sync_keeps_the_last_version_and_the_next_sync_finishes() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = [
+        ("SHOAL_OPERATIONS__LEASE", "2s"),
+        ("SHOAL_OPERATIONS__POLL_INTERVAL", "100ms"),
+    ];
+    let plain = local_config(dir.path(), &data, false);
+    let pause = local_config(dir.path(), &data, true);
+
+    let served = serve(&["--config", plain.to_str().unwrap()], &env);
+    let v2 = format!("{}/v2", served.base);
+    let (share_id, active_id) = readable_share_in_az1(&v2).await;
+    let active_root = data.join("pools/local1/shares").join(&active_id);
+    assert!(active_root.is_dir());
+    write_sample_tree(&active_root, 300);
+    let (status, body) = call(
+        Method::POST,
+        &format!("{v2}/share-replicas"),
+        "2.56",
+        Some(serde_json::json!({"share_replica": {"share_id": share_id, "availability_zone": "az2"}})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let replica_id = body["share_replica"]["id"].as_str().unwrap().to_owned();
+    poll_until(
+        &format!("{v2}/share-replicas/{replica_id}"),
+        "in_sync",
+        |b| b["share_replica"]["replica_state"] == "in_sync",
+    )
+    .await;
+    let replica_dir = data.join("pools/local2/replicas").join(&replica_id);
+    let current = replica_dir.join("current");
+    let first_version = tree(&current);
+    assert_eq!(first_version, tree(&active_root));
+    drop(served); // killed
+
+    // Change a third of the files while the node is down, restart with the pause knob and
+    // ask for a resync: it stops after 20 entries with a staging tree half built.
+    for i in (0..300).step_by(3) {
+        std::fs::write(
+            active_root.join(format!("a/b/c/f{i:04}")),
+            format!("changed {i}"),
+        )
+        .unwrap();
+    }
+    let mut served = serve(&["--config", pause.to_str().unwrap()], &env);
+    let v2 = format!("{}/v2", served.base);
+    let (status, body) = call(
+        Method::POST,
+        &format!("{v2}/share-replicas/{replica_id}/action"),
+        "2.56",
+        Some(serde_json::json!({"resync": null})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let staging = std::fs::read_dir(&replica_dir)
+            .unwrap()
+            .map_while(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with("staging"));
+        if staging {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sync never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Give the engine time to reach its pause (20 entries), then kill it without warning.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    drop(served);
+    assert_eq!(
+        tree(&current),
+        first_version,
+        "the published version is intact"
+    );
+
+    // Restart without the knob: the interrupted operation is taken over once its lease ends
+    // and the sync resumes from the staging tree.
+    let served = serve(&["--config", plain.to_str().unwrap()], &env);
+    let v2 = format!("{}/v2", served.base);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        if tree(&current) == tree(&active_root) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never converged"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let replica = poll_until(
+        &format!("{v2}/share-replicas/{replica_id}"),
+        "in_sync",
+        |b| {
+            b["share_replica"]["replica_state"] == "in_sync"
+                && b["share_replica"]["status"] == "available"
+        },
+    )
+    .await;
+    assert_eq!(replica["share_replica"]["replica_state"], "in_sync");
+    let leftovers: Vec<String> = std::fs::read_dir(&replica_dir)
+        .unwrap()
+        .map_while(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("staging"))
+        .collect();
+    assert!(leftovers.is_empty(), "staging leftovers: {leftovers:?}");
+    let (status, history) = call(
+        Method::GET,
+        &format!("{v2}/share-replicas/{replica_id}/replication-history"),
+        "2.56",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{history}");
+    let records = history["replication_history"].as_array().unwrap();
+    assert!(records.len() >= 2, "{history}");
+    assert_eq!(records[0]["outcome"], "clean", "{history}");
+}

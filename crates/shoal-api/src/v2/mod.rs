@@ -11,6 +11,8 @@ pub mod services;
 pub mod share_access;
 pub mod share_access_rules;
 pub mod share_export_locations;
+pub mod share_replica_export_locations;
+pub mod share_replica_metadata;
 pub mod share_replicas;
 pub mod share_types;
 pub mod shares;
@@ -28,6 +30,8 @@ pub fn router() -> Router<ApiState> {
         .merge(shares::router())
         .merge(share_export_locations::router())
         .merge(share_replicas::router())
+        .merge(share_replica_export_locations::router())
+        .merge(share_replica_metadata::router())
         .merge(availability_zones::router())
         .merge(services::router())
         .merge(scheduler_stats::router())

@@ -1,6 +1,8 @@
 //! Replica read endpoints and their microversion gating: checklist A.11–18, A.20, B.29–30,
 //! C.39 and E.61. The active replica of a replicated share is a real replica row, created
-//! by the share pipeline; secondaries arrive with the replication work.
+//! by the share pipeline. At the end, smoke tests of the write side's HTTP plumbing (body
+//! and action errors, policy order, export locations, metadata, replication history); the
+//! checklist itself lives in the `replica_*` files.
 
 use serde_json::{Value, json};
 use shoal_testkit::{PROJECT_A, TestApp};
@@ -371,5 +373,464 @@ async fn a19_show_at_2_11_to_2_55_needs_the_experimental_header() {
             .await;
         assert_eq!(shown.status, 200, "{version}: {}", shown.text());
     }
+    app.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Write side smoke tests
+// ---------------------------------------------------------------------------------------
+
+const MISSING: &str = "00000000-0000-4000-8000-000000000000";
+
+/// Two dummy back ends, `dummy1` in az1 and `dummy2` in az2, with a `readable` type.
+async fn dummy_app(auth: shoal_core::config::AuthStrategy) -> TestApp {
+    let app = TestApp::builder()
+        .auth(auth)
+        .with_dummy_backend("dummy1", "az1", Some("readable"))
+        .with_dummy_backend("dummy2", "az2", Some("readable"))
+        .build()
+        .await;
+    let body = json!({"share_type": {"name": "repl", "extra_specs":
+        {"driver_handles_share_servers": false, "replication_type": "readable"}}});
+    let resp = app
+        .post("/v2/types")
+        .version("2.56")
+        .token(&app.token_for("admin"))
+        .json(&body)
+        .send()
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    app
+}
+
+/// An available replicated share of `token`'s project in az1.
+async fn share_in_az1(app: &TestApp, token: &str) -> String {
+    let body = json!({"share": {"share_proto": "NFS", "size": 1, "share_type": "repl",
+        "availability_zone": "az1"}});
+    let resp = app
+        .post("/v2/shares")
+        .version("2.56")
+        .token(token)
+        .json(&body)
+        .send()
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    app.settle().await;
+    resp.json()["share"]["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn write_side_body_and_action_errors() {
+    let app = TestApp::noauth().await;
+    // Create: version first, then the body.
+    let resp = app
+        .post("/v2/share-replicas")
+        .version("2.11")
+        .json(&json!({"share_replica": {"share_id": MISSING}}))
+        .send()
+        .await;
+    resp.assert_fault(
+        404,
+        "itemNotFound",
+        Some("The resource could not be found."),
+    );
+    let resp = app.post("/v2/share-replicas").version("2.56").send().await;
+    resp.assert_fault(
+        400,
+        "badRequest",
+        Some("The server could not comply with the request since it is either malformed or otherwise incorrect."),
+    );
+    for body in [json!({}), json!({"share_replica": "x"}), json!([1])] {
+        let resp = app
+            .post("/v2/share-replicas")
+            .version("2.56")
+            .json(&body)
+            .send()
+            .await;
+        resp.assert_fault(
+            422,
+            "computeFault",
+            Some("Body does not contain 'share_replica' information."),
+        );
+    }
+    for share_id in [json!(null), json!(""), json!(0)] {
+        let resp = app
+            .post("/v2/share-replicas")
+            .version("2.56")
+            .json(&json!({"share_replica": {"share_id": share_id}}))
+            .send()
+            .await;
+        resp.assert_fault(
+            400,
+            "badRequest",
+            Some("Must provide Share ID to add replica."),
+        );
+    }
+    // Actions: plumbing errors come before the version match, as in Manila.
+    let action = format!("/v2/share-replicas/{MISSING}/action");
+    let resp = app.post(&action).version("2.56").send().await;
+    resp.assert_fault(400, "badRequest", Some("There is no such action: None"));
+    let resp = app
+        .post(&action)
+        .version("2.56")
+        .json(&json!({"os-reset_status": {"status": "error"}}))
+        .send()
+        .await;
+    resp.assert_fault(
+        400,
+        "badRequest",
+        Some("There is no such action: os-reset_status"),
+    );
+    let resp = app
+        .post(&action)
+        .version("2.56")
+        .json(&json!({"promote": null, "resync": null}))
+        .send()
+        .await;
+    resp.assert_fault(400, "badRequest", Some("Malformed request body"));
+    let resp = app
+        .post(&action)
+        .version("2.55")
+        .json(&json!({"promote": null}))
+        .send()
+        .await;
+    resp.assert_fault(
+        404,
+        "itemNotFound",
+        Some("The resource could not be found."),
+    );
+    let cases = [
+        (json!({"reset_status": null}), "Must specify 'status'"),
+        (json!({"reset_status": {}}), "Must specify 'status'"),
+        (
+            json!({"reset_replica_state": {"state": "error"}}),
+            "Must specify 'replica_state'",
+        ),
+        (
+            json!({"reset_replica_state": {"replica_state": "available"}}),
+            "Invalid state. Valid states: active, in_sync, out_of_sync, error.",
+        ),
+    ];
+    for (body, message) in cases {
+        let resp = app.post(&action).version("2.56").json(&body).send().await;
+        resp.assert_fault(400, "badRequest", Some(message));
+    }
+    let resp = app
+        .post(&action)
+        .version("2.56")
+        .json(&json!({"reset_status": {"status": "in_sync"}}))
+        .send()
+        .await;
+    assert_eq!(resp.status, 400);
+    assert!(
+        resp.json()["badRequest"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid state. Valid states: "),
+        "{}",
+        resp.text()
+    );
+    // Export locations from 2.47 (experimental until 2.55), metadata from 2.95.
+    let els = format!("/v2/share-replicas/{MISSING}/export-locations");
+    let resp = app
+        .get(&els)
+        .version("2.46")
+        .experimental("true")
+        .send()
+        .await;
+    resp.assert_fault(
+        404,
+        "itemNotFound",
+        Some("The resource could not be found."),
+    );
+    let resp = app
+        .get(&els)
+        .version("2.47")
+        .experimental("true")
+        .send()
+        .await;
+    resp.assert_fault(
+        404,
+        "itemNotFound",
+        Some(&format!("Share replica '{MISSING}' not found.")),
+    );
+    let metadata = format!("/v2/share-replicas/{MISSING}/metadata");
+    let resp = app.get(&metadata).version("2.94").send().await;
+    resp.assert_fault(
+        404,
+        "itemNotFound",
+        Some("The resource could not be found."),
+    );
+    let resp = app
+        .post(&metadata)
+        .version("2.95")
+        .json(&json!({"meta": {"a": "1"}}))
+        .send()
+        .await;
+    resp.assert_fault(400, "badRequest", Some("Malformed request body"));
+    let resp = app.get(&metadata).version("2.95").send().await;
+    resp.assert_fault(404, "itemNotFound", Some("Share_replica not found."));
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn write_side_policies_come_before_lookups() {
+    let app = TestApp::keystone().await;
+    let alice = app.token_for("alice");
+    let rita = app.token_for("rita");
+    let action = format!("/v2/share-replicas/{MISSING}/action");
+    let denied = Some("Access was denied to this resource.");
+    for body in [
+        json!({"resync": null}),
+        json!({"reset_status": {"status": "error"}}),
+        json!({"reset_replica_state": {"replica_state": "error"}}),
+        json!({"force_delete": null}),
+    ] {
+        let resp = app
+            .post(&action)
+            .token(&alice)
+            .version("2.56")
+            .json(&body)
+            .send()
+            .await;
+        resp.assert_fault(403, "forbidden", denied);
+    }
+    // The policy of the action is checked before its value is validated.
+    let resp = app
+        .post(&action)
+        .token(&alice)
+        .version("2.56")
+        .json(&json!({"reset_status": {}}))
+        .send()
+        .await;
+    resp.assert_fault(403, "forbidden", denied);
+    let resp = app
+        .post(&action)
+        .token(&rita)
+        .version("2.56")
+        .json(&json!({"promote": null}))
+        .send()
+        .await;
+    resp.assert_fault(403, "forbidden", denied);
+    let resp = app
+        .post("/v2/share-replicas")
+        .token(&rita)
+        .version("2.56")
+        .json(&json!({"share_replica": {}}))
+        .send()
+        .await;
+    resp.assert_fault(403, "forbidden", denied);
+    let resp = app
+        .get(&format!("/v2/share-replicas/{MISSING}/metadata"))
+        .token(&rita)
+        .version("2.95")
+        .send()
+        .await;
+    resp.assert_fault(403, "forbidden", denied);
+    let resp = app
+        .get(&format!("/v2/share-replicas/{MISSING}/replication-history"))
+        .token(&alice)
+        .version("2.56")
+        .send()
+        .await;
+    resp.assert_fault(403, "forbidden", denied);
+    let resp = app
+        .get(&format!("/v2/share-replicas/{MISSING}/replication-history"))
+        .token(&app.token_for("admin"))
+        .version("2.56")
+        .send()
+        .await;
+    resp.assert_fault(
+        404,
+        "itemNotFound",
+        Some(&format!("Replica {MISSING} not found.")),
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn replica_lifecycle_through_the_api() {
+    let app = dummy_app(shoal_core::config::AuthStrategy::Noauth).await;
+    let share = share_in_az1(&app, &app.token_for("admin")).await;
+    let resp = app
+        .post("/v2/share-replicas")
+        .version("2.95")
+        .json(&json!({"share_replica": {"share_id": share, "metadata": {"a": "1"}}}))
+        .send()
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    let created = resp.json()["share_replica"].clone();
+    assert_eq!(created["replica_state"], Value::Null, "{created}");
+    assert_eq!(created["status"], "creating");
+    assert_eq!(created["metadata"], json!({"a": "1"}));
+    let secondary = created["id"].as_str().unwrap().to_owned();
+    app.settle().await;
+
+    // Detail views at 2.95 carry each replica's own metadata.
+    let body = app
+        .get(&format!("/v2/share-replicas/detail?share_id={share}"))
+        .version("2.95")
+        .send()
+        .await
+        .json();
+    let replicas = list(&body);
+    assert_eq!(replicas.len(), 2, "{body}");
+    for replica in replicas {
+        let expected = if replica["id"] == secondary.as_str() {
+            json!({"a": "1"})
+        } else {
+            json!({})
+        };
+        assert_eq!(replica["metadata"], expected, "{replica}");
+    }
+    let active = replicas
+        .iter()
+        .find(|r| r["replica_state"] == "active")
+        .and_then(|r| r["id"].as_str())
+        .unwrap()
+        .to_owned();
+
+    // Export locations: the replica's own, with its state and zone.
+    let resp = app
+        .get(&format!("/v2/share-replicas/{secondary}/export-locations"))
+        .version("2.87")
+        .send()
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let els = resp.json()["export_locations"].as_array().unwrap().clone();
+    assert!(!els.is_empty());
+    for el in &els {
+        assert_eq!(el["replica_state"], "in_sync", "{el}");
+        assert_eq!(el["availability_zone"], "az2", "{el}");
+        assert_eq!(el["share_instance_id"], secondary.as_str());
+        assert_eq!(el["metadata"], json!({}));
+        assert!(el.get("created_at").is_none());
+    }
+    let el_id = els[0]["id"].as_str().unwrap();
+    let shown = app
+        .get(&format!(
+            "/v2/share-replicas/{secondary}/export-locations/{el_id}"
+        ))
+        .version("2.56")
+        .send()
+        .await;
+    assert_eq!(shown.status, 200, "{}", shown.text());
+    assert!(shown.json()["export_location"]["created_at"].is_string());
+    // Stricter than Manila: a location must belong to the replica in the URL.
+    let resp = app
+        .get(&format!(
+            "/v2/share-replicas/{active}/export-locations/{el_id}"
+        ))
+        .version("2.56")
+        .send()
+        .await;
+    resp.assert_fault(
+        404,
+        "itemNotFound",
+        Some(&format!("Export location {el_id} could not be found.")),
+    );
+
+    // Metadata: merge, item update, replace, delete.
+    let metadata = format!("/v2/share-replicas/{secondary}/metadata");
+    let resp = app
+        .post(&metadata)
+        .version("2.95")
+        .json(&json!({"metadata": {"b": "2"}}))
+        .send()
+        .await;
+    assert_eq!(resp.json(), json!({"metadata": {"b": "2"}}));
+    let all = app.get(&metadata).version("2.95").send().await.json();
+    assert_eq!(all, json!({"metadata": {"a": "1", "b": "2"}}));
+    let resp = app
+        .post(&format!("{metadata}/a"))
+        .version("2.95")
+        .json(&json!({"metadata": {"b": "9"}}))
+        .send()
+        .await;
+    resp.assert_fault(400, "badRequest", Some("Request body and URI mismatch"));
+    let resp = app
+        .post(&format!("{metadata}/a"))
+        .version("2.95")
+        .json(&json!({"metadata": {"a": "9"}}))
+        .send()
+        .await;
+    assert_eq!(resp.json(), json!({"metadata": {"a": "9"}}));
+    let item = app
+        .get(&format!("{metadata}/a"))
+        .version("2.95")
+        .send()
+        .await
+        .json();
+    assert_eq!(item, json!({"meta": {"a": "9"}}));
+    let resp = app
+        .delete(&format!("{metadata}/a"))
+        .version("2.95")
+        .send()
+        .await;
+    assert_eq!(resp.status, 200);
+    let resp = app
+        .delete(&format!("{metadata}/a"))
+        .version("2.95")
+        .send()
+        .await;
+    resp.assert_fault(
+        404,
+        "itemNotFound",
+        Some("MetadataItemNotFound: Metadata item is not found."),
+    );
+    let resp = app
+        .put(&metadata)
+        .version("2.95")
+        .json(&json!({"metadata": null}))
+        .send()
+        .await;
+    assert_eq!(resp.json(), json!({"metadata": {}}));
+    let shown = app
+        .get(&format!("/v2/share-replicas/{secondary}"))
+        .version("2.95")
+        .send()
+        .await
+        .json();
+    assert_eq!(shown["share_replica"]["metadata"], json!({}));
+
+    // Replication history answers a list (admin only).
+    let resp = app
+        .get(&format!(
+            "/v2/share-replicas/{secondary}/replication-history?limit=5"
+        ))
+        .version("2.56")
+        .send()
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(resp.json()["replication_history"].is_array());
+
+    // Promote: the active one is a no-op (200, empty), the secondary is accepted (202).
+    let resp = app
+        .post(&format!("/v2/share-replicas/{active}/action"))
+        .version("2.56")
+        .json(&json!({"promote": null}))
+        .send()
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(resp.text().is_empty());
+    let resp = app
+        .post(&format!("/v2/share-replicas/{secondary}/action"))
+        .version("2.75")
+        .json(&json!({"promote": {"quiesce_wait_time": 5}}))
+        .send()
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    assert_eq!(resp.json()["share_replica"]["status"], "replication_change");
+    app.settle().await;
+
+    // The old active can now be deleted.
+    let resp = app
+        .delete(&format!("/v2/share-replicas/{active}"))
+        .version("2.56")
+        .send()
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    assert!(resp.text().is_empty());
+    app.settle().await;
     app.finish().await;
 }

@@ -1,6 +1,6 @@
 //! Workers that carry out durable operations: the scheduler role places instances on pools
 //! ([`scheduler`]) and each back end of the share role does the back-end work
-//! ([`share_manager`]).
+//! ([`share_manager`], with the replica operations in [`replica_manager`]).
 //!
 //! A worker claims an operation with a compare-and-set and a lease, keeps the lease alive
 //! while the handler runs, then completes it, or records the failure and retries later with
@@ -12,6 +12,7 @@
 //! Tests call [`OperationWorker::run_once`] to process everything queued, instead of
 //! waiting for the loop.
 
+pub mod replica_manager;
 pub mod scheduler;
 pub mod share_manager;
 
@@ -24,7 +25,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
-use crate::{Core, CoreResult};
+use crate::{Core, CoreError, CoreResult};
 
 /// Does the work of one kind of operation.
 #[async_trait]
@@ -125,11 +126,18 @@ impl OperationWorker {
                 .await
                 .map(|_| ()),
             Err(err) => {
-                let give_up = op.attempts >= self.core.config.operations.max_attempts;
-                let backoff = Duration::from_millis(
-                    250 * 2u64.saturating_pow(op.attempts.clamp(0, 16) as u32),
-                )
-                .min(MAX_BACKOFF);
+                // Waiting for another node's per-share lock is not a failed attempt: retry
+                // soon, and never give up on it (the lock's lease bounds the wait).
+                let busy = matches!(err, CoreError::Busy(_));
+                let give_up = !busy && op.attempts >= self.core.config.operations.max_attempts;
+                let backoff = if busy {
+                    self.core.config.operations.poll_interval.min(MAX_BACKOFF)
+                } else {
+                    Duration::from_millis(
+                        250 * 2u64.saturating_pow(op.attempts.clamp(0, 16) as u32),
+                    )
+                    .min(MAX_BACKOFF)
+                };
                 let retry_at = (!give_up)
                     .then(|| now + chrono::Duration::from_std(backoff).unwrap_or_default());
                 warn!(op.id = op.id, error = %err, give_up, "operation {} ({}) failed: {err}", op.id, op.kind);

@@ -5,18 +5,29 @@
 //! and writes the chosen `host@backend#pool` with a compare-and-set together with the
 //! creation operation for that host. No valid host leaves the instance in `error` with a
 //! user message naming the filter that eliminated the last candidate.
+//!
+//! Secondary replicas (spec `replication.md` §8) are scheduled the same way with the
+//! replication side of the request filled in: the active replica's pool (the new one must
+//! share its `replication_domain`), the share's `replication_type`, the type's zones, no
+//! `share_backend_name`, and the pools of every other instance excluded. Their failure
+//! sets `replica_state` `error` too, and their placement enqueues `create_share_replica`
+//! instead of `create_share_instance`. The admin `only_host` hint travels in the
+//! scheduling operation's payload.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use shoal_scheduler::{PoolState, ScheduleRequest};
-use shoal_store::{OperationRow, ServiceFilter, ShareInstanceRow, ShareInstanceUpdate, StoreError};
+use shoal_scheduler::{PoolState, ReplicaRequest, ScheduleRequest};
+use shoal_store::{
+    OperationRow, ServiceFilter, ShareInstanceRow, ShareInstanceUpdate, ShareRow, StoreError,
+};
 use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::OperationHandler;
+use crate::shares::REPLICA_STATE_ACTIVE;
 use crate::{Core, CoreResult, messages, ops};
 
 /// Handler of the scheduler queue.
@@ -85,7 +96,7 @@ impl SchedulerHandler {
             .collect())
     }
 
-    async fn schedule_instance(&self, instance_id: Uuid) -> CoreResult<()> {
+    async fn schedule_instance(&self, instance_id: Uuid, payload: &Value) -> CoreResult<()> {
         let core = &self.core;
         let instance = match core.store.get_share_instance(instance_id).await {
             Ok(instance) => instance,
@@ -96,7 +107,7 @@ impl SchedulerHandler {
             return Ok(()); // already placed (this operation ran before) or no longer wanted
         }
         let share = core.store.get_share(instance.share_id).await?;
-        let extra_specs = match instance.share_type_id.or(share.share_type_id) {
+        let mut extra_specs = match instance.share_type_id.or(share.share_type_id) {
             Some(type_id) => match core.store.get_share_type(type_id).await {
                 Ok(t) => t.extra_specs,
                 Err(StoreError::NotFound(_)) => BTreeMap::new(),
@@ -105,14 +116,22 @@ impl SchedulerHandler {
             None => BTreeMap::new(),
         };
         let siblings = core.store.list_share_instances(share.id).await?;
+        let replication = replica_request(&share, &instance, &siblings);
+        if replication.is_some() {
+            // A replica may land on another back end of the replication domain (§8).
+            extra_specs.remove("share_backend_name");
+        }
+        let is_replica = replication.is_some();
         let request = ScheduleRequest {
             size_gb: u64::try_from(share.size_gb).unwrap_or(0),
             share_proto: share.share_proto.clone(),
             availability_zone: instance.availability_zone.clone(),
-            availability_zones: None,
+            availability_zones: type_availability_zones(&extra_specs),
             extra_specs,
-            replication: None,
-            only_host: None,
+            replication,
+            only_host: only_host_hint(payload),
+            // Every other instance's pool, whatever its state: an errored replica that was
+            // placed still blocks its pool (one replica per pool).
             excluded_hosts: siblings
                 .iter()
                 .filter(|s| s.id != instance.id && !s.host.is_empty())
@@ -127,8 +146,13 @@ impl SchedulerHandler {
                     .iter()
                     .find(|p| p.name == pool_name)
                     .map(|p| p.availability_zone.clone());
+                let kind = if is_replica {
+                    ops::CREATE_SHARE_REPLICA
+                } else {
+                    ops::CREATE_SHARE_INSTANCE
+                };
                 let create = ops::for_instance_host(
-                    ops::CREATE_SHARE_INSTANCE,
+                    kind,
                     instance.id,
                     &pool_name,
                     serde_json::json!({}),
@@ -146,7 +170,7 @@ impl SchedulerHandler {
                     .await
                 {
                     Ok(_) => {
-                        info!(share.id = %share.id, share_instance.id = %instance.id, host = %pool_name, "scheduled share instance {} to {pool_name}", instance.id)
+                        info!(share.id = %share.id, share_instance.id = %instance.id, host = %pool_name, replica = is_replica, "scheduled share instance {} to {pool_name}", instance.id)
                     }
                     Err(StoreError::Conflict(_)) => {} // placed concurrently
                     Err(err) => return Err(err.into()),
@@ -154,22 +178,31 @@ impl SchedulerHandler {
             }
             Err(no_host) => {
                 warn!(share_instance.id = %instance.id, filter = no_host.last_filter, "no valid host for {}: {no_host}", instance.id);
-                self.fail(&instance, &share.project_id, no_host.detail_id())
-                    .await?;
+                self.fail(
+                    &instance,
+                    &share.project_id,
+                    is_replica,
+                    no_host.detail_id(),
+                )
+                .await?;
             }
         }
         Ok(())
     }
 
+    /// No valid host: the instance goes to `error` (a replica also to `replica_state`
+    /// `error`, spec §6.3) and the project gets a message naming the last filter.
     async fn fail(
         &self,
         instance: &ShareInstanceRow,
         project_id: &str,
+        is_replica: bool,
         detail_id: &str,
     ) -> CoreResult<()> {
         let core = &self.core;
         let update = ShareInstanceUpdate {
             status: Some("error".to_owned()),
+            replica_state: is_replica.then(|| Some("error".to_owned())),
             ..Default::default()
         };
         match core
@@ -177,18 +210,15 @@ impl SchedulerHandler {
             .update_share_instance_if(instance.id, &["creating"], update, Vec::new(), core.now())
             .await
         {
-            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Ok(_) => {}
+            // Deleted or no longer creating meanwhile: nothing failed that anyone waits for.
+            Err(StoreError::Conflict(_) | StoreError::NotFound(_)) => return Ok(()),
             Err(err) => return Err(err.into()),
         }
-        let resource_type = if instance.replica_state.is_some() {
-            "SHARE_REPLICA"
+        let (resource_type, resource_id) = if instance.replica_state.is_some() {
+            (messages::RESOURCE_SHARE_REPLICA, instance.id)
         } else {
-            "SHARE"
-        };
-        let resource_id = if resource_type == "SHARE" {
-            instance.share_id
-        } else {
-            instance.id
+            (messages::RESOURCE_SHARE, instance.share_id)
         };
         messages::record(
             core,
@@ -197,10 +227,60 @@ impl SchedulerHandler {
             &resource_id.to_string(),
             messages::ACTION_ALLOCATE_HOST,
             detail_id,
-            "ERROR",
+            messages::LEVEL_ERROR,
         )
         .await
     }
+}
+
+/// The replication side of the request when `instance` is a secondary replica: the share
+/// is replicated and the instance has a `replica_state` (the share's first instance has
+/// none until it is created). The active replica is the first other instance whose
+/// `replica_state` is `active` with a pool; when there is none (deleted meanwhile), its
+/// host is empty, no pool shares its unknown replication domain, and the replica fails
+/// scheduling with the ShareReplication filter rather than being placed as a primary.
+fn replica_request(
+    share: &ShareRow,
+    instance: &ShareInstanceRow,
+    siblings: &[ShareInstanceRow],
+) -> Option<ReplicaRequest> {
+    let replication_type = share
+        .replication_type
+        .as_deref()
+        .filter(|t| !t.is_empty())?;
+    instance.replica_state.as_ref()?;
+    let active_replica_host = siblings
+        .iter()
+        .filter(|s| s.id != instance.id && !s.host.is_empty())
+        .find(|s| s.replica_state.as_deref() == Some(REPLICA_STATE_ACTIVE))
+        .map(|s| s.host.clone())
+        .unwrap_or_default();
+    Some(ReplicaRequest {
+        active_replica_host,
+        replication_type: replication_type.to_owned(),
+    })
+}
+
+/// The type's `availability_zones` extra spec as a list (`None` when unset or empty).
+fn type_availability_zones(extra_specs: &BTreeMap<String, String>) -> Option<Vec<String>> {
+    let azs: Vec<String> = extra_specs
+        .get("availability_zones")?
+        .split(',')
+        .map(str::trim)
+        .filter(|az| !az.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!azs.is_empty()).then_some(azs)
+}
+
+/// The `only_host` hint of a scheduling operation. The API puts it in the payload only for
+/// admins, so it is honoured as given.
+fn only_host_hint(payload: &Value) -> Option<String> {
+    payload
+        .get("only_host")
+        .and_then(Value::as_str)
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
 }
 
 #[async_trait]
@@ -208,7 +288,7 @@ impl OperationHandler for SchedulerHandler {
     async fn handle(&self, op: &OperationRow) -> CoreResult<()> {
         match op.kind.as_str() {
             ops::SCHEDULE_SHARE_INSTANCE => match Uuid::parse_str(&op.target_id) {
-                Ok(id) => self.schedule_instance(id).await,
+                Ok(id) => self.schedule_instance(id, &op.payload).await,
                 Err(_) => Ok(()), // nothing sane to do with a malformed target; drop it
             },
             other => {
@@ -219,5 +299,111 @@ impl OperationHandler for SchedulerHandler {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn share(replication_type: Option<&str>) -> ShareRow {
+        ShareRow {
+            id: Uuid::new_v4(),
+            project_id: "p".to_owned(),
+            user_id: "u".to_owned(),
+            name: None,
+            description: None,
+            size_gb: 1,
+            share_proto: "NFS".to_owned(),
+            share_type_id: None,
+            is_public: false,
+            replication_type: replication_type.map(str::to_owned),
+            snapshot_id: None,
+            share_group_id: None,
+            task_state: None,
+            metadata: BTreeMap::new(),
+            created_at: chrono::Utc::now(),
+            updated_at: None,
+        }
+    }
+
+    fn instance(host: &str, replica_state: Option<&str>) -> ShareInstanceRow {
+        ShareInstanceRow {
+            id: Uuid::new_v4(),
+            share_id: Uuid::nil(),
+            status: "creating".to_owned(),
+            replica_state: replica_state.map(str::to_owned),
+            host: host.to_owned(),
+            availability_zone: None,
+            share_type_id: None,
+            share_network_id: None,
+            share_server_id: None,
+            cast_rules_to_readonly: false,
+            access_rules_status: "active".to_owned(),
+            progress: None,
+            created_at: chrono::Utc::now(),
+            updated_at: None,
+            scheduled_at: None,
+            launched_at: None,
+            terminated_at: None,
+        }
+    }
+
+    #[test]
+    fn secondaries_get_the_active_replica_host() {
+        let active = instance("h@b1#p", Some("active"));
+        let other = instance("h@b2#p", Some("in_sync"));
+        let new = instance("", Some("out_of_sync"));
+        let siblings = vec![other.clone(), active.clone(), new.clone()];
+        let req = replica_request(&share(Some("readable")), &new, &siblings);
+        assert_eq!(
+            req,
+            Some(ReplicaRequest {
+                active_replica_host: "h@b1#p".to_owned(),
+                replication_type: "readable".to_owned(),
+            })
+        );
+    }
+
+    #[test]
+    fn primaries_are_not_replica_requests() {
+        // The first instance of a replicated share has no replica_state yet.
+        let first = instance("", None);
+        let siblings = vec![first.clone()];
+        assert_eq!(replica_request(&share(Some("dr")), &first, &siblings), None);
+        // A share without replication never builds one.
+        let odd = instance("", Some("out_of_sync"));
+        assert_eq!(
+            replica_request(&share(None), &odd, std::slice::from_ref(&odd)),
+            None
+        );
+    }
+
+    #[test]
+    fn secondary_without_active_replica_has_no_active_host() {
+        let new = instance("", Some("out_of_sync"));
+        let errored = instance("h@b1#p", Some("error"));
+        let req = replica_request(&share(Some("dr")), &new, &[errored, new.clone()]);
+        assert_eq!(req.map(|r| r.active_replica_host), Some(String::new()));
+    }
+
+    #[test]
+    fn type_zones_and_only_host() {
+        let specs = |v: &str| BTreeMap::from([("availability_zones".to_owned(), v.to_owned())]);
+        assert_eq!(
+            type_availability_zones(&specs("az1, az2")),
+            Some(vec!["az1".to_owned(), "az2".to_owned()])
+        );
+        assert_eq!(type_availability_zones(&specs("")), None);
+        assert_eq!(type_availability_zones(&BTreeMap::new()), None);
+
+        assert_eq!(
+            only_host_hint(&json!({"only_host": "h@b#p"})).as_deref(),
+            Some("h@b#p")
+        );
+        assert_eq!(only_host_hint(&json!({})), None);
+        assert_eq!(only_host_hint(&json!({"only_host": ""})), None);
+        assert_eq!(only_host_hint(&json!(null)), None);
     }
 }

@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::OperationHandler;
+use super::replica_manager::ReplicaManager;
 use crate::drivers::Backend;
 use crate::ops::{self, DeletePayload, ResizePayload};
 use crate::{Core, CoreResult, messages};
@@ -29,6 +30,8 @@ use crate::{Core, CoreResult, messages};
 pub struct ShareManagerHandler {
     core: Arc<Core>,
     backend: Backend,
+    /// The replica operations of the same back end.
+    replicas: ReplicaManager,
 }
 
 /// Ignore a lost compare-and-set: another run already moved the instance on.
@@ -49,10 +52,16 @@ fn status(status: &str) -> ShareInstanceUpdate {
 impl ShareManagerHandler {
     /// Handler for `backend`.
     pub fn new(core: Arc<Core>, backend: Backend) -> Self {
-        Self { core, backend }
+        let replicas = ReplicaManager::new(core.clone(), backend.clone());
+        Self {
+            core,
+            backend,
+            replicas,
+        }
     }
 
-    fn instance_ref(instance: &ShareInstanceRow, share: &ShareRow) -> ShareInstanceRef {
+    /// The driver's view of an instance (Manila's share instance dict).
+    pub(crate) fn instance_ref(instance: &ShareInstanceRow, share: &ShareRow) -> ShareInstanceRef {
         ShareInstanceRef {
             id: instance.id.to_string(),
             share_id: share.id.to_string(),
@@ -479,6 +488,7 @@ impl OperationHandler for ShareManagerHandler {
                 self.resize(id, resize, kind).await
             }
             ops::UPDATE_ACCESS => self.update_access(id).await,
+            kind if ReplicaManager::handles(kind) => self.replicas.handle(op, id).await,
             other => {
                 warn!(
                     op.id = op.id,

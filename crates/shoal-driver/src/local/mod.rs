@@ -3,10 +3,16 @@
 //! Layout of a pool directory (mode 0700, owned by shoal's user):
 //!
 //! ```text
-//! <pool>/shares/<instance-id>/               the share's data root, mode 0750
-//! <pool>/shares/<instance-id>.meta.json      {"share_id", "size_gb"}: the allocation
+//! <pool>/shares/<instance-id>/               an ACTIVE instance's data root, mode 0750
+//! <pool>/shares/<instance-id>.meta.json      {"share_id", "size_gb", "role"}: the allocation,
+//!                                            for secondaries too
 //! <pool>/shares/<instance-id>.access.json    {"rules": [...]}: the applied access rules
+//! <pool>/shares/<instance-id>.quiesced       the instance is being promoted away from
 //! <pool>/shares/.tmp-*                       work in progress; removed by `do_setup`
+//! <pool>/replicas/<instance-id>/             a SECONDARY replica: the replication engine's
+//!                                            directory (`v<N>/`, `current -> v<N>`, manifests)
+//! <pool>/replicas/<instance-id>.state.json   replica bookkeeping: replication type, source
+//!                                            point of the last clean sync, failed syncs in a row
 //! ```
 //!
 //! What is persisted here and why: the directory is the share; the meta file records the
@@ -16,19 +22,27 @@
 //! applied, so `ensure_share` after a restart and the NFS data plane of a later issue can
 //! read it without the database. Everything else (usage, capacity) is measured.
 //!
+//! Which layout an instance has is read from the directories, never from the database: a
+//! `replicas/<id>` directory makes it a secondary, otherwise a `shares/<id>` directory makes
+//! it an active one. Replication itself (the `replica` submodule) only moves an instance
+//! between the two layouts, through the engine in [`crate::replication`].
+//!
 //! Safety: only instance ids that are canonical lowercase UUIDs are joined into paths, pool
-//! names are looked up among the configured pools and never joined, and a pool, `shares/`
-//! or instance directory that is a symbolic link is refused (deletion and usage walks never
-//! follow links). The pool directory is private to shoal, so these checks guard against
-//! mistakes and stray links rather than a hostile user racing the driver.
+//! names are looked up among the configured pools and never joined, and a pool, `shares/`,
+//! `replicas/` or instance directory that is a symbolic link is refused (deletion and usage
+//! walks never follow links). The pool directory is private to shoal, so these checks guard
+//! against mistakes and stray links rather than a hostile user racing the driver.
 //!
 //! Crash safety: a share is created as `.tmp-<id>` and renamed into place, its meta file is
 //! written (temporary file, fsync, rename) before that rename, and a deletion first renames the
 //! directory away; so an instance directory, once visible, is complete and sized, and every
-//! half-done step leaves a `.tmp-*` entry that `do_setup` removes.
+//! half-done step leaves a `.tmp-*` entry that `do_setup` removes. `do_setup` leaves
+//! `replicas/` alone: an interrupted sync is resumed by the engine on the next sync.
 //!
 //! Capacity is measured, never configured: total and free space come from `statvfs` of the
 //! pool directory, so two pools on one filesystem each see its full size.
+
+mod replica;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -36,6 +50,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -44,8 +59,8 @@ use serde::{Deserialize, Serialize};
 use crate::fsutil::{self, TMP_PREFIX};
 use crate::{
     AccessRule, AccessRuleResult, BackendInfo, DriverError, ExportLocation, GIB, GIB_BYTES,
-    PoolStats, ShareDriver, ShareInstanceRef, check_protocol, check_resize, effective_rules,
-    round_gb, rules,
+    PoolStats, ReplicaContext, ReplicaRef, ReplicaResult, ShareDriver, ShareInstanceRef,
+    check_protocol, check_resize, effective_rules, round_gb, rules,
 };
 
 /// Mode of a share's root directory: shoal's user owns the data; its group may read it (for
@@ -65,11 +80,66 @@ pub struct LocalPool {
     pub reserved_percentage: u32,
 }
 
+/// How long a secondary whose syncs fail still counts as `in_sync` after its last clean
+/// sync, unless configured.
+pub const REPLICATION_RPO_DEFAULT: Duration = Duration::from_secs(10 * 60);
+
+/// How long a sync pauses at `sync_pause_after_entries` when `sync_pause` is not given.
+pub const SYNC_PAUSE_DEFAULT: Duration = Duration::from_secs(10);
+
+/// The `[backends.local]` table: replication settings of a local back end.
+///
+/// ```toml
+/// [backends.local]
+/// replication_rpo = "10m"
+/// # test knob for kill -9 tests: pause every sync after 100 entries for 30 s
+/// sync_pause_after_entries = 100
+/// sync_pause = "30s"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalOptions {
+    /// Recovery point objective: a secondary whose syncs fail (the active is unreachable)
+    /// stays `in_sync` while its last clean sync reflects the active as of less than this
+    /// long ago, then turns `out_of_sync`.
+    #[serde(with = "humantime_serde")]
+    pub replication_rpo: Duration,
+    /// Test knob (kill -9 tests, never for production): every sync pauses after writing this
+    /// many entries, for `sync_pause`, so a test can kill the process in mid-sync.
+    pub sync_pause_after_entries: Option<u64>,
+    /// How long the pause of `sync_pause_after_entries` lasts (default 10 s).
+    #[serde(with = "humantime_serde")]
+    pub sync_pause: Option<Duration>,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        Self {
+            replication_rpo: REPLICATION_RPO_DEFAULT,
+            sync_pause_after_entries: None,
+            sync_pause: None,
+        }
+    }
+}
+
 /// Driver for directory-backed pools.
 #[derive(Debug, Clone)]
 pub struct LocalDriver {
     info: BackendInfo,
     pools: Vec<LocalPool>,
+    options: LocalOptions,
+}
+
+/// Which layout an instance has on disk (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Role {
+    /// `shares/<id>/`: the data root itself. Meta files written before replication have no
+    /// role and are active.
+    #[default]
+    Active,
+    /// `replicas/<id>/`: an engine directory with published versions.
+    Secondary,
 }
 
 /// Contents of `<id>.meta.json`.
@@ -79,6 +149,9 @@ struct ShareMeta {
     share_id: String,
     /// Allocated size in GiB.
     size_gb: u64,
+    /// Layout of the instance, for operators; the directories are what the driver trusts.
+    #[serde(default)]
+    role: Role,
 }
 
 /// Contents of `<id>.access.json`.
@@ -92,13 +165,52 @@ struct AccessFile {
 #[derive(Debug, Clone)]
 struct Instance {
     id: String,
+    /// Pool name, for [`DriverError::PoolUnavailable`].
+    pool: String,
     /// `<pool>/shares`, checked to be a real directory.
     shares: PathBuf,
     /// `<pool>/shares/<id>`.
     dir: PathBuf,
+    /// `<pool>/replicas`; checked to be a real directory when it exists (a pool set up
+    /// before replication has none until `do_setup` runs).
+    replicas: PathBuf,
+    /// `<pool>/replicas/<id>`, the engine directory of a secondary.
+    replica_root: PathBuf,
 }
 
 impl Instance {
+    fn state_name(&self) -> String {
+        format!("{}.state.json", self.id)
+    }
+
+    fn quiesced_name(&self) -> String {
+        format!("{}.quiesced", self.id)
+    }
+
+    /// Whether `replicas/<id>` exists (a secondary); a symbolic link or a file in its place
+    /// is an error, never followed.
+    fn replica_exists(&self) -> Result<bool, DriverError> {
+        real_dir_exists(&self.replica_root)
+    }
+
+    /// The instance's layout, `None` when it does not exist on the back end.
+    fn layout(&self) -> Result<Option<Role>, DriverError> {
+        if self.replica_exists()? {
+            Ok(Some(Role::Secondary))
+        } else if self.exists()? {
+            Ok(Some(Role::Active))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Fails with [`DriverError::NotFound`] unless the instance exists in either layout.
+    fn require_any(&self) -> Result<Role, DriverError> {
+        self.layout()?.ok_or_else(|| DriverError::NotFound {
+            share_instance_id: self.id.clone(),
+        })
+    }
+
     fn meta_name(&self) -> String {
         format!("{}.meta.json", self.id)
     }
@@ -121,47 +233,29 @@ impl Instance {
     /// Whether the instance directory exists; a symbolic link or a file in its place is an
     /// error, never followed.
     fn exists(&self) -> Result<bool, DriverError> {
-        match fs::symlink_metadata(&self.dir) {
-            Ok(meta) if meta.is_dir() => Ok(true),
-            Ok(_) => Err(DriverError::Other(anyhow::anyhow!(
-                "{} exists but is not a directory (a symbolic link?); refusing to use it",
-                self.dir.display()
-            ))),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(err) => Err(io_error(err, format!("inspecting {}", self.dir.display()))),
-        }
-    }
-
-    /// Fails with [`DriverError::NotFound`] unless the instance directory exists.
-    fn require(&self) -> Result<(), DriverError> {
-        if self.exists()? {
-            Ok(())
-        } else {
-            Err(DriverError::NotFound {
-                share_instance_id: self.id.clone(),
-            })
-        }
+        real_dir_exists(&self.dir)
     }
 
     fn read_meta(&self) -> Result<Option<ShareMeta>, DriverError> {
         read_json(&self.shares.join(self.meta_name()))
     }
 
-    fn write_meta(&self, share_id: &str, size_gb: u64) -> Result<(), DriverError> {
+    fn write_meta(&self, share_id: &str, size_gb: u64, role: Role) -> Result<(), DriverError> {
         let meta = ShareMeta {
             share_id: share_id.to_owned(),
             size_gb,
+            role,
         };
         write_json(&self.shares, &self.meta_name(), &meta)
     }
 
     /// The allocated size: the meta file's, or the caller's when the file was lost (it is
     /// rewritten then, the database being the source of truth for sizes).
-    fn size_gb(&self, share: &ShareInstanceRef) -> Result<u64, DriverError> {
+    fn size_gb(&self, share: &ShareInstanceRef, role: Role) -> Result<u64, DriverError> {
         match self.read_meta()? {
             Some(meta) => Ok(meta.size_gb),
             None => {
-                self.write_meta(&share.share_id, share.size_gb)?;
+                self.write_meta(&share.share_id, share.size_gb, role)?;
                 Ok(share.size_gb)
             }
         }
@@ -170,8 +264,12 @@ impl Instance {
 
 impl LocalDriver {
     /// Builds the driver; nothing touches the disk until `do_setup`.
-    pub fn new(info: BackendInfo, pools: Vec<LocalPool>) -> Self {
-        Self { info, pools }
+    pub fn new(info: BackendInfo, pools: Vec<LocalPool>, options: LocalOptions) -> Self {
+        Self {
+            info,
+            pools,
+            options,
+        }
     }
 
     /// The access rules last recorded for `share` (empty when none were applied). The NFS data
@@ -182,7 +280,7 @@ impl LocalDriver {
     ) -> Result<Vec<AccessRule>, DriverError> {
         let instance = self.instance(share)?;
         blocking(move || {
-            instance.require()?;
+            instance.require_any()?;
             Ok(
                 read_json::<AccessFile>(&instance.shares.join(instance.access_name()))?
                     .unwrap_or_default()
@@ -222,34 +320,43 @@ impl LocalDriver {
         for dir in [&pool.path, &shares] {
             fsutil::require_real_dir(dir).map_err(|e| Self::pool_unavailable(pool, e))?;
         }
+        let replicas = pool.path.join("replicas");
+        if fs::symlink_metadata(&replicas).is_ok() {
+            fsutil::require_real_dir(&replicas).map_err(|e| Self::pool_unavailable(pool, e))?;
+        }
         Ok(Instance {
             id: share.id.clone(),
+            pool: pool.name.clone(),
             dir: shares.join(&share.id),
             shares,
+            replica_root: replicas.join(&share.id),
+            replicas,
         })
     }
 
-    /// The one export location of an instance: `local://<host><absolute path>`. The path is
+    /// Export locations of an active instance: `local://<host><absolute path>` of its data
+    /// root, once preferred for clients and once admin-only. The admin-only one is how a
+    /// secondary's back end finds the data to sync from, so every active has one. The path is
     /// canonical so it stays the same across restarts whatever the working directory.
     fn export_locations(
         host: &str,
         instance: &Instance,
     ) -> Result<Vec<ExportLocation>, DriverError> {
-        let shares = fs::canonicalize(&instance.shares)
-            .map_err(|e| io_error(e, format!("resolving {}", instance.shares.display())))?;
-        let dir = shares.join(&instance.id);
-        let path = dir.to_str().ok_or_else(|| {
-            DriverError::Other(anyhow::anyhow!(
-                "pool path {} is not valid UTF-8",
-                shares.display()
-            ))
-        })?;
-        Ok(vec![ExportLocation {
-            path: format!("local://{host}{path}"),
-            is_admin_only: false,
-            preferred: true,
-            metadata: BTreeMap::new(),
-        }])
+        let path = location_path(host, &instance.shares, &instance.id)?;
+        Ok(vec![
+            ExportLocation {
+                path: path.clone(),
+                is_admin_only: false,
+                preferred: true,
+                metadata: BTreeMap::new(),
+            },
+            ExportLocation {
+                path,
+                is_admin_only: true,
+                preferred: false,
+                metadata: BTreeMap::new(),
+            },
+        ])
     }
 
     /// Pool statistics. Free space is `min(real free space, total − allocated)`, with
@@ -292,9 +399,16 @@ fn setup_pool(pool: &LocalPool) -> io::Result<()> {
         )));
     }
     let shares = pool.path.join("shares");
+    let replicas = pool.path.join("replicas");
     fs::create_dir_all(&shares)?;
     fsutil::require_real_dir(&pool.path)?;
     fsutil::require_real_dir(&shares)?;
+    // Only created: what is inside belongs to the replication engine, which resumes or
+    // discards its own leftovers on the next sync.
+    match fs::create_dir(&replicas) {
+        Err(err) if err.kind() != io::ErrorKind::AlreadyExists => return Err(err),
+        _ => fsutil::require_real_dir(&replicas)?,
+    }
     fs::set_permissions(&pool.path, fs::Permissions::from_mode(POOL_DIR_MODE))?;
     for entry in fs::read_dir(&shares)? {
         let entry = entry?;
@@ -315,10 +429,16 @@ fn create(
     instance: &Instance,
     share: &ShareInstanceRef,
 ) -> Result<Vec<ExportLocation>, DriverError> {
+    if instance.replica_exists()? {
+        return Err(DriverError::InvalidInput(format!(
+            "share instance {} is a secondary replica on this back end",
+            instance.id
+        )));
+    }
     if instance.exists()? {
         // A retried create (or one racing another): make sure the size is recorded, then
         // answer as the first create did.
-        instance.size_gb(share)?;
+        instance.size_gb(share, Role::Active)?;
         return LocalDriver::export_locations(host, instance);
     }
     let creating = instance.creating();
@@ -332,7 +452,7 @@ fn create(
     fs::set_permissions(&creating, fs::Permissions::from_mode(SHARE_DIR_MODE))
         .map_err(|e| io_error(e, context()))?;
     // The size goes first: an instance directory that is visible always has its meta file.
-    instance.write_meta(&share.share_id, share.size_gb)?;
+    instance.write_meta(&share.share_id, share.size_gb, Role::Active)?;
     if let Err(err) = fs::rename(&creating, &instance.dir) {
         // Someone else put the instance in place meanwhile: theirs stands.
         if !instance.exists()? {
@@ -345,8 +465,11 @@ fn create(
     LocalDriver::export_locations(host, instance)
 }
 
+/// Deletes an instance in whichever layout it has (the share manager may delete a secondary
+/// through `delete_share` as well as through `delete_replica`), with every file beside it.
 fn delete(instance: &Instance) -> Result<(), DriverError> {
     let context = || format!("deleting {}", instance.dir.display());
+    replica::remove_secondary(instance)?;
     let deleting = instance.deleting();
     fsutil::remove_any(&deleting).map_err(|e| io_error(e, context()))?;
     if instance.exists()? {
@@ -357,6 +480,7 @@ fn delete(instance: &Instance) -> Result<(), DriverError> {
     for path in [
         instance.shares.join(instance.meta_name()),
         instance.shares.join(instance.access_name()),
+        instance.shares.join(instance.quiesced_name()),
         instance.creating(),
         deleting,
     ] {
@@ -373,21 +497,25 @@ fn resize(
     new_size_gb: u64,
     extend: bool,
 ) -> Result<(), DriverError> {
-    instance.require()?;
-    let current = instance.size_gb(share)?;
+    let role = instance.require_any()?;
+    let current = instance.size_gb(share, role)?;
     check_resize(current, new_size_gb, extend)?;
     if !extend {
-        let used_bytes = usage(instance)?;
+        let used_bytes = usage(instance, role)?;
         if used_bytes > new_size_gb.saturating_mul(GIB_BYTES) {
             return Err(DriverError::ShrinkBelowUsage { used_bytes });
         }
     }
-    instance.write_meta(&share.share_id, new_size_gb)
+    instance.write_meta(&share.share_id, new_size_gb, role)
 }
 
-fn usage(instance: &Instance) -> Result<u64, DriverError> {
-    fsutil::tree_usage_bytes(&instance.dir)
-        .map_err(|e| io_error(e, format!("measuring {}", instance.dir.display())))
+/// Bytes an instance holds: its data root's, or for a secondary its published version's.
+fn usage(instance: &Instance, role: Role) -> Result<u64, DriverError> {
+    match role {
+        Role::Active => fsutil::tree_usage_bytes(&instance.dir)
+            .map_err(|e| io_error(e, format!("measuring {}", instance.dir.display()))),
+        Role::Secondary => replica::published_usage_bytes(instance),
+    }
 }
 
 /// Validates every rule and records the valid ones. The local back end has no data plane
@@ -399,7 +527,7 @@ fn update_access(
     add: &[AccessRule],
     delete: &[AccessRule],
 ) -> Result<BTreeMap<String, AccessRuleResult>, DriverError> {
-    instance.require()?;
+    instance.require_any()?;
     let mut results = BTreeMap::new();
     let mut applied = Vec::new();
     for rule in effective_rules(all_rules, add, delete) {
@@ -440,6 +568,34 @@ async fn blocking<T: Send + 'static>(
 
 fn io_error(err: io::Error, context: String) -> DriverError {
     DriverError::Other(anyhow::Error::from(err).context(context))
+}
+
+/// Whether `path` is a directory; a symbolic link or a file in its place is an error, never
+/// followed.
+fn real_dir_exists(path: &Path) -> Result<bool, DriverError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(true),
+        Ok(_) => Err(DriverError::Other(anyhow::anyhow!(
+            "{} exists but is not a directory (a symbolic link?); refusing to use it",
+            path.display()
+        ))),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(io_error(err, format!("inspecting {}", path.display()))),
+    }
+}
+
+/// `local://<host><canonical dir>/<name>`: the form of every export location of this driver.
+fn location_path(host: &str, dir: &Path, name: &str) -> Result<String, DriverError> {
+    let canonical =
+        fs::canonicalize(dir).map_err(|e| io_error(e, format!("resolving {}", dir.display())))?;
+    let path = canonical.join(name);
+    let path = path.to_str().ok_or_else(|| {
+        DriverError::Other(anyhow::anyhow!(
+            "pool path {} is not valid UTF-8",
+            canonical.display()
+        ))
+    })?;
+    Ok(format!("local://{host}{path}"))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, DriverError> {
@@ -552,10 +708,16 @@ impl ShareDriver for LocalDriver {
     ) -> Result<Vec<ExportLocation>, DriverError> {
         let instance = self.instance(share)?;
         let (host, share) = (self.info.host.clone(), share.clone());
+        let fallback_type = self.info.replication_type.clone();
         blocking(move || {
-            instance.require()?;
-            instance.size_gb(&share)?;
-            LocalDriver::export_locations(&host, &instance)
+            let role = instance.require_any()?;
+            instance.size_gb(&share, role)?;
+            match role {
+                Role::Active => LocalDriver::export_locations(&host, &instance),
+                Role::Secondary => {
+                    replica::ensure_secondary(&host, &instance, fallback_type.as_deref())
+                }
+            }
         })
         .await
     }
@@ -575,10 +737,40 @@ impl ShareDriver for LocalDriver {
     async fn get_share_usage_bytes(&self, share: &ShareInstanceRef) -> Result<u64, DriverError> {
         let instance = self.instance(share)?;
         blocking(move || {
-            instance.require()?;
-            usage(&instance)
+            let role = instance.require_any()?;
+            usage(&instance, role)
         })
         .await
+    }
+
+    async fn create_replica(
+        &self,
+        replica: &ReplicaRef,
+        ctx: &ReplicaContext<'_>,
+    ) -> Result<ReplicaResult, DriverError> {
+        self.create_replica_impl(replica, ctx).await
+    }
+
+    async fn delete_replica(&self, replica: &ReplicaRef) -> Result<(), DriverError> {
+        let instance = self.instance(&replica.instance)?;
+        blocking(move || delete(&instance)).await
+    }
+
+    async fn promote_replica(
+        &self,
+        replica: &ReplicaRef,
+        ctx: &ReplicaContext<'_>,
+        quiesce_wait: Option<Duration>,
+    ) -> Result<ReplicaResult, DriverError> {
+        self.promote_replica_impl(replica, ctx, quiesce_wait).await
+    }
+
+    async fn update_replica_state(
+        &self,
+        replica: &ReplicaRef,
+        ctx: &ReplicaContext<'_>,
+    ) -> Result<ReplicaResult, DriverError> {
+        self.update_replica_state_impl(replica, ctx).await
     }
 }
 
@@ -603,6 +795,7 @@ mod tests {
                 path: dir.join("pool1"),
                 reserved_percentage: 5,
             }],
+            LocalOptions::default(),
         )
     }
 
@@ -734,14 +927,24 @@ mod tests {
         let driver = ready(dir.path()).await;
         let locations = driver.create_share(&share(ID)).await.unwrap();
         let canonical = fs::canonicalize(shares_dir(dir.path()).join(ID)).unwrap();
+        let path = format!("local://node1{}", canonical.display());
+        // Once for clients, once admin-only: the latter is how a replica finds its source.
         assert_eq!(
             locations,
-            [ExportLocation {
-                path: format!("local://node1{}", canonical.display()),
-                is_admin_only: false,
-                preferred: true,
-                metadata: BTreeMap::new(),
-            }]
+            [
+                ExportLocation {
+                    path: path.clone(),
+                    is_admin_only: false,
+                    preferred: true,
+                    metadata: BTreeMap::new(),
+                },
+                ExportLocation {
+                    path,
+                    is_admin_only: true,
+                    preferred: false,
+                    metadata: BTreeMap::new(),
+                }
+            ]
         );
         assert!(locations[0].path.starts_with("local://node1/"));
     }

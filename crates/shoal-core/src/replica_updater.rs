@@ -1,0 +1,109 @@
+//! The periodic replica refresh of the share role (Manila's
+//! `periodic_share_replica_update`): every `periodic.replica_state_update_interval`
+//! (default 300 s, as Manila) each back end of this node queues an `update_share_replica`
+//! operation for each of its replicas that is not active, not busy (transitional status)
+//! and not `error_deleting`. The operation then syncs the replica from the active one and
+//! stores the state the driver reports ([`crate::workers::replica_manager`]).
+//!
+//! Nothing is persisted here but the operations. The task does not call drivers itself, so
+//! the sync runs under the share lock with the operation worker's lease and retries like
+//! any other operation. A replica that still has an unfinished update operation gets no
+//! second one, so a slow back end does not pile them up.
+//!
+//! Tests call [`ReplicaUpdater::run_once`] instead of waiting for the interval.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use shoal_store::{NewOperation, OperationState};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::drivers::Backend;
+use crate::ops::{self, UpdateReplicaPayload};
+use crate::workers::replica_manager::skips_update;
+use crate::{Core, CoreResult};
+
+/// Trigger recorded for syncs this task asks for.
+const TRIGGER_PERIODIC: &str = "periodic";
+
+/// The periodic replica refresh of this node's back ends.
+pub struct ReplicaUpdater {
+    core: Arc<Core>,
+    backends: Vec<Backend>,
+}
+
+impl ReplicaUpdater {
+    /// Refresh task for `backends` (empty unless the share role runs).
+    pub fn new(core: Arc<Core>, backends: Vec<Backend>) -> Self {
+        Self { core, backends }
+    }
+
+    /// One pass: queues an update for every replica of this node's back ends that needs
+    /// one and has none pending, wakes the workers, and returns how many were queued.
+    pub async fn run_once(&self) -> CoreResult<usize> {
+        if self.backends.is_empty() {
+            return Ok(0);
+        }
+        let store = &self.core.store;
+        let mut pending = BTreeSet::new();
+        for state in [OperationState::Pending, OperationState::Running] {
+            pending.extend(
+                store
+                    .list_operations(Some(state))
+                    .await?
+                    .into_iter()
+                    .filter(|op| op.kind == ops::UPDATE_SHARE_REPLICA)
+                    .map(|op| op.target_id),
+            );
+        }
+        let mut queued = 0;
+        for backend in &self.backends {
+            for instance in store
+                .list_share_instances_on_host(&backend.service_host)
+                .await?
+            {
+                if skips_update(&instance) || pending.contains(&instance.id.to_string()) {
+                    continue;
+                }
+                let payload = serde_json::to_value(UpdateReplicaPayload {
+                    trigger: TRIGGER_PERIODIC.to_owned(),
+                })
+                .map_err(anyhow::Error::from)?;
+                store
+                    .insert_operation(NewOperation {
+                        kind: ops::UPDATE_SHARE_REPLICA.to_owned(),
+                        target_id: instance.id.to_string(),
+                        host: Some(backend.service_host.clone()),
+                        payload,
+                        now: self.core.now(),
+                    })
+                    .await?;
+                queued += 1;
+            }
+        }
+        if queued > 0 {
+            debug!(queued, "queued {queued} periodic replica updates");
+            self.core.wake_workers();
+        }
+        Ok(queued)
+    }
+
+    /// Runs [`Self::run_once`] every `replica_state_update_interval` until cancelled. The
+    /// first pass waits one interval: replicas were just created or checked at start-up.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let period = self.core.config.periodic.replica_state_update_interval;
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    if let Err(err) = self.run_once().instrument(info_span!("replica_update")).await {
+                        warn!(error = %err, "periodic replica update failed: {err}");
+                    }
+                }
+                _ = cancel.cancelled() => return,
+            }
+        }
+    }
+}

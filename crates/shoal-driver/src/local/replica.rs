@@ -1,0 +1,1557 @@
+//! Replica calls of the `local` driver: creating a secondary, keeping it in sync, promoting
+//! it, demoting a former active, deleting either.
+//!
+//! A secondary lives in `<pool>/replicas/<id>/`, a directory of the replication engine
+//! ([`crate::replication::ReplicaDir`]): complete published versions and a `current` link
+//! to the newest. The engine moves data; this module decides what to sync from, when, and
+//! what state the replica is in.
+//!
+//! Sync source: the active replica's admin-only export location `local://<host><path>`
+//! names its data root (`<pool>/shares/<active-id>`). Only this host's paths are read;
+//! cross-host replication needs a transport that does not exist yet.
+//!
+//! Persisted in `<pool>/replicas/<id>.state.json` and why: the replication type (so
+//! `ensure_share` after a restart answers the right export locations without the database),
+//! the source point of the last clean sync, and the number of failed syncs in a row. The last
+//! two make the reported state a fact about the data rather than about the last call: a
+//! secondary whose active is unreachable stays `in_sync` while its last clean sync is newer
+//! than the configured RPO, then turns `out_of_sync`, and `error` after
+//! [`FAILED_SYNCS_FOR_ERROR`] failed syncs in a row.
+//!
+//! Role changes: promotion turns the published version into `shares/<id>` (the engine's
+//! `promote_into`); the former active, on its own back end, is demoted on its next
+//! `update_replica_state` by handing its tree to the engine (`adopt`), so the first sync
+//! after a promotion sends only differences. Every step is idempotent, so an operation
+//! retried after a crash finishes the job.
+//!
+//! Quiescing: promotion writes `<pool>/shares/<active-id>.quiesced` when the active lives in
+//! one of this driver's pools. Nothing serves a local share to clients yet, so there are no
+//! writers to drain and `quiesce_wait` is not waited for; the NFS data plane will refuse
+//! writes to a quiesced share and acknowledge within that bound.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Instance, LocalDriver, Role, SYNC_PAUSE_DEFAULT, blocking, io_error, location_path, read_json,
+    write_json,
+};
+use crate::fsutil;
+use crate::replication::{ReplicaDir, SyncError, SyncOptions, SyncReport};
+use crate::{
+    DriverError, ExportLocation, ReplicaContext, ReplicaRef, ReplicaResult, ShareInstanceRef,
+    SyncRecord, check_protocol,
+};
+
+/// Failed syncs in a row after which a secondary is reported in `error`.
+pub(crate) const FAILED_SYNCS_FOR_ERROR: u32 = 3;
+
+/// Scheme of every export location of the local driver.
+const LOCAL_SCHEME: &str = "local://";
+
+/// Contents of `replicas/<id>.state.json`.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct ReplicaBook {
+    /// `readable` or `dr`: decides the export locations and the read-only bits.
+    replication_type: Option<String>,
+    /// Source point of the last clean sync: the newest moment the secondary is known to equal
+    /// the active.
+    last_clean_source_point: Option<DateTime<Utc>>,
+    /// Syncs that failed in a row because the active was unreachable.
+    consecutive_failures: u32,
+}
+
+impl ReplicaBook {
+    /// Records a sync that read the whole source and returns the replica's state.
+    fn record_sync(&mut self, report: &SyncReport, rpo: Duration) -> &'static str {
+        self.consecutive_failures = 0;
+        if report.clean {
+            self.last_clean_source_point = Some(report.source_point);
+            "in_sync"
+        } else {
+            // Complete but not a point-in-time copy: only the last clean one counts.
+            self.state(report.finished_at, rpo)
+        }
+    }
+
+    /// Records a sync that could not read the source and returns the replica's state.
+    fn record_failure(&mut self, now: DateTime<Utc>, rpo: Duration) -> &'static str {
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        self.state(now, rpo)
+    }
+
+    /// The state the facts support at `now`.
+    fn state(&self, now: DateTime<Utc>, rpo: Duration) -> &'static str {
+        if self.consecutive_failures >= FAILED_SYNCS_FOR_ERROR {
+            return "error";
+        }
+        let rpo = TimeDelta::from_std(rpo).unwrap_or(TimeDelta::MAX);
+        match self.last_clean_source_point {
+            Some(point) if now.signed_duration_since(point) < rpo => "in_sync",
+            _ => "out_of_sync",
+        }
+    }
+}
+
+/// What the replica calls need besides the instance, cloned into blocking tasks.
+#[derive(Debug, Clone)]
+struct Job {
+    host: String,
+    share: ShareInstanceRef,
+    replication_type: String,
+    opts: SyncOptions,
+    rpo: Duration,
+}
+
+impl LocalDriver {
+    /// Sync options for a share of `replication_type`, with the configured test pause.
+    fn sync_options(&self, replication_type: &str) -> SyncOptions {
+        SyncOptions {
+            read_only: replication_type == "readable",
+            pause_after_entries: self.options.sync_pause_after_entries.map(|entries| {
+                (
+                    entries,
+                    self.options.sync_pause.unwrap_or(SYNC_PAUSE_DEFAULT),
+                )
+            }),
+            ..SyncOptions::default()
+        }
+    }
+
+    fn job(&self, replica: &ReplicaRef, ctx: &ReplicaContext<'_>) -> Job {
+        Job {
+            host: self.info.host.clone(),
+            share: replica.instance.clone(),
+            replication_type: ctx.replication_type.to_owned(),
+            opts: self.sync_options(ctx.replication_type),
+            rpo: self.options.replication_rpo,
+        }
+    }
+
+    /// The active's data root, from its admin-only `local://` export location (any
+    /// `local://` location of a share created before every active had an admin-only one).
+    /// Only the form is checked here; [`check_source`] looks at the directory.
+    fn source_root(
+        &self,
+        replica: &ReplicaRef,
+        active: &ReplicaRef,
+    ) -> Result<PathBuf, DriverError> {
+        let active_id = &active.instance.id;
+        if !fsutil::is_canonical_uuid(active_id) {
+            return Err(DriverError::InvalidInput(format!(
+                "active replica id {active_id:?} is not a canonical lowercase UUID"
+            )));
+        }
+        if *active_id == replica.instance.id {
+            return Err(DriverError::InvalidInput(format!(
+                "replica {active_id} is the active replica itself"
+            )));
+        }
+        let local = |l: &&ExportLocation| l.path.starts_with(LOCAL_SCHEME);
+        let location = active
+            .export_locations
+            .iter()
+            .filter(local)
+            .find(|l| l.is_admin_only)
+            .or_else(|| active.export_locations.iter().find(local))
+            .ok_or_else(|| {
+                DriverError::InvalidInput(format!(
+                    "active replica {active_id} has no local:// export location to sync from"
+                ))
+            })?;
+        let rest = &location.path[LOCAL_SCHEME.len()..];
+        let slash = rest.find('/').ok_or_else(|| {
+            DriverError::InvalidInput(format!(
+                "export location {:?} of active replica {active_id} has no absolute path",
+                location.path
+            ))
+        })?;
+        let (host, path) = rest.split_at(slash);
+        if host != self.info.host {
+            return Err(DriverError::InvalidInput(format!(
+                "cross-host replication is not supported yet: the active replica {active_id} is \
+                 on host {host:?}, this back end is on {:?}",
+                self.info.host
+            )));
+        }
+        let path = PathBuf::from(path);
+        // The path must be an active's data root, `<pool>/shares/<active-id>`, reached
+        // without `..`: a stray or edited location cannot make the driver copy another tree.
+        let plain = path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+        let is_data_root = path.file_name().is_some_and(|n| n == active_id.as_str())
+            && path
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|n| n == "shares");
+        if !path.is_absolute() || !plain || !is_data_root {
+            return Err(DriverError::InvalidInput(format!(
+                "export location {:?} of active replica {active_id} is not a share data root",
+                location.path
+            )));
+        }
+        Ok(path)
+    }
+
+    /// The active's instance when it lives in one of this driver's pools.
+    fn own_instance(&self, replica: &ReplicaRef) -> Option<Instance> {
+        let ours = format!(
+            "{}@{}#{}",
+            self.info.host, self.info.backend_name, replica.instance.pool
+        );
+        if replica.host != ours {
+            return None;
+        }
+        self.instance(&replica.instance).ok()
+    }
+
+    pub(super) async fn create_replica_impl(
+        &self,
+        replica: &ReplicaRef,
+        ctx: &ReplicaContext<'_>,
+    ) -> Result<ReplicaResult, DriverError> {
+        check_protocol(&replica.instance)?;
+        if replica.instance.size_gb == 0 {
+            return Err(DriverError::InvalidInput(
+                "a share size must be at least 1 GiB".to_owned(),
+            ));
+        }
+        check_replication_type(ctx.replication_type)?;
+        let instance = self.instance(&replica.instance)?;
+        let active = ctx.active.ok_or_else(|| {
+            DriverError::InvalidInput(format!(
+                "share {} has no active replica to copy",
+                replica.instance.share_id
+            ))
+        })?;
+        let source = self.source_root(replica, active)?;
+        let job = self.job(replica, ctx);
+        blocking(move || create_secondary(&instance, &job, &source)).await
+    }
+
+    pub(super) async fn update_replica_state_impl(
+        &self,
+        replica: &ReplicaRef,
+        ctx: &ReplicaContext<'_>,
+    ) -> Result<ReplicaResult, DriverError> {
+        check_replication_type(ctx.replication_type)?;
+        let instance = self.instance(&replica.instance)?;
+        let Some(active) = ctx.active else {
+            // Nothing to sync from (the share manager handles this case before calling).
+            return Ok(ReplicaResult {
+                replica_state: "out_of_sync".to_owned(),
+                export_locations: None,
+                sync: None,
+            });
+        };
+        if active.instance.id == replica.instance.id {
+            return Ok(ReplicaResult {
+                replica_state: "active".to_owned(),
+                export_locations: None,
+                sync: None,
+            });
+        }
+        let source = self.source_root(replica, active)?;
+        let job = self.job(replica, ctx);
+        let stored = replica.export_locations.clone();
+        blocking(move || update_secondary(&instance, &job, &source, &stored)).await
+    }
+
+    pub(super) async fn promote_replica_impl(
+        &self,
+        replica: &ReplicaRef,
+        ctx: &ReplicaContext<'_>,
+        quiesce_wait: Option<Duration>,
+    ) -> Result<ReplicaResult, DriverError> {
+        check_replication_type(ctx.replication_type)?;
+        let instance = self.instance(&replica.instance)?;
+        let active = ctx.active.filter(|a| a.instance.id != replica.instance.id);
+        let source = active.map(|a| self.source_root(replica, a)).transpose()?;
+        // (1) Quiesce the active when it is ours. No data plane serves it yet, so there
+        // are no writers to wait for: `quiesce_wait` bounds nothing today.
+        let _ = quiesce_wait;
+        let quiesced = active.and_then(|a| self.own_instance(a));
+        if let Some(active_instance) = quiesced.clone() {
+            let promoting = replica.instance.id.clone();
+            let marked = blocking(move || write_quiesced(&active_instance, &promoting)).await;
+            if let Err(err) = marked {
+                // The active's pool may be the very thing that failed: promote anyway.
+                tracing::warn!(share_instance.id = %replica.instance.id, error = %err, "could not quiesce the active replica: {err}");
+            }
+        }
+        let job = self.job(replica, ctx);
+        let promote_instance = instance.clone();
+        let result = blocking(move || promote_secondary(&promote_instance, &job, source)).await;
+        if result.is_err()
+            && let Some(active_instance) = quiesced
+        {
+            // The active stays active: let it take writes again.
+            let unquiesce = blocking(move || {
+                fsutil::remove_any(&active_instance.shares.join(active_instance.quiesced_name()))
+                    .map_err(|e| io_error(e, "removing a quiesce marker".to_owned()))
+            })
+            .await;
+            if let Err(err) = unquiesce {
+                tracing::warn!(share_instance.id = %replica.instance.id, error = %err, "could not remove the quiesce marker of the active replica: {err}");
+            }
+        }
+        result
+    }
+}
+
+/// The local back end replicates `readable` and `dr` shares only.
+fn check_replication_type(replication_type: &str) -> Result<(), DriverError> {
+    match replication_type {
+        "readable" | "dr" => Ok(()),
+        "writable" => Err(DriverError::InvalidInput(
+            "the local back end supports readable and dr replication; writable needs the NFS \
+             data plane"
+                .to_owned(),
+        )),
+        other => Err(DriverError::InvalidInput(format!(
+            "unknown replication type {other:?}"
+        ))),
+    }
+}
+
+/// An error of our own pool (replica directory unwritable, pool gone): the replica cannot be
+/// served, which the share manager turns into status `error`.
+fn pool_error(instance: &Instance, err: impl std::fmt::Display) -> DriverError {
+    DriverError::PoolUnavailable {
+        pool: instance.pool.clone(),
+        reason: err.to_string(),
+    }
+}
+
+/// Maps an engine error of a step that does not read the source.
+fn engine_error(instance: &Instance, err: SyncError) -> DriverError {
+    match err {
+        SyncError::Io { .. } => pool_error(instance, err),
+        SyncError::SourceUnavailable { .. } => DriverError::Other(anyhow::Error::from(err)),
+    }
+}
+
+/// Checks the source is a real directory (never following a link) before the engine reads
+/// it; anything else counts as an unavailable source.
+fn check_source(source: &Path) -> Result<(), SyncError> {
+    fsutil::require_real_dir(source).map_err(|err| SyncError::SourceUnavailable {
+        path: source.to_owned(),
+        source: err,
+    })
+}
+
+fn sync(dir: &ReplicaDir, source: &Path, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
+    check_source(source)?;
+    dir.sync_from(source, opts)
+}
+
+/// Creates `replicas/` if a pool set up before replication lacks it.
+fn ensure_replicas_dir(instance: &Instance) -> Result<(), DriverError> {
+    match fs::create_dir(&instance.replicas) {
+        Err(err) if err.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(pool_error(instance, err));
+        }
+        _ => {}
+    }
+    fsutil::require_real_dir(&instance.replicas).map_err(|e| pool_error(instance, e))
+}
+
+fn read_book(instance: &Instance) -> Result<Option<ReplicaBook>, DriverError> {
+    read_json(&instance.replicas.join(instance.state_name()))
+}
+
+fn write_book(instance: &Instance, book: &ReplicaBook) -> Result<(), DriverError> {
+    write_json(&instance.replicas, &instance.state_name(), book)
+        .map_err(|e| pool_error(instance, e))
+}
+
+fn remove_book(instance: &Instance) -> Result<(), DriverError> {
+    fsutil::remove_any(&instance.replicas.join(instance.state_name()))
+        .map_err(|e| pool_error(instance, e))
+}
+
+fn write_quiesced(active: &Instance, promoting: &str) -> Result<(), DriverError> {
+    #[derive(Serialize)]
+    struct Quiesced<'a> {
+        /// The replica being promoted in its place.
+        promoting: &'a str,
+        quiesced_at: DateTime<Utc>,
+    }
+    write_json(
+        &active.shares,
+        &active.quiesced_name(),
+        &Quiesced {
+            promoting,
+            quiesced_at: Utc::now(),
+        },
+    )
+}
+
+/// Export locations of a secondary: none for `dr` (a disaster-recovery copy is not mounted),
+/// for `readable` its `current` link, read-only, once preferred and once admin-only.
+fn secondary_locations(
+    host: &str,
+    instance: &Instance,
+    replication_type: &str,
+) -> Result<Vec<ExportLocation>, DriverError> {
+    if replication_type == "dr" {
+        return Ok(Vec::new());
+    }
+    let path = location_path(
+        host,
+        &instance.replicas,
+        &format!("{}/current", instance.id),
+    )?;
+    let metadata = BTreeMap::from([("access".to_owned(), "ro".to_owned())]);
+    Ok(vec![
+        ExportLocation {
+            path: path.clone(),
+            is_admin_only: false,
+            preferred: true,
+            metadata: metadata.clone(),
+        },
+        ExportLocation {
+            path,
+            is_admin_only: true,
+            preferred: false,
+            metadata,
+        },
+    ])
+}
+
+/// `ensure_share` of a secondary: its export locations, by the replication type it was
+/// created with (the back end's when its bookkeeping was lost).
+pub(super) fn ensure_secondary(
+    host: &str,
+    instance: &Instance,
+    fallback_type: Option<&str>,
+) -> Result<Vec<ExportLocation>, DriverError> {
+    let book = read_book(instance)?.unwrap_or_default();
+    let replication_type = book
+        .replication_type
+        .as_deref()
+        .or(fallback_type)
+        .unwrap_or("readable");
+    secondary_locations(host, instance, replication_type)
+}
+
+/// Bytes of a secondary's published version (0 before its first sync finished).
+pub(super) fn published_usage_bytes(instance: &Instance) -> Result<u64, DriverError> {
+    if !instance.replica_exists()? {
+        return Ok(0);
+    }
+    let dir = ReplicaDir::open(&instance.replica_root).map_err(|e| engine_error(instance, e))?;
+    match dir.published().map_err(|e| engine_error(instance, e))? {
+        Some(published) => fsutil::tree_usage_bytes(&published.path)
+            .map_err(|e| io_error(e, format!("measuring {}", published.path.display()))),
+        None => Ok(0),
+    }
+}
+
+/// Removes a secondary's engine directory and bookkeeping, if any. Idempotent.
+pub(super) fn remove_secondary(instance: &Instance) -> Result<(), DriverError> {
+    if instance.replica_exists()? {
+        let dir =
+            ReplicaDir::open(&instance.replica_root).map_err(|e| engine_error(instance, e))?;
+        // The engine restores write bits of read-only versions before removing them.
+        dir.remove().map_err(|e| engine_error(instance, e))?;
+    }
+    if fs::symlink_metadata(&instance.replicas).is_ok() {
+        remove_book(instance)?;
+        fsutil::fsync_dir(&instance.replicas).map_err(|e| pool_error(instance, e))?;
+    }
+    Ok(())
+}
+
+/// The record of a sync that read the source.
+fn record_of(report: &SyncReport) -> SyncRecord {
+    let mut details = Vec::new();
+    if !report.published_new_version {
+        details.push("nothing changed".to_owned());
+    }
+    if report.files_renamed > 0 {
+        details.push(format!("{} entries renamed", report.files_renamed));
+    }
+    if report.tampered > 0 {
+        details.push(format!(
+            "{} entries changed in the published version were restored",
+            report.tampered
+        ));
+    }
+    SyncRecord {
+        started_at: report.started_at,
+        finished_at: report.finished_at,
+        source_point: Some(report.source_point),
+        version: report.version,
+        files_total: report.files_total,
+        bytes_total: report.bytes_total,
+        files_transferred: report.files_transferred,
+        bytes_transferred: report.bytes_transferred,
+        files_deleted: report.files_deleted,
+        outcome: if report.clean {
+            "clean"
+        } else {
+            "inconsistent"
+        }
+        .to_owned(),
+        detail: (!details.is_empty()).then(|| details.join("; ")),
+    }
+}
+
+/// The record of a sync that could not read the source.
+fn failed_record(started_at: DateTime<Utc>, version: u64, detail: String) -> SyncRecord {
+    SyncRecord {
+        started_at,
+        finished_at: Utc::now(),
+        source_point: None,
+        version,
+        files_total: 0,
+        bytes_total: 0,
+        files_transferred: 0,
+        bytes_transferred: 0,
+        files_deleted: 0,
+        outcome: "failed".to_owned(),
+        detail: Some(detail),
+    }
+}
+
+fn published_version(dir: &ReplicaDir) -> u64 {
+    dir.published().ok().flatten().map_or(0, |p| p.version)
+}
+
+/// Whether the locations the database holds differ from `wanted` (metadata aside, which the
+/// database may store differently): only then are they replaced, so export location ids
+/// stay stable across periodic updates.
+fn locations_differ(stored: &[ExportLocation], wanted: &[ExportLocation]) -> bool {
+    let key = |l: &ExportLocation| (l.path.clone(), l.is_admin_only, l.preferred);
+    let mut stored: Vec<_> = stored.iter().map(key).collect();
+    let mut wanted: Vec<_> = wanted.iter().map(key).collect();
+    stored.sort();
+    wanted.sort();
+    stored != wanted
+}
+
+fn create_secondary(
+    instance: &Instance,
+    job: &Job,
+    source: &Path,
+) -> Result<ReplicaResult, DriverError> {
+    if instance.exists()? && !instance.replica_exists()? {
+        return Err(DriverError::InvalidInput(format!(
+            "share instance {} is an active share on this back end",
+            instance.id
+        )));
+    }
+    ensure_replicas_dir(instance)?;
+    instance.write_meta(&job.share.share_id, job.share.size_gb, Role::Secondary)?;
+    let mut book = read_book(instance)?.unwrap_or_default();
+    book.replication_type = Some(job.replication_type.clone());
+    write_book(instance, &book)?;
+    let dir = ReplicaDir::open(&instance.replica_root).map_err(|e| engine_error(instance, e))?;
+    let report = match sync(&dir, source, &job.opts) {
+        Ok(report) => report,
+        Err(err @ SyncError::SourceUnavailable { .. }) => {
+            return Err(DriverError::Other(
+                anyhow::Error::from(err).context("cannot copy the active replica"),
+            ));
+        }
+        Err(err) => return Err(pool_error(instance, err)),
+    };
+    let state = book.record_sync(&report, job.rpo);
+    write_book(instance, &book)?;
+    tracing::info!(share_instance.id = %instance.id, version = report.version, "created secondary replica {} (version {})", instance.id, report.version);
+    Ok(ReplicaResult {
+        replica_state: state.to_owned(),
+        export_locations: Some(secondary_locations(
+            &job.host,
+            instance,
+            &job.replication_type,
+        )?),
+        sync: Some(record_of(&report)),
+    })
+}
+
+/// Turns a former active (its data still in `shares/<id>`) into a secondary whose published
+/// version is that data. Returns whether there was anything to demote.
+fn demote_if_needed(instance: &Instance, job: &Job) -> Result<bool, DriverError> {
+    if !instance.exists()? {
+        return Ok(false);
+    }
+    tracing::info!(share_instance.id = %instance.id, "demoting former active replica {}", instance.id);
+    ensure_replicas_dir(instance)?;
+    let size_gb = instance.size_gb(&job.share, Role::Secondary)?;
+    // The role goes first: a crash below leaves a secondary whose data is still in
+    // `shares/<id>`, which the next update demotes again.
+    instance.write_meta(&job.share.share_id, size_gb, Role::Secondary)?;
+    if instance.replica_exists()? {
+        let leftover =
+            ReplicaDir::open(&instance.replica_root).map_err(|e| engine_error(instance, e))?;
+        if leftover
+            .published()
+            .map_err(|e| engine_error(instance, e))?
+            .is_some()
+        {
+            // Both layouts with a published version: a promotion of this replica stopped
+            // after moving its data into `shares/<id>`. Finish it; that tree is the newer.
+            leftover
+                .promote_into(&instance.dir)
+                .map_err(|e| engine_error(instance, e))?;
+        }
+    }
+    let dir = ReplicaDir::open(&instance.replica_root).map_err(|e| engine_error(instance, e))?;
+    let published = dir
+        .adopt(&instance.dir, &job.opts)
+        .map_err(|e| engine_error(instance, e))?;
+    fsutil::remove_any(&instance.shares.join(instance.quiesced_name()))
+        .map_err(|e| pool_error(instance, e))?;
+    write_book(
+        instance,
+        &ReplicaBook {
+            replication_type: Some(job.replication_type.clone()),
+            last_clean_source_point: None,
+            consecutive_failures: 0,
+        },
+    )?;
+    tracing::info!(share_instance.id = %instance.id, version = published.version, "demoted former active replica {} to a secondary (version {})", instance.id, published.version);
+    Ok(true)
+}
+
+fn update_secondary(
+    instance: &Instance,
+    job: &Job,
+    source: &Path,
+    stored: &[ExportLocation],
+) -> Result<ReplicaResult, DriverError> {
+    demote_if_needed(instance, job)?;
+    ensure_replicas_dir(instance)?;
+    // Repairs a lost meta file (the database holds the size).
+    instance.size_gb(&job.share, Role::Secondary)?;
+    let mut book = read_book(instance)?.unwrap_or_default();
+    book.replication_type = Some(job.replication_type.clone());
+    let started_at = Utc::now();
+    let dir = ReplicaDir::open(&instance.replica_root).map_err(|e| engine_error(instance, e))?;
+    let (state, record) = match sync(&dir, source, &job.opts) {
+        Ok(report) => (book.record_sync(&report, job.rpo), record_of(&report)),
+        Err(err @ SyncError::SourceUnavailable { .. }) => {
+            let state = book.record_failure(Utc::now(), job.rpo);
+            tracing::warn!(share_instance.id = %instance.id, failures = book.consecutive_failures, error = %err, "sync of replica {} failed: {err}", instance.id);
+            let record = failed_record(started_at, published_version(&dir), err.to_string());
+            (state, record)
+        }
+        Err(err) => return Err(pool_error(instance, err)),
+    };
+    write_book(instance, &book)?;
+    let wanted = secondary_locations(&job.host, instance, &job.replication_type)?;
+    Ok(ReplicaResult {
+        replica_state: state.to_owned(),
+        export_locations: locations_differ(stored, &wanted).then_some(wanted),
+        sync: Some(record),
+    })
+}
+
+fn promote_secondary(
+    instance: &Instance,
+    job: &Job,
+    source: Option<PathBuf>,
+) -> Result<ReplicaResult, DriverError> {
+    let finish = |sync: Option<SyncRecord>| -> Result<ReplicaResult, DriverError> {
+        let size_gb = instance.size_gb(&job.share, Role::Active)?;
+        instance.write_meta(&job.share.share_id, size_gb, Role::Active)?;
+        for path in [
+            instance.replicas.join(instance.state_name()),
+            instance.shares.join(instance.quiesced_name()),
+        ] {
+            fsutil::remove_any(&path).map_err(|e| pool_error(instance, e))?;
+        }
+        Ok(ReplicaResult {
+            replica_state: "active".to_owned(),
+            export_locations: Some(LocalDriver::export_locations(&job.host, instance)?),
+            sync,
+        })
+    };
+    let has_replica_dir = instance.replica_exists()?;
+    if !has_replica_dir {
+        if instance.exists()? {
+            // A retried promotion that already finished.
+            return finish(None);
+        }
+        return Err(DriverError::NotFound {
+            share_instance_id: instance.id.clone(),
+        });
+    }
+    let dir = ReplicaDir::open(&instance.replica_root).map_err(|e| engine_error(instance, e))?;
+    let record = if instance.exists()? {
+        // An interrupted promotion already moved the data into place; only finish it.
+        None
+    } else {
+        // (2) Final sync, or the last published version when the active is unreachable.
+        let started_at = Utc::now();
+        let outcome = match &source {
+            Some(source) => sync(&dir, source, &job.opts),
+            None => Err(SyncError::SourceUnavailable {
+                path: PathBuf::new(),
+                source: io::Error::other("the share has no other active replica"),
+            }),
+        };
+        match outcome {
+            Ok(report) => Some(record_of(&report)),
+            Err(err @ SyncError::SourceUnavailable { .. }) => {
+                let published = dir
+                    .published()
+                    .map_err(|e| engine_error(instance, e))?
+                    .ok_or_else(|| {
+                        DriverError::Other(anyhow::anyhow!(
+                            "cannot promote replica {}: the active replica is unreachable \
+                             ({err}) and no version was ever synced",
+                            instance.id
+                        ))
+                    })?;
+                let detail = format!(
+                    "promoted from version {} of {}; active unreachable: {err}",
+                    published.version,
+                    published
+                        .source_point
+                        .to_rfc3339_opts(SecondsFormat::Secs, true)
+                );
+                tracing::warn!(share_instance.id = %instance.id, "replica {}: {detail}", instance.id);
+                Some(failed_record(started_at, published.version, detail))
+            }
+            Err(err) => return Err(pool_error(instance, err)),
+        }
+    };
+    // (3) The published version becomes the writable data root.
+    dir.promote_into(&instance.dir)
+        .map_err(|e| engine_error(instance, e))?;
+    tracing::info!(share_instance.id = %instance.id, "promoted replica {} to active", instance.id);
+    finish(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::local::{LocalOptions, LocalPool};
+    use crate::{BackendInfo, ShareDriver};
+
+    const ACTIVE: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+    const SECONDARY: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+    const SHARE: &str = "0f0e0d0c-0b0a-4908-8706-050403020100";
+    /// Small files of [`write_tree`]; 1% of them is two.
+    const SMALL_FILES: usize = 200;
+
+    /// One local back end on host `node1` with a pool `pool1` in its own temp dir.
+    struct Backend {
+        name: &'static str,
+        dir: tempfile::TempDir,
+        driver: LocalDriver,
+    }
+
+    impl Backend {
+        async fn new(name: &'static str) -> Self {
+            Self::with_options(name, LocalOptions::default()).await
+        }
+
+        async fn with_options(name: &'static str, options: LocalOptions) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let driver = driver_on(name, dir.path(), options);
+            driver.do_setup().await.unwrap();
+            Self { name, dir, driver }
+        }
+
+        /// Another driver over the same pool (a restart with other options).
+        fn restarted(&self, options: LocalOptions) -> LocalDriver {
+            driver_on(self.name, self.dir.path(), options)
+        }
+
+        fn pool(&self) -> PathBuf {
+            self.dir.path().join("pool1")
+        }
+
+        fn shares(&self) -> PathBuf {
+            self.pool().join("shares")
+        }
+
+        fn replicas(&self) -> PathBuf {
+            self.pool().join("replicas")
+        }
+
+        fn current(&self, id: &str) -> PathBuf {
+            self.replicas().join(id).join("current")
+        }
+
+        fn replica(
+            &self,
+            id: &str,
+            state: Option<&str>,
+            locations: &[ExportLocation],
+        ) -> ReplicaRef {
+            ReplicaRef {
+                instance: instance(id),
+                host: format!("node1@{}#pool1", self.name),
+                replica_state: state.map(str::to_owned),
+                export_locations: locations.to_vec(),
+            }
+        }
+
+        /// Renames the pool away, as if its disk were gone. `chmod 000` would not stop a
+        /// test running as root, a rename stops everyone.
+        fn lose_pool(&self) -> PathBuf {
+            let gone = self.dir.path().join("pool1.gone");
+            fs::rename(self.pool(), &gone).unwrap();
+            gone
+        }
+
+        fn restore_pool(&self) {
+            fs::rename(self.dir.path().join("pool1.gone"), self.pool()).unwrap();
+        }
+    }
+
+    fn driver_on(name: &str, dir: &Path, options: LocalOptions) -> LocalDriver {
+        LocalDriver::new(
+            BackendInfo {
+                host: "node1".into(),
+                backend_name: name.into(),
+                replication_type: Some("readable".into()),
+                replication_domain: Some("d1".into()),
+            },
+            vec![LocalPool {
+                name: "pool1".into(),
+                path: dir.join("pool1"),
+                reserved_percentage: 0,
+            }],
+            options,
+        )
+    }
+
+    fn instance(id: &str) -> ShareInstanceRef {
+        ShareInstanceRef {
+            id: id.into(),
+            share_id: SHARE.into(),
+            pool: "pool1".into(),
+            size_gb: 1,
+            share_proto: "NFS".into(),
+        }
+    }
+
+    fn ctx<'a>(
+        replication_type: &'a str,
+        active: Option<&'a ReplicaRef>,
+        replicas: &'a [ReplicaRef],
+    ) -> ReplicaContext<'a> {
+        ReplicaContext {
+            replication_type,
+            active,
+            replicas,
+            access_rules: &[],
+        }
+    }
+
+    /// An active share `ACTIVE` on back end `a`, and the reference of a secondary `SECONDARY`
+    /// to be created on back end `b`.
+    async fn setup() -> (Backend, Backend, ReplicaRef, ReplicaRef) {
+        let a = Backend::new("local1").await;
+        let b = Backend::new("local2").await;
+        let locations = a.driver.create_share(&instance(ACTIVE)).await.unwrap();
+        let active = a.replica(ACTIVE, Some("active"), &locations);
+        let secondary = b.replica(SECONDARY, None, &[]);
+        (a, b, active, secondary)
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn set_mtime(path: &Path, time: SystemTime) {
+        fs::File::open(path).unwrap().set_modified(time).unwrap();
+    }
+
+    /// Writes the issue's test tree into `root`: nested directories, empty files, names with
+    /// spaces and unicode, symbolic links (one dangling, one to a directory), varied modes,
+    /// old mtimes, and with `big` a 50 MiB file. Returns the small files.
+    fn write_tree(root: &Path, big: bool) -> Vec<PathBuf> {
+        let dirs = ["docs", "docs/nested/deeper", "naïve café", "with space", ""];
+        for dir in &dirs[..4] {
+            fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        fs::create_dir(root.join("empty dir")).unwrap();
+        let mut small = Vec::new();
+        for i in 0..SMALL_FILES {
+            let path = root
+                .join(dirs[i % dirs.len()])
+                .join(format!("file {i} ✓.txt"));
+            fs::write(&path, format!("content of file {i}\n").repeat(i % 7 + 1)).unwrap();
+            let mode = [0o644, 0o600, 0o755, 0o640][i % 4];
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            set_mtime(&path, at(1_600_000_000 + i as u64));
+            small.push(path);
+        }
+        for empty in ["empty", "docs/empty too"] {
+            fs::write(root.join(empty), b"").unwrap();
+            set_mtime(&root.join(empty), at(1_500_000_000));
+        }
+        if big {
+            let data: Vec<u8> = (0..50u32 * 1024 * 1024)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect();
+            fs::write(root.join("big.bin"), data).unwrap();
+            set_mtime(&root.join("big.bin"), at(1_550_000_000));
+        }
+        std::os::unix::fs::symlink("docs/file 0 ✓.txt", root.join("link to file")).unwrap();
+        std::os::unix::fs::symlink("nowhere/at all", root.join("dangling")).unwrap();
+        std::os::unix::fs::symlink("docs", root.join("dir link")).unwrap();
+        fs::set_permissions(root.join("docs/nested"), fs::Permissions::from_mode(0o700)).unwrap();
+        for (i, dir) in [
+            "docs/nested/deeper",
+            "docs/nested",
+            "docs",
+            "naïve café",
+            "with space",
+            "empty dir",
+            "",
+        ]
+        .iter()
+        .enumerate()
+        {
+            set_mtime(&root.join(dir), at(1_400_000_000 + i as u64));
+        }
+        small
+    }
+
+    /// Asserts `copy` holds exactly `source`'s entries: types, bytes, symlink targets, mtimes
+    /// of files and directories, and modes (without write bits when `read_only`).
+    fn assert_same_tree(source: &Path, copy: &Path, read_only: bool) {
+        let names = |dir: &Path| {
+            let mut names: Vec<_> = fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            names
+        };
+        // `current` is a link to the published version: compare what it points to.
+        let copy = fs::canonicalize(copy).unwrap();
+        let mut stack = vec![(source.to_owned(), copy)];
+        while let Some((src, dst)) = stack.pop() {
+            let (s, d) = (
+                fs::symlink_metadata(&src).unwrap(),
+                fs::symlink_metadata(&dst)
+                    .unwrap_or_else(|e| panic!("{} is missing: {e}", dst.display())),
+            );
+            let what = dst.display();
+            assert_eq!(s.file_type(), d.file_type(), "{what}");
+            if s.file_type().is_symlink() {
+                assert_eq!(
+                    fs::read_link(&src).unwrap(),
+                    fs::read_link(&dst).unwrap(),
+                    "{what}"
+                );
+                continue;
+            }
+            let expected_mode = s.mode() & 0o7777 & if read_only { !0o222 } else { !0 };
+            assert_eq!(d.mode() & 0o7777, expected_mode, "mode of {what}");
+            assert_eq!(
+                (s.mtime(), s.mtime_nsec()),
+                (d.mtime(), d.mtime_nsec()),
+                "mtime of {what}"
+            );
+            if s.is_dir() {
+                assert_eq!(names(&src), names(&dst), "entries of {what}");
+                for name in names(&src) {
+                    stack.push((src.join(&name), dst.join(&name)));
+                }
+            } else {
+                assert_eq!(s.len(), d.len(), "size of {what}");
+                assert!(
+                    fs::read(&src).unwrap() == fs::read(&dst).unwrap(),
+                    "bytes of {what}"
+                );
+            }
+        }
+    }
+
+    /// No file or directory of `root` has a write bit.
+    fn assert_no_write_bits(root: &Path) {
+        let mut stack = vec![fs::canonicalize(root).unwrap()];
+        while let Some(path) = stack.pop() {
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            assert_eq!(meta.mode() & 0o222, 0, "{} is writable", path.display());
+            if meta.is_dir() {
+                for entry in fs::read_dir(&path).unwrap() {
+                    stack.push(entry.unwrap().path());
+                }
+            }
+        }
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn readable_secondary_is_a_read_only_copy_that_follows_the_active() {
+        let (a, b, active, secondary) = setup().await;
+        let data = a.shares().join(ACTIVE);
+        let small = write_tree(&data, true);
+        let replicas = [active.clone(), secondary.clone()];
+        let ctx = ctx("readable", Some(&active), &replicas);
+
+        let created = b.driver.create_replica(&secondary, &ctx).await.unwrap();
+        assert_eq!(created.replica_state, "in_sync");
+        let sync = created.sync.unwrap();
+        assert_eq!(sync.outcome, "clean");
+        assert_eq!(sync.version, 1);
+        assert!(sync.source_point.is_some());
+        assert_eq!(sync.bytes_total, fsutil::tree_usage_bytes(&data).unwrap());
+        assert_same_tree(&data, &b.current(SECONDARY), true);
+        assert_no_write_bits(&b.current(SECONDARY));
+
+        // One read-only location for clients, one for admins, both on `current`.
+        let locations = created.export_locations.unwrap();
+        let current = fs::canonicalize(b.replicas())
+            .unwrap()
+            .join(SECONDARY)
+            .join("current");
+        let path = format!("local://node1{}", current.display());
+        let summary: Vec<_> = locations
+            .iter()
+            .map(|l| {
+                (
+                    l.path.as_str(),
+                    l.is_admin_only,
+                    l.preferred,
+                    l.metadata["access"].as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (path.as_str(), false, true, "ro"),
+                (path.as_str(), true, false, "ro")
+            ]
+        );
+        assert_eq!(
+            b.driver.ensure_share(&secondary.instance).await.unwrap(),
+            locations
+        );
+        assert_eq!(
+            b.driver
+                .get_share_usage_bytes(&secondary.instance)
+                .await
+                .unwrap(),
+            a.driver
+                .get_share_usage_bytes(&active.instance)
+                .await
+                .unwrap()
+        );
+
+        // 1% of the files change: only they are sent.
+        let secondary = b.replica(SECONDARY, Some("in_sync"), &locations);
+        let mut changed_bytes = 0;
+        for path in [&small[10], &small[137]] {
+            let len = fs::metadata(path).unwrap().len() as usize;
+            fs::write(path, "x".repeat(len)).unwrap();
+            set_mtime(path, at(1_700_000_000));
+            changed_bytes += len as u64;
+        }
+        let updated = b
+            .driver
+            .update_replica_state(&secondary, &ctx)
+            .await
+            .unwrap();
+        assert_eq!(updated.replica_state, "in_sync");
+        assert_eq!(updated.export_locations, None, "locations did not change");
+        let sync = updated.sync.unwrap();
+        assert_eq!((sync.outcome.as_str(), sync.version), ("clean", 2));
+        assert_eq!(sync.files_transferred, 2, "{sync:?}");
+        assert!(
+            sync.bytes_transferred > 0 && sync.bytes_transferred <= changed_bytes,
+            "{sync:?}"
+        );
+        assert_eq!(sync.files_deleted, 0);
+        assert_same_tree(&data, &b.current(SECONDARY), true);
+
+        // Nothing changed: nothing sent.
+        let updated = b
+            .driver
+            .update_replica_state(&secondary, &ctx)
+            .await
+            .unwrap();
+        let sync = updated.sync.unwrap();
+        assert_eq!(updated.replica_state, "in_sync");
+        assert_eq!(
+            (sync.files_transferred, sync.bytes_transferred),
+            (0, 0),
+            "{sync:?}"
+        );
+
+        // A file changed behind shoal's back in `current` is undone by the next update.
+        let tampered = b.current(SECONDARY).join("docs/file 0 ✓.txt");
+        fs::set_permissions(&tampered, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&tampered, b"tampered").unwrap();
+        let updated = b
+            .driver
+            .update_replica_state(&secondary, &ctx)
+            .await
+            .unwrap();
+        assert_eq!(updated.replica_state, "in_sync");
+        assert_same_tree(&data, &b.current(SECONDARY), true);
+    }
+
+    #[tokio::test]
+    async fn dr_secondary_has_no_export_locations_and_keeps_modes() {
+        let (a, b, active, secondary) = setup().await;
+        let data = a.shares().join(ACTIVE);
+        write_tree(&data, false);
+        let replicas = [active.clone(), secondary.clone()];
+        let ctx = ctx("dr", Some(&active), &replicas);
+        let created = b.driver.create_replica(&secondary, &ctx).await.unwrap();
+        assert_eq!(created.replica_state, "in_sync");
+        assert_eq!(created.export_locations, Some(Vec::new()));
+        assert_same_tree(&data, &b.current(SECONDARY), false);
+        assert_eq!(
+            b.driver.ensure_share(&secondary.instance).await.unwrap(),
+            []
+        );
+        // A retried create syncs again and sends nothing.
+        let again = b.driver.create_replica(&secondary, &ctx).await.unwrap();
+        assert_eq!(again.replica_state, "in_sync");
+        assert_eq!(again.sync.unwrap().files_transferred, 0);
+        // Resizes follow the share onto its secondaries.
+        b.driver.extend_share(&secondary.instance, 3).await.unwrap();
+        let meta: serde_json::Value = serde_json::from_slice(
+            &fs::read(b.shares().join(format!("{SECONDARY}.meta.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (meta["size_gb"].as_u64(), meta["role"].as_str()),
+            (Some(3), Some("secondary"))
+        );
+    }
+
+    #[tokio::test]
+    async fn promotion_then_demotion_of_the_former_active() {
+        let (a, b, active, secondary) = setup().await;
+        let data = a.shares().join(ACTIVE);
+        let small = write_tree(&data, false);
+        let replicas = [active.clone(), secondary.clone()];
+        let created = b
+            .driver
+            .create_replica(&secondary, &ctx("readable", Some(&active), &replicas))
+            .await
+            .unwrap();
+        let secondary = b.replica(
+            SECONDARY,
+            Some("in_sync"),
+            &created.export_locations.unwrap(),
+        );
+        let replicas = [active.clone(), secondary.clone()];
+
+        // Changed after the last sync: the final sync of the promotion carries it over.
+        fs::write(&small[3], b"written just before the promotion").unwrap();
+        let promoted = b
+            .driver
+            .promote_replica(&secondary, &ctx("readable", Some(&active), &replicas), None)
+            .await
+            .unwrap();
+        assert_eq!(promoted.replica_state, "active");
+        let sync = promoted.sync.unwrap();
+        assert_eq!(sync.outcome, "clean");
+        assert!(sync.files_transferred >= 1, "{sync:?}");
+        let new_data = b.shares().join(SECONDARY);
+        assert_same_tree(&data, &new_data, false);
+        assert!(!b.replicas().join(SECONDARY).exists());
+        assert!(
+            !b.replicas()
+                .join(format!("{SECONDARY}.state.json"))
+                .exists()
+        );
+        let locations = promoted.export_locations.unwrap();
+        assert_eq!(
+            locations,
+            b.driver.ensure_share(&instance(SECONDARY)).await.unwrap()
+        );
+        assert!(locations.iter().any(|l| l.is_admin_only) && locations.iter().any(|l| l.preferred));
+        // The old active is on another back end: this one does not touch its pool.
+        assert!(!a.shares().join(format!("{ACTIVE}.quiesced")).exists());
+        // A retried promotion answers the same.
+        let again = b
+            .driver
+            .promote_replica(&secondary, &ctx("readable", Some(&active), &replicas), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.replica_state.as_str(), again.export_locations),
+            ("active", Some(locations.clone()))
+        );
+
+        // The new active takes writes.
+        fs::write(new_data.join("docs/new file"), b"after the promotion").unwrap();
+        fs::remove_file(new_data.join("with space/file 3 ✓.txt")).unwrap();
+
+        // The former active's back end demotes it and brings it up to date.
+        let new_active = b.replica(SECONDARY, Some("active"), &locations);
+        let old_active = a.replica(ACTIVE, Some("out_of_sync"), &active.export_locations);
+        let replicas = [old_active.clone(), new_active.clone()];
+        let updated = a
+            .driver
+            .update_replica_state(&old_active, &ctx("readable", Some(&new_active), &replicas))
+            .await
+            .unwrap();
+        assert_eq!(updated.replica_state, "in_sync");
+        assert_eq!(updated.sync.unwrap().outcome, "clean");
+        let new_locations = updated
+            .export_locations
+            .expect("locations move to replicas/");
+        assert!(
+            new_locations
+                .iter()
+                .all(|l| l.path.ends_with(&format!("/replicas/{ACTIVE}/current")))
+        );
+        assert!(
+            !a.shares().join(ACTIVE).exists(),
+            "the data moved into the replica"
+        );
+        assert_same_tree(&new_data, &a.current(ACTIVE), true);
+        assert_eq!(
+            a.driver.ensure_share(&instance(ACTIVE)).await.unwrap(),
+            new_locations
+        );
+    }
+
+    #[tokio::test]
+    async fn promotion_within_one_back_end_quiesces_the_active() {
+        let a = Backend::new("local1").await;
+        let locations = a.driver.create_share(&instance(ACTIVE)).await.unwrap();
+        let active = a.replica(ACTIVE, Some("active"), &locations);
+        let secondary = a.replica(SECONDARY, None, &[]);
+        write_tree(&a.shares().join(ACTIVE), false);
+        let replicas = [active.clone(), secondary.clone()];
+        let ctx = ctx("readable", Some(&active), &replicas);
+        a.driver.create_replica(&secondary, &ctx).await.unwrap();
+        let promoted = a
+            .driver
+            .promote_replica(&secondary, &ctx, Some(Duration::from_secs(1)))
+            .await
+            .unwrap();
+        assert_eq!(promoted.replica_state, "active");
+        let marker = a.shares().join(format!("{ACTIVE}.quiesced"));
+        let content: serde_json::Value =
+            serde_json::from_slice(&fs::read(&marker).unwrap()).unwrap();
+        assert_eq!(content["promoting"], SECONDARY);
+
+        // Demoting the former active lifts the marker.
+        let new_active = a.replica(
+            SECONDARY,
+            Some("active"),
+            &promoted.export_locations.unwrap(),
+        );
+        let replicas = [active.clone(), new_active.clone()];
+        a.driver
+            .update_replica_state(&active, &ctx_owned(&new_active, &replicas))
+            .await
+            .unwrap();
+        assert!(!marker.exists());
+        assert_same_tree(&a.shares().join(SECONDARY), &a.current(ACTIVE), true);
+    }
+
+    fn ctx_owned<'a>(active: &'a ReplicaRef, replicas: &'a [ReplicaRef]) -> ReplicaContext<'a> {
+        ctx("readable", Some(active), replicas)
+    }
+
+    #[tokio::test]
+    async fn promotion_with_the_active_gone_uses_the_last_version() {
+        let (a, b, active, secondary) = setup().await;
+        write_tree(&a.shares().join(ACTIVE), false);
+        let replicas = [active.clone(), secondary.clone()];
+        let ctx = ctx("readable", Some(&active), &replicas);
+        b.driver.create_replica(&secondary, &ctx).await.unwrap();
+
+        let gone = a.lose_pool();
+        let promoted = b
+            .driver
+            .promote_replica(&secondary, &ctx, None)
+            .await
+            .unwrap();
+        assert_eq!(promoted.replica_state, "active");
+        let sync = promoted.sync.unwrap();
+        assert_eq!((sync.outcome.as_str(), sync.version), ("failed", 1));
+        let detail = sync.detail.unwrap();
+        assert!(
+            detail.starts_with("promoted from version 1 of "),
+            "{detail}"
+        );
+        assert!(detail.contains("active unreachable"), "{detail}");
+        // Nothing of the last sync is lost, and the data is writable again.
+        assert_same_tree(
+            &gone.join("shares").join(ACTIVE),
+            &b.shares().join(SECONDARY),
+            false,
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_active_keeps_the_state_within_the_rpo_then_errors() {
+        let (a, b, active, secondary) = setup().await;
+        write_tree(&a.shares().join(ACTIVE), false);
+        let replicas = [active.clone(), secondary.clone()];
+        let ctx = ctx("dr", Some(&active), &replicas);
+        b.driver.create_replica(&secondary, &ctx).await.unwrap();
+        a.lose_pool();
+
+        // With a zero RPO, the first failed sync already leaves the replica behind.
+        let strict = b.restarted(LocalOptions {
+            replication_rpo: Duration::ZERO,
+            ..LocalOptions::default()
+        });
+        let updated = strict.update_replica_state(&secondary, &ctx).await.unwrap();
+        assert_eq!(updated.replica_state, "out_of_sync");
+        let sync = updated.sync.unwrap();
+        assert_eq!(
+            (sync.outcome.as_str(), sync.source_point, sync.version),
+            ("failed", None, 1)
+        );
+        assert!(sync.detail.is_some());
+
+        // Within the default 10-minute RPO the last clean sync is recent enough...
+        let updated = b
+            .driver
+            .update_replica_state(&secondary, &ctx)
+            .await
+            .unwrap();
+        assert_eq!(updated.replica_state, "in_sync");
+        // ...until the third failure in a row.
+        let updated = b
+            .driver
+            .update_replica_state(&secondary, &ctx)
+            .await
+            .unwrap();
+        assert_eq!(updated.replica_state, "error");
+        assert_eq!(updated.sync.unwrap().outcome, "failed");
+
+        // The active is back: the next sync succeeds and clears the failures.
+        a.restore_pool();
+        let updated = b
+            .driver
+            .update_replica_state(&secondary, &ctx)
+            .await
+            .unwrap();
+        assert_eq!(updated.replica_state, "in_sync");
+        assert_eq!(updated.sync.unwrap().outcome, "clean");
+    }
+
+    #[tokio::test]
+    async fn own_pool_gone_is_pool_unavailable() {
+        let (a, b, active, secondary) = setup().await;
+        write_tree(&a.shares().join(ACTIVE), false);
+        let replicas = [active.clone(), secondary.clone()];
+        let ctx = ctx("readable", Some(&active), &replicas);
+        b.driver.create_replica(&secondary, &ctx).await.unwrap();
+        b.lose_pool();
+        assert!(matches!(
+            b.driver.update_replica_state(&secondary, &ctx).await,
+            Err(DriverError::PoolUnavailable { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn secondaries_are_deleted_by_either_call_idempotently() {
+        let (a, b, active, secondary) = setup().await;
+        write_tree(&a.shares().join(ACTIVE), false);
+        let replicas = [active.clone(), secondary.clone()];
+        let ctx = ctx("readable", Some(&active), &replicas);
+
+        b.driver.create_replica(&secondary, &ctx).await.unwrap();
+        b.driver
+            .update_access(&secondary.instance, &[], &[], &[])
+            .await
+            .unwrap();
+        b.driver.delete_replica(&secondary).await.unwrap();
+        assert!(names_in(&b.replicas()).is_empty());
+        assert!(names_in(&b.shares()).is_empty());
+        b.driver.delete_replica(&secondary).await.unwrap();
+        assert!(matches!(
+            b.driver.ensure_share(&secondary.instance).await,
+            Err(DriverError::NotFound { .. })
+        ));
+
+        b.driver.create_replica(&secondary, &ctx).await.unwrap();
+        b.driver.delete_share(&secondary.instance).await.unwrap();
+        assert!(names_in(&b.replicas()).is_empty());
+        assert!(names_in(&b.shares()).is_empty());
+        b.driver.delete_share(&secondary.instance).await.unwrap();
+        // The active is untouched.
+        assert!(a.shares().join(ACTIVE).join("docs").is_dir());
+    }
+
+    #[tokio::test]
+    async fn sources_and_types_are_checked_before_anything_is_written() {
+        let (a, b, active, secondary) = setup().await;
+        let replicas = [active.clone(), secondary.clone()];
+        let invalid = |result: Result<ReplicaResult, DriverError>, needle: &str| match result {
+            Err(DriverError::InvalidInput(message)) => {
+                assert!(message.contains(needle), "{message} lacks {needle:?}")
+            }
+            other => panic!("expected InvalidInput with {needle:?}, got {other:?}"),
+        };
+        invalid(
+            b.driver
+                .create_replica(&secondary, &ctx("writable", Some(&active), &replicas))
+                .await,
+            "supports readable and dr replication",
+        );
+        invalid(
+            b.driver
+                .create_replica(&secondary, &ctx("readable", None, &replicas))
+                .await,
+            "no active replica",
+        );
+        let data_root = fs::canonicalize(a.shares().join(ACTIVE)).unwrap();
+        let with_path = |path: String| {
+            let location = ExportLocation {
+                path,
+                is_admin_only: true,
+                preferred: false,
+                metadata: BTreeMap::new(),
+            };
+            a.replica(ACTIVE, Some("active"), &[location])
+        };
+        for (location, needle) in [
+            (
+                format!("local://node2{}", data_root.display()),
+                "cross-host replication is not supported yet",
+            ),
+            ("local://node1".to_owned(), "no absolute path"),
+            (
+                format!("local://node1{}/../{ACTIVE}", data_root.display()),
+                "not a share data root",
+            ),
+            (
+                format!("local://node1{}", a.pool().display()),
+                "not a share data root",
+            ),
+            (
+                format!("local://node1{}", a.replicas().join(ACTIVE).display()),
+                "not a share data root",
+            ),
+            (
+                "10.0.0.1:/exports/share".to_owned(),
+                "no local:// export location",
+            ),
+        ] {
+            let active = with_path(location);
+            let replicas = [active.clone(), secondary.clone()];
+            invalid(
+                b.driver
+                    .create_replica(&secondary, &ctx("readable", Some(&active), &replicas))
+                    .await,
+                needle,
+            );
+            invalid(
+                b.driver
+                    .update_replica_state(&secondary, &ctx("readable", Some(&active), &replicas))
+                    .await,
+                needle,
+            );
+        }
+        let itself = b.replica(SECONDARY, None, &[]);
+        invalid(
+            b.driver
+                .create_replica(&secondary, &ctx("readable", Some(&itself), &replicas))
+                .await,
+            "is the active replica itself",
+        );
+        let mut bad_id = secondary.clone();
+        bad_id.instance.id = "../escape".into();
+        invalid(
+            b.driver
+                .create_replica(&bad_id, &ctx("readable", Some(&active), &replicas))
+                .await,
+            "canonical lowercase UUID",
+        );
+        // Without an active there is nothing to sync from, and nothing is touched.
+        let updated = b
+            .driver
+            .update_replica_state(&secondary, &ctx("readable", None, &replicas))
+            .await
+            .unwrap();
+        assert_eq!(
+            (updated.replica_state.as_str(), updated.sync),
+            ("out_of_sync", None)
+        );
+        assert!(names_in(&b.replicas()).is_empty());
+        assert!(names_in(&b.shares()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn setup_creates_and_keeps_the_replica_directory() {
+        let b = Backend::new("local2").await;
+        assert!(b.replicas().is_dir());
+        let leftover = b.replicas().join(SECONDARY).join("staging");
+        fs::create_dir_all(&leftover).unwrap();
+        fs::write(b.replicas().join(format!("{SECONDARY}.state.json")), b"{}").unwrap();
+        b.driver.do_setup().await.unwrap();
+        assert!(
+            leftover.is_dir(),
+            "engine leftovers are the engine's to resume"
+        );
+        assert_eq!(
+            names_in(&b.replicas()),
+            [SECONDARY.to_owned(), format!("{SECONDARY}.state.json")]
+        );
+    }
+
+    #[test]
+    fn state_follows_the_facts() {
+        let now = Utc::now();
+        let rpo = Duration::from_secs(600);
+        let mut book = ReplicaBook::default();
+        assert_eq!(book.state(now, rpo), "out_of_sync", "never synced");
+        book.last_clean_source_point = Some(now - TimeDelta::seconds(599));
+        assert_eq!(book.state(now, rpo), "in_sync");
+        book.last_clean_source_point = Some(now - TimeDelta::seconds(601));
+        assert_eq!(book.state(now, rpo), "out_of_sync");
+        book.last_clean_source_point = Some(now);
+        assert_eq!(book.record_failure(now, rpo), "in_sync");
+        assert_eq!(book.record_failure(now, rpo), "in_sync");
+        assert_eq!(book.record_failure(now, rpo), "error");
+        assert_eq!(book.state(now, Duration::MAX), "error");
+    }
+
+    #[test]
+    fn locations_compare_without_metadata_or_order() {
+        let location = |path: &str, admin: bool| ExportLocation {
+            path: path.into(),
+            is_admin_only: admin,
+            preferred: !admin,
+            metadata: BTreeMap::new(),
+        };
+        let wanted = [
+            location("local://n/a", false),
+            location("local://n/a", true),
+        ];
+        let mut stored = vec![wanted[1].clone(), wanted[0].clone()];
+        stored[0].metadata.insert("access".into(), "ro".into());
+        assert!(!locations_differ(&stored, &wanted));
+        assert!(locations_differ(&stored[..1], &wanted));
+        assert!(locations_differ(&[], &wanted));
+        assert!(!locations_differ(&[], &[]));
+    }
+}

@@ -1,0 +1,513 @@
+//! Writing one entry into a staging tree: whole-file copies (in-kernel `copy_file_range`),
+//! block deltas of large files, symlinks, and the metadata calls around them.
+//!
+//! Every function here checks the source did not change while it was read (size and mtime
+//! before and after): a changed read is reported as [`CopyError::Changed`] so the caller can
+//! retry once and then flag the sync as not clean. Nothing here ever opens a source path
+//! through a symbolic link (`O_NOFOLLOW`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::sys::stat::{UtimensatFlags, utimensat};
+use nix::sys::time::TimeSpec;
+
+use super::manifest::{Entry, Ts};
+use super::walk::{TMP_PREFIX, ts_mtime};
+
+/// Read buffer of userspace copies and hashing.
+const CHUNK: usize = 1 << 20;
+
+/// Why writing an entry did not succeed.
+#[derive(Debug)]
+pub(crate) enum CopyError {
+    /// The source entry is gone (or is no longer a regular file / link).
+    Vanished,
+    /// The source changed while it was read.
+    Changed,
+    /// Reading the source failed.
+    Source(PathBuf, io::Error),
+    /// Writing the replica failed.
+    Replica(PathBuf, io::Error),
+}
+
+/// What a successful write produced, for the new manifest.
+#[derive(Debug, Clone)]
+pub(crate) struct Written {
+    pub size: u64,
+    pub mtime: Ts,
+    pub rep_ino: u64,
+    pub blocks: Vec<[u8; 32]>,
+    /// Bytes of file data written (changed blocks only for a delta).
+    pub bytes: u64,
+}
+
+fn ts_spec(ts: Ts) -> TimeSpec {
+    TimeSpec::new(ts.sec, i64::from(ts.nsec))
+}
+
+/// Sets the mtime of `path` (not following a symlink); atime is left alone.
+pub(crate) fn set_mtime(path: &Path, ts: Ts) -> io::Result<()> {
+    utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &TimeSpec::UTIME_OMIT,
+        &ts_spec(ts),
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(io::Error::from)
+}
+
+pub(crate) fn chmod(path: &Path, mode: u32) -> io::Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+/// Mode bits of a copy: the source's, minus every write bit for a read-only replica.
+pub(crate) fn disk_mode(mode: u32, read_only: bool) -> u32 {
+    if read_only { mode & !0o222 } else { mode }
+}
+
+fn open_source(path: &Path) -> Result<(File, fs::Metadata), CopyError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|err| match err.raw_os_error() {
+            Some(nix::libc::ENOENT) | Some(nix::libc::ELOOP) | Some(nix::libc::ENOTDIR) => {
+                CopyError::Vanished
+            }
+            _ => CopyError::Source(path.to_path_buf(), err),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|err| CopyError::Source(path.to_path_buf(), err))?;
+    if !meta.is_file() {
+        return Err(CopyError::Vanished);
+    }
+    Ok((file, meta))
+}
+
+fn same_content_stamp(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    a.len() == b.len() && ts_mtime(a) == ts_mtime(b)
+}
+
+/// A fresh temporary name in `dir` (unique per process and call).
+pub(crate) fn tmp_name(dir: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut name = TMP_PREFIX.to_vec();
+    name.extend_from_slice(
+        format!(
+            "{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        )
+        .as_bytes(),
+    );
+    dir.join(std::ffi::OsStr::from_bytes(&name))
+}
+
+use std::os::unix::ffi::OsStrExt;
+
+/// Copies `len` bytes (until EOF) from `src` to `dst` in the kernel, falling back to a
+/// userspace copy where `copy_file_range` is not supported.
+fn kernel_copy(src: &File, dst: &File) -> io::Result<u64> {
+    let mut total: u64 = 0;
+    loop {
+        match nix::fcntl::copy_file_range(src, None, dst, None, 1 << 30) {
+            Ok(0) => return Ok(total),
+            Ok(n) => total += n as u64,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(
+                nix::errno::Errno::EXDEV
+                | nix::errno::Errno::ENOSYS
+                | nix::errno::Errno::EINVAL
+                | nix::errno::Errno::EOPNOTSUPP,
+            ) if total == 0 => return user_copy(src, dst, None).map(|(n, _)| n),
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Userspace copy, hashing each `block` bytes when asked.
+fn user_copy(mut src: &File, dst: &File, block: Option<usize>) -> io::Result<(u64, Vec<[u8; 32]>)> {
+    let block = block.unwrap_or(CHUNK);
+    // A whole number of blocks per read, so blocks never straddle two reads.
+    let chunk = CHUNK.max(block) / block * block;
+    let mut buf = vec![0u8; chunk];
+    let mut hashes = Vec::new();
+    let mut offset: u64 = 0;
+    loop {
+        let n = read_full(&mut src, &mut buf)?;
+        if n == 0 {
+            return Ok((offset, hashes));
+        }
+        for b in buf[..n].chunks(block) {
+            hashes.push(*blake3::hash(b).as_bytes());
+        }
+        dst.write_all_at(&buf[..n], offset)?;
+        offset += n as u64;
+        if n < buf.len() {
+            return Ok((offset, hashes));
+        }
+    }
+}
+
+/// Reads until `buf` is full or EOF.
+fn read_full(src: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match src.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(filled)
+}
+
+/// BLAKE3 of each `block` bytes of `file`.
+pub(crate) fn hash_blocks(mut file: &File, block: usize) -> io::Result<Vec<[u8; 32]>> {
+    let chunk = CHUNK.max(block) / block * block;
+    let mut buf = vec![0u8; chunk];
+    let mut hashes = Vec::new();
+    loop {
+        let n = read_full(&mut file, &mut buf)?;
+        for b in buf[..n].chunks(block) {
+            hashes.push(*blake3::hash(b).as_bytes());
+        }
+        if n < buf.len() {
+            return Ok(hashes);
+        }
+    }
+}
+
+/// BLAKE3 of a whole file (not following a symlink).
+pub(crate) fn hash_file(path: &Path) -> io::Result<blake3::Hash> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut reader = &file;
+    loop {
+        let n = read_full(&mut reader, &mut buf)?;
+        hasher.update(&buf[..n]);
+        if n < buf.len() {
+            return Ok(hasher.finalize());
+        }
+    }
+}
+
+/// Copies the source file `src` to the new path `dst` (which must not exist), with the mode
+/// `mode` and the source's mtime. Large files (`blocks = Some(block size)`) go through
+/// userspace so their block hashes come for free; the rest is copied in the kernel.
+pub(crate) fn copy_file(
+    src: &Path,
+    dst: &Path,
+    mode: u32,
+    blocks: Option<usize>,
+    check: bool,
+) -> Result<Written, CopyError> {
+    let (sfile, before) = open_source(src)?;
+    let rep = |err| CopyError::Replica(dst.to_path_buf(), err);
+    let dfile = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dst)
+        .map_err(rep)?;
+    let result = (|| {
+        let (size, hashes) = match blocks {
+            Some(bs) => user_copy(&sfile, &dfile, Some(bs)).map_err(rep)?,
+            None => (kernel_copy(&sfile, &dfile).map_err(rep)?, Vec::new()),
+        };
+        let after = sfile
+            .metadata()
+            .map_err(|err| CopyError::Source(src.to_path_buf(), err))?;
+        if check && (!same_content_stamp(&before, &after) || size != after.len()) {
+            return Err(CopyError::Changed);
+        }
+        finish_file(&dfile, mode, ts_mtime(&after)).map_err(rep)?;
+        let ino = dfile.metadata().map_err(rep)?.ino();
+        Ok(Written {
+            size,
+            mtime: ts_mtime(&after),
+            rep_ino: ino,
+            blocks: hashes,
+            bytes: size,
+        })
+    })();
+    if result.is_err() {
+        // A half-written copy must not stay under the final name.
+        let _ = fs::remove_file(dst);
+    }
+    result
+}
+
+fn finish_file(file: &File, mode: u32, mtime: Ts) -> io::Result<()> {
+    file.set_permissions(fs::Permissions::from_mode(mode))?;
+    nix::sys::stat::futimens(file, &TimeSpec::UTIME_OMIT, &ts_spec(mtime)).map_err(io::Error::from)
+}
+
+/// Brings the existing copy `dst` to the content of the source `src` by writing only the
+/// blocks whose hash differs. `old` is the manifest entry of the copy: its block hashes are
+/// trusted only while the copy's inode, size and mtime are still what it recorded. When the
+/// copy has other links (`nlink > 1`), it is first duplicated so no other name sees the
+/// patch.
+pub(crate) fn delta_file(
+    src: &Path,
+    dst: &Path,
+    mode: u32,
+    block: usize,
+    old: Option<&Entry>,
+    check: bool,
+) -> Result<Written, CopyError> {
+    let rep = |err| CopyError::Replica(dst.to_path_buf(), err);
+    let (sfile, before) = open_source(src)?;
+    let cur = fs::symlink_metadata(dst).map_err(rep)?;
+    let trusted = old.filter(|o| {
+        o.rep_ino == cur.ino()
+            && o.size == cur.len()
+            && o.mtime == ts_mtime(&cur)
+            && o.blocks.len() as u64 == cur.len().div_ceil(block as u64)
+    });
+    // Writable for the patch (a read-only replica's copy has no write bits).
+    if cur.nlink() <= 1 && cur.mode() & 0o200 == 0 {
+        chmod(dst, (cur.mode() & 0o7777) | 0o200).map_err(rep)?;
+    }
+    let (target_path, tfile) = if cur.nlink() > 1 {
+        let parent = dst.parent().unwrap_or(Path::new("."));
+        let tmp = tmp_name(parent);
+        let tfile = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(rep)?;
+        let old_file = File::open(dst).map_err(rep)?;
+        if let Err(err) = kernel_copy(&old_file, &tfile) {
+            let _ = fs::remove_file(&tmp);
+            return Err(rep(err));
+        }
+        (tmp, tfile)
+    } else {
+        let tfile = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dst)
+            .map_err(rep)?;
+        (dst.to_path_buf(), tfile)
+    };
+    let result = (|| {
+        let old_hashes = match trusted {
+            Some(o) => o.blocks.clone(),
+            None => hash_blocks(&tfile, block).map_err(rep)?,
+        };
+        let chunk = CHUNK.max(block) / block * block;
+        let mut buf = vec![0u8; chunk];
+        let mut hashes = Vec::with_capacity(before.len().div_ceil(block as u64) as usize);
+        let mut offset: u64 = 0;
+        let mut written: u64 = 0;
+        let mut reader = &sfile;
+        loop {
+            let n = read_full(&mut reader, &mut buf)
+                .map_err(|err| CopyError::Source(src.to_path_buf(), err))?;
+            for (i, b) in buf[..n].chunks(block).enumerate() {
+                let h = *blake3::hash(b).as_bytes();
+                let idx = hashes.len();
+                // A shorter last block of the old copy has another hash anyway.
+                if old_hashes.get(idx) != Some(&h) {
+                    let at = offset + (i * block) as u64;
+                    tfile.write_all_at(b, at).map_err(rep)?;
+                    written += b.len() as u64;
+                }
+                hashes.push(h);
+            }
+            offset += n as u64;
+            if n < buf.len() {
+                break;
+            }
+        }
+        tfile.set_len(offset).map_err(rep)?;
+        let after = sfile
+            .metadata()
+            .map_err(|err| CopyError::Source(src.to_path_buf(), err))?;
+        if check && (!same_content_stamp(&before, &after) || offset != after.len()) {
+            return Err(CopyError::Changed);
+        }
+        finish_file(&tfile, mode, ts_mtime(&after)).map_err(rep)?;
+        let ino = tfile.metadata().map_err(rep)?.ino();
+        Ok(Written {
+            size: offset,
+            mtime: ts_mtime(&after),
+            rep_ino: ino,
+            blocks: hashes,
+            bytes: written,
+        })
+    })();
+    if target_path != dst {
+        match &result {
+            Ok(_) => fs::rename(&target_path, dst).map_err(rep)?,
+            Err(_) => {
+                let _ = fs::remove_file(&target_path);
+            }
+        }
+    }
+    result
+}
+
+/// Creates the symlink `dst` -> `target` with the mtime `mtime`; returns its inode.
+pub(crate) fn make_symlink(target: &[u8], dst: &Path, mtime: Ts) -> io::Result<u64> {
+    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), dst)?;
+    set_mtime(dst, mtime)?;
+    Ok(fs::symlink_metadata(dst)?.ino())
+}
+
+/// Duplicates the copy `path` (which has other links) under a temporary name and renames it
+/// over `path`, so a following metadata change touches only this version. Returns the new
+/// inode.
+pub(crate) fn unshare(path: &Path) -> io::Result<u64> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    let tmp = tmp_name(parent);
+    let result = (|| {
+        let src = File::open(path)?;
+        let dst = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        kernel_copy(&src, &dst)?;
+        let meta = src.metadata()?;
+        finish_file(&dst, meta.mode() & 0o7777, ts_mtime(&meta))?;
+        fs::rename(&tmp, path)?;
+        Ok(dst.metadata()?.ino())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Copies the replica file `from` to the new path `to` in the kernel, with `mode` and
+/// `mtime`; returns the copy's inode.
+pub(crate) fn duplicate(from: &Path, to: &Path, mode: u32, mtime: Ts) -> io::Result<u64> {
+    let result = (|| {
+        let src = File::open(from)?;
+        let dst = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(to)?;
+        kernel_copy(&src, &dst)?;
+        finish_file(&dst, mode, mtime)?;
+        Ok(dst.metadata()?.ino())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(to);
+    }
+    result
+}
+
+/// Removes `path` whatever it is, restoring the owner's write and search bits of directories
+/// on the way (a read-only replica's directories have none), never following a symlink.
+/// Missing is fine.
+pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    if !meta.is_dir() {
+        return ignore_missing(fs::remove_file(path));
+    }
+    // Depth-first with an explicit stack: (dir, children already removed?).
+    let mut stack = vec![(path.to_path_buf(), false)];
+    while let Some((dir, done)) = stack.pop() {
+        if done {
+            ignore_missing(fs::remove_dir(&dir))?;
+            continue;
+        }
+        let meta = match fs::symlink_metadata(&dir) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err),
+        };
+        if meta.mode() & 0o700 != 0o700 {
+            chmod(&dir, (meta.mode() & 0o7777) | 0o700)?;
+        }
+        stack.push((dir.clone(), true));
+        for item in fs::read_dir(&dir)? {
+            let item = item?;
+            let ft = item.file_type()?;
+            if ft.is_dir() {
+                stack.push((item.path(), false));
+            } else {
+                ignore_missing(fs::remove_file(item.path()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta_writes_only_changed_blocks_and_unshares_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        let dst = dir.path().join("dst");
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&src, &data).unwrap();
+        let w = copy_file(&src, &dst, 0o444, Some(4096), true).unwrap();
+        assert_eq!(w.bytes, 100_000);
+        assert_eq!(w.blocks.len(), 25);
+        assert_eq!(fs::metadata(&dst).unwrap().mode() & 0o777, 0o444);
+        let other = dir.path().join("other");
+        fs::hard_link(&dst, &other).unwrap();
+        let mut changed = data.clone();
+        changed[50_000] ^= 0xff;
+        changed.extend_from_slice(b"tail");
+        fs::write(&src, &changed).unwrap();
+        let old = Entry {
+            path: b"dst".to_vec(),
+            kind: super::super::manifest::Kind::File,
+            flags: 0,
+            mode: 0o644,
+            size: w.size,
+            mtime: w.mtime,
+            src_ino: 0,
+            rep_ino: w.rep_ino,
+            target: vec![],
+            blocks: w.blocks.clone(),
+        };
+        let d = delta_file(&src, &dst, 0o444, 4096, Some(&old), true).unwrap();
+        // The changed block plus the grown last block.
+        assert_eq!(d.bytes, 4096 + (100_004 - 24 * 4096));
+        assert_eq!(fs::read(&dst).unwrap(), changed);
+        assert_eq!(
+            fs::read(&other).unwrap(),
+            data,
+            "the other link is untouched"
+        );
+        // Shrinking, in place this time.
+        fs::write(&src, &data[..10_000]).unwrap();
+        let d2 = delta_file(&src, &dst, 0o444, 4096, None, true).unwrap();
+        assert_eq!(d2.bytes, 10_000 - 2 * 4096);
+        assert_eq!(fs::read(&dst).unwrap(), &data[..10_000]);
+    }
+}
