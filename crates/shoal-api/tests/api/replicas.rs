@@ -834,3 +834,114 @@ async fn replica_lifecycle_through_the_api() {
     app.settle().await;
     app.finish().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 2 lines that needed the write side
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a19_write_endpoints_at_2_11_to_2_55_need_the_experimental_header() {
+    use crate::replica_fixtures as fx;
+    let app = fx::app().await;
+    let (share, _active, secondary) = fx::replicated(&app, "admin").await;
+    let action = format!("/v2/share-replicas/{secondary}/action");
+    let calls: Vec<(&str, String, Option<Value>)> = vec![
+        (
+            "POST",
+            "/v2/share-replicas".to_owned(),
+            Some(json!({"share_replica": {"share_id": share}})),
+        ),
+        ("DELETE", format!("/v2/share-replicas/{secondary}"), None),
+        ("POST", action.clone(), Some(json!({"promote": null}))),
+        ("POST", action.clone(), Some(json!({"resync": null}))),
+        (
+            "POST",
+            action.clone(),
+            Some(json!({"reset_status": {"status": "error"}})),
+        ),
+        (
+            "POST",
+            action.clone(),
+            Some(json!({"reset_replica_state": {"replica_state": "out_of_sync"}})),
+        ),
+        ("POST", action.clone(), Some(json!({"force_delete": null}))),
+    ];
+    for version in ["2.11", "2.30", "2.55"] {
+        for (method, path, body) in &calls {
+            let mut req = match *method {
+                "POST" => app.post(path),
+                _ => app.delete(path),
+            }
+            .version(version);
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            let resp = req.send().await;
+            resp.assert_fault(404, "itemNotFound", Some(fx::NOT_FOUND));
+        }
+    }
+    // None of them did anything: still one secondary, available and in_sync.
+    app.settle().await;
+    assert_eq!(fx::replicas_of(&app, &share).await.len(), 2);
+    let view = fx::replica(&app, &secondary).await;
+    assert_eq!(view["status"], "available", "{view}");
+    assert_eq!(view["replica_state"], "in_sync", "{view}");
+    // With the header the same version serves them (one of each shape is enough here; the
+    // replica_* files test every endpoint at 2.56).
+    let resp = app
+        .post(&action)
+        .version("2.11")
+        .experimental("true")
+        .json(&json!({"reset_replica_state": {"replica_state": "out_of_sync"}}))
+        .send()
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn d58_removing_replication_type_from_the_type_keeps_the_shares_copy() {
+    use crate::replica_fixtures as fx;
+    let app = fx::app().await;
+    let share = fx::available_share(&app, "admin").await;
+    let types = app.get("/v2/types").version(fx::V).send().await.json();
+    let type_id = types["share_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "readable")
+        .expect("the fixture's readable type")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = app
+        .delete(&format!("/v2/types/{type_id}/extra_specs/replication_type"))
+        .version(fx::V)
+        .send()
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    let specs = app
+        .get(&format!("/v2/types/{type_id}/extra_specs"))
+        .version(fx::V)
+        .send()
+        .await
+        .json();
+    assert!(
+        specs["extra_specs"].get("replication_type").is_none(),
+        "{specs}"
+    );
+    assert_eq!(
+        fx::share_view(&app, &share).await["replication_type"],
+        "readable"
+    );
+    let resp = fx::post_replica(
+        &app,
+        "admin",
+        fx::V,
+        json!({"share_replica": {"share_id": share}}),
+    )
+    .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    app.settle().await;
+    app.finish().await;
+}

@@ -1,6 +1,6 @@
 //! Share types, extra specs and type access (checklist D.46–57, api-basics §7).
 //! D.58 (removing `replication_type` after a share was created with it) needs shares and
-//! replicas and is not covered here.
+//! replicas; it is in `replicas.rs`.
 
 use serde_json::{Value, json};
 use shoal_testkit::{PROJECT_A, PROJECT_B, TestApp, TestResponse};
