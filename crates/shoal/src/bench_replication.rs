@@ -3,7 +3,9 @@
 //! changed, and 4 KiB changed in the middle of a large file. Every tool reads the same warm
 //! source (no cache is dropped); dirty pages are flushed with sync(2) before each timed run,
 //! outside the timing, so no tool pays for another's writes. The engine's own timings include
-//! its `syncfs` (it publishes only durable versions); `cp` and `rsync` do not flush.
+//! its `syncfs` (it publishes only durable versions); `cp` and `rsync` do not flush, so the
+//! initial step also times `cp -a` followed by `sync` (one timing for both) as the durable
+//! reference. With `SHOAL_BENCH_TRACE=1` the engine prints the time of each phase of each sync.
 
 use std::fs;
 use std::io::Write;
@@ -83,17 +85,23 @@ fn flush() {
 }
 
 fn timed_cmd(args: &[&str]) -> anyhow::Result<f64> {
+    timed_cmds(&[args])
+}
+
+/// Runs the commands one after the other and returns their total time.
+fn timed_cmds(cmds: &[&[&str]]) -> anyhow::Result<f64> {
     flush();
     let started = Instant::now();
-    let status = Command::new(args[0])
-        .args(&args[1..])
-        .status()
-        .with_context(|| format!("running {}", args.join(" ")))?;
-    let secs = started.elapsed().as_secs_f64();
-    if !status.success() {
-        bail!("{} failed: {status}", args.join(" "));
+    for args in cmds {
+        let status = Command::new(args[0])
+            .args(&args[1..])
+            .status()
+            .with_context(|| format!("running {}", args.join(" ")))?;
+        if !status.success() {
+            bail!("{} failed: {status}", args.join(" "));
+        }
     }
-    Ok(secs)
+    Ok(started.elapsed().as_secs_f64())
 }
 
 fn timed_sync(
@@ -179,12 +187,14 @@ fn run_in(root: &Path, settings: &ReplicationBench) -> anyhow::Result<Vec<Row>> 
     eprintln!("initial copies ...");
     let cp = timed_cmd(&["cp", "-a", s(&src), s(&cp_dst)])?;
     fs::remove_dir_all(&cp_dst)?;
+    let cp_sync = timed_cmds(&[&["cp", "-a", s(&src), s(&cp_dst)], &["sync"]])?;
+    fs::remove_dir_all(&cp_dst)?;
     let rs = timed_cmd(&["rsync", "-a", &src_slash, &rsync_slash])?;
     let (sh, report) = timed_sync(&replica, &src, &opts)?;
     rows.push(Row {
         step: "initial",
         shoal: sh,
-        tools: vec![("cp -a", cp), ("rsync -a", rs)],
+        tools: vec![("cp -a", cp), ("cp -a; sync", cp_sync), ("rsync -a", rs)],
         report,
     });
 

@@ -24,9 +24,13 @@
 //!    next version: only what differs from its manifest is written (renames detected by source
 //!    inode are renamed, large files get block deltas, the rest is copied with
 //!    `copy_file_range` on two threads). Entries flagged dirty or tampered are re-created.
-//! 5. `syncfs`, manifest (tmp + fsync + rename), rename staging -> `v<N+1>`, fsync, swap
-//!    `current` (symlink + rename + fsync), `state.json`. The old published version becomes
-//!    the next base.
+//! 5. Publish with as few syncs as durability needs: the manifest and `state.json` are
+//!    written to `.tmp` names, one `syncfs` makes them and the whole staging tree durable,
+//!    then rename manifest and staging -> `v<N+1>`, fsync(root) (the version exists under its
+//!    name before anything points at it), swap `current` (symlink + rename) and rename
+//!    `state.json`, fsync(root). The old published version becomes the next base.
+//!    (Every written file also starts its own writeback as soon as it is complete, so the
+//!    `syncfs` waits for little; see `copy::start_writeback`.)
 //!
 //! A crash at any point leaves `current` on a complete version. The next sync finds the
 //! leftover `staging-<t>`, walks it (its manifest is unknown), and resumes from it: entries
@@ -39,19 +43,38 @@
 //! # The second slot (measured choice)
 //! Updating the retired version in place needs a second complete tree. A full copy at the
 //! initial sync would double its writes (and `syncfs` time), so the first sync (and `adopt`)
-//! instead builds the spare slot as a hard-link farm of the published version (a directory
-//! skeleton plus one `link(2)` per file). Files are then shared by two versions, so the
-//! engine never modifies a staging file in place when its link count is above one: a changed
-//! small file is replaced (unlink + fresh copy), a block delta or a mode change first
-//! duplicates the file (in-kernel copy) and renames the duplicate over it. The published
-//! inode is therefore never written. The cost moves to the first change of each large file,
-//! which pays one local copy of it. See docs/BENCHMARKS.md ("Replication").
+//! instead builds the spare slot as a hard-link farm (a directory skeleton plus one `link(2)`
+//! per file), except for files at or above the delta threshold, which get their own copy so
+//! their first block delta patches it in place instead of duplicating a gigabyte first. The
+//! first sync builds it from the staging tree while that tree's `syncfs` runs, and names it
+//! after publishing (a leftover `spare-*` of an interrupted build is removed by the next
+//! sync). Files are shared by two versions, so the engine never modifies a staging file in
+//! place when its link count is above one: a changed small file is replaced (unlink + fresh
+//! copy), a block delta or a mode change of a shared file first duplicates it (in-kernel
+//! copy) and renames the duplicate over it. The published inode is therefore never written.
+//! See docs/BENCHMARKS.md ("Replication").
 //!
 //! # Point in time
 //! Each file copy re-checks the source's size and mtime after reading; a change is retried
 //! once, then the copy is kept, flagged dirty (re-sent next time) and the sync is reported
-//! not clean. Entries whose mtime is within [`RACY_WINDOW`] of the scan start are flagged
-//! racy: the next sync compares their contents before trusting an equal size and mtime.
+//! not clean. Entries whose mtime is within [`SyncOptions::racy_window`] (default
+//! [`RACY_WINDOW`], 100 ms) of the scan start are flagged racy: the next sync compares their
+//! contents before trusting an equal size and mtime.
+//!
+//! The racy window only has to exceed the timestamp granularity of the source's filesystem: a
+//! write that lands after the scan started gets an mtime of at least "scan start minus one
+//! clock tick", so an entry whose mtime is older than that cannot be rewritten without its
+//! mtime moving. ext4 (256-byte inodes), xfs, btrfs and tmpfs stamp files from the kernel's
+//! coarse clock (one tick, 1–10 ms; finer with multigrain timestamps), so 100 ms leaves a wide
+//! margin for that and for small clock slews. **Requirement:** pools (active and replica) are
+//! local filesystems of this host with fine timestamps. A filesystem with 1 s or 2 s
+//! timestamps (ext4 with 128-byte inodes, ext3, FAT) or a source stamped by another host's
+//! clock (NFS) needs a window of several seconds (`racy_window`).
+//!
+//! # Timing
+//! With `SHOAL_BENCH_TRACE=1` in the environment, every sync prints the time of each of its
+//! phases to stderr (for `shoal bench replication`); otherwise the same line is a `debug`
+//! tracing event.
 
 mod copy;
 mod manifest;
@@ -65,9 +88,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
 
@@ -76,8 +99,11 @@ use manifest::{Entry, FLAG_DIRTY, FLAG_RACY, Kind, Manifest, State, Ts};
 use walk::{WalkEntry, WalkResult, abs, walk_trees};
 
 /// Entries modified less than this before a scan may change again within the same mtime
-/// tick without their mtime moving; their contents are compared at the next sync.
-pub const RACY_WINDOW: Duration = Duration::from_secs(2);
+/// tick without their mtime moving; their contents are compared at the next sync. It only has
+/// to exceed the filesystem's timestamp granularity (the kernel's coarse clock, a few ms on
+/// ext4/xfs/btrfs/tmpfs); see the module doc for the requirement this puts on pools. It was
+/// 2 s, which made every sync right after a burst of writes re-hash those files.
+pub const RACY_WINDOW: Duration = Duration::from_millis(100);
 
 /// At most this many directory renames are detected per sync (each costs a pass over the
 /// manifest); beyond it, moved directories are copied.
@@ -95,6 +121,9 @@ pub struct SyncOptions {
     pub delta_threshold: u64,
     /// Block size of block deltas.
     pub block_size: usize,
+    /// Entries modified less than this before the scan are content-compared at the next sync
+    /// (see [`RACY_WINDOW`]); raise it for sources with coarse timestamps.
+    pub racy_window: Duration,
     /// Test knob (kill -9 tests): after writing this many entries into the staging version,
     /// sleep for the given time before going on, so a test can kill the process mid-sync.
     pub pause_after_entries: Option<(u64, Duration)>,
@@ -109,6 +138,7 @@ impl Default for SyncOptions {
             read_only: true,
             delta_threshold: 8 * 1024 * 1024,
             block_size: 64 * 1024,
+            racy_window: RACY_WINDOW,
             pause_after_entries: None,
             fail_after_entries: None,
         }
@@ -187,6 +217,55 @@ pub struct Published {
 pub struct ReplicaDir {
     root: PathBuf,
 }
+
+/// Wall-clock time of each phase of one sync (see "Timing" in the module doc).
+struct Phases {
+    start: Instant,
+    last: Instant,
+    marks: Vec<(&'static str, Duration)>,
+}
+
+impl Phases {
+    fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            start: now,
+            last: now,
+            marks: Vec::with_capacity(16),
+        }
+    }
+
+    /// Ends the phase `name` (it started at the previous mark).
+    fn mark(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.marks.push((name, now - self.last));
+        self.last = now;
+    }
+
+    fn finish(self, what: &str) {
+        let to_stderr =
+            *TRACE.get_or_init(|| std::env::var_os("SHOAL_BENCH_TRACE").is_some_and(|v| v == "1"));
+        if !to_stderr && !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let mut line = String::new();
+        for (name, d) in &self.marks {
+            line.push_str(&format!("{name} {:.1} ms, ", d.as_secs_f64() * 1e3));
+        }
+        line.push_str(&format!(
+            "total {:.1} ms",
+            self.start.elapsed().as_secs_f64() * 1e3
+        ));
+        if to_stderr {
+            eprintln!("replication {what}: {line}");
+        } else {
+            tracing::debug!(phases = %line, "replication {what}: {line}");
+        }
+    }
+}
+
+/// Whether `SHOAL_BENCH_TRACE=1` (read once).
+static TRACE: OnceLock<bool> = OnceLock::new();
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SyncError + '_ {
     move |source| SyncError::Io {
@@ -393,6 +472,11 @@ impl ReplicaDir {
             } else if let Some(t) = name.strip_prefix("staging-") {
                 let start = t.parse::<i128>().map(ts_from_nanos).unwrap_or_default();
                 layout.staging.push((name.to_owned(), start));
+            } else if name.starts_with("spare-") {
+                // A spare slot whose build was interrupted (the caller holds the lock, so no
+                // build is running): never named, never referenced.
+                let p = item.path();
+                remove_tree(&p).map_err(io_err(&p))?;
             }
         }
         layout.others.sort_unstable();
@@ -402,6 +486,17 @@ impl ReplicaDir {
     fn write_state(&self, state: &State) -> Result<(), SyncError> {
         let data = serde_json::to_vec(state).expect("state serialises");
         write_durable(&self.root, "state.json", &data)
+    }
+
+    /// Moves the published version's source point forward (a "nothing changed" sync) without
+    /// an fsync: if a crash loses or tears this write, `published` reads the previous
+    /// `state.json` or, when it does not parse, the manifest header, both an older source
+    /// point of the same unchanged version, so it is never reported fresher than it is.
+    fn advance_state(&self, state: &State) -> Result<(), SyncError> {
+        let data = serde_json::to_vec(state).expect("state serialises");
+        let tmp = self.root.join(format!("state.json{TMP_SUFFIX}"));
+        write_file(&tmp, &data).map_err(io_err(&tmp))?;
+        fs::rename(&tmp, self.root.join("state.json")).map_err(io_err(&tmp))
     }
 
     fn write_manifest(&self, version: u64, manifest: &Manifest) -> Result<(), SyncError> {
@@ -426,6 +521,7 @@ impl ReplicaDir {
     /// resumed or discarded, the published version is never modified.
     pub fn sync_from(&self, source: &Path, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
         let started_at = Utc::now();
+        let mut phases = Phases::new();
         let _lock = self.lock()?;
         let unavailable = |source_err: io::Error| SyncError::SourceUnavailable {
             path: source.to_path_buf(),
@@ -444,9 +540,10 @@ impl ReplicaDir {
             }
             None => None,
         };
+        phases.mark("load");
         let scan_start = now_ts();
         let source_point = Utc::now();
-        let racy_limit = ts_from_nanos(ts_nanos(scan_start) - RACY_WINDOW.as_nanos() as i128);
+        let racy_limit = ts_from_nanos(ts_nanos(scan_start) - opts.racy_window.as_nanos() as i128);
 
         let pub_path = layout.published.map(|v| self.version_path(v));
         let mut roots: Vec<&Path> = vec![source];
@@ -461,6 +558,7 @@ impl ReplicaDir {
             }
         })?;
         let pub_walk = walks.next().and_then(Result::ok);
+        phases.mark("walk");
         if !src.specials.is_empty() {
             tracing::warn!(
                 source = %source.display(),
@@ -495,6 +593,7 @@ impl ReplicaDir {
             && src.vanished == 0
             && let Some(cleared) = unchanged(&src, m, pub_path.as_deref(), source, racy_limit)
         {
+            phases.mark("compare");
             if cleared {
                 let mut m2 = m.clone();
                 for e in &mut m2.entries {
@@ -504,11 +603,13 @@ impl ReplicaDir {
                 }
                 self.write_manifest(version, &m2)?;
             }
-            self.write_state(&State {
+            self.advance_state(&State {
                 version,
                 source_point,
                 clean: true,
             })?;
+            phases.mark("state");
+            phases.finish("unchanged");
             return Ok(SyncReport {
                 source_point,
                 started_at,
@@ -527,8 +628,10 @@ impl ReplicaDir {
         }
 
         // Build a new version.
+        phases.mark("compare");
         let tampered_paths = tampered.clone().unwrap_or_default();
         let (stg, base) = self.prepare_staging(&layout, pub_manifest.as_ref(), &tampered_paths)?;
+        phases.mark("staging");
         let build = Build {
             src: source,
             stg: &stg,
@@ -541,12 +644,8 @@ impl ReplicaDir {
             bytes_transferred: AtomicU64::new(0),
             unclean: AtomicBool::new(src.vanished > 0),
         };
-        let built = build.run(&src, base.entries)?;
+        let built = build.run(&src, base.entries, &mut phases)?;
 
-        // Durable before it is named a version.
-        let stg_dir = File::open(&stg).map_err(io_err(&stg))?;
-        nix::unistd::syncfs(&stg_dir).map_err(|e| io_err(&stg)(e.into()))?;
-        drop(stg_dir);
         let clean = !build.unclean.load(Ordering::Relaxed);
         let version = layout.published.map_or(1, |v| v + 1);
         let manifest = Manifest {
@@ -556,7 +655,49 @@ impl ReplicaDir {
             clean,
             entries: built.entries,
         };
-        self.publish(&stg, version, &manifest, source_point, clean)?;
+        // The manifest and state go to temporary names first, so the one `syncfs` below
+        // makes them durable together with the tree (no fsync of their own).
+        let state = State {
+            version,
+            source_point,
+            clean,
+        };
+        self.stage_publish(version, &manifest, &state)?;
+        phases.mark("manifest");
+
+        // The first sync also builds the spare slot (see the module doc), from the staging
+        // tree while its `syncfs` runs: linking 20,000 files is CPU and metadata work that
+        // overlaps the wait for the disk.
+        let spare = version - 1;
+        let want_spare =
+            layout.published.is_none() && fs::symlink_metadata(self.version_path(spare)).is_err();
+
+        // Durable before it is named a version.
+        let stg_dir = File::open(&stg).map_err(io_err(&stg))?;
+        let (synced, spare_built) = std::thread::scope(|scope| {
+            let sync = scope.spawn(|| nix::unistd::syncfs(&stg_dir));
+            let built =
+                want_spare.then(|| self.build_spare(spare, &stg, &manifest, opts.delta_threshold));
+            (sync.join().expect("syncfs does not panic"), built)
+        });
+        synced.map_err(|e| io_err(&stg)(e.into()))?;
+        drop(stg_dir);
+        phases.mark("syncfs");
+        self.publish(&stg, version)?;
+        phases.mark("publish");
+        if let Some(built) = spare_built {
+            // Optional: without a spare, the next sync links one from the published version.
+            if let Err(err) = built.and_then(|()| self.finish_spare(spare)) {
+                tracing::warn!(
+                    replica = %self.root.display(),
+                    "could not build the spare version of {}: {err}",
+                    self.root.display()
+                );
+                let building = self.spare_building_path();
+                let _ = remove_tree(&building);
+            }
+            phases.mark("spare");
+        }
 
         // The old published version is now the retired base of the next sync: note what was
         // found tampered in it so that sync re-creates those entries.
@@ -571,9 +712,8 @@ impl ReplicaDir {
             let _ = fs::remove_file(&p);
         }
         self.gc_manifests()?;
-        if layout.published.is_none() {
-            self.make_spare(version, &manifest, opts.delta_threshold)?;
-        }
+        phases.mark("retire");
+        phases.finish("new version");
 
         Ok(SyncReport {
             source_point,
@@ -592,28 +732,50 @@ impl ReplicaDir {
         })
     }
 
-    /// Names the durable staging tree `v<version>` and points `current` at it.
-    fn publish(
+    /// Writes `v<version>.manifest.tmp` and `state.json.tmp` without syncing them: the
+    /// caller's `syncfs` (same filesystem) makes their data durable with the tree's.
+    fn stage_publish(
         &self,
-        stg: &Path,
         version: u64,
         manifest: &Manifest,
-        source_point: DateTime<Utc>,
-        clean: bool,
+        state: &State,
     ) -> Result<(), SyncError> {
-        self.write_manifest(version, manifest)?;
+        let state_data = serde_json::to_vec(state).expect("state serialises");
+        for (name, data) in [
+            (
+                format!("v{version}.manifest{TMP_SUFFIX}"),
+                manifest.encode(),
+            ),
+            (format!("state.json{TMP_SUFFIX}"), state_data),
+        ] {
+            let tmp = self.root.join(name);
+            write_file(&tmp, &data).map_err(io_err(&tmp))?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the durable staging tree as `v<version>` (after `stage_publish` and a
+    /// `syncfs`): renames the manifest and the tree into place, fsyncs the root so they
+    /// exist under those names before anything points at them, then swaps `current` and
+    /// `state.json` and fsyncs the root again. A crash in between leaves `current` on the
+    /// previous complete version; `state.json` is only trusted when its version is the one
+    /// `current` names, so it may be renamed in either order relative to `current`.
+    fn publish(&self, stg: &Path, version: u64) -> Result<(), SyncError> {
+        let manifest_tmp = self.root.join(format!("v{version}.manifest{TMP_SUFFIX}"));
+        fs::rename(&manifest_tmp, self.manifest_path(version)).map_err(io_err(&manifest_tmp))?;
         let dest = self.version_path(version);
         if fs::symlink_metadata(&dest).is_ok() {
             remove_tree(&dest).map_err(io_err(&dest))?;
         }
         fs::rename(stg, &dest).map_err(io_err(stg))?;
         fsync_dir(&self.root)?;
-        self.swap_current(version)?;
-        self.write_state(&State {
-            version,
-            source_point,
-            clean,
-        })
+        let tmp = self.root.join("current.tmp");
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(format!("v{version}"), &tmp).map_err(io_err(&tmp))?;
+        fs::rename(&tmp, self.current_path()).map_err(io_err(&tmp))?;
+        let state_tmp = self.root.join(format!("state.json{TMP_SUFFIX}"));
+        fs::rename(&state_tmp, self.root.join("state.json")).map_err(io_err(&state_tmp))?;
+        fsync_dir(&self.root)
     }
 
     /// Removes manifests of versions that no longer exist.
@@ -622,11 +784,13 @@ impl ReplicaDir {
             let item = item.map_err(io_err(&self.root))?;
             let name = item.file_name();
             let Some(name) = name.to_str() else { continue };
-            if let Some(v) = name
+            // Also a leftover `stage_publish` temporary of a sync that did not publish.
+            let stem = name.strip_suffix(TMP_SUFFIX).unwrap_or(name);
+            if let Some(v) = stem
                 .strip_suffix(".manifest")
                 .and_then(|n| n.strip_prefix('v'))
                 .and_then(|n| n.parse::<u64>().ok())
-                && !self.version_path(v).is_dir()
+                && (stem.len() != name.len() || !self.version_path(v).is_dir())
             {
                 let _ = fs::remove_file(item.path());
             }
@@ -645,21 +809,48 @@ impl ReplicaDir {
         let Some(spare) = version.checked_sub(1) else {
             return Ok(());
         };
-        let from = self.version_path(version);
-        let to = self.version_path(spare);
-        if fs::symlink_metadata(&to).is_ok() {
+        if fs::symlink_metadata(self.version_path(spare)).is_ok() {
             return Ok(());
         }
-        let building = self.root.join(format!("spare-{}", std::process::id()));
+        self.build_spare(spare, &self.version_path(version), manifest, copy_at_least)?;
+        self.finish_spare(spare)
+    }
+
+    /// Where a spare slot is built before `finish_spare` names it.
+    fn spare_building_path(&self) -> PathBuf {
+        self.root.join(format!("spare-{}", std::process::id()))
+    }
+
+    /// Builds the spare slot `v<spare>` under a temporary name as a hard-link farm of the
+    /// complete tree `from` (large files copied), and writes its manifest to a temporary
+    /// name; `finish_spare` makes both durable and names them.
+    fn build_spare(
+        &self,
+        spare: u64,
+        from: &Path,
+        manifest: &Manifest,
+        copy_at_least: u64,
+    ) -> Result<(), SyncError> {
+        let building = self.spare_building_path();
         remove_tree(&building).map_err(io_err(&building))?;
-        let spare_manifest = link_farm(&from, &building, manifest, Some(copy_at_least))
-            .map_err(io_err(&building))?;
-        // The copied large files must be on disk before a manifest vouches for them.
+        let spare_manifest =
+            link_farm(from, &building, manifest, Some(copy_at_least)).map_err(io_err(&building))?;
+        let tmp = self.root.join(format!("v{spare}.manifest{TMP_SUFFIX}"));
+        write_file(&tmp, &spare_manifest.encode()).map_err(io_err(&tmp))?;
+        Ok(())
+    }
+
+    /// Makes the spare built by `build_spare` durable (the copied large files must be on disk
+    /// before a manifest vouches for them) and names it `v<spare>`.
+    fn finish_spare(&self, spare: u64) -> Result<(), SyncError> {
+        let building = self.spare_building_path();
         let dir = File::open(&building).map_err(io_err(&building))?;
         nix::unistd::syncfs(&dir).map_err(|e| io_err(&building)(e.into()))?;
         drop(dir);
-        fs::rename(&building, &to).map_err(io_err(&building))?;
-        self.write_manifest(spare, &spare_manifest)
+        fs::rename(&building, self.version_path(spare)).map_err(io_err(&building))?;
+        let tmp = self.root.join(format!("v{spare}.manifest{TMP_SUFFIX}"));
+        fs::rename(&tmp, self.manifest_path(spare)).map_err(io_err(&tmp))?;
+        fsync_dir(&self.root)
     }
 
     /// Picks and prepares the staging tree and its base (see the module doc).
@@ -882,7 +1073,7 @@ impl ReplicaDir {
             .pop()
             .expect("one result")
             .map_err(|e| io_err(&e.path)(e.source))?;
-        let racy_limit = ts_from_nanos(ts_nanos(now_ts()) - RACY_WINDOW.as_nanos() as i128);
+        let racy_limit = ts_from_nanos(ts_nanos(now_ts()) - opts.racy_window.as_nanos() as i128);
         let mut entries = Vec::with_capacity(walked.entries.len());
         for w in walked.entries {
             entries.push(Entry {
@@ -1009,19 +1200,27 @@ impl ReplicaDir {
     }
 }
 
+/// Suffix of files written before they are renamed into place.
+const TMP_SUFFIX: &str = ".tmp";
+
+/// Creates or truncates `path` and writes `data` (not synced).
+fn write_file(path: &Path, data: &[u8]) -> io::Result<File> {
+    use std::io::Write;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)?;
+    Ok(f)
+}
+
 /// Writes `dir/name` with tmp + fsync + rename + fsync(dir).
 fn write_durable(dir: &Path, name: &str, data: &[u8]) -> Result<(), SyncError> {
-    use std::io::Write;
-    let tmp = dir.join(format!("{name}.tmp"));
+    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
+        write_file(&tmp, data)?.sync_all()?;
         fs::rename(&tmp, dir.join(name))?;
         File::open(dir)?.sync_all()
     })();
@@ -1296,7 +1495,12 @@ impl Build<'_> {
         disk_mode(s.mode, self.opts.read_only)
     }
 
-    fn run(&self, src: &WalkResult, mut b: HashMap<Vec<u8>, Entry>) -> Result<Built, SyncError> {
+    fn run(
+        &self,
+        src: &WalkResult,
+        mut b: HashMap<Vec<u8>, Entry>,
+        phases: &mut Phases,
+    ) -> Result<Built, SyncError> {
         let s = &src.entries;
         let s_index: HashMap<&[u8], usize> = s
             .iter()
@@ -1483,7 +1687,9 @@ impl Build<'_> {
             work.push((i, action));
         }
         work.sort_by_key(|(i, _)| std::cmp::Reverse(s[*i].size));
+        phases.mark("plan");
         let outcomes = self.run_work(s, &b, &work)?;
+        phases.mark("copy");
 
         // Directory metadata, deepest first (a child's changes move its parent's mtime).
         let mut dir_ino: HashMap<usize, u64> = HashMap::new();
@@ -1509,6 +1715,7 @@ impl Build<'_> {
             }
             dir_ino.insert(i, meta.ino());
         }
+        phases.mark("dirs");
 
         // The new manifest, in source order.
         let mut entries = Vec::with_capacity(s.len());
@@ -1558,6 +1765,7 @@ impl Build<'_> {
                 entries.push(e);
             }
         }
+        phases.mark("entries");
         Ok(Built {
             entries,
             deleted,

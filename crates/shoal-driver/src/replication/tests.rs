@@ -195,15 +195,21 @@ fn published_version_is_never_modified_by_later_syncs() {
 #[test]
 fn racy_change_with_same_size_and_mtime_is_caught() {
     let (_tmp, src, rep) = setup();
+    // A window far above the time this test takes, so "fresh" is racy however slow the
+    // machine is (the default is sized for the filesystem's timestamp granularity).
+    let opts = SyncOptions {
+        racy_window: Duration::from_secs(3600),
+        ..opts()
+    };
     // Fresh mtime: within the racy window of the scan.
     fs::write(src.join("fresh"), b"aaaa").unwrap();
     let mtime = walk::ts_mtime(&fs::metadata(src.join("fresh")).unwrap());
-    rep.sync_from(&src, &opts()).unwrap();
+    rep.sync_from(&src, &opts).unwrap();
     // Rewritten in the same mtime tick: size and mtime equal, content not.
     fs::write(src.join("fresh"), b"bbbb").unwrap();
     set_mtime(&src.join("fresh"), mtime).unwrap();
     set_mtime(&src, old_time(100)).unwrap();
-    let r = rep.sync_from(&src, &opts()).unwrap();
+    let r = rep.sync_from(&src, &opts).unwrap();
     assert!(r.published_new_version, "{r:?}");
     assert_eq!(fs::read(rep.current_path().join("fresh")).unwrap(), b"bbbb");
     assert_same(&rep, &src);
@@ -361,4 +367,29 @@ fn kind_changes_and_directory_renames() {
     assert!(r.files_renamed >= 1, "{r:?}");
     // The renamed directory's files were not re-sent.
     assert!(r.bytes_transferred < 100, "{r:?}");
+}
+
+#[test]
+fn leftovers_of_an_interrupted_publish_or_spare_build_are_removed() {
+    let (_tmp, src, rep) = setup();
+    rep.sync_from(&src, &opts()).unwrap();
+    // A spare slot whose build died (read-only dirs, like a real one) and the temporaries
+    // of a publish that never happened.
+    let spare = rep.root().join("spare-999999");
+    fs::create_dir_all(spare.join("d")).unwrap();
+    fs::write(spare.join("d/f"), b"x").unwrap();
+    fs::set_permissions(spare.join("d"), fs::Permissions::from_mode(0o555)).unwrap();
+    fs::write(rep.root().join("v7.manifest.tmp"), b"torn").unwrap();
+    write(&src.join("a/f0.txt"), b"changed", 0o644, 700);
+    let r = rep.sync_from(&src, &opts()).unwrap();
+    assert!(r.published_new_version && r.clean, "{r:?}");
+    assert_same(&rep, &src);
+    assert!(!spare.exists());
+    assert!(!rep.root().join("v7.manifest.tmp").exists());
+    assert!(!rep.root().join("state.json.tmp").exists());
+    // The nothing-changed path moves the source point without a new version.
+    let again = rep.sync_from(&src, &opts()).unwrap();
+    assert!(!again.published_new_version && again.clean, "{again:?}");
+    let p = rep.published().unwrap().unwrap();
+    assert_eq!((p.version, p.source_point), (r.version, again.source_point));
 }
