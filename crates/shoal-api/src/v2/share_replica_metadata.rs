@@ -131,13 +131,7 @@ pub async fn create_share_replica_metadata(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
-    gate(&state, &ctx, "share_replica:update_metadata")?;
-    let metadata = metadata_body(&body)?;
-    let replica = load_replica(&state, &ctx, &id, true).await?;
-    let result =
-        share_replicas::set_replica_metadata(&state.core, &replica.replica, &metadata, false)
-            .await?;
-    Ok(Json(json!({ "metadata": result })))
+    set_metadata(&state, &ctx, &id, &body, false).await
 }
 
 /// `PUT /v2/share-replicas/{id}/metadata`: the metadata becomes exactly the keys sent
@@ -148,11 +142,22 @@ pub async fn replace_share_replica_metadata(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
-    gate(&state, &ctx, "share_replica:update_metadata")?;
-    let metadata = metadata_body(&body)?;
-    let replica = load_replica(&state, &ctx, &id, true).await?;
+    set_metadata(&state, &ctx, &id, &body, true).await
+}
+
+/// POST (merge) and PUT (`replace_all`) of the whole metadata: the answer is the keys sent.
+async fn set_metadata(
+    state: &ApiState,
+    ctx: &RequestContext,
+    id: &str,
+    body: &JsonBody,
+    replace_all: bool,
+) -> ApiResult<Json<Value>> {
+    gate(state, ctx, "share_replica:update_metadata")?;
+    let metadata = metadata_body(body)?;
+    let replica = load_replica(state, ctx, id, true).await?;
     let result =
-        share_replicas::set_replica_metadata(&state.core, &replica.replica, &metadata, true)
+        share_replicas::set_replica_metadata(&state.core, &replica.replica, &metadata, replace_all)
             .await?;
     Ok(Json(json!({ "metadata": result })))
 }

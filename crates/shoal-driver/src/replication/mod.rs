@@ -337,6 +337,16 @@ struct Base {
     block_size: u64,
 }
 
+impl Base {
+    fn from_manifest(m: Manifest) -> Self {
+        Self {
+            read_only: m.read_only,
+            block_size: m.block_size,
+            entries: m.into_map(),
+        }
+    }
+}
+
 /// What to do with one source file or symlink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
@@ -853,6 +863,17 @@ impl ReplicaDir {
         fsync_dir(&self.root)
     }
 
+    /// The retired version a new version is built from when no staging tree is left over:
+    /// the newest with a manifest, else the newest (walked).
+    fn retired_pick(&self, others: &[u64]) -> Option<u64> {
+        others
+            .iter()
+            .rev()
+            .copied()
+            .find(|v| self.manifest_path(*v).is_file())
+            .or_else(|| others.last().copied())
+    }
+
     /// Picks and prepares the staging tree and its base (see the module doc).
     fn prepare_staging(
         &self,
@@ -878,31 +899,23 @@ impl ReplicaDir {
         }
         // 2. The retired version (the newest one with a manifest, else walked).
         let mut others = layout.others.clone();
-        if stg_choice.is_none() {
-            let with_manifest = others
-                .iter()
-                .rev()
-                .copied()
-                .find(|v| self.manifest_path(*v).is_file());
-            let pick = with_manifest.or_else(|| others.last().copied());
-            if let Some(v) = pick {
-                others.retain(|o| *o != v);
-                let from = self.version_path(v);
-                let mpath = self.manifest_path(v);
-                let manifest = Manifest::load(&mpath).map_err(io_err(&mpath))?;
-                let path = self.root.join(&fresh_name);
-                fs::rename(&from, &path).map_err(io_err(&from))?;
-                let _ = fs::remove_file(&mpath);
-                let base = match manifest {
-                    Some(m) => Base {
-                        read_only: m.read_only,
-                        block_size: m.block_size,
-                        entries: m.into_map(),
-                    },
-                    None => walk_base(&path, None)?,
-                };
-                stg_choice = Some((path, base));
-            }
+        if stg_choice.is_none()
+            && let Some(v) = self.retired_pick(&others)
+        {
+            others.retain(|o| *o != v);
+            let from = self.version_path(v);
+            let mpath = self.manifest_path(v);
+            let loaded = Manifest::load(&mpath)
+                .map_err(io_err(&mpath))?
+                .map(Base::from_manifest);
+            let path = self.root.join(&fresh_name);
+            fs::rename(&from, &path).map_err(io_err(&from))?;
+            let _ = fs::remove_file(&mpath);
+            let base = match loaded {
+                Some(base) => base,
+                None => walk_base(&path, None)?,
+            };
+            stg_choice = Some((path, base));
         }
         for v in others {
             let p = self.version_path(v);
@@ -1719,8 +1732,9 @@ impl Build<'_> {
 
         // The new manifest, in source order.
         let mut entries = Vec::with_capacity(s.len());
+        // Base entries are moved out (each source path occurs once), not cloned.
         for (i, n) in s.iter().enumerate() {
-            let base = b.get(&n.path);
+            let base = b.remove(&n.path);
             let entry = match n.kind {
                 Kind::Dir => Some(Entry {
                     path: n.path.clone(),
@@ -1774,10 +1788,14 @@ impl Build<'_> {
     }
 
     /// A base entry kept as it is, with the source's current identity.
-    fn carried(&self, e: &Entry, n: &WalkEntry) -> Entry {
+    fn carried(&self, e: Entry, n: &WalkEntry) -> Entry {
         let blocks_valid = self.base_block_size == self.opts.block_size as u64;
         Entry {
-            path: n.path.clone(),
+            path: if e.path == n.path {
+                e.path
+            } else {
+                n.path.clone()
+            },
             kind: e.kind,
             flags: if e.mtime >= self.racy_limit && e.kind == Kind::File {
                 FLAG_RACY
@@ -1789,12 +1807,8 @@ impl Build<'_> {
             mtime: e.mtime,
             src_ino: n.ino,
             rep_ino: e.rep_ino,
-            target: e.target.clone(),
-            blocks: if blocks_valid {
-                e.blocks.clone()
-            } else {
-                Vec::new()
-            },
+            target: e.target,
+            blocks: if blocks_valid { e.blocks } else { Vec::new() },
         }
     }
 
