@@ -580,6 +580,17 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// `Config::load` reads the process environment, which `file_and_env_layers_override_defaults`
+    /// changes; every test that loads a configuration holds this lock so none of them sees
+    /// another's variables.
+    static PROCESS_ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn env_guard() -> std::sync::MutexGuard<'static, ()> {
+        PROCESS_ENV
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     #[test]
     fn embedded_default_is_valid_and_replicating() {
         let config = Config::default();
@@ -606,6 +617,7 @@ mod tests {
         reason = "figment's Jail API fixes the error type"
     )]
     fn file_and_env_layers_override_defaults() {
+        let _env = env_guard();
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("shoal.toml");
         std::fs::write(
@@ -640,6 +652,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_configs() {
+        let _env = env_guard();
         let mut config = Config::default();
         config.backends[1].name = "local1".to_owned();
         assert!(config.validate().is_err(), "duplicate pools");
@@ -660,6 +673,7 @@ mod tests {
 
     #[test]
     fn dummy_backend_takes_delays_and_failures() {
+        let _env = env_guard();
         use shoal_driver::DummyMethod;
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("shoal.toml");
@@ -699,6 +713,7 @@ mod tests {
 
     #[test]
     fn local_backend_takes_replication_options_and_refuses_writable() {
+        let _env = env_guard();
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("shoal.toml");
         let backend = |replication_type: &str| {

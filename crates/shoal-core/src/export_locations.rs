@@ -6,7 +6,7 @@
 //! count; from API 2.47 only the active replica's (or a non-replicated instance's) locations
 //! do; non-admins never see admin-only locations (a list omits them, a show is refused).
 
-use shoal_store::{ExportLocationRow, StoreError};
+use shoal_store::{ExportLocationRow, NewExportLocation, StoreError};
 use uuid::Uuid;
 
 use crate::shares::{REPLICA_STATE_ACTIVE, STATUS_MIGRATING_TO, Share};
@@ -92,4 +92,17 @@ pub async fn get_export_location(
         return Err(CoreError::forbidden(ADMIN_ONLY_DENIED));
     }
     Ok(location)
+}
+
+/// Export locations a driver reported, as the store keeps them.
+pub(crate) fn from_driver(locations: Vec<shoal_driver::ExportLocation>) -> Vec<NewExportLocation> {
+    locations
+        .into_iter()
+        .map(|l| NewExportLocation {
+            path: l.path,
+            is_admin_only: l.is_admin_only,
+            preferred: l.preferred,
+            metadata: l.metadata,
+        })
+        .collect()
 }

@@ -15,7 +15,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use shoal_store::{NewOperation, OperationState};
+use shoal_store::OperationState;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
 
@@ -70,16 +70,16 @@ impl ReplicaUpdater {
                     trigger: TRIGGER_PERIODIC.to_owned(),
                 })
                 .map_err(anyhow::Error::from)?;
-                store
-                    .insert_operation(NewOperation {
-                        kind: ops::UPDATE_SHARE_REPLICA.to_owned(),
-                        target_id: instance.id.to_string(),
-                        host: Some(backend.service_host.clone()),
-                        payload,
-                        now: self.core.now(),
-                    })
-                    .await?;
-                queued += 1;
+                if let Some(op) = ops::for_instance_host(
+                    ops::UPDATE_SHARE_REPLICA,
+                    instance.id,
+                    &instance.host,
+                    payload,
+                    self.core.now(),
+                ) {
+                    store.insert_operation(op).await?;
+                    queued += 1;
+                }
             }
         }
         if queued > 0 {

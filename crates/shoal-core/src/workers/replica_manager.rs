@@ -23,8 +23,8 @@ use shoal_driver::{
     SyncRecord,
 };
 use shoal_store::{
-    AccessRuleRow, NewExportLocation, NewOperation, OperationRow, ReplicationRecord,
-    ShareInstanceCas, ShareInstanceRow, ShareInstanceUpdate, ShareRow, StoreError,
+    AccessRuleRow, NewOperation, OperationRow, ReplicationRecord, ShareInstanceCas,
+    ShareInstanceRow, ShareInstanceUpdate, ShareRow, StoreError,
 };
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -91,18 +91,6 @@ fn status_and_state(status: &str, replica_state: Option<&str>) -> ShareInstanceU
         replica_state: replica_state.map(|s| Some(s.to_owned())),
         ..Default::default()
     }
-}
-
-fn new_export_locations(locations: Vec<ExportLocation>) -> Vec<NewExportLocation> {
-    locations
-        .into_iter()
-        .map(|l| NewExportLocation {
-            path: l.path,
-            is_admin_only: l.is_admin_only,
-            preferred: l.preferred,
-            metadata: l.metadata,
-        })
-        .collect()
 }
 
 fn saturating_i64(value: u64) -> i64 {
@@ -335,7 +323,7 @@ impl ReplicaManager {
         ignore_lost(
             self.core
                 .store
-                .replace_export_locations(id, new_export_locations(locations), now)
+                .replace_export_locations(id, crate::export_locations::from_driver(locations), now)
                 .await,
         )?;
         Ok(())

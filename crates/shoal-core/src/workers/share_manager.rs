@@ -14,8 +14,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use shoal_driver::{AccessRule, AccessRuleResult, DriverError, ShareInstanceRef};
 use shoal_store::{
-    NewExportLocation, OperationRow, ShareInstanceRow, ShareInstanceUpdate, ShareRow, ShareUpdate,
-    StoreError,
+    OperationRow, ShareInstanceRow, ShareInstanceUpdate, ShareRow, ShareUpdate, StoreError,
 };
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -132,15 +131,7 @@ impl ShareManagerHandler {
             .await
         {
             Ok(locations) => {
-                let locations = locations
-                    .into_iter()
-                    .map(|l| NewExportLocation {
-                        path: l.path,
-                        is_admin_only: l.is_admin_only,
-                        preferred: l.preferred,
-                        metadata: l.metadata,
-                    })
-                    .collect();
+                let locations = crate::export_locations::from_driver(locations);
                 self.core
                     .store
                     .replace_export_locations(instance.id, locations, now)
