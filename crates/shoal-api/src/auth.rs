@@ -4,6 +4,9 @@
 //!   caller is an admin of that project.
 //! * `keystone`: the token is validated against Keystone (with a bounded cache in
 //!   `shoal-keystone`); failures get keystonemiddleware's 401 envelope.
+//! * `builtin`: the token was issued by shoal's own identity (`/identity`, see
+//!   [`crate::identity`]) and is validated locally; failures get the same 401 envelope,
+//!   pointing `WWW-Authenticate` at `/identity`. Only project-scoped tokens reach `/v2`.
 //!
 //! The result is an [`Identity`] in the request extensions, read by the context extractor.
 
@@ -38,6 +41,8 @@ pub enum Authenticator {
     Noauth,
     /// Keystone token validation.
     Keystone(Arc<KeystoneValidator>),
+    /// shoal's built-in identity.
+    Builtin(Arc<shoal_identity::IdentityService>),
 }
 
 /// Request header of the token.
@@ -49,11 +54,11 @@ fn raw(mut response: Response) -> Response {
 }
 
 /// keystonemiddleware's 401 (not Manila's envelope).
-fn keystone_unauthorized(validator: &KeystoneValidator) -> Response {
+fn keystone_unauthorized(www_authenticate: &str) -> Response {
     let body = json!({"error": {"code": 401, "title": "Unauthorized",
         "message": "The request you have made requires authentication."}});
     let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&validator.www_authenticate_header()) {
+    if let Ok(value) = HeaderValue::from_str(www_authenticate) {
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, value);
@@ -104,6 +109,14 @@ pub fn noauth_identity(token: &str) -> Identity {
     }
 }
 
+/// 503 when tokens cannot be checked (Keystone or the database is down).
+fn identity_unavailable(err: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %err, "token validation failed: {err}");
+    let body = json!({"error": {"code": 503, "title": "Service Unavailable",
+        "message": "The identity service is unavailable."}});
+    raw((StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response())
+}
+
 /// Middleware authenticating every `/v2` request.
 pub async fn authenticate(
     State(auth): State<Authenticator>,
@@ -114,7 +127,9 @@ pub async fn authenticate(
     let identity = match (&auth, token) {
         (Authenticator::Noauth, None) => return noauth_token_reply(&request),
         (Authenticator::Noauth, Some(token)) => noauth_identity(&token),
-        (Authenticator::Keystone(validator), None) => return keystone_unauthorized(validator),
+        (Authenticator::Keystone(validator), None) => {
+            return keystone_unauthorized(&validator.www_authenticate_header());
+        }
         (Authenticator::Keystone(validator), Some(token)) => match validator.validate(&token).await
         {
             Ok(info) => Identity {
@@ -123,14 +138,33 @@ pub async fn authenticate(
                 roles: info.roles,
                 force_admin: false,
             },
-            Err(ValidateError::Invalid) => return keystone_unauthorized(validator),
-            Err(err) => {
-                tracing::error!(error = %err, "token validation failed: {err}");
-                let body = json!({"error": {"code": 503, "title": "Service Unavailable",
-                    "message": "The identity service is unavailable."}});
-                return raw((StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response());
+            Err(ValidateError::Invalid) => {
+                return keystone_unauthorized(&validator.www_authenticate_header());
             }
+            Err(err) => return identity_unavailable(&err),
         },
+        (Authenticator::Builtin(identity), token) => {
+            let www_authenticate = crate::identity::www_authenticate(identity, request.headers());
+            let Some(token) = token else {
+                return keystone_unauthorized(&www_authenticate);
+            };
+            match identity.validate(&token, chrono::Utc::now()).await {
+                Ok(valid) => match valid.project {
+                    Some(project) => Identity {
+                        user_id: valid.user.id,
+                        project_id: project.id,
+                        roles: valid.roles,
+                        force_admin: false,
+                    },
+                    // Manila needs a project: an unscoped token is not enough.
+                    None => return keystone_unauthorized(&www_authenticate),
+                },
+                Err(err @ shoal_identity::IdentityError::Unavailable(_)) => {
+                    return identity_unavailable(&err);
+                }
+                Err(_) => return keystone_unauthorized(&www_authenticate),
+            }
+        }
     };
     request.extensions_mut().insert(identity);
     next.run(request).await

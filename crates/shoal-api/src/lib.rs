@@ -4,12 +4,14 @@
 //!
 //! Layering of a `/v2` request, outermost first: request id and project-segment rewrite
 //! ([`routing`]), tracing, panic catcher, authentication ([`auth`]), microversion
-//! ([`microversion`]), then the resource handlers in [`v2`].
+//! ([`microversion`]), then the resource handlers in [`v2`]. With the built-in identity,
+//! `/identity` ([`identity`]) sits beside `/v2`, outside authentication.
 
 pub mod auth;
 pub mod body;
 pub mod context;
 pub mod error;
+pub mod identity;
 pub mod microversion;
 pub mod pagination;
 pub mod routing;
@@ -86,9 +88,16 @@ pub fn service(state: ApiState) -> routing::Plumbing<Router> {
             auth::authenticate,
         ))
         .with_state(state.clone());
-    let router = Router::new()
+    let mut router = Router::new()
         .route("/", axum::routing::get(versions::root))
-        .route("/v2", axum::routing::get(versions::redirect_v2))
+        .route("/v2", axum::routing::get(versions::redirect_v2));
+    if let Authenticator::Builtin(service) = &state.auth {
+        router = router.merge(identity::router(identity::IdentityApi {
+            service: service.clone(),
+            max_body: state.config.max_request_body_size,
+        }));
+    }
+    let router = router
         .fallback_service(v2)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_to_fault))
         .layer(

@@ -73,6 +73,9 @@ pub enum AuthStrategy {
     Noauth,
     /// Tokens validated against a Keystone v3 endpoint.
     Keystone,
+    /// shoal's built-in Keystone v3 subset (`/identity`), with users from the database and
+    /// the `[identity]` section.
+    Builtin,
 }
 
 impl std::str::FromStr for AuthStrategy {
@@ -81,8 +84,9 @@ impl std::str::FromStr for AuthStrategy {
         match s {
             "noauth" => Ok(AuthStrategy::Noauth),
             "keystone" => Ok(AuthStrategy::Keystone),
+            "builtin" => Ok(AuthStrategy::Builtin),
             other => Err(format!(
-                "unknown auth strategy {other:?}: expected noauth or keystone"
+                "unknown auth strategy {other:?}: expected noauth, keystone or builtin"
             )),
         }
     }
@@ -107,6 +111,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Keystone settings, used when `api.auth_strategy = "keystone"`.
     pub keystone: KeystoneSettings,
+    /// Built-in identity, used when `api.auth_strategy = "builtin"`.
+    pub identity: shoal_identity::IdentityConfig,
     /// Periodic task settings shared by the scheduler and share roles.
     pub periodic: PeriodicConfig,
     /// Default quotas of every project (Manila's `quota_*` options).
@@ -362,6 +368,7 @@ impl Default for Config {
             storage_availability_zone: String::new(),
             api: ApiConfig::default(),
             keystone: KeystoneSettings::default(),
+            identity: shoal_identity::IdentityConfig::default(),
             periodic: PeriodicConfig::default(),
             quota: QuotaConfig::default(),
             operations: OperationsConfig::default(),
@@ -418,6 +425,10 @@ fn default_host() -> String {
         .unwrap_or_else(|| "shoal".to_owned())
 }
 
+/// `SHOAL_ADMIN_PASSWORD` without its prefix: the first admin's password of the built-in
+/// identity.
+const ADMIN_PASSWORD_ENV_KEY: &str = "admin_password";
+
 /// Problems found while loading or checking a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -442,7 +453,18 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment = figment.merge(Env::prefixed("SHOAL_").split("__"));
+        // SHOAL_ADMIN_PASSWORD is the documented short name of identity.admin_password.
+        figment = figment
+            .merge(
+                Env::prefixed("SHOAL_")
+                    .filter(|key| key != ADMIN_PASSWORD_ENV_KEY)
+                    .split("__"),
+            )
+            .merge(
+                Env::prefixed("SHOAL_")
+                    .only(&[ADMIN_PASSWORD_ENV_KEY])
+                    .map(|_| "identity.admin_password".into()),
+            );
         let config: Config = figment.extract().map_err(Box::new)?;
         config.validate()?;
         Ok(config)
@@ -522,7 +544,29 @@ impl Config {
                 "keystone auth needs keystone.auth_url and keystone.password".to_owned(),
             );
         }
+        self.identity.validate().map_err(ConfigError::Invalid)?;
         Ok(())
+    }
+
+    /// A copy with every secret replaced, for `shoal config check` and logs.
+    pub fn redacted(&self) -> Config {
+        const REDACTED: &str = "<redacted>";
+        let mut config = self.clone();
+        if !config.database_url.is_empty() {
+            config.database_url = self.effective_database_url_redacted();
+        }
+        if !config.keystone.password.is_empty() {
+            config.keystone.password = REDACTED.to_owned();
+        }
+        if !config.identity.admin_password.is_empty() {
+            config.identity.admin_password = REDACTED.to_owned();
+        }
+        for user in &mut config.identity.users {
+            if user.password.is_some() {
+                user.password = Some(REDACTED.to_owned());
+            }
+        }
+        config
     }
 
     /// The database URL in effect: the configured one, or SQLite under `data_dir`.

@@ -2,14 +2,16 @@
 //! ([`PgStore`]) implementations, their embedded migrations, and one conformance test suite
 //! run against both.
 //!
-//! What is persisted (see [`model`] and [`model_shares`]): share types with extra specs and
-//! project access, availability zones, services and their heartbeats, pool capabilities,
-//! durable operations, shares with their instances, export locations, access rules and
-//! metadata, replica metadata, per-share replica locks and sync history, quota overrides,
-//! usages and reservations, and user messages. SQL lives only in this crate. It is written
-//! once (`sql_impl.rs`, with the share, replica, quota and message queries in
-//! `sql_shares.rs`, `sql_replicas.rs`, `sql_quotas.rs` and `sql_messages.rs`) and expanded
-//! for both engines, so the two cannot drift apart. Only the migrations are per engine, because
+//! What is persisted (see [`model`], [`model_shares`] and [`model_identity`]): share types
+//! with extra specs and project access, availability zones, services and their heartbeats,
+//! pool capabilities, durable operations, shares with their instances, export locations,
+//! access rules and metadata, replica metadata, per-share replica locks and sync history,
+//! quota overrides, usages and reservations, user messages, and the built-in identity
+//! (projects, users, role assignments, revoked tokens, the token signing key). SQL lives only
+//! in this crate. It is written once (`sql_impl.rs`, with the share, replica, quota, message
+//! and identity queries in `sql_shares.rs`, `sql_replicas.rs`, `sql_quotas.rs`,
+//! `sql_messages.rs` and `sql_identity.rs`) and expanded for both engines, so the two cannot
+//! drift apart. Only the migrations are per engine, because
 //! column types differ (see `codec.rs` for timestamps and UUIDs).
 //!
 //! Open a store with [`open_store`], which picks the engine from the URL, then call
@@ -22,8 +24,10 @@ use std::time::Duration;
 mod codec;
 mod error;
 pub mod model;
+pub mod model_identity;
 pub mod model_shares;
 mod postgres;
+mod sql_identity;
 mod sql_impl;
 mod sql_messages;
 mod sql_quotas;
@@ -40,6 +44,7 @@ mod tests;
 pub use codec::truncate_to_micros;
 pub use error::{Result, StoreError};
 pub use model::*;
+pub use model_identity::*;
 pub use model_shares::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

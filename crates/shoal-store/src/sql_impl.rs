@@ -175,6 +175,10 @@ macro_rules! impl_store {
                 OperationState, PoolRow, ServiceFilter, ServiceHeartbeat, ServiceRow,
                 ShareTypeFilter, ShareTypeRow, ShareTypeUpdate,
             };
+            use $crate::model_identity::{
+                IdentityProjectRow, IdentityUserRow, IdentityUserUpdate, NewIdentityProject,
+                NewIdentityUser, RoleAssignmentRow,
+            };
             use $crate::model_shares::{
                 AccessRuleRow, ExportLocationRow, MessageRow, NewAccessRule, NewExportLocation,
                 NewShare, NewShareInstance, QuotaRequest, QuotaUsage, ReplicationRecord,
@@ -1427,6 +1431,132 @@ macro_rules! impl_store {
                 async fn delete_expired_messages(&self, now: DateTime<Utc>) -> Result<u64> {
                     super::message_sql::delete_expired_messages(self, now).await
                 }
+
+                // ---- identity (queries in sql_identity.rs) ----
+
+                async fn insert_identity_project(
+                    &self,
+                    new: NewIdentityProject,
+                ) -> Result<IdentityProjectRow> {
+                    super::identity_sql::insert_identity_project(self, new).await
+                }
+
+                async fn get_identity_project(&self, id: &str) -> Result<IdentityProjectRow> {
+                    super::identity_sql::get_identity_project(self, id).await
+                }
+
+                async fn get_identity_project_by_name(
+                    &self,
+                    domain_id: &str,
+                    name: &str,
+                ) -> Result<IdentityProjectRow> {
+                    super::identity_sql::get_identity_project_by_name(self, domain_id, name).await
+                }
+
+                async fn list_identity_projects(&self) -> Result<Vec<IdentityProjectRow>> {
+                    super::identity_sql::list_identity_projects(self).await
+                }
+
+                async fn delete_identity_project(&self, id: &str) -> Result<()> {
+                    super::identity_sql::delete_identity_project(self, id).await
+                }
+
+                async fn insert_identity_user(
+                    &self,
+                    new: NewIdentityUser,
+                ) -> Result<IdentityUserRow> {
+                    super::identity_sql::insert_identity_user(self, new).await
+                }
+
+                async fn get_identity_user(&self, id: &str) -> Result<IdentityUserRow> {
+                    super::identity_sql::get_identity_user(self, id).await
+                }
+
+                async fn get_identity_user_by_name(
+                    &self,
+                    domain_id: &str,
+                    name: &str,
+                ) -> Result<IdentityUserRow> {
+                    super::identity_sql::get_identity_user_by_name(self, domain_id, name).await
+                }
+
+                async fn list_identity_users(&self) -> Result<Vec<IdentityUserRow>> {
+                    super::identity_sql::list_identity_users(self).await
+                }
+
+                async fn update_identity_user(
+                    &self,
+                    id: &str,
+                    update: IdentityUserUpdate,
+                    now: DateTime<Utc>,
+                ) -> Result<IdentityUserRow> {
+                    super::identity_sql::update_identity_user(self, id, update, now).await
+                }
+
+                async fn delete_identity_user(&self, id: &str) -> Result<()> {
+                    super::identity_sql::delete_identity_user(self, id).await
+                }
+
+                async fn grant_identity_role(
+                    &self,
+                    user_id: &str,
+                    project_id: &str,
+                    role: &str,
+                ) -> Result<()> {
+                    super::identity_sql::grant_identity_role(self, user_id, project_id, role).await
+                }
+
+                async fn revoke_identity_role(
+                    &self,
+                    user_id: &str,
+                    project_id: &str,
+                    role: &str,
+                ) -> Result<()> {
+                    super::identity_sql::revoke_identity_role(self, user_id, project_id, role)
+                        .await
+                }
+
+                async fn list_identity_roles(
+                    &self,
+                    user_id: &str,
+                    project_id: &str,
+                ) -> Result<Vec<String>> {
+                    super::identity_sql::list_identity_roles(self, user_id, project_id).await
+                }
+
+                async fn list_identity_role_assignments(&self) -> Result<Vec<RoleAssignmentRow>> {
+                    super::identity_sql::list_identity_role_assignments(self).await
+                }
+
+                async fn revoke_identity_token(
+                    &self,
+                    audit_id: &str,
+                    expires_at: DateTime<Utc>,
+                    now: DateTime<Utc>,
+                ) -> Result<()> {
+                    super::identity_sql::revoke_identity_token(self, audit_id, expires_at, now)
+                        .await
+                }
+
+                async fn is_identity_token_revoked(&self, audit_id: &str) -> Result<bool> {
+                    super::identity_sql::is_identity_token_revoked(self, audit_id).await
+                }
+
+                async fn delete_expired_identity_revocations(
+                    &self,
+                    now: DateTime<Utc>,
+                ) -> Result<u64> {
+                    super::identity_sql::delete_expired_identity_revocations(self, now).await
+                }
+
+                async fn ensure_identity_signing_key(
+                    &self,
+                    candidate_hex: &str,
+                    now: DateTime<Utc>,
+                ) -> Result<String> {
+                    super::identity_sql::ensure_identity_signing_key(self, candidate_hex, now)
+                        .await
+                }
             }
         }
 
@@ -1434,6 +1564,7 @@ macro_rules! impl_store {
         $crate::sql_replicas::replica_sql!($store);
         $crate::sql_quotas::quota_sql!($store);
         $crate::sql_messages::message_sql!($store);
+        $crate::sql_identity::identity_sql!($store);
     };
 }
 pub(crate) use impl_store;

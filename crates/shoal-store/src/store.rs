@@ -20,6 +20,10 @@ use crate::model::{
     PoolRow, ServiceFilter, ServiceHeartbeat, ServiceRow, ShareTypeFilter, ShareTypeRow,
     ShareTypeUpdate,
 };
+use crate::model_identity::{
+    IdentityProjectRow, IdentityUserRow, IdentityUserUpdate, NewIdentityProject, NewIdentityUser,
+    RoleAssignmentRow,
+};
 use crate::model_shares::{
     AccessRuleRow, ExportLocationRow, MessageRow, NewAccessRule, NewExportLocation, NewShare,
     NewShareInstance, QuotaRequest, QuotaUsage, ReplicationRecord, ShareInstanceCas,
@@ -522,4 +526,97 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes messages whose `expires_at` is before `now`; returns how many.
     async fn delete_expired_messages(&self, now: DateTime<Utc>) -> Result<u64>;
+
+    // ---- identity (built-in Keystone subset) ----
+
+    /// Creates a project. `Conflict` if its name is taken in its domain or its id is taken.
+    async fn insert_identity_project(&self, new: NewIdentityProject) -> Result<IdentityProjectRow>;
+
+    /// Reads a project by id. `NotFound` if missing.
+    async fn get_identity_project(&self, id: &str) -> Result<IdentityProjectRow>;
+
+    /// Reads a project by its name within a domain. `NotFound` if missing.
+    async fn get_identity_project_by_name(
+        &self,
+        domain_id: &str,
+        name: &str,
+    ) -> Result<IdentityProjectRow>;
+
+    /// All projects, ordered by domain, then name.
+    async fn list_identity_projects(&self) -> Result<Vec<IdentityProjectRow>>;
+
+    /// Deletes a project with its role assignments; users that had it as their default
+    /// project keep none. `NotFound` if missing.
+    async fn delete_identity_project(&self, id: &str) -> Result<()>;
+
+    /// Creates a user (`tokens_valid_after` and `updated_at` are `created_at`). `Conflict` if
+    /// its name is taken in its domain or its id is taken, `NotFound` if `default_project_id`
+    /// names no project.
+    async fn insert_identity_user(&self, new: NewIdentityUser) -> Result<IdentityUserRow>;
+
+    /// Reads a user by id. `NotFound` if missing.
+    async fn get_identity_user(&self, id: &str) -> Result<IdentityUserRow>;
+
+    /// Reads a user by its name within a domain. `NotFound` if missing.
+    async fn get_identity_user_by_name(
+        &self,
+        domain_id: &str,
+        name: &str,
+    ) -> Result<IdentityUserRow>;
+
+    /// All users, ordered by domain, then name.
+    async fn list_identity_users(&self) -> Result<Vec<IdentityUserRow>>;
+
+    /// Applies the `Some` fields of `update` in one statement, sets `updated_at` to `now` and
+    /// returns the new row. `NotFound` if the user is missing or the new default project does
+    /// not exist.
+    async fn update_identity_user(
+        &self,
+        id: &str,
+        update: IdentityUserUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<IdentityUserRow>;
+
+    /// Deletes a user with its role assignments. `NotFound` if missing.
+    async fn delete_identity_user(&self, id: &str) -> Result<()>;
+
+    /// Gives a user a role on a project. Granting a role the user already holds is a no-op.
+    /// `NotFound` if the user or the project is missing.
+    async fn grant_identity_role(&self, user_id: &str, project_id: &str, role: &str) -> Result<()>;
+
+    /// Takes a role away. `NotFound` if the user did not hold it on that project.
+    async fn revoke_identity_role(&self, user_id: &str, project_id: &str, role: &str)
+    -> Result<()>;
+
+    /// The role names a user holds on a project, sorted. Empty when there are none, also for
+    /// an unknown user or project.
+    async fn list_identity_roles(&self, user_id: &str, project_id: &str) -> Result<Vec<String>>;
+
+    /// Every role assignment, ordered by user, project, then role.
+    async fn list_identity_role_assignments(&self) -> Result<Vec<RoleAssignmentRow>>;
+
+    /// Records that the token with `audit_id` is revoked until `expires_at` (when it would
+    /// have expired anyway). Idempotent: revoking again keeps the first record.
+    async fn revoke_identity_token(
+        &self,
+        audit_id: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Whether the token with `audit_id` was revoked (and its record not purged yet).
+    async fn is_identity_token_revoked(&self, audit_id: &str) -> Result<bool>;
+
+    /// Deletes revocation records whose `expires_at` is before `now`; returns how many.
+    async fn delete_expired_identity_revocations(&self, now: DateTime<Utc>) -> Result<u64>;
+
+    /// Returns the secret (hex) of signing key 1, storing `candidate_hex` as that key first if
+    /// there is none. Safe under concurrent callers on any number of nodes: exactly one
+    /// candidate is stored and every caller gets it back, so the result is `candidate_hex`
+    /// only for the caller that created the key.
+    async fn ensure_identity_signing_key(
+        &self,
+        candidate_hex: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String>;
 }

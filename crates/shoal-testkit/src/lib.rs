@@ -2,8 +2,10 @@
 //! (API, scheduler and share roles) on an ephemeral port with a private database: SQLite in
 //! a temp dir, or a fresh PostgreSQL schema when `TEST_DATABASE_URL` is set, so the same
 //! tests run on both engines. In keystone mode a [`KeystoneStandin`] serves tokens for fixed
-//! personas (admin, project members, a reader).
+//! personas (admin, project members, a reader); in builtin mode the node's own `/identity`
+//! does, for the [`BUILTIN_USERS`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use reqwest::Method;
@@ -32,6 +34,14 @@ pub const PERSONAS: [(&str, &str, &[&str]); 5] = [
     ("rita", PROJECT_A, &["reader"]),
     ("bob", PROJECT_B, &["member", "reader"]),
     ("nobody", PROJECT_B, &[]),
+];
+
+/// Users of builtin mode: (user, password, project, roles). `admin` is the first admin
+/// (project `admin`, role `admin`); the others come from `[[identity.users]]`.
+pub const BUILTIN_USERS: [(&str, &str, &str, &[&str]); 3] = [
+    ("admin", "admin-secret", "admin", &["admin"]),
+    ("demo", "demo-secret", "demo", &["member"]),
+    ("rita", "rita-secret", "demo", &["reader"]),
 ];
 
 /// A last edit of the configuration before the node starts.
@@ -108,7 +118,7 @@ impl TestAppBuilder {
         let data = tempfile::tempdir().expect("temp dir for the test node");
         let keystone = match self.auth {
             AuthStrategy::Keystone => Some(start_keystone().await),
-            AuthStrategy::Noauth => None,
+            AuthStrategy::Noauth | AuthStrategy::Builtin => None,
         };
         let mut config = Config {
             host: TEST_HOST.to_owned(),
@@ -126,25 +136,59 @@ impl TestAppBuilder {
             config.keystone.password = "manila-secret".to_owned();
             config.keystone.project_name = "service".to_owned();
         }
+        if self.auth == AuthStrategy::Builtin {
+            config.identity.admin_password = BUILTIN_USERS[0].1.to_owned();
+            config.identity.users = BUILTIN_USERS[1..]
+                .iter()
+                .map(
+                    |(user, password, project, roles)| shoal_identity::UserSeed {
+                        name: (*user).to_owned(),
+                        password: Some((*password).to_owned()),
+                        password_hash: None,
+                        project: Some((*project).to_owned()),
+                        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+                    },
+                )
+                .collect();
+        }
         if let Some(tweak) = self.tweak {
             tweak(&mut config);
         }
+        let builtin = config.api.auth_strategy == AuthStrategy::Builtin;
         let db = fresh_store_from_env().await;
         let server = Server::start_with_store(config, db.store().clone())
             .await
             .expect("test node starts");
         let addr = server.api_addr.expect("the api role runs in tests");
-        TestApp {
+        let mut app = TestApp {
             base: format!("http://{addr}"),
             server: Some(server),
             db: Some(db),
             keystone,
+            builtin_tokens: HashMap::new(),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("http client"),
             _data: data,
+        };
+        if builtin {
+            for (user, password, project, _) in BUILTIN_USERS {
+                let response = app.issue_builtin_token(user, password, project).await;
+                assert_eq!(
+                    response.status,
+                    201,
+                    "token for {user}: {}",
+                    response.text()
+                );
+                let token = response
+                    .header("x-subject-token")
+                    .expect("X-Subject-Token")
+                    .to_owned();
+                app.builtin_tokens.insert(user.to_owned(), token);
+            }
         }
+        app
     }
 }
 
@@ -170,6 +214,8 @@ pub struct TestApp {
     server: Option<Server>,
     db: Option<TestDb<dyn Store>>,
     keystone: Option<KeystoneStandin>,
+    /// Tokens of the [`BUILTIN_USERS`], issued at start (builtin mode).
+    builtin_tokens: HashMap<String, String>,
     client: reqwest::Client,
     _data: tempfile::TempDir,
 }
@@ -192,6 +238,30 @@ impl TestApp {
     /// A keystone node with the default layout and the [`PERSONAS`].
     pub async fn keystone() -> Self {
         Self::builder().auth(AuthStrategy::Keystone).build().await
+    }
+
+    /// A node with the built-in identity, the default layout and the [`BUILTIN_USERS`].
+    pub async fn builtin() -> Self {
+        Self::builder().auth(AuthStrategy::Builtin).build().await
+    }
+
+    /// `POST /identity/v3/auth/tokens` with the password method, scoped to `project` by
+    /// name in the `Default` domain.
+    pub async fn issue_builtin_token(
+        &self,
+        user: &str,
+        password: &str,
+        project: &str,
+    ) -> TestResponse {
+        self.post("/identity/v3/auth/tokens")
+            .anonymous()
+            .json(&serde_json::json!({"auth": {
+                "identity": {"methods": ["password"], "password": {"user": {
+                    "name": user, "domain": {"name": "Default"}, "password": password}}},
+                "scope": {"project": {"name": project, "domain": {"name": "Default"}}}
+            }}))
+            .send()
+            .await
     }
 
     fn server(&self) -> &Server {
@@ -257,8 +327,16 @@ impl TestApp {
             .expect("this app runs in keystone mode")
     }
 
-    /// A token for `user`: a stand-in token in keystone mode, `user:project` under noauth.
+    /// A token for `user`: a stand-in token in keystone mode, the token issued at start in
+    /// builtin mode, `user:project` under noauth.
     pub fn token_for(&self, user: &str) -> String {
+        if !self.builtin_tokens.is_empty() {
+            return self
+                .builtin_tokens
+                .get(user)
+                .unwrap_or_else(|| panic!("{user} is not one of the BUILTIN_USERS"))
+                .clone();
+        }
         match &self.keystone {
             Some(keystone) => keystone.issue_token(user),
             None => {

@@ -34,6 +34,12 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Users, projects and roles of the built-in identity (`auth_strategy = "builtin"`).
+    Identity {
+        /// Identity command.
+        #[command(subcommand)]
+        command: IdentityCommand,
+    },
     /// Benchmarks that print figures for docs/BENCHMARKS.md.
     Bench {
         /// Benchmark to run.
@@ -72,6 +78,147 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+/// `shoal identity ...`: works on the database directly, so it needs no running server and
+/// takes effect on every node at once.
+#[derive(Debug, Subcommand)]
+pub enum IdentityCommand {
+    /// Users.
+    User {
+        /// User command.
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Projects.
+    Project {
+        /// Project command.
+        #[command(subcommand)]
+        command: ProjectCommand,
+    },
+    /// Role assignments.
+    Role {
+        /// Role command.
+        #[command(subcommand)]
+        command: RoleCommand,
+    },
+    /// Print the argon2 hash of a password, for `password_hash` in `[[identity.users]]`.
+    HashPassword(PasswordArgs),
+}
+
+/// `shoal identity user ...`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; with --project, that project (created if missing) is its default
+    /// project and the --role roles are granted there.
+    Add {
+        /// User name.
+        name: String,
+        /// Project to grant the roles on; the user's default project.
+        #[arg(long)]
+        project: Option<String>,
+        /// Role on the project (repeat for several): admin, member, reader, service...
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// The password.
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Config, data directory and database.
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Replace a user's password; its existing tokens stop working.
+    SetPassword {
+        /// User name.
+        name: String,
+        /// The new password.
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Config, data directory and database.
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Allow a disabled user to authenticate again.
+    Enable {
+        /// User name.
+        name: String,
+        /// Config, data directory and database.
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Refuse a user's authentications and end its tokens.
+    Disable {
+        /// User name.
+        name: String,
+        /// Config, data directory and database.
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Delete a user and its role assignments.
+    Delete {
+        /// User name.
+        name: String,
+        /// Config, data directory and database.
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// List users with their role assignments.
+    List(CommonArgs),
+}
+
+/// `shoal identity project ...`.
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project.
+    Add {
+        /// Project name.
+        name: String,
+        /// Free text.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Config, data directory and database.
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// List projects.
+    List(CommonArgs),
+}
+
+/// `shoal identity role ...`.
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Grant a role on a project to a user.
+    Add(RoleArgs),
+    /// Revoke a role on a project from a user.
+    Remove(RoleArgs),
+}
+
+/// Who gets or loses which role where.
+#[derive(Debug, Args, Clone)]
+pub struct RoleArgs {
+    /// Role name.
+    pub role: String,
+    /// User name.
+    #[arg(long)]
+    pub user: String,
+    /// Project name.
+    #[arg(long)]
+    pub project: String,
+    /// Config, data directory and database.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Where a password comes from: standard input (preferred: it stays out of `ps` and shell
+/// history) or the command line.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PasswordArgs {
+    /// Read the password from the first line of standard input.
+    #[arg(long, conflicts_with = "password")]
+    pub password_stdin: bool,
+    /// The password itself.
+    #[arg(long)]
+    pub password: Option<String>,
 }
 
 /// `shoal db ...`.
@@ -182,5 +329,51 @@ mod tests {
         assert_eq!(args.roles, Some(vec![Role::Api, Role::Share]));
         assert_eq!(args.auth, Some(AuthStrategy::Keystone));
         assert_eq!(args.common.data_dir, Some(PathBuf::from("/tmp/x")));
+    }
+
+    #[test]
+    fn identity_flags_parse() {
+        let cli = Cli::parse_from([
+            "shoal",
+            "identity",
+            "user",
+            "add",
+            "demo",
+            "--project",
+            "demo",
+            "--role",
+            "member",
+            "--role",
+            "reader",
+            "--password-stdin",
+            "--data-dir",
+            "/tmp/x",
+        ]);
+        let Command::Identity {
+            command:
+                IdentityCommand::User {
+                    command:
+                        UserCommand::Add {
+                            name,
+                            project,
+                            roles,
+                            password,
+                            common,
+                        },
+                },
+        } = cli.command
+        else {
+            panic!("identity user add expected")
+        };
+        assert_eq!(name, "demo");
+        assert_eq!(project.as_deref(), Some("demo"));
+        assert_eq!(roles, vec!["member", "reader"]);
+        assert!(password.password_stdin);
+        assert_eq!(common.data_dir, Some(PathBuf::from("/tmp/x")));
+        let cli = Cli::parse_from(["shoal", "serve", "--auth", "builtin"]);
+        let Command::Serve(args) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(args.auth, Some(AuthStrategy::Builtin));
     }
 }

@@ -1,10 +1,12 @@
-//! The shoal binary's library half: command-line parsing ([`cli`]) and assembly of a running
+//! The shoal binary's library half: command-line parsing ([`cli`]), the identity admin CLI
+//! ([`identity_cli`]) and assembly of a running
 //! node from a [`Config`] ([`server`]). `main.rs` only wires these to the process; tests and
 //! `shoal-testkit` start the same [`server::Server`] in-process.
 
 pub mod bench;
 pub mod bench_replication;
 pub mod cli;
+pub mod identity_cli;
 pub mod server;
 
 pub use shoal_core::Config;

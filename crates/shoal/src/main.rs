@@ -90,12 +90,14 @@ async fn main() -> anyhow::Result<()> {
                     .await??;
             shoal::bench_replication::print(&rows);
         }
+        Command::Identity { command } => shoal::identity_cli::run(command).await?,
         Command::Config {
             command: ConfigCommand::Check(args),
         } => {
             let config = args.load()?;
             load_policy(&config).context("policy file")?;
-            let text = toml::to_string_pretty(&config).context("rendering the configuration")?;
+            let text = toml::to_string_pretty(&config.redacted())
+                .context("rendering the configuration")?;
             println!("{text}");
             eprintln!("configuration is valid");
         }

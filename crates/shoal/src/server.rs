@@ -77,7 +77,10 @@ pub fn load_policy(config: &Config) -> anyhow::Result<Enforcer> {
     Ok(enforcer)
 }
 
-fn authenticator(config: &Config) -> anyhow::Result<Authenticator> {
+/// Name of the file under `data_dir` that receives a generated first-admin password.
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
+
+async fn authenticator(config: &Config, store: &Arc<dyn Store>) -> anyhow::Result<Authenticator> {
     Ok(match config.api.auth_strategy {
         AuthStrategy::Noauth => Authenticator::Noauth,
         AuthStrategy::Keystone => {
@@ -96,7 +99,57 @@ fn authenticator(config: &Config) -> anyhow::Result<Authenticator> {
                 .context("configuring keystone token validation")?;
             Authenticator::Keystone(Arc::new(validator))
         }
+        AuthStrategy::Builtin => {
+            Authenticator::Builtin(Arc::new(open_identity(config, store).await?))
+        }
     })
+}
+
+/// Opens the built-in identity and seeds the first admin and the configured users. A
+/// generated admin password goes to `<data_dir>/admin-password`, readable only by the owner.
+async fn open_identity(
+    config: &Config,
+    store: &Arc<dyn Store>,
+) -> anyhow::Result<shoal_identity::IdentityService> {
+    let identity = shoal_identity::IdentityService::open(store.clone(), config.identity.clone())
+        .await
+        .context("opening the built-in identity")?;
+    let configured = Some(config.identity.admin_password.as_str()).filter(|p| !p.is_empty());
+    let report = identity
+        .bootstrap(configured, chrono::Utc::now())
+        .await
+        .context("seeding the built-in identity")?;
+    if report.admin_password_updated {
+        info!("first admin's password replaced by the configured one");
+    }
+    if let Some(password) = report.generated_admin_password {
+        let path = config.data_dir.join(ADMIN_PASSWORD_FILE);
+        write_secret_file(&path, &password)
+            .with_context(|| format!("writing the admin password to {}", path.display()))?;
+        info!(path = %path.display(), "generated the first admin's password; it is in {}", path.display());
+    }
+    info!(
+        users = config.identity.users.len(),
+        "built-in identity ready at /identity/v3"
+    );
+    Ok(identity)
+}
+
+/// Writes `text` to a new file of mode 0600.
+fn write_secret_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(file, "{text}")?;
+    file.sync_all()
 }
 
 impl Server {
@@ -182,7 +235,7 @@ impl Server {
             let state = ApiState {
                 core: core.clone(),
                 policy: Arc::new(load_policy(&config)?),
-                auth: authenticator(&config)?,
+                auth: authenticator(&config, &core.store).await?,
                 config: Arc::new(config.api.clone()),
             };
             let listener = tokio::net::TcpListener::bind(config.api.listen)
@@ -194,7 +247,8 @@ impl Server {
             let service = shoal_api::service(state);
             let shutdown = cancel.clone();
             tasks.spawn(async move {
-                let make = axum::ServiceExt::<axum::extract::Request>::into_make_service(service);
+                // The peer address feeds the identity's per-address failure limit.
+                let make = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(service);
                 if let Err(err) = axum::serve(listener, make)
                     .with_graceful_shutdown(async move { shutdown.cancelled().await })
                     .await

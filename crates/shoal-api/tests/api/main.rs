@@ -5,6 +5,7 @@
 mod access;
 mod auth;
 mod catalog;
+mod identity;
 mod messages;
 mod plumbing;
 mod quotas;

@@ -13,6 +13,7 @@ use crate::model_shares::{NewShare, NewShareInstance, QuotaRequest, ShareRow};
 pub(crate) mod access;
 pub(crate) mod admin;
 pub(crate) mod availability_zones;
+pub(crate) mod identity;
 pub(crate) mod messages;
 pub(crate) mod operations;
 pub(crate) mod pools;
@@ -120,6 +121,18 @@ macro_rules! store_test_suite {
                 share_lock_acquire_renew_expire_unlock,
                 concurrent_share_locks_have_one_winner,
                 replication_history_insert_and_list,
+            ],
+            identity: [
+                identity_projects_insert_get_list_delete,
+                identity_users_insert_get_list_delete,
+                update_identity_user_applies_only_given_fields,
+                identity_password_hash_is_redacted_in_debug,
+                identity_roles_grant_list_revoke,
+                identity_assignments_go_with_user_and_project,
+                identity_token_revocation_is_idempotent_and_purged,
+                identity_signing_key_is_created_once,
+                concurrent_identity_signing_keys_agree,
+                many_concurrent_identity_signing_keys_agree,
             ],
         );
     };
