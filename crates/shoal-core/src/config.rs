@@ -2,7 +2,7 @@
 //! authenticates, and which back ends and pools the share role owns.
 //!
 //! Layers, lowest first: the embedded defaults below (two `local` pools in `az1` and `az2`
-//! under `./shoal-data/`, SQLite, `noauth`, 127.0.0.1:8786), then the TOML file given with
+//! under `./shoal-data/`, SQLite, the built-in identity, 127.0.0.1:8786), then the TOML file given with
 //! `--config`, then `SHOAL_*` environment variables (`SHOAL_API__LISTEN` sets `api.listen`),
 //! then command-line flags. Every field has a serde default so a partial file is enough.
 
@@ -381,7 +381,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], MANILA_PORT)),
-            auth_strategy: AuthStrategy::Noauth,
+            auth_strategy: AuthStrategy::Builtin,
             max_request_body_size: MAX_REQUEST_BODY_SIZE_DEFAULT,
             policy_file: None,
             default_share_type: None,
@@ -678,6 +678,52 @@ mod tests {
             assert_eq!(config.api.auth_strategy, AuthStrategy::Keystone);
             assert_eq!(config.periodic.report_interval, Duration::from_secs(2));
             assert!(!format!("{:?}", config.keystone).contains("secret"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn admin_password_comes_from_its_short_variable_and_identity_users_from_the_file() {
+        let _env = env_guard();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("shoal.toml");
+        std::fs::write(
+            &file,
+            "[identity]\nadmin_password = \"from-file\"\ntoken_expiration = \"30m\"\n\
+             [[identity.users]]\nname = \"demo\"\npassword = \"pw\"\nproject = \"demo\"\n\
+             roles = [\"member\"]\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(Some(&file)).expect("loads");
+            assert_eq!(config.api.auth_strategy, AuthStrategy::Builtin, "the default");
+            assert_eq!(config.identity.admin_password, "from-file");
+            assert_eq!(config.identity.token_expiration, Duration::from_secs(1800));
+            assert_eq!(config.identity.users[0].roles, ["member"]);
+            jail.set_env("SHOAL_ADMIN_PASSWORD", "from-env");
+            let config = Config::load(Some(&file)).expect("loads");
+            assert_eq!(config.identity.admin_password, "from-env");
+            let shown = toml::to_string(&config.redacted()).expect("renders");
+            assert!(!shown.contains("from-env") && !shown.contains("\"pw\""), "{shown}");
+            Ok(())
+        });
+    }
+
+    /// docs/shoal.example.toml documents every setting; it must stay loadable and equal to
+    /// the defaults it claims to show.
+    #[test]
+    fn example_config_loads_and_shows_the_defaults() {
+        let _env = env_guard();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/shoal.example.toml");
+        figment::Jail::expect_with(|_| {
+            let config = Config::load(Some(&path)).expect("the example loads");
+            let defaults = Config::default();
+            assert_eq!(config.api.auth_strategy, defaults.api.auth_strategy);
+            assert_eq!(
+                format!("{:?}", config.identity),
+                format!("{:?}", defaults.identity)
+            );
+            assert_eq!(config.backends.len(), defaults.backends.len());
             Ok(())
         });
     }

@@ -22,17 +22,27 @@ impl Drop for Served {
     }
 }
 
+/// `shoal serve` with noauth, so the tests can use `admin:admin` tokens.
+fn serve(args: &[&str], envs: &[(&str, &str)]) -> Served {
+    let mut args = args.to_vec();
+    args.extend(["--auth", "noauth"]);
+    serve_as_configured(&args, envs)
+}
+
 #[expect(
     clippy::zombie_processes,
     reason = "the child is owned by Served, whose Drop kills and waits for it"
 )]
-fn serve(args: &[&str], envs: &[(&str, &str)]) -> Served {
+fn serve_as_configured(args: &[&str], envs: &[(&str, &str)]) -> Served {
     let mut command = Command::new(BIN);
     command
         .arg("serve")
         .args(["--listen", "127.0.0.1:0"])
         .args(args);
-    command.env_remove("SHOAL_CONFIG").env("RUST_LOG", "info");
+    command
+        .env_remove("SHOAL_CONFIG")
+        .env_remove("SHOAL_ADMIN_PASSWORD")
+        .env("RUST_LOG", "info");
     for (k, v) in envs {
         command.env(k, v);
     }
@@ -77,6 +87,26 @@ fn serve(args: &[&str], envs: &[(&str, &str)]) -> Served {
     }
 }
 
+/// A project-scoped token from the node's built-in identity (panics unless 201).
+async fn builtin_token(base: &str, user: &str, password: &str, project: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/identity/v3/auth/tokens"))
+        .json(&serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": user, "domain": {"name": "Default"}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 201, "token for {user}");
+    response
+        .headers()
+        .get("x-subject-token")
+        .and_then(|v| v.to_str().ok())
+        .expect("X-Subject-Token")
+        .to_owned()
+}
+
 async fn get(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
     let mut request = reqwest::Client::new()
         .get(url)
@@ -94,13 +124,29 @@ async fn get(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
 async fn serve_on_embedded_defaults_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut served = serve(&["--data-dir", data.to_str().unwrap()], &[]);
+    let mut served = serve_as_configured(&["--data-dir", data.to_str().unwrap()], &[]);
     let (status, versions) = get(&format!("{}/", served.base), None).await;
     assert_eq!(status, 300);
     assert_eq!(versions["versions"][0]["version"], "2.99");
-    let (status, zones) = get(
+    // The default is the built-in identity: noauth tokens are refused, and the first admin's
+    // generated password is where the README says.
+    let (status, _) = get(
         &format!("{}/v2/availability-zones", served.base),
         Some("admin:admin"),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let password = std::fs::read_to_string(data.join("admin-password")).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(data.join("admin-password"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let token = builtin_token(&served.base, "admin", password.trim(), "admin").await;
+    let (status, zones) = get(
+        &format!("{}/v2/availability-zones", served.base),
+        Some(&token),
     )
     .await;
     assert_eq!(status, 200);
@@ -832,4 +878,87 @@ async fn sigkill_mid_sync_keeps_the_last_version_and_the_next_sync_finishes() {
     let records = history["replication_history"].as_array().unwrap();
     assert!(records.len() >= 2, "{history}");
     assert_eq!(records[0]["outcome"], "clean", "{history}");
+}
+
+#[tokio::test]
+async fn builtin_tokens_survive_a_restart_and_the_cli_manages_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap().to_owned();
+    let env = [("SHOAL_ADMIN_PASSWORD", "first-secret")];
+    let mut served = serve_as_configured(&["--data-dir", &data_arg], &env);
+    assert!(
+        !data.join("admin-password").exists(),
+        "a configured password is not written anywhere"
+    );
+    let admin = builtin_token(&served.base, "admin", "first-secret", "admin").await;
+
+    // A member added with the CLI while the server runs.
+    let mut add = Command::new(BIN)
+        .args([
+            "identity",
+            "user",
+            "add",
+            "demo",
+            "--project",
+            "demo",
+            "--role",
+            "member",
+        ])
+        .args(["--password-stdin", "--data-dir", &data_arg])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut add.stdin.take().unwrap(), b"demo-secret\n").unwrap();
+    let out = add.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("created user demo"));
+    let demo = builtin_token(&served.base, "demo", "demo-secret", "demo").await;
+    let services = format!("{}/v2/services", served.base);
+    assert_eq!(
+        get(&services, Some(&demo)).await.0,
+        403,
+        "a member is no admin"
+    );
+    assert_eq!(get(&services, Some(&admin)).await.0, 200);
+
+    // kill -9 and start again: the tokens still work (the key is in the database).
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    drop(served);
+    let served = serve_as_configured(&["--data-dir", &data_arg], &env);
+    let services = format!("{}/v2/services", served.base);
+    assert_eq!(get(&services, Some(&admin)).await.0, 200);
+    let (status, _) = get(&format!("{}/v2/shares", served.base), Some(&demo)).await;
+    assert_eq!(status, 200);
+
+    // A new password from the CLI ends the user's older tokens.
+    let out = Command::new(BIN)
+        .args([
+            "identity",
+            "user",
+            "set-password",
+            "demo",
+            "--password",
+            "other",
+        ])
+        .args(["--data-dir", &data_arg])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, _) = get(&format!("{}/v2/shares", served.base), Some(&demo)).await;
+    assert_eq!(status, 401);
+    builtin_token(&served.base, "demo", "other", "demo").await;
+    let out = Command::new(BIN)
+        .args(["identity", "user", "list", "--data-dir", &data_arg])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(listing.contains("admin:admin"), "{listing}");
+    assert!(listing.contains("demo:member"), "{listing}");
 }
