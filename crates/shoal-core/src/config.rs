@@ -429,6 +429,15 @@ fn default_host() -> String {
 /// identity.
 const ADMIN_PASSWORD_ENV_KEY: &str = "admin_password";
 
+/// Names of the top-level settings (`host`, `api`, `identity`, ...), read off the defaults
+/// so the list cannot fall behind the struct.
+fn top_level_keys() -> Vec<String> {
+    match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Problems found while loading or checking a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -453,11 +462,29 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
+        // Only SHOAL_* variables that name a setting are settings: SHOAL_CONFIG is the
+        // --config flag's, and a user's own SHOAL_BIN or the like must not stop the node.
         // SHOAL_ADMIN_PASSWORD is the documented short name of identity.admin_password.
+        let settings = top_level_keys();
+        for (var, _) in std::env::vars() {
+            if let Some(key) = var.strip_prefix("SHOAL_") {
+                let key = key.to_ascii_lowercase();
+                let first = key.split("__").next().unwrap_or_default();
+                if !settings.iter().any(|s| s == first)
+                    && key != ADMIN_PASSWORD_ENV_KEY
+                    && key != "config"
+                {
+                    tracing::warn!(variable = %var, "ignoring {var}: it names no setting");
+                }
+            }
+        }
         figment = figment
             .merge(
                 Env::prefixed("SHOAL_")
-                    .filter(|key| key != ADMIN_PASSWORD_ENV_KEY)
+                    .filter(move |key| {
+                        let first = key.as_str().split("__").next().unwrap_or_default();
+                        settings.iter().any(|s| s.eq_ignore_ascii_case(first))
+                    })
                     .split("__"),
             )
             .merge(
@@ -683,6 +710,7 @@ mod tests {
     }
 
     #[test]
+    #[expect(clippy::result_large_err, reason = "figment::Jail's closure returns figment::Error")]
     fn admin_password_comes_from_its_short_variable_and_identity_users_from_the_file() {
         let _env = env_guard();
         let dir = tempfile::tempdir().unwrap();
@@ -696,15 +724,25 @@ mod tests {
         .unwrap();
         figment::Jail::expect_with(|jail| {
             let config = Config::load(Some(&file)).expect("loads");
-            assert_eq!(config.api.auth_strategy, AuthStrategy::Builtin, "the default");
+            assert_eq!(
+                config.api.auth_strategy,
+                AuthStrategy::Builtin,
+                "the default"
+            );
             assert_eq!(config.identity.admin_password, "from-file");
             assert_eq!(config.identity.token_expiration, Duration::from_secs(1800));
             assert_eq!(config.identity.users[0].roles, ["member"]);
             jail.set_env("SHOAL_ADMIN_PASSWORD", "from-env");
+            // Variables that name no setting are not settings.
+            jail.set_env("SHOAL_BIN", "/usr/local/bin/shoal");
+            jail.set_env("SHOAL_CONFIG", "ignored-here.toml");
             let config = Config::load(Some(&file)).expect("loads");
             assert_eq!(config.identity.admin_password, "from-env");
             let shown = toml::to_string(&config.redacted()).expect("renders");
-            assert!(!shown.contains("from-env") && !shown.contains("\"pw\""), "{shown}");
+            assert!(
+                !shown.contains("from-env") && !shown.contains("\"pw\""),
+                "{shown}"
+            );
             Ok(())
         });
     }
@@ -712,6 +750,7 @@ mod tests {
     /// docs/shoal.example.toml documents every setting; it must stay loadable and equal to
     /// the defaults it claims to show.
     #[test]
+    #[expect(clippy::result_large_err, reason = "figment::Jail's closure returns figment::Error")]
     fn example_config_loads_and_shows_the_defaults() {
         let _env = env_guard();
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/shoal.example.toml");
