@@ -149,7 +149,7 @@ pub fn py_str(value: &Value) -> String {
 }
 
 /// Python's `repr()` of a JSON-decoded value (strings quoted, containers recursive).
-fn py_repr(value: &Value) -> String {
+pub fn py_repr(value: &Value) -> String {
     match value {
         Value::Null => "None".to_owned(),
         Value::Bool(true) => "True".to_owned(),

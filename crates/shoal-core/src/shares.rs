@@ -115,6 +115,25 @@ pub const BUSY_TASK_STATES: [&str; 10] = [
     "data_copying_completed",
 ];
 
+/// Task states `reset_task_state` accepts besides `null` (`constants.TASK_STATE_STATUSES`),
+/// in Manila's order.
+pub const TASK_STATE_STATUSES: [&str; 14] = [
+    "migration_starting",
+    "migration_in_progress",
+    "migration_completing",
+    "migration_success",
+    "migration_error",
+    "migration_cancelled",
+    "migration_driver_in_progress",
+    "migration_driver_phase1_done",
+    "data_copying_starting",
+    "data_copying_in_progress",
+    "data_copying_completing",
+    "data_copying_completed",
+    "data_copying_cancelled",
+    "data_copying_error",
+];
+
 /// Longest `name`/`description` (`constants.DB_DISPLAY_FIELDS_MAX_LENGTH`).
 pub const DISPLAY_FIELD_MAX_LENGTH: usize = 255;
 
@@ -1307,6 +1326,24 @@ pub async fn update_share(core: &Core, share: &Share, update: ShareUpdate) -> Co
         instances: share.instances.clone(),
         share_type: share.share_type.clone(),
     })
+}
+
+/// The admin `reset_task_state` action: sets (or, with `None`, clears) the share's task
+/// state as given, like Manila's `db.share_update`. A busy task state makes the share busy
+/// for the checks that refuse busy shares (replica create, extend, ...).
+pub async fn reset_share_task_state(
+    core: &Core,
+    share: &Share,
+    task_state: Option<String>,
+) -> CoreResult<Share> {
+    let shown = task_state.clone().unwrap_or_else(|| "None".to_owned());
+    let update = ShareUpdate {
+        task_state: Some(task_state),
+        ..Default::default()
+    };
+    let updated = update_share(core, share, update).await?;
+    tracing::info!(share.id = %share.row.id, "reset task state of share {} to {shown}", share.row.id);
+    Ok(updated)
 }
 
 /// Manila's `MetadataItemNotFound` as it reaches the client.

@@ -25,9 +25,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
-use shoal_core::share_types::{self as core_types, bool_from_string, py_str};
+use shoal_core::share_types::{self as core_types, bool_from_string, py_repr, py_str};
 use shoal_core::shares::{
     self as core_shares, CreateShare, Extend, RESET_STATUSES, Share, ShareFilters, ShareListQuery,
+    TASK_STATE_STATUSES,
 };
 use shoal_store::ShareUpdate;
 use shoal_types::time::manila_timestamp;
@@ -804,6 +805,11 @@ pub async fn share_action(
     body: JsonBody,
 ) -> ApiResult<Response> {
     let (action, value) = body.action()?;
+    if action == "reset_task_state" {
+        // Added at 2.22, after the `os-` prefixes were gone: one name at every version, and
+        // a version the method lacks is a 404 as for any versioned method.
+        return reset_task_state(&state, &ctx, &id, value).await;
+    }
     let legacy = !ctx.at_least(2, 7);
     let name = match action.strip_prefix("os-") {
         Some(name) if legacy => name,
@@ -859,6 +865,90 @@ async fn force_delete(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiRe
     authorize_share(state, ctx, "share:delete", &share)?;
     core_shares::delete_share(&state.core, &share, true).await?;
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `reset_task_state` (admin; 2.22–2.95 with the experimental flag, then GA from 2.96)
+/// `{"task_state": "<task state>" | null}` → 202. `openstack share set` sends it on every
+/// call, with `null` unless `--task-state` is given, so the plain rename needs it.
+///
+/// Manila's order: the method's version, policy `share:reset_task_state`, the request
+/// schema, the share (`ShareNotFound`), policy `share:reset_status` (the shared
+/// `_reset_status` is itself authorized), the `task_state` key, and `share:reset_status`
+/// against the share.
+async fn reset_task_state(
+    state: &ApiState,
+    ctx: &RequestContext,
+    id: &str,
+    value: Value,
+) -> ApiResult<Response> {
+    ctx.require_experimental((2, 22), (2, 96))?;
+    ctx.authorize(state, "share:reset_task_state")?;
+    let Some(fields) = value.as_object() else {
+        return Err(schema_error(
+            "reset_task_state",
+            &value,
+            &format!("{} is not of type 'object'", py_repr(&value)),
+        ));
+    };
+    // The schema knows both the legacy `os-task_state` and `task_state`, in that order.
+    for key in ["os-task_state", "task_state"] {
+        if let Some(task_state) = fields.get(key) {
+            validate_task_state(key, task_state)?;
+        }
+    }
+    let share = load_share(
+        state,
+        ctx,
+        id,
+        &format!("ShareNotFound: Share {id} could not be found."),
+    )
+    .await?;
+    ctx.authorize(state, "share:reset_status")?;
+    let Some(task_state) = fields.get("task_state") else {
+        return Err(ApiError::bad_request("Must specify 'task_state'"));
+    };
+    // As for reset_status, Manila re-raises this refusal as a bare 403.
+    ctx.authorize_target(state, "share:reset_status", &share.row.project_id)?;
+    core_shares::reset_share_task_state(
+        &state.core,
+        &share,
+        task_state.as_str().map(str::to_owned),
+    )
+    .await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// A `task_state` value of the `reset_task_state` schema: a known task state or null.
+fn validate_task_state(key: &str, value: &Value) -> ApiResult<()> {
+    match value {
+        Value::Null => Ok(()),
+        Value::String(s) if TASK_STATE_STATUSES.contains(&s.as_str()) => Ok(()),
+        Value::String(_) => {
+            let mut allowed: Vec<String> = TASK_STATE_STATUSES
+                .iter()
+                .map(|s| py_repr(&Value::String((*s).to_owned())))
+                .collect();
+            allowed.push("None".to_owned());
+            Err(schema_error(
+                key,
+                value,
+                &format!("{} is not one of [{}]", py_repr(value), allowed.join(", ")),
+            ))
+        }
+        other => Err(schema_error(
+            key,
+            other,
+            &format!("{} is not of type 'string', 'null'", py_repr(other)),
+        )),
+    }
+}
+
+/// Manila's request-schema refusal of one body field (`manila/api/validation/validators.py`).
+fn schema_error(field: &str, value: &Value, message: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "Invalid input for field/attribute {field}. Value: {}. {message}",
+        py_str(value)
+    ))
 }
 
 /// `new_size` of an extend or shrink body.

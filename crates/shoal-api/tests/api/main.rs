@@ -5,6 +5,7 @@
 mod access;
 mod auth;
 mod catalog;
+mod clients;
 mod identity;
 mod messages;
 mod plumbing;

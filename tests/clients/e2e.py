@@ -1,0 +1,877 @@
+#!/usr/bin/env python3
+"""End-to-end test of shoal with the stock OpenStack clients.
+
+Drives the real `openstack` CLI (python-openstackclient with python-manilaclient's plugin)
+as subprocesses against a running `shoal serve`, so what is tested is what users run.
+Standard library only (Python 3.11).
+
+Usage:
+  e2e.py --openstack PATH --url http://127.0.0.1:PORT --mode noauth|builtin --data-dir DIR
+         [--admin-password PW --demo-password PW] [--flow subset|full]
+
+Prints one line per step, `PASS <step>` or `FAIL <step>: <reason>`, then `N passed, M failed`
+alone on the last line; exits 1 when a step failed. A step that needs a resource an earlier
+step failed to make fails with "skipped: needs ...". tests/clients/run.sh starts the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+# The client's highest microversion: python-manilaclient 6.3.0 (requirements.txt) speaks up
+# to 2.98; shoal serves up to 2.99, so the default negotiation must settle on 2.98.
+EXPECTED_CLIENT_MAX = "2.98"
+WAIT_SECONDS = 120.0
+CLI_TIMEOUT = 180.0
+POLL_INTERVAL = 0.5
+
+REPL_TYPE = "e2e-replicated"
+PLAIN_TYPE = "e2e-plain"
+SHARE = "e2e-share"
+PLAIN_SHARE = "e2e-plain-share"
+MV_SHARE = "e2e-microversions"
+DEMO_SHARE = "e2e-demo-share"
+
+
+class StepFailure(Exception):
+    """A check failed; the message is the reason printed after FAIL."""
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """Joins the non-empty lines of `text` with ' | ' and keeps the last `limit` characters."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    joined = " | ".join(lines)
+    return joined if len(joined) <= limit else "..." + joined[-limit:]
+
+
+def stderr_tail(text: str, lines: int = 3) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()][-lines:]
+    return one_line("\n".join(kept)) or "(no stderr)"
+
+
+def require(condition: bool, reason: str) -> None:
+    if not condition:
+        raise StepFailure(reason)
+
+
+def wait_for(what: str, probe: Callable[[], tuple[bool, Any]], timeout: float = WAIT_SECONDS) -> Any:
+    """Polls `probe` (which returns (done, last_seen)) until done or `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, seen = probe()
+        if done:
+            return seen
+        if time.monotonic() >= deadline:
+            raise StepFailure(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {seen}")
+        time.sleep(POLL_INTERVAL)
+
+
+def norm(row: dict[str, Any]) -> dict[str, Any]:
+    """`-f json` list output uses column headers ("Replica State"): make them field names."""
+    return {k.lower().replace(" ", "_"): v for k, v in row.items()}
+
+
+class Result:
+    def __init__(self, argv: list[str], rc: int, out: str, err: str):
+        self.argv, self.rc, self.out, self.err = argv, rc, out, err
+
+    @property
+    def command(self) -> str:
+        # The CLI arguments after the global options: "share replica show <id>".
+        words = self.argv[1:]
+        for i, word in enumerate(words):
+            if word == "share":
+                words = words[i:]
+                break
+        return "openstack " + " ".join(words)
+
+
+class Openstack:
+    """One identity's view of the CLI: fixed global arguments and environment."""
+
+    def __init__(self, exe: str, global_args: list[str], env: dict[str, str], batch_env: dict[str, str]):
+        self.exe = exe
+        self.global_args = global_args
+        self.env = env
+        # Same identity through environment variables only: the interactive mode runs the
+        # command-line arguments as commands, so global options cannot be passed there.
+        self.batch_env = batch_env
+
+    def run(self, *args: str, version: str | None = None, debug: bool = False) -> Result:
+        argv = [self.exe, *self.global_args]
+        if version:
+            argv += ["--os-share-api-version", version]
+        if debug:
+            argv.append("--debug")
+        argv += list(args)
+        try:
+            proc = subprocess.run(
+                argv, env=self.env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                timeout=CLI_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise StepFailure(f"`{Result(argv, -1, '', '').command}` did not finish within {CLI_TIMEOUT:.0f}s") from exc
+        return Result(argv, proc.returncode, proc.stdout, proc.stderr)
+
+    def ok(self, *args: str, **kw: Any) -> Result:
+        res = self.run(*args, **kw)
+        if res.rc != 0:
+            raise StepFailure(f"`{res.command}` exited {res.rc}: {stderr_tail(res.err)}")
+        return res
+
+    def json(self, *args: str, **kw: Any) -> Any:
+        res = self.ok(*args, "-f", "json", **kw)
+        try:
+            return json.loads(res.out)
+        except json.JSONDecodeError as exc:
+            raise StepFailure(f"`{res.command}` printed no JSON: {one_line(res.out)}") from exc
+
+    def fails(self, *args: str, expect: list[str], **kw: Any) -> Result:
+        """Runs a command that must fail with a message containing every string of `expect`
+        (case-insensitive)."""
+        res = self.run(*args, **kw)
+        if res.rc == 0:
+            raise StepFailure(f"`{res.command}` succeeded but must fail; stdout: {one_line(res.out, 200)}")
+        missing = [e for e in expect if e.lower() not in res.err.lower()]
+        if missing:
+            raise StepFailure(
+                f"`{res.command}` failed (exit {res.rc}) without {missing} in its message: {stderr_tail(res.err)}"
+            )
+        return res
+
+    def batch(self, lines: list[str]) -> subprocess.CompletedProcess[str]:
+        """Runs several commands in one client process (the CLI's interactive mode, commands
+        on standard input), so they follow each other within milliseconds."""
+        try:
+            return subprocess.run(
+                [self.exe], env=self.batch_env, input="\n".join(lines) + "\n", capture_output=True,
+                text=True, timeout=CLI_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise StepFailure(f"interactive `openstack` did not finish within {CLI_TIMEOUT:.0f}s") from exc
+
+
+def clean_env() -> dict[str, str]:
+    """The caller's environment without any OS_* setting that could change the identity."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+def noauth_cli(exe: str, url: str) -> Openstack:
+    endpoint = url.rstrip("/") + "/v2/"
+    args = ["--os-auth-type", "admin_token", "--os-endpoint", endpoint, "--os-token", "admin:admin"]
+    batch_env = clean_env() | {"OS_AUTH_TYPE": "admin_token", "OS_ENDPOINT": endpoint, "OS_TOKEN": "admin:admin"}
+    return Openstack(exe, args, clean_env(), batch_env)
+
+
+def builtin_cli(exe: str, url: str, user: str, password: str) -> Openstack:
+    env = clean_env() | {
+        "OS_AUTH_TYPE": "password",
+        "OS_AUTH_URL": url.rstrip("/") + "/identity/v3",
+        "OS_IDENTITY_API_VERSION": "3",
+        "OS_USERNAME": user,
+        "OS_PASSWORD": password,
+        "OS_PROJECT_NAME": user,
+        "OS_USER_DOMAIN_NAME": "Default",
+        "OS_PROJECT_DOMAIN_NAME": "Default",
+        "OS_REGION_NAME": "RegionOne",
+    }
+    return Openstack(exe, [], env, env)
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def local_path(export_path: str) -> Path:
+    """`local://<host><absolute path>` → the path."""
+    prefix = "local://"
+    require(export_path.startswith(prefix), f"export location {export_path!r} is not local://<host><path>")
+    rest = export_path[len(prefix):]
+    slash = rest.find("/")
+    require(slash >= 0, f"export location {export_path!r} has no absolute path")
+    return Path(rest[slash:])
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Every entry below `root`: relative path → 'dir', 'link:<target>' or 'file:<sha256>'."""
+    require(root.is_dir(), f"{root} is not a directory")
+    found: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        base = Path(dirpath)
+        for name in dirnames + filenames:
+            path = base / name
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                found[rel] = "link:" + os.readlink(path)
+            elif path.is_dir():
+                found[rel] = "dir"
+            else:
+                found[rel] = "file:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def tree_diff(expected: dict[str, str], actual: dict[str, str]) -> str:
+    """Empty when equal, else a short description of the first differences."""
+    problems = []
+    for rel in sorted(expected.keys() - actual.keys()):
+        problems.append(f"missing {rel}")
+    for rel in sorted(actual.keys() - expected.keys()):
+        problems.append(f"unexpected {rel}")
+    for rel in sorted(expected.keys() & actual.keys()):
+        if expected[rel] != actual[rel]:
+            problems.append(f"differs {rel}")
+    if not problems:
+        return ""
+    more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+    return ", ".join(problems[:5]) + more
+
+
+def write_test_data(root: Path) -> None:
+    rng = random.Random(20250101)
+    (root / "docs" / "nested" / "deeper").mkdir(parents=True, exist_ok=True)
+    (root / "data").mkdir(exist_ok=True)
+    (root / "docs" / "readme.txt").write_text("shoal end-to-end test\n" * 200)
+    (root / "docs" / "nested" / "notes.md").write_bytes(rng.randbytes(3 * 1024))
+    (root / "docs" / "nested" / "deeper" / "leaf.bin").write_bytes(rng.randbytes(7 * 1024 + 13))
+    (root / "data" / "big.bin").write_bytes(rng.randbytes(2 * 1024 * 1024))
+    (root / "data" / "empty").write_bytes(b"")
+    (root / "ünïcødé 日本語").mkdir(exist_ok=True)
+    (root / "ünïcødé 日本語" / "fïlé-ñame ✓.txt").write_text("unicode names survive\n", encoding="utf-8")
+    (root / "docs" / "link-to-readme").symlink_to("readme.txt")
+
+
+def modify_test_data(root: Path) -> None:
+    with open(root / "data" / "big.bin", "r+b") as f:  # a block in the middle of the big file
+        f.seek(1024 * 1024 + 4096)
+        f.write(b"changed by e2e.py " * 64)
+    with open(root / "docs" / "readme.txt", "a") as f:
+        f.write("appended after the first sync\n")
+    (root / "docs" / "nested" / "added-later.txt").write_text("new file\n")
+    (root / "data" / "empty").unlink()
+
+
+# ---------------------------------------------------------------------------------------------
+# The test
+
+
+class E2E:
+    def __init__(self, opts: argparse.Namespace):
+        self.opts = opts
+        self.url = opts.url.rstrip("/")
+        self.data_dir = Path(opts.data_dir).resolve()
+        self.full = opts.flow == "full"
+        if opts.mode == "noauth":
+            self.admin = noauth_cli(opts.openstack, self.url)
+            self.demo: Openstack | None = None
+        else:
+            self.admin = builtin_cli(opts.openstack, self.url, "admin", opts.admin_password)
+            self.demo = builtin_cli(opts.openstack, self.url, "demo", opts.demo_password)
+        self.passed = 0
+        self.failed = 0
+        self.state: dict[str, Any] = {}
+        # Every share instance id seen, to check that nothing of them is left on disk.
+        self.instance_ids: set[str] = set()
+        # Pool directories seen in export locations (<pool>/shares/<id>, <pool>/replicas/<id>/current).
+        self.pools: set[Path] = set()
+
+    # -- reporting
+
+    def step(self, name: str, fn: Callable[[], None], needs: tuple[str, ...] = ()) -> bool:
+        missing = [k for k in needs if self.state.get(k) is None]
+        if missing:
+            return self.report(name, f"skipped: needs {', '.join(missing)} from an earlier step")
+        try:
+            fn()
+        except StepFailure as exc:
+            return self.report(name, str(exc))
+        except Exception as exc:  # a bug in the check itself is a failure too, never a crash
+            return self.report(name, f"{type(exc).__name__}: {one_line(str(exc))}")
+        return self.report(name, None)
+
+    def report(self, name: str, failure: str | None) -> bool:
+        if failure is None:
+            self.passed += 1
+            print(f"PASS {name}", flush=True)
+            return True
+        self.failed += 1
+        print(f"FAIL {name}: {one_line(failure, 600)}", flush=True)
+        return False
+
+    # -- helpers on resources
+
+    def share(self, cli: Openstack, share: str) -> dict[str, Any]:
+        return cli.json("share", "show", share)
+
+    def wait_share_status(self, cli: Openstack, share: str, status: str) -> dict[str, Any]:
+        def probe() -> tuple[bool, Any]:
+            s = self.share(cli, share)
+            require(s["status"] != "error", f"share {share} went to error")
+            return s["status"] == status, {"status": s["status"]}
+
+        wait_for(f"share {share} to be {status}", probe)
+        return self.share(cli, share)
+
+    def replicas(self, share_id: str, cli: Openstack | None = None, version: str | None = None) -> dict[str, dict]:
+        cli = cli or self.admin
+        rows = cli.json("share", "replica", "list", "--share", share_id, version=version)
+        return {r["id"]: r for r in map(norm, rows)}
+
+    def replica(self, rid: str, version: str | None = None) -> dict[str, Any]:
+        return self.admin.json("share", "replica", "show", rid, version=version)
+
+    def wait_replica(self, share_id: str, rid: str, status: str, replica_state: str, version: str | None = None) -> dict:
+        def probe() -> tuple[bool, Any]:
+            r = self.replicas(share_id, version=version).get(rid)
+            require(r is not None, f"replica {rid} vanished")
+            require(r["status"] not in ("error", "error_deleting"), f"replica {rid} went to {r['status']}")
+            seen = {"status": r["status"], "replica_state": r["replica_state"]}
+            return r["status"] == status and r["replica_state"] == replica_state, seen
+
+        return wait_for(f"replica {rid} to be {status}/{replica_state}", probe)
+
+    def wait_replica_gone(self, share_id: str, rid: str, version: str | None = None) -> None:
+        def probe() -> tuple[bool, Any]:
+            r = self.replicas(share_id, version=version).get(rid)
+            if r is not None:
+                require(r["status"] != "error_deleting", f"replica {rid} went to error_deleting")
+                return False, {"status": r["status"]}
+            return True, None
+
+        wait_for(f"replica {rid} to disappear", probe)
+
+    def wait_path_gone(self, path: Path) -> None:
+        wait_for(f"{path} to be removed", lambda: (not os.path.lexists(path), "still there"))
+
+    def create_replica(self, share_id: str, az: str, version: str | None = None) -> str:
+        created = self.admin.json("share", "replica", "create", share_id, "--availability-zone", az, version=version)
+        rid = created["id"]
+        self.instance_ids.add(rid)
+        require(created.get("share_id") == share_id, f"create answered share_id {created.get('share_id')}")
+        return rid
+
+    def share_export_path(self, share_id: str) -> Path:
+        rows = [norm(r) for r in self.admin.json("share", "export", "location", "list", share_id)]
+        require(len(rows) >= 1, f"share {share_id} has no export location")
+        path = local_path(rows[0]["path"])
+        self.pools.add(path.parent.parent)
+        return path
+
+    def replica_export_path(self, rid: str, version: str | None = None) -> Path:
+        rows = [norm(r) for r in self.admin.json("share", "replica", "export", "location", "list", rid, version=version)]
+        require(len(rows) >= 1, f"replica {rid} has no export location")
+        path = local_path(rows[0]["path"])
+        self.pools.add(path.parent.parent.parent)
+        return path
+
+    def wait_tree(self, what: str, root: Path, expected: dict[str, str]) -> None:
+        def probe() -> tuple[bool, Any]:
+            if not root.is_dir():
+                return False, f"{root} does not exist"
+            diff = tree_diff(expected, tree(root))
+            return not diff, diff
+
+        wait_for(what, probe)
+
+    # -- the flow
+
+    def run(self) -> int:
+        s = self.state
+        admin = self.admin
+
+        def versions_document() -> None:
+            # The versions document answers 300 Multiple Choices, which urllib raises.
+            try:
+                with urllib.request.urlopen(self.url + "/", timeout=10) as resp:
+                    code, body = resp.status, json.load(resp)
+            except urllib.error.HTTPError as exc:
+                code, body = exc.code, json.load(exc)
+            require(code == 300, f"GET / answered {code}")
+            s["server_max"] = body["versions"][0]["version"]
+            require(s["server_max"] == "2.99", f"server max version {s['server_max']}, expected 2.99")
+
+        self.step("server versions document (GET /) lists 2.99", versions_document)
+
+        # -- share types and shares
+
+        def create_types() -> None:
+            t = admin.json(
+                "share", "type", "create", REPL_TYPE, "False", "--extra-specs", "replication_type=readable",
+                "--description", "replicated type of the client e2e test",
+            )
+            require(t.get("optional_extra_specs", {}).get("replication_type") == "readable", f"type: {t}")
+            s["repl_type"] = t["id"]
+            listed = {t["Name"] for t in admin.json("share", "type", "list")}
+            require(REPL_TYPE in listed, f"type list: {sorted(listed)}")
+            shown = admin.json("share", "type", "show", REPL_TYPE)
+            require(shown["id"] == s["repl_type"], f"type show: {shown}")
+
+        self.step("create share type with replication_type=readable", create_types)
+
+        def create_share() -> None:
+            created = admin.json(
+                "share", "create", "NFS", "1", "--name", SHARE, "--share-type", REPL_TYPE,
+                "--availability-zone", "az1", "--description", "e2e",
+            )
+            share = self.wait_share_status(admin, created["id"], "available")
+            require(share["availability_zone"] == "az1", f"share in {share['availability_zone']}")
+            require(share["replication_type"] == "readable", f"replication_type {share['replication_type']}")
+            require(share["has_replicas"] is False, f"has_replicas {share['has_replicas']}")
+            s["share"] = share["id"]
+
+        self.step("create share in az1 and wait for available", create_share, needs=("repl_type",))
+
+        def share_set() -> None:
+            # `openstack share set` also resets the task state (to None) on every call.
+            admin.ok("share", "set", s["share"], "--name", SHARE, "--description", "set by e2e.py",
+                     "--property", "e2e=yes")
+            share = self.share(admin, s["share"])
+            require(share["description"] == "set by e2e.py", f"description {share['description']!r}")
+            require(share.get("properties") == {"e2e": "yes"}, f"properties {share.get('properties')!r}")
+            require(share.get("task_state") is None, f"task_state {share.get('task_state')!r}")
+
+        self.step("share set (name, description, property)", share_set, needs=("share",))
+
+        def share_dir() -> None:
+            path = self.share_export_path(s["share"])
+            require(path.is_dir(), f"export path {path} is not a directory")
+            require(self.data_dir in path.parents, f"export path {path} is outside the data dir {self.data_dir}")
+            s["share_path"] = path
+
+        self.step("share export location list names the share's directory", share_dir, needs=("share",))
+
+        def write_data() -> None:
+            write_test_data(s["share_path"])
+            s["expected"] = tree(s["share_path"])
+            require(len(s["expected"]) >= 10, f"wrote only {len(s['expected'])} entries")
+
+        self.step("write files into the share (nested, 2 MiB, unicode, symlink)", write_data, needs=("share_path",))
+
+        def active_only() -> None:
+            reps = self.replicas(s["share"])
+            require(len(reps) == 1, f"{len(reps)} replicas listed")
+            (active,) = reps.values()
+            require(active["replica_state"] == "active", f"replica_state {active['replica_state']}")
+            s["first_active"] = active["id"]
+            self.instance_ids.add(active["id"])
+
+        self.step("replica list shows the share's active replica", active_only, needs=("share",))
+
+        # -- a replica in az2
+
+        def create_replica() -> None:
+            s["replica"] = self.create_replica(s["share"], "az2")
+
+        self.step("replica create in az2", create_replica, needs=("share",))
+
+        def replica_in_sync() -> None:
+            self.wait_replica(s["share"], s["replica"], "available", "in_sync")
+            share = self.share(admin, s["share"])
+            require(share["has_replicas"] is True, f"share has_replicas {share['has_replicas']}")
+            s["replica_ready"] = True
+
+        self.step("replica becomes available and in_sync", replica_in_sync, needs=("replica",))
+
+        def list_replicas() -> None:
+            everything = {r["id"]: r for r in map(norm, admin.json("share", "replica", "list"))}
+            for rid in (s["first_active"], s["replica"]):
+                require(rid in everything, f"replica {rid} missing from `share replica list`")
+            reps = self.replicas(s["share"])
+            require(set(reps) == {s["first_active"], s["replica"]}, f"--share lists {sorted(reps)}")
+            require(reps[s["replica"]]["availability_zone"] == "az2", f"replica az {reps[s['replica']]}")
+            require(reps[s["first_active"]]["replica_state"] == "active", f"active {reps[s['first_active']]}")
+
+        self.step("replica list (all, and --share)", list_replicas, needs=("replica_ready", "first_active"))
+
+        def show_replica() -> None:
+            r = self.replica(s["replica"])
+            for field, value in (("share_id", s["share"]), ("status", "available"), ("replica_state", "in_sync"),
+                                 ("availability_zone", "az2")):
+                require(r.get(field) == value, f"{field}={r.get(field)!r}, expected {value!r}")
+            require(r.get("host"), f"admin show has no host: {r}")
+            require(isinstance(r.get("export_locations"), list) and r["export_locations"],
+                    f"show has no export_locations: {r.get('export_locations')}")
+
+        self.step("replica show", show_replica, needs=("replica_ready",))
+
+        def replica_exports() -> None:
+            rows = [norm(r) for r in admin.json("share", "replica", "export", "location", "list", s["replica"])]
+            require(len(rows) == 1, f"{len(rows)} export locations")
+            path = local_path(rows[0]["path"])
+            require(path.name == "current" and path.parent.name == s["replica"] and path.parent.parent.name == "replicas",
+                    f"replica export path {path} is not .../replicas/{s['replica']}/current")
+            shown = admin.json("share", "replica", "export", "location", "show", s["replica"], rows[0]["id"])
+            require(shown.get("path") == rows[0]["path"], f"show path {shown.get('path')}")
+            require(shown.get("share_instance_id") == s["replica"], f"share_instance_id {shown.get('share_instance_id')}")
+            s["replica_path"] = path
+
+        self.step("replica export location list and show", replica_exports, needs=("replica_ready",))
+
+        def replica_has_data() -> None:
+            diff = tree_diff(s["expected"], tree(s["replica_path"]))
+            require(not diff, f"replica tree differs from the active's: {diff}")
+
+        self.step("replica directory holds the active's files, byte for byte", replica_has_data,
+                  needs=("replica_path", "expected"))
+
+        if self.full:
+            def resync() -> None:
+                modify_test_data(s["share_path"])
+                s["expected"] = tree(s["share_path"])
+                admin.ok("share", "replica", "resync", s["replica"])
+                self.wait_tree("the change to reach the replica", s["replica_path"], s["expected"])
+                self.wait_replica(s["share"], s["replica"], "available", "in_sync")
+
+            self.step("modify the active, replica resync, change arrives in_sync", resync,
+                      needs=("replica_path", "expected"))
+
+        # -- promotion
+
+        def promote() -> None:
+            admin.ok("share", "replica", "promote", s["replica"])
+            self.wait_replica(s["share"], s["replica"], "available", "active")
+
+            def old_active_demoted() -> tuple[bool, Any]:
+                r = self.replicas(s["share"]).get(s["first_active"])
+                require(r is not None, "the former active replica vanished")
+                seen = {"status": r["status"], "replica_state": r["replica_state"]}
+                return r["status"] == "available" and r["replica_state"] in ("in_sync", "out_of_sync"), seen
+
+            wait_for("the former active to become a secondary", old_active_demoted)
+            share = self.share(admin, s["share"])
+            require(share["availability_zone"] == "az2", f"share az after promotion {share['availability_zone']}")
+            s["promoted"] = True
+
+        self.step("replica promote swaps the roles", promote, needs=("replica_ready", "first_active"))
+
+        def new_active_data() -> None:
+            path = self.share_export_path(s["share"])
+            require(path.parent.name == "shares" and path.name == s["replica"],
+                    f"share export path after promotion {path} is not the promoted replica's")
+            diff = tree_diff(s["expected"], tree(path))
+            require(not diff, f"new active differs: {diff}")
+            s["share_path"] = path
+
+            # The demoted replica exports its published copy once its back end has synced it.
+            def demoted_export() -> tuple[bool, Any]:
+                old = self.replica_export_path(s["first_active"])
+                return old.name == "current" and old.parent.name == s["first_active"], str(old)
+
+            old = wait_for("the former active to export .../replicas/<id>/current", demoted_export)
+            old = Path(old)
+            self.wait_tree("the former active to get the data as a secondary", old, s["expected"])
+            s["old_replica_path"] = old
+
+        self.step("data at the new active (and at the demoted one)", new_active_data, needs=("promoted", "expected"))
+
+        if self.full:
+            self.admin_resets()
+            self.refusals()
+
+        # -- delete a secondary
+
+        def delete_secondary() -> None:
+            self.wait_replica(s["share"], s["first_active"], "available", "in_sync")
+            admin.ok("share", "replica", "delete", s["first_active"])
+            self.wait_replica_gone(s["share"], s["first_active"])
+            self.wait_path_gone(s["old_replica_path"].parent)
+            s["secondary_deleted"] = True
+
+        self.step("replica delete (a non-active one) removes it and its directory", delete_secondary,
+                  needs=("promoted", "old_replica_path"))
+
+        if self.full:
+            def force_delete() -> None:
+                rid = self.create_replica(s["share"], "az1")
+                self.wait_replica(s["share"], rid, "available", "in_sync")
+                path = self.replica_export_path(rid)
+                require(path.exists(), f"{path} does not exist")
+                admin.ok("share", "replica", "delete", "--force", rid)
+                self.wait_replica_gone(s["share"], rid)
+                self.wait_path_gone(path.parent)
+
+            self.step("replica delete --force of a second replica", force_delete, needs=("secondary_deleted",))
+
+        self.microversions()
+
+        if self.demo is not None:
+            self.non_admin()
+
+        self.cleanup()
+
+        print(f"{self.passed} passed, {self.failed} failed", flush=True)
+        return 1 if self.failed else 0
+
+    def admin_resets(self) -> None:
+        s, admin = self.state, self.admin
+        target = s.get("first_active")
+
+        def reset_status() -> None:
+            admin.ok("share", "replica", "set", target, "--status", "error")
+            r = self.replica(target)
+            require(r["status"] == "error", f"status {r['status']} after --status error")
+            admin.ok("share", "replica", "set", target, "--status", "available")
+            r = self.replica(target)
+            require(r["status"] == "available", f"status {r['status']} after --status available")
+
+        self.step("admin replica set --status error, then available", reset_status, needs=("promoted",))
+
+        def reset_replica_state() -> None:
+            # The periodic update (every 2 s under run.sh) recomputes the state from the
+            # replication facts, so the reset is read back in the same client process,
+            # milliseconds later; a read that lost the race to a refresh is retried.
+            seen = []
+            for _ in range(3):
+                proc = admin.batch([
+                    f"share replica set {target} --replica-state out_of_sync",
+                    f"share replica show {target} -c replica_state -f value",
+                ])
+                state = proc.stdout.strip().splitlines()[-1:] or ["(nothing)"]
+                seen.append(state[0])
+                if state[0] == "out_of_sync":
+                    break
+                require("failed to set" not in proc.stderr.lower(), f"set failed: {stderr_tail(proc.stderr)}")
+            require(seen[-1] == "out_of_sync", f"replica_state read back after the reset: {seen}")
+            admin.ok("share", "replica", "set", target, "--replica-state", "in_sync")
+            self.wait_replica(s["share"], target, "available", "in_sync")
+
+        self.step("admin replica set --replica-state out_of_sync, then in_sync", reset_replica_state,
+                  needs=("promoted",))
+
+    def refusals(self) -> None:
+        s, admin = self.state, self.admin
+
+        def no_replication_type() -> None:
+            t = admin.json("share", "type", "create", PLAIN_TYPE, "False")
+            s["plain_type"] = t["id"]
+            created = admin.json("share", "create", "NFS", "1", "--name", PLAIN_SHARE, "--share-type", PLAIN_TYPE,
+                                 "--availability-zone", "az1")
+            s["plain_share"] = created["id"]
+            self.wait_share_status(admin, created["id"], "available")
+            admin.fails("share", "replica", "create", created["id"], "--availability-zone", "az2",
+                        expect=["HTTP 400", "Replication not supported"])
+
+        self.step("replica create of a share whose type has no replication_type fails (400)", no_replication_type)
+
+        def delete_active() -> None:
+            admin.fails("share", "replica", "delete", s["replica"], expect=["HTTP 400", "active replica"])
+            r = self.replica(s["replica"])
+            require(r["replica_state"] == "active" and r["status"] == "available", f"active replica now {r}")
+
+        self.step("replica delete of the active replica fails (400)", delete_active, needs=("promoted",))
+
+    def microversions(self) -> None:
+        """Read steps, and a replica create + delete, at the client's default version (no
+        --os-share-api-version), 2.56 and 2.11 (experimental header); 2.47 for the commands
+        that need the replica export-location API, which the client has only from 2.47."""
+        s, admin = self.state, self.admin
+
+        def mv_share() -> None:
+            created = admin.json("share", "create", "NFS", "1", "--name", MV_SHARE, "--share-type", REPL_TYPE,
+                                 "--availability-zone", "az1")
+            s["mv_share"] = created["id"]
+            self.wait_share_status(admin, created["id"], "available")
+
+        self.step("microversions: create a second replicated share in az1", mv_share, needs=("repl_type",))
+
+        levels: list[tuple[str, str | None]] = [("default", None), ("2.56", "2.56")]
+        if self.full:
+            levels += [("2.47", "2.47"), ("2.11", "2.11")]
+        else:
+            levels += [("2.11", "2.11")]
+        for label, version in levels:
+            self.microversion(label, version)
+
+    def microversion(self, label: str, version: str | None) -> None:
+        s, admin = self.state, self.admin
+        name = f"microversion {label}"
+        experimental = version is not None and tuple(map(int, version.split("."))) < (2, 56)
+
+        def negotiated() -> None:
+            res = admin.ok("share", "replica", "list", "--share", s["mv_share"], version=version, debug=True)
+            text = res.err + res.out
+            m = re.search(r"Shared File System API version: API Version Major: (\d+), Minor: (\d+)", text)
+            require(m is not None, "no negotiated version in the --debug output")
+            got = f"{m.group(1)}.{m.group(2)}"
+            if version is None:
+                requested = re.search(r"share API version (\d+\.\d+), cmd group", text)
+                require(requested is not None, "no requested share API version in the --debug output")
+                client_max = requested.group(1)
+                require(client_max == EXPECTED_CLIENT_MAX, f"client default version {client_max}, expected {EXPECTED_CLIENT_MAX}")
+                server_max = s.get("server_max") or "2.99"
+                want = min(client_max, server_max, key=lambda v: tuple(map(int, v.split("."))))
+            else:
+                want = version
+            require(got == want, f"negotiated {got}, expected {want}")
+            replica_requests = [line for line in text.splitlines() if line.startswith("REQ: ") and "/share-replicas" in line]
+            require(replica_requests, "no share-replicas request in the --debug output")
+            for line in replica_requests:
+                require(f'X-OpenStack-Manila-API-Version: {want}"' in line, f"request without version {want}: {line[:200]}")
+                has_exp = re.search(r'X-OpenStack-Manila-API-Experimental: true"', line, re.I) is not None
+                require(has_exp == experimental, f"experimental header {'missing' if experimental else 'sent'}: {line[:200]}")
+            responses = [line for line in text.splitlines() if line.startswith("RESP: [")]
+            require(responses and responses[-1].startswith("RESP: [200]"), f"last response {responses[-1:]}")
+            require(f"x-openstack-manila-api-version: {want}" in responses[-1].lower(), f"response version: {responses[-1][:200]}")
+
+        self.step(f"{name}: negotiated version and headers", negotiated, needs=("mv_share",))
+
+        def reads() -> None:
+            reps = self.replicas(s["mv_share"], version=version)
+            require(len(reps) >= 1, "no replica listed")
+            active = [r for r in reps.values() if r["replica_state"] == "active"]
+            require(len(active) == 1, f"{len(active)} active replicas listed")
+            everything = admin.json("share", "replica", "list", version=version)
+            require(any(norm(r)["id"] == active[0]["id"] for r in everything), "replica list without --share misses it")
+            if version == "2.11":
+                return  # show needs the export-location API, which the client has from 2.47 on
+            r = self.replica(active[0]["id"], version=version)
+            require(r["id"] == active[0]["id"] and r["replica_state"] == "active", f"show: {r}")
+            rows = admin.json("share", "replica", "export", "location", "list", active[0]["id"], version=version)
+            require(len(rows) >= 1, "no export location")
+
+        what = "replica list" if version == "2.11" else "replica list, show, export location list"
+        self.step(f"{name}: {what}", reads, needs=("mv_share",))
+
+        if label == "2.47":
+            return  # 2.47 is only there for the read commands 2.11 cannot run
+
+        def create_delete() -> None:
+            rid = self.create_replica(s["mv_share"], "az2", version=version)
+            self.wait_replica(s["mv_share"], rid, "available", "in_sync", version=version)
+            admin.ok("share", "replica", "delete", rid, version=version)
+            self.wait_replica_gone(s["mv_share"], rid, version=version)
+
+        self.step(f"{name}: replica create, in_sync, delete", create_delete, needs=("mv_share",))
+
+    def non_admin(self) -> None:
+        s, demo = self.state, self.demo
+        assert demo is not None
+
+        def demo_share() -> None:
+            created = demo.json("share", "create", "NFS", "1", "--name", DEMO_SHARE, "--share-type", REPL_TYPE,
+                                "--availability-zone", "az1")
+            s["demo_share"] = created["id"]
+            self.wait_share_status(demo, created["id"], "available")
+            reps = self.replicas(created["id"], cli=demo)
+            require(len(reps) == 1, f"demo sees {len(reps)} replicas of its share")
+            s["demo_replica"] = next(iter(reps))
+            self.instance_ids.add(s["demo_replica"])
+
+        self.step("non-admin: demo creates its own replicated share", demo_share, needs=("repl_type",))
+
+        def forbidden() -> None:
+            demo.fails("share", "replica", "set", s["demo_replica"], "--replica-state", "out_of_sync",
+                       expect=["HTTP 403"])
+            r = self.replica(s["demo_replica"])
+            require(r["replica_state"] == "active", f"replica_state became {r['replica_state']}")
+
+        self.step("non-admin: replica set --replica-state is forbidden (403)", forbidden, needs=("demo_replica",))
+
+        def foreign_share() -> None:
+            res = demo.fails("share", "replica", "create", s["share"], "--availability-zone", "az1", expect=[])
+            msg = res.err.lower()
+            require("no share with a name or id" in msg or "not found" in msg or "404" in msg,
+                    f"not a not-found message: {stderr_tail(res.err)}")
+
+        self.step("non-admin: replica create of another project's share is not found", foreign_share,
+                  needs=("share",))
+
+        def demo_cleanup() -> None:
+            demo.ok("share", "delete", s["demo_share"])
+            self.wait_share_gone(demo, s["demo_share"])
+
+        self.step("non-admin: demo deletes its share", demo_cleanup, needs=("demo_share",))
+
+    def wait_share_gone(self, cli: Openstack, share_id: str) -> None:
+        def probe() -> tuple[bool, Any]:
+            rows = {norm(r)["id"]: norm(r) for r in cli.json("share", "list")}
+            row = rows.get(share_id)
+            if row is None:
+                return True, None
+            require(row["status"] != "error_deleting", f"share {share_id} went to error_deleting")
+            return False, {"status": row["status"]}
+
+        wait_for(f"share {share_id} to disappear", probe)
+
+    def cleanup(self) -> None:
+        s, admin = self.state, self.admin
+
+        def delete_shares() -> None:
+            problems = []
+            for key in ("share", "mv_share", "plain_share"):
+                share_id = s.get(key)
+                if share_id is None:
+                    continue
+                try:
+                    for rid, r in self.replicas(share_id).items():
+                        self.instance_ids.add(rid)
+                        if r["replica_state"] != "active":
+                            admin.ok("share", "replica", "delete", rid)
+                            self.wait_replica_gone(share_id, rid)
+                    admin.ok("share", "delete", share_id)
+                    self.wait_share_gone(admin, share_id)
+                except StepFailure as exc:
+                    problems.append(f"{key}: {exc}")
+            require(not problems, "; ".join(problems))
+            s["shares_deleted"] = True
+
+        self.step("cleanup: delete the shares (replicas first)", delete_shares)
+
+        def dirs_gone() -> None:
+            def leftovers() -> tuple[bool, Any]:
+                found = []
+                for pool_dir in self.pools:
+                    for sub in ("shares", "replicas"):
+                        for entry in (pool_dir / sub).glob("*") if (pool_dir / sub).is_dir() else []:
+                            if any(i in entry.name for i in self.instance_ids):
+                                found.append(str(entry))
+                return not found, found[:5]
+
+            require(self.instance_ids and self.pools, "no share instance or pool was seen")
+            wait_for("the share and replica directories to be removed", leftovers)
+
+        self.step("cleanup: the share and replica directories are gone", dirs_gone, needs=("shares_deleted",))
+
+        def delete_types() -> None:
+            names = [n for n, key in ((REPL_TYPE, "repl_type"), (PLAIN_TYPE, "plain_type")) if s.get(key)]
+            require(names, "no share type was created")
+            admin.ok("share", "type", "delete", *names)
+            left = {t["Name"] for t in admin.json("share", "type", "list")} & set(names)
+            require(not left, f"types still listed: {sorted(left)}")
+
+        self.step("cleanup: delete the share types", delete_types, needs=("shares_deleted",))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--openstack", required=True, help="path of the `openstack` CLI")
+    parser.add_argument("--url", required=True, help="shoal's base URL, http://127.0.0.1:PORT")
+    parser.add_argument("--mode", required=True, choices=["noauth", "builtin"])
+    parser.add_argument("--data-dir", required=True, help="shoal's data directory")
+    parser.add_argument("--admin-password", help="builtin mode: password of user admin")
+    parser.add_argument("--demo-password", help="builtin mode: password of user demo (project demo, role member)")
+    parser.add_argument("--flow", choices=["subset", "full"],
+                        help="full: every step; subset: the basic flow (default: full for builtin, subset for noauth)")
+    opts = parser.parse_args()
+    if opts.mode == "builtin" and not (opts.admin_password and opts.demo_password):
+        parser.error("--mode builtin needs --admin-password and --demo-password")
+    if opts.flow is None:
+        opts.flow = "full" if opts.mode == "builtin" else "subset"
+    return E2E(opts).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
