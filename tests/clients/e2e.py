@@ -795,6 +795,24 @@ class E2E:
 
         self.step("non-admin: demo deletes its share", demo_cleanup, needs=("demo_share",))
 
+        def quotas_by_project_name() -> None:
+            # The client turns the name into an id through the identity's /v3/projects.
+            admin = self.admin
+            admin.ok("share", "quota", "set", "demo", "--shares", "7")
+            shown = admin.json("share", "quota", "show", "demo")
+            require(int(shown["shares"]) == 7, f"demo's shares quota is {shown.get('shares')}")
+            # demo may read its own project's quotas (found by id: listing projects is for
+            # admins) but not change them.
+            project_id = demo.json("token", "issue")["project_id"]
+            own = demo.json("share", "quota", "show", project_id)
+            require(int(own["shares"]) == 7, f"demo sees a shares quota of {own.get('shares')}")
+            demo.fails("share", "quota", "set", project_id, "--shares", "9", expect=["HTTP 403"])
+            admin.ok("share", "quota", "delete", "demo")
+            shown = admin.json("share", "quota", "show", "demo")
+            require(int(shown["shares"]) == 50, f"after delete demo's shares quota is {shown.get('shares')}")
+
+        self.step("quotas: admin sets and shows demo's by project name; demo may not", quotas_by_project_name)
+
     def wait_share_gone(self, cli: Openstack, share_id: str) -> None:
         def probe() -> tuple[bool, Any]:
             rows = {norm(r)["id"]: norm(r) for r in cli.json("share", "list")}

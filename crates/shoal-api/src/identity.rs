@@ -9,7 +9,10 @@
 //!   `identity`), public, internal and admin interfaces in one region;
 //! * `GET`/`HEAD /identity/v3/auth/tokens`: validation of `X-Subject-Token`, allowed to
 //!   admins, the `service` role and the token's own user;
-//! * `DELETE /identity/v3/auth/tokens`: revocation, under the same rule.
+//! * `DELETE /identity/v3/auth/tokens`: revocation, under the same rule;
+//! * read-only `GET /identity/v3/projects[/{id}]`, `/identity/v3/users[/{id}]` (admins, or a
+//!   caller looking at its own project or user) and `/identity/v3/auth/projects`, which
+//!   clients use to turn a project name into an id (`openstack share quota show demo`).
 //!
 //! Errors use Keystone's envelope `{"error": {"code", "title", "message"}}` and its codes:
 //! 400 malformed, 401 failed authentication (with `WWW-Authenticate`), 403, 404 for a subject
@@ -65,6 +68,11 @@ pub fn router<S: Clone + Send + Sync + 'static>(api: IdentityApi) -> Router<S> {
                 .post(issue_token)
                 .delete(revoke_token),
         )
+        .route("/identity/v3/auth/projects", get(list_auth_projects))
+        .route("/identity/v3/projects", get(list_projects))
+        .route("/identity/v3/projects/{id}", get(show_project))
+        .route("/identity/v3/users", get(list_users))
+        .route("/identity/v3/users/{id}", get(show_user))
         .route("/identity/{*rest}", axum::routing::any(not_found))
         .with_state(api)
 }
@@ -300,49 +308,235 @@ async fn issue_token(
     }
 }
 
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// The caller's own token, validated; 401 otherwise.
+async fn caller(api: &IdentityApi, headers: &HeaderMap) -> Result<ValidToken, Response> {
+    let Some(token) = header_text(headers, AUTH_TOKEN) else {
+        return Err(unauthorized(api, headers, UNAUTHORIZED_MESSAGE));
+    };
+    api.service
+        .validate(&token, Utc::now())
+        .await
+        .map_err(|err| auth_failure(api, headers, err))
+}
+
+fn is_admin(token: &ValidToken) -> bool {
+    token.roles.iter().any(|role| role == "admin")
+}
+
+fn forbidden(action: &str) -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        &format!("You are not authorized to perform the requested action: identity:{action}."),
+    )
+}
+
 /// Checks the caller's token and that it may look at (or revoke) the subject token.
 async fn authorize_subject(
     api: &IdentityApi,
     headers: &HeaderMap,
     action: &str,
 ) -> Result<ValidToken, Response> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
-    let Some(caller_token) = text(AUTH_TOKEN) else {
-        return Err(unauthorized(api, headers, UNAUTHORIZED_MESSAGE));
-    };
-    let now = Utc::now();
-    let caller = api
-        .service
-        .validate(&caller_token, now)
-        .await
-        .map_err(|err| auth_failure(api, headers, err))?;
-    let Some(subject_token) = text(SUBJECT_TOKEN) else {
+    let caller = caller(api, headers).await?;
+    let Some(subject_token) = header_text(headers, SUBJECT_TOKEN) else {
         return Err(bad_request("X-Subject-Token", "header"));
     };
-    let subject = match api.service.validate(&subject_token, now).await {
+    let subject = match api.service.validate(&subject_token, Utc::now()).await {
         Ok(subject) => subject,
         Err(IdentityError::Unavailable(m)) => {
             return Err(service_unavailable(&IdentityError::Unavailable(m)));
         }
         Err(_) => return Err(error(StatusCode::NOT_FOUND, "Failed to validate token")),
     };
-    let privileged = caller
-        .roles
-        .iter()
-        .any(|role| role == "admin" || role == "service");
+    let privileged = is_admin(&caller) || caller.roles.iter().any(|role| role == "service");
     if !privileged && caller.user.id != subject.user.id {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            &format!("You are not authorized to perform the requested action: identity:{action}."),
-        ));
+        return Err(forbidden(action));
     }
     Ok(subject)
+}
+
+fn project_view(base: &str, project: &shoal_store::IdentityProjectRow) -> Value {
+    json!({
+        "id": project.id,
+        "name": project.name,
+        "domain_id": project.domain_id,
+        "description": project.description,
+        "enabled": project.enabled,
+        "is_domain": false,
+        "parent_id": project.domain_id,
+        "tags": [],
+        "options": {},
+        "links": {"self": format!("{base}/identity/v3/projects/{}", project.id)},
+    })
+}
+
+fn user_view(base: &str, user: &shoal_store::IdentityUserRow) -> Value {
+    let mut view = json!({
+        "id": user.id,
+        "name": user.name,
+        "domain_id": user.domain_id,
+        "enabled": user.enabled,
+        "password_expires_at": null,
+        "options": {},
+        "links": {"self": format!("{base}/identity/v3/users/{}", user.id)},
+    });
+    if let Some(project) = &user.default_project_id {
+        view["default_project_id"] = json!(project);
+    }
+    view
+}
+
+fn collection(base: &str, key: &str, items: Vec<Value>) -> Response {
+    Json(json!({
+        key: items,
+        "links": {"self": format!("{base}/identity/v3/{key}"), "previous": null, "next": null},
+    }))
+    .into_response()
+}
+
+fn lookup_failure(err: IdentityError, what: &str, id: &str) -> Response {
+    match err {
+        IdentityError::NotFound(_) => error(
+            StatusCode::NOT_FOUND,
+            &format!("Could not find {what}: {id}."),
+        ),
+        other => service_unavailable(&other),
+    }
+}
+
+/// Filters of the project and user lists that clients send.
+#[derive(Debug, Default, serde::Deserialize)]
+struct ListQuery {
+    name: Option<String>,
+    domain_id: Option<String>,
+}
+
+impl ListQuery {
+    fn admits(&self, name: &str, domain_id: &str) -> bool {
+        self.name.as_deref().is_none_or(|n| n == name)
+            && self.domain_id.as_deref().is_none_or(|d| d == domain_id)
+    }
+}
+
+/// `GET /identity/v3/projects/{id}`: admins, or members of that project.
+async fn show_project(
+    State(api): State<IdentityApi>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let caller = match caller(&api, &headers).await {
+        Ok(caller) => caller,
+        Err(response) => return response,
+    };
+    let own = caller.project.as_ref().is_some_and(|p| p.id == id);
+    if !is_admin(&caller) && !own {
+        return forbidden("get_project");
+    }
+    match api.service.get_project(&id).await {
+        Ok(project) => {
+            let base = public_base(&api.service, &headers);
+            Json(json!({"project": project_view(&base, &project)})).into_response()
+        }
+        Err(err) => lookup_failure(err, "project", &id),
+    }
+}
+
+/// `GET /identity/v3/projects`: admins only, as Keystone's `identity:list_projects`.
+async fn list_projects(
+    State(api): State<IdentityApi>,
+    Query(query): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    match caller(&api, &headers).await {
+        Ok(caller) if is_admin(&caller) => {}
+        Ok(_) => return forbidden("list_projects"),
+        Err(response) => return response,
+    }
+    let base = public_base(&api.service, &headers);
+    match api.service.list_projects().await {
+        Ok(projects) => collection(
+            &base,
+            "projects",
+            projects
+                .iter()
+                .filter(|p| query.admits(&p.name, &p.domain_id))
+                .map(|p| project_view(&base, p))
+                .collect(),
+        ),
+        Err(err) => service_unavailable(&err),
+    }
+}
+
+/// `GET /identity/v3/auth/projects`: the projects the caller's user has a role on.
+async fn list_auth_projects(State(api): State<IdentityApi>, headers: HeaderMap) -> Response {
+    let caller = match caller(&api, &headers).await {
+        Ok(caller) => caller,
+        Err(response) => return response,
+    };
+    let base = public_base(&api.service, &headers);
+    match api.service.projects_of_user(&caller.user.id).await {
+        Ok(projects) => collection(
+            &base,
+            "projects",
+            projects.iter().map(|p| project_view(&base, p)).collect(),
+        ),
+        Err(err) => service_unavailable(&err),
+    }
+}
+
+/// `GET /identity/v3/users/{id}`: admins, or the user itself.
+async fn show_user(
+    State(api): State<IdentityApi>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let caller = match caller(&api, &headers).await {
+        Ok(caller) => caller,
+        Err(response) => return response,
+    };
+    if !is_admin(&caller) && caller.user.id != id {
+        return forbidden("get_user");
+    }
+    match api.service.get_user(&id).await {
+        Ok(user) => {
+            let base = public_base(&api.service, &headers);
+            Json(json!({"user": user_view(&base, &user)})).into_response()
+        }
+        Err(err) => lookup_failure(err, "user", &id),
+    }
+}
+
+/// `GET /identity/v3/users`: admins only.
+async fn list_users(
+    State(api): State<IdentityApi>,
+    Query(query): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    match caller(&api, &headers).await {
+        Ok(caller) if is_admin(&caller) => {}
+        Ok(_) => return forbidden("list_users"),
+        Err(response) => return response,
+    }
+    let base = public_base(&api.service, &headers);
+    match api.service.list_users().await {
+        Ok(users) => collection(
+            &base,
+            "users",
+            users
+                .iter()
+                .filter(|u| query.admits(&u.name, &u.domain_id))
+                .map(|u| user_view(&base, u))
+                .collect(),
+        ),
+        Err(err) => service_unavailable(&err),
+    }
 }
 
 /// `GET`/`HEAD /identity/v3/auth/tokens`.

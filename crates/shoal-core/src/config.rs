@@ -710,7 +710,10 @@ mod tests {
     }
 
     #[test]
-    #[expect(clippy::result_large_err, reason = "figment::Jail's closure returns figment::Error")]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure returns figment::Error"
+    )]
     fn admin_password_comes_from_its_short_variable_and_identity_users_from_the_file() {
         let _env = env_guard();
         let dir = tempfile::tempdir().unwrap();
@@ -750,7 +753,10 @@ mod tests {
     /// docs/shoal.example.toml documents every setting; it must stay loadable and equal to
     /// the defaults it claims to show.
     #[test]
-    #[expect(clippy::result_large_err, reason = "figment::Jail's closure returns figment::Error")]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure returns figment::Error"
+    )]
     fn example_config_loads_and_shows_the_defaults() {
         let _env = env_guard();
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/shoal.example.toml");

@@ -929,6 +929,34 @@ impl IdentityService {
         Ok(self.store.list_identity_role_assignments().await?)
     }
 
+    /// A project by id; `NotFound` when there is none.
+    pub async fn get_project(&self, id: &str) -> IdentityResult<IdentityProjectRow> {
+        Ok(self.store.get_identity_project(id).await?)
+    }
+
+    /// A user by id; `NotFound` when there is none.
+    pub async fn get_user(&self, id: &str) -> IdentityResult<IdentityUserRow> {
+        Ok(self.store.get_identity_user(id).await?)
+    }
+
+    /// The projects `user_id` holds a role on (Keystone's `/v3/auth/projects`).
+    pub async fn projects_of_user(&self, user_id: &str) -> IdentityResult<Vec<IdentityProjectRow>> {
+        let assignments = self.store.list_identity_role_assignments().await?;
+        let mut projects: Vec<IdentityProjectRow> = self
+            .store
+            .list_identity_projects()
+            .await?
+            .into_iter()
+            .filter(|p| {
+                assignments
+                    .iter()
+                    .any(|a| a.user_id == user_id && a.project_id == p.id)
+            })
+            .collect();
+        projects.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(projects)
+    }
+
     async fn user_by_name(&self, name: &str) -> IdentityResult<IdentityUserRow> {
         match self
             .store

@@ -36,7 +36,7 @@ async fn discovery_documents_point_at_v3() {
         assert_eq!(resp.status, 200, "{path}");
         assert_eq!(resp.json()["version"]["id"], "v3.14");
     }
-    let resp = app.get("/identity/v3/users").anonymous().send().await;
+    let resp = app.get("/identity/v3/domains").anonymous().send().await;
     assert_eq!(resp.status, 404);
     assert_eq!(
         resp.json(),
@@ -459,5 +459,71 @@ async fn repeated_failures_lock_the_user_then_throttle_the_address() {
         .parse()
         .expect("seconds");
     assert!((1..=60).contains(&retry), "{retry}");
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn projects_and_users_can_be_looked_up_as_keystone_allows() {
+    let app = TestApp::builtin().await;
+    let demo = app.token_for("demo");
+    let resp = app.get("/identity/v3/projects?name=demo").send().await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let body = resp.json();
+    let projects = body["projects"].as_array().expect("projects");
+    assert_eq!(projects.len(), 1);
+    assert_eq!(projects[0]["name"], "demo");
+    assert_eq!(projects[0]["domain_id"], "default");
+    let demo_project = projects[0]["id"].as_str().expect("id").to_owned();
+
+    // A member sees its own project, not the list nor another project.
+    let resp = app
+        .get(&format!("/identity/v3/projects/{demo_project}"))
+        .token(&demo)
+        .send()
+        .await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.json()["project"]["name"], "demo");
+    let resp = app.get("/identity/v3/projects").token(&demo).send().await;
+    assert_eq!(resp.status, 403);
+    let resp = app.get("/identity/v3/projects/admin").send().await;
+    assert_eq!(
+        resp.json(),
+        keystone_error(404, "Not Found", "Could not find project: admin.")
+    );
+    let resp = app
+        .get("/identity/v3/auth/projects")
+        .token(&demo)
+        .send()
+        .await;
+    let names: Vec<String> = resp.json()["projects"]
+        .as_array()
+        .expect("projects")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name").to_owned())
+        .collect();
+    assert_eq!(names, ["demo"]);
+
+    // Users: admins list and show, a user shows itself.
+    let resp = app.get("/identity/v3/users?name=rita").send().await;
+    let rita = resp.json()["users"][0].clone();
+    assert_eq!(rita["name"], "rita");
+    assert_eq!(rita["default_project_id"], demo_project.as_str());
+    let resp = app
+        .get(&format!(
+            "/identity/v3/users/{}",
+            rita["id"].as_str().expect("id")
+        ))
+        .token(&demo)
+        .send()
+        .await;
+    assert_eq!(resp.status, 403);
+    assert_eq!(
+        app.get("/identity/v3/users")
+            .anonymous()
+            .send()
+            .await
+            .status,
+        401
+    );
     app.finish().await;
 }
