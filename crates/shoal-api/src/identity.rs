@@ -448,18 +448,29 @@ async fn show_project(
     }
 }
 
-/// `GET /identity/v3/projects`: admins only, as Keystone's `identity:list_projects`.
+/// Authorizes an admin-only listing (Keystone's `identity:list_*`); the base URL on success.
+async fn authorize_listing(
+    api: &IdentityApi,
+    headers: &HeaderMap,
+    action: &str,
+) -> Result<String, Response> {
+    match caller(api, headers).await {
+        Ok(caller) if is_admin(&caller) => Ok(public_base(&api.service, headers)),
+        Ok(_) => Err(forbidden(action)),
+        Err(response) => Err(response),
+    }
+}
+
+/// `GET /identity/v3/projects`: admins only.
 async fn list_projects(
     State(api): State<IdentityApi>,
     Query(query): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    match caller(&api, &headers).await {
-        Ok(caller) if is_admin(&caller) => {}
-        Ok(_) => return forbidden("list_projects"),
+    let base = match authorize_listing(&api, &headers, "list_projects").await {
+        Ok(base) => base,
         Err(response) => return response,
-    }
-    let base = public_base(&api.service, &headers);
+    };
     match api.service.list_projects().await {
         Ok(projects) => collection(
             &base,
@@ -519,12 +530,10 @@ async fn list_users(
     Query(query): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    match caller(&api, &headers).await {
-        Ok(caller) if is_admin(&caller) => {}
-        Ok(_) => return forbidden("list_users"),
+    let base = match authorize_listing(&api, &headers, "list_users").await {
+        Ok(base) => base,
         Err(response) => return response,
-    }
-    let base = public_base(&api.service, &headers);
+    };
     match api.service.list_users().await {
         Ok(users) => collection(
             &base,

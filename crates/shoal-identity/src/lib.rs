@@ -475,22 +475,13 @@ impl IdentityService {
             Err(StoreError::NotFound(_)) => {}
             Err(err) => return Err(err.into()),
         }
-        let new = NewIdentityProject {
-            id: new_id(),
-            name: name.to_owned(),
-            domain_id: DEFAULT_DOMAIN_ID.to_owned(),
-            description: description.to_owned(),
-            enabled: true,
-            created_at: now,
-        };
-        match self.store.insert_identity_project(new).await {
-            Ok(project) => Ok(project),
+        match self.add_project(name, description, now).await {
             // Created concurrently by another node.
-            Err(StoreError::Conflict(_)) => Ok(self
+            Err(IdentityError::Conflict(_)) => Ok(self
                 .store
                 .get_identity_project_by_name(DEFAULT_DOMAIN_ID, name)
                 .await?),
-            Err(err) => Err(err.into()),
+            other => other,
         }
     }
 
