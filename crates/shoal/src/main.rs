@@ -6,8 +6,9 @@ use shoal::cli::{BenchCommand, Cli, Command, ConfigCommand, DbCommand};
 use shoal::server::{Server, load_policy, open_store};
 use tracing_subscriber::EnvFilter;
 
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// `default` is the level when `RUST_LOG` is unset.
+fn init_logging(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -31,8 +32,12 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_logging();
     let cli = Cli::parse();
+    // The identity CLI prints its own results; start-up chatter would only hide them.
+    init_logging(match cli.command {
+        Command::Identity { .. } => "warn",
+        _ => "info",
+    });
     match cli.command {
         Command::Serve(args) => {
             let config = args.load()?;
