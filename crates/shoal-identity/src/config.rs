@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 /// Keystone's default `[token] expiration`.
 pub const TOKEN_EXPIRATION_DEFAULT: Duration = Duration::from_secs(3600);
+/// How long a validated token is trusted without reading the database again.
+pub const TOKEN_CACHE_TTL_DEFAULT: Duration = Duration::from_secs(5);
 /// Failed password authentications of one user before it is refused for a while.
 pub const USER_FAILURE_LIMIT_DEFAULT: u32 = 5;
 /// How long a user's failures count, and how long a locked user stays locked.
@@ -31,6 +33,12 @@ pub struct IdentityConfig {
     /// Lifetime of issued tokens (Keystone `[token] expiration`).
     #[serde(with = "humantime_serde")]
     pub token_expiration: Duration,
+    /// How long a node trusts a token it validated without reading the database again
+    /// (keystonemiddleware's `token_cache_time`, 300 s there). Changes made on this node
+    /// (revocation, passwords, roles) clear the cache at once; changes made by another node
+    /// or by `shoal identity` take effect within this time. `0s` disables the cache.
+    #[serde(with = "humantime_serde")]
+    pub token_cache_ttl: Duration,
     /// Base URL of this API as clients reach it (`http://203.0.113.7:8786`), used in the
     /// service catalog and `WWW-Authenticate`. Empty: taken from each request's `Host`.
     pub public_endpoint: String,
@@ -59,6 +67,7 @@ impl Default for IdentityConfig {
         Self {
             admin_password: String::new(),
             token_expiration: TOKEN_EXPIRATION_DEFAULT,
+            token_cache_ttl: TOKEN_CACHE_TTL_DEFAULT,
             public_endpoint: String::new(),
             region: "RegionOne".to_owned(),
             user_failure_limit: USER_FAILURE_LIMIT_DEFAULT,
@@ -83,6 +92,7 @@ impl std::fmt::Debug for IdentityConfig {
                 },
             )
             .field("token_expiration", &self.token_expiration)
+            .field("token_cache_ttl", &self.token_cache_ttl)
             .field("public_endpoint", &self.public_endpoint)
             .field("region", &self.region)
             .field("user_failure_limit", &self.user_failure_limit)

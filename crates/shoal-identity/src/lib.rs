@@ -244,12 +244,18 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// Tokens a node keeps validated at most.
+const TOKEN_CACHE_CAPACITY: u64 = 10_000;
+
 /// The built-in identity of one node.
 pub struct IdentityService {
     store: Arc<dyn Store>,
     config: IdentityConfig,
     key: [u8; KEY_LEN],
     limiter: FailureLimiter,
+    /// Tokens validated recently (`token_cache_ttl`), so a request costs no database reads;
+    /// `None` when the TTL is zero.
+    cache: Option<moka::future::Cache<String, ValidToken>>,
     /// A hash to verify unknown users' passwords against, so an unknown name costs as much
     /// time as a wrong password and user names cannot be probed by timing.
     decoy_hash: String,
@@ -281,11 +287,18 @@ impl IdentityService {
         let decoy_hash = password::hash_blocking(token::new_audit_id())
             .await
             .map_err(IdentityError::Internal)?;
+        let cache = (!config.token_cache_ttl.is_zero()).then(|| {
+            moka::future::Cache::builder()
+                .max_capacity(TOKEN_CACHE_CAPACITY)
+                .time_to_live(config.token_cache_ttl)
+                .build()
+        });
         Ok(Self {
             store,
             config,
             key,
             limiter,
+            cache,
             decoy_hash,
         })
     }
@@ -454,10 +467,12 @@ impl IdentityService {
             tokens_valid_after: Some(now),
             ..IdentityUserUpdate::default()
         };
-        Ok(self
+        let user = self
             .store
             .update_identity_user(user_id, update, now)
-            .await?)
+            .await?;
+        self.forget_validations();
+        Ok(user)
     }
 
     async fn ensure_project(
@@ -698,6 +713,31 @@ impl IdentityService {
     /// Checks a token: signature, expiry, revocation, and that its user and project still
     /// exist, are enabled and (for a scoped token) still hold a role there.
     pub async fn validate(&self, token: &str, now: DateTime<Utc>) -> IdentityResult<ValidToken> {
+        if let Some(cache) = &self.cache
+            && let Some(valid) = cache.get(token).await
+            && valid.payload.expires_at > now
+        {
+            return Ok(valid);
+        }
+        let valid = self.validate_uncached(token, now).await?;
+        if let Some(cache) = &self.cache {
+            cache.insert(token.to_owned(), valid.clone()).await;
+        }
+        Ok(valid)
+    }
+
+    /// Forgets every cached validation: something on this node changed what tokens grant.
+    fn forget_validations(&self) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate_all();
+        }
+    }
+
+    async fn validate_uncached(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> IdentityResult<ValidToken> {
         let payload = token::decode(token, &self.key).map_err(|_| IdentityError::InvalidToken)?;
         if payload.expires_at <= now {
             return Err(IdentityError::InvalidToken);
@@ -750,6 +790,8 @@ impl IdentityService {
         self.store
             .revoke_identity_token(audit_id, valid.payload.expires_at, now)
             .await?;
+        // Tokens made from this one die with it, so drop them all from the cache.
+        self.forget_validations();
         self.store.delete_expired_identity_revocations(now).await?;
         tracing::info!(user.id = %valid.user.id, "revoked a token of user {}", valid.user.id);
         Ok(())
@@ -876,13 +918,16 @@ impl IdentityService {
         self.store
             .update_identity_user(&user.id, update, now)
             .await?;
+        self.forget_validations();
         Ok(())
     }
 
     /// Deletes a user and its role assignments.
     pub async fn delete_user(&self, name: &str) -> IdentityResult<()> {
         let user = self.user_by_name(name).await?;
-        Ok(self.store.delete_identity_user(&user.id).await?)
+        self.store.delete_identity_user(&user.id).await?;
+        self.forget_validations();
+        Ok(())
     }
 
     /// Grants `role` on `project` to `user` (by names).
@@ -899,10 +944,11 @@ impl IdentityService {
     pub async fn revoke_role(&self, user: &str, project: &str, role: &str) -> IdentityResult<()> {
         let user = self.user_by_name(user).await?;
         let project = self.project_by_name(project).await?;
-        Ok(self
-            .store
+        self.store
             .revoke_identity_role(&user.id, &project.id, role)
-            .await?)
+            .await?;
+        self.forget_validations();
+        Ok(())
     }
 
     /// Every user.

@@ -437,3 +437,78 @@ fn role_ids_are_stable_hex() {
     assert_ne!(role_id("admin"), role_id("member"));
     assert_eq!(role_id("admin").len(), 32);
 }
+
+#[tokio::test]
+async fn validations_are_cached_for_the_ttl_and_cleared_by_local_changes() {
+    let (db, identity) = service(IdentityConfig::default()).await;
+    let t = now();
+    identity.bootstrap(Some("pw"), t).await.expect("bootstrap");
+    identity
+        .add_user("demo", "demo-pw", Some("demo"), &["member".to_owned()], t)
+        .await
+        .expect("add demo");
+    let token = identity
+        .authenticate(password_request("demo", "demo-pw", None), None, t)
+        .await
+        .expect("login")
+        .token;
+    identity
+        .validate(&token, t)
+        .await
+        .expect("valid, now cached");
+    // A cached token still expires on time.
+    assert!(matches!(
+        identity.validate(&token, t + TimeDelta::hours(1)).await,
+        Err(IdentityError::InvalidToken)
+    ));
+    identity
+        .validate(&token, t)
+        .await
+        .expect("valid, cached again");
+
+    // Another node (or the CLI) disables demo: this node trusts its cache until the TTL ends.
+    let other_node = IdentityService::open(Arc::clone(db.store()), IdentityConfig::default())
+        .await
+        .expect("second node");
+    other_node
+        .set_enabled("demo", false, t)
+        .await
+        .expect("disable");
+    identity
+        .validate(&token, t)
+        .await
+        .expect("still cached here");
+    assert!(
+        other_node.validate(&token, t).await.is_err(),
+        "not on the node that changed it"
+    );
+
+    // A change made on this node clears the cache at once; a zero TTL disables it.
+    identity.set_enabled("demo", true, t).await.expect("enable");
+    let uncached = IdentityService::open(
+        Arc::clone(db.store()),
+        IdentityConfig {
+            token_cache_ttl: std::time::Duration::ZERO,
+            ..IdentityConfig::default()
+        },
+    )
+    .await
+    .expect("uncached node");
+    let token = uncached
+        .authenticate(password_request("demo", "demo-pw", None), None, t)
+        .await
+        .expect("login")
+        .token;
+    uncached.validate(&token, t).await.expect("valid");
+    identity
+        .validate(&token, t)
+        .await
+        .expect("valid, cached on the first node");
+    identity
+        .set_enabled("demo", false, t)
+        .await
+        .expect("disable");
+    assert!(identity.validate(&token, t).await.is_err(), "local change");
+    assert!(uncached.validate(&token, t).await.is_err(), "no cache");
+    db.finish().await;
+}
