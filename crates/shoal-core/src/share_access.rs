@@ -565,8 +565,9 @@ pub fn validate_metadata(metadata: Option<&Value>) -> CoreResult<BTreeMap<String
         if !truthy(value) {
             return Err(CoreError::bad_request("Metadata property value is blank."));
         }
+        // `len()` of a number or `True` raises `TypeError`: webob's bare 400.
         let Value::String(text) = value else {
-            return Err(CoreError::bad_request("Invalid metadata."));
+            return Err(CoreError::bad_request(MALFORMED));
         };
         if text.chars().count() > 1023 {
             return Err(CoreError::bad_request(
@@ -744,6 +745,119 @@ pub async fn deny_access(
     );
     core.wake_workers();
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule metadata (2.45+, `api/v2/share_access_metadata.py`)
+// ---------------------------------------------------------------------------------------
+
+/// 404 of the metadata API for a rule that does not exist or whose share the caller may
+/// not see: `share_api.access_get` raises a bare `exception.NotFound`.
+pub const METADATA_RULE_NOT_FOUND: &str = "Resource could not be found.";
+/// 404 of a metadata key the rule does not have (`ShareAccessMetadataNotFound`, whose
+/// text names neither the key nor the rule).
+pub const METADATA_KEY_NOT_FOUND: &str = "Share access rule metadata does not exist.";
+/// 400 of a blank key or value in a metadata update (`InvalidMetadata`).
+pub const INVALID_METADATA: &str = "Invalid metadata.";
+/// 400 of a key over 255 or a value over 1023 characters in a metadata update
+/// (`InvalidMetadataSize`).
+pub const INVALID_METADATA_SIZE: &str = "Invalid metadata size.";
+
+/// Validates the `metadata` object of `PUT /v2/share-access-rules/{id}/metadata`.
+/// Manila runs `check_metadata_properties` but `update_share_access_metadata` re-raises
+/// its errors without their texts, so the answers are the exceptions' default messages:
+/// a blank key or value (Python-falsy: `""`, `null`, `false`, `0`, `[]`, `{}`) is
+/// [`INVALID_METADATA`], a key over 255 or a value over 1023 characters is
+/// [`INVALID_METADATA_SIZE`]. A number or `true` makes Python's `len()` raise `TypeError`,
+/// which Manila answers with webob's bare 400. Deliberate difference: a non-empty list or
+/// object within the length limit reaches Manila's database and fails there (500); it is
+/// the same bare 400 here.
+pub fn validate_metadata_update(
+    metadata: &Map<String, Value>,
+) -> CoreResult<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (key, value) in metadata {
+        if key.is_empty() {
+            return Err(CoreError::bad_request(INVALID_METADATA));
+        }
+        if key.chars().count() > 255 {
+            return Err(CoreError::bad_request(INVALID_METADATA_SIZE));
+        }
+        if !truthy(value) {
+            return Err(CoreError::bad_request(INVALID_METADATA));
+        }
+        let text = match value {
+            Value::String(text) => text,
+            Value::Array(items) if items.len() > 1023 => {
+                return Err(CoreError::bad_request(INVALID_METADATA_SIZE));
+            }
+            Value::Object(items) if items.len() > 1023 => {
+                return Err(CoreError::bad_request(INVALID_METADATA_SIZE));
+            }
+            _ => return Err(CoreError::bad_request(MALFORMED)),
+        };
+        if text.chars().count() > 1023 {
+            return Err(CoreError::bad_request(INVALID_METADATA_SIZE));
+        }
+        out.insert(key.clone(), text.clone());
+    }
+    Ok(out)
+}
+
+/// Adds or overwrites `metadata` (already validated) on `rule` and keeps its other keys
+/// (`share_access_metadata_update`); returns every key the rule has afterwards. The API
+/// answers with the keys sent, as Manila does.
+pub async fn set_access_rule_metadata(
+    core: &Core,
+    rule: &AccessRuleRow,
+    metadata: &BTreeMap<String, String>,
+) -> CoreResult<BTreeMap<String, String>> {
+    match core.store.set_access_rule_metadata(rule.id, metadata).await {
+        Ok(all) => {
+            tracing::info!(
+                access.id = %rule.id,
+                "set metadata keys {:?} of access rule {}",
+                metadata.keys().collect::<Vec<_>>(),
+                rule.id
+            );
+            Ok(all)
+        }
+        // Denied and removed since the caller read it.
+        Err(StoreError::NotFound(_)) => Err(CoreError::not_found(METADATA_RULE_NOT_FOUND)),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Removes one metadata key of `rule` (`share_access_metadata_delete`): 404
+/// [`METADATA_KEY_NOT_FOUND`] when the rule does not have it.
+pub async fn delete_access_rule_metadata_key(
+    core: &Core,
+    rule: &AccessRuleRow,
+    key: &str,
+) -> CoreResult<()> {
+    if !rule.metadata.contains_key(key) {
+        return Err(CoreError::not_found(METADATA_KEY_NOT_FOUND));
+    }
+    match core
+        .store
+        .delete_access_rule_metadata_key(rule.id, key)
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(
+                access.id = %rule.id,
+                "deleted metadata key {key:?} of access rule {}",
+                rule.id
+            );
+            Ok(())
+        }
+        // A concurrent call removed the key, or the whole rule.
+        Err(StoreError::NotFound(_)) => match find_rule(core, &rule.id.to_string()).await? {
+            Some(_) => Err(CoreError::not_found(METADATA_KEY_NOT_FOUND)),
+            None => Err(CoreError::not_found(METADATA_RULE_NOT_FOUND)),
+        },
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// Filters of a rule list (`share_access_get_all_for_share`): exact matches on the
@@ -1123,6 +1237,54 @@ mod tests {
         assert_eq!(
             validate_metadata(Some(&json!({"k": "v"}))).unwrap(),
             BTreeMap::from([("k".to_owned(), "v".to_owned())])
+        );
+    }
+
+    #[test]
+    fn metadata_update_uses_the_exceptions_default_texts() {
+        let check = |v: Value| {
+            let Value::Object(map) = v else {
+                panic!("object expected")
+            };
+            validate_metadata_update(&map).map_err(|e| e.to_string())
+        };
+        assert_eq!(check(json!({})).unwrap(), BTreeMap::new());
+        assert_eq!(
+            check(json!({"k": "v", "ü": "✓"})).unwrap(),
+            BTreeMap::from([
+                ("k".to_owned(), "v".to_owned()),
+                ("ü".to_owned(), "✓".to_owned())
+            ])
+        );
+        // Limits count characters, not bytes.
+        let key = "é".repeat(255);
+        let value = "é".repeat(1023);
+        assert!(check(json!({key.clone(): value.clone()})).is_ok());
+        for (body, text) in [
+            (json!({"": "v"}), INVALID_METADATA),
+            (json!({"k": ""}), INVALID_METADATA),
+            (json!({"k": null}), INVALID_METADATA),
+            (json!({"k": false}), INVALID_METADATA),
+            (json!({"k": 0}), INVALID_METADATA),
+            (json!({"k": []}), INVALID_METADATA),
+            (json!({"k": {}}), INVALID_METADATA),
+            (json!({format!("{key}é"): "v"}), INVALID_METADATA_SIZE),
+            (json!({"k": format!("{value}é")}), INVALID_METADATA_SIZE),
+            (json!({"k": vec![1; 1024]}), INVALID_METADATA_SIZE),
+            (json!({"k": 1}), MALFORMED),
+            (json!({"k": 1.5}), MALFORMED),
+            (json!({"k": true}), MALFORMED),
+            (json!({"k": ["a"]}), MALFORMED),
+            (json!({"k": {"a": "b"}}), MALFORMED),
+        ] {
+            assert_eq!(check(body.clone()).unwrap_err(), text, "{body}");
+        }
+        // At creation the specific texts stay; a number is the same bare 400.
+        assert_eq!(
+            validate_metadata(Some(&json!({"k": 1})))
+                .unwrap_err()
+                .to_string(),
+            MALFORMED
         );
     }
 

@@ -1231,6 +1231,22 @@ macro_rules! impl_store {
                     .await
                 }
 
+                async fn set_access_rule_metadata(
+                    &self,
+                    access_id: Uuid,
+                    metadata: &BTreeMap<String, String>,
+                ) -> Result<BTreeMap<String, String>> {
+                    super::share_sql::set_access_rule_metadata(self, access_id, metadata).await
+                }
+
+                async fn delete_access_rule_metadata_key(
+                    &self,
+                    access_id: Uuid,
+                    key: &str,
+                ) -> Result<()> {
+                    super::share_sql::delete_access_rule_metadata_key(self, access_id, key).await
+                }
+
                 async fn mark_access_rule_for_deny(
                     &self,
                     access_id: Uuid,

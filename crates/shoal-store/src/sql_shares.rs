@@ -1241,6 +1241,68 @@ macro_rules! share_sql {
                 Ok(())
             }
 
+            /// Reads the rule's metadata inside `tx` after locking the rule, so two writers
+            /// of the same rule's metadata take turns (each sees the other's keys).
+            async fn lock_access_rule_metadata(
+                conn: &mut DbConn,
+                access_id: Uuid,
+            ) -> Result<BTreeMap<String, String>> {
+                if !lock_row(conn, "share_access_rules", access_id).await? {
+                    return Err(StoreError::NotFound(format!("access rule {access_id}")));
+                }
+                let row = sqlx::query("SELECT metadata FROM share_access_rules WHERE id = $1")
+                    .bind(DbUuid(access_id))
+                    .fetch_one(&mut *conn)
+                    .await?;
+                json_map(&row, "metadata")
+            }
+
+            async fn write_access_rule_metadata(
+                conn: &mut DbConn,
+                access_id: Uuid,
+                metadata: &BTreeMap<String, String>,
+            ) -> Result<()> {
+                sqlx::query("UPDATE share_access_rules SET metadata = $1 WHERE id = $2")
+                    .bind(map_to_json(metadata))
+                    .bind(DbUuid(access_id))
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
+
+            pub(super) async fn set_access_rule_metadata(
+                store: &$store,
+                access_id: Uuid,
+                metadata: &BTreeMap<String, String>,
+            ) -> Result<BTreeMap<String, String>> {
+                let mut tx = store.begin_write().await?;
+                let mut current = lock_access_rule_metadata(&mut tx, access_id).await?;
+                let before = current.clone();
+                current.extend(metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+                if current != before {
+                    write_access_rule_metadata(&mut tx, access_id, &current).await?;
+                }
+                tx.commit().await?;
+                Ok(current)
+            }
+
+            pub(super) async fn delete_access_rule_metadata_key(
+                store: &$store,
+                access_id: Uuid,
+                key: &str,
+            ) -> Result<()> {
+                let mut tx = store.begin_write().await?;
+                let mut current = lock_access_rule_metadata(&mut tx, access_id).await?;
+                if current.remove(key).is_none() {
+                    return Err(StoreError::NotFound(format!(
+                        "metadata key {key} of access rule {access_id}"
+                    )));
+                }
+                write_access_rule_metadata(&mut tx, access_id, &current).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             // ---- pool usage ----
 
             pub(super) async fn allocated_gb_by_pool(

@@ -358,6 +358,18 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<()>;
 
+    /// Adds or overwrites the given metadata keys of a rule and keeps the others (Manila's
+    /// `share_access_metadata_update`); returns all of the rule's metadata afterwards. The
+    /// rule's `updated_at` is left alone. `NotFound` if the rule is missing.
+    async fn set_access_rule_metadata(
+        &self,
+        access_id: Uuid,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>>;
+
+    /// Removes one metadata key of a rule. `NotFound` if the rule or the key is missing.
+    async fn delete_access_rule_metadata_key(&self, access_id: Uuid, key: &str) -> Result<()>;
+
     /// Starts denying a rule: every mapping → `queued_to_deny`, the mapped instances'
     /// `access_rules_status` `active` → `syncing`, and `operations` enqueued, in one
     /// transaction. `NotFound` if the rule is missing.

@@ -9,6 +9,7 @@ pub mod quota_sets;
 pub mod scheduler_stats;
 pub mod services;
 pub mod share_access;
+pub mod share_access_metadata;
 pub mod share_access_rules;
 pub mod share_export_locations;
 pub mod share_replica_export_locations;
@@ -36,6 +37,7 @@ pub fn router() -> Router<ApiState> {
         .merge(services::router())
         .merge(scheduler_stats::router())
         .merge(share_access_rules::router())
+        .merge(share_access_metadata::router())
         .merge(quota_sets::router())
         .merge(limits::router())
         .merge(messages::router())

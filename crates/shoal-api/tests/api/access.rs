@@ -1,10 +1,12 @@
 //! Access rules: allow/deny/list actions and `/v2/share-access-rules` (checklist R.276–283,
 //! api-basics §9, replication.md §12). R.268–275 need secondary replicas and live with the
-//! replica tests.
+//! replica tests; rule metadata (2.45+) is in `access/metadata.rs`.
 
 use serde_json::{Value, json};
 use shoal_core::config::AuthStrategy;
 use shoal_testkit::{PROJECT_A, TestApp, TestResponse};
+
+mod metadata;
 
 const V: &str = "2.56";
 const INVALID_INSTANCE: &str = "New access rules cannot be applied while the share or any of its replicas or migration copies lacks a valid host or is in an invalid state.";

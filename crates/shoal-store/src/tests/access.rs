@@ -1,4 +1,4 @@
-//! Access rules and their per-instance mappings: allow, state changes, deny.
+//! Access rules and their per-instance mappings: allow, state changes, deny, metadata.
 
 use std::collections::BTreeMap;
 
@@ -505,5 +505,199 @@ pub(crate) async fn concurrent_mapping_removals_remove_the_rule_once<S: ForTest>
         let err = store.get_access_rule(rule.id).await.unwrap_err();
         assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
     }
+    db.finish().await;
+}
+
+pub(crate) async fn access_rule_metadata_merge_and_delete<S: ForTest>() {
+    let Some(db) = S::for_test().await else {
+        return;
+    };
+    let store = db.store();
+    let (share, inst) = store.create_share(new_share("p1", 1, 0)).await.unwrap();
+    let mut new = rule_for(&share.id, &[inst.id], "10.0.0.1");
+    new.metadata = specs_of(&[("a", "1"), ("keep", "x")]);
+    let rule = store.insert_access_rule(new).await.unwrap();
+    let other = store
+        .insert_access_rule(rule_for(&share.id, &[inst.id], "10.0.0.2"))
+        .await
+        .unwrap();
+
+    // New keys are added, existing ones overwritten, the others kept.
+    let all = store
+        .set_access_rule_metadata(rule.id, &specs_of(&[("a", "2"), ("b", "3")]))
+        .await
+        .expect("set");
+    let expected = specs_of(&[("a", "2"), ("b", "3"), ("keep", "x")]);
+    assert_eq!(all, expected);
+    let read = store.get_access_rule(rule.id).await.unwrap();
+    assert_eq!(read.metadata, expected);
+    // Metadata is not a change of the rule itself.
+    assert_eq!(read.updated_at, None);
+    assert_eq!(read.instance_states, rule.instance_states);
+    let listed = store.list_access_rules(share.id).await.unwrap();
+    let listed_of = |id: Uuid| listed.iter().find(|r| r.id == id).expect("listed").clone();
+    assert_eq!(listed_of(rule.id).metadata, expected);
+    assert!(
+        listed_of(other.id).metadata.is_empty(),
+        "another rule is untouched"
+    );
+    // Nothing to set: nothing changes.
+    assert_eq!(
+        store
+            .set_access_rule_metadata(rule.id, &BTreeMap::new())
+            .await
+            .unwrap(),
+        expected
+    );
+
+    store
+        .delete_access_rule_metadata_key(rule.id, "a")
+        .await
+        .expect("delete");
+    assert_eq!(
+        store.get_access_rule(rule.id).await.unwrap().metadata,
+        specs_of(&[("b", "3"), ("keep", "x")])
+    );
+    // An unknown key, a key of another rule, a key deleted twice.
+    for (id, key) in [(rule.id, "a"), (rule.id, "nope"), (other.id, "b")] {
+        let err = store
+            .delete_access_rule_metadata_key(id, key)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound(_)), "{key}: {err:?}");
+    }
+    // Missing rule.
+    let err = store
+        .set_access_rule_metadata(Uuid::new_v4(), &specs_of(&[("a", "1")]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    let err = store
+        .delete_access_rule_metadata_key(Uuid::new_v4(), "b")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+
+    // Keys and values are kept as given (case, spaces, non-ASCII, long values).
+    let long = "v".repeat(1023);
+    let odd = specs_of(&[("B", "Upper"), ("with space", "ü ✓"), ("long", &long)]);
+    let all = store
+        .set_access_rule_metadata(other.id, &odd)
+        .await
+        .unwrap();
+    assert_eq!(all, odd);
+    assert_eq!(store.get_access_rule(other.id).await.unwrap().metadata, odd);
+    db.finish().await;
+}
+
+pub(crate) async fn access_rule_metadata_goes_with_the_rule<S: ForTest>() {
+    let Some(db) = S::for_test().await else {
+        return;
+    };
+    let store = db.store();
+    let (share, inst) = store.create_share(new_share("p1", 1, 0)).await.unwrap();
+    let rule = store
+        .insert_access_rule(rule_for(&share.id, &[inst.id], "10.0.0.1"))
+        .await
+        .unwrap();
+    store
+        .set_access_rule_metadata(rule.id, &specs_of(&[("k", "v")]))
+        .await
+        .unwrap();
+
+    // Denied: the rule goes with its last mapping, and its metadata with it.
+    store
+        .mark_access_rule_for_deny(rule.id, vec![], at(11))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .remove_instance_access(rule.id, inst.id)
+            .await
+            .unwrap()
+    );
+    let err = store
+        .set_access_rule_metadata(rule.id, &specs_of(&[("k", "w")]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    let err = store
+        .delete_access_rule_metadata_key(rule.id, "k")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    // The same target allowed again starts without metadata.
+    let again = store
+        .insert_access_rule(rule_for(&share.id, &[inst.id], "10.0.0.1"))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get_access_rule(again.id)
+            .await
+            .unwrap()
+            .metadata
+            .is_empty()
+    );
+
+    // The share's deletion takes rules and metadata along.
+    store
+        .set_access_rule_metadata(again.id, &specs_of(&[("k", "v")]))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .delete_share_instance_and_maybe_share(inst.id, quota("p1", &[], &[]), at(30))
+            .await
+            .unwrap()
+    );
+    let err = store.get_access_rule(again.id).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    let err = store
+        .set_access_rule_metadata(again.id, &specs_of(&[("k", "w")]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    db.finish().await;
+}
+
+pub(crate) async fn concurrent_access_rule_metadata_updates_keep_every_key<S: ForTest>() {
+    let Some(db) = S::for_test().await else {
+        return;
+    };
+    let store = std::sync::Arc::clone(db.store());
+    let (share, inst) = store.create_share(new_share("p1", 1, 0)).await.unwrap();
+    let mut new = rule_for(&share.id, &[inst.id], "10.0.0.1");
+    new.metadata = (0..8)
+        .map(|i| (format!("old{i}"), "x".to_owned()))
+        .collect();
+    let rule = store.insert_access_rule(new).await.unwrap();
+    // Eight writers add a key each while eight others remove a key each: a writer that
+    // read the metadata before another committed would put a removed key back or drop
+    // an added one.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = std::sync::Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            s.set_access_rule_metadata(rule.id, &specs_of(&[(&format!("new{i}"), "y")]))
+                .await
+                .map(|_| ())
+        }));
+        let s = std::sync::Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            s.delete_access_rule_metadata_key(rule.id, &format!("old{i}"))
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.expect("join").expect("update");
+    }
+    let expected: BTreeMap<String, String> = (0..8)
+        .map(|i| (format!("new{i}"), "y".to_owned()))
+        .collect();
+    assert_eq!(
+        store.get_access_rule(rule.id).await.unwrap().metadata,
+        expected
+    );
     db.finish().await;
 }

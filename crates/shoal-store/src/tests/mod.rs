@@ -96,6 +96,9 @@ macro_rules! store_test_suite {
                 add_instance_access_rows_for_a_new_instance,
                 access_rules_go_with_the_share,
                 concurrent_mapping_removals_remove_the_rule_once,
+                access_rule_metadata_merge_and_delete,
+                access_rule_metadata_goes_with_the_rule,
+                concurrent_access_rule_metadata_updates_keep_every_key,
             ],
             quotas: [
                 quota_overrides_set_get_delete,
