@@ -405,6 +405,35 @@ class E2E:
 
         self.step("server versions document (GET /) lists 2.99", versions_document)
 
+        if self.opts.mode == "builtin":
+            def identity_errors() -> None:
+                # A wrong password and an unknown user: Keystone's 401, as the client shows it.
+                wrong = builtin_cli(self.opts.openstack, self.url, "admin", self.opts.admin_password + "x")
+                wrong.fails("share", "list", expect=["HTTP 401"])
+                ghost = builtin_cli(self.opts.openstack, self.url, "ghost", "whatever")
+                ghost.fails("share", "list", expect=["HTTP 401"])
+                # A token the client got, revoked, then used: refused.
+                tok = admin.json("token", "issue")["id"]
+                admin.ok("token", "revoke", tok)
+                token_env = clean_env() | {
+                    "OS_AUTH_TYPE": "token",
+                    "OS_TOKEN": tok,
+                    "OS_AUTH_URL": self.url + "/identity/v3",
+                    "OS_IDENTITY_API_VERSION": "3",
+                    "OS_PROJECT_NAME": "admin",
+                    "OS_PROJECT_DOMAIN_NAME": "Default",
+                    "OS_REGION_NAME": "RegionOne",
+                }
+                res = subprocess.run(
+                    [self.opts.openstack, "share", "list"], env=token_env, stdin=subprocess.DEVNULL,
+                    capture_output=True, text=True, timeout=CLI_TIMEOUT,
+                )
+                require(res.returncode != 0, "a revoked token still lists shares")
+                require("401" in res.stderr, f"not a 401: {stderr_tail(res.stderr)}")
+
+            self.step("identity: wrong password, unknown user and revoked token are refused (401)",
+                      identity_errors)
+
         # -- share types and shares
 
         def create_types() -> None:
