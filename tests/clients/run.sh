@@ -117,7 +117,8 @@ run_mode() {
     admin_pw="$(random_password)"
     demo_pw="$(random_password)"
     server_env+=("SHOAL_ADMIN_PASSWORD=$admin_pw")
-    e2e_args+=(--admin-password "$admin_pw" --demo-password "$demo_pw")
+    # `=` form: a random password may start with "-".
+    e2e_args+=("--admin-password=$admin_pw" "--demo-password=$demo_pw")
   fi
 
   env -u SHOAL_BIN "${server_env[@]}" "$SHOAL_BIN" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" \
