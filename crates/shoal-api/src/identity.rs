@@ -57,22 +57,41 @@ const V3_UPDATED: &str = "2020-04-07T00:00:00Z";
 /// The routes under `/identity`, ready to merge into a router of any state.
 pub fn router<S: Clone + Send + Sync + 'static>(api: IdentityApi) -> Router<S> {
     Router::new()
-        .route("/identity", get(versions))
-        .route("/identity/", get(versions))
-        .route("/identity/v3", get(version_v3))
-        .route("/identity/v3/", get(version_v3))
+        .route("/identity", get(versions).fallback(method_not_allowed))
+        .route("/identity/", get(versions).fallback(method_not_allowed))
+        .route("/identity/v3", get(version_v3).fallback(method_not_allowed))
+        .route(
+            "/identity/v3/",
+            get(version_v3).fallback(method_not_allowed),
+        )
         .route(
             "/identity/v3/auth/tokens",
             get(validate_token)
                 .head(validate_token)
                 .post(issue_token)
-                .delete(revoke_token),
+                .delete(revoke_token)
+                .fallback(method_not_allowed),
         )
-        .route("/identity/v3/auth/projects", get(list_auth_projects))
-        .route("/identity/v3/projects", get(list_projects))
-        .route("/identity/v3/projects/{id}", get(show_project))
-        .route("/identity/v3/users", get(list_users))
-        .route("/identity/v3/users/{id}", get(show_user))
+        .route(
+            "/identity/v3/auth/projects",
+            get(list_auth_projects).fallback(method_not_allowed),
+        )
+        .route(
+            "/identity/v3/projects",
+            get(list_projects).fallback(method_not_allowed),
+        )
+        .route(
+            "/identity/v3/projects/{id}",
+            get(show_project).fallback(method_not_allowed),
+        )
+        .route(
+            "/identity/v3/users",
+            get(list_users).fallback(method_not_allowed),
+        )
+        .route(
+            "/identity/v3/users/{id}",
+            get(show_user).fallback(method_not_allowed),
+        )
         .route("/identity/{*rest}", axum::routing::any(not_found))
         .with_state(api)
 }
@@ -185,6 +204,14 @@ async fn versions(State(api): State<IdentityApi>, headers: HeaderMap) -> Respons
 async fn version_v3(State(api): State<IdentityApi>, headers: HeaderMap) -> Response {
     let base = public_base(&api.service, &headers);
     Json(json!({"version": version_entry(&base)})).into_response()
+}
+
+/// Keystone's 405, for a method a route lacks (creating users, say).
+async fn method_not_allowed() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "The method you requested is not allowed for the requested URL.",
+    )
 }
 
 async fn not_found() -> Response {
