@@ -60,6 +60,22 @@ pub struct IdentityConfig {
     pub projects: Vec<ProjectSeed>,
     /// Users created or updated at start-up (`[[identity.users]]`).
     pub users: Vec<UserSeed>,
+    /// Further role assignments granted at start-up (`[[identity.role_assignments]]`), for a
+    /// user with roles on more than its own project. The user and the project must exist
+    /// (from the file, the CLI or an earlier start); the project is created if missing.
+    pub role_assignments: Vec<RoleAssignmentSeed>,
+}
+
+/// Roles of a user on a project, from the config file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RoleAssignmentSeed {
+    /// User name.
+    pub user: String,
+    /// Project name.
+    pub project: String,
+    /// Role names.
+    pub roles: Vec<String>,
 }
 
 impl Default for IdentityConfig {
@@ -76,6 +92,7 @@ impl Default for IdentityConfig {
             address_failure_window: ADDRESS_FAILURE_WINDOW_DEFAULT,
             projects: Vec::new(),
             users: Vec::new(),
+            role_assignments: Vec::new(),
         }
     }
 }
@@ -99,6 +116,7 @@ impl std::fmt::Debug for IdentityConfig {
             .field("address_failure_limit", &self.address_failure_limit)
             .field("projects", &self.projects)
             .field("users", &self.users)
+            .field("role_assignments", &self.role_assignments)
             .finish_non_exhaustive()
     }
 }
@@ -189,6 +207,16 @@ impl IdentityConfig {
                     "identity.users {}: roles need a project",
                     user.name
                 ));
+            }
+        }
+        for assignment in &self.role_assignments {
+            if assignment.user.trim().is_empty()
+                || assignment.project.trim().is_empty()
+                || assignment.roles.is_empty()
+            {
+                return Err(
+                    "identity.role_assignments: each needs a user, a project and roles".to_owned(),
+                );
             }
         }
         Ok(())

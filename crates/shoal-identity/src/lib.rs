@@ -29,7 +29,7 @@ use shoal_store::model_identity::{
     RoleAssignmentRow,
 };
 
-pub use config::{IdentityConfig, ProjectSeed, UserSeed};
+pub use config::{IdentityConfig, ProjectSeed, RoleAssignmentSeed, UserSeed};
 use ratelimit::{FailureLimiter, Refusal};
 use token::{KEY_LEN, TokenPayload};
 
@@ -368,6 +368,15 @@ impl IdentityService {
         }
         for seed in &self.config.users {
             self.apply_user_seed(seed, now).await?;
+        }
+        for assignment in &self.config.role_assignments {
+            let user = self.user_by_name(&assignment.user).await?;
+            let project = self.ensure_project(&assignment.project, "", now).await?;
+            for role in &assignment.roles {
+                self.store
+                    .grant_identity_role(&user.id, &project.id, role)
+                    .await?;
+            }
         }
         Ok(report)
     }

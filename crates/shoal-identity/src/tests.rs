@@ -357,6 +357,11 @@ async fn config_users_are_created_and_kept_in_step() {
             name: "spare".to_owned(),
             description: "unused".to_owned(),
         }],
+        role_assignments: vec![RoleAssignmentSeed {
+            user: "alice".to_owned(),
+            project: "spare".to_owned(),
+            roles: vec!["reader".to_owned()],
+        }],
         ..IdentityConfig::default()
     };
     let (db, identity) = service(config).await;
@@ -384,6 +389,15 @@ async fn config_users_are_created_and_kept_in_step() {
         .map(|p| p.name)
         .collect();
     assert_eq!(names, vec!["admin", "spare", "team"]);
+    let spare = identity
+        .authenticate(
+            password_request("alice", "from-hash", Some("spare")),
+            None,
+            t,
+        )
+        .await
+        .expect("alice reads spare");
+    assert_eq!(spare.valid.roles, ["reader"]);
     db.finish().await;
 }
 
