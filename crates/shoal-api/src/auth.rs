@@ -144,9 +144,15 @@ pub async fn authenticate(
             Err(err) => return identity_unavailable(&err),
         },
         (Authenticator::Builtin(identity), token) => {
-            let www_authenticate = crate::identity::www_authenticate(identity, request.headers());
+            // Built only on the refusal paths: a valid token is the hot path.
+            let refuse = |request: &Request| {
+                keystone_unauthorized(&crate::identity::www_authenticate(
+                    identity,
+                    request.headers(),
+                ))
+            };
             let Some(token) = token else {
-                return keystone_unauthorized(&www_authenticate);
+                return refuse(&request);
             };
             match identity.validate(&token, chrono::Utc::now()).await {
                 Ok(valid) => match valid.project {
@@ -157,12 +163,12 @@ pub async fn authenticate(
                         force_admin: false,
                     },
                     // Manila needs a project: an unscoped token is not enough.
-                    None => return keystone_unauthorized(&www_authenticate),
+                    None => return refuse(&request),
                 },
                 Err(err @ shoal_identity::IdentityError::Unavailable(_)) => {
                     return identity_unavailable(&err);
                 }
-                Err(_) => return keystone_unauthorized(&www_authenticate),
+                Err(_) => return refuse(&request),
             }
         }
     };

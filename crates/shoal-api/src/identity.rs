@@ -144,12 +144,28 @@ fn unauthorized(api: &IdentityApi, headers: &HeaderMap, message: &str) -> Respon
     response
 }
 
-fn service_unavailable(err: &IdentityError) -> Response {
+/// A failure that is not the client's: 503 while the database is unreachable, else 500.
+/// Logged here, once.
+fn server_failure(err: &IdentityError) -> Response {
     tracing::error!(error = %err, "identity request failed: {err}");
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "The service is temporarily unavailable; try again later.",
-    )
+    match err {
+        IdentityError::Unavailable(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The service is temporarily unavailable; try again later.",
+        ),
+        _ => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "An unexpected error prevented the server from fulfilling your request.",
+        ),
+    }
+}
+
+/// Maps a failure of the token being validated or revoked: 404 unless the server failed.
+fn subject_failure(err: &IdentityError) -> Response {
+    match err {
+        IdentityError::Unavailable(_) | IdentityError::Internal(_) => server_failure(err),
+        _ => error(StatusCode::NOT_FOUND, "Failed to validate token"),
+    }
 }
 
 /// Maps a failure of issuing or of the caller's own token.
@@ -171,13 +187,8 @@ fn auth_failure(api: &IdentityApi, headers: &HeaderMap, err: IdentityError) -> R
             response
         }
         IdentityError::BadRequest(message) => error(StatusCode::BAD_REQUEST, &message),
-        IdentityError::Unavailable(_) => service_unavailable(&err),
-        IdentityError::Conflict(_) | IdentityError::Internal(_) => {
-            tracing::error!(error = %err, "identity request failed: {err}");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "An unexpected error prevented the server from fulfilling your request.",
-            )
+        IdentityError::Unavailable(_) | IdentityError::Conflict(_) | IdentityError::Internal(_) => {
+            server_failure(&err)
         }
     }
 }
@@ -375,13 +386,11 @@ async fn authorize_subject(
     let Some(subject_token) = header_text(headers, SUBJECT_TOKEN) else {
         return Err(bad_request("X-Subject-Token", "header"));
     };
-    let subject = match api.service.validate(&subject_token, Utc::now()).await {
-        Ok(subject) => subject,
-        Err(IdentityError::Unavailable(m)) => {
-            return Err(service_unavailable(&IdentityError::Unavailable(m)));
-        }
-        Err(_) => return Err(error(StatusCode::NOT_FOUND, "Failed to validate token")),
-    };
+    let subject = api
+        .service
+        .validate(&subject_token, Utc::now())
+        .await
+        .map_err(|err| subject_failure(&err))?;
     let privileged = is_admin(&caller) || caller.roles.iter().any(|role| role == "service");
     if !privileged && caller.user.id != subject.user.id {
         return Err(forbidden(action));
@@ -434,7 +443,7 @@ fn lookup_failure(err: IdentityError, what: &str, id: &str) -> Response {
             StatusCode::NOT_FOUND,
             &format!("Could not find {what}: {id}."),
         ),
-        other => service_unavailable(&other),
+        other => server_failure(&other),
     }
 }
 
@@ -508,7 +517,7 @@ async fn list_projects(
                 .map(|p| project_view(&base, p))
                 .collect(),
         ),
-        Err(err) => service_unavailable(&err),
+        Err(err) => server_failure(&err),
     }
 }
 
@@ -525,7 +534,7 @@ async fn list_auth_projects(State(api): State<IdentityApi>, headers: HeaderMap) 
             "projects",
             projects.iter().map(|p| project_view(&base, p)).collect(),
         ),
-        Err(err) => service_unavailable(&err),
+        Err(err) => server_failure(&err),
     }
 }
 
@@ -571,7 +580,7 @@ async fn list_users(
                 .map(|u| user_view(&base, u))
                 .collect(),
         ),
-        Err(err) => service_unavailable(&err),
+        Err(err) => server_failure(&err),
     }
 }
 
@@ -612,8 +621,7 @@ async fn revoke_token(State(api): State<IdentityApi>, headers: HeaderMap) -> Res
         .unwrap_or_default();
     match api.service.revoke(subject_token, Utc::now()).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(IdentityError::Unavailable(m)) => service_unavailable(&IdentityError::Unavailable(m)),
-        Err(_) => error(StatusCode::NOT_FOUND, "Failed to validate token"),
+        Err(err) => subject_failure(&err),
     }
 }
 
