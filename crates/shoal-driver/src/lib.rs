@@ -84,8 +84,17 @@ pub struct PoolStats {
     pub replication_type: Option<String>,
     /// Pools replicate only with pools of the same domain.
     pub replication_domain: Option<String>,
-    /// Snapshot support (not yet implemented by any shoal driver).
+    /// The pool can take snapshots (Manila's `snapshot_support`).
     pub snapshot_support: bool,
+    /// A share can be created from a snapshot (`create_share_from_snapshot_support`).
+    #[serde(default)]
+    pub create_share_from_snapshot_support: bool,
+    /// A share can be reverted to its latest snapshot (`revert_to_snapshot_support`).
+    #[serde(default)]
+    pub revert_to_snapshot_support: bool,
+    /// Snapshots are exported and take access rules (`mount_snapshot_support`).
+    #[serde(default)]
+    pub mount_snapshot_support: bool,
     /// Back-end name, Manila's `share_backend_name`.
     pub share_backend_name: String,
     /// Driver name, Manila's `vendor_name`/`driver_version` live beside it.
@@ -232,6 +241,65 @@ pub struct ReplicaResult {
     pub sync: Option<SyncRecord>,
 }
 
+/// A snapshot instance as the driver sees it (Manila's `snapshot` / `snapshot_instance`
+/// dicts reduced to what shoal's drivers use). A snapshot of a replicated share has one
+/// instance per replica; drivers key on the instance id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRef {
+    /// Snapshot instance id (a UUID).
+    pub id: String,
+    /// Id of the snapshot the instance belongs to (shared by every instance of it).
+    pub snapshot_id: String,
+    /// The share instance (or replica) the snapshot instance is of.
+    pub share_instance: ShareInstanceRef,
+    /// `host@backend#pool` of that share instance.
+    pub host: String,
+    /// Size in GiB (the share's size when the snapshot was taken).
+    pub size_gb: u64,
+    /// What the driver returned when it created or adopted the snapshot instance; `None`
+    /// before that.
+    pub provider_location: Option<String>,
+}
+
+/// Progress of a snapshot instance on the back end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotProgress {
+    /// The snapshot instance holds its complete point-in-time copy.
+    Available,
+    /// Still being built (e.g. a replica's copy of the active's snapshot): the share manager
+    /// asks again with `update_replica_snapshot`.
+    Creating,
+}
+
+/// Answer of the calls that create or adopt a snapshot instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotResult {
+    /// Whether the instance is complete.
+    pub progress: SnapshotProgress,
+    /// Back-end identifier of the instance, stored and passed back in [`SnapshotRef`].
+    pub provider_location: Option<String>,
+    /// Size in GiB when the back end measured it (manage); `None` keeps the requested size.
+    pub size_gb: Option<u64>,
+    /// Export locations of a mountable snapshot (`mount_snapshot_support`); empty otherwise.
+    pub export_locations: Vec<ExportLocation>,
+}
+
+/// Answer of `manage_existing`: what the adopted share is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManageResult {
+    /// Size in GiB the share is given (the data it holds, rounded up to a whole GiB, at
+    /// least 1).
+    pub size_gb: u64,
+    /// Export locations of the adopted share.
+    pub export_locations: Vec<ExportLocation>,
+}
+
+fn unsupported<T>(driver: &str, what: &str) -> Result<T, DriverError> {
+    Err(DriverError::InvalidInput(format!(
+        "the {driver} driver does not support {what}"
+    )))
+}
+
 /// The interface every back end implements.
 ///
 /// Calls about one share instance are serialised by the share manager (per-share lock), so a
@@ -368,6 +436,116 @@ pub trait ShareDriver: Send + Sync + 'static {
             "the {} driver does not support replication",
             self.driver_name()
         )))
+    }
+
+    /// Takes a point-in-time, read-only snapshot of `snapshot.share_instance` (the active
+    /// replica, for a replicated share). Idempotent: an instance that exists is returned as
+    /// is.
+    async fn create_snapshot(&self, snapshot: &SnapshotRef) -> Result<SnapshotResult, DriverError> {
+        let _ = snapshot;
+        unsupported(self.driver_name(), "snapshots")
+    }
+
+    /// Deletes a snapshot instance and its data. Idempotent: a missing one is success.
+    async fn delete_snapshot(&self, snapshot: &SnapshotRef) -> Result<(), DriverError> {
+        let _ = snapshot;
+        unsupported(self.driver_name(), "snapshots")
+    }
+
+    /// Restores `snapshot.share_instance` to the snapshot's contents (Manila 2.27 revert; only
+    /// to the share's latest snapshot, which the API checks).
+    async fn revert_to_snapshot(&self, snapshot: &SnapshotRef) -> Result<(), DriverError> {
+        let _ = snapshot;
+        unsupported(self.driver_name(), "reverting to a snapshot")
+    }
+
+    /// Creates `share` as a copy of `snapshot` and returns its export locations. The snapshot
+    /// may be on another pool (`snapshot.host`); a driver that cannot copy from there
+    /// refuses with [`DriverError::InvalidInput`]. Idempotent like `create_share`.
+    async fn create_share_from_snapshot(
+        &self,
+        share: &ShareInstanceRef,
+        snapshot: &SnapshotRef,
+    ) -> Result<Vec<ExportLocation>, DriverError> {
+        let _ = (share, snapshot);
+        unsupported(self.driver_name(), "creating a share from a snapshot")
+    }
+
+    /// Brings a mountable snapshot's access rules to `all_rules` (same contract as
+    /// `update_access`; snapshot rules are always read-only).
+    async fn snapshot_update_access(
+        &self,
+        snapshot: &SnapshotRef,
+        all_rules: &[AccessRule],
+        add: &[AccessRule],
+        delete: &[AccessRule],
+    ) -> Result<BTreeMap<String, AccessRuleResult>, DriverError> {
+        let _ = (snapshot, all_rules, add, delete);
+        unsupported(self.driver_name(), "mountable snapshots")
+    }
+
+    /// Adopts a snapshot that exists on the back end (`snapshot.provider_location` names it)
+    /// as a snapshot instance of `snapshot.share_instance`.
+    async fn manage_existing_snapshot(
+        &self,
+        snapshot: &SnapshotRef,
+        driver_options: &BTreeMap<String, String>,
+    ) -> Result<SnapshotResult, DriverError> {
+        let _ = (snapshot, driver_options);
+        unsupported(self.driver_name(), "managing snapshots")
+    }
+
+    /// Forgets a snapshot instance and leaves its data on the back end.
+    async fn unmanage_snapshot(&self, snapshot: &SnapshotRef) -> Result<(), DriverError> {
+        let _ = snapshot;
+        unsupported(self.driver_name(), "unmanaging snapshots")
+    }
+
+    /// Creates the snapshot instance `snapshot` of the secondary `replica`, holding exactly
+    /// what `active_snapshot` (the active replica's instance of the same snapshot, already
+    /// available) holds. May answer [`SnapshotProgress::Creating`] and finish in
+    /// `update_replica_snapshot`.
+    async fn create_replica_snapshot(
+        &self,
+        replica: &ReplicaRef,
+        ctx: &ReplicaContext<'_>,
+        snapshot: &SnapshotRef,
+        active_snapshot: &SnapshotRef,
+    ) -> Result<SnapshotResult, DriverError> {
+        let _ = (replica, ctx, snapshot, active_snapshot);
+        unsupported(self.driver_name(), "snapshots of replicated shares")
+    }
+
+    /// Periodic update of a secondary's snapshot instance that is not yet available (same
+    /// arguments and answer as `create_replica_snapshot`).
+    async fn update_replica_snapshot(
+        &self,
+        replica: &ReplicaRef,
+        ctx: &ReplicaContext<'_>,
+        snapshot: &SnapshotRef,
+        active_snapshot: &SnapshotRef,
+    ) -> Result<SnapshotResult, DriverError> {
+        let _ = (replica, ctx, snapshot, active_snapshot);
+        unsupported(self.driver_name(), "snapshots of replicated shares")
+    }
+
+    /// Adopts existing data as the share instance `share` (Manila's `manage_existing`).
+    /// `export_path` is what the admin named (the driver decides which paths it accepts);
+    /// the data must stay where it is or be moved without copying.
+    async fn manage_existing(
+        &self,
+        share: &ShareInstanceRef,
+        export_path: &str,
+        driver_options: &BTreeMap<String, String>,
+    ) -> Result<ManageResult, DriverError> {
+        let _ = (share, export_path, driver_options);
+        unsupported(self.driver_name(), "managing shares")
+    }
+
+    /// Forgets the share instance and leaves its data on the back end (Manila's `unmanage`).
+    async fn unmanage(&self, share: &ShareInstanceRef) -> Result<(), DriverError> {
+        let _ = share;
+        unsupported(self.driver_name(), "unmanaging shares")
     }
 }
 
