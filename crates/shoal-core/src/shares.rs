@@ -748,6 +748,8 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
             metadata,
             created_at: now,
             updated_at: None,
+            is_soft_deleted: false,
+            scheduled_to_be_deleted_at: None,
         },
         instance: NewShareInstance {
             id: instance_id,
@@ -1153,6 +1155,8 @@ pub async fn list_shares(core: &Core, query: &ShareListQuery) -> CoreResult<Shar
             metadata: BTreeMap::new(),
             created_at: DateTime::<Utc>::MIN_UTC,
             updated_at: None,
+            is_soft_deleted: false,
+            scheduled_to_be_deleted_at: None,
         },
         instances: Vec::new(),
         share_type: None,
@@ -1999,6 +2003,8 @@ mod tests {
             metadata: BTreeMap::new(),
             created_at: Utc::now(),
             updated_at: None,
+            is_soft_deleted: false,
+            scheduled_to_be_deleted_at: None,
         };
         let last = instance_release(&share, &instance("error", None), true);
         assert_eq!(last.deltas.get("shares"), Some(&-1));

@@ -35,9 +35,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     AccessRule, AccessRuleResult, BackendInfo, DriverError, ExportLocation, GIB_BYTES,
-    ManageResult, PoolStats,
-    ReplicaContext, ReplicaRef, ReplicaResult, ShareDriver, ShareInstanceRef, check_protocol,
-    check_resize, effective_rules,
+    ManageResult, PoolStats, ReplicaContext, ReplicaRef, ReplicaResult, ShareDriver,
+    ShareInstanceRef, check_protocol, check_resize, effective_rules,
 };
 
 /// A configured dummy pool.
