@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use shoal_api::{ApiState, Authenticator};
 use shoal_core::config::{AuthStrategy, Role};
+use shoal_core::recycle_bin::RecycleBin;
 use shoal_core::replica_updater::ReplicaUpdater;
 use shoal_core::reporter::Reporter;
 use shoal_core::workers::OperationWorker;
@@ -222,6 +223,15 @@ impl Server {
             info!(
                 interval = ?config.periodic.replica_state_update_interval,
                 "periodic replica update started"
+            );
+            // Manila runs `delete_expired_share` in the share service too.
+            let purge = Arc::new(RecycleBin::new(core.clone()));
+            let cancel = cancel.clone();
+            tasks.spawn(async move { purge.run(cancel).await });
+            info!(
+                interval = ?config.periodic.expired_share_check_interval,
+                retention = ?config.periodic.soft_deleted_share_retention,
+                "recycle bin purge started"
             );
         }
         for worker in &workers {
