@@ -218,20 +218,19 @@ impl Server {
             tasks.spawn(async move { reporter.run(cancel).await });
         }
         if config.runs(Role::Share) {
+            // Manila runs `delete_expired_share` in the share service too.
+            let (purge, purge_cancel) = (Arc::new(RecycleBin::new(core.clone())), cancel.clone());
+            tasks.spawn(async move { purge.run(purge_cancel).await });
+            info!(
+                interval = ?config.periodic.expired_share_check_interval,
+                retention = ?config.periodic.soft_deleted_share_retention,
+                "recycle bin purge started"
+            );
             let (updater, cancel) = (replica_updater.clone(), cancel.clone());
             tasks.spawn(async move { updater.run(cancel).await });
             info!(
                 interval = ?config.periodic.replica_state_update_interval,
                 "periodic replica update started"
-            );
-            // Manila runs `delete_expired_share` in the share service too.
-            let purge = Arc::new(RecycleBin::new(core.clone()));
-            let cancel = cancel.clone();
-            tasks.spawn(async move { purge.run(cancel).await });
-            info!(
-                interval = ?config.periodic.expired_share_check_interval,
-                retention = ?config.periodic.soft_deleted_share_retention,
-                "recycle bin purge started"
             );
         }
         for worker in &workers {
