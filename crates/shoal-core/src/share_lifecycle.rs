@@ -24,8 +24,8 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use shoal_store::{
-    NewExportLocation, NewShare, NewShareInstance, QuotaRequest, ServiceFilter, ShareInstanceUpdate,
-    ShareRow, ShareTypeRow, StoreError,
+    NewExportLocation, NewShare, NewShareInstance, QuotaRequest, ServiceFilter,
+    ShareInstanceUpdate, ShareRow, ShareTypeRow, StoreError,
 };
 use uuid::Uuid;
 
@@ -290,7 +290,11 @@ pub async fn manage_share(core: &Core, req: ManageShare) -> CoreResult<Share> {
 /// The `unmanage` action's checks (in Manila's order) and `share_api.unmanage`: the
 /// instance goes to `unmanage_starting` (`manage_error_unmanaging` from `manage_error`)
 /// with an `unmanage_share` operation for its back end. `allow_share_server` is 2.49+.
-pub async fn unmanage_share(core: &Core, share: &Share, allow_share_server: bool) -> CoreResult<()> {
+pub async fn unmanage_share(
+    core: &Core,
+    share: &Share,
+    allow_share_server: bool,
+) -> CoreResult<()> {
     let id = share.row.id;
     if share.row.is_soft_deleted {
         return Err(CoreError::forbidden(format!(
@@ -340,7 +344,13 @@ pub async fn unmanage_share(core: &Core, share: &Share, allow_share_server: bool
     let placed = op.is_some();
     match core
         .store
-        .update_share_instance_if(instance.id, &[status], update, op.into_iter().collect(), now)
+        .update_share_instance_if(
+            instance.id,
+            &[status],
+            update,
+            op.into_iter().collect(),
+            now,
+        )
         .await
     {
         Ok(_) => {}
