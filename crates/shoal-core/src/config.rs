@@ -190,6 +190,14 @@ pub struct PeriodicConfig {
     /// Period of the replica-state refresh (Manila `replica_state_update_interval`).
     #[serde(with = "humantime_serde")]
     pub replica_state_update_interval: Duration,
+    /// How long a soft-deleted share stays in the recycle bin before the purge deletes it
+    /// (Manila `soft_deleted_share_retention_time`, 7 days).
+    #[serde(with = "humantime_serde")]
+    pub soft_deleted_share_retention: Duration,
+    /// Period of the recycle-bin purge (Manila
+    /// `check_for_expired_shares_in_recycle_bin_interval`, 1 hour).
+    #[serde(with = "humantime_serde")]
+    pub expired_share_check_interval: Duration,
 }
 
 /// Default per-project quotas; `-1` means unlimited. Admins override them per project with
@@ -412,6 +420,8 @@ impl Default for PeriodicConfig {
             report_interval: REPORT_INTERVAL_DEFAULT,
             service_down_time: SERVICE_DOWN_TIME_DEFAULT,
             replica_state_update_interval: REPLICA_STATE_UPDATE_INTERVAL_DEFAULT,
+            soft_deleted_share_retention: Duration::from_secs(604_800),
+            expired_share_check_interval: Duration::from_secs(3600),
         }
     }
 }

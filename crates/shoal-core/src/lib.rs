@@ -1,7 +1,7 @@
 //! shoal's service layer: everything the API and the background roles do, with no HTTP and
 //! no SQL. It owns the configuration ([`config`]), the validation and business rules of each
 //! resource (one module per Manila resource), and the periodic tasks of the scheduler and
-//! share roles ([`reporter`], [`replica_updater`]). State lives in a
+//! share roles ([`reporter`], [`replica_updater`], [`recycle_bin`]). State lives in a
 //! [`shoal_store::Store`]; back ends are [`shoal_driver::ShareDriver`]s.
 
 pub mod availability_zones;
@@ -14,11 +14,13 @@ pub mod ops;
 pub mod pools;
 pub mod quota_sets;
 pub mod quotas;
+pub mod recycle_bin;
 pub mod replica_locks;
 pub mod replica_updater;
 pub mod reporter;
 pub mod services;
 pub mod share_access;
+pub mod share_lifecycle;
 pub mod share_replicas;
 pub mod share_types;
 pub mod shares;

@@ -22,6 +22,12 @@ pub const SHRINK_SHARE_INSTANCE: &str = "shrink_share_instance";
 /// Bring the instance's access rules to their wanted states (apply queued, remove denied).
 pub const UPDATE_ACCESS: &str = "update_access";
 
+/// Adopt an existing back-end path as the share instance (payload [`ManagePayload`]); runs
+/// on the share service named in the request.
+pub const MANAGE_SHARE: &str = "manage_share";
+/// Forget the share instance on its back end, leaving the data, then remove its rows.
+pub const UNMANAGE_SHARE: &str = "unmanage_share";
+
 /// Create a scheduled secondary replica on its back end (initial sync).
 pub const CREATE_SHARE_REPLICA: &str = "create_share_replica";
 /// Delete a secondary replica (payload [`DeletePayload`]).
@@ -54,6 +60,19 @@ pub struct DeletePayload {
     /// Force delete: back-end errors do not stop the rows from being removed.
     #[serde(default)]
     pub force: bool,
+    /// The share's quota was never charged (its manage failed), so none is released.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_quota: bool,
+}
+
+/// Payload of [`MANAGE_SHARE`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ManagePayload {
+    /// The path the administrator named (`export_path`).
+    pub export_path: String,
+    /// Driver-specific options of the request (`driver_options`), values as text.
+    #[serde(default)]
+    pub driver_options: std::collections::BTreeMap<String, String>,
 }
 
 /// Payload of [`EXTEND_SHARE_INSTANCE`] and [`SHRINK_SHARE_INSTANCE`].

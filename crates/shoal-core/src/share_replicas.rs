@@ -251,7 +251,12 @@ pub async fn create_replica(
         }
         return Err(no_share());
     }
-    // 5, 6: shoal has neither soft-deleted nor encrypted shares.
+    // 5: a share in the recycle bin gets no replica (6: shoal has no encrypted shares).
+    if share.row.is_soft_deleted {
+        return Err(CoreError::forbidden(format!(
+            "Replica cannot be created for share '{share_id}' since it has been soft deleted."
+        )));
+    }
 
     // 7, 8: shoal has no share networks, so any network asked for is unknown; without
     // one, the parent's would be used, and a share never has one.
@@ -429,7 +434,10 @@ pub async fn delete_replica(
     }
 
     let now = core.now();
-    let payload = json!(ops::DeletePayload { force });
+    let payload = json!(ops::DeletePayload {
+        force,
+        ..Default::default()
+    });
     let update = ShareInstanceUpdate {
         status: Some(STATUS_DELETING.to_owned()),
         terminated_at: Some(now),
@@ -1007,6 +1015,8 @@ mod tests {
                 metadata: BTreeMap::new(),
                 created_at: now,
                 updated_at: None,
+                is_soft_deleted: false,
+                scheduled_to_be_deleted_at: None,
             };
             let (share, active) = core
                 .store

@@ -489,7 +489,7 @@ fn share_network_not_found(id: &str) -> CoreError {
 
 /// `share_types.provision_filter_on_size`: the type's `provisioning:*` size limits for
 /// `operation` (`create`, `extend`, `admin-extend`, `shrink`).
-fn provision_filter_on_size(
+pub(crate) fn provision_filter_on_size(
     share_type: Option<&ShareTypeRow>,
     size: i64,
     operation: &str,
@@ -748,6 +748,8 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
             metadata,
             created_at: now,
             updated_at: None,
+            is_soft_deleted: false,
+            scheduled_to_be_deleted_at: None,
         },
         instance: NewShareInstance {
             id: instance_id,
@@ -1069,9 +1071,6 @@ pub async fn list_shares(core: &Core, query: &ShareListQuery) -> CoreResult<Shar
             Err(other) => return Err(other.into()),
         },
     };
-    if filters.is_soft_deleted == Some(true) {
-        return Ok(empty());
-    }
     let project_filter = if query.all_projects {
         filters.project_id.clone()
     } else {
@@ -1113,6 +1112,8 @@ pub async fn list_shares(core: &Core, query: &ShareListQuery) -> CoreResult<Shar
                 && description_like
                     .as_ref()
                     .is_some_and(|f| !f.matches(row.description.as_deref())))
+            // Soft-deleted shares are listed only when asked for, and then only they.
+            || row.is_soft_deleted != filters.is_soft_deleted.unwrap_or(false)
             || !uuid_eq(&filters.snapshot_id, row.snapshot_id)
             || !uuid_eq(&filters.share_group_id, row.share_group_id)
             || filters
@@ -1153,6 +1154,8 @@ pub async fn list_shares(core: &Core, query: &ShareListQuery) -> CoreResult<Shar
             metadata: BTreeMap::new(),
             created_at: DateTime::<Utc>::MIN_UTC,
             updated_at: None,
+            is_soft_deleted: false,
+            scheduled_to_be_deleted_at: None,
         },
         instances: Vec::new(),
         share_type: None,
@@ -1430,7 +1433,7 @@ pub fn instance_release(
 }
 
 /// `ShareBusyException` as the client sees it.
-fn busy(share: &Share) -> CoreError {
+pub(crate) fn busy(share: &Share) -> CoreError {
     CoreError::bad_request(collapse_period(format!(
         "Share is busy with an active task: Share {} is busy as part of an active task: {}.",
         share.row.id,
@@ -1463,10 +1466,12 @@ pub async fn delete_share(core: &Core, share: &Share, force: bool) -> CoreResult
         return Err(busy(share));
     }
     let expected: &[&str] = if force { &[] } else { &DELETABLE_STATUSES };
-    let payload = json!(ops::DeletePayload { force });
     let is_last = share.instances.len() == 1;
     let mut enqueued = false;
     for instance in &share.instances {
+        // A share whose manage failed was never charged, so its delete releases nothing.
+        let no_quota = instance.status == crate::share_lifecycle::STATUS_MANAGE_ERROR;
+        let payload = json!(ops::DeletePayload { force, no_quota });
         let now = core.now();
         let update = ShareInstanceUpdate {
             status: Some(STATUS_DELETING.to_owned()),
@@ -1512,7 +1517,14 @@ pub async fn delete_share(core: &Core, share: &Share, force: bool) -> CoreResult
             enqueued = true;
             continue;
         }
-        let release = instance_release(&share.row, &updated, is_last);
+        let release = if no_quota {
+            QuotaRequest {
+                project_id: share.row.project_id.clone(),
+                ..Default::default()
+            }
+        } else {
+            instance_release(&share.row, &updated, is_last)
+        };
         core.store
             .delete_share_instance_and_maybe_share(updated.id, release, now)
             .await?;
@@ -1999,6 +2011,8 @@ mod tests {
             metadata: BTreeMap::new(),
             created_at: Utc::now(),
             updated_at: None,
+            is_soft_deleted: false,
+            scheduled_to_be_deleted_at: None,
         };
         let last = instance_release(&share, &instance("error", None), true);
         assert_eq!(last.deltas.get("shares"), Some(&-1));

@@ -18,6 +18,10 @@
 //! export locations and no sync record, `update_replica_state` answers `in_sync`, and
 //! `promote_replica` answers `active` with the replica's locations. The dummy never moves
 //! data, so there is nothing to synchronise and no history to report.
+//!
+//! `manage_existing` adopts any path, as Manila's dummy does: the share gets the size given
+//! in the driver option `size` (1 GiB without it) and the path it was managed with as its one
+//! export location. `unmanage` forgets the share and leaves nothing else to do.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -30,9 +34,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AccessRule, AccessRuleResult, BackendInfo, DriverError, ExportLocation, GIB_BYTES, PoolStats,
-    ReplicaContext, ReplicaRef, ReplicaResult, ShareDriver, ShareInstanceRef, check_protocol,
-    check_resize, effective_rules,
+    AccessRule, AccessRuleResult, BackendInfo, DriverError, ExportLocation, GIB_BYTES,
+    ManageResult, PoolStats, ReplicaContext, ReplicaRef, ReplicaResult, ShareDriver,
+    ShareInstanceRef, check_protocol, check_resize, effective_rules,
 };
 
 /// A configured dummy pool.
@@ -77,6 +81,10 @@ pub enum DummyMethod {
     PromoteReplica,
     /// [`ShareDriver::update_replica_state`].
     UpdateReplicaState,
+    /// [`ShareDriver::manage_existing`].
+    ManageExisting,
+    /// [`ShareDriver::unmanage`].
+    Unmanage,
 }
 
 impl DummyMethod {
@@ -96,6 +104,8 @@ impl DummyMethod {
             Self::DeleteReplica => "delete_replica",
             Self::PromoteReplica => "promote_replica",
             Self::UpdateReplicaState => "update_replica_state",
+            Self::ManageExisting => "manage_existing",
+            Self::Unmanage => "unmanage",
         }
     }
 }
@@ -571,6 +581,59 @@ impl ShareDriver for DummyDriver {
     async fn get_share_usage_bytes(&self, share: &ShareInstanceRef) -> Result<u64, DriverError> {
         self.enter(DummyMethod::GetShareUsageBytes).await?;
         self.with_share(share, |state| Ok(state.usage_bytes))
+    }
+
+    /// Adopts any path: the size comes from the driver option `size` (1 GiB without it),
+    /// the one export location is the path given. Managing an instance it already holds
+    /// answers the same again, so a retried operation is harmless.
+    async fn manage_existing(
+        &self,
+        share: &ShareInstanceRef,
+        export_path: &str,
+        driver_options: &BTreeMap<String, String>,
+    ) -> Result<ManageResult, DriverError> {
+        self.enter(DummyMethod::ManageExisting).await?;
+        check_protocol(share)?;
+        self.check_pool(share)?;
+        let size_gb = match driver_options.get("size") {
+            None => 1,
+            Some(text) => text
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|size| *size > 0)
+                .ok_or_else(|| {
+                    DriverError::InvalidInput(format!(
+                        "driver option size must be a positive integer, got {text:?}"
+                    ))
+                })?,
+        };
+        let mut shares = lock(&self.shares);
+        let state = shares
+            .entry(share.id.clone())
+            .or_insert_with(|| DummyShare {
+                size_gb,
+                share_proto: share.share_proto.clone(),
+                export_locations: vec![ExportLocation {
+                    path: export_path.to_owned(),
+                    is_admin_only: false,
+                    preferred: true,
+                    metadata: BTreeMap::new(),
+                }],
+                usage_bytes: 0,
+                rules: Vec::new(),
+            });
+        Ok(ManageResult {
+            size_gb: state.size_gb,
+            export_locations: state.export_locations.clone(),
+        })
+    }
+
+    /// Forgets the share instance; an unknown one is already forgotten.
+    async fn unmanage(&self, share: &ShareInstanceRef) -> Result<(), DriverError> {
+        self.enter(DummyMethod::Unmanage).await?;
+        lock(&self.shares).remove(&share.id);
+        Ok(())
     }
 
     /// Manila's dummy: the replica exists at once and is `in_sync`. Replicas of a
@@ -1230,12 +1293,58 @@ mod tests {
         timings.validate().unwrap();
     }
 
+    #[tokio::test]
+    async fn manage_adopts_any_path_and_unmanage_forgets_it() {
+        let driver = driver();
+        let m1 = share("m1", "NFS");
+        let mut options = BTreeMap::new();
+        let managed = driver
+            .manage_existing(&m1, "10.0.0.1:/legacy/export", &options)
+            .await
+            .unwrap();
+        assert_eq!(managed.size_gb, 1);
+        assert_eq!(managed.export_locations.len(), 1);
+        assert_eq!(managed.export_locations[0].path, "10.0.0.1:/legacy/export");
+        assert!(managed.export_locations[0].preferred);
+        assert_eq!(driver.share_size_gb("m1"), Some(1));
+        driver.unmanage(&m1).await.unwrap();
+        assert_eq!(driver.share_size_gb("m1"), None);
+        // Unmanaging what is not there is not an error.
+        driver.unmanage(&m1).await.unwrap();
+
+        options.insert("size".to_owned(), "7".to_owned());
+        let sized = driver
+            .manage_existing(&m1, "10.0.0.1:/other", &options)
+            .await
+            .unwrap();
+        assert_eq!(sized.size_gb, 7);
+        for bad in ["0", "-1", "many"] {
+            options.insert("size".to_owned(), bad.to_owned());
+            let err = driver
+                .manage_existing(&share("m2", "NFS"), "p", &options)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, DriverError::InvalidInput(_)), "{bad}: {err}");
+        }
+        driver.set_failure(DummyMethod::ManageExisting, 1.0);
+        assert!(
+            driver
+                .manage_existing(&share("m3", "NFS"), "p", &BTreeMap::new())
+                .await
+                .is_err()
+        );
+        driver.set_failure(DummyMethod::Unmanage, 1.0);
+        assert!(driver.unmanage(&m1).await.is_err());
+        assert_eq!(driver.share_size_gb("m1"), Some(7));
+    }
+
     #[test]
     fn method_names_match_serde() {
         for method in [
             DummyMethod::DoSetup,
             DummyMethod::GetShareUsageBytes,
             DummyMethod::UpdateReplicaState,
+            DummyMethod::ManageExisting,
         ] {
             assert_eq!(serde_json::to_value(method).unwrap(), method.as_str());
         }

@@ -29,6 +29,7 @@ pub mod model_shares;
 mod postgres;
 mod sql_identity;
 mod sql_impl;
+mod sql_lifecycle;
 mod sql_messages;
 mod sql_quotas;
 mod sql_replicas;

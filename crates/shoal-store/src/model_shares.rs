@@ -54,6 +54,13 @@ pub struct ShareRow {
     pub created_at: DateTime<Utc>,
     /// Last update of the share row itself; null until first updated.
     pub updated_at: Option<DateTime<Utc>>,
+    /// In the recycle bin (Manila 2.69 `soft_delete`): hidden from lists, purged at
+    /// `scheduled_to_be_deleted_at` unless restored.
+    #[serde(default)]
+    pub is_soft_deleted: bool,
+    /// When the purge deletes a soft-deleted share; null otherwise.
+    #[serde(default)]
+    pub scheduled_to_be_deleted_at: Option<DateTime<Utc>>,
 }
 
 /// Input of `Store::create_share`: the share, its first instance, the quota charge and the

@@ -1573,6 +1573,67 @@ macro_rules! impl_store {
                     super::identity_sql::ensure_identity_signing_key(self, candidate_hex, now)
                         .await
                 }
+
+                async fn list_share_instances_by_export_path(
+                    &self,
+                    host: &str,
+                    path: &str,
+                ) -> Result<Vec<ShareInstanceRow>> {
+                    super::lifecycle_sql::list_share_instances_by_export_path(self, host, path)
+                        .await
+                }
+
+                async fn finish_share_manage(
+                    &self,
+                    instance_id: Uuid,
+                    size_gb: i64,
+                    quota: QuotaRequest,
+                    update: ShareInstanceUpdate,
+                    now: DateTime<Utc>,
+                ) -> Result<ShareInstanceRow> {
+                    super::lifecycle_sql::finish_share_manage(
+                        self,
+                        instance_id,
+                        size_gb,
+                        quota,
+                        update,
+                        now,
+                    )
+                    .await
+                }
+
+                async fn soft_delete_share(
+                    &self,
+                    id: Uuid,
+                    statuses: &[&str],
+                    scheduled_to_be_deleted_at: DateTime<Utc>,
+                    now: DateTime<Utc>,
+                ) -> Result<ShareRow> {
+                    super::lifecycle_sql::soft_delete_share(
+                        self,
+                        id,
+                        statuses,
+                        scheduled_to_be_deleted_at,
+                        now,
+                    )
+                    .await
+                }
+
+                async fn restore_share(
+                    &self,
+                    id: Uuid,
+                    blocking_statuses: &[&str],
+                    now: DateTime<Utc>,
+                ) -> Result<ShareRow> {
+                    super::lifecycle_sql::restore_share(self, id, blocking_statuses, now).await
+                }
+
+                async fn list_expired_soft_deleted_shares(
+                    &self,
+                    now: DateTime<Utc>,
+                ) -> Result<Vec<ShareRow>> {
+                    super::lifecycle_sql::list_expired_soft_deleted_shares(self, now).await
+                }
             }
         }
 
@@ -1581,6 +1642,7 @@ macro_rules! impl_store {
         $crate::sql_quotas::quota_sql!($store);
         $crate::sql_messages::message_sql!($store);
         $crate::sql_identity::identity_sql!($store);
+        $crate::sql_lifecycle::lifecycle_sql!($store);
     };
 }
 pub(crate) use impl_store;

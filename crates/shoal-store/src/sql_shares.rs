@@ -15,6 +15,7 @@ macro_rules! share_select {
         "SELECT s.id, s.project_id, s.user_id, s.name, s.description, s.size_gb, \
                 s.share_proto, s.share_type_id, s.is_public, s.replication_type, \
                 s.snapshot_id, s.share_group_id, s.task_state, s.created_at, s.updated_at, \
+                s.is_soft_deleted, s.scheduled_to_be_deleted_at, \
                 m.key AS meta_key, m.value AS meta_value \
          FROM shares s LEFT JOIN share_metadata m ON m.share_id = s.id "
     };
@@ -85,7 +86,7 @@ macro_rules! share_sql {
 
             /// Folds `share_select!` rows (ordered so that one share's rows are adjacent)
             /// into shares with their metadata.
-            fn fold_shares(rows: &[DbRow]) -> Result<Vec<ShareRow>> {
+            pub(super) fn fold_shares(rows: &[DbRow]) -> Result<Vec<ShareRow>> {
                 let mut out: Vec<ShareRow> = Vec::new();
                 for row in rows {
                     let id = uuid(row, "id")?;
@@ -107,6 +108,11 @@ macro_rules! share_sql {
                             metadata: BTreeMap::new(),
                             created_at: time(row, "created_at")?,
                             updated_at: opt_time(row, "updated_at")?,
+                            is_soft_deleted: get(row, "is_soft_deleted")?,
+                            scheduled_to_be_deleted_at: opt_time(
+                                row,
+                                "scheduled_to_be_deleted_at",
+                            )?,
                         });
                     }
                     if let Some(key) = get::<Option<String>>(row, "meta_key")? {
@@ -118,7 +124,7 @@ macro_rules! share_sql {
                 Ok(out)
             }
 
-            fn instance_from_row(row: &DbRow) -> Result<ShareInstanceRow> {
+            pub(super) fn instance_from_row(row: &DbRow) -> Result<ShareInstanceRow> {
                 Ok(ShareInstanceRow {
                     id: uuid(row, "id")?,
                     share_id: uuid(row, "share_id")?,
@@ -337,8 +343,10 @@ macro_rules! share_sql {
                 let inserted = sqlx::query(
                     "INSERT INTO shares (id, project_id, user_id, name, description, size_gb, \
                          share_proto, share_type_id, is_public, replication_type, snapshot_id, \
-                         share_group_id, task_state, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                         share_group_id, task_state, created_at, updated_at, is_soft_deleted, \
+                         scheduled_to_be_deleted_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                         $16, $17)",
                 )
                 .bind(DbUuid(share.id))
                 .bind(&share.project_id)
@@ -355,6 +363,8 @@ macro_rules! share_sql {
                 .bind(&share.task_state)
                 .bind(created_at)
                 .bind(updated_at)
+                .bind(share.is_soft_deleted)
+                .bind(share.scheduled_to_be_deleted_at.map(DbTime::new))
                 .execute(&mut *tx)
                 .await;
                 match inserted {
@@ -393,6 +403,9 @@ macro_rules! share_sql {
                 let share_row = ShareRow {
                     created_at: created_at.0,
                     updated_at: updated_at.map(|t| t.0),
+                    scheduled_to_be_deleted_at: share
+                        .scheduled_to_be_deleted_at
+                        .map(|t| DbTime::new(t).0),
                     ..share
                 };
                 Ok((share_row, instance_row))

@@ -470,6 +470,56 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> Result<Vec<ReplicationRecord>>;
 
+    // ---- share lifecycle: manage, recycle bin (queries in sql_lifecycle.rs) ----
+
+    /// Instances on `host` (exactly, or any pool `host#...`) that export `path` (Manila's
+    /// "already managed" check), in creation order.
+    async fn list_share_instances_by_export_path(
+        &self,
+        host: &str,
+        path: &str,
+    ) -> Result<Vec<ShareInstanceRow>>;
+
+    /// Completes a manage in one transaction: instance `instance_id` gets `update` (and
+    /// `updated_at = now`) only while its status is `manage_starting`, its share's size
+    /// becomes `size_gb`, and `quota` is charged to `in_use` (limits in `quota.limits`, none
+    /// for Manila's over-quota-allowed charge). `Conflict` (nothing written) when the status
+    /// is not `manage_starting`, `NotFound` when the instance is missing.
+    async fn finish_share_manage(
+        &self,
+        instance_id: Uuid,
+        size_gb: i64,
+        quota: QuotaRequest,
+        update: ShareInstanceUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<ShareInstanceRow>;
+
+    /// Moves a share to the recycle bin: `is_soft_deleted = true`,
+    /// `scheduled_to_be_deleted_at`, `updated_at = now`, only if it is not soft-deleted yet
+    /// and every instance's status is one of `statuses`. `Conflict` otherwise, `NotFound` if
+    /// the share is missing.
+    async fn soft_delete_share(
+        &self,
+        id: Uuid,
+        statuses: &[&str],
+        scheduled_to_be_deleted_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<ShareRow>;
+
+    /// Takes a share out of the recycle bin (`is_soft_deleted = false`, no schedule,
+    /// `updated_at = now`), only if it is soft-deleted and no instance's status is one of
+    /// `blocking_statuses`. `Conflict` otherwise, `NotFound` if the share is missing.
+    async fn restore_share(
+        &self,
+        id: Uuid,
+        blocking_statuses: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<ShareRow>;
+
+    /// Soft-deleted shares whose `scheduled_to_be_deleted_at` is at or before `now`, with
+    /// metadata, earliest first (the purge's work list).
+    async fn list_expired_soft_deleted_shares(&self, now: DateTime<Utc>) -> Result<Vec<ShareRow>>;
+
     // ---- quotas ----
 
     /// The project's quota overrides (resource → hard limit, -1 = unlimited).

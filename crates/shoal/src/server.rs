@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use shoal_api::{ApiState, Authenticator};
 use shoal_core::config::{AuthStrategy, Role};
+use shoal_core::recycle_bin::RecycleBin;
 use shoal_core::replica_updater::ReplicaUpdater;
 use shoal_core::reporter::Reporter;
 use shoal_core::workers::OperationWorker;
@@ -217,6 +218,14 @@ impl Server {
             tasks.spawn(async move { reporter.run(cancel).await });
         }
         if config.runs(Role::Share) {
+            // Manila runs `delete_expired_share` in the share service too.
+            let (purge, purge_cancel) = (Arc::new(RecycleBin::new(core.clone())), cancel.clone());
+            tasks.spawn(async move { purge.run(purge_cancel).await });
+            info!(
+                interval = ?config.periodic.expired_share_check_interval,
+                retention = ?config.periodic.soft_deleted_share_retention,
+                "recycle bin purge started"
+            );
             let (updater, cancel) = (replica_updater.clone(), cancel.clone());
             tasks.spawn(async move { updater.run(cancel).await });
             info!(

@@ -12,6 +12,7 @@ pub mod share_access;
 pub mod share_access_metadata;
 pub mod share_access_rules;
 pub mod share_export_locations;
+pub mod share_lifecycle;
 pub mod share_replica_export_locations;
 pub mod share_replica_metadata;
 pub mod share_replicas;
@@ -29,6 +30,7 @@ pub fn router() -> Router<ApiState> {
         .route("/v2/", get(crate::versions::v2_root))
         .merge(share_types::router())
         .merge(shares::router())
+        .merge(share_lifecycle::router())
         .merge(share_export_locations::router())
         .merge(share_replicas::router())
         .merge(share_replica_export_locations::router())

@@ -143,6 +143,11 @@ pub async fn allow_access(
     let share = visible_share(state, ctx, share_id, true)
         .await?
         .ok_or_else(|| ApiError::not_found(SHARE_NOT_FOUND_IN_ACTION))?;
+    if share.row.is_soft_deleted {
+        return Err(ApiError::forbidden(format!(
+            "Cannot allow access for share '{share_id}' since it has been soft deleted."
+        )));
+    }
     if ctx.at_least(2, 82) {
         let locking = truthy(data.get("lock_visibility")) || truthy(data.get("lock_deletion"));
         if !locking && truthy(data.get("lock_reason")) {
@@ -209,6 +214,11 @@ pub async fn deny_access(
     let share = visible_share(state, ctx, share_id, true)
         .await?
         .ok_or_else(|| ApiError::not_found(SHARE_NOT_FOUND_IN_ACTION))?;
+    if share.row.is_soft_deleted {
+        return Err(ApiError::forbidden(format!(
+            "Cannot deny access for share '{share_id}' since it has been soft deleted."
+        )));
+    }
     ctx.authorize(state, "share:access_get")?;
     let rule = core_access::find_rule(&state.core, &access_id)
         .await?

@@ -192,7 +192,7 @@ impl<S: Send + Sync> FromRequestParts<S> for LinkBase {
 type LegacyPaths = (Option<String>, Vec<String>);
 
 /// Whether the caller gets `host` and `share_server_id` (`context_is_host_admin`).
-fn is_host_admin(state: &ApiState, ctx: &RequestContext) -> bool {
+pub(crate) fn is_host_admin(state: &ApiState, ctx: &RequestContext) -> bool {
     ctx.authorize(state, "context_is_host_admin").is_ok()
 }
 
@@ -213,9 +213,16 @@ fn detail_view(
         .clone()
         .map(Value::String)
         .unwrap_or_else(|| json!(type_id));
+    // Manila has no size until the driver told it (null while managing, 0 after a failed
+    // manage); shoal keeps a placeholder in the row.
+    let size = match instance.map(|i| i.status.as_str()) {
+        Some(shoal_core::share_lifecycle::STATUS_MANAGE_STARTING) => Value::Null,
+        Some(shoal_core::share_lifecycle::STATUS_MANAGE_ERROR) => json!(0),
+        _ => json!(row.size_gb),
+    };
     let mut view = json!({
         "id": row.id,
-        "size": row.size_gb,
+        "size": size,
         "availability_zone": instance.and_then(|i| i.availability_zone.clone()),
         "created_at": manila_timestamp(row.created_at),
         "status": instance.map(|i| i.status.clone()),
@@ -284,8 +291,9 @@ fn detail_view(
         view["status"] = json!(core_shares::STATUS_CREATING);
     }
     if ctx.at_least(2, 69) {
-        view["is_soft_deleted"] = json!(false);
-        view["scheduled_to_be_deleted_at"] = Value::Null;
+        view["is_soft_deleted"] = json!(row.is_soft_deleted);
+        view["scheduled_to_be_deleted_at"] =
+            json!(row.scheduled_to_be_deleted_at.map(manila_timestamp));
     }
     if ctx.at_least(2, 80) {
         view["source_backup_id"] = Value::Null;
@@ -328,7 +336,7 @@ async fn legacy_paths(
 }
 
 /// `{"share": <detail>}`.
-async fn share_response(
+pub(crate) async fn share_response(
     state: &ApiState,
     ctx: &RequestContext,
     links: &LinkBase,
@@ -351,12 +359,12 @@ async fn share_response(
 
 /// A policy refused against the share itself (`PolicyNotAuthorized` escaping Manila's
 /// controller).
-fn policy_not_allowed(rule: &str) -> ApiError {
+pub(crate) fn policy_not_allowed(rule: &str) -> ApiError {
     ApiError::forbidden(format!("Policy doesn't allow {rule} to be performed."))
 }
 
 /// Enforces `rule` with the share's project as target.
-fn authorize_share(
+pub(crate) fn authorize_share(
     state: &ApiState,
     ctx: &RequestContext,
     rule: &str,
@@ -368,7 +376,7 @@ fn authorize_share(
 
 /// Manila's `share_api.get`: the share if it exists and is public or allowed by
 /// `share:get` for its project; otherwise 404 with `not_found`.
-async fn load_share(
+pub(crate) async fn load_share(
     state: &ApiState,
     ctx: &RequestContext,
     id: &str,
@@ -392,7 +400,7 @@ fn unrecognized_bool(value: &Value) -> String {
 
 /// `common.validate_public_share_policy`: parses `is_public` and refuses `true` unless
 /// `rule` allows it.
-fn public_share_policy(
+pub(crate) fn public_share_policy(
     state: &ApiState,
     ctx: &RequestContext,
     value: &Value,
@@ -759,6 +767,12 @@ pub async fn update_share(
         "display_description",
     )?;
     let share = load_share(&state, &ctx, &id, GENERIC_404).await?;
+    if share.row.is_soft_deleted {
+        return Err(ApiError::forbidden(format!(
+            "Share '{}' cannot be updated, since it has been soft deleted.",
+            share.row.id
+        )));
+    }
     let is_public = match fields.get("is_public") {
         None => None,
         Some(value) => Some(public_share_policy(
@@ -824,6 +838,9 @@ pub async fn share_action(
         "allow_access" => super::share_access::allow_access(&state, &ctx, &id, value).await,
         "deny_access" => super::share_access::deny_access(&state, &ctx, &id, value).await,
         "access_list" => super::share_access::access_list(&state, &ctx, &id, value).await,
+        "unmanage" if !legacy => super::share_lifecycle::unmanage_action(&state, &ctx, &id).await,
+        "soft_delete" if !legacy => super::share_lifecycle::soft_delete(&state, &ctx, &id).await,
+        "restore" if !legacy => super::share_lifecycle::restore(&state, &ctx, &id).await,
         _ => Err(ApiError::bad_request(format!(
             "There is no such action: {action}"
         ))),
@@ -839,6 +856,11 @@ async fn reset_status(
 ) -> ApiResult<Response> {
     ctx.authorize(state, "share:reset_status")?;
     let share = load_share(state, ctx, id, GENERIC_404).await?;
+    if share.row.is_soft_deleted {
+        return Err(ApiError::forbidden(format!(
+            "status cannot be reset for share '{id}' since it has been soft deleted."
+        )));
+    }
     let Some(status) = value.as_object().and_then(|v| v.get("status")) else {
         return Err(ApiError::bad_request("Must specify 'status'"));
     };
@@ -903,6 +925,11 @@ async fn reset_task_state(
         &format!("ShareNotFound: Share {id} could not be found."),
     )
     .await?;
+    if share.row.is_soft_deleted {
+        return Err(ApiError::forbidden(format!(
+            "task state cannot be reset for share '{id}' since it has been soft deleted."
+        )));
+    }
     ctx.authorize(state, "share:reset_status")?;
     let Some(task_state) = fields.get("task_state") else {
         return Err(ApiError::bad_request("Must specify 'task_state'"));
@@ -970,6 +997,11 @@ async fn extend(
     let size = new_size(&value)?;
     ctx.authorize(state, "share:extend")?;
     let share = load_share(state, ctx, id, core_shares::RESOURCE_NOT_FOUND).await?;
+    if share.row.is_soft_deleted {
+        return Err(ApiError::forbidden(format!(
+            "Cannot extend share '{id}' since it has been soft deleted."
+        )));
+    }
     let force = match value.get("force") {
         Some(flag) if ctx.at_least(2, 64) => bool_from_string(flag).ok_or_else(|| {
             ApiError::bad_request(format!("Invalid boolean force : {}", py_str(flag)))
@@ -1012,6 +1044,11 @@ async fn shrink(
     let size = new_size(&value)?;
     ctx.authorize(state, "share:shrink")?;
     let share = load_share(state, ctx, id, core_shares::RESOURCE_NOT_FOUND).await?;
+    if share.row.is_soft_deleted {
+        return Err(ApiError::forbidden(format!(
+            "Cannot shrink share '{id}' since it has been soft deleted."
+        )));
+    }
     core_shares::shrink_share(&state.core, &share, size).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }

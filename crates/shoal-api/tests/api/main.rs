@@ -7,6 +7,7 @@ mod auth;
 mod catalog;
 mod clients;
 mod identity;
+mod lifecycle;
 mod messages;
 mod plumbing;
 mod quotas;

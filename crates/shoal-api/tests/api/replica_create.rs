@@ -1,6 +1,6 @@
 //! Replica create, `POST /v2/share-replicas`: checklist group F (79–130), replication.md §5.1.
 //!
-//! Not testable in shoal, nothing observable: F.93 (soft delete does not exist), F.94 (shares
+//! Not testable in shoal, nothing observable: F.94 (shares
 //! carry no `encryption_key_ref`), F.96 (no share groups), F.124 (no snapshots). F.106, F.107,
 //! F.109 and F.110 need share networks; their honest answer (the unknown network) is tested.
 
@@ -969,5 +969,33 @@ async fn f130_scheduling_failure_leaves_a_share_replica_message() {
     // Allocate host, eliminated by the replication filter (the only free pool is taken).
     assert_eq!(message["action_id"], "001", "{message}");
     assert_eq!(message["detail_id"], "014", "{message}");
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn f093_replica_of_a_soft_deleted_share_is_403() {
+    let app = app().await;
+    let share = available_share(&app, "admin").await;
+    let resp = app
+        .post(&format!("/v2/shares/{share}/action"))
+        .version("2.69")
+        .json(&json!({"soft_delete": null}))
+        .send()
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    post_replica(
+        &app,
+        "admin",
+        V,
+        json!({"share_replica": {"share_id": share}}),
+    )
+    .await
+    .assert_fault(
+        403,
+        "forbidden",
+        Some(&format!(
+            "Replica cannot be created for share '{share}' since it has been soft deleted."
+        )),
+    );
     app.finish().await;
 }

@@ -12,6 +12,7 @@
 //! Tests call [`OperationWorker::run_once`] to process everything queued, instead of
 //! waiting for the loop.
 
+pub mod lifecycle;
 pub mod replica_manager;
 pub mod scheduler;
 pub mod share_manager;

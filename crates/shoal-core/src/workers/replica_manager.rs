@@ -1063,6 +1063,8 @@ mod tests {
                 metadata: BTreeMap::new(),
                 created_at: now,
                 updated_at: None,
+                is_soft_deleted: false,
+                scheduled_to_be_deleted_at: None,
             };
             let (share, active) = core
                 .store

@@ -325,6 +325,8 @@ mod tests {
             metadata: BTreeMap::new(),
             created_at: chrono::Utc::now(),
             updated_at: None,
+            is_soft_deleted: false,
+            scheduled_to_be_deleted_at: None,
         }
     }
 

@@ -228,7 +228,14 @@ impl ShareManagerHandler {
         }
         let siblings = self.core.store.list_share_instances(share.id).await?;
         let last = siblings.iter().all(|s| s.id == instance.id);
-        let release = crate::shares::instance_release(&share, &instance, last);
+        let release = if payload.no_quota {
+            shoal_store::QuotaRequest {
+                project_id: share.project_id.clone(),
+                ..Default::default()
+            }
+        } else {
+            crate::shares::instance_release(&share, &instance, last)
+        };
         let share_gone = self
             .core
             .store
@@ -479,6 +486,14 @@ impl OperationHandler for ShareManagerHandler {
                 self.resize(id, resize, kind).await
             }
             ops::UPDATE_ACCESS => self.update_access(id).await,
+            ops::MANAGE_SHARE => {
+                let Ok(manage) = serde_json::from_value(payload) else {
+                    warn!(op.id = op.id, "operation {} has a malformed payload", op.id);
+                    return Ok(());
+                };
+                super::lifecycle::manage(&self.core, &self.backend, id, manage).await
+            }
+            ops::UNMANAGE_SHARE => super::lifecycle::unmanage(&self.core, &self.backend, id).await,
             kind if ReplicaManager::handles(kind) => self.replicas.handle(op, id).await,
             other => {
                 warn!(

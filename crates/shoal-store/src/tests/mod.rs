@@ -14,6 +14,7 @@ pub(crate) mod access;
 pub(crate) mod admin;
 pub(crate) mod availability_zones;
 pub(crate) mod identity;
+pub(crate) mod lifecycle;
 pub(crate) mod messages;
 pub(crate) mod operations;
 pub(crate) mod pools;
@@ -137,6 +138,13 @@ macro_rules! store_test_suite {
                 concurrent_identity_signing_keys_agree,
                 many_concurrent_identity_signing_keys_agree,
             ],
+            lifecycle: [
+                soft_delete_and_restore_share,
+                soft_delete_and_restore_check_instance_statuses,
+                list_expired_soft_deleted_shares,
+                list_share_instances_by_export_path,
+                finish_share_manage_is_compare_and_set,
+            ],
         );
     };
     (@cases $store:ty; $($module:ident: [$($case:ident),* $(,)?]),* $(,)?) => {
@@ -228,6 +236,8 @@ pub(crate) fn share_row(project: &str, size: i64, secs: i64) -> ShareRow {
         metadata: BTreeMap::new(),
         created_at: at(secs),
         updated_at: None,
+        is_soft_deleted: false,
+        scheduled_to_be_deleted_at: None,
     }
 }
 
