@@ -773,3 +773,561 @@ fn unmanaged_target(pool: &Path, id: &str) -> Result<PathBuf, DriverError> {
         n += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+    use std::process::Command;
+
+    use super::*;
+    use crate::BackendInfo;
+    use crate::ShareDriver;
+    use crate::local::replica::tests::{
+        ACTIVE, Backend, SECONDARY, assert_no_write_bits, assert_same_tree, ctx, instance,
+        names_in, set_mtime, setup, write_tree,
+    };
+    use crate::local::{LocalOptions, LocalPool};
+
+    const SNAP: &str = "cccccccc-0000-4000-8000-000000000003";
+    const SNAP2: &str = "dddddddd-0000-4000-8000-000000000004";
+    const NEW: &str = "eeeeeeee-0000-4000-8000-000000000005";
+    const NEW2: &str = "ffffffff-0000-4000-8000-000000000006";
+
+    fn snap(id: &str, share: &ShareInstanceRef, backend: &str) -> SnapshotRef {
+        SnapshotRef {
+            id: id.into(),
+            snapshot_id: "99999999-0000-4000-8000-000000000009".into(),
+            share_instance: share.clone(),
+            host: format!("node1@{backend}#{}", share.pool),
+            size_gb: share.size_gb,
+            provider_location: None,
+        }
+    }
+
+    fn tree(b: &Backend, id: &str) -> PathBuf {
+        b.pool().join("snapshots").join(id).join("tree")
+    }
+
+    /// `cp -a`: an independent reference copy (modes, mtimes, symlinks) to compare with.
+    fn reference(src: &Path, dir: &Path) -> PathBuf {
+        let dst = dir.join("reference");
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(src)
+            .arg(&dst)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        dst
+    }
+
+    fn ino(path: &Path) -> u64 {
+        fs::symlink_metadata(path).unwrap().ino()
+    }
+
+    /// An active share with the test tree (and a 50 MiB file when `big`), snapshotted.
+    async fn share_with_snapshot(
+        big: bool,
+    ) -> (Backend, ShareInstanceRef, SnapshotRef, SnapshotResult) {
+        let b = Backend::new("local1").await;
+        let share = instance(ACTIVE);
+        b.driver.create_share(&share).await.unwrap();
+        write_tree(&b.shares().join(ACTIVE), big);
+        let s = snap(SNAP, &share, "local1");
+        let result = b.driver.create_snapshot(&s).await.unwrap();
+        (b, share, s, result)
+    }
+
+    #[tokio::test]
+    async fn snapshot_is_a_read_only_copy_that_later_writes_do_not_touch() {
+        let (b, _share, s, result) = share_with_snapshot(true).await;
+        let data = b.shares().join(ACTIVE);
+        let refdir = tempfile::tempdir().unwrap();
+        let expected = reference(&data, refdir.path());
+        assert_eq!(result.progress, SnapshotProgress::Available);
+        let container = fs::canonicalize(b.pool().join("snapshots").join(SNAP)).unwrap();
+        assert_eq!(result.provider_location.as_deref(), container.to_str());
+        let path = format!("local://node1{}/tree", container.display());
+        let summary: Vec<_> = result
+            .export_locations
+            .iter()
+            .map(|l| {
+                (
+                    l.path.as_str(),
+                    l.is_admin_only,
+                    l.metadata["access"].as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [(path.as_str(), false, "ro"), (path.as_str(), true, "ro")]
+        );
+        assert_same_tree(&data, &tree(&b, SNAP), true);
+        assert_no_write_bits(&tree(&b, SNAP));
+        // Never a hard link to a file the share can change in place.
+        for name in ["big.bin", "empty", "docs/file 0 ✓.txt"] {
+            assert_ne!(
+                ino(&data.join(name)),
+                ino(&tree(&b, SNAP).join(name)),
+                "{name}"
+            );
+        }
+
+        // Later writes, deletions and additions in the share leave the snapshot as it was.
+        fs::write(data.join("docs/file 0 ✓.txt"), b"changed").unwrap();
+        let mut big = fs::OpenOptions::new()
+            .write(true)
+            .open(data.join("big.bin"))
+            .unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&mut big, b"XXXX", 1 << 20).unwrap();
+        fs::remove_file(data.join("empty")).unwrap();
+        fs::write(data.join("new file"), b"new").unwrap();
+        fs::set_permissions(data.join("with space"), fs::Permissions::from_mode(0o700)).unwrap();
+        assert_same_tree(&expected, &tree(&b, SNAP), true);
+
+        // A retried create answers the same and keeps the snapshot.
+        assert_eq!(b.driver.create_snapshot(&s).await.unwrap(), result);
+        assert_same_tree(&expected, &tree(&b, SNAP), true);
+    }
+
+    #[tokio::test]
+    async fn revert_restores_exactly_and_rewrites_only_what_differs() {
+        let (b, share, s, _) = share_with_snapshot(true).await;
+        let data = b.shares().join(ACTIVE);
+        let refdir = tempfile::tempdir().unwrap();
+        let expected = reference(&data, refdir.path());
+        let untouched = ino(&data.join("big.bin"));
+        let untouched_small = ino(&data.join("docs/file 5 ✓.txt"));
+
+        fs::write(data.join("docs/file 0 ✓.txt"), b"changed").unwrap();
+        // Same size and mtime, other bytes: caught by the ctime rule.
+        let same_size = data.join("file 4 ✓.txt");
+        let meta = fs::metadata(&same_size).unwrap();
+        fs::write(&same_size, "y".repeat(meta.len() as usize)).unwrap();
+        set_mtime(&same_size, meta.modified().unwrap());
+        fs::remove_file(data.join("empty")).unwrap();
+        fs::remove_dir_all(data.join("docs/nested")).unwrap();
+        fs::create_dir_all(data.join("added/deeper")).unwrap();
+        fs::write(data.join("added/deeper/f"), b"added").unwrap();
+        fs::set_permissions(data.join("added"), fs::Permissions::from_mode(0o500)).unwrap();
+        fs::set_permissions(data.join("file 9 ✓.txt"), fs::Permissions::from_mode(0o777)).unwrap();
+        fs::remove_file(data.join("dangling")).unwrap();
+        std::os::unix::fs::symlink("elsewhere", data.join("dangling")).unwrap();
+        fs::remove_file(data.join("link to file")).unwrap();
+        fs::create_dir(data.join("link to file")).unwrap();
+        fs::write(
+            data.join(".shoal-tmp-1-1"),
+            b"a leftover of an interrupted revert",
+        )
+        .unwrap();
+
+        b.driver.revert_to_snapshot(&s).await.unwrap();
+        assert_same_tree(&expected, &data, false);
+        assert_eq!(
+            ino(&data.join("big.bin")),
+            untouched,
+            "unchanged data is not rewritten"
+        );
+        assert_eq!(ino(&data.join("docs/file 5 ✓.txt")), untouched_small);
+
+        // A second run (as after a crash) changes nothing; the snapshot is intact.
+        let rewritten = ino(&data.join("docs/file 0 ✓.txt"));
+        b.driver.revert_to_snapshot(&s).await.unwrap();
+        assert_eq!(ino(&data.join("docs/file 0 ✓.txt")), rewritten);
+        assert_same_tree(&expected, &data, false);
+        assert_same_tree(&expected, &tree(&b, SNAP), true);
+
+        // The share keeps working as a share: writable again.
+        fs::write(data.join("docs/file 0 ✓.txt"), b"writable").unwrap();
+        let _ = share;
+    }
+
+    #[tokio::test]
+    async fn revert_refuses_a_missing_snapshot_and_a_secondary() {
+        let (_a, b, active, secondary) = setup().await;
+        let missing = snap(SNAP, &active.instance, "local1");
+        let replicas = [active.clone(), secondary.clone()];
+        b.driver
+            .create_replica(&secondary, &ctx("readable", Some(&active), &replicas))
+            .await
+            .unwrap();
+        let of_secondary = snap(SNAP2, &secondary.instance, "local2");
+        b.driver.create_snapshot(&of_secondary).await.unwrap();
+        assert!(matches!(
+            b.driver.revert_to_snapshot(&of_secondary).await,
+            Err(DriverError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            _a.driver.revert_to_snapshot(&missing).await,
+            Err(DriverError::Other(_))
+        ));
+    }
+
+    fn two_pool_driver(dir: &Path) -> LocalDriver {
+        LocalDriver::new(
+            BackendInfo {
+                host: "node1".into(),
+                backend_name: "local1".into(),
+                replication_type: None,
+                replication_domain: None,
+            },
+            ["pool1", "pool2"]
+                .into_iter()
+                .map(|name| LocalPool {
+                    name: name.into(),
+                    path: dir.join(name),
+                    reserved_percentage: 0,
+                })
+                .collect(),
+            LocalOptions::default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn share_from_snapshot_in_the_same_and_another_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = two_pool_driver(dir.path());
+        driver.do_setup().await.unwrap();
+        let share = instance(ACTIVE);
+        driver.create_share(&share).await.unwrap();
+        let data = dir.path().join("pool1/shares").join(ACTIVE);
+        write_tree(&data, false);
+        let refdir = tempfile::tempdir().unwrap();
+        let expected = reference(&data, refdir.path());
+        let s = snap(SNAP, &share, "local1");
+        driver.create_snapshot(&s).await.unwrap();
+        fs::write(data.join("docs/file 0 ✓.txt"), b"later").unwrap();
+
+        let same_pool = instance(NEW);
+        let locations = driver
+            .create_share_from_snapshot(&same_pool, &s)
+            .await
+            .unwrap();
+        assert_eq!(locations, driver.ensure_share(&same_pool).await.unwrap());
+        assert_same_tree(&expected, &dir.path().join("pool1/shares").join(NEW), false);
+        let mut other_pool = instance(NEW2);
+        other_pool.pool = "pool2".into();
+        other_pool.size_gb = 3;
+        driver
+            .create_share_from_snapshot(&other_pool, &s)
+            .await
+            .unwrap();
+        let copy = dir.path().join("pool2/shares").join(NEW2);
+        assert_same_tree(&expected, &copy, false);
+        fs::write(copy.join("docs/file 1 ✓.txt"), b"a writable share").unwrap();
+        assert_same_tree(&expected, &tree_of(dir.path(), SNAP), true);
+        // Retried: same answer, data kept; the size is the new share's.
+        driver
+            .create_share_from_snapshot(&other_pool, &s)
+            .await
+            .unwrap();
+        assert_eq!(
+            fs::read(copy.join("docs/file 1 ✓.txt")).unwrap(),
+            b"a writable share"
+        );
+        let meta: serde_json::Value = serde_json::from_slice(
+            &fs::read(
+                dir.path()
+                    .join("pool2/shares")
+                    .join(format!("{NEW2}.meta.json")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(meta["size_gb"], 3);
+
+        // A snapshot that is not there, on another host, or named by a location that is not
+        // a snapshot container, is refused and creates nothing.
+        let fresh = instance("abababab-0000-4000-8000-000000000007");
+        let mut gone = snap(SNAP2, &share, "local1");
+        assert!(matches!(
+            driver.create_share_from_snapshot(&fresh, &gone).await,
+            Err(DriverError::Other(_))
+        ));
+        gone.host = "node2@local9#pool1".into();
+        gone.provider_location = Some("/etc".into());
+        assert!(matches!(
+            driver.create_share_from_snapshot(&fresh, &gone).await,
+            Err(DriverError::InvalidInput(_))
+        ));
+        gone.host = "node1@local9#pool1".into();
+        assert!(matches!(
+            driver.create_share_from_snapshot(&fresh, &gone).await,
+            Err(DriverError::InvalidInput(_))
+        ));
+        assert!(!dir.path().join("pool1/shares").join(&fresh.id).exists());
+    }
+
+    fn tree_of(dir: &Path, id: &str) -> PathBuf {
+        dir.join("pool1/snapshots").join(id).join("tree")
+    }
+
+    #[tokio::test]
+    async fn secondary_snapshot_is_the_actives_snapshot_and_survives_promotion() {
+        let (a, b, active, secondary) = setup().await;
+        let data = a.shares().join(ACTIVE);
+        write_tree(&data, false);
+        let replicas = [active.clone(), secondary.clone()];
+        let c = ctx("readable", Some(&active), &replicas);
+        let created = b.driver.create_replica(&secondary, &c).await.unwrap();
+        let secondary = b.replica(
+            SECONDARY,
+            Some("in_sync"),
+            &created.export_locations.unwrap(),
+        );
+        let refdir = tempfile::tempdir().unwrap();
+        let expected = reference(&data, refdir.path());
+
+        let active_snap = snap(SNAP, &active.instance, "local1");
+        let taken = a.driver.create_snapshot(&active_snap).await.unwrap();
+        let active_snap = SnapshotRef {
+            provider_location: taken.provider_location.clone(),
+            ..active_snap
+        };
+        // The active moves on and the secondary follows before its snapshot instance is made.
+        fs::write(data.join("docs/file 0 ✓.txt"), b"after the snapshot").unwrap();
+        fs::remove_file(data.join("empty")).unwrap();
+        let replicas = [active.clone(), secondary.clone()];
+        let c = ctx("readable", Some(&active), &replicas);
+        b.driver.update_replica_state(&secondary, &c).await.unwrap();
+        assert_eq!(
+            fs::read(b.current(SECONDARY).join("docs/file 0 ✓.txt")).unwrap(),
+            b"after the snapshot"
+        );
+
+        let replica_snap = snap(SNAP2, &secondary.instance, "local2");
+        let made = b
+            .driver
+            .create_replica_snapshot(&secondary, &c, &replica_snap, &active_snap)
+            .await
+            .unwrap();
+        assert_eq!(made.progress, SnapshotProgress::Available);
+        assert_eq!(made.export_locations.len(), 2);
+        assert_same_tree(&expected, &tree(&b, SNAP2), true);
+        assert_same_tree(&tree(&a, SNAP), &tree(&b, SNAP2), false);
+        let again = b
+            .driver
+            .update_replica_snapshot(&secondary, &c, &replica_snap, &active_snap)
+            .await
+            .unwrap();
+        assert_eq!(again, made);
+        // A dr secondary's snapshot is not exported.
+        let dr = b
+            .driver
+            .update_replica_snapshot(
+                &secondary,
+                &ctx("dr", Some(&active), &replicas),
+                &replica_snap,
+                &active_snap,
+            )
+            .await
+            .unwrap();
+        assert!(dr.export_locations.is_empty());
+
+        // Promote the secondary: its snapshot still reverts its share and makes new shares.
+        b.driver
+            .promote_replica(&secondary, &c, None)
+            .await
+            .unwrap();
+        let promoted = b.shares().join(SECONDARY);
+        fs::write(promoted.join("written after promotion"), b"x").unwrap();
+        b.driver.revert_to_snapshot(&replica_snap).await.unwrap();
+        assert_same_tree(&expected, &promoted, false);
+        b.driver
+            .create_share_from_snapshot(&instance(NEW), &replica_snap)
+            .await
+            .unwrap();
+        assert_same_tree(&expected, &b.shares().join(NEW), false);
+        // And a back end on the same host copies from the other's snapshot by its location.
+        let from_other = SnapshotRef {
+            provider_location: made.provider_location.clone(),
+            ..replica_snap.clone()
+        };
+        a.driver
+            .create_share_from_snapshot(&instance(NEW2), &from_other)
+            .await
+            .unwrap();
+        assert_same_tree(&expected, &a.shares().join(NEW2), false);
+    }
+
+    #[tokio::test]
+    async fn setup_removes_half_built_snapshots_and_delete_is_idempotent() {
+        let (b, share, s, _) = share_with_snapshot(false).await;
+        let snapshots = b.pool().join("snapshots");
+        // A build interrupted after some read-only directories were made.
+        let half = snapshots.join(format!(".tmp-{SNAP2}"));
+        fs::create_dir_all(half.join("tree/sub")).unwrap();
+        fs::write(half.join("tree/sub/f"), b"x").unwrap();
+        fs::set_permissions(half.join("tree/sub"), fs::Permissions::from_mode(0o555)).unwrap();
+        fs::set_permissions(half.join("tree"), fs::Permissions::from_mode(0o555)).unwrap();
+        b.driver.do_setup().await.unwrap();
+        assert_eq!(
+            names_in(&snapshots),
+            [SNAP.to_owned(), format!("{SNAP}.meta.json")]
+        );
+        // A retried create over a leftover starts afresh.
+        fs::create_dir_all(half.join("tree/stale")).unwrap();
+        let s2 = snap(SNAP2, &share, "local1");
+        b.driver.create_snapshot(&s2).await.unwrap();
+        assert!(!tree(&b, SNAP2).join("stale").exists());
+        assert!(!half.exists());
+
+        b.driver.delete_snapshot(&s).await.unwrap();
+        b.driver.delete_snapshot(&s).await.unwrap();
+        b.driver.delete_snapshot(&s2).await.unwrap();
+        assert!(names_in(&snapshots).is_empty());
+        assert!(matches!(
+            b.driver.revert_to_snapshot(&s).await,
+            Err(DriverError::Other(_))
+        ));
+        let mut bad = s.clone();
+        bad.id = "../x".into();
+        assert!(matches!(
+            b.driver.delete_snapshot(&bad).await,
+            Err(DriverError::InvalidInput(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn snapshots_are_allocated_in_the_pool() {
+        let (b, share, s, _) = share_with_snapshot(false).await;
+        let allocated = BTreeMap::from([("pool1".to_owned(), 1)]);
+        let stats = b
+            .driver
+            .get_share_stats(&allocated)
+            .await
+            .unwrap()
+            .remove(0);
+        assert!(stats.snapshot_support && stats.create_share_from_snapshot_support);
+        assert!(stats.revert_to_snapshot_support && stats.mount_snapshot_support);
+        assert_eq!(stats.allocated_capacity_gb, 2.0);
+        let mut bigger = snap(SNAP2, &share, "local1");
+        bigger.size_gb = 7;
+        b.driver.create_snapshot(&bigger).await.unwrap();
+        let stats = b
+            .driver
+            .get_share_stats(&allocated)
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(stats.allocated_capacity_gb, 9.0);
+        assert!(stats.free_capacity_gb <= stats.total_capacity_gb - 9.0 + 0.01);
+        b.driver.delete_snapshot(&bigger).await.unwrap();
+        b.driver.delete_snapshot(&s).await.unwrap();
+        let stats = b
+            .driver
+            .get_share_stats(&allocated)
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(stats.allocated_capacity_gb, 1.0);
+    }
+
+    #[tokio::test]
+    async fn snapshot_access_rules_are_read_only_ip_rules() {
+        let (b, _share, s, _) = share_with_snapshot(false).await;
+        let rule = |id: &str, access_type: &str, to: &str| AccessRule {
+            id: id.into(),
+            access_type: access_type.into(),
+            access_to: to.into(),
+            access_level: "rw".into(),
+        };
+        let all = [
+            rule("r1", "ip", "10.0.0.0/24"),
+            rule("r2", "user", "alice"),
+            rule("r3", "ip", "10.0.0.1/24"),
+        ];
+        let results = b
+            .driver
+            .snapshot_update_access(&s, &all, &all, &[])
+            .await
+            .unwrap();
+        assert_eq!(results["r1"], AccessRuleResult::Applied);
+        assert!(matches!(results["r2"], AccessRuleResult::Error(_)));
+        assert!(matches!(results["r3"], AccessRuleResult::Error(_)));
+        let file: AccessFile = read_json(
+            &b.pool()
+                .join("snapshots")
+                .join(format!("{SNAP}.access.json")),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(file.rules.len(), 1);
+        assert_eq!(file.rules[0].access_level, "ro");
+        let results = b
+            .driver
+            .snapshot_update_access(&s, &[], &[], &all[..1])
+            .await
+            .unwrap();
+        assert!(results.is_empty());
+        let missing = snap(SNAP2, &s.share_instance, "local1");
+        assert!(
+            b.driver
+                .snapshot_update_access(&missing, &all, &[], &[])
+                .await
+                .is_err()
+        );
+    }
+
+    /// A writer bumps a version in the first page of a file, then in its last page, again
+    /// and again (a page write is atomic to readers). At any moment the first page is as new
+    /// as the last or one newer; a copy read while the writer runs (first page early, last
+    /// page later) can show the last page newer, a state the file never had. Every snapshot
+    /// must hold a real state or be refused.
+    #[tokio::test]
+    async fn a_file_that_keeps_changing_never_gives_a_torn_snapshot() {
+        const PAGE: usize = 4096;
+        const PAGES: usize = 2048;
+        let b = Backend::new("local1").await;
+        let share = instance(ACTIVE);
+        b.driver.create_share(&share).await.unwrap();
+        let path = b.shares().join(ACTIVE).join("hot");
+        fs::write(&path, vec![0u8; PAGE * PAGES]).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (stop, path) = (stop.clone(), path.clone());
+            std::thread::spawn(move || {
+                let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+                let mut k = 1u8;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let page = [k; PAGE];
+                    for i in [0, PAGES - 1] {
+                        std::os::unix::fs::FileExt::write_all_at(&file, &page, (i * PAGE) as u64)
+                            .unwrap();
+                    }
+                    k = k.wrapping_add(1);
+                }
+            })
+        };
+        for i in 0..4 {
+            let id = format!("cccccccc-0000-4000-8000-00000000001{i}");
+            let s = snap(&id, &share, "local1");
+            match b.driver.create_snapshot(&s).await {
+                Ok(_) => {
+                    let copy = fs::read(tree(&b, &id).join("hot")).unwrap();
+                    assert_eq!(copy.len(), PAGE * PAGES);
+                    let (first, last) = (copy[0], copy[copy.len() - 1]);
+                    assert!(
+                        first.wrapping_sub(last) <= 1,
+                        "the snapshot holds a state the file never had: first page {first}, \
+                         last page {last}"
+                    );
+                }
+                Err(err) => {
+                    assert!(err.to_string().contains("kept changing"), "{err}");
+                    assert!(!b.pool().join("snapshots").join(&id).exists());
+                }
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap();
+        // Once the writer stopped, the file is snapshotted normally.
+        let s = snap(SNAP, &share, "local1");
+        b.driver.create_snapshot(&s).await.unwrap();
+        assert_eq!(
+            fs::read(tree(&b, SNAP).join("hot")).unwrap(),
+            fs::read(&path).unwrap()
+        );
+    }
+}
