@@ -1330,4 +1330,184 @@ mod tests {
             fs::read(&path).unwrap()
         );
     }
+
+    fn canonical_pool(b: &Backend) -> PathBuf {
+        fs::canonicalize(b.pool()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn manage_then_unmanage_then_manage_again() {
+        let b = Backend::new("local1").await;
+        let incoming = canonical_pool(&b).join("incoming/data");
+        fs::create_dir_all(&incoming).unwrap();
+        write_tree(&incoming, false);
+        let refdir = tempfile::tempdir().unwrap();
+        let expected = reference(&incoming, refdir.path());
+        let none = BTreeMap::new();
+
+        let share = instance(NEW);
+        let given = format!("local://node1{}", incoming.display());
+        let managed = b
+            .driver
+            .manage_existing(&share, &given, &none)
+            .await
+            .unwrap();
+        assert_eq!(managed.size_gb, 1);
+        assert_eq!(
+            managed.export_locations,
+            b.driver.ensure_share(&share).await.unwrap()
+        );
+        assert!(!incoming.exists(), "moved, not copied");
+        assert_same_tree(&expected, &b.shares().join(NEW), false);
+        // Retried after the move: the same answer.
+        assert_eq!(
+            b.driver
+                .manage_existing(&share, &given, &none)
+                .await
+                .unwrap(),
+            managed
+        );
+
+        b.driver.unmanage(&share).await.unwrap();
+        b.driver.unmanage(&share).await.unwrap();
+        assert!(names_in(&b.shares()).is_empty());
+        let left = canonical_pool(&b).join("unmanaged").join(NEW);
+        assert_same_tree(&expected, &left, false);
+
+        // The unmanaged data can be managed again, by its plain path; the size is measured.
+        fs::File::create(left.join("sparse"))
+            .unwrap()
+            .set_len(GIB_BYTES + 1)
+            .unwrap();
+        let again = instance(NEW2);
+        let managed = b
+            .driver
+            .manage_existing(&again, left.to_str().unwrap(), &none)
+            .await
+            .unwrap();
+        assert_eq!(managed.size_gb, 2);
+        assert!(b.shares().join(NEW2).join("sparse").exists());
+        assert!(!left.exists());
+    }
+
+    #[tokio::test]
+    async fn manage_refuses_paths_outside_or_internal_to_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = two_pool_driver(dir.path());
+        driver.do_setup().await.unwrap();
+        let existing = instance(ACTIVE);
+        driver.create_share(&existing).await.unwrap();
+        let s = snap(SNAP, &existing, "local1");
+        driver.create_snapshot(&s).await.unwrap();
+        let pool = fs::canonicalize(dir.path().join("pool1")).unwrap();
+        let pool2 = fs::canonicalize(dir.path().join("pool2")).unwrap();
+        fs::create_dir_all(pool.join("incoming/data")).unwrap();
+        fs::write(pool.join("incoming/data/f"), b"keep").unwrap();
+        fs::create_dir_all(pool2.join("elsewhere")).unwrap();
+        fs::create_dir_all(pool.join(".tmp-x")).unwrap();
+        fs::create_dir_all(pool.join("unmanaged")).unwrap();
+        fs::write(pool.join("afile"), b"x").unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), pool.join("escape")).unwrap();
+        std::os::unix::fs::symlink(pool.join("incoming"), pool.join("alias")).unwrap();
+        let p = |rel: &str| format!("{}/{rel}", pool.display());
+        let refused = [
+            outside.path().display().to_string(),
+            pool.display().to_string(),
+            p(&format!("shares/{ACTIVE}")),
+            p("shares"),
+            p("replicas"),
+            p(&format!("snapshots/{SNAP}/tree")),
+            p(".tmp-x"),
+            p("unmanaged"),
+            p("escape"),
+            p("alias/data"),
+            p("incoming/../incoming/data"),
+            "incoming/data".to_owned(),
+            format!("local://node2{}", p("incoming/data")),
+            format!("local://node1"),
+            p("nope"),
+            p("afile"),
+            format!("{}/elsewhere", pool2.display()),
+        ];
+        let share = instance(NEW);
+        let none = BTreeMap::new();
+        for given in &refused {
+            assert!(
+                matches!(
+                    driver.manage_existing(&share, given, &none).await,
+                    Err(DriverError::InvalidInput(_))
+                ),
+                "{given}"
+            );
+        }
+        let with_options = BTreeMap::from([("x".to_owned(), "y".to_owned())]);
+        assert!(matches!(
+            driver
+                .manage_existing(&share, &p("incoming/data"), &with_options)
+                .await,
+            Err(DriverError::InvalidInput(_))
+        ));
+        assert_eq!(fs::read(pool.join("incoming/data/f")).unwrap(), b"keep");
+        assert!(!pool.join("shares").join(NEW).exists());
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        // The same snapshot refusals: no location, or one inside the pool's own directories.
+        let mut adopt = snap(SNAP2, &existing, "local1");
+        assert!(matches!(
+            driver.manage_existing_snapshot(&adopt, &none).await,
+            Err(DriverError::InvalidInput(_))
+        ));
+        adopt.provider_location = Some(p(&format!("shares/{ACTIVE}")));
+        assert!(matches!(
+            driver.manage_existing_snapshot(&adopt, &none).await,
+            Err(DriverError::InvalidInput(_))
+        ));
+        assert!(pool.join("shares").join(ACTIVE).is_dir());
+        // And the path is fine once nothing is wrong with it.
+        driver
+            .manage_existing(&share, &p("incoming/data"), &none)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn manage_then_unmanage_a_snapshot() {
+        let b = Backend::new("local1").await;
+        let share = instance(ACTIVE);
+        b.driver.create_share(&share).await.unwrap();
+        fs::write(b.shares().join(ACTIVE).join("current data"), b"now").unwrap();
+        let imported = canonical_pool(&b).join("imported");
+        fs::create_dir(&imported).unwrap();
+        write_tree(&imported, false);
+        let refdir = tempfile::tempdir().unwrap();
+        let expected = reference(&imported, refdir.path());
+        let none = BTreeMap::new();
+
+        let mut s = snap(SNAP, &share, "local1");
+        s.provider_location = Some(imported.display().to_string());
+        let managed = b.driver.manage_existing_snapshot(&s, &none).await.unwrap();
+        let container = canonical_pool(&b).join("snapshots").join(SNAP);
+        assert_eq!(managed.progress, SnapshotProgress::Available);
+        assert_eq!(managed.size_gb, Some(1));
+        assert_eq!(managed.provider_location.as_deref(), container.to_str());
+        assert_eq!(managed.export_locations.len(), 2);
+        assert!(!imported.exists());
+        assert_same_tree(&expected, &tree(&b, SNAP), true);
+        assert_no_write_bits(&tree(&b, SNAP));
+        assert_eq!(
+            b.driver.manage_existing_snapshot(&s, &none).await.unwrap(),
+            managed
+        );
+
+        // It behaves like any snapshot: the share reverts to it.
+        s.provider_location = managed.provider_location.clone();
+        b.driver.revert_to_snapshot(&s).await.unwrap();
+        assert_same_tree(&expected, &b.shares().join(ACTIVE), false);
+
+        b.driver.unmanage_snapshot(&s).await.unwrap();
+        b.driver.unmanage_snapshot(&s).await.unwrap();
+        assert!(names_in(&b.pool().join("snapshots")).is_empty());
+        let left = canonical_pool(&b).join("unmanaged").join(SNAP);
+        assert_same_tree(&expected, &left, false);
+    }
 }
