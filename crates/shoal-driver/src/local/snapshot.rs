@@ -105,6 +105,14 @@ impl SnapPaths {
         write_json(&self.dir, &self.meta_name(), &meta)
     }
 
+    /// After a failed build: removes the half-built copy and the allocation, so a snapshot
+    /// in `error` holds no space (best effort: `do_setup` and `delete_snapshot` remove what
+    /// is left).
+    fn forget_failed_build(&self) {
+        let _ = engine::remove(&self.building());
+        let _ = fsutil::remove_any(&self.dir.join(self.meta_name()));
+    }
+
     /// The canonical container path: the snapshot's `provider_location`.
     fn provider_location(&self) -> Result<String, DriverError> {
         let path = fs::canonicalize(&self.container)
@@ -405,9 +413,7 @@ impl LocalDriver {
                 // The allocation goes first, like a share's: a visible snapshot is accounted.
                 paths.write_meta(&snapshot, snapshot_size(&snapshot))?;
                 let info = engine::take(&source, &paths.building(), &paths.container)
-                    .inspect_err(|_| {
-                        let _ = engine::remove(&paths.building());
-                    })
+                    .inspect_err(|_| paths.forget_failed_build())
                     .map_err(snapshot_error)?;
                 tracing::info!(snapshot_instance.id = %paths.id, entries = info.entries, bytes = info.bytes, "created snapshot instance {} of share instance {}", paths.id, instance.id);
             }
@@ -650,9 +656,7 @@ impl LocalDriver {
             if engine::info(&paths.container).map_err(snapshot_error)?.is_none() {
                 paths.write_meta(&snapshot, snapshot_size(&snapshot))?;
                 engine::copy_container(&source, &paths.building(), &paths.container)
-                    .inspect_err(|_| {
-                        let _ = engine::remove(&paths.building());
-                    })
+                    .inspect_err(|_| paths.forget_failed_build())
                     .map_err(snapshot_error)?;
                 tracing::info!(snapshot_instance.id = %paths.id, "created replica snapshot instance {} from {}", paths.id, source.display());
             }
@@ -876,11 +880,11 @@ mod tests {
 
         // Later writes, deletions and additions in the share leave the snapshot as it was.
         fs::write(data.join("docs/file 0 ✓.txt"), b"changed").unwrap();
-        let mut big = fs::OpenOptions::new()
+        let big = fs::OpenOptions::new()
             .write(true)
             .open(data.join("big.bin"))
             .unwrap();
-        std::os::unix::fs::FileExt::write_all_at(&mut big, b"XXXX", 1 << 20).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&big, b"XXXX", 1 << 20).unwrap();
         fs::remove_file(data.join("empty")).unwrap();
         fs::write(data.join("new file"), b"new").unwrap();
         fs::set_permissions(data.join("with space"), fs::Permissions::from_mode(0o700)).unwrap();
@@ -921,6 +925,7 @@ mod tests {
             b"a leftover of an interrupted revert",
         )
         .unwrap();
+        nix::unistd::mkfifo(&data.join("docs/fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
 
         b.driver.revert_to_snapshot(&s).await.unwrap();
         assert_same_tree(&expected, &data, false);
@@ -1317,6 +1322,8 @@ mod tests {
                 Err(err) => {
                     assert!(err.to_string().contains("kept changing"), "{err}");
                     assert!(!b.pool().join("snapshots").join(&id).exists());
+                    let meta = b.pool().join("snapshots").join(format!("{id}.meta.json"));
+                    assert!(!meta.exists(), "a failed snapshot allocates nothing");
                 }
             }
         }
@@ -1425,7 +1432,7 @@ mod tests {
             p("incoming/../incoming/data"),
             "incoming/data".to_owned(),
             format!("local://node2{}", p("incoming/data")),
-            format!("local://node1"),
+            "local://node1".to_owned(),
             p("nope"),
             p("afile"),
             format!("{}/elsewhere", pool2.display()),

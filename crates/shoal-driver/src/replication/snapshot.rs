@@ -563,6 +563,12 @@ pub fn revert(container: &Path, target: &Path) -> Result<RevertReport, SnapshotE
             }
         }
     }
+    // Fifos, sockets and devices are never in a snapshot.
+    for special in &walked.specials {
+        let path = abs(target, special);
+        remove_copy(&path)?;
+        report.removed += 1;
+    }
     // 3. Create or replace what differs, parents first (the manifest is sorted by path).
     for w in &m.entries {
         let path = abs(target, &w.path);
@@ -634,4 +640,74 @@ pub fn revert(container: &Path, target: &Path) -> Result<RevertReport, SnapshotE
     }
     sync_tree(target)?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(path: &Path, data: &[u8]) {
+        fs::write(path, data).unwrap();
+    }
+
+    #[test]
+    fn revert_writes_only_what_differs_and_a_rerun_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = dir.path().join("share");
+        fs::create_dir_all(share.join("d")).unwrap();
+        for i in 0..50 {
+            write(
+                &share.join(format!("d/f{i}")),
+                format!("file {i}").as_bytes(),
+            );
+        }
+        let container = dir.path().join("snap");
+        let info = take(&share, &dir.path().join("building"), &container).unwrap();
+        assert_eq!(info.entries, 52);
+        assert!(!dir.path().join("building").exists());
+        assert_eq!(
+            take(&share, &dir.path().join("building"), &container).unwrap(),
+            info
+        );
+
+        write(&share.join("d/f3"), b"changed, longer than before");
+        write(&share.join("new"), b"new");
+        fs::remove_file(share.join("d/f7")).unwrap();
+        let report = revert(&container, &share).unwrap();
+        assert_eq!((report.written, report.removed), (2, 1), "{report:?}");
+        assert_eq!(fs::read(share.join("d/f3")).unwrap(), b"file 3");
+        assert_eq!(fs::read(share.join("d/f7")).unwrap(), b"file 7");
+        assert!(!share.join("new").exists());
+        let report = revert(&container, &share).unwrap();
+        assert_eq!((report.written, report.removed), (0, 0), "{report:?}");
+    }
+
+    #[test]
+    fn a_container_without_manifest_is_not_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let container = dir.path().join("snap");
+        fs::create_dir_all(container.join(TREE)).unwrap();
+        assert_eq!(info(&container).unwrap(), None);
+        assert!(matches!(
+            revert(&container, dir.path()),
+            Err(SnapshotError::Damaged { .. })
+        ));
+        write(&container.join(MANIFEST), b"torn");
+        assert!(matches!(
+            info(&container),
+            Err(SnapshotError::Damaged { .. })
+        ));
+        // A copy whose tree lost a file is refused, not silently incomplete.
+        let share = dir.path().join("share");
+        fs::create_dir(&share).unwrap();
+        write(&share.join("f"), b"data");
+        let good = dir.path().join("good");
+        take(&share, &dir.path().join("b"), &good).unwrap();
+        chmod(&good.join(TREE), 0o700).unwrap();
+        fs::remove_file(good.join(TREE).join("f")).unwrap();
+        assert!(matches!(
+            copy_out(&good, &dir.path().join("out")),
+            Err(SnapshotError::Damaged { .. })
+        ));
+    }
 }
