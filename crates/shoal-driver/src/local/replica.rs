@@ -455,15 +455,6 @@ pub(super) fn published_usage_bytes(instance: &Instance) -> Result<u64, DriverEr
     }
 }
 
-/// The directory of a secondary's published version (`None` before its first sync).
-pub(super) fn published_tree(instance: &Instance) -> Result<Option<PathBuf>, DriverError> {
-    let dir = ReplicaDir::open(&instance.replica_root).map_err(|e| engine_error(instance, e))?;
-    Ok(dir
-        .published()
-        .map_err(|e| engine_error(instance, e))?
-        .map(|p| p.path))
-}
-
 /// Removes a secondary's engine directory and bookkeeping, if any. Idempotent.
 pub(super) fn remove_secondary(instance: &Instance) -> Result<(), DriverError> {
     if instance.replica_exists()? {

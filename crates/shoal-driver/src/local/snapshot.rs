@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     AccessFile, LocalDriver, LocalPool, Role, blocking, io_error, location_path, read_json,
-    real_dir_exists, replica, write_json,
+    real_dir_exists, write_json,
 };
 use crate::fsutil::{self, TMP_PREFIX};
 use crate::replication::snapshot::{self as engine, SnapshotError, SnapshotInfo};
@@ -400,16 +400,16 @@ impl LocalDriver {
         let (host, snapshot) = (self.info.host.clone(), snapshot.clone());
         blocking(move || {
             if engine::info(&paths.container).map_err(snapshot_error)?.is_none() {
-                let source = match instance.require_any()? {
-                    Role::Active => instance.dir.clone(),
-                    // A secondary's snapshot is of its published version.
-                    Role::Secondary => replica::published_tree(&instance)?.ok_or_else(|| {
-                        DriverError::Other(anyhow::anyhow!(
-                            "replica {} has no synced version to snapshot yet",
-                            instance.id
-                        ))
-                    })?,
-                };
+                if instance.require_any()? == Role::Secondary {
+                    // Its data may be older or newer than the active's at the snapshot's
+                    // point in time: a secondary's instance is a copy of the active's.
+                    return Err(DriverError::InvalidInput(format!(
+                        "share instance {} is a secondary replica: its snapshot instances are \
+                         copies of the active replica's (create_replica_snapshot)",
+                        instance.id
+                    )));
+                }
+                let source = instance.dir.clone();
                 // The allocation goes first, like a share's: a visible snapshot is accounted.
                 paths.write_meta(&snapshot, snapshot_size(&snapshot))?;
                 let info = engine::take(&source, &paths.building(), &paths.container)
@@ -950,21 +950,42 @@ mod tests {
 
     #[tokio::test]
     async fn revert_refuses_a_missing_snapshot_and_a_secondary() {
-        let (_a, b, active, secondary) = setup().await;
-        let missing = snap(SNAP, &active.instance, "local1");
+        let (a, b, active, secondary) = setup().await;
         let replicas = [active.clone(), secondary.clone()];
         b.driver
             .create_replica(&secondary, &ctx("readable", Some(&active), &replicas))
             .await
             .unwrap();
         let of_secondary = snap(SNAP2, &secondary.instance, "local2");
-        b.driver.create_snapshot(&of_secondary).await.unwrap();
+        assert!(matches!(
+            b.driver.create_snapshot(&of_secondary).await,
+            Err(DriverError::InvalidInput(_))
+        ));
+        let taken = a
+            .driver
+            .create_snapshot(&snap(SNAP, &active.instance, "local1"))
+            .await
+            .unwrap();
+        let active_snap = SnapshotRef {
+            provider_location: taken.provider_location,
+            ..snap(SNAP, &active.instance, "local1")
+        };
+        b.driver
+            .create_replica_snapshot(
+                &secondary,
+                &ctx("readable", Some(&active), &replicas),
+                &of_secondary,
+                &active_snap,
+            )
+            .await
+            .unwrap();
         assert!(matches!(
             b.driver.revert_to_snapshot(&of_secondary).await,
             Err(DriverError::InvalidInput(_))
         ));
+        let missing = snap(SNAP2, &active.instance, "local1");
         assert!(matches!(
-            _a.driver.revert_to_snapshot(&missing).await,
+            a.driver.revert_to_snapshot(&missing).await,
             Err(DriverError::Other(_))
         ));
     }

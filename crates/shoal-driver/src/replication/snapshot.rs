@@ -516,6 +516,16 @@ pub struct RevertReport {
 
 /// Brings the tree `target` (an existing directory) to exactly what the container holds.
 pub fn revert(container: &Path, target: &Path) -> Result<RevertReport, SnapshotError> {
+    revert_inner(container, target, None)
+}
+
+/// [`revert`], stopping with an error after `fail_after_writes` entries were written (crash
+/// tests in-process: the tree is left as a killed revert would leave it).
+fn revert_inner(
+    container: &Path,
+    target: &Path,
+    fail_after_writes: Option<u64>,
+) -> Result<RevertReport, SnapshotError> {
     let m = require(container)?;
     let tree = container.join(TREE);
     let point = ts_from_nanos(i128::from(m.source_point_us) * 1000);
@@ -571,6 +581,12 @@ pub fn revert(container: &Path, target: &Path) -> Result<RevertReport, SnapshotE
     }
     // 3. Create or replace what differs, parents first (the manifest is sorted by path).
     for w in &m.entries {
+        if fail_after_writes.is_some_and(|n| report.written >= n) {
+            return Err(SnapshotError::Io {
+                path: target.to_path_buf(),
+                source: io::Error::other("revert stopped by a test"),
+            });
+        }
         let path = abs(target, &w.path);
         let have = present.get(w.path.as_slice());
         match (w.kind, have) {
@@ -680,6 +696,60 @@ mod tests {
         assert!(!share.join("new").exists());
         let report = revert(&container, &share).unwrap();
         assert_eq!((report.written, report.removed), (0, 0), "{report:?}");
+    }
+
+    #[test]
+    fn a_revert_stopped_midway_is_completed_by_the_next_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = dir.path().join("share");
+        fs::create_dir_all(share.join("d")).unwrap();
+        for i in 0..20 {
+            write(
+                &share.join(format!("d/f{i:02}")),
+                format!("file {i}").as_bytes(),
+            );
+        }
+        chmod(&share.join("d"), 0o550).unwrap();
+        let container = dir.path().join("snap");
+        take(&share, &dir.path().join("building"), &container).unwrap();
+        let reference = dir.path().join("reference");
+        copy_out(&container, &reference).unwrap();
+        chmod(&share.join("d"), 0o750).unwrap();
+        for i in (0..20).step_by(2) {
+            write(
+                &share.join(format!("d/f{i:02}")),
+                b"changed after the snapshot",
+            );
+        }
+        fs::remove_file(share.join("d/f05")).unwrap();
+        write(&share.join("d/extra"), b"extra");
+
+        assert!(revert_inner(&container, &share, Some(4)).is_err());
+        let half: Vec<_> = (0..20)
+            .filter(|i| {
+                fs::read(share.join(format!("d/f{i:02}"))).ok()
+                    == Some(format!("file {i}").into_bytes())
+            })
+            .collect();
+        assert!(half.len() < 20, "stopped before the end: {half:?}");
+        let report = revert(&container, &share).unwrap();
+        assert_eq!(report.written + 4, 11, "{report:?}");
+        let a = walk_trees(&[&share, &reference], false);
+        let entries = |r: &Result<super::super::walk::WalkResult, _>| {
+            r.as_ref()
+                .unwrap()
+                .entries
+                .iter()
+                .map(|e| (e.path.clone(), e.kind, e.mode, e.size, e.mtime))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(entries(&a[0]), entries(&a[1]));
+        for i in 0..20 {
+            assert_eq!(
+                fs::read(share.join(format!("d/f{i:02}"))).unwrap(),
+                format!("file {i}").into_bytes()
+            );
+        }
     }
 
     #[test]
