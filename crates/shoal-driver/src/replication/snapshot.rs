@@ -33,7 +33,9 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 
@@ -43,7 +45,7 @@ use super::copy::{
 };
 use super::manifest::{Entry, Kind, Manifest, Ts};
 use super::walk::{WalkEntry, abs, walk_trees};
-use super::{RACY_WINDOW, now_ts, ts_from_nanos, ts_nanos};
+use super::{COPY_THREADS, RACY_WINDOW, now_ts, ts_from_nanos, ts_nanos};
 
 /// Name of the read-only tree inside a snapshot container.
 pub const TREE: &str = "tree";
@@ -332,26 +334,63 @@ fn copy_entries(
 ) -> Result<Vec<Outcome>, SnapshotError> {
     let live = scan_start.is_some();
     let racy_from = scan_start.map(|t| ts_from_nanos(ts_nanos(t) - RACY_WINDOW.as_nanos() as i128));
-    let mut out = Vec::with_capacity(plan.len());
-    for p in plan {
+    let mut out: Vec<Outcome> = vec![None; plan.len()];
+    // Directories first, parents before children (the plan is sorted by path).
+    let mut leaves = Vec::with_capacity(plan.len());
+    for (i, p) in plan.iter().enumerate() {
+        if p.kind != Kind::Dir {
+            leaves.push(i);
+            continue;
+        }
         let dst = abs(dest, &p.path);
-        let outcome = match p.kind {
-            Kind::Dir => {
-                fs::create_dir(&dst).map_err(io_err(&dst))?;
-                chmod(&dst, 0o700).map_err(io_err(&dst))?;
-                Some((0, p.mtime, 0))
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dst)
+            .map_err(io_err(&dst))?;
+        out[i] = Some((0, p.mtime, 0));
+    }
+    // Then files and symlinks on the engine's copy threads: per-file syscalls, not bandwidth,
+    // dominate a tree of small files.
+    let one = |i: usize| -> Result<Outcome, SnapshotError> {
+        let p = &plan[i];
+        let dst = abs(dest, &p.path);
+        if p.kind == Kind::Symlink {
+            let ino = make_symlink(&p.target, &dst, p.mtime).map_err(io_err(&dst))?;
+            return Ok(Some((0, p.mtime, ino)));
+        }
+        let src = abs(source, &p.path);
+        let racy = racy_from.is_some_and(|from| p.mtime >= from);
+        copy_one(&src, &dst, p, disk_mode(p.mode, read_only), live, racy)
+    };
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let worker = || -> Result<Vec<(usize, Outcome)>, SnapshotError> {
+        let mut mine = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let Some(&i) = leaves.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            match one(i) {
+                Ok(outcome) => mine.push((i, outcome)),
+                Err(err) => {
+                    failed.store(true, Ordering::Relaxed);
+                    return Err(err);
+                }
             }
-            Kind::Symlink => {
-                let ino = make_symlink(&p.target, &dst, p.mtime).map_err(io_err(&dst))?;
-                Some((0, p.mtime, ino))
-            }
-            Kind::File => {
-                let src = abs(source, &p.path);
-                let racy = racy_from.is_some_and(|from| p.mtime >= from);
-                copy_one(&src, &dst, p, disk_mode(p.mode, read_only), live, racy)?
-            }
-        };
-        out.push(outcome);
+        }
+        Ok(mine)
+    };
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..COPY_THREADS).map(|_| scope.spawn(worker)).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("copy worker does not panic"))
+            .collect()
+    });
+    for result in results {
+        for (i, outcome) in result? {
+            out[i] = outcome;
+        }
     }
     Ok(out)
 }
