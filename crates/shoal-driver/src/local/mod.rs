@@ -431,7 +431,10 @@ fn setup_pool(pool: &LocalPool) -> io::Result<()> {
             .starts_with(TMP_PREFIX.as_bytes())
         {
             tracing::info!(pool = %pool.name, entry = ?entry.file_name(), "removing leftover {:?} of pool {}", entry.file_name(), pool.name);
-            fsutil::remove_any(&entry.path())?;
+            // A share half-created from a snapshot may hold directories without write bits;
+            // the engine's removal restores them on the way.
+            crate::replication::snapshot::remove(&entry.path())
+                .map_err(|e| io::Error::other(e.to_string()))?;
         }
     }
     fsutil::fsync_dir(&shares)?;

@@ -14,8 +14,9 @@
 //! a cleanup would remove) and it counts as complete once its manifest exists.
 //!
 //! # Point in time
-//! Files are copied with `copy_file_range` (which shares extents on reflink filesystems) and the
-//! engine's size/mtime check around each read; a file that changed while it was read is copied
+//! Files are copied with `copy_file_range` (which shares extents on reflink filesystems), on
+//! the engine's two copy threads once the directories exist, with the engine's size/mtime
+//! check around each read; a file that changed while it was read is copied
 //! again, and if it changes again the snapshot fails instead of holding a torn file. A file
 //! whose mtime lies within [`RACY_WINDOW`] of the scan start could change without its mtime
 //! moving, so its copy is compared with the source by content before it is trusted. Nothing is
