@@ -1538,4 +1538,38 @@ mod tests {
         let left = canonical_pool(&b).join("unmanaged").join(SNAP);
         assert_same_tree(&expected, &left, false);
     }
+
+    #[tokio::test]
+    async fn a_share_from_snapshot_must_hold_the_snapshot_data() {
+        let b = Backend::new("local1").await;
+        let share = instance(ACTIVE);
+        b.driver.create_share(&share).await.unwrap();
+        let imported = canonical_pool(&b).join("imported");
+        fs::create_dir(&imported).unwrap();
+        // Sparse: 1 GiB + 1 byte of apparent size without using the disk.
+        fs::File::create(imported.join("big"))
+            .unwrap()
+            .set_len(GIB_BYTES + 1)
+            .unwrap();
+        let mut s = snap(SNAP, &share, "local1");
+        s.provider_location = Some(imported.display().to_string());
+        let managed = b
+            .driver
+            .manage_existing_snapshot(&s, &BTreeMap::new())
+            .await
+            .unwrap();
+        assert_eq!(managed.size_gb, Some(2));
+        let meta: SnapshotMeta =
+            read_json(&b.pool().join("snapshots").join(format!("{SNAP}.meta.json")))
+                .unwrap()
+                .unwrap();
+        assert_eq!(meta.size_gb, 2);
+        assert!(matches!(
+            b.driver
+                .create_share_from_snapshot(&instance(NEW), &s)
+                .await,
+            Err(DriverError::InvalidInput(_))
+        ));
+        assert!(names_in(&b.shares()).iter().all(|n| !n.contains(NEW)));
+    }
 }
