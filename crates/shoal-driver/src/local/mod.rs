@@ -43,6 +43,7 @@
 //! pool directory, so two pools on one filesystem each see its full size.
 
 mod replica;
+mod snapshot;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -59,8 +60,9 @@ use serde::{Deserialize, Serialize};
 use crate::fsutil::{self, TMP_PREFIX};
 use crate::{
     AccessRule, AccessRuleResult, BackendInfo, DriverError, ExportLocation, GIB, GIB_BYTES,
-    PoolStats, ReplicaContext, ReplicaRef, ReplicaResult, ShareDriver, ShareInstanceRef,
-    check_protocol, check_resize, effective_rules, round_gb, rules,
+    ManageResult, PoolStats, ReplicaContext, ReplicaRef, ReplicaResult, ShareDriver,
+    ShareInstanceRef, SnapshotRef, SnapshotResult, check_protocol, check_resize, effective_rules,
+    round_gb, rules,
 };
 
 /// Mode of a share's root directory: shoal's user owns the data; its group may read it (for
@@ -366,9 +368,17 @@ impl LocalDriver {
     /// scheduler promise a pool many times over; subtracting the allocations keeps promises
     /// within the disk, and the `min` still shows space used by anything else on the
     /// filesystem (another pool, files outside shoal).
+    ///
+    /// Snapshots are allocated like shares (as an LVM back end's thick snapshots are): the
+    /// database's `allocated_gb` counts share instances only, so the sizes recorded in the
+    /// pool's snapshot meta files are added to it, in `allocated_capacity_gb` and in what is
+    /// subtracted from free space. Their data itself shows in the `statvfs` free space.
     fn stats_of(&self, pool: &LocalPool, allocated_gb: u64) -> Result<PoolStats, DriverError> {
         let (total, free) =
             filesystem_space(&pool.path).map_err(|e| Self::pool_unavailable(pool, e))?;
+        let snapshots_gb =
+            snapshot::snapshot_allocated_gb(pool).map_err(|e| Self::pool_unavailable(pool, e))?;
+        let allocated_gb = allocated_gb.saturating_add(snapshots_gb);
         let total_gb = total as f64 / GIB;
         let unpromised_gb = (total_gb - allocated_gb as f64).max(0.0);
         Ok(PoolStats {
@@ -381,10 +391,10 @@ impl LocalDriver {
             driver_handles_share_servers: false,
             replication_type: self.info.replication_type.clone(),
             replication_domain: self.info.replication_domain.clone(),
-            snapshot_support: false,
-            create_share_from_snapshot_support: false,
-            revert_to_snapshot_support: false,
-            mount_snapshot_support: false,
+            snapshot_support: true,
+            create_share_from_snapshot_support: true,
+            revert_to_snapshot_support: true,
+            mount_snapshot_support: true,
             share_backend_name: self.info.backend_name.clone(),
             driver_name: "local".to_owned(),
             storage_protocol: "NFS_CIFS".to_owned(),
@@ -421,10 +431,14 @@ fn setup_pool(pool: &LocalPool) -> io::Result<()> {
             .starts_with(TMP_PREFIX.as_bytes())
         {
             tracing::info!(pool = %pool.name, entry = ?entry.file_name(), "removing leftover {:?} of pool {}", entry.file_name(), pool.name);
-            fsutil::remove_any(&entry.path())?;
+            // A share half-created from a snapshot may hold directories without write bits;
+            // the engine's removal restores them on the way.
+            crate::replication::snapshot::remove(&entry.path())
+                .map_err(|e| io::Error::other(e.to_string()))?;
         }
     }
-    fsutil::fsync_dir(&shares)
+    fsutil::fsync_dir(&shares)?;
+    snapshot::setup_snapshots(pool)
 }
 
 fn create(
@@ -774,6 +788,101 @@ impl ShareDriver for LocalDriver {
         ctx: &ReplicaContext<'_>,
     ) -> Result<ReplicaResult, DriverError> {
         self.update_replica_state_impl(replica, ctx).await
+    }
+
+    async fn create_snapshot(&self, snapshot: &SnapshotRef) -> Result<SnapshotResult, DriverError> {
+        self.create_snapshot_impl(snapshot).await
+    }
+
+    async fn delete_snapshot(&self, snapshot: &SnapshotRef) -> Result<(), DriverError> {
+        self.delete_snapshot_impl(snapshot).await
+    }
+
+    async fn revert_to_snapshot(&self, snapshot: &SnapshotRef) -> Result<(), DriverError> {
+        self.revert_to_snapshot_impl(snapshot).await
+    }
+
+    async fn create_share_from_snapshot(
+        &self,
+        share: &ShareInstanceRef,
+        snapshot: &SnapshotRef,
+    ) -> Result<Vec<ExportLocation>, DriverError> {
+        self.create_share_from_snapshot_impl(share, snapshot).await
+    }
+
+    async fn snapshot_update_access(
+        &self,
+        snapshot: &SnapshotRef,
+        all_rules: &[AccessRule],
+        add: &[AccessRule],
+        delete: &[AccessRule],
+    ) -> Result<BTreeMap<String, AccessRuleResult>, DriverError> {
+        self.snapshot_update_access_impl(snapshot, all_rules, add, delete)
+            .await
+    }
+
+    /// `snapshot.provider_location` names the directory to adopt; no driver options.
+    async fn manage_existing_snapshot(
+        &self,
+        snapshot: &SnapshotRef,
+        driver_options: &BTreeMap<String, String>,
+    ) -> Result<SnapshotResult, DriverError> {
+        reject_driver_options(driver_options)?;
+        self.manage_existing_snapshot_impl(snapshot).await
+    }
+
+    async fn unmanage_snapshot(&self, snapshot: &SnapshotRef) -> Result<(), DriverError> {
+        self.unmanage_snapshot_impl(snapshot).await
+    }
+
+    async fn create_replica_snapshot(
+        &self,
+        replica: &ReplicaRef,
+        ctx: &ReplicaContext<'_>,
+        snapshot: &SnapshotRef,
+        active_snapshot: &SnapshotRef,
+    ) -> Result<SnapshotResult, DriverError> {
+        self.replica_snapshot_impl(replica, ctx, snapshot, active_snapshot)
+            .await
+    }
+
+    /// The copy is made in one call, so this only finishes one that was interrupted.
+    async fn update_replica_snapshot(
+        &self,
+        replica: &ReplicaRef,
+        ctx: &ReplicaContext<'_>,
+        snapshot: &SnapshotRef,
+        active_snapshot: &SnapshotRef,
+    ) -> Result<SnapshotResult, DriverError> {
+        self.replica_snapshot_impl(replica, ctx, snapshot, active_snapshot)
+            .await
+    }
+
+    /// `export_path` is `local://<host><path>` or an absolute path inside the share's pool;
+    /// no driver options.
+    async fn manage_existing(
+        &self,
+        share: &ShareInstanceRef,
+        export_path: &str,
+        driver_options: &BTreeMap<String, String>,
+    ) -> Result<ManageResult, DriverError> {
+        reject_driver_options(driver_options)?;
+        self.manage_existing_impl(share, export_path).await
+    }
+
+    async fn unmanage(&self, share: &ShareInstanceRef) -> Result<(), DriverError> {
+        self.unmanage_impl(share).await
+    }
+}
+
+/// The local back end takes no driver options on manage: an unknown one is refused rather
+/// than silently ignored.
+fn reject_driver_options(driver_options: &BTreeMap<String, String>) -> Result<(), DriverError> {
+    match driver_options.keys().next() {
+        Some(key) => Err(DriverError::InvalidInput(format!(
+            "the local back end takes no driver options; got {key:?}"
+        ))),
+        None => Ok(()),
     }
 }
 

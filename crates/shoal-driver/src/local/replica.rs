@@ -734,7 +734,7 @@ fn promote_secondary(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use std::time::{Duration, SystemTime};
 
@@ -742,21 +742,21 @@ mod tests {
     use crate::local::{LocalOptions, LocalPool};
     use crate::{BackendInfo, ShareDriver};
 
-    const ACTIVE: &str = "aaaaaaaa-0000-4000-8000-000000000001";
-    const SECONDARY: &str = "bbbbbbbb-0000-4000-8000-000000000002";
-    const SHARE: &str = "0f0e0d0c-0b0a-4908-8706-050403020100";
+    pub(in crate::local) const ACTIVE: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+    pub(in crate::local) const SECONDARY: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+    pub(in crate::local) const SHARE: &str = "0f0e0d0c-0b0a-4908-8706-050403020100";
     /// Small files of [`write_tree`]; 1% of them is two.
     const SMALL_FILES: usize = 200;
 
     /// One local back end on host `node1` with a pool `pool1` in its own temp dir.
-    struct Backend {
-        name: &'static str,
-        dir: tempfile::TempDir,
-        driver: LocalDriver,
+    pub(in crate::local) struct Backend {
+        pub(in crate::local) name: &'static str,
+        pub(in crate::local) dir: tempfile::TempDir,
+        pub(in crate::local) driver: LocalDriver,
     }
 
     impl Backend {
-        async fn new(name: &'static str) -> Self {
+        pub(in crate::local) async fn new(name: &'static str) -> Self {
             Self::with_options(name, LocalOptions::default()).await
         }
 
@@ -768,27 +768,27 @@ mod tests {
         }
 
         /// Another driver over the same pool (a restart with other options).
-        fn restarted(&self, options: LocalOptions) -> LocalDriver {
+        pub(in crate::local) fn restarted(&self, options: LocalOptions) -> LocalDriver {
             driver_on(self.name, self.dir.path(), options)
         }
 
-        fn pool(&self) -> PathBuf {
+        pub(in crate::local) fn pool(&self) -> PathBuf {
             self.dir.path().join("pool1")
         }
 
-        fn shares(&self) -> PathBuf {
+        pub(in crate::local) fn shares(&self) -> PathBuf {
             self.pool().join("shares")
         }
 
-        fn replicas(&self) -> PathBuf {
+        pub(in crate::local) fn replicas(&self) -> PathBuf {
             self.pool().join("replicas")
         }
 
-        fn current(&self, id: &str) -> PathBuf {
+        pub(in crate::local) fn current(&self, id: &str) -> PathBuf {
             self.replicas().join(id).join("current")
         }
 
-        fn replica(
+        pub(in crate::local) fn replica(
             &self,
             id: &str,
             state: Option<&str>,
@@ -804,18 +804,22 @@ mod tests {
 
         /// Renames the pool away, as if its disk were gone. `chmod 000` would not stop a
         /// test running as root, a rename stops everyone.
-        fn lose_pool(&self) -> PathBuf {
+        pub(in crate::local) fn lose_pool(&self) -> PathBuf {
             let gone = self.dir.path().join("pool1.gone");
             fs::rename(self.pool(), &gone).unwrap();
             gone
         }
 
-        fn restore_pool(&self) {
+        pub(in crate::local) fn restore_pool(&self) {
             fs::rename(self.dir.path().join("pool1.gone"), self.pool()).unwrap();
         }
     }
 
-    fn driver_on(name: &str, dir: &Path, options: LocalOptions) -> LocalDriver {
+    pub(in crate::local) fn driver_on(
+        name: &str,
+        dir: &Path,
+        options: LocalOptions,
+    ) -> LocalDriver {
         LocalDriver::new(
             BackendInfo {
                 host: "node1".into(),
@@ -832,7 +836,7 @@ mod tests {
         )
     }
 
-    fn instance(id: &str) -> ShareInstanceRef {
+    pub(in crate::local) fn instance(id: &str) -> ShareInstanceRef {
         ShareInstanceRef {
             id: id.into(),
             share_id: SHARE.into(),
@@ -842,7 +846,7 @@ mod tests {
         }
     }
 
-    fn ctx<'a>(
+    pub(in crate::local) fn ctx<'a>(
         replication_type: &'a str,
         active: Option<&'a ReplicaRef>,
         replicas: &'a [ReplicaRef],
@@ -857,7 +861,7 @@ mod tests {
 
     /// An active share `ACTIVE` on back end `a`, and the reference of a secondary `SECONDARY`
     /// to be created on back end `b`.
-    async fn setup() -> (Backend, Backend, ReplicaRef, ReplicaRef) {
+    pub(in crate::local) async fn setup() -> (Backend, Backend, ReplicaRef, ReplicaRef) {
         let a = Backend::new("local1").await;
         let b = Backend::new("local2").await;
         let locations = a.driver.create_share(&instance(ACTIVE)).await.unwrap();
@@ -866,18 +870,18 @@ mod tests {
         (a, b, active, secondary)
     }
 
-    fn at(secs: u64) -> SystemTime {
+    pub(in crate::local) fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
     }
 
-    fn set_mtime(path: &Path, time: SystemTime) {
+    pub(in crate::local) fn set_mtime(path: &Path, time: SystemTime) {
         fs::File::open(path).unwrap().set_modified(time).unwrap();
     }
 
     /// Writes the test tree into `root`: nested directories, empty files, names with
     /// spaces and unicode, symbolic links (one dangling, one to a directory), varied modes,
     /// old mtimes, and with `big` a 50 MiB file. Returns the small files.
-    fn write_tree(root: &Path, big: bool) -> Vec<PathBuf> {
+    pub(in crate::local) fn write_tree(root: &Path, big: bool) -> Vec<PathBuf> {
         let dirs = ["docs", "docs/nested/deeper", "naïve café", "with space", ""];
         for dir in &dirs[..4] {
             fs::create_dir_all(root.join(dir)).unwrap();
@@ -928,7 +932,7 @@ mod tests {
 
     /// Asserts `copy` holds exactly `source`'s entries: types, bytes, symlink targets, mtimes
     /// of files and directories, and modes (without write bits when `read_only`).
-    fn assert_same_tree(source: &Path, copy: &Path, read_only: bool) {
+    pub(in crate::local) fn assert_same_tree(source: &Path, copy: &Path, read_only: bool) {
         let names = |dir: &Path| {
             let mut names: Vec<_> = fs::read_dir(dir)
                 .unwrap()
@@ -979,7 +983,7 @@ mod tests {
     }
 
     /// No file or directory of `root` has a write bit.
-    fn assert_no_write_bits(root: &Path) {
+    pub(in crate::local) fn assert_no_write_bits(root: &Path) {
         let mut stack = vec![fs::canonicalize(root).unwrap()];
         while let Some(path) = stack.pop() {
             let meta = fs::symlink_metadata(&path).unwrap();
@@ -995,7 +999,7 @@ mod tests {
         }
     }
 
-    fn names_in(dir: &Path) -> Vec<String> {
+    pub(in crate::local) fn names_in(dir: &Path) -> Vec<String> {
         let mut names: Vec<_> = fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

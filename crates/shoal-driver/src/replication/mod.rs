@@ -78,6 +78,7 @@
 
 mod copy;
 mod manifest;
+pub mod snapshot;
 mod walk;
 
 #[cfg(test)]
