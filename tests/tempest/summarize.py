@@ -50,6 +50,10 @@ def main():
         if test_id in ("process-returncode",) and test["status"] in PASSED:
             continue
         status = test["status"]
+        if status == "exists":
+            # Listed, never started: its class's setUpClass failed (counted once, as
+            # tempest does) or the run was cut (run.sh counts that).
+            continue
         if status in PASSED:
             passed.append(test_id)
         elif status in SKIPPED:
