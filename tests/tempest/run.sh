@@ -350,7 +350,7 @@ run_one() {
   fi
 
   summary="$("$PY" "$HERE/summarize.py" "$dir/run.subunit" "$dir" | tee "$dir/summary.txt" | tail -n 1)"
-  grep '^FAIL ' "$dir/summary.txt" || true
+  grep -E '^(FAIL|UNSTABLE) ' "$dir/summary.txt" || true
   if [[ "$summary" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped$ ]]; then
     passed=${BASH_REMATCH[1]}
     failed=$((BASH_REMATCH[2] + cut))

@@ -4,7 +4,8 @@
 
 Writes OUT_DIR/failed.txt (one test id a line), OUT_DIR/skipped.txt (test id and reason),
 OUT_DIR/failures.txt (each failure with the tail of its traceback), prints the failures
-with a short reason, and ends with the line `N passed, N failed, N skipped`.
+with a short reason, and the skips of tempest's @unstable_test (failures it reports as
+skips), and ends with the line `N passed, N failed, N skipped`.
 
 A test still in progress when the stream ends (the run was cut by its timeout) counts as
 failed, so a hung run cannot look green. A class whose setUpClass failed appears as the
@@ -76,6 +77,10 @@ def main():
         lines = [line for line in traceback.strip().splitlines() if line.strip()]
         why = lines[-1].strip() if lines else status
         print("FAIL %s: %s" % (test_id, why[:300]))
+    # tempest's @unstable_test turns a failure into a skip: show those, they may hide a bug.
+    for test_id, reason in skipped:
+        if reason.startswith("Marked as unstable"):
+            print("UNSTABLE (counted as skipped) %s: %s" % (test_id, reason[:300].replace("\n", " ")))
     print("%d passed, %d failed, %d skipped" % (len(passed), len(failed), len(skipped)))
 
 
