@@ -164,7 +164,7 @@ write_shoal_config() {
 ACCOUNT_SETS=$((CONCURRENCY + 1))
 
 make_accounts() {
-  local dir=$1 i pw
+  local dir=$1 i pw who
   : >"$dir/accounts.yaml"
   printf -- "- username: 'admin'\n  project_name: 'admin'\n  password: '%s'\n  roles: ['admin']\n" \
     "$ADMIN_PW" >>"$dir/accounts.yaml"
