@@ -19,6 +19,7 @@ pub mod replica_updater;
 pub mod reporter;
 pub mod services;
 pub mod share_access;
+pub mod share_instances;
 pub mod share_replicas;
 pub mod share_types;
 pub mod shares;

@@ -1119,6 +1119,13 @@ macro_rules! impl_store {
                     super::share_sql::list_share_replicas(self, project_id, share_id).await
                 }
 
+                async fn list_all_share_instances(
+                    &self,
+                    filter: $crate::model_shares::ShareInstanceFilter,
+                ) -> Result<Vec<ShareInstanceRow>> {
+                    super::share_sql::list_all_share_instances(self, filter).await
+                }
+
                 async fn list_share_instances_on_host(
                     &self,
                     service_host: &str,

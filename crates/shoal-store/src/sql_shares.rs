@@ -638,6 +638,39 @@ macro_rules! share_sql {
                 rows.iter().map(instance_from_row).collect()
             }
 
+            pub(super) async fn list_all_share_instances(
+                store: &$store,
+                filter: $crate::model_shares::ShareInstanceFilter,
+            ) -> Result<Vec<ShareInstanceRow>> {
+                // Every condition is disabled by a NULL parameter. The host matches exactly
+                // or as the range ['host#', 'host$'), as in `list_share_instances_on_host`.
+                // Both export location conditions hold on one location (Manila's join).
+                let host = filter.host.as_deref().filter(|h| !h.is_empty());
+                let host_range = host.map(|h| (format!("{h}#"), format!("{h}$")));
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    instance_columns!(),
+                    " FROM share_instances \
+                     WHERE ($1 IS NULL OR host = $1 OR (host >= $2 AND host < $3)) \
+                       AND ($4 IS NULL OR status = $4) \
+                       AND ($5 IS NULL OR share_server_id = $5) \
+                       AND (($6 IS NULL AND $7 IS NULL) OR id IN (SELECT share_instance_id \
+                            FROM share_instance_export_locations \
+                            WHERE ($6 IS NULL OR id = $6) AND ($7 IS NULL OR path = $7))) \
+                     ORDER BY created_at, id"
+                ))
+                .bind(host)
+                .bind(host_range.as_ref().map(|r| r.0.as_str()))
+                .bind(host_range.as_ref().map(|r| r.1.as_str()))
+                .bind(filter.status.as_deref())
+                .bind(filter.share_server_id.map(DbUuid))
+                .bind(filter.export_location_id.map(DbUuid))
+                .bind(filter.export_location_path.as_deref())
+                .fetch_all(&store.pool)
+                .await?;
+                rows.iter().map(instance_from_row).collect()
+            }
+
             pub(super) async fn list_share_instances_on_host(
                 store: &$store,
                 service_host: &str,

@@ -27,7 +27,8 @@ use crate::model_identity::{
 use crate::model_shares::{
     AccessRuleRow, ExportLocationRow, MessageRow, NewAccessRule, NewExportLocation, NewShare,
     NewShareInstance, QuotaRequest, QuotaUsage, ReplicationRecord, ShareInstanceCas,
-    ShareInstanceRow, ShareInstanceUpdate, ShareListFilter, ShareRow, ShareUpdate,
+    ShareInstanceFilter, ShareInstanceRow, ShareInstanceUpdate, ShareListFilter, ShareRow,
+    ShareUpdate,
 };
 
 /// Durable state of shoal. Used as `Arc<dyn Store>`; implemented by
@@ -263,6 +264,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         project_id: Option<&str>,
         share_id: Option<Uuid>,
+    ) -> Result<Vec<ShareInstanceRow>>;
+
+    /// Instances of every share matching `filter`, in creation order (admin listing).
+    async fn list_all_share_instances(
+        &self,
+        filter: ShareInstanceFilter,
     ) -> Result<Vec<ShareInstanceRow>>;
 
     /// Instances placed on a share service `host@backend`: host `host@backend#<pool>` (or

@@ -12,6 +12,8 @@ pub mod share_access;
 pub mod share_access_metadata;
 pub mod share_access_rules;
 pub mod share_export_locations;
+pub mod share_instance_export_locations;
+pub mod share_instances;
 pub mod share_replica_export_locations;
 pub mod share_replica_metadata;
 pub mod share_replicas;
@@ -30,6 +32,8 @@ pub fn router() -> Router<ApiState> {
         .merge(share_types::router())
         .merge(shares::router())
         .merge(share_export_locations::router())
+        .merge(share_instances::router())
+        .merge(share_instance_export_locations::router())
         .merge(share_replicas::router())
         .merge(share_replica_export_locations::router())
         .merge(share_replica_metadata::router())

@@ -368,7 +368,7 @@ fn authorize_share(
 
 /// Manila's `share_api.get`: the share if it exists and is public or allowed by
 /// `share:get` for its project; otherwise 404 with `not_found`.
-async fn load_share(
+pub(crate) async fn load_share(
     state: &ApiState,
     ctx: &RequestContext,
     id: &str,

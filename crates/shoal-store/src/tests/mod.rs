@@ -82,6 +82,7 @@ macro_rules! store_test_suite {
                 update_share_instance_if_enqueues_only_when_it_wins,
                 set_share_instance_host_if_unplaced,
                 list_share_instances_on_host_matches_pools_only,
+                list_all_share_instances_filters,
                 delete_share_instance_and_maybe_share,
                 delete_share_instance_is_idempotent,
                 concurrent_deletes_of_last_instances_remove_the_share,
