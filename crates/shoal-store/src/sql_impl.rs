@@ -1264,6 +1264,23 @@ macro_rules! impl_store {
                         .await
                 }
 
+                async fn update_access_rule_level(
+                    &self,
+                    access_id: Uuid,
+                    access_level: &str,
+                    operations: Vec<NewOperation>,
+                    now: DateTime<Utc>,
+                ) -> Result<AccessRuleRow> {
+                    super::share_sql::update_access_rule_level(
+                        self,
+                        access_id,
+                        access_level,
+                        operations,
+                        now,
+                    )
+                    .await
+                }
+
                 async fn remove_instance_access(
                     &self,
                     access_id: Uuid,

@@ -1187,6 +1187,43 @@ macro_rules! share_sql {
                 Ok(rule)
             }
 
+            pub(super) async fn update_access_rule_level(
+                store: &$store,
+                access_id: Uuid,
+                access_level: &str,
+                operations: Vec<NewOperation>,
+                now: DateTime<Utc>,
+            ) -> Result<AccessRuleRow> {
+                let mut tx = store.begin_write().await?;
+                if !lock_row(&mut tx, "share_access_rules", access_id).await? {
+                    return Err(StoreError::NotFound(format!("access rule {access_id}")));
+                }
+                sqlx::query(
+                    "UPDATE share_access_rules SET access_level = $1, updated_at = $2 \
+                     WHERE id = $3",
+                )
+                .bind(access_level)
+                .bind(DbTime::new(now))
+                .bind(DbUuid(access_id))
+                .execute(&mut *tx)
+                .await?;
+                // A mapping on its way out stays so: the deny wins over the update.
+                sqlx::query(
+                    "UPDATE share_instance_access_map SET state = 'queued_to_update', \
+                         updated_at = $1 \
+                     WHERE access_id = $2 AND state NOT IN ('queued_to_deny', 'denying')",
+                )
+                .bind(DbTime::new(now))
+                .bind(DbUuid(access_id))
+                .execute(&mut *tx)
+                .await?;
+                mark_mapped_instances_syncing(&mut tx, access_id, now).await?;
+                enqueue_operations(&mut tx, &operations).await?;
+                let rule = read_access_rule(&mut tx, access_id).await?;
+                tx.commit().await?;
+                Ok(rule)
+            }
+
             pub(super) async fn remove_instance_access(
                 store: &$store,
                 access_id: Uuid,

@@ -387,6 +387,18 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<AccessRuleRow>;
 
+    /// Changes a rule's `access_level` and queues it for re-application: every mapping not
+    /// being denied → `queued_to_update`, the mapped instances' `access_rules_status`
+    /// `active` → `syncing`, and `operations` enqueued, in one transaction. `NotFound` if the
+    /// rule is missing.
+    async fn update_access_rule_level(
+        &self,
+        access_id: Uuid,
+        access_level: &str,
+        operations: Vec<NewOperation>,
+        now: DateTime<Utc>,
+    ) -> Result<AccessRuleRow>;
+
     /// Removes the rule's mapping to one instance (a missing mapping is not an error), and
     /// the rule itself once no mapping is left. Returns whether the rule was removed.
     /// `NotFound` if the rule is missing.

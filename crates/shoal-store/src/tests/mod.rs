@@ -100,6 +100,7 @@ macro_rules! store_test_suite {
                 access_rule_metadata_merge_and_delete,
                 access_rule_metadata_goes_with_the_rule,
                 concurrent_access_rule_metadata_updates_keep_every_key,
+                access_rule_level_update_requeues_the_rule,
             ],
             quotas: [
                 quota_overrides_set_get_delete,
