@@ -17,6 +17,7 @@ pub mod quotas;
 pub mod replica_locks;
 pub mod replica_updater;
 pub mod reporter;
+pub mod scheduler_hints;
 pub mod services;
 pub mod share_access;
 pub mod share_instances;

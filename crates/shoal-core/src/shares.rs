@@ -34,6 +34,7 @@ use shoal_store::{
 use uuid::Uuid;
 
 use crate::quotas::{self, Purpose};
+use crate::scheduler_hints;
 use crate::share_types::{self, Caller};
 use crate::{Core, CoreError, CoreResult, ops};
 
@@ -480,6 +481,8 @@ pub struct CreateShare {
     pub check_availability_zones_extra_spec: bool,
     /// ≥2.90: encryption key reference.
     pub encryption_key_ref: Option<String>,
+    /// ≥2.65: `scheduler_hints` as sent (`only_host` already dropped below 2.67).
+    pub scheduler_hints: Option<Value>,
 }
 
 /// Manila's error for a share network id that does not exist (shoal has no share networks).
@@ -726,9 +729,20 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
         return Err(quotas::quota_error(over, Purpose::CreateShare));
     }
 
+    // `save_scheduler_hints` (Manila runs it once the share row exists; shoal first, so a
+    // bad hint leaves nothing behind). Visibility as `share:get`'s default.
+    let hints = scheduler_hints::parse(core, req.scheduler_hints.as_ref(), req.is_admin, |s| {
+        req.is_admin || s.project_id == req.project_id
+    })
+    .await?;
+    let mut metadata = metadata;
+    metadata.extend(hints.own_metadata());
+
     let now = core.now();
     let share_id = Uuid::new_v4();
     let instance_id = Uuid::new_v4();
+    let mut schedule = ops::schedule(instance_id, now);
+    schedule.payload = hints.payload();
     let type_id = share_type.as_ref().map(|t| t.id);
     let new = NewShare {
         share: ShareRow {
@@ -764,7 +778,7 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
             metadata: BTreeMap::new(),
         },
         quota,
-        operations: vec![ops::schedule(instance_id, now)],
+        operations: vec![schedule],
     };
     let (row, instance) = core
         .store
@@ -772,6 +786,10 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
         .await
         .map_err(|e| quotas::quota_error(e, Purpose::CreateShare))?;
     core.wake_workers();
+    if let Err(err) = scheduler_hints::record_on_named_shares(core, row.id, &hints).await {
+        // The share exists and is being scheduled; only the bookkeeping keys are missing.
+        tracing::warn!(share.id = %row.id, error = %err, "recording the scheduler hints of share {} failed: {err}", row.id);
+    }
     tracing::info!(
         share.id = %row.id,
         share_instance.id = %instance.id,
@@ -1462,6 +1480,8 @@ pub async fn delete_share(core: &Core, share: &Share, force: bool) -> CoreResult
     if share.is_busy() {
         return Err(busy(share));
     }
+    // Manila's `delete_scheduler_hints`: the shares this one named forget it.
+    scheduler_hints::forget_share(core, &share.row).await?;
     let expected: &[&str] = if force { &[] } else { &DELETABLE_STATUSES };
     let payload = json!(ops::DeletePayload { force });
     let is_last = share.instances.len() == 1;
