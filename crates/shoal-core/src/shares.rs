@@ -331,6 +331,15 @@ pub struct Share {
 }
 
 impl Share {
+    /// Whose quota this share counts against: its project, its owner and its type.
+    pub fn owner(&self) -> quotas::Owner<'_> {
+        quotas::Owner {
+            project_id: &self.row.project_id,
+            user_id: &self.row.user_id,
+            share_type_id: self.row.share_type_id,
+        }
+    }
+
     /// The instance the share shows ([`select_instance`]).
     pub fn instance(&self) -> Option<&ShareInstanceRow> {
         select_instance(&self.instances)
@@ -718,7 +727,12 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
     if replication_type.is_some() {
         deltas.extend([("share_replicas", 1), ("replica_gigabytes", size)]);
     }
-    let quota = quotas::request(core, &req.project_id, &deltas).await?;
+    let owner = quotas::Owner {
+        project_id: &req.project_id,
+        user_id: &req.user_id,
+        share_type_id: share_type.as_ref().map(|t| t.id),
+    };
+    let quota = quotas::scoped_request(core, owner, &deltas).await?;
     if let Some(over) = first_over_quota(
         core,
         &quota,
@@ -1440,11 +1454,13 @@ pub fn instance_release(
         deltas.insert("shares".to_owned(), -1);
         deltas.insert("gigabytes".to_owned(), -size);
     }
-    QuotaRequest {
+    let release = QuotaRequest {
         project_id: share.project_id.clone(),
         deltas,
         limits: BTreeMap::new(),
-    }
+    };
+    // The owner's and the share type's usage go down with the project's.
+    quotas::with_scopes(release, &share.user_id, share.share_type_id)
 }
 
 /// `ShareBusyException` as the client sees it.
@@ -1619,15 +1635,19 @@ pub async fn extend_share(core: &Core, share: &Share, req: Extend) -> CoreResult
     if replicas > 0 {
         deltas.push(("replica_gigabytes", replicas.saturating_mul(increase)));
     }
-    let quota = quotas::request(core, &share.row.project_id, &deltas).await?;
+    let quota = quotas::scoped_request(core, share.owner(), &deltas).await?;
     let refuse = |err: StoreError| -> CoreError {
         match &err {
-            StoreError::QuotaExceeded { resource, .. } if resource == "gigabytes" => {
+            StoreError::QuotaExceeded { resource, .. }
+                if quotas::base_resource(resource) == "gigabytes" =>
+            {
                 CoreError::forbidden(
                     "Requested share exceeds allowed project/user or share type gigabytes quota.",
                 )
             }
-            StoreError::QuotaExceeded { resource, .. } if resource == "replica_gigabytes" => {
+            StoreError::QuotaExceeded { resource, .. }
+                if quotas::base_resource(resource) == "replica_gigabytes" =>
+            {
                 CoreError::over_limit(format!(
                     "ShareReplicaSizeExceedsAvailableQuota: Failed while extending a share with replication support. There is no available quota to extend the share and its {replicas} replicas. Maximum number of allowed replica_gigabytes is exceeded."
                 ))
@@ -1735,7 +1755,7 @@ pub async fn shrink_share(core: &Core, share: &Share, new_size: i64) -> CoreResu
     if replicas > 0 {
         deltas.push(("replica_gigabytes", -replicas.saturating_mul(decrease)));
     }
-    let quota = quotas::request(core, &share.row.project_id, &deltas).await?;
+    let quota = quotas::scoped_request(core, share.owner(), &deltas).await?;
     let expire = chrono::Duration::from_std(core.config.quota.reservation_expire)
         .unwrap_or_else(|_| chrono::Duration::days(1));
     let reservations = core.store.reserve_quota(quota, now + expire, now).await?;

@@ -1410,6 +1410,15 @@ macro_rules! impl_store {
                     super::quota_sql::delete_quota_overrides(self, project_id).await
                 }
 
+                async fn delete_quota_override_keys(
+                    &self,
+                    project_id: &str,
+                    resources: &[String],
+                ) -> Result<()> {
+                    super::quota_sql::delete_quota_override_keys(self, project_id, resources)
+                        .await
+                }
+
                 async fn get_quota_usages(
                     &self,
                     project_id: &str,

@@ -505,6 +505,14 @@ pub trait Store: Send + Sync + 'static {
     /// Removes every override of the project (back to defaults). No error when none exist.
     async fn delete_quota_overrides(&self, project_id: &str) -> Result<()>;
 
+    /// Removes the project's overrides of the named resources only (one scope of per-user
+    /// or per-share-type quotas). No error for names without a row.
+    async fn delete_quota_override_keys(
+        &self,
+        project_id: &str,
+        resources: &[String],
+    ) -> Result<()>;
+
     /// The project's usage per resource (resources never charged are absent).
     async fn get_quota_usages(&self, project_id: &str) -> Result<BTreeMap<String, QuotaUsage>>;
 
