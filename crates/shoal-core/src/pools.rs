@@ -2,25 +2,39 @@
 //! written by the share role's [`crate::reporter`]; a pool whose owning service is down or
 //! disabled, or whose report is older than `service_down_time`, is not offered.
 
+use std::collections::BTreeMap;
+
 use regex::Regex;
-use serde_json::Value;
+use serde_json::Map;
+use shoal_scheduler::filters::capabilities_satisfied;
 use shoal_store::PoolRow;
 
 use crate::{Core, CoreError, CoreResult};
 
-/// Filters of the pools API. `host`, `backend` and `pool` are regular expressions anchored at
-/// the start, as in Manila's `host_manager._passes_filters`; `capabilities` must match the
-/// pool's reported capabilities (a share type's extra specs, from `share_type=`).
+/// Filters of the pools API (Manila's `host_manager.get_pools` with `_passes_filters`):
+/// `name`, `host`, `backend` and `pool` are regular expressions matched at the start of the
+/// pool's field (`re.match`); `capabilities` are a share type's extra specs, matched as the
+/// capabilities filter does (`capabilities_satisfied`, with the extra-spec operators).
+/// A query key that names no pool field (`unknown_keys`) fails every pool, as in Manila.
 #[derive(Debug, Clone, Default)]
 pub struct PoolQuery {
+    /// Regex on the full name `host@backend#pool`.
+    pub name: Option<String>,
     /// Regex on the host part.
     pub host: Option<String>,
     /// Regex on the back-end part.
     pub backend: Option<String>,
     /// Regex on the pool part.
     pub pool: Option<String>,
-    /// Extra specs that must equal the pool's capabilities (case-insensitive strings).
-    pub capabilities: Vec<(String, String)>,
+    /// Extra specs the pool's capabilities must satisfy (from `share_type=`, 2.23+).
+    pub capabilities: BTreeMap<String, String>,
+    /// The query had a key Manila would look up in the pool and not find.
+    pub unknown_keys: bool,
+}
+
+/// The pool's fields as Manila's `get_pools` names them: `host` is the host alone.
+pub fn host_name(pool: &PoolRow) -> &str {
+    pool.host.split('@').next().unwrap_or_default()
 }
 
 fn anchored(pattern: &str) -> CoreResult<Regex> {
@@ -28,31 +42,12 @@ fn anchored(pattern: &str) -> CoreResult<Regex> {
         .map_err(|_| CoreError::bad_request(format!("Invalid regular expression: {pattern}")))
 }
 
-fn capability_matches(capabilities: &Value, key: &str, wanted: &str) -> bool {
-    // Scoped keys (`capabilities:foo`) name the same capability; other scopes are not
-    // capabilities and never exclude a pool, as in Manila's capabilities filter.
-    let key = match key.split_once(':') {
-        Some(("capabilities", rest)) => rest,
-        Some(_) => return true,
-        None => key,
-    };
-    let Some(value) = capabilities.get(key) else {
-        return false;
-    };
-    let text = match value {
-        Value::String(s) => s.clone(),
-        Value::Bool(b) => if *b { "True" } else { "False" }.to_owned(),
-        other => other.to_string(),
-    };
-    text.eq_ignore_ascii_case(wanted.trim())
-}
-
 /// Extra specs of the share type named or identified by `name_or_id`, for a capabilities
 /// filter; `None` when no such type exists.
 pub async fn share_type_specs(
     core: &Core,
     name_or_id: &str,
-) -> CoreResult<Option<Vec<(String, String)>>> {
+) -> CoreResult<Option<BTreeMap<String, String>>> {
     let found = match uuid::Uuid::parse_str(name_or_id) {
         Ok(id) => core.store.get_share_type(id).await,
         Err(_) => core.store.get_share_type_by_name(name_or_id).await,
@@ -64,25 +59,45 @@ pub async fn share_type_specs(
     }
 }
 
-/// Pools that pass the query, ordered by name.
+/// Whether `pool` passes `query` (regexes compiled by the caller).
+fn passes(pool: &PoolRow, regexes: &[(Option<Regex>, &str)], query: &PoolQuery) -> bool {
+    if query.unknown_keys {
+        return false;
+    }
+    if !regexes
+        .iter()
+        .all(|(re, field)| re.as_ref().is_none_or(|re| re.is_match(field)))
+    {
+        return false;
+    }
+    if query.capabilities.is_empty() {
+        return true;
+    }
+    let empty = Map::new();
+    let capabilities = pool.capabilities.as_object().unwrap_or(&empty);
+    capabilities_satisfied(capabilities, &query.capabilities)
+}
+
+/// Pools that pass the query, ordered by name. An invalid regex is a 400.
 pub async fn list_pools(core: &Core, query: &PoolQuery) -> CoreResult<Vec<PoolRow>> {
-    let host = query.host.as_deref().map(anchored).transpose()?;
-    let backend = query.backend.as_deref().map(anchored).transpose()?;
-    let pool = query.pool.as_deref().map(anchored).transpose()?;
+    let compile = |p: &Option<String>| p.as_deref().map(anchored).transpose();
+    let (name, host, backend, pool) = (
+        compile(&query.name)?,
+        compile(&query.host)?,
+        compile(&query.backend)?,
+        compile(&query.pool)?,
+    );
     let pools = core.store.list_pools().await?;
     Ok(pools
         .into_iter()
         .filter(|p| {
-            host.as_ref()
-                .is_none_or(|re| re.is_match(p.host.split('@').next().unwrap_or("")))
-        })
-        .filter(|p| backend.as_ref().is_none_or(|re| re.is_match(&p.backend)))
-        .filter(|p| pool.as_ref().is_none_or(|re| re.is_match(&p.pool)))
-        .filter(|p| {
-            query
-                .capabilities
-                .iter()
-                .all(|(k, v)| capability_matches(&p.capabilities, k, v))
+            let regexes = [
+                (name.clone(), p.name.as_str()),
+                (host.clone(), host_name(p)),
+                (backend.clone(), p.backend.as_str()),
+                (pool.clone(), p.pool.as_str()),
+            ];
+            passes(p, &regexes, query)
         })
         .collect())
 }
@@ -92,34 +107,86 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn capability_matching_follows_manila_scopes() {
-        let caps = json!({"replication_type": "readable", "driver_handles_share_servers": false});
-        assert!(capability_matches(&caps, "replication_type", "readable"));
-        assert!(capability_matches(
-            &caps,
-            "capabilities:replication_type",
-            "readable"
-        ));
-        assert!(capability_matches(
-            &caps,
-            "driver_handles_share_servers",
-            "False"
-        ));
-        assert!(!capability_matches(&caps, "replication_type", "dr"));
-        assert!(!capability_matches(&caps, "missing", "x"));
-        assert!(capability_matches(
-            &caps,
-            "provisioning:max_share_size",
-            "10"
-        ));
+    fn pool(name: &str, caps: serde_json::Value) -> PoolRow {
+        let (service, pool) = name.split_once('#').unwrap();
+        PoolRow {
+            name: name.to_owned(),
+            host: service.to_owned(),
+            backend: service.split_once('@').unwrap().1.to_owned(),
+            pool: pool.to_owned(),
+            availability_zone: "az1".to_owned(),
+            capabilities: caps,
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    fn check(p: &PoolRow, query: &PoolQuery) -> bool {
+        let compile = |f: &Option<String>| f.as_deref().map(|r| anchored(r).unwrap());
+        let regexes = [
+            (compile(&query.name), p.name.as_str()),
+            (compile(&query.host), host_name(p)),
+            (compile(&query.backend), p.backend.as_str()),
+            (compile(&query.pool), p.pool.as_str()),
+        ];
+        passes(p, &regexes, query)
     }
 
     #[test]
-    fn regexes_are_anchored_and_invalid_ones_are_400() {
-        let re = anchored("node").unwrap();
-        assert!(re.is_match("node1"));
-        assert!(!re.is_match("xnode"));
+    fn regex_filters_match_at_the_start_of_each_field() {
+        let p = pool("node1@lvm#pool_a", json!({}));
+        assert_eq!(host_name(&p), "node1");
+        let q = |f: fn(&mut PoolQuery)| {
+            let mut q = PoolQuery::default();
+            f(&mut q);
+            q
+        };
+        assert!(check(&p, &q(|q| q.host = Some("node".into()))));
+        assert!(check(&p, &q(|q| q.host = Some("node[0-9]$".into()))));
+        assert!(!check(&p, &q(|q| q.host = Some("ode".into()))));
+        assert!(
+            !check(&p, &q(|q| q.host = Some("node1@".into()))),
+            "host alone"
+        );
+        assert!(check(&p, &q(|q| q.backend = Some("lv".into()))));
+        assert!(!check(&p, &q(|q| q.backend = Some("node1".into()))));
+        assert!(check(&p, &q(|q| q.pool = Some("pool_.".into()))));
+        assert!(check(&p, &q(|q| q.name = Some("node1@lvm#".into()))));
+        assert!(!check(&p, &q(|q| q.name = Some("lvm".into()))));
+        assert!(!check(&p, &q(|q| q.unknown_keys = true)));
+    }
+
+    #[test]
+    fn capabilities_use_the_extra_spec_operators() {
+        let p = pool(
+            "n@b#p",
+            json!({"replication_type": "readable", "driver_handles_share_servers": false,
+                   "total_capacity_gb": 100}),
+        );
+        let with = |specs: &[(&str, &str)]| PoolQuery {
+            capabilities: specs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Default::default()
+        };
+        assert!(check(&p, &with(&[("replication_type", "readable")])));
+        assert!(check(
+            &p,
+            &with(&[("capabilities:replication_type", "readable")])
+        ));
+        assert!(check(
+            &p,
+            &with(&[("driver_handles_share_servers", "<is> False")])
+        ));
+        assert!(check(&p, &with(&[("total_capacity_gb", ">= 50")])));
+        assert!(!check(&p, &with(&[("total_capacity_gb", ">= 500")])));
+        assert!(!check(&p, &with(&[("replication_type", "dr")])));
+        assert!(!check(&p, &with(&[("missing", "x")])));
+        assert!(check(&p, &with(&[("provisioning:max_share_size", "10")])));
+    }
+
+    #[test]
+    fn invalid_regexes_are_400() {
         assert!(anchored("(").is_err());
     }
 }

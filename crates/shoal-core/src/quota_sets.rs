@@ -6,13 +6,15 @@
 //! effective limit of each resource (the override, else the configured default) and the
 //! "settable minimum" of an update (what is already used and reserved).
 //!
-//! Only project-level quotas exist in shoal: Manila's per-user and per-share-type quotas
-//! are refused by the API rather than silently applied to the whole project.
+//! Per-user and per-share-type quota sets ([`Scope`]) are shown, updated and reset with
+//! Manila's rules: a scope's limit defaults to the project's, may not exceed it, and a
+//! project limit may not go below the sum of its users' limits.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use crate::quotas::Scope;
 use crate::share_types::{bool_from_string, py_str};
 use crate::{Core, CoreError, CoreResult, quotas};
 
@@ -77,6 +79,48 @@ pub async fn project_limits(core: &Core, project_id: &str) -> CoreResult<BTreeMa
     quotas::effective_limits(core, project_id).await
 }
 
+/// Limits and usage of a scope (`get_user_quotas` / `get_share_type_quotas` with usages).
+pub async fn scope_quotas(
+    core: &Core,
+    project_id: &str,
+    scope: Scope<'_>,
+) -> CoreResult<BTreeMap<String, QuotaDetail>> {
+    let limits = quotas::scope_limits(core, project_id, scope).await?;
+    let usages = core.store.get_quota_usages(project_id).await?;
+    Ok(limits
+        .into_iter()
+        .map(|(resource, limit)| {
+            let usage = usages.get(&scope.key(&resource));
+            let detail = QuotaDetail {
+                limit,
+                in_use: usage.map_or(0, |u| u.in_use),
+                reserved: usage.map_or(0, |u| u.reserved),
+            };
+            (resource, detail)
+        })
+        .collect())
+}
+
+/// Limits of a scope.
+pub async fn scope_limits(
+    core: &Core,
+    project_id: &str,
+    scope: Scope<'_>,
+) -> CoreResult<BTreeMap<String, i64>> {
+    quotas::scope_limits(core, project_id, scope).await
+}
+
+/// Sum of the users' own limits of `resource` in the project (Manila's `remains`
+/// arithmetic: a project limit may not go below it).
+fn users_total(overrides: &BTreeMap<String, i64>, resource: &str) -> i64 {
+    let prefix = format!("{resource}/user/");
+    overrides
+        .iter()
+        .filter(|(k, _)| k.starts_with(&prefix))
+        .map(|(_, v)| *v)
+        .sum()
+}
+
 /// Python's `int()` of a JSON value: booleans are 0/1, floats are truncated, strings are
 /// decimal integers with optional sign, surrounding whitespace and `_` between digits.
 pub fn py_int(value: &Value) -> Option<i64> {
@@ -129,6 +173,17 @@ pub async fn update_project_quotas(
     project_id: &str,
     body: &Map<String, Value>,
 ) -> CoreResult<BTreeMap<String, i64>> {
+    update_quotas(core, project_id, Scope::Project, body).await
+}
+
+/// [`update_project_quotas`] for any scope. A user's or share type's limit ranges from its
+/// own usage to the project's limit; `share_networks` cannot be set for a share type.
+pub async fn update_quotas(
+    core: &Core,
+    project_id: &str,
+    scope: Scope<'_>,
+    body: &Map<String, Value>,
+) -> CoreResult<BTreeMap<String, i64>> {
     let resources = resources(core);
     let supplied = resources
         .iter()
@@ -142,6 +197,11 @@ pub async fn update_project_quotas(
     let mut bad_keys = Vec::new();
     let mut force = false;
     for (key, value) in body {
+        if key == "share_networks" && matches!(scope, Scope::ShareType(_)) {
+            return Err(CoreError::bad_request(
+                "'share_networks' quota cannot be set for share type. It can be set only for project or user.",
+            ));
+        }
         if !resources.contains(&key.as_str()) && !NON_QUOTA_KEYS.contains(&key.as_str()) {
             bad_keys.push(key.as_str());
         } else if key == "force" {
@@ -159,8 +219,10 @@ pub async fn update_project_quotas(
             bad_keys.join(",")
         )));
     }
-    // Second pass: limits against usage.
-    let current = project_quotas(core, project_id).await?;
+    // Second pass: limits against usage and the settable range.
+    let current = scope_quotas(core, project_id, scope).await?;
+    let project = project_limits(core, project_id).await?;
+    let overrides = core.store.get_quota_overrides(project_id).await?;
     let mut updates = BTreeMap::new();
     for (key, value) in body {
         // Manila skips `None`, `""`, `[]` and `{}`, but not `0` or `false` (`false == 0`).
@@ -186,29 +248,58 @@ pub async fn update_project_quotas(
                 "Quota value {limit} for {key} is smaller than already used and reserved {used}."
             )));
         }
-        // `_validate_quota_limit` with the project-level range: minimum = used, no maximum.
-        if limit < -1 {
-            return Err(CoreError::bad_request("Quota limit must be -1 or greater."));
-        }
-        let minimum = used.max(0);
-        if limit < minimum && !force && limit != -1 {
-            return Err(CoreError::bad_request(format!(
-                "Quota limit must be greater than {minimum}."
-            )));
-        }
-        updates.insert(key.clone(), limit);
+        // `get_settable_quotas`: a scope ranges from its usage to the project's limit; the
+        // project from the larger of its usage and its users' limits, unbounded above.
+        let (minimum, maximum) = match scope {
+            Scope::Project => (used.max(users_total(&overrides, key)), -1),
+            _ => (used, project.get(key).copied().unwrap_or(-1)),
+        };
+        validate_quota_limit(limit, minimum, maximum, force)?;
+        updates.insert(scope.key(key), limit);
     }
     if !updates.is_empty() {
         core.store
             .set_quota_overrides(project_id, &updates, core.now())
             .await?;
     }
-    project_limits(core, project_id).await
+    scope_limits(core, project_id, scope).await
 }
 
-/// Removes every override of the project, back to the defaults (`destroy_all_by_project`).
+/// Manila's `_validate_quota_limit` (-1 is unlimited).
+fn validate_quota_limit(limit: i64, minimum: i64, maximum: i64, force: bool) -> CoreResult<()> {
+    if limit < -1 {
+        return Err(CoreError::bad_request("Quota limit must be -1 or greater."));
+    }
+    if limit < minimum && !force && (maximum != -1 || limit != -1) {
+        return Err(CoreError::bad_request(format!(
+            "Quota limit must be greater than {minimum}."
+        )));
+    }
+    if maximum != -1 && limit > maximum && !force {
+        return Err(CoreError::bad_request(format!(
+            "Quota limit must be less than {maximum}."
+        )));
+    }
+    Ok(())
+}
+
+/// Removes every override of the project, back to the defaults (`destroy_all_by_project`),
+/// its users' and share types' included. Usage counters stay: they count real resources.
 pub async fn reset_project_quotas(core: &Core, project_id: &str) -> CoreResult<()> {
     core.store.delete_quota_overrides(project_id).await?;
+    Ok(())
+}
+
+/// Removes a user's or share type's overrides: its limits follow the project's again
+/// (`destroy_all_by_project_and_user` / `..._and_share_type`).
+pub async fn reset_scope_quotas(core: &Core, project_id: &str, scope: Scope<'_>) -> CoreResult<()> {
+    if scope == Scope::Project {
+        return reset_project_quotas(core, project_id).await;
+    }
+    let keys: Vec<String> = resources(core).iter().map(|r| scope.key(r)).collect();
+    core.store
+        .delete_quota_override_keys(project_id, &keys)
+        .await?;
     Ok(())
 }
 
@@ -216,6 +307,48 @@ pub async fn reset_project_quotas(core: &Core, project_id: &str) -> CoreResult<(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn quota_limit_ranges_follow_manila() {
+        let err = |r: CoreResult<()>| r.unwrap_err().to_string();
+        assert!(validate_quota_limit(5, 0, -1, false).is_ok());
+        assert!(
+            validate_quota_limit(-1, 3, -1, false).is_ok(),
+            "unlimited project"
+        );
+        assert_eq!(
+            err(validate_quota_limit(-2, 0, -1, false)),
+            "Quota limit must be -1 or greater."
+        );
+        assert_eq!(
+            err(validate_quota_limit(2, 3, -1, false)),
+            "Quota limit must be greater than 3."
+        );
+        assert!(validate_quota_limit(2, 3, -1, true).is_ok(), "forced");
+        assert_eq!(
+            err(validate_quota_limit(11, 0, 10, false)),
+            "Quota limit must be less than 10."
+        );
+        assert_eq!(
+            err(validate_quota_limit(-1, 0, 10, false)),
+            "Quota limit must be greater than 0.",
+            "a user cannot be unlimited in a limited project"
+        );
+        assert!(validate_quota_limit(10, 0, 10, false).is_ok());
+    }
+
+    #[test]
+    fn users_total_sums_user_rows_only() {
+        let overrides = BTreeMap::from([
+            ("shares".to_owned(), 10),
+            ("shares/user/a".to_owned(), 3),
+            ("shares/user/b".to_owned(), 4),
+            ("gigabytes/user/a".to_owned(), 100),
+            ("shares/share_type/t".to_owned(), 5),
+        ]);
+        assert_eq!(users_total(&overrides, "shares"), 7);
+        assert_eq!(users_total(&overrides, "snapshots"), 0);
+    }
 
     #[test]
     fn python_int_conversion() {

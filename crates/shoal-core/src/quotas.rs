@@ -2,7 +2,8 @@
 //! configured defaults overridden per project; usage is kept by the store in `quota_usages`
 //! and changes only inside the same transaction as the rows it accounts for (a share create
 //! charges `shares`/`gigabytes` atomically with the insert), or through reservations that an
-//! operation commits or rolls back (extend). So a crash can never leak usage.
+//! operation commits or rolls back (extend). So a crash can never leak usage. Per-user and
+//! per-share-type limits and usage ([`Scope`]) ride on the same rows and the same checks.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,44 @@ use crate::{Core, CoreError, CoreResult};
 /// [`crate::config::QuotaConfig::defaults`].
 pub const REPLICA_RESOURCES: [&str; 2] = ["share_replicas", "replica_gigabytes"];
 
+/// A quota scope below the project (Manila's per-user and per-share-type quotas).
+///
+/// Persisted without a schema change: a scoped limit or usage is a `quotas` /
+/// `quota_usages` row of the project whose resource is `<resource>/user/<user id>` or
+/// `<resource>/share_type/<type id>` ([`Scope::key`]). So the store's single conditional
+/// `UPDATE` per row charges the project and its scopes in one transaction, and reservations,
+/// commits, rollbacks and releases work on scoped rows exactly as on project rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// The project itself.
+    Project,
+    /// One user of the project.
+    User(&'a str),
+    /// One share type in the project.
+    ShareType(uuid::Uuid),
+}
+
+impl Scope<'_> {
+    /// The row name of `resource` in this scope.
+    pub fn key(&self, resource: &str) -> String {
+        match self {
+            Scope::Project => resource.to_owned(),
+            Scope::User(user) => format!("{resource}/user/{user}"),
+            Scope::ShareType(id) => format!("{resource}/share_type/{id}"),
+        }
+    }
+}
+
+/// Whether a quota row name belongs to a user or share-type scope.
+pub fn is_scoped(resource: &str) -> bool {
+    resource.contains('/')
+}
+
+/// The resource a (possibly scoped) row name is about.
+pub fn base_resource(resource: &str) -> &str {
+    resource.split('/').next().unwrap_or(resource)
+}
+
 /// Effective limits of `project_id`: defaults, then the project's overrides.
 pub async fn effective_limits(core: &Core, project_id: &str) -> CoreResult<BTreeMap<String, i64>> {
     let mut limits: BTreeMap<String, i64> = core
@@ -24,9 +63,93 @@ pub async fn effective_limits(core: &Core, project_id: &str) -> CoreResult<BTree
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
     for (resource, limit) in core.store.get_quota_overrides(project_id).await? {
-        limits.insert(resource, limit);
+        if !is_scoped(&resource) {
+            limits.insert(resource, limit);
+        }
     }
     Ok(limits)
+}
+
+/// Effective limits of a scope, keyed by plain resource names. A user's or share type's
+/// limit defaults to the project's (Manila's `get_user_quotas` / `get_share_type_quotas`).
+pub async fn scope_limits(
+    core: &Core,
+    project_id: &str,
+    scope: Scope<'_>,
+) -> CoreResult<BTreeMap<String, i64>> {
+    let mut limits = effective_limits(core, project_id).await?;
+    if scope == Scope::Project {
+        return Ok(limits);
+    }
+    let overrides = core.store.get_quota_overrides(project_id).await?;
+    for (resource, limit) in limits.iter_mut() {
+        if let Some(scoped) = overrides.get(&scope.key(resource)) {
+            *limit = *scoped;
+        }
+    }
+    Ok(limits)
+}
+
+/// Whose usage a charge or release counts against, besides the project: the share's owner
+/// and the share's type.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    /// Project charged.
+    pub project_id: &'a str,
+    /// User charged (the share's `user_id`).
+    pub user_id: &'a str,
+    /// Share type charged, if the share has one.
+    pub share_type_id: Option<uuid::Uuid>,
+}
+
+/// Builds a request charging `deltas` to the project, the user and the share type, each
+/// against its own effective limit (Manila's `QUOTAS.reserve` with `user_id` and
+/// `share_type_id`).
+pub async fn scoped_request(
+    core: &Core,
+    owner: Owner<'_>,
+    deltas: &[(&str, i64)],
+) -> CoreResult<QuotaRequest> {
+    let mut req = request(core, owner.project_id, deltas).await?;
+    let mut scopes = vec![Scope::User(owner.user_id)];
+    if let Some(type_id) = owner.share_type_id {
+        scopes.push(Scope::ShareType(type_id));
+    }
+    for scope in scopes {
+        let limits = scope_limits(core, owner.project_id, scope).await?;
+        for (resource, delta) in deltas {
+            let key = scope.key(resource);
+            req.deltas.insert(key.clone(), *delta);
+            req.limits
+                .insert(key, limits.get(*resource).copied().unwrap_or(-1));
+        }
+    }
+    Ok(req)
+}
+
+/// Adds the user and share-type rows of every project delta of `req` (a release needs no
+/// limits: negative deltas never fail).
+pub fn with_scopes(
+    mut req: QuotaRequest,
+    user_id: &str,
+    share_type_id: Option<uuid::Uuid>,
+) -> QuotaRequest {
+    let project_deltas: Vec<(String, i64)> = req
+        .deltas
+        .iter()
+        .filter(|(r, _)| !is_scoped(r))
+        .map(|(r, d)| (r.clone(), *d))
+        .collect();
+    let mut scopes = vec![Scope::User(user_id)];
+    if let Some(type_id) = share_type_id {
+        scopes.push(Scope::ShareType(type_id));
+    }
+    for scope in scopes {
+        for (resource, delta) in &project_deltas {
+            req.deltas.insert(scope.key(resource), *delta);
+        }
+    }
+    req
 }
 
 /// Builds a request charging `deltas` against the project's effective limits.
@@ -76,7 +199,8 @@ pub fn quota_error(err: StoreError, purpose: Purpose) -> CoreError {
         return err.into();
     };
     let with_replication = purpose == Purpose::CreateShare;
-    let text = match resource.as_str() {
+    // A user's or share type's row is refused with the resource's own text.
+    let text = match base_resource(resource) {
         "gigabytes" => "ShareSizeExceedsAvailableQuota: Requested share exceeds allowed project/user or share type gigabytes quota.".to_owned(),
         "shares" => format!(
             "ShareLimitExceeded: Maximum number of shares allowed ({limit}) either per project/user or share type quota is exceeded."
@@ -102,6 +226,30 @@ mod tests {
             reserved: 0,
             limit: 1,
         }
+    }
+
+    #[test]
+    fn scoped_keys_and_releases() {
+        let t = uuid::Uuid::from_u128(9);
+        assert_eq!(Scope::User("u1").key("shares"), "shares/user/u1");
+        assert_eq!(
+            Scope::ShareType(t).key("gigabytes"),
+            format!("gigabytes/share_type/{t}")
+        );
+        assert_eq!(Scope::Project.key("shares"), "shares");
+        assert!(is_scoped("shares/user/u1") && !is_scoped("shares"));
+        assert_eq!(base_resource("gigabytes/share_type/x"), "gigabytes");
+        let release = QuotaRequest {
+            project_id: "p".to_owned(),
+            deltas: BTreeMap::from([("shares".to_owned(), -1), ("gigabytes".to_owned(), -2)]),
+            limits: BTreeMap::new(),
+        };
+        let scoped = with_scopes(release, "u1", Some(t));
+        assert_eq!(scoped.deltas.len(), 6);
+        assert_eq!(scoped.deltas["gigabytes/user/u1"], -2);
+        assert_eq!(scoped.deltas[&format!("shares/share_type/{t}")], -1);
+        let text = quota_error(exceeded("shares/user/u1"), Purpose::CreateShare).to_string();
+        assert!(text.starts_with("ShareLimitExceeded"), "{text}");
     }
 
     #[test]

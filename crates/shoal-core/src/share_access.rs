@@ -747,6 +747,54 @@ pub async fn deny_access(
     Ok(())
 }
 
+/// 400 of a level update while an instance cannot take it (`InvalidShare`).
+pub const UPDATE_INVALID_INSTANCE: &str = "Access rules cannot be updated while the share, any of its replicas or migration copies lacks a valid host or is in an invalid state.";
+
+/// Changes the level of `rule` (Manila's `share_api.update_access`, 2.88): the rule's
+/// mappings go to `queued_to_update` and every placed instance gets an `update_access`
+/// operation, in one transaction; the share workers re-apply the rule with its new level.
+/// The caller has already answered a request for the level the rule has.
+pub async fn update_access_level(
+    core: &Core,
+    share: &Share,
+    rule: &AccessRuleRow,
+    access_level: &str,
+) -> CoreResult<AccessRuleRow> {
+    if any_invalid_instance(&share.instances, true) {
+        return Err(CoreError::bad_request(UPDATE_INVALID_INSTANCE));
+    }
+    let now = core.now();
+    let operations = share
+        .instances
+        .iter()
+        .filter(|i| rule.instance_states.contains_key(&i.id))
+        .filter_map(|i| ops::for_instance_host(ops::UPDATE_ACCESS, i.id, &i.host, json!({}), now))
+        .collect();
+    let updated = match core
+        .store
+        .update_access_rule_level(rule.id, access_level, operations, now)
+        .await
+    {
+        Ok(updated) => updated,
+        Err(StoreError::NotFound(_)) => {
+            return Err(CoreError::not_found(format!(
+                "Share access rule {} not found.",
+                rule.id
+            )));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    tracing::info!(
+        share.id = %share.row.id,
+        access.id = %rule.id,
+        "access rule {} of share {} set to {access_level}",
+        rule.id,
+        share.row.id
+    );
+    core.wake_workers();
+    Ok(updated)
+}
+
 // ---------------------------------------------------------------------------------------
 // Rule metadata (2.45+, `api/v2/share_access_metadata.py`)
 // ---------------------------------------------------------------------------------------

@@ -338,9 +338,9 @@ pub async fn create_replica(
     }
 
     let size = share.row.size_gb;
-    let quota = quotas::request(
+    let quota = quotas::scoped_request(
         core,
-        &share.row.project_id,
+        share.owner(),
         &[("share_replicas", 1), ("replica_gigabytes", size)],
     )
     .await?;

@@ -34,6 +34,7 @@ use shoal_store::{
 use uuid::Uuid;
 
 use crate::quotas::{self, Purpose};
+use crate::scheduler_hints;
 use crate::share_types::{self, Caller};
 use crate::{Core, CoreError, CoreResult, ops};
 
@@ -330,6 +331,15 @@ pub struct Share {
 }
 
 impl Share {
+    /// Whose quota this share counts against: its project, its owner and its type.
+    pub fn owner(&self) -> quotas::Owner<'_> {
+        quotas::Owner {
+            project_id: &self.row.project_id,
+            user_id: &self.row.user_id,
+            share_type_id: self.row.share_type_id,
+        }
+    }
+
     /// The instance the share shows ([`select_instance`]).
     pub fn instance(&self) -> Option<&ShareInstanceRow> {
         select_instance(&self.instances)
@@ -480,6 +490,8 @@ pub struct CreateShare {
     pub check_availability_zones_extra_spec: bool,
     /// ≥2.90: encryption key reference.
     pub encryption_key_ref: Option<String>,
+    /// ≥2.65: `scheduler_hints` as sent (`only_host` already dropped below 2.67).
+    pub scheduler_hints: Option<Value>,
 }
 
 /// Manila's error for a share network id that does not exist (shoal has no share networks).
@@ -715,7 +727,12 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
     if replication_type.is_some() {
         deltas.extend([("share_replicas", 1), ("replica_gigabytes", size)]);
     }
-    let quota = quotas::request(core, &req.project_id, &deltas).await?;
+    let owner = quotas::Owner {
+        project_id: &req.project_id,
+        user_id: &req.user_id,
+        share_type_id: share_type.as_ref().map(|t| t.id),
+    };
+    let quota = quotas::scoped_request(core, owner, &deltas).await?;
     if let Some(over) = first_over_quota(
         core,
         &quota,
@@ -726,9 +743,20 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
         return Err(quotas::quota_error(over, Purpose::CreateShare));
     }
 
+    // `save_scheduler_hints` (Manila runs it once the share row exists; shoal first, so a
+    // bad hint leaves nothing behind). Visibility as `share:get`'s default.
+    let hints = scheduler_hints::parse(core, req.scheduler_hints.as_ref(), req.is_admin, |s| {
+        req.is_admin || s.project_id == req.project_id
+    })
+    .await?;
+    let mut metadata = metadata;
+    metadata.extend(hints.own_metadata());
+
     let now = core.now();
     let share_id = Uuid::new_v4();
     let instance_id = Uuid::new_v4();
+    let mut schedule = ops::schedule(instance_id, now);
+    schedule.payload = hints.payload();
     let type_id = share_type.as_ref().map(|t| t.id);
     let new = NewShare {
         share: ShareRow {
@@ -766,7 +794,7 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
             metadata: BTreeMap::new(),
         },
         quota,
-        operations: vec![ops::schedule(instance_id, now)],
+        operations: vec![schedule],
     };
     let (row, instance) = core
         .store
@@ -774,6 +802,10 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
         .await
         .map_err(|e| quotas::quota_error(e, Purpose::CreateShare))?;
     core.wake_workers();
+    if let Err(err) = scheduler_hints::record_on_named_shares(core, row.id, &hints).await {
+        // The share exists and is being scheduled; only the bookkeeping keys are missing.
+        tracing::warn!(share.id = %row.id, error = %err, "recording the scheduler hints of share {} failed: {err}", row.id);
+    }
     tracing::info!(
         share.id = %row.id,
         share_instance.id = %instance.id,
@@ -1425,11 +1457,13 @@ pub fn instance_release(
         deltas.insert("shares".to_owned(), -1);
         deltas.insert("gigabytes".to_owned(), -size);
     }
-    QuotaRequest {
+    let release = QuotaRequest {
         project_id: share.project_id.clone(),
         deltas,
         limits: BTreeMap::new(),
-    }
+    };
+    // The owner's and the share type's usage go down with the project's.
+    quotas::with_scopes(release, &share.user_id, share.share_type_id)
 }
 
 /// `ShareBusyException` as the client sees it.
@@ -1465,6 +1499,8 @@ pub async fn delete_share(core: &Core, share: &Share, force: bool) -> CoreResult
     if share.is_busy() {
         return Err(busy(share));
     }
+    // Manila's `delete_scheduler_hints`: the shares this one named forget it.
+    scheduler_hints::forget_share(core, &share.row).await?;
     let expected: &[&str] = if force { &[] } else { &DELETABLE_STATUSES };
     let is_last = share.instances.len() == 1;
     let mut enqueued = false;
@@ -1611,15 +1647,19 @@ pub async fn extend_share(core: &Core, share: &Share, req: Extend) -> CoreResult
     if replicas > 0 {
         deltas.push(("replica_gigabytes", replicas.saturating_mul(increase)));
     }
-    let quota = quotas::request(core, &share.row.project_id, &deltas).await?;
+    let quota = quotas::scoped_request(core, share.owner(), &deltas).await?;
     let refuse = |err: StoreError| -> CoreError {
         match &err {
-            StoreError::QuotaExceeded { resource, .. } if resource == "gigabytes" => {
+            StoreError::QuotaExceeded { resource, .. }
+                if quotas::base_resource(resource) == "gigabytes" =>
+            {
                 CoreError::forbidden(
                     "Requested share exceeds allowed project/user or share type gigabytes quota.",
                 )
             }
-            StoreError::QuotaExceeded { resource, .. } if resource == "replica_gigabytes" => {
+            StoreError::QuotaExceeded { resource, .. }
+                if quotas::base_resource(resource) == "replica_gigabytes" =>
+            {
                 CoreError::over_limit(format!(
                     "ShareReplicaSizeExceedsAvailableQuota: Failed while extending a share with replication support. There is no available quota to extend the share and its {replicas} replicas. Maximum number of allowed replica_gigabytes is exceeded."
                 ))
@@ -1727,7 +1767,7 @@ pub async fn shrink_share(core: &Core, share: &Share, new_size: i64) -> CoreResu
     if replicas > 0 {
         deltas.push(("replica_gigabytes", -replicas.saturating_mul(decrease)));
     }
-    let quota = quotas::request(core, &share.row.project_id, &deltas).await?;
+    let quota = quotas::scoped_request(core, share.owner(), &deltas).await?;
     let expire = chrono::Duration::from_std(core.config.quota.reservation_expire)
         .unwrap_or_else(|_| chrono::Duration::days(1));
     let reservations = core.store.reserve_quota(quota, now + expire, now).await?;

@@ -58,11 +58,11 @@ pub mod weighers;
 mod tests;
 
 pub use filters::{
-    AvailabilityZoneFilter, CapabilitiesFilter, CapacityFilter, DriverFilter, Filter,
-    OnlyHostFilter, ShareReplicationFilter, default_filters,
+    AffinityFilter, AntiAffinityFilter, AvailabilityZoneFilter, CapabilitiesFilter, CapacityFilter,
+    DriverFilter, Filter, OnlyHostFilter, ShareReplicationFilter, default_filters,
 };
 pub use pool::{Capacity, MAX_OVER_SUBSCRIPTION_RATIO_DEFAULT, PoolState};
-pub use request::{BOOLEAN_EXTRA_SPECS, ReplicaRequest, ScheduleRequest};
+pub use request::{AffinityHint, BOOLEAN_EXTRA_SPECS, ReplicaRequest, ScheduleRequest};
 pub use weighers::{
     CapacityWeigher, GoodnessWeigher, WeighedPool, Weigher, default_weighers, weigh_pools,
 };

@@ -47,6 +47,23 @@ pub struct ScheduleRequest {
     /// Pools that already hold an instance of this share (any state, even `error`): never
     /// chosen, so a share has at most one replica per pool.
     pub excluded_hosts: Vec<String>,
+    /// The `same_host` scheduler hint (2.65+), resolved by the caller: only pools holding
+    /// an instance of every share it names pass (`AffinityFilter`).
+    pub same_host: Option<AffinityHint>,
+    /// The `different_host` scheduler hint (2.65+), resolved by the caller: pools holding an
+    /// instance of any share it names fail (`AntiAffinityFilter`).
+    pub different_host: Option<AffinityHint>,
+}
+
+/// A `same_host` / `different_host` hint after the caller looked its shares up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AffinityHint {
+    /// The pools (`host@backend#pool`) the hint speaks of: for `same_host` those that hold
+    /// an instance of every named share, for `different_host` those that hold an instance
+    /// of any.
+    Hosts(Vec<String>),
+    /// A named share (or all its instances) is gone: as Manila's filter, no pool passes.
+    Unresolved,
 }
 
 /// The replication side of a request for a secondary replica.

@@ -203,6 +203,22 @@ pub struct ShareListFilter {
     pub include_public: bool,
 }
 
+/// Filter of `Store::list_all_share_instances` (Manila's `share_instance_get_all`): every
+/// condition that is `Some` must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShareInstanceFilter {
+    /// Instances with an export location of this id.
+    pub export_location_id: Option<Uuid>,
+    /// Instances with an export location of exactly this path.
+    pub export_location_path: Option<String>,
+    /// Placed on this host: `host` exactly, or any pool of it (`host#...`).
+    pub host: Option<String>,
+    /// In this status.
+    pub status: Option<String>,
+    /// On this share server.
+    pub share_server_id: Option<Uuid>,
+}
+
 /// An export location of a share instance: a path clients mount.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportLocationRow {

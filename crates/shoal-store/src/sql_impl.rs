@@ -1119,6 +1119,13 @@ macro_rules! impl_store {
                     super::share_sql::list_share_replicas(self, project_id, share_id).await
                 }
 
+                async fn list_all_share_instances(
+                    &self,
+                    filter: $crate::model_shares::ShareInstanceFilter,
+                ) -> Result<Vec<ShareInstanceRow>> {
+                    super::share_sql::list_all_share_instances(self, filter).await
+                }
+
                 async fn list_share_instances_on_host(
                     &self,
                     service_host: &str,
@@ -1257,6 +1264,23 @@ macro_rules! impl_store {
                         .await
                 }
 
+                async fn update_access_rule_level(
+                    &self,
+                    access_id: Uuid,
+                    access_level: &str,
+                    operations: Vec<NewOperation>,
+                    now: DateTime<Utc>,
+                ) -> Result<AccessRuleRow> {
+                    super::share_sql::update_access_rule_level(
+                        self,
+                        access_id,
+                        access_level,
+                        operations,
+                        now,
+                    )
+                    .await
+                }
+
                 async fn remove_instance_access(
                     &self,
                     access_id: Uuid,
@@ -1384,6 +1408,15 @@ macro_rules! impl_store {
 
                 async fn delete_quota_overrides(&self, project_id: &str) -> Result<()> {
                     super::quota_sql::delete_quota_overrides(self, project_id).await
+                }
+
+                async fn delete_quota_override_keys(
+                    &self,
+                    project_id: &str,
+                    resources: &[String],
+                ) -> Result<()> {
+                    super::quota_sql::delete_quota_override_keys(self, project_id, resources)
+                        .await
                 }
 
                 async fn get_quota_usages(

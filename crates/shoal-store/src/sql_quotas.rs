@@ -311,6 +311,26 @@ macro_rules! quota_sql {
                 Ok(())
             }
 
+            pub(super) async fn delete_quota_override_keys(
+                store: &$store,
+                project_id: &str,
+                resources: &[String],
+            ) -> Result<()> {
+                if resources.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = store.begin_write().await?;
+                for resource in resources {
+                    sqlx::query("DELETE FROM quotas WHERE project_id = $1 AND resource = $2")
+                        .bind(project_id)
+                        .bind(resource)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
             pub(super) async fn get_quota_usages(
                 store: &$store,
                 project_id: &str,

@@ -651,6 +651,39 @@ macro_rules! share_sql {
                 rows.iter().map(instance_from_row).collect()
             }
 
+            pub(super) async fn list_all_share_instances(
+                store: &$store,
+                filter: $crate::model_shares::ShareInstanceFilter,
+            ) -> Result<Vec<ShareInstanceRow>> {
+                // Every condition is disabled by a NULL parameter. The host matches exactly
+                // or as the range ['host#', 'host$'), as in `list_share_instances_on_host`.
+                // Both export location conditions hold on one location (Manila's join).
+                let host = filter.host.as_deref().filter(|h| !h.is_empty());
+                let host_range = host.map(|h| (format!("{h}#"), format!("{h}$")));
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    instance_columns!(),
+                    " FROM share_instances \
+                     WHERE ($1 IS NULL OR host = $1 OR (host >= $2 AND host < $3)) \
+                       AND ($4 IS NULL OR status = $4) \
+                       AND ($5 IS NULL OR share_server_id = $5) \
+                       AND (($6 IS NULL AND $7 IS NULL) OR id IN (SELECT share_instance_id \
+                            FROM share_instance_export_locations \
+                            WHERE ($6 IS NULL OR id = $6) AND ($7 IS NULL OR path = $7))) \
+                     ORDER BY created_at, id"
+                ))
+                .bind(host)
+                .bind(host_range.as_ref().map(|r| r.0.as_str()))
+                .bind(host_range.as_ref().map(|r| r.1.as_str()))
+                .bind(filter.status.as_deref())
+                .bind(filter.share_server_id.map(DbUuid))
+                .bind(filter.export_location_id.map(DbUuid))
+                .bind(filter.export_location_path.as_deref())
+                .fetch_all(&store.pool)
+                .await?;
+                rows.iter().map(instance_from_row).collect()
+            }
+
             pub(super) async fn list_share_instances_on_host(
                 store: &$store,
                 service_host: &str,
@@ -1155,6 +1188,43 @@ macro_rules! share_sql {
                     "UPDATE share_instance_access_map SET state = 'queued_to_deny', \
                          updated_at = $1 \
                      WHERE access_id = $2",
+                )
+                .bind(DbTime::new(now))
+                .bind(DbUuid(access_id))
+                .execute(&mut *tx)
+                .await?;
+                mark_mapped_instances_syncing(&mut tx, access_id, now).await?;
+                enqueue_operations(&mut tx, &operations).await?;
+                let rule = read_access_rule(&mut tx, access_id).await?;
+                tx.commit().await?;
+                Ok(rule)
+            }
+
+            pub(super) async fn update_access_rule_level(
+                store: &$store,
+                access_id: Uuid,
+                access_level: &str,
+                operations: Vec<NewOperation>,
+                now: DateTime<Utc>,
+            ) -> Result<AccessRuleRow> {
+                let mut tx = store.begin_write().await?;
+                if !lock_row(&mut tx, "share_access_rules", access_id).await? {
+                    return Err(StoreError::NotFound(format!("access rule {access_id}")));
+                }
+                sqlx::query(
+                    "UPDATE share_access_rules SET access_level = $1, updated_at = $2 \
+                     WHERE id = $3",
+                )
+                .bind(access_level)
+                .bind(DbTime::new(now))
+                .bind(DbUuid(access_id))
+                .execute(&mut *tx)
+                .await?;
+                // A mapping on its way out stays so: the deny wins over the update.
+                sqlx::query(
+                    "UPDATE share_instance_access_map SET state = 'queued_to_update', \
+                         updated_at = $1 \
+                     WHERE access_id = $2 AND state NOT IN ('queued_to_deny', 'denying')",
                 )
                 .bind(DbTime::new(now))
                 .bind(DbUuid(access_id))

@@ -27,7 +27,8 @@ use crate::model_identity::{
 use crate::model_shares::{
     AccessRuleRow, ExportLocationRow, MessageRow, NewAccessRule, NewExportLocation, NewShare,
     NewShareInstance, QuotaRequest, QuotaUsage, ReplicationRecord, ShareInstanceCas,
-    ShareInstanceRow, ShareInstanceUpdate, ShareListFilter, ShareRow, ShareUpdate,
+    ShareInstanceFilter, ShareInstanceRow, ShareInstanceUpdate, ShareListFilter, ShareRow,
+    ShareUpdate,
 };
 
 /// Durable state of shoal. Used as `Arc<dyn Store>`; implemented by
@@ -265,6 +266,12 @@ pub trait Store: Send + Sync + 'static {
         share_id: Option<Uuid>,
     ) -> Result<Vec<ShareInstanceRow>>;
 
+    /// Instances of every share matching `filter`, in creation order (admin listing).
+    async fn list_all_share_instances(
+        &self,
+        filter: ShareInstanceFilter,
+    ) -> Result<Vec<ShareInstanceRow>>;
+
     /// Instances placed on a share service `host@backend`: host `host@backend#<pool>` (or
     /// exactly `host@backend`), in creation order.
     async fn list_share_instances_on_host(
@@ -376,6 +383,18 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_access_rule_for_deny(
         &self,
         access_id: Uuid,
+        operations: Vec<NewOperation>,
+        now: DateTime<Utc>,
+    ) -> Result<AccessRuleRow>;
+
+    /// Changes a rule's `access_level` and queues it for re-application: every mapping not
+    /// being denied → `queued_to_update`, the mapped instances' `access_rules_status`
+    /// `active` → `syncing`, and `operations` enqueued, in one transaction. `NotFound` if the
+    /// rule is missing.
+    async fn update_access_rule_level(
+        &self,
+        access_id: Uuid,
+        access_level: &str,
         operations: Vec<NewOperation>,
         now: DateTime<Utc>,
     ) -> Result<AccessRuleRow>;
@@ -535,6 +554,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes every override of the project (back to defaults). No error when none exist.
     async fn delete_quota_overrides(&self, project_id: &str) -> Result<()>;
+
+    /// Removes the project's overrides of the named resources only (one scope of per-user
+    /// or per-share-type quotas). No error for names without a row.
+    async fn delete_quota_override_keys(
+        &self,
+        project_id: &str,
+        resources: &[String],
+    ) -> Result<()>;
 
     /// The project's usage per resource (resources never charged are absent).
     async fn get_quota_usages(&self, project_id: &str) -> Result<BTreeMap<String, QuotaUsage>>;

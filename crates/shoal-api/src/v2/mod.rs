@@ -12,6 +12,8 @@ pub mod share_access;
 pub mod share_access_metadata;
 pub mod share_access_rules;
 pub mod share_export_locations;
+pub mod share_instance_export_locations;
+pub mod share_instances;
 pub mod share_lifecycle;
 pub mod share_replica_export_locations;
 pub mod share_replica_metadata;
@@ -32,6 +34,8 @@ pub fn router() -> Router<ApiState> {
         .merge(shares::router())
         .merge(share_lifecycle::router())
         .merge(share_export_locations::router())
+        .merge(share_instances::router())
+        .merge(share_instance_export_locations::router())
         .merge(share_replicas::router())
         .merge(share_replica_export_locations::router())
         .merge(share_replica_metadata::router())

@@ -2,10 +2,11 @@
 //! `/v2/quota-sets/{project_id}` (≥2.7) with `/defaults` and `/detail` (≥2.25), and the
 //! deprecated `/v2/os-quota-sets/{project_id}` (2.0–2.6).
 //!
-//! Only project quotas exist in shoal. The `user_id` and `share_type` query parameters go
-//! through Manila's own checks (version, mutual exclusion, share type lookup) and are then
-//! refused with 400: applying them to the whole project would change or show something
-//! other than what the client asked for.
+//! `?user_id=` and (2.39+) `?share_type=` address a user's or a share type's quota set
+//! (mutually exclusive; an unknown share type is 404): limits default to the project's, an
+//! update is bounded by the project's limit, a delete returns the scope to the project's
+//! limits. Usage per user and per share type is charged with the project's
+//! ([`shoal_core::quotas::Scope`]).
 //!
 //! Keys that need a newer microversion (`share_groups`/`share_group_snapshots` 2.40,
 //! `share_replicas`/`replica_gigabytes` 2.53, `per_share_gigabytes` 2.62,
@@ -22,6 +23,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use shoal_core::quota_sets::{self as core_quotas, QuotaDetail};
+use shoal_core::quotas::Scope;
 use shoal_core::share_types::{self as core_types, Caller};
 
 use crate::ApiState;
@@ -101,35 +103,59 @@ impl ScopeParams {
         Ok(())
     }
 
-    /// `_get_share_type_id` (404 for an unknown type), then shoal's refusal of the
-    /// per-user and per-share-type scopes.
-    async fn refuse_sub_scopes(&self, state: &ApiState, ctx: &RequestContext) -> ApiResult<()> {
-        if let Some(share_type) = &self.share_type {
-            let caller = Caller {
-                project_id: ctx.project_id(),
-                is_admin: ctx.is_admin,
-            };
-            if core_types::find_visible_by_name_or_id(&state.core, caller, share_type)
-                .await?
-                .is_none()
-            {
-                return Err(ApiError::not_found(format!(
-                    "Share type with name or id '{share_type}' not found."
-                )));
-            }
-        }
+    /// `_get_share_type_id` (404 for an unknown type), then the mutual exclusion: the
+    /// scope the request addresses.
+    async fn scope(&self, state: &ApiState, ctx: &RequestContext) -> ApiResult<OwnedScope> {
+        let share_type = self.share_type_id(state, ctx).await?;
         self.ensure_exclusive()?;
-        if self.user_id.is_some() {
-            return Err(ApiError::bad_request(
-                "Per-user quotas are not supported by this service; omit 'user_id' to use the project's quotas.",
-            ));
+        Ok(match (&self.user_id, share_type) {
+            (Some(user), _) => OwnedScope::User(user.clone()),
+            (None, Some(id)) => OwnedScope::ShareType(id),
+            (None, None) => OwnedScope::Project,
+        })
+    }
+
+    /// The id of the `share_type` parameter; 404 when no such type exists.
+    async fn share_type_id(
+        &self,
+        state: &ApiState,
+        ctx: &RequestContext,
+    ) -> ApiResult<Option<uuid::Uuid>> {
+        let Some(share_type) = &self.share_type else {
+            return Ok(None);
+        };
+        let caller = Caller {
+            project_id: ctx.project_id(),
+            is_admin: ctx.is_admin,
+        };
+        match core_types::find_visible_by_name_or_id(&state.core, caller, share_type).await? {
+            Some(found) => Ok(Some(found.id)),
+            None => Err(ApiError::not_found(format!(
+                "Share type with name or id '{share_type}' not found."
+            ))),
         }
-        if self.share_type.is_some() {
-            return Err(ApiError::bad_request(
-                "Per-share-type quotas are not supported by this service; omit 'share_type' to use the project's quotas.",
-            ));
+    }
+}
+
+/// A quota scope that owns its user id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OwnedScope {
+    Project,
+    User(String),
+    ShareType(uuid::Uuid),
+}
+
+impl OwnedScope {
+    fn scope(&self) -> Scope<'_> {
+        match self {
+            OwnedScope::Project => Scope::Project,
+            OwnedScope::User(user) => Scope::User(user),
+            OwnedScope::ShareType(id) => Scope::ShareType(*id),
         }
-        Ok(())
+    }
+
+    fn is_share_type(&self) -> bool {
+        matches!(self, OwnedScope::ShareType(_))
     }
 }
 
@@ -143,9 +169,11 @@ fn authorize_project(ctx: &RequestContext, project_id: &str) -> ApiResult<()> {
 }
 
 /// `ViewBuilder.detail_list`: the keys of the request's version, each rendered by `value`.
+/// A share type's quota set has no `share_networks` and no share group keys.
 fn quota_set_view(
     ctx: &RequestContext,
     project_id: Option<&str>,
+    share_type: bool,
     value: impl Fn(&str) -> Value,
 ) -> Value {
     let mut view = Map::new();
@@ -155,10 +183,15 @@ fn quota_set_view(
     if let Some(project_id) = project_id {
         view.insert("id".to_owned(), json!(project_id));
     }
-    view.insert("share_networks".to_owned(), value("share_networks"));
+    if !share_type {
+        view.insert("share_networks".to_owned(), value("share_networks"));
+    }
     for (keys, (major, minor)) in VERSIONED_KEYS {
         if ctx.at_least(*major, *minor) {
             for key in *keys {
+                if share_type && key.starts_with("share_group") {
+                    continue;
+                }
                 view.insert((*key).to_owned(), value(key));
             }
         }
@@ -169,19 +202,23 @@ fn quota_set_view(
 fn limits_view(
     ctx: &RequestContext,
     project_id: Option<&str>,
+    share_type: bool,
     limits: &BTreeMap<String, i64>,
 ) -> Value {
-    quota_set_view(ctx, project_id, |key| json!(limits.get(key)))
+    quota_set_view(ctx, project_id, share_type, |key| json!(limits.get(key)))
 }
 
 fn detail_view(
     ctx: &RequestContext,
     project_id: &str,
+    share_type: bool,
     quotas: &BTreeMap<String, QuotaDetail>,
 ) -> Value {
-    quota_set_view(ctx, Some(project_id), |key| match quotas.get(key) {
-        Some(d) => json!({"in_use": d.in_use, "limit": d.limit, "reserved": d.reserved}),
-        None => Value::Null,
+    quota_set_view(ctx, Some(project_id), share_type, |key| {
+        match quotas.get(key) {
+            Some(d) => json!({"in_use": d.in_use, "limit": d.limit, "reserved": d.reserved}),
+            None => Value::Null,
+        }
     })
 }
 
@@ -195,13 +232,19 @@ async fn show(
 ) -> ApiResult<Json<Value>> {
     ctx.authorize(state, "quota_set:show")?;
     authorize_project(ctx, project_id)?;
-    params.refuse_sub_scopes(state, ctx).await?;
+    let scope = params.scope(state, ctx).await?;
+    let share_type = scope.is_share_type();
     if detail {
-        let quotas = core_quotas::project_quotas(&state.core, project_id).await?;
-        Ok(Json(detail_view(ctx, project_id, &quotas)))
+        let quotas = core_quotas::scope_quotas(&state.core, project_id, scope.scope()).await?;
+        Ok(Json(detail_view(ctx, project_id, share_type, &quotas)))
     } else {
-        let limits = core_quotas::project_limits(&state.core, project_id).await?;
-        Ok(Json(limits_view(ctx, Some(project_id), &limits)))
+        let limits = core_quotas::scope_limits(&state.core, project_id, scope.scope()).await?;
+        Ok(Json(limits_view(
+            ctx,
+            Some(project_id),
+            share_type,
+            &limits,
+        )))
     }
 }
 
@@ -235,7 +278,7 @@ pub async fn show_quota_set_detail(
 fn defaults(state: &ApiState, ctx: &RequestContext, project_id: &str) -> ApiResult<Json<Value>> {
     ctx.authorize(state, "quota_set:show")?;
     let limits = core_quotas::defaults(&state.core);
-    Ok(Json(limits_view(ctx, Some(project_id), &limits)))
+    Ok(Json(limits_view(ctx, Some(project_id), false, &limits)))
 }
 
 /// `GET /v2/quota-sets/{project_id}/defaults` (≥2.7).
@@ -299,10 +342,21 @@ async fn update(
         ));
     }
     params.ensure_exclusive()?;
-    params.refuse_sub_scopes(state, ctx).await?;
-    let limits = core_quotas::update_project_quotas(&state.core, project_id, &fields).await?;
+    let scope = params.scope(state, ctx).await?;
+    if scope.is_share_type()
+        && fields
+            .get("share_groups")
+            .or_else(|| fields.get("share_group_snapshots"))
+            .is_some_and(shoal_core::share_access::truthy)
+    {
+        return Err(ApiError::bad_request(
+            "Share type quotas cannot constrain share groups and share group snapshots.",
+        ));
+    }
+    let limits =
+        core_quotas::update_quotas(&state.core, project_id, scope.scope(), &fields).await?;
     // Manila's update view carries no `id`.
-    Ok(Json(limits_view(ctx, None, &limits)))
+    Ok(Json(limits_view(ctx, None, scope.is_share_type(), &limits)))
 }
 
 fn body_object(body: JsonBody) -> ApiResult<Map<String, Value>> {
@@ -338,8 +392,8 @@ async fn delete(
     ctx.authorize(state, "quota_set:delete")?;
     params.ensure_exclusive()?;
     authorize_project(ctx, project_id)?;
-    params.refuse_sub_scopes(state, ctx).await?;
-    core_quotas::reset_project_quotas(&state.core, project_id).await?;
+    let scope = params.scope(state, ctx).await?;
+    core_quotas::reset_scope_quotas(&state.core, project_id, scope.scope()).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 

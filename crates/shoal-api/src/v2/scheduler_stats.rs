@@ -1,6 +1,9 @@
 //! `GET /v2/scheduler-stats/pools[/detail]`, Manila's `scheduler_stats.py`: the pools the
 //! scheduler knows, with the capabilities the share role last reported. Admin only by
-//! default. From 2.23 `share_type=<name or id>` keeps the pools matching the type's specs.
+//! default. `name`, `host`, `backend` and `pool` filter as regular expressions matched at the
+//! start (Manila's `re.match`); from 2.23 `share_type=<name or id>` keeps the pools whose
+//! capabilities satisfy the type's extra specs. Any other query key matches no pool, as in
+//! Manila.
 
 use std::collections::HashMap;
 
@@ -35,26 +38,38 @@ async fn pools(
             "scheduler_stats:pools:index"
         },
     )?;
-    let mut query = PoolQuery {
-        host: params.get("host").cloned(),
-        backend: params.get("backend").cloned(),
-        pool: params.get("pool").cloned(),
-        capabilities: Vec::new(),
-    };
-    if ctx.at_least(2, 23)
-        && let Some(wanted) = params.get("share_type").filter(|t| !t.is_empty())
-    {
-        let specs = shoal_core::pools::share_type_specs(&state.core, wanted)
-            .await?
-            .ok_or_else(|| ApiError::bad_request(format!("Share type {wanted} not found.")))?;
-        query.capabilities = specs;
+    // Manila hands every query key to `_passes_filters`: a key that names no pool field
+    // fails every pool. `share_type` is consumed from 2.23 (400 for an unknown type).
+    let mut query = PoolQuery::default();
+    for (key, value) in &params {
+        match key.as_str() {
+            "name" => query.name = Some(value.clone()),
+            "host" => query.host = Some(value.clone()),
+            "backend" => query.backend = Some(value.clone()),
+            "pool" => query.pool = Some(value.clone()),
+            "share_type" if ctx.at_least(2, 23) => {
+                if value.is_empty() {
+                    continue;
+                }
+                let specs = shoal_core::pools::share_type_specs(&state.core, value)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!("Share type {value} not found."))
+                    })?;
+                query.capabilities = specs;
+            }
+            // A raw `capabilities` string cannot be matched (Manila fails with a 500);
+            // shoal ignores it.
+            "capabilities" => {}
+            _ => query.unknown_keys = true,
+        }
     }
     let pools = shoal_core::pools::list_pools(&state.core, &query).await?;
     let items: Vec<Value> = pools
         .into_iter()
         .map(|p| {
-            let mut item =
-                json!({"name": p.name, "host": p.host, "backend": p.backend, "pool": p.pool});
+            let mut item = json!({"name": p.name, "host": shoal_core::pools::host_name(&p),
+                "backend": p.backend, "pool": p.pool});
             if detail {
                 item["capabilities"] = p.capabilities;
             }

@@ -2,20 +2,21 @@
 //! rules and one rule. Policy `share_access_rule:index|get` first, then Manila's
 //! `share:access_get_all|access_get` inside the lookups.
 //!
-//! `PUT /v2/share-access-rules/{id}` (≥2.88, changing a rule's level) is answered with
-//! 501: the workers cannot re-apply a rule in place yet, and pretending to accept it would
-//! leave the back end out of step with what the API shows.
+//! `PUT /v2/share-access-rules/{id}` (≥2.88) changes a rule's level: the rule's mappings
+//! go to `queued_to_update` and the share workers re-apply it with the new level.
 
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use shoal_core::share_access::{self as core_access, RuleFilter};
+use shoal_core::share_types::py_str;
 
 use super::share_access::{access_list_view, access_view, visible_share};
 use crate::ApiState;
+use crate::body::JsonBody;
 use crate::context::RequestContext;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, GENERIC_400};
 
 /// Routes of this resource.
 pub fn router() -> Router<ApiState> {
@@ -104,15 +105,60 @@ pub async fn show_access_rule(
     ))
 }
 
-/// `PUT /v2/share-access-rules/{id}` (≥2.88): not implemented (see the module doc).
+/// `PUT /v2/share-access-rules/{id}` (≥2.88) `{"update_access": {"access_level": "ro"}}`
+/// → 200 `{"access": {...}}`. Manila's order: policy `share_access_rule:update`, the body
+/// (webob's bare 400 without an `update_access` object), the level (400), the rule (404),
+/// then an unchanged level answers at once; otherwise the rule goes back through the
+/// update_access pipeline with its new level.
 pub async fn update_access_rule(
     State(state): State<ApiState>,
     ctx: RequestContext,
+    Path(id): Path<String>,
+    body: JsonBody,
 ) -> ApiResult<Json<Value>> {
     ctx.require_version((2, 88), None)?;
     ctx.authorize(&state, "share_access_rule:update")?;
-    Err(ApiError::new(
-        axum::http::StatusCode::NOT_IMPLEMENTED,
-        "Updating the access level of an access rule is not supported by this service.",
+    let Some(fields) = body
+        .0
+        .as_ref()
+        .and_then(Value::as_object)
+        .and_then(|b| b.get("update_access"))
+        .and_then(Value::as_object)
+    else {
+        return Err(ApiError::bad_request(GENERIC_400));
+    };
+    let access_level = match fields.get("access_level") {
+        Some(level) if core_access::truthy(level) => level,
+        _ => {
+            return Err(ApiError::bad_request(
+                "Invalid input. Missing 'access_level' in update request.",
+            ));
+        }
+    };
+    let Some(access_level) = access_level
+        .as_str()
+        .filter(|l| core_access::ACCESS_LEVELS.contains(l))
+    else {
+        return Err(ApiError::bad_request(format!(
+            "Invalid or unsupported share access level: {}.",
+            py_str(access_level)
+        )));
+    };
+    // `share_api.access_get`: its policy, the rule, the share it belongs to.
+    ctx.authorize(&state, "share:access_get")?;
+    let not_found = || ApiError::not_found(format!("Share access rule {id} not found."));
+    let rule = core_access::find_rule(&state.core, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    let share = visible_share(&state, &ctx, &rule.share_id.to_string(), false)
+        .await?
+        .ok_or_else(not_found)?;
+    let rule = if rule.access_level == access_level {
+        rule
+    } else {
+        core_access::update_access_level(&state.core, &share, &rule, access_level).await?
+    };
+    Ok(Json(
+        json!({"access": access_view(&ctx, &rule, &share.instances, true)}),
     ))
 }

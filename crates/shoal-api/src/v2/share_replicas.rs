@@ -411,7 +411,11 @@ async fn resync(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<R
 
 /// `AdminActionsMixin.validate_update`: `value[attr]` must exist (400 "Must specify
 /// '<attr>'") and be one of `allowed` (400 "Invalid state. Valid states: ...").
-fn validated_state<'a>(value: &'a Value, attr: &str, allowed: &[&str]) -> ApiResult<&'a str> {
+pub(crate) fn validated_state<'a>(
+    value: &'a Value,
+    attr: &str,
+    allowed: &[&str],
+) -> ApiResult<&'a str> {
     let Some(given) = value.as_object().and_then(|v| v.get(attr)) else {
         return Err(ApiError::bad_request(format!("Must specify '{attr}'")));
     };

@@ -512,9 +512,25 @@ pub async fn create_share(
         } else {
             None
         },
+        scheduler_hints: scheduler_hints(&ctx, fields),
     };
     let share = core_shares::create_share(&state.core, request).await?;
     share_response(&state, &ctx, &links, &share).await
+}
+
+/// `scheduler_hints` of a create body: read from 2.65; below 2.67 Manila pops `only_host`
+/// from them before anything looks at them.
+fn scheduler_hints(ctx: &RequestContext, fields: &Map<String, Value>) -> Option<Value> {
+    if !ctx.at_least(2, 65) {
+        return None;
+    }
+    let mut hints = fields.get("scheduler_hints").cloned()?;
+    if !ctx.at_least(2, 67)
+        && let Some(map) = hints.as_object_mut()
+    {
+        map.remove("only_host");
+    }
+    Some(hints)
 }
 
 /// `GET /v2/shares/{id}`.

@@ -825,7 +825,7 @@ async fn readers_list_but_cannot_allow_or_deny() {
 }
 
 #[tokio::test]
-async fn share_access_rules_exist_from_2_45_and_update_is_not_implemented() {
+async fn share_access_rules_exist_from_2_45_and_update_changes_the_level() {
     let app = app().await;
     let id = alice_share(&app).await;
     let rule = allow_ok(
@@ -851,8 +851,25 @@ async fn share_access_rules_exist_from_2_45_and_update_is_not_implemented() {
             .send()
     };
     put("2.87").await.assert_fault(404, "itemNotFound", None);
-    put("2.88").await.assert_fault(501, "notImplemented", None);
     assert_eq!(rule_view(&app, &rule).await["access_level"], "rw");
+    let resp = put("2.88").await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let view = resp.json()["access"].clone();
+    assert_eq!(view["access_level"], "ro");
+    assert_eq!(view["state"], "queued_to_update");
+    assert_eq!(
+        share_view(&app, &id).await["access_rules_status"],
+        "syncing"
+    );
+    app.settle().await;
+    let view = rule_view(&app, &rule).await;
+    assert_eq!(view["access_level"], "ro");
+    assert_eq!(view["state"], "active");
+    assert_eq!(share_view(&app, &id).await["access_rules_status"], "active");
+    // The level the rule has: answered at once, nothing queued.
+    let resp = put("2.88").await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json()["access"]["state"], "active");
     // The project segment form works too.
     let resp = app
         .get(&format!("/v2/{PROJECT_A}/share-access-rules/{rule}"))
@@ -861,5 +878,79 @@ async fn share_access_rules_exist_from_2_45_and_update_is_not_implemented() {
         .send()
         .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn access_level_update_checks_follow_manila() {
+    let app = app().await;
+    let id = alice_share(&app).await;
+    let rule = allow_ok(
+        &app,
+        &id,
+        json!({"access_type": "ip", "access_to": "10.15.0.0/16"}),
+    )
+    .await;
+    app.settle().await;
+    let put = |target: String, body: Value| {
+        let app = &app;
+        async move {
+            app.put(&format!("/v2/share-access-rules/{target}"))
+                .version("2.88")
+                .token(&app.token_for("alice"))
+                .json(&body)
+                .send()
+                .await
+        }
+    };
+    put(rule.clone(), json!({"access_level": "ro"}))
+        .await
+        .assert_fault(
+            400,
+            "badRequest",
+            Some("The server could not comply with the request since it is either malformed or otherwise incorrect."),
+        );
+    put(rule.clone(), json!({"update_access": {}}))
+        .await
+        .assert_fault(
+            400,
+            "badRequest",
+            Some("Invalid input. Missing 'access_level' in update request."),
+        );
+    put(
+        rule.clone(),
+        json!({"update_access": {"access_level": "rx"}}),
+    )
+    .await
+    .assert_fault(
+        400,
+        "badRequest",
+        Some("Invalid or unsupported share access level: rx."),
+    );
+    let missing = "9b7c5f4e-1111-4222-8333-444455556666";
+    put(
+        missing.to_owned(),
+        json!({"update_access": {"access_level": "ro"}}),
+    )
+    .await
+    .assert_fault(
+        404,
+        "itemNotFound",
+        Some(&format!("Share access rule {missing} not found.")),
+    );
+    // Another project's rule is not found either.
+    let resp = app
+        .put(&format!("/v2/share-access-rules/{rule}"))
+        .version("2.88")
+        .token(&app.token_for("bob"))
+        .json(&json!({"update_access": {"access_level": "ro"}}))
+        .send()
+        .await;
+    resp.assert_fault(
+        404,
+        "itemNotFound",
+        Some(&format!("Share access rule {rule} not found.")),
+    );
+    assert_eq!(rule_view(&app, &rule).await["access_level"], "rw");
     app.finish().await;
 }

@@ -199,7 +199,10 @@ async fn pools_show_real_local_capacity_and_replication_capabilities() {
         ]
     );
     assert!(summary["pools"][0].get("capabilities").is_none());
-    assert_eq!(summary["pools"][0]["host"], format!("{TEST_HOST}@local1"));
+    assert_eq!(
+        summary["pools"][0]["host"], TEST_HOST,
+        "the host alone, as Manila"
+    );
     assert_eq!(summary["pools"][0]["backend"], "local1");
     assert_eq!(summary["pools"][0]["pool"], "pool1");
 
@@ -340,5 +343,45 @@ async fn members_cannot_see_services_or_pools() {
         .send()
         .await;
     assert_eq!(zones.status, 200);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn pool_filters_are_regexes_matched_at_the_start() {
+    let app = TestApp::noauth().await;
+    let names = |query: &'static str, version: &'static str| {
+        let app = &app;
+        async move {
+            let resp = app
+                .get(&format!("/v2/scheduler-stats/pools?{query}"))
+                .version(version)
+                .send()
+                .await;
+            assert_eq!(resp.status, 200, "{query}: {}", resp.text());
+            resp.json()["pools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    p["pool"].as_str().unwrap().to_owned() + "/" + p["backend"].as_str().unwrap()
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let both = ["pool1/local1", "pool1/local2"];
+    assert_eq!(names("backend=local", "2.56").await, both);
+    assert_eq!(names("backend=local[2-9]", "2.56").await, ["pool1/local2"]);
+    assert_eq!(names("backend=ocal", "2.56").await, Vec::<String>::new());
+    assert_eq!(names("pool=po.l1%24", "2.56").await, both);
+    assert_eq!(names("host=.%2A", "2.56").await, both);
+    assert_eq!(names("host=local1", "2.56").await, Vec::<String>::new());
+    assert_eq!(
+        names("name=.%2A%40local1%23", "2.56").await,
+        ["pool1/local1"]
+    );
+    // A key that names no pool field matches nothing (Manila's `_passes_filters`), and
+    // before 2.23 `share_type` is such a key.
+    assert_eq!(names("flavor=x", "2.56").await, Vec::<String>::new());
+    assert_eq!(names("share_type=nope", "2.22").await, Vec::<String>::new());
     app.finish().await;
 }

@@ -23,6 +23,8 @@ mod replica_metadata;
 mod replica_quotas_policies;
 mod replica_scheduling;
 mod replicas;
+mod scheduler_hints;
+mod share_instances;
 mod share_types;
 mod shares;
 mod versions;

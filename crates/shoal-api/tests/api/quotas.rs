@@ -444,15 +444,10 @@ async fn policies_and_scopes() {
             Some("Share type with name or id 'nope' not found."),
         );
     let user = get(&app, "alice", V, &format!("{own}?user_id=alice")).await;
-    user.assert_fault(400, "badRequest", None);
-    assert!(user.text().contains("Per-user quotas are not supported"));
+    assert_eq!(user.status, 200, "{}", user.text());
     let typed = get(&app, "alice", V, &format!("{own}?share_type=default")).await;
-    typed.assert_fault(400, "badRequest", None);
-    assert!(
-        typed
-            .text()
-            .contains("Per-share-type quotas are not supported")
-    );
+    assert_eq!(typed.status, 200, "{}", typed.text());
+    assert!(typed.json()["quota_set"].get("share_networks").is_none());
     // An empty value counts as absent.
     assert_eq!(
         get(&app, "alice", V, &format!("{own}?user_id="))
@@ -460,5 +455,221 @@ async fn policies_and_scopes() {
             .status,
         200
     );
+    app.finish().await;
+}
+
+/// `PUT` as admin and assert 200; returns the quota set.
+async fn admin_put(app: &TestApp, version: &str, path: &str, body: Value) -> Value {
+    let resp = put(app, "admin", version, path, body).await;
+    assert_eq!(resp.status, 200, "{path}: {}", resp.text());
+    resp.json()["quota_set"].clone()
+}
+
+#[tokio::test]
+async fn user_quotas_are_bounded_by_the_project_and_enforced() {
+    let app = app().await;
+    let project = format!("/v2/quota-sets/{PROJECT_A}");
+    let resp = create_share(&app, "alice", "default", 1).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let share = resp.json()["share"]["id"].as_str().unwrap().to_owned();
+    let user_id = resp.json()["share"]["user_id"].as_str().unwrap().to_owned();
+    app.settle().await;
+    let user = format!("{project}?user_id={user_id}");
+
+    // A user's set defaults to the project's; its usage is the user's.
+    let detail = get(
+        &app,
+        "admin",
+        V,
+        &format!("{project}/detail?user_id={user_id}"),
+    )
+    .await;
+    assert_eq!(detail.status, 200, "{}", detail.text());
+    let detail = detail.json()["quota_set"].clone();
+    assert_eq!(detail["shares"]["in_use"], 1, "{detail}");
+    assert_eq!(detail["gigabytes"]["in_use"], 1, "{detail}");
+    let other_user = get(
+        &app,
+        "admin",
+        V,
+        &format!("{project}/detail?user_id=someone"),
+    )
+    .await;
+    assert_eq!(other_user.json()["quota_set"]["shares"]["in_use"], 0);
+
+    admin_put(&app, V, &project, json!({"quota_set": {"shares": 5}})).await;
+    put(&app, "admin", V, &user, json!({"quota_set": {"shares": 6}}))
+        .await
+        .assert_fault(400, "badRequest", Some("Quota limit must be less than 5."));
+    let set = admin_put(&app, V, &user, json!({"quota_set": {"shares": 4}})).await;
+    assert_eq!(set["shares"], 4);
+    assert_eq!(set.get("id"), None);
+    // The project cannot go below what its users were given.
+    put(
+        &app,
+        "admin",
+        V,
+        &project,
+        json!({"quota_set": {"shares": 2}}),
+    )
+    .await
+    .assert_fault(
+        400,
+        "badRequest",
+        Some("Quota limit must be greater than 4."),
+    );
+    put(&app, "admin", V, &user, json!({"quota_set": {"shares": 0}}))
+        .await
+        .assert_fault(
+            400,
+            "badRequest",
+            Some("Quota value 0 for shares is smaller than already used and reserved 1."),
+        );
+
+    // Enforced on create: one share is the user's limit.
+    admin_put(&app, V, &user, json!({"quota_set": {"shares": 1}})).await;
+    let refused = create_share(&app, "alice", "default", 1).await;
+    assert_eq!(refused.status, 413, "{}", refused.text());
+    assert!(
+        refused.text().contains("ShareLimitExceeded"),
+        "{}",
+        refused.text()
+    );
+    // rita is another user of the project: only the project's limit applies to her.
+    // (rita is a reader and cannot create; the project's own usage is unchanged.)
+    let project_detail = get(&app, "admin", V, &format!("{project}/detail")).await;
+    assert_eq!(project_detail.json()["quota_set"]["shares"]["in_use"], 1);
+
+    // Delete: the user's limits follow the project's again.
+    let resp = app
+        .delete(&user)
+        .version(V)
+        .token(&app.token_for("admin"))
+        .send()
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    let shown = get(&app, "admin", V, &user).await;
+    assert_eq!(shown.json()["quota_set"]["shares"], 5);
+    assert_eq!(create_share(&app, "alice", "default", 1).await.status, 200);
+    app.settle().await;
+
+    // Deleting a share gives the user's usage back.
+    let resp = app
+        .delete(&format!("/v2/shares/{share}"))
+        .version(V)
+        .token(&app.token_for("alice"))
+        .send()
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    app.settle().await;
+    let detail = get(
+        &app,
+        "admin",
+        V,
+        &format!("{project}/detail?user_id={user_id}"),
+    )
+    .await;
+    assert_eq!(detail.json()["quota_set"]["shares"]["in_use"], 1);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn share_type_quotas_count_the_types_usage() {
+    let app = app().await;
+    let project = format!("/v2/quota-sets/{PROJECT_A}");
+    let typed = format!("{project}?share_type=default");
+    let resp = create_share(&app, "alice", "default", 1).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    app.settle().await;
+
+    let detail = get(
+        &app,
+        "admin",
+        "2.40",
+        &format!("{project}/detail?share_type=default"),
+    )
+    .await;
+    assert_eq!(detail.status, 200, "{}", detail.text());
+    let detail = detail.json()["quota_set"].clone();
+    assert_eq!(detail["gigabytes"]["in_use"], 1, "{detail}");
+    assert!(detail.get("share_networks").is_none(), "{detail}");
+    assert!(detail.get("share_groups").is_none(), "{detail}");
+    let readable = get(
+        &app,
+        "admin",
+        V,
+        &format!("{project}/detail?share_type=readable"),
+    )
+    .await;
+    assert_eq!(readable.json()["quota_set"]["gigabytes"]["in_use"], 0);
+
+    put(&app, "admin", V, &typed, json!({"quota_set": {"share_networks": 1}}))
+        .await
+        .assert_fault(
+            400,
+            "badRequest",
+            Some("'share_networks' quota cannot be set for share type. It can be set only for project or user."),
+        );
+    put(
+        &app,
+        "admin",
+        "2.40",
+        &typed,
+        json!({"quota_set": {"share_groups": 1}}),
+    )
+    .await
+    .assert_fault(
+        400,
+        "badRequest",
+        Some("Share type quotas cannot constrain share groups and share group snapshots."),
+    );
+    put(
+        &app,
+        "admin",
+        "2.38",
+        &typed,
+        json!({"quota_set": {"gigabytes": 1}}),
+    )
+    .await
+    .assert_fault(400, "badRequest", None);
+    put(
+        &app,
+        "admin",
+        V,
+        &format!("{project}?share_type=nope"),
+        json!({"quota_set": {"gigabytes": 1}}),
+    )
+    .await
+    .assert_fault(
+        404,
+        "itemNotFound",
+        Some("Share type with name or id 'nope' not found."),
+    );
+    let set = admin_put(&app, V, &typed, json!({"quota_set": {"gigabytes": 1}})).await;
+    assert_eq!(set["gigabytes"], 1);
+    assert!(set.get("share_networks").is_none());
+
+    // The type is full; another type is not.
+    let refused = create_share(&app, "alice", "default", 1).await;
+    assert_eq!(refused.status, 413, "{}", refused.text());
+    assert!(
+        refused.text().contains("ShareSizeExceedsAvailableQuota"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(create_share(&app, "alice", "readable", 1).await.status, 200);
+    // The project's own limit is untouched.
+    let shown = get(&app, "admin", V, &project).await;
+    assert_ne!(shown.json()["quota_set"]["gigabytes"], 1);
+
+    let resp = app
+        .delete(&typed)
+        .version(V)
+        .token(&app.token_for("admin"))
+        .send()
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    assert_eq!(create_share(&app, "alice", "default", 1).await.status, 200);
+    app.settle().await;
     app.finish().await;
 }

@@ -111,3 +111,57 @@ async fn local_dr_replica_has_no_export_locations() {
     assert!(locations.is_empty(), "{locations:?}");
     app.finish().await;
 }
+
+#[tokio::test]
+async fn local_nfs_share_refuses_user_rules_and_takes_level_changes() {
+    let app = local_app("readable").await;
+    let share = available_share(&app, "admin").await;
+    let mut rules = Vec::new();
+    for (access_type, access_to) in [("ip", "10.0.0.0/24"), ("user", "alice")] {
+        let resp = app
+            .post(&format!("/v2/shares/{share}/action"))
+            .version(V)
+            .json(&json!({"allow_access": {"access_type": access_type, "access_to": access_to}}))
+            .send()
+            .await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        rules.push(resp.json()["access"]["id"].as_str().unwrap().to_owned());
+    }
+    app.settle().await;
+    let state = |id: String| {
+        let app = &app;
+        async move {
+            let resp = app
+                .get(&format!("/v2/share-access-rules/{id}"))
+                .version(V)
+                .send()
+                .await;
+            assert_eq!(resp.status, 200, "{}", resp.text());
+            resp.json()["access"]["state"].clone()
+        }
+    };
+    assert_eq!(state(rules[0].clone()).await, "active");
+    assert_eq!(state(rules[1].clone()).await, "error");
+    assert_eq!(
+        share_view(&app, &share).await["access_rules_status"],
+        "error"
+    );
+
+    // A level change (2.88) reaches the back end: the recorded rule becomes read-only.
+    let resp = app
+        .put(&format!("/v2/share-access-rules/{}", rules[0]))
+        .version("2.88")
+        .json(&json!({"update_access": {"access_level": "ro"}}))
+        .send()
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    app.settle().await;
+    assert_eq!(state(rules[0].clone()).await, "active");
+    let active = active_of(&app, &share).await;
+    let dir = active_dir(&els(&replica_els(&app, "admin", V, &active).await));
+    let file = dir.with_file_name(format!("{active}.access.json"));
+    let recorded: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(recorded["rules"][0]["id"], rules[0].as_str());
+    assert_eq!(recorded["rules"][0]["access_level"], "ro", "{recorded}");
+    app.finish().await;
+}

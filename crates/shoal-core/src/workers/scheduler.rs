@@ -122,6 +122,9 @@ impl SchedulerHandler {
             extra_specs.remove("share_backend_name");
         }
         let is_replica = replication.is_some();
+        // Affinity hints are resolved now, against where the named shares are at this
+        // moment, as Manila's filters do.
+        let (same_host, different_host) = crate::scheduler_hints::resolve(core, payload).await?;
         let request = ScheduleRequest {
             size_gb: u64::try_from(share.size_gb).unwrap_or(0),
             share_proto: share.share_proto.clone(),
@@ -137,6 +140,8 @@ impl SchedulerHandler {
                 .filter(|s| s.id != instance.id && !s.host.is_empty())
                 .map(|s| s.host.clone())
                 .collect(),
+            same_host,
+            different_host,
         };
         let mut pools = self.pool_snapshot().await?;
         let now = core.now();

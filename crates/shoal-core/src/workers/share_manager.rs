@@ -362,6 +362,23 @@ impl ShareManagerHandler {
                     add.push(driver_rule.clone());
                     keep.push(driver_rule);
                 }
+                // A level change (2.88): the rule is re-applied with its new level; the
+                // drivers take the full list as the truth, so it goes as an addition.
+                "queued_to_update" | "updating" => {
+                    ignore_conflict(
+                        store
+                            .set_instance_access_state(
+                                rule.id,
+                                instance.id,
+                                &["queued_to_update", "updating"],
+                                "updating",
+                                now,
+                            )
+                            .await,
+                    )?;
+                    add.push(driver_rule.clone());
+                    keep.push(driver_rule);
+                }
                 "queued_to_deny" | "denying" => {
                     ignore_conflict(
                         store
@@ -412,7 +429,13 @@ impl ShareManagerHandler {
             };
             ignore_conflict(
                 store
-                    .set_instance_access_state(rule_id, instance.id, &["applying"], state, now)
+                    .set_instance_access_state(
+                        rule_id,
+                        instance.id,
+                        &["applying", "updating"],
+                        state,
+                        now,
+                    )
                     .await,
             )?;
         }

@@ -537,18 +537,25 @@ fn usage(instance: &Instance, role: Role) -> Result<u64, DriverError> {
 
 /// Validates every rule and records the valid ones. The local back end has no data plane
 /// yet, so "applied" means recorded: enforcement arrives with the NFS server, which reads the
-/// access file.
+/// access file. As Manila's NFS helpers, an NFS share serves only `ip` rules; CIFS takes
+/// `ip` and `user`.
 fn update_access(
     instance: &Instance,
+    share_proto: &str,
     all_rules: &[AccessRule],
     add: &[AccessRule],
     delete: &[AccessRule],
 ) -> Result<BTreeMap<String, AccessRuleResult>, DriverError> {
     instance.require_any()?;
+    let nfs = share_proto.eq_ignore_ascii_case("NFS");
     let mut results = BTreeMap::new();
     let mut applied = Vec::new();
     for rule in effective_rules(all_rules, add, delete) {
         let verdict = match rule.access_type.as_str() {
+            "user" if nfs => Err(format!(
+                "Unsupported 'user' access type provided for '{}' share protocol.",
+                share_proto.to_ascii_lowercase()
+            )),
             "ip" | "user" => rules::validate_rule(&rule),
             "cert" | "cephx" => Err(format!(
                 "access type {} is not supported by the local back end",
@@ -748,7 +755,8 @@ impl ShareDriver for LocalDriver {
     ) -> Result<BTreeMap<String, AccessRuleResult>, DriverError> {
         let instance = self.instance(share)?;
         let (all_rules, add, delete) = (all_rules.to_vec(), add.to_vec(), delete.to_vec());
-        blocking(move || update_access(&instance, &all_rules, &add, &delete)).await
+        let proto = share.share_proto.clone();
+        blocking(move || update_access(&instance, &proto, &all_rules, &add, &delete)).await
     }
 
     async fn get_share_usage_bytes(&self, share: &ShareInstanceRef) -> Result<u64, DriverError> {
@@ -1359,9 +1367,16 @@ mod tests {
         ];
         let results = driver.update_access(&s, &all, &all, &[]).await.unwrap();
         assert_eq!(results.len(), all.len());
-        for id in ["r-ip", "r-host", "r-ro", "r-user"] {
+        for id in ["r-ip", "r-host", "r-ro"] {
             assert_eq!(results[id], AccessRuleResult::Applied, "{id}");
         }
+        assert_eq!(
+            results["r-user"],
+            AccessRuleResult::Error(
+                "Unsupported 'user' access type provided for 'nfs' share protocol.".to_owned()
+            ),
+            "an NFS share serves only ip rules"
+        );
         for id in [
             "r-hostbits",
             "r-badip",
@@ -1378,7 +1393,7 @@ mod tests {
         }
         let recorded = driver.applied_access_rules(&s).await.unwrap();
         let ids: Vec<_> = recorded.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(ids, ["r-ip", "r-host", "r-ro", "r-user"]);
+        assert_eq!(ids, ["r-ip", "r-host", "r-ro"]);
         assert_eq!(recorded[2], ro);
         // The file on disk is plain JSON the data plane can read.
         let file: serde_json::Value = serde_json::from_slice(
@@ -1412,5 +1427,26 @@ mod tests {
             driver.update_access(&missing, &remaining, &[], &[]).await,
             Err(DriverError::NotFound { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn cifs_shares_take_user_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ready(dir.path()).await;
+        let mut s = share(ID);
+        s.share_proto = "CIFS".into();
+        driver.create_share(&s).await.unwrap();
+        let all = vec![
+            rule("r-user", "user", "alice"),
+            rule("r-baduser", "user", "a/b:c"),
+            rule("r-ip", "ip", "10.0.0.0/24"),
+        ];
+        let results = driver.update_access(&s, &all, &all, &[]).await.unwrap();
+        assert_eq!(results["r-user"], AccessRuleResult::Applied);
+        assert_eq!(results["r-ip"], AccessRuleResult::Applied);
+        assert!(matches!(results["r-baduser"], AccessRuleResult::Error(_)));
+        let recorded = driver.applied_access_rules(&s).await.unwrap();
+        let ids: Vec<_> = recorded.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["r-user", "r-ip"]);
     }
 }

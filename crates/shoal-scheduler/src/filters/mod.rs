@@ -7,6 +7,7 @@
 //! active replica's replication domain), so running them twice on the same snapshot gives
 //! the same answer.
 
+mod affinity;
 mod availability_zone;
 mod capabilities;
 mod capacity;
@@ -14,6 +15,7 @@ mod driver;
 mod only_host;
 mod share_replication;
 
+pub use affinity::{AffinityFilter, AntiAffinityFilter};
 pub use availability_zone::AvailabilityZoneFilter;
 pub use capabilities::{CapabilitiesFilter, capabilities_satisfied};
 pub use capacity::CapacityFilter;
@@ -35,13 +37,13 @@ pub trait Filter {
 
 /// Manila's `scheduler_default_filters`, in order, for one request: `OnlyHostFilter`,
 /// `AvailabilityZoneFilter`, `CapacityFilter`, `CapabilitiesFilter`, `DriverFilter`,
-/// `ShareReplicationFilter`.
+/// `ShareReplicationFilter`, `AffinityFilter`, `AntiAffinityFilter`.
 ///
 /// `pools` is the whole snapshot: the share replication filter looks the active replica's
 /// pool up in it (among pools whose service is usable, as Manila does) to learn the
-/// replication domain. Manila's remaining default filters (`CreateFromSnapshotFilter`,
-/// `AffinityFilter`, `AntiAffinityFilter`) concern features this crate does not schedule
-/// (shares from snapshots, affinity hints) and pass every pool, so they are left out.
+/// replication domain. Manila's remaining default filter, `CreateFromSnapshotFilter`,
+/// concerns shares from snapshots, which this crate does not schedule, and passes every
+/// pool, so it is left out.
 pub fn default_filters(req: &ScheduleRequest, pools: &[PoolState]) -> Vec<Box<dyn Filter>> {
     vec![
         Box::new(OnlyHostFilter),
@@ -50,5 +52,7 @@ pub fn default_filters(req: &ScheduleRequest, pools: &[PoolState]) -> Vec<Box<dy
         Box::new(CapabilitiesFilter),
         Box::new(DriverFilter),
         Box::new(ShareReplicationFilter::for_request(req, pools)),
+        Box::new(AffinityFilter),
+        Box::new(AntiAffinityFilter),
     ]
 }

@@ -701,3 +701,88 @@ pub(crate) async fn concurrent_access_rule_metadata_updates_keep_every_key<S: Fo
     );
     db.finish().await;
 }
+
+pub(crate) async fn access_rule_level_update_requeues_the_rule<S: ForTest>() {
+    let Some(db) = S::for_test().await else {
+        return;
+    };
+    let store = db.store();
+    let (share, first) = store.create_share(new_share("p1", 1, 0)).await.unwrap();
+    let second = store
+        .create_share_instance(
+            share.id,
+            new_instance(),
+            quota("p1", &[], &[]),
+            vec![],
+            at(1),
+        )
+        .await
+        .unwrap();
+    let rule = store
+        .insert_access_rule(rule_for(&share.id, &[first.id, second.id], "10.0.0.1"))
+        .await
+        .unwrap();
+    assert_eq!(rule.access_level, "rw");
+    store
+        .set_instance_access_state(rule.id, first.id, &[], "active", at(11))
+        .await
+        .unwrap();
+    store
+        .set_instance_access_state(rule.id, second.id, &[], "queued_to_deny", at(11))
+        .await
+        .unwrap();
+    store
+        .update_share_instance_if(
+            first.id,
+            &[],
+            ShareInstanceUpdate {
+                access_rules_status: Some("active".to_owned()),
+                ..ShareInstanceUpdate::default()
+            },
+            vec![],
+            at(11),
+        )
+        .await
+        .unwrap();
+    let ops_before = store.list_operations(None).await.unwrap().len();
+
+    let updated = store
+        .update_access_rule_level(
+            rule.id,
+            "ro",
+            vec![op_for("update_access", first.id, Some("h@b"), 12)],
+            at(12),
+        )
+        .await
+        .expect("update");
+    assert_eq!(updated.access_level, "ro");
+    assert_eq!(updated.updated_at, Some(at(12)));
+    assert_eq!(
+        updated.instance_states,
+        states(&[
+            (first.id, "queued_to_update"),
+            (second.id, "queued_to_deny")
+        ]),
+        "a mapping being denied stays so"
+    );
+    assert_eq!(store.get_access_rule(rule.id).await.unwrap(), updated);
+    assert_eq!(
+        store.list_operations(None).await.unwrap().len(),
+        ops_before + 1
+    );
+    assert_eq!(
+        store
+            .get_share_instance(first.id)
+            .await
+            .unwrap()
+            .access_rules_status,
+        "syncing"
+    );
+    assert!(matches!(
+        store
+            .update_access_rule_level(Uuid::new_v4(), "ro", vec![], at(13))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    db.finish().await;
+}

@@ -83,6 +83,7 @@ macro_rules! store_test_suite {
                 update_share_instance_if_enqueues_only_when_it_wins,
                 set_share_instance_host_if_unplaced,
                 list_share_instances_on_host_matches_pools_only,
+                list_all_share_instances_filters,
                 delete_share_instance_and_maybe_share,
                 delete_share_instance_is_idempotent,
                 concurrent_deletes_of_last_instances_remove_the_share,
@@ -100,6 +101,7 @@ macro_rules! store_test_suite {
                 access_rule_metadata_merge_and_delete,
                 access_rule_metadata_goes_with_the_rule,
                 concurrent_access_rule_metadata_updates_keep_every_key,
+                access_rule_level_update_requeues_the_rule,
             ],
             quotas: [
                 quota_overrides_set_get_delete,

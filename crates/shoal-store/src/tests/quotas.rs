@@ -72,6 +72,15 @@ pub(crate) async fn quota_overrides_set_get_delete<S: ForTest>() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Other(_)), "{err:?}");
 
+    // Only the named keys go.
+    store
+        .delete_quota_override_keys("p1", &["share_replicas".to_owned(), "missing".to_owned()])
+        .await
+        .expect("delete keys");
+    assert_eq!(
+        store.get_quota_overrides("p1").await.unwrap(),
+        limits(&[("gigabytes", -1), ("shares", 7)])
+    );
     store.delete_quota_overrides("p1").await.expect("delete");
     assert!(store.get_quota_overrides("p1").await.unwrap().is_empty());
     store

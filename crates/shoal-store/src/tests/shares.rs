@@ -907,6 +907,129 @@ pub(crate) async fn list_share_instances_on_host_matches_pools_only<S: ForTest>(
     db.finish().await;
 }
 
+pub(crate) async fn list_all_share_instances_filters<S: ForTest>() {
+    let Some(db) = S::for_test().await else {
+        return;
+    };
+    let store = db.store();
+    let mut ids = Vec::new();
+    for (i, host) in ["h@b#p1", "h@b", "h@bb#p", ""].iter().enumerate() {
+        let mut new = new_share(if i == 0 { "p1" } else { "p2" }, 1, i as i64);
+        if i == 2 {
+            new.instance.share_server_id = Some(Uuid::from_u128(7));
+        }
+        let (_, inst) = store.create_share(new).await.unwrap();
+        if !host.is_empty() {
+            store
+                .set_share_instance_host_if_unplaced(inst.id, host, "az1", vec![], at(100))
+                .await
+                .unwrap();
+        }
+        ids.push(inst.id);
+    }
+    store
+        .update_share_instance_if(
+            ids[1],
+            &[],
+            ShareInstanceUpdate {
+                status: Some("available".to_owned()),
+                ..Default::default()
+            },
+            vec![],
+            at(101),
+        )
+        .await
+        .unwrap();
+    let located = store
+        .replace_export_locations(
+            ids[2],
+            vec![
+                location("10.0.0.1:/a", true, &[]),
+                location("10.0.0.1:/b", false, &[]),
+            ],
+            at(102),
+        )
+        .await
+        .unwrap();
+    let list = |filter: crate::ShareInstanceFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .list_all_share_instances(filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        list(Default::default()).await,
+        ids,
+        "every project, creation order"
+    );
+    let host = |h: &str| crate::ShareInstanceFilter {
+        host: Some(h.to_owned()),
+        ..Default::default()
+    };
+    assert_eq!(list(host("h@b")).await, [ids[0], ids[1]]);
+    assert_eq!(list(host("h@b#p1")).await, [ids[0]]);
+    assert_eq!(list(host("h")).await, Vec::<Uuid>::new());
+    assert_eq!(list(host("")).await, ids, "an empty host is no filter");
+    assert_eq!(
+        list(crate::ShareInstanceFilter {
+            status: Some("available".to_owned()),
+            ..Default::default()
+        })
+        .await,
+        [ids[1]]
+    );
+    assert_eq!(
+        list(crate::ShareInstanceFilter {
+            share_server_id: Some(Uuid::from_u128(7)),
+            ..Default::default()
+        })
+        .await,
+        [ids[2]]
+    );
+    assert_eq!(
+        list(crate::ShareInstanceFilter {
+            export_location_id: Some(located[1].id),
+            ..Default::default()
+        })
+        .await,
+        [ids[2]]
+    );
+    assert_eq!(
+        list(crate::ShareInstanceFilter {
+            export_location_path: Some("10.0.0.1:/a".to_owned()),
+            ..Default::default()
+        })
+        .await,
+        [ids[2]]
+    );
+    assert_eq!(
+        list(crate::ShareInstanceFilter {
+            export_location_path: Some("10.0.0.1:/a".to_owned()),
+            export_location_id: Some(located[1].id),
+            ..Default::default()
+        })
+        .await,
+        Vec::<Uuid>::new(),
+        "both conditions hold on one location, as Manila's join"
+    );
+    assert_eq!(
+        list(crate::ShareInstanceFilter {
+            export_location_path: Some("10.0.0.1:/a".to_owned()),
+            status: Some("available".to_owned()),
+            ..Default::default()
+        })
+        .await,
+        Vec::<Uuid>::new()
+    );
+    db.finish().await;
+}
+
 pub(crate) async fn delete_share_instance_and_maybe_share<S: ForTest>() {
     let Some(db) = S::for_test().await else {
         return;
