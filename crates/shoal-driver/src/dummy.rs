@@ -14,10 +14,14 @@
 //! `user` rules on CIFS shares; any other rule gets [`AccessRuleResult::Error`].
 //!
 //! Replicas are share instances too and live in the same map: `create_replica` answers
-//! `in_sync` (`active` for `writable` shares, whose replicas all serve writes) with three
-//! export locations and no sync record, `update_replica_state` answers `in_sync`, and
-//! `promote_replica` answers `active` with the replica's locations. The dummy never moves
-//! data, so there is nothing to synchronise and no history to report.
+//! `in_sync` with three export locations and no sync record, `update_replica_state` answers
+//! `in_sync`, and `promote_replica` answers `active` with the replica's locations, whatever
+//! the share's `replication_type`, as Manila's dummy does. So a `writable` share's new replica
+//! is `in_sync`, not `active`: it can be promoted, reset and resynced like any secondary
+//! (Manila's tempest tests rely on that). Manila's dummy reports every other replica `in_sync`
+//! from `promote_replica`; here the manager demotes the former active and its next
+//! `update_replica_state` answers `in_sync`, which ends in the same states. The dummy never
+//! moves data, so there is nothing to synchronise and no history to report.
 //!
 //! `manage_existing` adopts any path, as Manila's dummy does: the share gets the size given
 //! in the driver option `size` (1 GiB without it) and the path it was managed with as its one
@@ -636,22 +640,18 @@ impl ShareDriver for DummyDriver {
         Ok(())
     }
 
-    /// Manila's dummy: the replica exists at once and is `in_sync`. Replicas of a
-    /// `writable` share all serve writes, so they are `active` from the start.
+    /// Manila's dummy: the replica exists at once and is `in_sync`, for every replication
+    /// type (`writable` included: Manila's dummy makes no replica `active` on creation).
     async fn create_replica(
         &self,
         replica: &ReplicaRef,
         ctx: &ReplicaContext<'_>,
     ) -> Result<ReplicaResult, DriverError> {
+        let _ = ctx;
         self.enter(DummyMethod::CreateReplica).await?;
         let export_locations = self.insert(&replica.instance)?;
-        let replica_state = if ctx.replication_type == "writable" {
-            "active"
-        } else {
-            "in_sync"
-        };
         Ok(ReplicaResult {
-            replica_state: replica_state.to_owned(),
+            replica_state: "in_sync".to_owned(),
             export_locations: Some(export_locations),
             sync: None,
         })
@@ -683,8 +683,8 @@ impl ShareDriver for DummyDriver {
         })
     }
 
-    /// Always `in_sync` for a replica the dummy holds (Manila's dummy answers the same for
-    /// every replica, `writable` ones included: the manager ignores `active` here anyway).
+    /// Always `in_sync` for a replica the dummy holds, whatever the replication type, as
+    /// Manila's dummy answers.
     async fn update_replica_state(
         &self,
         replica: &ReplicaRef,
@@ -828,22 +828,34 @@ mod tests {
         ));
     }
 
+    /// Manila's dummy answers the same for every replication type: a new replica of a
+    /// `writable` share is `in_sync` (not `active`), so it can be reset and promoted.
     #[tokio::test]
-    async fn writable_replicas_are_active_from_the_start() {
-        let driver = driver();
-        let active = replica_ref("active", Some("active"));
-        let secondary = replica_ref("secondary", None);
-        let replicas = [active.clone(), secondary.clone()];
-        let created = driver
-            .create_replica(&secondary, &ctx("writable", Some(&active), &replicas))
-            .await
-            .unwrap();
-        assert_eq!(created.replica_state, "active");
-        let updated = driver
-            .update_replica_state(&secondary, &ctx("writable", Some(&active), &replicas))
-            .await
-            .unwrap();
-        assert_eq!(updated.replica_state, "in_sync");
+    async fn replies_do_not_depend_on_the_replication_type() {
+        for replication_type in ["readable", "dr", "writable"] {
+            let driver = driver();
+            let active = replica_ref("active", Some("active"));
+            driver.create_share(&active.instance).await.unwrap();
+            let secondary = replica_ref("secondary", None);
+            let replicas = [active.clone(), secondary.clone()];
+            let ctx = ctx(replication_type, Some(&active), &replicas);
+            let created = driver.create_replica(&secondary, &ctx).await.unwrap();
+            assert_eq!(created.replica_state, "in_sync", "{replication_type}");
+            assert_eq!(
+                created.export_locations.as_deref().map(<[_]>::len),
+                Some(3),
+                "{replication_type}"
+            );
+            let updated = driver.update_replica_state(&secondary, &ctx).await.unwrap();
+            assert_eq!(updated.replica_state, "in_sync", "{replication_type}");
+            let promoted = driver
+                .promote_replica(&secondary, &ctx, None)
+                .await
+                .unwrap();
+            assert_eq!(promoted.replica_state, "active", "{replication_type}");
+            let demoted = driver.update_replica_state(&active, &ctx).await.unwrap();
+            assert_eq!(demoted.replica_state, "in_sync", "{replication_type}");
+        }
     }
 
     #[tokio::test]

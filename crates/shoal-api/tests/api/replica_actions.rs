@@ -103,6 +103,46 @@ async fn j175_promoting_the_active_is_200_and_a_no_op() {
     app.finish().await;
 }
 
+/// A `writable` share on the dummy behaves as on Manila's dummy: its new replica is an
+/// `in_sync` secondary (so tempest's `test_reset_share_replica_state` can reset it), the API
+/// applies no writable-specific rule (promoting the active is the usual 200 no-op, promoting
+/// the secondary the usual 202), and after the promotion the roles are swapped with no
+/// replica cast to read-only.
+#[tokio::test]
+async fn writable_replicas_on_the_dummy_are_secondaries_as_on_manilas_dummy() {
+    let app = writable_app().await;
+    let (share, active, secondary) = replicated(&app, "admin").await;
+    assert_eq!(
+        share_view(&app, &share).await["replication_type"],
+        "writable"
+    );
+    let view = show_replica(&app, "admin", "2.30", &secondary).await.json();
+    assert_eq!(view["share_replica"]["cast_rules_to_readonly"], false);
+
+    reset_state(&app, &secondary, "error").await;
+    assert_eq!(replica(&app, &secondary).await["replica_state"], "error");
+    reset_state(&app, &secondary, "in_sync").await;
+
+    let resp = promote(&app, "admin", &active).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(resp.body.is_empty(), "{}", resp.text());
+    app.settle().await;
+    assert_eq!(active_of(&app, &share).await, active);
+
+    let resp = promote(&app, "admin", &secondary).await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    assert_eq!(resp.json()["share_replica"]["status"], "replication_change");
+    app.settle().await;
+    let promoted = show_replica(&app, "admin", "2.30", &secondary).await.json();
+    assert_eq!(promoted["share_replica"]["replica_state"], "active");
+    assert_eq!(promoted["share_replica"]["status"], "available");
+    assert_eq!(promoted["share_replica"]["cast_rules_to_readonly"], false);
+    let former = show_replica(&app, "admin", "2.30", &active).await.json();
+    assert_eq!(former["share_replica"]["replica_state"], "in_sync");
+    assert_eq!(former["share_replica"]["cast_rules_to_readonly"], false);
+    app.finish().await;
+}
+
 #[tokio::test]
 async fn j176_promoting_unknown_replica_is_404() {
     let app = app().await;

@@ -107,6 +107,17 @@ pub async fn dr_app() -> TestApp {
     .await
 }
 
+/// A writable-capable pair of dummy back ends; the type `readable` of that app is a
+/// `writable` type.
+pub async fn writable_app() -> TestApp {
+    custom_app(
+        AuthStrategy::Noauth,
+        &[("dummy1", "az1", "writable"), ("dummy2", "az2", "writable")],
+        json!({}),
+    )
+    .await
+}
+
 /// The spec's acceptance layout.
 pub const REFERENCE: &[(&str, &str, &str)] =
     &[("dummy1", "az1", "readable"), ("dummy2", "az2", "readable")];
