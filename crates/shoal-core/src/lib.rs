@@ -22,6 +22,7 @@ pub mod share_access;
 pub mod share_replicas;
 pub mod share_types;
 pub mod shares;
+pub mod snapshots;
 pub mod workers;
 
 use std::sync::Arc;
