@@ -255,9 +255,9 @@ fn snapshot_targets(share: &Share) -> Vec<&ShareInstanceRow> {
 /// operation for the share's (active) instance in one transaction.
 pub async fn create_snapshot(core: &Core, share: &Share, req: CreateSnapshot) -> CoreResult<Snapshot> {
     if share.status() != Some(shares::STATUS_AVAILABLE) {
-        return Err(CoreError::bad_request(
-            "Invalid share: Source share status must be available",
-        ));
+        return Err(CoreError::bad_request(shares::invalid_share_text(
+            "Source share status must be available",
+        )));
     }
     if share.is_busy() {
         return Err(CoreError::bad_request(format!(
@@ -507,57 +507,70 @@ pub async fn reset_instance_status(
         .ok_or_else(|| CoreError::Internal(anyhow::anyhow!("no row returned")))
 }
 
-/// Validated `revert` request: the share is reverted to `snapshot`, which must be its
-/// latest; Manila's `_revert` checks in its order.
+/// `revert` (2.27+): the share is reverted to `snapshot`, which must be its latest; Manila's
+/// `_revert` checks in its order, then the size-change reservation, the snapshot instance
+/// on the (active) share instance → `restoring` and the share instance → `reverting` with
+/// the revert operation.
 pub async fn revert_to_snapshot(core: &Core, share: &Share, snapshot: &Snapshot) -> CoreResult<()> {
     let sid = snapshot.row.id;
-    if snapshot.row.share_id != share.row.id {
+    let share_id = share.row.id;
+    if !share.capability(crate::share_types::REVERT_TO_SNAPSHOT_SUPPORT) {
         return Err(CoreError::bad_request(format!(
-            "Snapshot {sid} is not a snapshot of share {}",
-            share.row.id
+            "Share {share_id} may not be reverted to snapshot {sid}, because the share does not have that capability."
         )));
     }
-    if share.status() != Some(shares::STATUS_AVAILABLE) {
-        return Err(CoreError::conflict(format!(
-            "Share {} must be available to be reverted.",
-            share.row.id
+    if snapshot.row.share_id != share_id {
+        return Err(CoreError::bad_request(format!(
+            "Snapshot {sid} is not associated with share {share_id}."
         )));
     }
-    if snapshot.status() != STATUS_AVAILABLE {
+    let status = share.status().unwrap_or_default();
+    if status != shares::STATUS_AVAILABLE {
         return Err(CoreError::conflict(format!(
-            "Snapshot {sid} must be available to be reverted."
+            "Share {share_id} is in '{status}' state, but it must be in 'available' state to be reverted to a snapshot."
+        )));
+    }
+    let snapshot_status = snapshot.status();
+    if snapshot_status != STATUS_AVAILABLE {
+        return Err(CoreError::conflict(format!(
+            "Snapshot {sid} is in '{snapshot_status}' state, but it must be in 'available' state to be restored."
         )));
     }
     if share.is_busy() {
-        return Err(CoreError::bad_request(format!(
-            "Share is busy with an active task: Share {} is busy as part of an active task: {}",
-            share.row.id,
-            share.row.task_state.as_deref().unwrap_or_default()
+        return Err(CoreError::conflict(format!(
+            "Share {share_id} may not be reverted while it has an active task."
         )));
     }
-    let snapshots = list_snapshots(core, None, Some(share.row.id)).await?;
-    let latest = snapshots
+    let snapshots = list_snapshots(core, None, Some(share_id)).await?;
+    let Some(latest) = snapshots
         .iter()
         .max_by_key(|s| (s.row.created_at, s.row.id))
-        .map(|s| s.row.id);
-    if latest != Some(sid) {
-        return Err(CoreError::conflict(format!(
-            "Snapshot {sid} is not the most recent snapshot of share {}. Reverting a share is only allowed to the latest snapshot.",
-            share.row.id
-        )));
-    }
-    let Some(active) = share.instance() else {
-        return Err(CoreError::conflict(format!(
-            "Share {} has no active replica in available state.",
-            share.row.id
+        .map(|s| s.row.id)
+    else {
+        return Err(CoreError::bad_request(format!(
+            "Could not determine the latest snapshot for share {share_id}."
         )));
     };
-    if share.has_replicas() && active.replica_state.as_deref() != Some("active") {
+    if latest != sid {
         return Err(CoreError::conflict(format!(
-            "Share {} has no active replica in available state.",
-            share.row.id
+            "Snapshot {sid} may not be restored because it is not the most recent snapshot of share {share_id}. Currently the latest snapshot is {latest}."
         )));
     }
+    if share.instances.iter().any(|i| i.access_rules_status != "active") {
+        return Err(CoreError::conflict(format!(
+            "Snapshot {sid} belongs to a share {share_id} which has access rules that are not active."
+        )));
+    }
+    // Manila's `ReplicationException` (a 500 there); shoal answers 409, as the state of
+    // the share is what is wrong.
+    let Some(active) = share.instance().filter(|a| {
+        a.status == shares::STATUS_AVAILABLE
+            && (!share.has_replicas() || a.replica_state.as_deref() == Some("active"))
+    }) else {
+        return Err(CoreError::conflict(format!(
+            "Share {share_id} has no active replica in available state."
+        )));
+    };
     let Some(snapshot_instance) = snapshot
         .row
         .instances
@@ -565,8 +578,7 @@ pub async fn revert_to_snapshot(core: &Core, share: &Share, snapshot: &Snapshot)
         .find(|i| i.share_instance_id == active.id)
     else {
         return Err(CoreError::conflict(format!(
-            "Snapshot {sid} has no instance on the active replica of share {}.",
-            share.row.id
+            "Share {share_id} has no snapshot {sid} associated with its active replica."
         )));
     };
     // A revert can grow the share (the snapshot was taken before a shrink): reserve it.
@@ -610,9 +622,9 @@ pub async fn revert_to_snapshot(core: &Core, share: &Share, snapshot: &Snapshot)
     {
         core.store.rollback_reservations(&reservations, now).await?;
         return Err(match err {
-            StoreError::Conflict(_) => {
-                CoreError::conflict(format!("Snapshot {sid} must be available to be reverted."))
-            }
+            StoreError::Conflict(_) => CoreError::conflict(format!(
+                "Snapshot {sid} is in '{snapshot_status}' state, but it must be in 'available' state to be restored."
+            )),
             other => other.into(),
         });
     }
@@ -646,8 +658,7 @@ pub async fn revert_to_snapshot(core: &Core, share: &Share, snapshot: &Snapshot)
         core.store.rollback_reservations(&reservations, now).await?;
         return Err(match err {
             StoreError::Conflict(_) => CoreError::conflict(format!(
-                "Share {} must be available to be reverted.",
-                share.row.id
+                "Share {share_id} is in '{status}' state, but it must be in 'available' state to be reverted to a snapshot."
             )),
             other => other.into(),
         });

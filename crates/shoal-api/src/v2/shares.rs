@@ -499,6 +499,7 @@ pub async fn create_share(
         },
         is_public,
         check_availability_zones_extra_spec: ctx.at_least(2, 48),
+        check_create_share_from_snapshot_support: ctx.at_least(2, 24),
         encryption_key_ref: if ctx.at_least(2, 90) {
             optional_text(fields, "encryption_key_ref")?
         } else {
@@ -824,6 +825,7 @@ pub async fn share_action(
         "allow_access" => super::share_access::allow_access(&state, &ctx, &id, value).await,
         "deny_access" => super::share_access::deny_access(&state, &ctx, &id, value).await,
         "access_list" => super::share_access::access_list(&state, &ctx, &id, value).await,
+        "revert" => super::share_snapshots::revert(&state, &ctx, &id, &value).await,
         _ => Err(ApiError::bad_request(format!(
             "There is no such action: {action}"
         ))),

@@ -24,4 +24,6 @@ mod replica_scheduling;
 mod replicas;
 mod share_types;
 mod shares;
+mod snapshot_fixtures;
+mod snapshots;
 mod versions;
