@@ -53,12 +53,20 @@ impl ReplicaUpdater {
                     .list_operations(Some(state))
                     .await?
                     .into_iter()
-                    .filter(|op| op.kind == ops::UPDATE_SHARE_REPLICA)
+                    .filter(|op| {
+                        op.kind == ops::UPDATE_SHARE_REPLICA
+                            || op.kind == ops::UPDATE_REPLICA_SNAPSHOT
+                    })
                     .map(|op| op.target_id),
             );
         }
         let mut queued = 0;
         for backend in &self.backends {
+            // Secondaries' snapshot instances still being copied.
+            queued += crate::workers::snapshot_manager::queue_replica_snapshot_updates(
+                &self.core, backend, &pending,
+            )
+            .await?;
             for instance in store
                 .list_share_instances_on_host(&backend.service_host)
                 .await?

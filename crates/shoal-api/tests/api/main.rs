@@ -26,4 +26,5 @@ mod share_types;
 mod shares;
 mod snapshot_fixtures;
 mod snapshots;
+mod snapshots_replicated;
 mod versions;

@@ -826,15 +826,17 @@ pub(crate) async fn source_snapshot_ref(
     }
 }
 
-/// Snapshot instances of a replica that need the back end: a new replica gets one per
-/// snapshot of its share (Manila's `_create_share_replica` snapshot handling); returns the
-/// operations that create them, for the caller's transaction.
-pub(crate) async fn snapshot_instances_for_new_replica(
+/// Gives a new replica an instance (`creating`) of every snapshot of its share that has
+/// none there yet, with a `create_replica_snapshot` operation for each on the replica's back
+/// end, in one transaction. A retry finds the instances and adds nothing; the operations it
+/// enqueues again are harmless.
+pub(crate) async fn add_snapshot_instances_for_new_replica(
     core: &Core,
     share_id: Uuid,
     replica: &ShareInstanceRow,
-) -> CoreResult<Vec<NewOperation>> {
+) -> CoreResult<()> {
     let store = &core.store;
+    let now = core.now();
     let snapshots = store
         .list_snapshots(shoal_store::SnapshotListFilter {
             project_id: None,
@@ -842,39 +844,153 @@ pub(crate) async fn snapshot_instances_for_new_replica(
         })
         .await?;
     let mut new = Vec::new();
+    let mut operations = Vec::new();
     for snapshot in &snapshots {
-        if snapshot.instances.iter().any(|i| i.share_instance_id == replica.id) {
+        // A snapshot on its way out gets no new instance.
+        let deleting = snapshot
+            .instances
+            .iter()
+            .any(|i| matches!(i.status.as_str(), snapshots::STATUS_DELETING | snapshots::STATUS_UNMANAGE_STARTING));
+        if deleting || snapshot.instances.iter().any(|i| i.share_instance_id == replica.id) {
             continue;
         }
+        let id = Uuid::new_v4();
         new.push(shoal_store::NewSnapshotInstance {
-            id: Uuid::new_v4(),
+            id,
             snapshot_id: snapshot.id,
             share_instance_id: replica.id,
             status: snapshots::STATUS_CREATING.to_owned(),
             progress: Some("0%".to_owned()),
             provider_location: None,
         });
+        operations.extend(ops::for_instance_host(
+            ops::CREATE_REPLICA_SNAPSHOT,
+            id,
+            &replica.host,
+            serde_json::json!({}),
+            now,
+        ));
     }
-    if !new.is_empty() {
-        store.add_snapshot_instances(new, Vec::new(), core.now()).await?;
+    if new.is_empty() {
+        return Ok(());
     }
-    let now = core.now();
-    Ok(store
+    match store.add_snapshot_instances(new, operations, now).await {
+        // A snapshot deleted meanwhile: the next update of the replica does not retry,
+        // but nothing is lost either (the snapshot is gone).
+        Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Manila's promotion rule: the promoted replica's snapshot instances still `creating` or
+/// `deleting` go to `error`.
+pub(crate) async fn fail_unfinished_snapshot_instances(
+    core: &Core,
+    replica_id: Uuid,
+) -> CoreResult<()> {
+    let store = &core.store;
+    for instance in store
+        .list_snapshot_instances(SnapshotInstanceFilter {
+            snapshot_id: None,
+            share_instance_id: Some(replica_id),
+        })
+        .await?
+    {
+        if !matches!(
+            instance.status.as_str(),
+            snapshots::STATUS_CREATING | snapshots::STATUS_DELETING
+        ) {
+            continue;
+        }
+        let cas = set_status(instance.id, &[instance.status.as_str()], snapshots::STATUS_ERROR);
+        match store
+            .update_snapshot_instances_if(vec![cas], Vec::new(), core.now())
+            .await
+        {
+            Ok(_) | Err(StoreError::Conflict(_) | StoreError::NotFound(_)) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a replica's snapshot instances on its back end (before the replica itself) and
+/// then their rows. Returns `false` when the back end refused one and `force` is not set
+/// (the caller puts the replica in `error_deleting`); with `force`, failures are ignored.
+pub(crate) async fn delete_replica_snapshot_instances(
+    core: &Core,
+    backend: &Backend,
+    replica: &ShareInstanceRow,
+    share: &ShareRow,
+    force: bool,
+) -> CoreResult<bool> {
+    let store = &core.store;
+    let instances = store
         .list_snapshot_instances(SnapshotInstanceFilter {
             snapshot_id: None,
             share_instance_id: Some(replica.id),
         })
+        .await?;
+    for instance in instances {
+        let snapshot = match store.get_snapshot(instance.snapshot_id).await {
+            Ok(snapshot) => snapshot,
+            Err(StoreError::NotFound(_)) => continue,
+            Err(err) => return Err(err.into()),
+        };
+        let reference = snapshot_ref(&instance, &snapshot, replica, share);
+        if let Err(err) = backend.driver.delete_snapshot(&reference).await {
+            warn!(snapshot_instance.id = %instance.id, error = %err, force, "deleting snapshot instance {} of replica {} failed: {err}", instance.id, replica.id);
+            if !force {
+                return Ok(false);
+            }
+        }
+        store
+            .delete_snapshot_instance(instance.id, snapshot_release(&snapshot), core.now())
+            .await?;
+    }
+    Ok(true)
+}
+
+/// Periodic refresh of secondaries' `creating` snapshot instances on `backend` (Manila's
+/// `periodic_share_replica_snapshot_update`): one `update_replica_snapshot` operation per
+/// instance whose snapshot's active instance is available and that has none pending.
+pub async fn queue_replica_snapshot_updates(
+    core: &Core,
+    backend: &Backend,
+    pending: &std::collections::BTreeSet<String>,
+) -> CoreResult<usize> {
+    let store = &core.store;
+    let mut queued = 0;
+    for replica in store
+        .list_share_instances_on_host(&backend.service_host)
         .await?
-        .into_iter()
-        .filter(|i| i.status == snapshots::STATUS_CREATING)
-        .filter_map(|i| {
-            ops::for_instance_host(
-                ops::CREATE_REPLICA_SNAPSHOT,
-                i.id,
+    {
+        if !matches!(replica.replica_state.as_deref(), Some("in_sync" | "out_of_sync")) {
+            continue;
+        }
+        for instance in store
+            .list_snapshot_instances(SnapshotInstanceFilter {
+                snapshot_id: None,
+                share_instance_id: Some(replica.id),
+            })
+            .await?
+        {
+            if instance.status != snapshots::STATUS_CREATING
+                || pending.contains(&instance.id.to_string())
+            {
+                continue;
+            }
+            if let Some(op) = ops::for_instance_host(
+                ops::UPDATE_REPLICA_SNAPSHOT,
+                instance.id,
                 &replica.host,
                 serde_json::json!({}),
-                now,
-            )
-        })
-        .collect())
+                core.now(),
+            ) {
+                store.insert_operation(op).await?;
+                queued += 1;
+            }
+        }
+    }
+    Ok(queued)
 }
