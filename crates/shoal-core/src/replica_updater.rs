@@ -3,7 +3,9 @@
 //! (default 300 s, as Manila) each back end of this node queues an `update_share_replica`
 //! operation for each of its replicas that is not active, not busy (transitional status)
 //! and not `error_deleting`. The operation then syncs the replica from the active one and
-//! stores the state the driver reports ([`crate::workers::replica_manager`]).
+//! stores the state the driver reports ([`crate::workers::replica_manager`]). The same pass
+//! queues `update_replica_snapshot` for the `creating` snapshot instances of this node's
+//! secondaries (Manila's `periodic_share_replica_snapshot_update`).
 //!
 //! Nothing is persisted here but the operations. The task does not call drivers itself, so
 //! the sync runs under the share lock with the operation worker's lease and retries like

@@ -127,7 +127,12 @@ impl Snapshot {
         if qualified.is_empty() {
             return self.instance_status();
         }
-        const ORDER: [&str; 4] = [STATUS_DELETING, STATUS_CREATING, STATUS_ERROR, STATUS_AVAILABLE];
+        const ORDER: [&str; 4] = [
+            STATUS_DELETING,
+            STATUS_CREATING,
+            STATUS_ERROR,
+            STATUS_AVAILABLE,
+        ];
         qualified
             .iter()
             .min_by_key(|i| {
@@ -253,7 +258,11 @@ fn snapshot_targets(share: &Share) -> Vec<&ShareInstanceRow> {
 /// `POST /v2/snapshots` after the API checked `snapshot_support`: status and busy checks,
 /// then the snapshot, its instances (`creating`, `0%`), the quota charge and the create
 /// operation for the share's (active) instance in one transaction.
-pub async fn create_snapshot(core: &Core, share: &Share, req: CreateSnapshot) -> CoreResult<Snapshot> {
+pub async fn create_snapshot(
+    core: &Core,
+    share: &Share,
+    req: CreateSnapshot,
+) -> CoreResult<Snapshot> {
     if share.status() != Some(shares::STATUS_AVAILABLE) {
         return Err(CoreError::bad_request(shares::invalid_share_text(
             "Source share status must be available",
@@ -556,7 +565,11 @@ pub async fn revert_to_snapshot(core: &Core, share: &Share, snapshot: &Snapshot)
             "Snapshot {sid} may not be restored because it is not the most recent snapshot of share {share_id}. Currently the latest snapshot is {latest}."
         )));
     }
-    if share.instances.iter().any(|i| i.access_rules_status != "active") {
+    if share
+        .instances
+        .iter()
+        .any(|i| i.access_rules_status != "active")
+    {
         return Err(CoreError::conflict(format!(
             "Snapshot {sid} belongs to a share {share_id} which has access rules that are not active."
         )));
@@ -604,7 +617,13 @@ pub async fn revert_to_snapshot(core: &Core, share: &Share, snapshot: &Snapshot)
         snapshot_instance_id: snapshot_instance.id,
         reservations: reservations.clone(),
     });
-    let op = ops::for_instance_host(ops::REVERT_TO_SNAPSHOT, active.id, &active.host, payload, now);
+    let op = ops::for_instance_host(
+        ops::REVERT_TO_SNAPSHOT,
+        active.id,
+        &active.host,
+        payload,
+        now,
+    );
     // The snapshot goes to `restoring` first; the share's CAS carries the operation, so a
     // lost share CAS puts the snapshot back.
     let restoring = SnapshotInstanceCas {
@@ -681,7 +700,11 @@ pub struct ManageSnapshot {
 /// `POST /v2/snapshots/manage`: Manila's `manage_snapshot` checks (the share is
 /// available and not replicated, no snapshot has the same provider location), then the
 /// snapshot (`manage_starting`), its quota and the manage operation in one transaction.
-pub async fn manage_snapshot(core: &Core, share: &Share, req: ManageSnapshot) -> CoreResult<Snapshot> {
+pub async fn manage_snapshot(
+    core: &Core,
+    share: &Share,
+    req: ManageSnapshot,
+) -> CoreResult<Snapshot> {
     if share.status() != Some(shares::STATUS_AVAILABLE) {
         return Err(CoreError::conflict(format!(
             "Invalid share: Share {} status must be available, but current status is: {}.",
@@ -826,9 +849,15 @@ pub fn access_state(rule: &SnapshotAccessRuleRow) -> &'static str {
     let states: Vec<&str> = rule.instance_states.values().map(String::as_str).collect();
     if states.contains(&"error") {
         "error"
-    } else if states.iter().any(|s| matches!(*s, "queued_to_deny" | "denying")) {
+    } else if states
+        .iter()
+        .any(|s| matches!(*s, "queued_to_deny" | "denying"))
+    {
         "denying"
-    } else if states.iter().any(|s| matches!(*s, "queued_to_apply" | "applying")) {
+    } else if states
+        .iter()
+        .any(|s| matches!(*s, "queued_to_apply" | "applying"))
+    {
         "applying"
     } else {
         "active"
@@ -843,7 +872,10 @@ pub async fn allow_access(
     access_type: &str,
     access_to: &str,
 ) -> CoreResult<SnapshotAccessRuleRow> {
-    let existing = core.store.list_snapshot_access_rules(snapshot.row.id).await?;
+    let existing = core
+        .store
+        .list_snapshot_access_rules(snapshot.row.id)
+        .await?;
     if existing
         .iter()
         .any(|r| r.access_type == access_type && r.access_to == access_to)
@@ -1023,10 +1055,17 @@ mod tests {
             (Some("in_sync"), "creating"),
         ]);
         assert_eq!(snap.status(), "creating");
-        assert_eq!(snap.instance_status(), "available", "the active's instance is shown");
+        assert_eq!(
+            snap.instance_status(),
+            "available",
+            "the active's instance is shown"
+        );
         let snap = snapshot(&[(Some("active"), "available"), (Some("in_sync"), "error")]);
         assert_eq!(snap.status(), "error");
-        let snap = snapshot(&[(Some("active"), "available"), (Some("out_of_sync"), "creating")]);
+        let snap = snapshot(&[
+            (Some("active"), "available"),
+            (Some("out_of_sync"), "creating"),
+        ]);
         assert_eq!(snap.status(), "available");
         let snap = snapshot(&[(Some("active"), "deleting"), (Some("in_sync"), "error")]);
         assert_eq!(snap.status(), "deleting");
@@ -1046,7 +1085,10 @@ mod tests {
                 .map(|s| (Uuid::new_v4(), (*s).to_owned()))
                 .collect(),
         };
-        assert_eq!(access_state(&rule(&["active", "queued_to_apply"])), "applying");
+        assert_eq!(
+            access_state(&rule(&["active", "queued_to_apply"])),
+            "applying"
+        );
         assert_eq!(access_state(&rule(&["active", "error"])), "error");
         assert_eq!(access_state(&rule(&["active"])), "active");
         assert_eq!(access_state(&rule(&["denying"])), "denying");

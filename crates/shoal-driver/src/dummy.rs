@@ -427,15 +427,19 @@ impl DummyDriver {
                 str::to_owned,
             );
             let export_locations = if mountable {
-                [("10.0.0.10", false), ("10.0.0.20", false), ("11.0.0.11", true)]
-                    .into_iter()
-                    .map(|(ip, is_admin_only)| ExportLocation {
-                        path: format!("{ip}:{location}"),
-                        is_admin_only,
-                        preferred: false,
-                        metadata: BTreeMap::new(),
-                    })
-                    .collect()
+                [
+                    ("10.0.0.10", false),
+                    ("10.0.0.20", false),
+                    ("11.0.0.11", true),
+                ]
+                .into_iter()
+                .map(|(ip, is_admin_only)| ExportLocation {
+                    path: format!("{ip}:{location}"),
+                    is_admin_only,
+                    preferred: false,
+                    metadata: BTreeMap::new(),
+                })
+                .collect()
             } else {
                 Vec::new()
             };
@@ -615,8 +619,7 @@ impl ShareDriver for DummyDriver {
                     replication_type: self.info.replication_type.clone(),
                     replication_domain: self.info.replication_domain.clone(),
                     snapshot_support: knobs.snapshot_support,
-                    create_share_from_snapshot_support: knobs
-                        .create_share_from_snapshot_support,
+                    create_share_from_snapshot_support: knobs.create_share_from_snapshot_support,
                     revert_to_snapshot_support: knobs.revert_to_snapshot_support,
                     mount_snapshot_support: knobs.mount_snapshot_support,
                     share_backend_name: self.info.backend_name.clone(),
@@ -857,7 +860,10 @@ impl ShareDriver for DummyDriver {
     ) -> Result<SnapshotResult, DriverError> {
         let _ = driver_options;
         self.enter(DummyMethod::ManageExistingSnapshot).await?;
-        let Some(location) = snapshot.provider_location.as_deref().filter(|l| !l.is_empty())
+        let Some(location) = snapshot
+            .provider_location
+            .as_deref()
+            .filter(|l| !l.is_empty())
         else {
             return Err(DriverError::InvalidInput(
                 "provider_location is required to manage a snapshot".to_owned(),
@@ -995,9 +1001,17 @@ mod tests {
         assert!(location.starts_with("/path/to/fake/snapshot/snapshot_99999999_"));
         assert_eq!(created.export_locations.len(), 3);
         assert!(created.export_locations[2].is_admin_only);
-        assert_eq!(d.create_snapshot(&snap).await.unwrap(), created, "idempotent");
+        assert_eq!(
+            d.create_snapshot(&snap).await.unwrap(),
+            created,
+            "idempotent"
+        );
         d.revert_to_snapshot(&snap).await.unwrap();
-        assert!(d.revert_to_snapshot(&snapshot_of("snap-1", "other")).await.is_err());
+        assert!(
+            d.revert_to_snapshot(&snapshot_of("snap-1", "other"))
+                .await
+                .is_err()
+        );
         let results = d
             .snapshot_update_access(&snap, &[], &[rule("r1", "ip"), rule("r2", "user")], &[])
             .await
@@ -1014,7 +1028,11 @@ mod tests {
         assert!(!d.has_snapshot("snap-1"));
 
         let mut managed = snapshot_of("snap-2", "share-1");
-        assert!(d.manage_existing_snapshot(&managed, &BTreeMap::new()).await.is_err());
+        assert!(
+            d.manage_existing_snapshot(&managed, &BTreeMap::new())
+                .await
+                .is_err()
+        );
         managed.provider_location = Some("/existing".into());
         let adopted = d
             .manage_existing_snapshot(&managed, &BTreeMap::new())

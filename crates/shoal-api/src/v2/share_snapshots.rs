@@ -54,7 +54,9 @@ pub fn router() -> Router<ApiState> {
         )
         .route(
             "/v2/snapshots/{id}/metadata",
-            get(list_metadata).post(create_metadata).put(replace_metadata),
+            get(list_metadata)
+                .post(create_metadata)
+                .put(replace_metadata),
         )
         .route(
             "/v2/snapshots/{id}/metadata/{key}",
@@ -92,7 +94,11 @@ const METADATA_SINCE: (u32, u32) = (2, 73);
 
 /// The snapshot `id` if the caller may see it (its project's, or any for admins), else
 /// Manila's `ShareSnapshotNotFound` 404.
-pub async fn load_snapshot(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult<Snapshot> {
+pub async fn load_snapshot(
+    state: &ApiState,
+    ctx: &RequestContext,
+    id: &str,
+) -> ApiResult<Snapshot> {
     snapshots::find_snapshot(&state.core, id)
         .await?
         .filter(|s| ctx.is_admin || s.row.project_id == ctx.project_id())
@@ -230,7 +236,9 @@ async fn list(
     let all_tenants = params
         .get("all_tenants")
         .is_some_and(|v| core_shares_bool(v))
-        && ctx.authorize(state, "share_snapshot:list_all_projects").is_ok();
+        && ctx
+            .authorize(state, "share_snapshot:list_all_projects")
+            .is_ok();
     let project = if all_tenants {
         None
     } else {
@@ -263,16 +271,16 @@ async fn list(
         }
         found = kept;
     }
-    let sort_key = params
-        .get("sort_key")
-        .map_or("created_at", String::as_str);
+    let sort_key = params.get("sort_key").map_or("created_at", String::as_str);
     let sort_dir = params.get("sort_dir").map_or("desc", String::as_str);
     if !matches!(sort_dir, "asc" | "desc") {
         return Err(ApiError::bad_request(format!(
             "Invalid input received: Wrong sorting data provided: sort key is '{sort_key}' and sort direction is '{sort_dir}'."
         )));
     }
-    if found.first().is_some_and(|s| sort_value(s, sort_key).is_none())
+    if found
+        .first()
+        .is_some_and(|s| sort_value(s, sort_key).is_none())
         || sort_value_known(sort_key).is_none()
     {
         return Err(ApiError::bad_request(format!(
@@ -390,7 +398,11 @@ fn display_field(
         Some(Value::String(s)) => Some(s.clone()),
         Some(other) => Some(py_str(other)),
     };
-    let checked_as = if fields.contains_key(short) { short } else { long };
+    let checked_as = if fields.contains_key(short) {
+        short
+    } else {
+        long
+    };
     core_shares::check_display_field_length(text.as_deref(), checked_as)?;
     Ok(text)
 }
@@ -435,7 +447,11 @@ pub async fn create_snapshot(
         metadata,
     };
     let snapshot = snapshots::create_snapshot(&state.core, &share, request).await?;
-    Ok((StatusCode::ACCEPTED, Json(detail_body(&ctx, &links, &snapshot))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(detail_body(&ctx, &links, &snapshot)),
+    )
+        .into_response())
 }
 
 /// `PUT /v2/snapshots/{id}`: `display_name`/`display_description` (and `name`/
@@ -561,7 +577,12 @@ async fn unmanage(state: &ApiState, ctx: &RequestContext, id: &str) -> ApiResult
     let snapshot = load_snapshot(state, ctx, id).await?;
     let share = core_shares::find_share(&state.core, &snapshot.row.share_id.to_string())
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("Share {} could not be found.", snapshot.row.share_id)))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Share {} could not be found.",
+                snapshot.row.share_id
+            ))
+        })?;
     snapshots::unmanage_snapshot(&state.core, &share, &snapshot).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
@@ -587,7 +608,12 @@ fn required_text<'a>(
 async fn check_mountable(state: &ApiState, snapshot: &Snapshot) -> ApiResult<()> {
     let share = core_shares::find_share(&state.core, &snapshot.row.share_id.to_string())
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("Share {} could not be found.", snapshot.row.share_id)))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Share {} could not be found.",
+                snapshot.row.share_id
+            ))
+        })?;
     if !share.capability(shoal_core::share_types::MOUNT_SNAPSHOT_SUPPORT) {
         return Err(ApiError::bad_request(format!(
             "Cannot control access to the snapshot {} since the parent share {} does not support mounting its snapshots.",
@@ -614,7 +640,9 @@ async fn allow_access(
 ) -> ApiResult<Response> {
     ctx.authorize(state, "share_snapshot:allow_access")?;
     let Some(fields) = value.as_object() else {
-        return Err(ApiError::bad_request("Access data not found in request body."));
+        return Err(ApiError::bad_request(
+            "Access data not found in request body.",
+        ));
     };
     let access_type = required_text(fields, "access_type", StatusCode::BAD_REQUEST)?;
     let access_to = required_text(fields, "access_to", StatusCode::BAD_REQUEST)?;
@@ -643,7 +671,9 @@ async fn deny_access(
 ) -> ApiResult<Response> {
     ctx.authorize(state, "share_snapshot:deny_access")?;
     let Some(fields) = value.as_object() else {
-        return Err(ApiError::bad_request("Access data not found in request body."));
+        return Err(ApiError::bad_request(
+            "Access data not found in request body.",
+        ));
     };
     let access_id = required_text(fields, "access_id", StatusCode::BAD_REQUEST)?;
     let snapshot = load_snapshot(state, ctx, id).await?;
@@ -686,8 +716,12 @@ pub async fn manage_snapshot(
         .cloned()
         .ok_or_else(|| ApiError::unprocessable("Snapshot entity not found in request body."))?;
     let share_id = required_text(&fields, "share_id", StatusCode::UNPROCESSABLE_ENTITY)?.to_owned();
-    let provider_location =
-        required_text(&fields, "provider_location", StatusCode::UNPROCESSABLE_ENTITY)?.to_owned();
+    let provider_location = required_text(
+        &fields,
+        "provider_location",
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )?
+    .to_owned();
     let text = |k: &str| fields.get(k).and_then(Value::as_str).map(str::to_owned);
     let name = text("display_name").or_else(|| text("name"));
     let description = text("display_description").or_else(|| text("description"));
@@ -715,7 +749,11 @@ pub async fn manage_snapshot(
         driver_options,
     };
     let snapshot = snapshots::manage_snapshot(&state.core, &share, request).await?;
-    Ok((StatusCode::ACCEPTED, Json(detail_body(&ctx, &links, &snapshot))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(detail_body(&ctx, &links, &snapshot)),
+    )
+        .into_response())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -806,9 +844,7 @@ pub async fn show_export_location(
         .await?
         .into_iter()
         .find(|l| l.id.to_string() == el)
-        .ok_or_else(|| {
-            ApiError::not_found(format!("Export location {el} could not be found."))
-        })?;
+        .ok_or_else(|| ApiError::not_found(format!("Export location {el} could not be found.")))?;
     Ok(Json(
         json!({ "share_snapshot_export_location": export_location_view(&ctx, &location, false) }),
     ))
@@ -840,7 +876,9 @@ async fn set_metadata(
         .await
     {
         Ok(result) => Ok(result),
-        Err(StoreError::NotFound(_)) => Err(snapshots::not_found(&snapshot.row.id.to_string()).into()),
+        Err(StoreError::NotFound(_)) => {
+            Err(snapshots::not_found(&snapshot.row.id.to_string()).into())
+        }
         Err(err) => Err(shoal_core::CoreError::from(err).into()),
     }
 }
@@ -866,11 +904,10 @@ pub async fn show_metadata_item(
     ctx.require_version(METADATA_SINCE, None)?;
     ctx.authorize(&state, "share_snapshot:get_metadata")?;
     let snapshot = load_snapshot(&state, &ctx, &id).await?;
-    let value = snapshot
-        .row
-        .metadata
-        .get(&key)
-        .ok_or_else(|| ApiError::not_found("MetadataItemNotFound: Metadata item is not found."))?;
+    let value =
+        snapshot.row.metadata.get(&key).ok_or_else(|| {
+            ApiError::not_found("MetadataItemNotFound: Metadata item is not found.")
+        })?;
     Ok(Json(json!({ "meta": { key: value } })))
 }
 
@@ -922,7 +959,9 @@ pub async fn update_metadata_item(
         return Err(ApiError::bad_request("Request body and URI mismatch"));
     }
     if item.len() > 1 {
-        return Err(ApiError::bad_request("Request body contains too many items"));
+        return Err(ApiError::bad_request(
+            "Request body contains too many items",
+        ));
     }
     let snapshot = load_snapshot(&state, &ctx, &id).await?;
     set_metadata(&state, &snapshot, &item, false).await?;

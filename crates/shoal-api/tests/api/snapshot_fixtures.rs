@@ -43,12 +43,7 @@ pub async fn share_of_type(app: &TestApp, user: &str, type_name: &str) -> String
 }
 
 /// `POST /v2/snapshots` as `user` at `version`.
-pub async fn post_snapshot(
-    app: &TestApp,
-    user: &str,
-    version: &str,
-    body: Value,
-) -> TestResponse {
+pub async fn post_snapshot(app: &TestApp, user: &str, version: &str, body: Value) -> TestResponse {
     app.post("/v2/snapshots")
         .version(version)
         .token(&app.token_for(user))

@@ -36,7 +36,10 @@ async fn snapshot_lifecycle_with_quota() {
     assert_eq!(view["share_proto"], "NFS");
     assert_eq!(view["project_id"], project);
     assert_eq!(view["metadata"], json!({}));
-    assert!(view.get("provider_location").is_none(), "admin only: {view}");
+    assert!(
+        view.get("provider_location").is_none(),
+        "admin only: {view}"
+    );
     assert!(
         snapshot_view(&app, &id).await["provider_location"]
             .as_str()
@@ -55,7 +58,9 @@ async fn snapshot_lifecycle_with_quota() {
         Some(3),
         "id, name, links: {list}"
     );
-    let detail = get_as(&app, "alice", SV, "/v2/snapshots/detail").await.json();
+    let detail = get_as(&app, "alice", SV, "/v2/snapshots/detail")
+        .await
+        .json();
     assert_eq!(detail["snapshots"][0]["status"], "available");
 
     // Rename.
@@ -94,7 +99,11 @@ async fn snapshot_lifecycle_with_quota() {
     app.settle().await;
     get_as(&app, "alice", SV, &format!("/v2/snapshots/{id}"))
         .await
-        .assert_fault(404, "itemNotFound", Some(&format!("Snapshot {id} could not be found.")));
+        .assert_fault(
+            404,
+            "itemNotFound",
+            Some(&format!("Snapshot {id} could not be found.")),
+        );
     assert_eq!(usage(&app, project, "snapshots").await, (0, 0));
     assert_eq!(usage(&app, project, "snapshot_gigabytes").await, (0, 0));
     let resp = app
@@ -120,22 +129,32 @@ async fn create_checks_capability_status_and_quota() {
             "Snapshots cannot be created for share '{plain}' since it does not have that capability."
         )),
     );
-    post_snapshot(&app, "admin", SV, json!({"snapshot": {"share_id": MISSING}}))
-        .await
-        .assert_fault(404, "itemNotFound", None);
+    post_snapshot(
+        &app,
+        "admin",
+        SV,
+        json!({"snapshot": {"share_id": MISSING}}),
+    )
+    .await
+    .assert_fault(404, "itemNotFound", None);
     post_snapshot(&app, "admin", SV, json!({"nothing": {}}))
         .await
         .assert_fault(422, "computeFault", None);
 
     // A share that is not available.
     let creating = new_share(&app, "admin", json!({"share_type": "snap"})).await;
-    post_snapshot(&app, "admin", SV, json!({"snapshot": {"share_id": creating}}))
-        .await
-        .assert_fault(
-            400,
-            "badRequest",
-            Some("Invalid share: Source share status must be available."),
-        );
+    post_snapshot(
+        &app,
+        "admin",
+        SV,
+        json!({"snapshot": {"share_id": creating}}),
+    )
+    .await
+    .assert_fault(
+        400,
+        "badRequest",
+        Some("Invalid share: Source share status must be available."),
+    );
     app.settle().await;
 
     // Quotas: snapshot_gigabytes is checked before snapshots.
@@ -150,13 +169,18 @@ async fn create_checks_capability_status_and_quota() {
             Some("SnapshotSizeExceedsAvailableQuota: Requested snapshot exceeds allowed project/user or share type gigabytes quota."),
         );
     set_quota(&app, project, "snapshot_gigabytes", 10).await;
-    post_snapshot(&app, "admin", SV, json!({"snapshot": {"share_id": creating}}))
-        .await
-        .assert_fault(
-            413,
-            "overLimit",
-            Some("SnapshotLimitExceeded: Maximum number of snapshots allowed (0) exceeded"),
-        );
+    post_snapshot(
+        &app,
+        "admin",
+        SV,
+        json!({"snapshot": {"share_id": creating}}),
+    )
+    .await
+    .assert_fault(
+        413,
+        "overLimit",
+        Some("SnapshotLimitExceeded: Maximum number of snapshots allowed (0) exceeded"),
+    );
     assert_eq!(usage(&app, project, "snapshots").await, (0, 0));
     app.finish().await;
 }
@@ -185,7 +209,9 @@ async fn other_projects_and_admin_only_actions() {
         .assert_fault(404, "itemNotFound", None);
     // A reader may look but not create.
     assert_eq!(
-        get_as(&app, "rita", SV, &format!("/v2/snapshots/{id}")).await.status,
+        get_as(&app, "rita", SV, &format!("/v2/snapshots/{id}"))
+            .await
+            .status,
         200
     );
     post_snapshot(&app, "rita", SV, json!({"snapshot": {"share_id": share}}))
@@ -205,7 +231,9 @@ async fn other_projects_and_admin_only_actions() {
         .await
         .assert_fault(403, "forbidden", None);
     // all_tenants is an admin thing: alice still sees her own only, admin sees all.
-    let all = get_as(&app, "admin", SV, "/v2/snapshots?all_tenants=1").await.json();
+    let all = get_as(&app, "admin", SV, "/v2/snapshots?all_tenants=1")
+        .await
+        .json();
     assert_eq!(all["snapshots"].as_array().map(Vec::len), Some(1));
     let own = get_as(&app, "admin", SV, "/v2/snapshots").await.json();
     assert_eq!(own["snapshots"], json!([]));
@@ -218,9 +246,19 @@ async fn admin_actions_reset_status_and_force_delete() {
     let share = share_of_type(&app, "admin", "snap").await;
     let id = available_snapshot(&app, "admin", &share).await;
     // os- prefix below 2.7, plain from 2.7.
-    snapshot_action(&app, "admin", "2.6", &id, json!({"reset_status": {"status": "error"}}))
-        .await
-        .assert_fault(400, "badRequest", Some("There is no such action: reset_status"));
+    snapshot_action(
+        &app,
+        "admin",
+        "2.6",
+        &id,
+        json!({"reset_status": {"status": "error"}}),
+    )
+    .await
+    .assert_fault(
+        400,
+        "badRequest",
+        Some("There is no such action: reset_status"),
+    );
     let resp = snapshot_action(
         &app,
         "admin",
@@ -231,9 +269,15 @@ async fn admin_actions_reset_status_and_force_delete() {
     .await;
     assert_eq!(resp.status, 202, "{}", resp.text());
     assert_eq!(snapshot_view(&app, &id).await["status"], "error");
-    snapshot_action(&app, "admin", SV, &id, json!({"reset_status": {"status": "bogus"}}))
-        .await
-        .assert_fault(400, "badRequest", None);
+    snapshot_action(
+        &app,
+        "admin",
+        SV,
+        &id,
+        json!({"reset_status": {"status": "bogus"}}),
+    )
+    .await
+    .assert_fault(400, "badRequest", None);
     let resp = snapshot_action(
         &app,
         "admin",
@@ -252,7 +296,9 @@ async fn admin_actions_reset_status_and_force_delete() {
     resp.assert_fault(
         400,
         "badRequest",
-        Some("Invalid share snapshot: Share Snapshot status must be one of ('available', 'error')."),
+        Some(
+            "Invalid share snapshot: Share Snapshot status must be one of ('available', 'error').",
+        ),
     );
     let resp = snapshot_action(&app, "admin", SV, &id, json!({"force_delete": null})).await;
     assert_eq!(resp.status, 202, "{}", resp.text());
@@ -284,7 +330,11 @@ async fn driver_failures_leave_error_states() {
         "{messages}"
     );
     // Delete fails on the back end: error_deleting, the snapshot and its quota stay.
-    let resp = app.delete(&format!("/v2/snapshots/{id}")).version(SV).send().await;
+    let resp = app
+        .delete(&format!("/v2/snapshots/{id}"))
+        .version(SV)
+        .send()
+        .await;
     assert_eq!(resp.status, 202);
     app.settle().await;
     assert_eq!(snapshot_view(&app, &id).await["status"], "error_deleting");
@@ -311,7 +361,12 @@ async fn list_filters_sort_and_pagination() {
         )
         .await;
         assert_eq!(resp.status, 202, "{}", resp.text());
-        ids.push(resp.json()["snapshot"]["id"].as_str().expect("id").to_owned());
+        ids.push(
+            resp.json()["snapshot"]["id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
     }
     app.settle().await;
     let names = |body: serde_json::Value| -> Vec<String> {
@@ -329,17 +384,26 @@ async fn list_filters_sort_and_pagination() {
     };
     // Newest first by default.
     assert_eq!(names(get("").await.json()), ["c", "a", "b"]);
-    assert_eq!(names(get("?sort_key=name&sort_dir=asc").await.json()), ["a", "b", "c"]);
+    assert_eq!(
+        names(get("?sort_key=name&sort_dir=asc").await.json()),
+        ["a", "b", "c"]
+    );
     assert_eq!(names(get("?name=a").await.json()), ["a"]);
     assert_eq!(names(get("?name~=b").await.json()), ["b"]);
     assert_eq!(names(get("?metadata={'k':'c'}").await.json()), ["c"]);
-    assert_eq!(names(get("?status=available&limit=1&offset=1").await.json()), ["a"]);
+    assert_eq!(
+        names(get("?status=available&limit=1&offset=1").await.json()),
+        ["a"]
+    );
     assert_eq!(get("?with_count=true").await.json()["count"], 3);
     get("?sort_key=bogus")
         .await
         .assert_fault(400, "badRequest", None);
     // `size` and `share_id` filters.
-    assert_eq!(names(get(&format!("?share_id={share}&size=1")).await.json()).len(), 3);
+    assert_eq!(
+        names(get(&format!("?share_id={share}&size=1")).await.json()).len(),
+        3
+    );
     assert_eq!(names(get("?size=2").await.json()).len(), 0);
     app.finish().await;
 }
@@ -351,9 +415,15 @@ async fn revert_to_the_latest_snapshot_only() {
     let first = available_snapshot(&app, "admin", &share).await;
     let latest = available_snapshot(&app, "admin", &share).await;
     // Before 2.27 there is no revert.
-    share_action(&app, "admin", "2.26", &share, json!({"revert": {"snapshot_id": latest}}))
-        .await
-        .assert_fault(404, "itemNotFound", None);
+    share_action(
+        &app,
+        "admin",
+        "2.26",
+        &share,
+        json!({"revert": {"snapshot_id": latest}}),
+    )
+    .await
+    .assert_fault(404, "itemNotFound", None);
     share_action(&app, "admin", SV, &share, json!({"revert": {"snapshot_id": first}}))
         .await
         .assert_fault(
@@ -363,8 +433,14 @@ async fn revert_to_the_latest_snapshot_only() {
                 "Snapshot {first} may not be restored because it is not the most recent snapshot of share {share}. Currently the latest snapshot is {latest}."
             )),
         );
-    let resp =
-        share_action(&app, "admin", SV, &share, json!({"revert": {"snapshot_id": latest}})).await;
+    let resp = share_action(
+        &app,
+        "admin",
+        SV,
+        &share,
+        json!({"revert": {"snapshot_id": latest}}),
+    )
+    .await;
     assert_eq!(resp.status, 202, "{}", resp.text());
     assert_eq!(share_view(&app, &share).await["status"], "reverting");
     assert_eq!(snapshot_view(&app, &latest).await["status"], "restoring");
@@ -384,13 +460,21 @@ async fn revert_to_the_latest_snapshot_only() {
 
     // Another share's snapshot.
     let other = share_of_type(&app, "admin", "snap").await;
-    share_action(&app, "admin", SV, &other, json!({"revert": {"snapshot_id": latest}}))
-        .await
-        .assert_fault(
-            400,
-            "badRequest",
-            Some(&format!("Snapshot {latest} is not associated with share {other}.")),
-        );
+    share_action(
+        &app,
+        "admin",
+        SV,
+        &other,
+        json!({"revert": {"snapshot_id": latest}}),
+    )
+    .await
+    .assert_fault(
+        400,
+        "badRequest",
+        Some(&format!(
+            "Snapshot {latest} is not associated with share {other}."
+        )),
+    );
     app.finish().await;
 }
 
@@ -403,8 +487,14 @@ async fn revert_failure_leaves_reverting_error() {
     .await;
     let share = share_of_type(&app, "admin", "snap").await;
     let snap = available_snapshot(&app, "admin", &share).await;
-    let resp =
-        share_action(&app, "admin", SV, &share, json!({"revert": {"snapshot_id": snap}})).await;
+    let resp = share_action(
+        &app,
+        "admin",
+        SV,
+        &share,
+        json!({"revert": {"snapshot_id": snap}}),
+    )
+    .await;
     assert_eq!(resp.status, 202);
     app.settle().await;
     assert_eq!(share_view(&app, &share).await["status"], "reverting_error");
@@ -435,9 +525,13 @@ async fn share_from_snapshot_lands_on_the_snapshot_pool() {
     assert_eq!(view["size"], 1);
 
     // Smaller than the snapshot, another type, another zone, a missing snapshot.
-    post_share(&app, "admin", json!({"snapshot_id": snap, "share_type": "snap", "size": 0}))
-        .await
-        .assert_fault(400, "badRequest", None);
+    post_share(
+        &app,
+        "admin",
+        json!({"snapshot_id": snap, "share_type": "snap", "size": 0}),
+    )
+    .await
+    .assert_fault(400, "badRequest", None);
     create_type(&app, "snap2", crate::snapshot_fixtures::snapshot_specs()).await;
     post_share(&app, "admin", json!({"snapshot_id": snap, "share_type": "snap2"}))
         .await
@@ -491,28 +585,41 @@ async fn manage_and_unmanage() {
             .json(&body)
             .send()
     };
-    manage(json!({"snapshot": {"share_id": share, "provider_location": "/x"}}), "2.11")
-        .await
-        .assert_fault(404, "itemNotFound", None);
+    manage(
+        json!({"snapshot": {"share_id": share, "provider_location": "/x"}}),
+        "2.11",
+    )
+    .await
+    .assert_fault(404, "itemNotFound", None);
     manage(json!({"snapshot": {"share_id": share}}), SV)
         .await
-        .assert_fault(422, "computeFault", Some("Required parameter provider_location not found."));
+        .assert_fault(
+            422,
+            "computeFault",
+            Some("Required parameter provider_location not found."),
+        );
     let resp = manage(
         json!({"snapshot": {"share_id": share, "provider_location": "/existing", "name": "m"}}),
         SV,
     )
     .await;
     assert_eq!(resp.status, 202, "{}", resp.text());
-    let id = resp.json()["snapshot"]["id"].as_str().expect("id").to_owned();
+    let id = resp.json()["snapshot"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     assert_eq!(resp.json()["snapshot"]["status"], "manage_starting");
     app.settle().await;
     let view = snapshot_view(&app, &id).await;
     assert_eq!(view["status"], "available", "{view}");
     assert_eq!(view["provider_location"], "/existing");
     // The same provider location again: 409.
-    manage(json!({"snapshot": {"share_id": share, "provider_location": "/existing"}}), SV)
-        .await
-        .assert_fault(409, "conflictingRequest", None);
+    manage(
+        json!({"snapshot": {"share_id": share, "provider_location": "/existing"}}),
+        SV,
+    )
+    .await
+    .assert_fault(409, "conflictingRequest", None);
     let resp = snapshot_action(&app, "admin", SV, &id, json!({"unmanage": null})).await;
     assert_eq!(resp.status, 202, "{}", resp.text());
     app.settle().await;
@@ -529,18 +636,46 @@ async fn mountable_snapshot_access_and_export_locations() {
     let share = share_of_type(&app, "alice", "snap").await;
     let id = available_snapshot(&app, "alice", &share).await;
     // Export locations: admin-only ones hidden from alice.
-    let resp = get_as(&app, "alice", SV, &format!("/v2/snapshots/{id}/export-locations")).await;
+    let resp = get_as(
+        &app,
+        "alice",
+        SV,
+        &format!("/v2/snapshots/{id}/export-locations"),
+    )
+    .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     let locations = resp.json()["share_snapshot_export_locations"].clone();
     assert_eq!(locations.as_array().map(Vec::len), Some(2), "{locations}");
     let el = locations[0]["id"].as_str().expect("id").to_owned();
-    let resp = get_as(&app, "alice", SV, &format!("/v2/snapshots/{id}/export-locations/{el}")).await;
+    let resp = get_as(
+        &app,
+        "alice",
+        SV,
+        &format!("/v2/snapshots/{id}/export-locations/{el}"),
+    )
+    .await;
     assert_eq!(resp.status, 200);
-    let admin = get_as(&app, "admin", SV, &format!("/v2/snapshots/{id}/export-locations")).await;
-    assert_eq!(admin.json()["share_snapshot_export_locations"].as_array().map(Vec::len), Some(3));
-    get_as(&app, "alice", "2.31", &format!("/v2/snapshots/{id}/export-locations"))
-        .await
-        .assert_fault(404, "itemNotFound", None);
+    let admin = get_as(
+        &app,
+        "admin",
+        SV,
+        &format!("/v2/snapshots/{id}/export-locations"),
+    )
+    .await;
+    assert_eq!(
+        admin.json()["share_snapshot_export_locations"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    get_as(
+        &app,
+        "alice",
+        "2.31",
+        &format!("/v2/snapshots/{id}/export-locations"),
+    )
+    .await
+    .assert_fault(404, "itemNotFound", None);
 
     // Access rules.
     let resp = snapshot_action(
@@ -564,11 +699,27 @@ async fn mountable_snapshot_access_and_export_locations() {
     )
     .await
     .assert_fault(400, "badRequest", None);
-    snapshot_action(&app, "alice", SV, &id, json!({"allow_access": {"access_type": "ip"}}))
-        .await
-        .assert_fault(400, "badRequest", Some("Required parameter access_to not found."));
+    snapshot_action(
+        &app,
+        "alice",
+        SV,
+        &id,
+        json!({"allow_access": {"access_type": "ip"}}),
+    )
+    .await
+    .assert_fault(
+        400,
+        "badRequest",
+        Some("Required parameter access_to not found."),
+    );
     app.settle().await;
-    let list = get_as(&app, "alice", SV, &format!("/v2/snapshots/{id}/access-list")).await;
+    let list = get_as(
+        &app,
+        "alice",
+        SV,
+        &format!("/v2/snapshots/{id}/access-list"),
+    )
+    .await;
     assert_eq!(list.status, 200, "{}", list.text());
     assert_eq!(list.json()["snapshot_access_list"][0]["state"], "active");
     let resp = snapshot_action(
@@ -581,7 +732,13 @@ async fn mountable_snapshot_access_and_export_locations() {
     .await;
     assert_eq!(resp.status, 202, "{}", resp.text());
     app.settle().await;
-    let list = get_as(&app, "alice", SV, &format!("/v2/snapshots/{id}/access-list")).await;
+    let list = get_as(
+        &app,
+        "alice",
+        SV,
+        &format!("/v2/snapshots/{id}/access-list"),
+    )
+    .await;
     assert_eq!(list.json()["snapshot_access_list"], json!([]));
     app.finish().await;
 }
@@ -622,7 +779,10 @@ async fn snapshot_metadata() {
     )
     .await;
     assert_eq!(resp.status, 202);
-    let id = resp.json()["snapshot"]["id"].as_str().expect("id").to_owned();
+    let id = resp.json()["snapshot"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     assert_eq!(resp.json()["snapshot"]["metadata"], json!({"a": "1"}));
     let path = format!("/v2/snapshots/{id}/metadata");
     get_as(&app, "admin", "2.72", &path)
@@ -676,9 +836,14 @@ async fn snapshot_instances_admin_api() {
     assert_eq!(snapshot_view(&app, &id).await["status"], "error");
     let resp = get_as(&app, "admin", SV, &format!("/v2/snapshot-instances/{iid}")).await;
     assert_eq!(resp.json()["snapshot_instance"]["status"], "error");
-    get_as(&app, "admin", SV, &format!("/v2/snapshot-instances/{MISSING}"))
-        .await
-        .assert_fault(404, "itemNotFound", None);
+    get_as(
+        &app,
+        "admin",
+        SV,
+        &format!("/v2/snapshot-instances/{MISSING}"),
+    )
+    .await
+    .assert_fault(404, "itemNotFound", None);
     let locations = get_as(
         &app,
         "admin",
@@ -687,8 +852,117 @@ async fn snapshot_instances_admin_api() {
     )
     .await;
     assert_eq!(
-        locations.json()["share_snapshot_export_locations"].as_array().map(Vec::len),
+        locations.json()["share_snapshot_export_locations"]
+            .as_array()
+            .map(Vec::len),
         Some(3)
     );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn scheduler_places_snapshot_types_on_pools_that_report_it() {
+    // dummy1 (az1) reports no snapshot support; dummy2 (az2) does.
+    let app = snapshot_app(
+        AuthStrategy::Noauth,
+        json!({"dummy1": {"snapshot_support": false}}),
+    )
+    .await;
+    let pools = get_as(&app, "admin", SV, "/v2/scheduler-stats/pools/detail")
+        .await
+        .json();
+    let reported: Vec<(String, serde_json::Value)> = pools["pools"]
+        .as_array()
+        .expect("pools")
+        .iter()
+        .map(|p| {
+            (
+                p["backend"].as_str().unwrap_or_default().to_owned(),
+                p["capabilities"]["snapshot_support"].clone(),
+            )
+        })
+        .collect();
+    assert!(
+        reported.contains(&("dummy1".to_owned(), json!(false))),
+        "{reported:?}"
+    );
+    assert!(
+        reported.contains(&("dummy2".to_owned(), json!(true))),
+        "{reported:?}"
+    );
+    // Asked in az1: no pool can take it; the capabilities filter is named.
+    let id = new_share(&app, "admin", json!({"share_type": "snap"})).await;
+    app.settle().await;
+    assert_eq!(share_view(&app, &id).await["status"], "error");
+    let messages = get_as(&app, "admin", SV, "/v2/messages").await.json();
+    assert!(
+        messages["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .any(|m| m["resource_id"] == id.as_str() && m["detail_id"] == "008"),
+        "{messages}"
+    );
+    // Anywhere: it lands on dummy2.
+    let id = new_share(
+        &app,
+        "admin",
+        json!({"share_type": "snap", "availability_zone": null}),
+    )
+    .await;
+    app.settle().await;
+    let view = share_view(&app, &id).await;
+    assert_eq!(view["status"], "available");
+    assert!(
+        view["host"]
+            .as_str()
+            .is_some_and(|h| h.contains("@dummy2#")),
+        "{view}"
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn snapshot_operations_are_idempotent() {
+    let app = snapshot_app(AuthStrategy::Noauth, json!({})).await;
+    let share = share_of_type(&app, "admin", "snap").await;
+    let id = available_snapshot(&app, "admin", &share).await;
+    let instance = instances_of(&app, &id).await[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let host = share_view(&app, &share).await["host"]
+        .as_str()
+        .expect("host")
+        .to_owned();
+    let service = host.split('#').next().expect("service").to_owned();
+    let core = app.core();
+    // A create that runs again after its snapshot became available changes nothing; a
+    // delete of an instance that is gone does nothing.
+    for kind in [
+        "create_snapshot",
+        "delete_snapshot",
+        "create_replica_snapshot",
+    ] {
+        core.store
+            .insert_operation(shoal_store::NewOperation {
+                kind: kind.to_owned(),
+                target_id: instance.clone(),
+                host: Some(service.clone()),
+                payload: json!({}),
+                now: core.now(),
+            })
+            .await
+            .expect("enqueue");
+    }
+    app.settle().await;
+    let view = snapshot_view(&app, &id).await;
+    assert_eq!(view["status"], "available", "{view}");
+    let failed = core
+        .store
+        .list_operations(Some(shoal_store::OperationState::Failed))
+        .await
+        .expect("ops");
+    assert!(failed.is_empty(), "{failed:?}");
     app.finish().await;
 }

@@ -7,8 +7,7 @@ use serde_json::json;
 use shoal_core::config::AuthStrategy;
 
 use crate::replica_fixtures::{
-    V, action, active_of, delete_replica, in_sync_replica, project_of, replica, share_view,
-    usage,
+    V, action, active_of, delete_replica, in_sync_replica, project_of, replica, share_view, usage,
 };
 use crate::snapshot_fixtures::{
     SV, available_snapshot, instances_of, request_snapshot, share_action, share_of_type,
@@ -21,7 +20,10 @@ fn by_share_instance(instances: &[serde_json::Value]) -> Vec<(String, String)> {
         .iter()
         .map(|i| {
             (
-                i["share_instance_id"].as_str().unwrap_or_default().to_owned(),
+                i["share_instance_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 i["status"].as_str().unwrap_or_default().to_owned(),
             )
         })
@@ -64,22 +66,35 @@ async fn snapshot_of_a_replicated_share_has_an_instance_per_replica() {
         (secondary.clone(), "creating".to_owned()),
     ];
     expected.sort();
-    assert_eq!(by_share_instance(&instances_of(&app, &snap).await), expected);
+    assert_eq!(
+        by_share_instance(&instances_of(&app, &snap).await),
+        expected
+    );
     app.settle().await;
     let view = snapshot_view(&app, &snap).await;
     assert_eq!(view["status"], "available", "{view}");
     let instances = instances_of(&app, &snap).await;
-    assert!(instances.iter().all(|i| i["status"] == "available"), "{instances:?}");
+    assert!(
+        instances.iter().all(|i| i["status"] == "available"),
+        "{instances:?}"
+    );
     // Quota is charged once per snapshot, not per instance.
     assert_eq!(usage(&app, project_of("admin"), "snapshots").await, (1, 0));
 
     // Delete removes every instance and releases the quota once.
-    let resp = app.delete(&format!("/v2/snapshots/{snap}")).version(SV).send().await;
+    let resp = app
+        .delete(&format!("/v2/snapshots/{snap}"))
+        .version(SV)
+        .send()
+        .await;
     assert_eq!(resp.status, 202);
     app.settle().await;
     assert!(instances_of(&app, &snap).await.is_empty());
     assert_eq!(usage(&app, project_of("admin"), "snapshots").await, (0, 0));
-    assert_eq!(usage(&app, project_of("admin"), "snapshot_gigabytes").await, (0, 0));
+    assert_eq!(
+        usage(&app, project_of("admin"), "snapshot_gigabytes").await,
+        (0, 0)
+    );
     app.finish().await;
 }
 
@@ -149,7 +164,11 @@ async fn periodic_update_finishes_creating_replica_snapshot_instances() {
     reset_instance(&app, &instance, "creating").await;
     assert_eq!(snapshot_view(&app, &snap).await["status"], "creating");
     app.settle().await;
-    assert_eq!(snapshot_view(&app, &snap).await["status"], "creating", "nothing queued yet");
+    assert_eq!(
+        snapshot_view(&app, &snap).await["status"],
+        "creating",
+        "nothing queued yet"
+    );
     app.update_replicas_once().await;
     app.settle().await;
     assert_eq!(snapshot_view(&app, &snap).await["status"], "available");
@@ -226,8 +245,14 @@ async fn revert_of_a_replicated_share_resyncs_the_secondaries() {
     let share = share_of_type(&app, "admin", "rsnap").await;
     let secondary = in_sync_replica(&app, "admin", &share).await;
     let snap = available_snapshot(&app, "admin", &share).await;
-    let resp =
-        share_action(&app, "admin", SV, &share, json!({"revert": {"snapshot_id": snap}})).await;
+    let resp = share_action(
+        &app,
+        "admin",
+        SV,
+        &share,
+        json!({"revert": {"snapshot_id": snap}}),
+    )
+    .await;
     assert_eq!(resp.status, 202, "{}", resp.text());
     assert_eq!(share_view(&app, &share).await["status"], "reverting");
     app.settle().await;

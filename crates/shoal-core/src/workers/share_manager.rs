@@ -132,17 +132,19 @@ impl ShareManagerHandler {
         let reference = Self::instance_ref(&instance, &share);
         let outcome = match payload.snapshot_instance_id {
             // A share from a snapshot: the snapshot must still exist.
-            Some(source) => match snapshot_manager::source_snapshot_ref(&self.core, source).await? {
-                Some(snapshot) => {
-                    self.backend
-                        .driver
-                        .create_share_from_snapshot(&reference, &snapshot)
-                        .await
+            Some(source) => {
+                match snapshot_manager::source_snapshot_ref(&self.core, source).await? {
+                    Some(snapshot) => {
+                        self.backend
+                            .driver
+                            .create_share_from_snapshot(&reference, &snapshot)
+                            .await
+                    }
+                    None => Err(DriverError::InvalidInput(format!(
+                        "snapshot instance {source} no longer exists"
+                    ))),
                 }
-                None => Err(DriverError::InvalidInput(format!(
-                    "snapshot instance {source} no longer exists"
-                ))),
-            },
+            }
             None => self.backend.driver.create_share(&reference).await,
         };
         match outcome {

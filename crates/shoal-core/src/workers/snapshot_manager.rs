@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use shoal_driver::{
-    AccessRule, AccessRuleResult, ExportLocation, ReplicaContext, ReplicaRef,
-    SnapshotProgress, SnapshotRef, SnapshotResult,
+    AccessRule, AccessRuleResult, ExportLocation, ReplicaContext, ReplicaRef, SnapshotProgress,
+    SnapshotRef, SnapshotResult,
 };
 use shoal_store::{
     NewOperation, NewSnapshotExportLocation, OperationRow, ShareInstanceCas, ShareInstanceRow,
@@ -248,10 +248,7 @@ impl SnapshotManager {
         SnapshotInstanceUpdate {
             status: available.then(|| snapshots::STATUS_AVAILABLE.to_owned()),
             progress: available.then(|| Some("100%".to_owned())),
-            provider_location: result
-                .provider_location
-                .clone()
-                .map(Some),
+            provider_location: result.provider_location.clone().map(Some),
         }
     }
 
@@ -285,20 +282,23 @@ impl SnapshotManager {
             return Ok(());
         }
         let reference = snapshot_ref(&l.instance, &l.snapshot, &l.share_instance, &l.share);
-        let others: Vec<&SnapshotInstanceRow> = l
-            .snapshot
-            .instances
-            .iter()
-            .filter(|i| i.id != id)
-            .collect();
+        let others: Vec<&SnapshotInstanceRow> =
+            l.snapshot.instances.iter().filter(|i| i.id != id).collect();
         match self.backend.driver.create_snapshot(&reference).await {
             Ok(result) => {
                 self.store_locations(id, &result).await?;
                 let available = result.progress == SnapshotProgress::Available;
                 let mut operations = Vec::new();
                 if available {
-                    for other in others.iter().filter(|i| i.status == snapshots::STATUS_CREATING) {
-                        let host = self.core.store.get_share_instance(other.share_instance_id).await;
+                    for other in others
+                        .iter()
+                        .filter(|i| i.status == snapshots::STATUS_CREATING)
+                    {
+                        let host = self
+                            .core
+                            .store
+                            .get_share_instance(other.share_instance_id)
+                            .await;
                         let host = match host {
                             Ok(si) => si.host,
                             Err(StoreError::NotFound(_)) => continue,
@@ -325,12 +325,18 @@ impl SnapshotManager {
             Err(err) => {
                 warn!(snapshot_instance.id = %id, error = %err, "creating snapshot instance {id} failed: {err}");
                 // The secondaries cannot be made without the active's instance.
-                let mut updates = vec![set_status(id, &[snapshots::STATUS_CREATING], snapshots::STATUS_ERROR)];
+                let mut updates = vec![set_status(
+                    id,
+                    &[snapshots::STATUS_CREATING],
+                    snapshots::STATUS_ERROR,
+                )];
                 updates.extend(
                     others
                         .iter()
                         .filter(|i| i.status == snapshots::STATUS_CREATING)
-                        .map(|i| set_status(i.id, &[snapshots::STATUS_CREATING], snapshots::STATUS_ERROR)),
+                        .map(|i| {
+                            set_status(i.id, &[snapshots::STATUS_CREATING], snapshots::STATUS_ERROR)
+                        }),
                 );
                 if self.cas(updates, Vec::new()).await? {
                     self.message(&l.snapshot, messages::ACTION_CREATE).await;
@@ -342,7 +348,10 @@ impl SnapshotManager {
 
     /// The driver's view of every replica of the share and the share's rules, for the
     /// replica snapshot calls.
-    async fn replica_refs(&self, share: &ShareRow) -> CoreResult<(Vec<ReplicaRef>, Vec<AccessRule>)> {
+    async fn replica_refs(
+        &self,
+        share: &ShareRow,
+    ) -> CoreResult<(Vec<ReplicaRef>, Vec<AccessRule>)> {
         let store = &self.core.store;
         let mut refs = Vec::new();
         for replica in store.list_share_replicas(None, Some(share.id)).await? {
@@ -414,7 +423,14 @@ impl SnapshotManager {
             snapshots::STATUS_CREATING => return Ok(()),
             _ => {
                 if self
-                    .cas(vec![set_status(id, &[snapshots::STATUS_CREATING], snapshots::STATUS_ERROR)], Vec::new())
+                    .cas(
+                        vec![set_status(
+                            id,
+                            &[snapshots::STATUS_CREATING],
+                            snapshots::STATUS_ERROR,
+                        )],
+                        Vec::new(),
+                    )
                     .await?
                 {
                     self.message(&l.snapshot, messages::ACTION_CREATE).await;
@@ -424,7 +440,8 @@ impl SnapshotManager {
         }
         let (refs, rules) = self.replica_refs(&l.share).await?;
         let (Some(replica_ref), Some(active_ref)) = (
-            refs.iter().find(|r| r.instance.id == l.share_instance.id.to_string()),
+            refs.iter()
+                .find(|r| r.instance.id == l.share_instance.id.to_string()),
             refs.iter().find(|r| r.instance.id == active.id.to_string()),
         ) else {
             return Ok(());
@@ -460,7 +477,14 @@ impl SnapshotManager {
             Err(err) => {
                 warn!(snapshot_instance.id = %id, error = %err, "replica snapshot instance {id} failed: {err}");
                 if self
-                    .cas(vec![set_status(id, &[snapshots::STATUS_CREATING], snapshots::STATUS_ERROR)], Vec::new())
+                    .cas(
+                        vec![set_status(
+                            id,
+                            &[snapshots::STATUS_CREATING],
+                            snapshots::STATUS_ERROR,
+                        )],
+                        Vec::new(),
+                    )
                     .await?
                 {
                     self.message(&l.snapshot, messages::ACTION_CREATE).await;
@@ -485,7 +509,11 @@ impl SnapshotManager {
             if !force {
                 if self
                     .cas(
-                        vec![set_status(id, &[snapshots::STATUS_DELETING], snapshots::STATUS_ERROR_DELETING)],
+                        vec![set_status(
+                            id,
+                            &[snapshots::STATUS_DELETING],
+                            snapshots::STATUS_ERROR_DELETING,
+                        )],
                         Vec::new(),
                     )
                     .await?
@@ -540,7 +568,9 @@ impl SnapshotManager {
                         )
                         .await?;
                 }
-                store.commit_reservations(&payload.reservations, now).await?;
+                store
+                    .commit_reservations(&payload.reservations, now)
+                    .await?;
                 self.cas(vec![restore_snapshot], Vec::new()).await?;
                 let mut updates = vec![ShareInstanceCas {
                     id,
@@ -581,7 +611,10 @@ impl SnapshotManager {
                         ));
                     }
                 }
-                match store.update_share_instances_if(updates, operations, now).await {
+                match store
+                    .update_share_instances_if(updates, operations, now)
+                    .await
+                {
                     Ok(_) | Err(StoreError::Conflict(_) | StoreError::NotFound(_)) => {}
                     Err(err) => return Err(err.into()),
                 }
@@ -589,7 +622,9 @@ impl SnapshotManager {
             }
             Err(err) => {
                 warn!(share_instance.id = %id, error = %err, "reverting share instance {id} failed: {err}");
-                store.rollback_reservations(&payload.reservations, now).await?;
+                store
+                    .rollback_reservations(&payload.reservations, now)
+                    .await?;
                 self.cas(vec![restore_snapshot], Vec::new()).await?;
                 match store
                     .update_share_instance_if(
@@ -685,7 +720,11 @@ impl SnapshotManager {
                 warn!(snapshot_instance.id = %id, error = %err, "managing snapshot instance {id} failed: {err}");
                 if self
                     .cas(
-                        vec![set_status(id, &[snapshots::STATUS_MANAGE_STARTING], snapshots::STATUS_MANAGE_ERROR)],
+                        vec![set_status(
+                            id,
+                            &[snapshots::STATUS_MANAGE_STARTING],
+                            snapshots::STATUS_MANAGE_ERROR,
+                        )],
                         Vec::new(),
                     )
                     .await?
@@ -710,7 +749,11 @@ impl SnapshotManager {
             warn!(snapshot_instance.id = %id, error = %err, "unmanaging snapshot instance {id} failed: {err}");
             if self
                 .cas(
-                    vec![set_status(id, &[snapshots::STATUS_UNMANAGE_STARTING], snapshots::STATUS_UNMANAGE_ERROR)],
+                    vec![set_status(
+                        id,
+                        &[snapshots::STATUS_UNMANAGE_STARTING],
+                        snapshots::STATUS_UNMANAGE_ERROR,
+                    )],
                     Vec::new(),
                 )
                 .await?
@@ -748,12 +791,32 @@ impl SnapshotManager {
             };
             match state.as_str() {
                 "queued_to_apply" | "applying" => {
-                    ignore(store.set_snapshot_instance_access_state(rule.id, id, &["queued_to_apply", "applying"], "applying", now).await)?;
+                    ignore(
+                        store
+                            .set_snapshot_instance_access_state(
+                                rule.id,
+                                id,
+                                &["queued_to_apply", "applying"],
+                                "applying",
+                                now,
+                            )
+                            .await,
+                    )?;
                     add.push(driver_rule.clone());
                     keep.push(driver_rule);
                 }
                 "queued_to_deny" | "denying" => {
-                    ignore(store.set_snapshot_instance_access_state(rule.id, id, &["queued_to_deny", "denying"], "denying", now).await)?;
+                    ignore(
+                        store
+                            .set_snapshot_instance_access_state(
+                                rule.id,
+                                id,
+                                &["queued_to_deny", "denying"],
+                                "denying",
+                                now,
+                            )
+                            .await,
+                    )?;
                     delete.push(driver_rule);
                 }
                 "active" => keep.push(driver_rule),
@@ -786,7 +849,11 @@ impl SnapshotManager {
                 Some(AccessRuleResult::Applied) => "active",
                 _ => "error",
             };
-            ignore(store.set_snapshot_instance_access_state(rule_id, id, &["applying"], state, now).await)?;
+            ignore(
+                store
+                    .set_snapshot_instance_access_state(rule_id, id, &["applying"], state, now)
+                    .await,
+            )?;
         }
         for rule in &delete {
             if let Ok(rule_id) = Uuid::parse_str(&rule.id) {
@@ -847,11 +914,18 @@ pub(crate) async fn add_snapshot_instances_for_new_replica(
     let mut operations = Vec::new();
     for snapshot in &snapshots {
         // A snapshot on its way out gets no new instance.
-        let deleting = snapshot
-            .instances
-            .iter()
-            .any(|i| matches!(i.status.as_str(), snapshots::STATUS_DELETING | snapshots::STATUS_UNMANAGE_STARTING));
-        if deleting || snapshot.instances.iter().any(|i| i.share_instance_id == replica.id) {
+        let deleting = snapshot.instances.iter().any(|i| {
+            matches!(
+                i.status.as_str(),
+                snapshots::STATUS_DELETING | snapshots::STATUS_UNMANAGE_STARTING
+            )
+        });
+        if deleting
+            || snapshot
+                .instances
+                .iter()
+                .any(|i| i.share_instance_id == replica.id)
+        {
             continue;
         }
         let id = Uuid::new_v4();
@@ -902,7 +976,11 @@ pub(crate) async fn fail_unfinished_snapshot_instances(
         ) {
             continue;
         }
-        let cas = set_status(instance.id, &[instance.status.as_str()], snapshots::STATUS_ERROR);
+        let cas = set_status(
+            instance.id,
+            &[instance.status.as_str()],
+            snapshots::STATUS_ERROR,
+        );
         match store
             .update_snapshot_instances_if(vec![cas], Vec::new(), core.now())
             .await
@@ -965,7 +1043,10 @@ pub async fn queue_replica_snapshot_updates(
         .list_share_instances_on_host(&backend.service_host)
         .await?
     {
-        if !matches!(replica.replica_state.as_deref(), Some("in_sync" | "out_of_sync")) {
+        if !matches!(
+            replica.replica_state.as_deref(),
+            Some("in_sync" | "out_of_sync")
+        ) {
             continue;
         }
         for instance in store

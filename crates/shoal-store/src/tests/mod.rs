@@ -134,6 +134,7 @@ macro_rules! store_test_suite {
                 add_snapshot_instances_is_idempotent,
                 snapshot_update_and_metadata,
                 snapshot_export_locations_and_access,
+                concurrent_removals_of_last_snapshot_instances_release_once,
             ],
             identity: [
                 identity_projects_insert_get_list_delete,

@@ -1,6 +1,8 @@
 //! Snapshots: creation with quota and operations, instances and their compare-and-set,
 //! removal with quota release, metadata, export locations and access rules.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::{at, new_instance, new_share, op_for, quota, specs_of};
@@ -145,6 +147,7 @@ pub(crate) async fn create_get_list_snapshots<S: ForTest>() {
         .await
         .unwrap();
     assert_eq!(by_instance.len(), 2);
+    db.finish().await;
 }
 
 pub(crate) async fn create_snapshot_refusals_leave_nothing<S: ForTest>() {
@@ -189,6 +192,7 @@ pub(crate) async fn create_snapshot_refusals_leave_nothing<S: ForTest>() {
         store.create_snapshot(bad_instance).await,
         Err(StoreError::NotFound(_))
     ));
+    db.finish().await;
 }
 
 pub(crate) async fn snapshot_instances_cas_and_removal<S: ForTest>() {
@@ -283,6 +287,7 @@ pub(crate) async fn snapshot_instances_cas_and_removal<S: ForTest>() {
     let usages = store.get_quota_usages("p1").await.unwrap();
     assert_eq!(usages["snapshots"].in_use, 0);
     assert_eq!(usages["snapshot_gigabytes"].in_use, 0);
+    db.finish().await;
 }
 
 pub(crate) async fn share_with_snapshots_keeps_its_row<S: ForTest>() {
@@ -308,6 +313,7 @@ pub(crate) async fn share_with_snapshots_keeps_its_row<S: ForTest>() {
         store.get_snapshot(snap.id).await.unwrap().instances.len(),
         1
     );
+    db.finish().await;
 }
 
 pub(crate) async fn add_snapshot_instances_is_idempotent<S: ForTest>() {
@@ -366,6 +372,7 @@ pub(crate) async fn add_snapshot_instances_is_idempotent<S: ForTest>() {
             .await,
         Err(StoreError::NotFound(_))
     ));
+    db.finish().await;
 }
 
 pub(crate) async fn snapshot_update_and_metadata<S: ForTest>() {
@@ -426,6 +433,7 @@ pub(crate) async fn snapshot_update_and_metadata<S: ForTest>() {
             .metadata
             .is_empty()
     );
+    db.finish().await;
 }
 
 pub(crate) async fn snapshot_export_locations_and_access<S: ForTest>() {
@@ -525,4 +533,64 @@ pub(crate) async fn snapshot_export_locations_and_access<S: ForTest>() {
         store.get_snapshot_access_rule(rule.id).await,
         Err(StoreError::NotFound(_))
     ));
+    db.finish().await;
+}
+
+pub(crate) async fn concurrent_removals_of_last_snapshot_instances_release_once<S: ForTest>() {
+    let Some(db) = S::for_test().await else {
+        return;
+    };
+    let store = Arc::clone(db.store());
+    let (share_id, first) = share_with_instance(&*store, "p1", 0).await;
+    let mut share_instances = vec![first.id];
+    for _ in 0..3 {
+        let inst = store
+            .create_share_instance(
+                share_id,
+                new_instance(),
+                quota("p1", &[], &[]),
+                vec![],
+                at(1),
+            )
+            .await
+            .unwrap();
+        share_instances.push(inst.id);
+    }
+    // One more snapshot's worth of usage, so a double release would show (usage is clamped
+    // at zero).
+    store
+        .charge_quota(quota("p1", &[("snapshots", 1)], &[]), at(2))
+        .await
+        .unwrap();
+    for round in 0..4 {
+        let mut new = new_snapshot("p1", share_id, &share_instances, 10 + round);
+        new.quota.limits.clear();
+        let snap = store.create_snapshot(new).await.unwrap();
+        let tasks: Vec<_> = snap
+            .instances
+            .iter()
+            .map(|i| {
+                let (store, id) = (Arc::clone(&store), i.id);
+                tokio::spawn(async move {
+                    store
+                        .delete_snapshot_instance(id, release("p1"), at(50))
+                        .await
+                })
+            })
+            .collect();
+        let mut removed = 0;
+        for task in tasks {
+            if task.await.expect("join").expect("delete") {
+                removed += 1;
+            }
+        }
+        assert_eq!(removed, 1, "exactly the last remover removes the snapshot");
+        assert!(matches!(
+            store.get_snapshot(snap.id).await,
+            Err(StoreError::NotFound(_))
+        ));
+        let usages = store.get_quota_usages("p1").await.unwrap();
+        assert_eq!(usages["snapshots"].in_use, 1, "released once");
+    }
+    db.finish().await;
 }
