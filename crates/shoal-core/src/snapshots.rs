@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use shoal_store::{
-    NewSnapshot, NewSnapshotAccessRule, NewSnapshotInstance, QuotaRequest, ShareInstanceRow,
-    ShareInstanceUpdate, SnapshotAccessRuleRow, SnapshotInstanceCas, SnapshotInstanceRow,
-    SnapshotInstanceUpdate, SnapshotListFilter, SnapshotRow, SnapshotUpdate, StoreError,
+    NewSnapshot, NewSnapshotAccessRule, NewSnapshotInstance, QuotaRequest, ShareInstanceCas,
+    ShareInstanceRow, ShareInstanceUpdate, SnapshotAccessRuleRow, SnapshotInstanceCas,
+    SnapshotInstanceRow, SnapshotInstanceUpdate, SnapshotListFilter, SnapshotRow, SnapshotUpdate,
+    StoreError,
 };
 use uuid::Uuid;
 
@@ -624,8 +625,17 @@ pub async fn revert_to_snapshot(core: &Core, share: &Share, snapshot: &Snapshot)
         payload,
         now,
     );
-    // The snapshot goes to `restoring` first; the share's CAS carries the operation, so a
-    // lost share CAS puts the snapshot back.
+    // The share instance → `reverting` and its snapshot instance → `restoring` with the
+    // operation, in one transaction.
+    let reverting = ShareInstanceCas {
+        id: active.id,
+        expected_statuses: vec![shares::STATUS_AVAILABLE.to_owned()],
+        expected_replica_state: None,
+        update: ShareInstanceUpdate {
+            status: Some(SHARE_STATUS_REVERTING.to_owned()),
+            ..Default::default()
+        },
+    };
     let restoring = SnapshotInstanceCas {
         id: snapshot_instance.id,
         expected_statuses: vec![STATUS_AVAILABLE.to_owned()],
@@ -636,46 +646,18 @@ pub async fn revert_to_snapshot(core: &Core, share: &Share, snapshot: &Snapshot)
     };
     if let Err(err) = core
         .store
-        .update_snapshot_instances_if(vec![restoring], Vec::new(), now)
-        .await
-    {
-        core.store.rollback_reservations(&reservations, now).await?;
-        return Err(match err {
-            StoreError::Conflict(_) => CoreError::conflict(format!(
-                "Snapshot {sid} is in '{snapshot_status}' state, but it must be in 'available' state to be restored."
-            )),
-            other => other.into(),
-        });
-    }
-    let update = ShareInstanceUpdate {
-        status: Some(SHARE_STATUS_REVERTING.to_owned()),
-        ..Default::default()
-    };
-    if let Err(err) = core
-        .store
-        .update_share_instance_if(
-            active.id,
-            &[shares::STATUS_AVAILABLE],
-            update,
+        .update_share_and_snapshot_instances_if(
+            vec![reverting],
+            vec![restoring],
             op.into_iter().collect(),
             now,
         )
         .await
     {
-        let back = SnapshotInstanceCas {
-            id: snapshot_instance.id,
-            expected_statuses: vec![STATUS_RESTORING.to_owned()],
-            update: SnapshotInstanceUpdate {
-                status: Some(STATUS_AVAILABLE.to_owned()),
-                ..Default::default()
-            },
-        };
-        let _ = core
-            .store
-            .update_snapshot_instances_if(vec![back], Vec::new(), now)
-            .await;
         core.store.rollback_reservations(&reservations, now).await?;
         return Err(match err {
+            // Something moved since the checks above; Manila's answer for a share that is
+            // not available.
             StoreError::Conflict(_) => CoreError::conflict(format!(
                 "Share {share_id} is in '{status}' state, but it must be in 'available' state to be reverted to a snapshot."
             )),

@@ -1366,6 +1366,23 @@ macro_rules! impl_store {
                     .await
                 }
 
+                async fn update_share_and_snapshot_instances_if(
+                    &self,
+                    share_updates: Vec<ShareInstanceCas>,
+                    snapshot_updates: Vec<SnapshotInstanceCas>,
+                    operations: Vec<NewOperation>,
+                    now: DateTime<Utc>,
+                ) -> Result<()> {
+                    super::snapshot_sql::update_share_and_snapshot_instances_if(
+                        self,
+                        share_updates,
+                        snapshot_updates,
+                        operations,
+                        now,
+                    )
+                    .await
+                }
+
                 async fn delete_snapshot_instance(
                     &self,
                     instance_id: Uuid,

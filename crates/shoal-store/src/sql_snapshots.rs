@@ -57,8 +57,11 @@ macro_rules! snapshot_sql {
             use $crate::error::{
                 is_foreign_key_violation, is_unique_violation, Result, StoreError,
             };
+            use super::share_sql::{
+                apply_instance_update, instance_cas_lost_in, InstanceCondition,
+            };
             use $crate::model::NewOperation;
-            use $crate::model_shares::QuotaRequest;
+            use $crate::model_shares::{QuotaRequest, ShareInstanceCas};
             use $crate::model_snapshots::{
                 NewSnapshot, NewSnapshotAccessRule, NewSnapshotExportLocation,
                 NewSnapshotInstance, SnapshotAccessRuleRow, SnapshotExportLocationRow,
@@ -529,6 +532,63 @@ macro_rules! snapshot_sql {
                 Ok(added)
             }
 
+            /// Applies one snapshot instance compare-and-set inside the caller's
+            /// transaction: the updated row, or the `Conflict`/`NotFound` that explains why
+            /// it did not apply (the caller then drops the transaction).
+            async fn apply_snapshot_cas(
+                conn: &mut DbConn,
+                cas: &SnapshotInstanceCas,
+                now: DateTime<Utc>,
+            ) -> Result<SnapshotInstanceRow> {
+                let u = &cas.update;
+                let statuses = cas.expected_statuses.join(", ");
+                let condition = if cas.expected_statuses.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " AND status IN ({})",
+                        placeholders(8, cas.expected_statuses.len())
+                    )
+                };
+                let columns = snapshot_instance_columns!();
+                let sql = format!(
+                    "UPDATE share_snapshot_instances SET \
+                         status = COALESCE($1, status), \
+                         progress = CASE WHEN $2 THEN $3 ELSE progress END, \
+                         provider_location = CASE WHEN $4 THEN $5 \
+                             ELSE provider_location END, \
+                         updated_at = $6 \
+                     WHERE id = $7{condition} RETURNING {columns}"
+                );
+                let mut query = sqlx::query(&sql)
+                    .bind(u.status.clone())
+                    .bind(u.progress.is_some())
+                    .bind(u.progress.clone().flatten())
+                    .bind(u.provider_location.is_some())
+                    .bind(u.provider_location.clone().flatten())
+                    .bind(DbTime::new(now))
+                    .bind(DbUuid(cas.id));
+                for status in &cas.expected_statuses {
+                    query = query.bind(status.clone());
+                }
+                if let Some(row) = query.fetch_optional(&mut *conn).await? {
+                    return instance_from_row(&row);
+                }
+                let current =
+                    sqlx::query("SELECT status FROM share_snapshot_instances WHERE id = $1")
+                        .bind(DbUuid(cas.id))
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                Err(match current {
+                    Some(row) => StoreError::Conflict(format!(
+                        "snapshot instance {} has status {}, expected one of [{statuses}]",
+                        cas.id,
+                        get::<String>(&row, "status")?
+                    )),
+                    None => StoreError::NotFound(format!("snapshot instance {}", cas.id)),
+                })
+            }
+
             pub(super) async fn update_snapshot_instances_if(
                 store: &$store,
                 updates: Vec<SnapshotInstanceCas>,
@@ -541,61 +601,50 @@ macro_rules! snapshot_sql {
                 let mut results: Vec<Option<SnapshotInstanceRow>> = vec![None; updates.len()];
                 let mut tx = store.begin_write().await?;
                 for i in order {
-                    let cas = &updates[i];
-                    let u = &cas.update;
-                    let statuses = cas.expected_statuses.join(", ");
-                    let condition = if cas.expected_statuses.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            " AND status IN ({})",
-                            placeholders(8, cas.expected_statuses.len())
-                        )
-                    };
-                    let columns = snapshot_instance_columns!();
-                    let sql = format!(
-                        "UPDATE share_snapshot_instances SET \
-                             status = COALESCE($1, status), \
-                             progress = CASE WHEN $2 THEN $3 ELSE progress END, \
-                             provider_location = CASE WHEN $4 THEN $5 \
-                                 ELSE provider_location END, \
-                             updated_at = $6 \
-                         WHERE id = $7{condition} RETURNING {columns}"
-                    );
-                    let mut query = sqlx::query(&sql)
-                        .bind(u.status.clone())
-                        .bind(u.progress.is_some())
-                        .bind(u.progress.clone().flatten())
-                        .bind(u.provider_location.is_some())
-                        .bind(u.provider_location.clone().flatten())
-                        .bind(DbTime::new(now))
-                        .bind(DbUuid(cas.id));
-                    for status in &cas.expected_statuses {
-                        query = query.bind(status.clone());
-                    }
-                    let row = query.fetch_optional(&mut *tx).await?;
-                    let Some(row) = row else {
-                        let current = sqlx::query(
-                            "SELECT status FROM share_snapshot_instances WHERE id = $1",
-                        )
-                        .bind(DbUuid(cas.id))
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        drop(tx);
-                        return Err(match current {
-                            Some(row) => StoreError::Conflict(format!(
-                                "snapshot instance {} has status {}, expected one of [{statuses}]",
-                                cas.id,
-                                get::<String>(&row, "status")?
-                            )),
-                            None => StoreError::NotFound(format!("snapshot instance {}", cas.id)),
-                        });
-                    };
-                    results[i] = Some(instance_from_row(&row)?);
+                    // An error drops `tx`: nothing is written.
+                    results[i] = Some(apply_snapshot_cas(&mut tx, &updates[i], now).await?);
                 }
                 enqueue_operations(&mut tx, &operations).await?;
                 tx.commit().await?;
                 Ok(results.into_iter().flatten().collect())
+            }
+
+            pub(super) async fn update_share_and_snapshot_instances_if(
+                store: &$store,
+                share_updates: Vec<ShareInstanceCas>,
+                snapshot_updates: Vec<SnapshotInstanceCas>,
+                operations: Vec<NewOperation>,
+                now: DateTime<Utc>,
+            ) -> Result<()> {
+                let mut share_updates = share_updates;
+                share_updates.sort_by_key(|c| c.id);
+                let mut snapshot_updates = snapshot_updates;
+                snapshot_updates.sort_by_key(|c| c.id);
+                let mut tx = store.begin_write().await?;
+                // Share instances first, then snapshot instances, each in id order: every
+                // caller takes row locks in the same order.
+                for cas in &share_updates {
+                    let statuses: Vec<&str> =
+                        cas.expected_statuses.iter().map(String::as_str).collect();
+                    let cond = InstanceCondition {
+                        statuses: &statuses,
+                        replica_state: cas.expected_replica_state.as_ref().map(Option::as_deref),
+                    };
+                    if apply_instance_update(&mut tx, cas.id, &cond, &cas.update, now)
+                        .await?
+                        .is_none()
+                    {
+                        let err = instance_cas_lost_in(&mut tx, cas.id, &cond.describe()).await;
+                        drop(tx);
+                        return Err(err);
+                    }
+                }
+                for cas in &snapshot_updates {
+                    apply_snapshot_cas(&mut tx, cas, now).await?;
+                }
+                enqueue_operations(&mut tx, &operations).await?;
+                tx.commit().await?;
+                Ok(())
             }
 
             pub(super) async fn delete_snapshot_instance(

@@ -543,6 +543,19 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Vec<SnapshotInstanceRow>>;
 
+    /// Compare-and-set on share instances and snapshot instances together, all or nothing,
+    /// with `operations` enqueued only if every update applied (a revert moves the share
+    /// instance to `reverting` and its snapshot instance to `restoring` at once, and back).
+    /// Conditions as in `update_share_instances_if` and `update_snapshot_instances_if`;
+    /// `Conflict` or `NotFound` write nothing.
+    async fn update_share_and_snapshot_instances_if(
+        &self,
+        share_updates: Vec<ShareInstanceCas>,
+        snapshot_updates: Vec<SnapshotInstanceCas>,
+        operations: Vec<NewOperation>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
     /// Removes a snapshot instance with its export locations and access mappings; when it
     /// was the snapshot's last, also the snapshot with its metadata and access rules, and
     /// then applies `release` (negative deltas) in the same transaction. Returns whether the

@@ -571,8 +571,7 @@ impl SnapshotManager {
                 store
                     .commit_reservations(&payload.reservations, now)
                     .await?;
-                self.cas(vec![restore_snapshot], Vec::new()).await?;
-                let mut updates = vec![ShareInstanceCas {
+                let share_back = ShareInstanceCas {
                     id,
                     expected_statuses: vec![snapshots::SHARE_STATUS_REVERTING.to_owned()],
                     expected_replica_state: None,
@@ -580,18 +579,20 @@ impl SnapshotManager {
                         status: Some("available".to_owned()),
                         ..Default::default()
                     },
-                }];
+                };
+                let mut secondaries = Vec::new();
                 let mut operations = Vec::new();
                 if l.share.replication_type.is_some() {
-                    // The secondaries no longer hold what the active holds.
+                    // The secondaries no longer hold what the active holds: out of sync, and
+                    // a resync queued for each.
                     for replica in store.list_share_replicas(None, Some(l.share.id)).await? {
                         if replica.id == id
                             || replica.status != "available"
-                            || !matches!(replica.replica_state.as_deref(), Some("in_sync"))
+                            || replica.replica_state.as_deref() != Some("in_sync")
                         {
                             continue;
                         }
-                        updates.push(ShareInstanceCas {
+                        secondaries.push(ShareInstanceCas {
                             id: replica.id,
                             expected_statuses: vec!["available".to_owned()],
                             expected_replica_state: Some(Some("in_sync".to_owned())),
@@ -611,35 +612,63 @@ impl SnapshotManager {
                         ));
                     }
                 }
-                match store
-                    .update_share_instances_if(updates, operations, now)
-                    .await
-                {
-                    Ok(_) | Err(StoreError::Conflict(_) | StoreError::NotFound(_)) => {}
+                let mut updates = vec![share_back.clone()];
+                updates.extend(secondaries);
+                let done = store
+                    .update_share_and_snapshot_instances_if(
+                        updates,
+                        vec![restore_snapshot.clone()],
+                        operations,
+                        now,
+                    )
+                    .await;
+                let done = match done {
+                    // A secondary changed meanwhile (a reset, a delete): finish the revert
+                    // itself anyway; its next periodic update catches it up.
+                    Err(StoreError::Conflict(_) | StoreError::NotFound(_)) => {
+                        store
+                            .update_share_and_snapshot_instances_if(
+                                vec![share_back],
+                                vec![restore_snapshot],
+                                Vec::new(),
+                                now,
+                            )
+                            .await
+                    }
+                    other => other,
+                };
+                match done {
+                    Ok(()) => {
+                        info!(share.id = %l.share.id, snapshot.id = %l.snapshot.id, "share {} reverted to snapshot {}", l.share.id, l.snapshot.id);
+                    }
+                    Err(StoreError::Conflict(_) | StoreError::NotFound(_)) => {}
                     Err(err) => return Err(err.into()),
                 }
-                info!(share.id = %l.share.id, snapshot.id = %l.snapshot.id, "share {} reverted to snapshot {}", l.share.id, l.snapshot.id);
             }
             Err(err) => {
                 warn!(share_instance.id = %id, error = %err, "reverting share instance {id} failed: {err}");
                 store
                     .rollback_reservations(&payload.reservations, now)
                     .await?;
-                self.cas(vec![restore_snapshot], Vec::new()).await?;
+                let share_error = ShareInstanceCas {
+                    id,
+                    expected_statuses: vec![snapshots::SHARE_STATUS_REVERTING.to_owned()],
+                    expected_replica_state: None,
+                    update: ShareInstanceUpdate {
+                        status: Some(snapshots::SHARE_STATUS_REVERTING_ERROR.to_owned()),
+                        ..Default::default()
+                    },
+                };
                 match store
-                    .update_share_instance_if(
-                        id,
-                        &[snapshots::SHARE_STATUS_REVERTING],
-                        ShareInstanceUpdate {
-                            status: Some(snapshots::SHARE_STATUS_REVERTING_ERROR.to_owned()),
-                            ..Default::default()
-                        },
+                    .update_share_and_snapshot_instances_if(
+                        vec![share_error],
+                        vec![restore_snapshot],
                         Vec::new(),
                         now,
                     )
                     .await
                 {
-                    Ok(_) => {
+                    Ok(()) => {
                         if let Err(err) = messages::record(
                             &self.core,
                             &l.share.project_id,

@@ -135,6 +135,7 @@ macro_rules! store_test_suite {
                 snapshot_update_and_metadata,
                 snapshot_export_locations_and_access,
                 concurrent_removals_of_last_snapshot_instances_release_once,
+                share_and_snapshot_instances_change_together,
             ],
             identity: [
                 identity_projects_insert_get_list_delete,

@@ -594,3 +594,85 @@ pub(crate) async fn concurrent_removals_of_last_snapshot_instances_release_once<
     }
     db.finish().await;
 }
+
+pub(crate) async fn share_and_snapshot_instances_change_together<S: ForTest>() {
+    let Some(db) = S::for_test().await else {
+        return;
+    };
+    let store = db.store();
+    let (share_id, instance) = share_with_instance(&**store, "p1", 0).await;
+    let snap = store
+        .create_snapshot(new_snapshot("p1", share_id, &[instance.id], 1))
+        .await
+        .unwrap();
+    let si = snap.instances[0].id;
+    let share_cas = |from: &str, to: &str| crate::ShareInstanceCas {
+        id: instance.id,
+        expected_statuses: vec![from.to_owned()],
+        expected_replica_state: None,
+        update: crate::ShareInstanceUpdate {
+            status: Some(to.to_owned()),
+            ..Default::default()
+        },
+    };
+    let snap_cas = |from: &str, to: &str| SnapshotInstanceCas {
+        id: si,
+        expected_statuses: vec![from.to_owned()],
+        update: SnapshotInstanceUpdate {
+            status: Some(to.to_owned()),
+            ..Default::default()
+        },
+    };
+    // The snapshot instance is `creating`, not `available`: nothing changes.
+    let lost = store
+        .update_share_and_snapshot_instances_if(
+            vec![share_cas("available", "reverting")],
+            vec![snap_cas("available", "restoring")],
+            vec![op_for("revert_to_snapshot", instance.id, Some("h@b"), 2)],
+            at(2),
+        )
+        .await;
+    assert!(matches!(lost, Err(StoreError::Conflict(_))), "{lost:?}");
+    assert_eq!(
+        store.get_share_instance(instance.id).await.unwrap().status,
+        "available"
+    );
+    assert_eq!(store.count_unfinished_operations().await.unwrap(), 0);
+    store
+        .update_share_and_snapshot_instances_if(
+            vec![share_cas("available", "reverting")],
+            vec![snap_cas("creating", "restoring")],
+            vec![op_for("revert_to_snapshot", instance.id, Some("h@b"), 3)],
+            at(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_share_instance(instance.id).await.unwrap().status,
+        "reverting"
+    );
+    assert_eq!(
+        store.get_snapshot_instance(si).await.unwrap().status,
+        "restoring"
+    );
+    assert_eq!(store.count_unfinished_operations().await.unwrap(), 1);
+    // A missing share instance: NotFound, nothing written.
+    let mut missing = share_cas("reverting", "available");
+    missing.id = Uuid::new_v4();
+    assert!(matches!(
+        store
+            .update_share_and_snapshot_instances_if(
+                vec![missing],
+                vec![snap_cas("restoring", "available")],
+                vec![],
+                at(4),
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store.get_snapshot_instance(si).await.unwrap().status,
+        "restoring"
+    );
+    db.finish().await;
+}
