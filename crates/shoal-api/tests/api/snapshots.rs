@@ -784,6 +784,7 @@ async fn snapshot_metadata() {
         .expect("id")
         .to_owned();
     assert_eq!(resp.json()["snapshot"]["metadata"], json!({"a": "1"}));
+    app.settle().await;
     let path = format!("/v2/snapshots/{id}/metadata");
     get_as(&app, "admin", "2.72", &path)
         .await
