@@ -743,9 +743,10 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
         let parent_instance = parent
             .instance()
             .ok_or_else(|| CoreError::not_found(GENERIC_NOT_FOUND))?;
+        let scheduled = core.config.api.use_scheduler_creating_share_from_snapshot;
         match availability_zone.as_deref() {
             None => availability_zone = parent_instance.availability_zone.clone(),
-            Some(az) if Some(az) != parent_instance.availability_zone.as_deref() => {
+            Some(az) if !scheduled && Some(az) != parent_instance.availability_zone.as_deref() => {
                 return Err(invalid_input(
                     "The specified availability zone must be the same as the parent share when creating from snapshot.",
                 ));
@@ -770,6 +771,9 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
             .find(|i| i.id == snapshot_instance.share_instance_id)
             .map(|i| i.host.clone())
             .unwrap_or_default();
+        // With the scheduler, the instance is placed like any other, within the snapshot's
+        // back end or replication domain (the scheduler reads the snapshot from the share).
+        let host = if scheduled { String::new() } else { host };
         placement = Some((snapshot.row.id, snapshot_instance.id, host));
     }
     let spec = |key: &str| share_type.as_ref().and_then(|t| t.extra_specs.get(key));
@@ -849,7 +853,7 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
         quota,
         operations: match &placement {
             // Straight to the snapshot's back end, as Manila without the scheduler.
-            Some((_, snapshot_instance_id, host)) => ops::for_instance_host(
+            Some((_, snapshot_instance_id, host)) if !host.is_empty() => ops::for_instance_host(
                 ops::CREATE_SHARE_INSTANCE,
                 instance_id,
                 host,
@@ -860,7 +864,7 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
             )
             .into_iter()
             .collect(),
-            None => vec![ops::schedule(instance_id, now)],
+            _ => vec![ops::schedule(instance_id, now)],
         },
     };
     let (row, instance) = core

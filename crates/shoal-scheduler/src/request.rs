@@ -47,6 +47,14 @@ pub struct ScheduleRequest {
     /// Pools that already hold an instance of this share (any state, even `error`): never
     /// chosen, so a share has at most one replica per pool.
     pub excluded_hosts: Vec<String>,
+    /// For a share created from a snapshot: the pool (`host@backend#pool`) of the snapshot
+    /// instance it is copied from (`CreateFromSnapshotFilter`, `HostAffinityWeigher`).
+    #[serde(default)]
+    pub snapshot_host: Option<String>,
+    /// For a share created from a snapshot: the zone of the snapshot's share
+    /// (`HostAffinityWeigher`).
+    #[serde(default)]
+    pub snapshot_availability_zone: Option<String>,
 }
 
 /// The replication side of a request for a secondary replica.

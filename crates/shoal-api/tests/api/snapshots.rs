@@ -967,3 +967,44 @@ async fn snapshot_operations_are_idempotent() {
     assert!(failed.is_empty(), "{failed:?}");
     app.finish().await;
 }
+
+#[tokio::test]
+async fn share_from_snapshot_through_the_scheduler() {
+    let app = shoal_testkit::TestApp::builder()
+        .auth(AuthStrategy::Noauth)
+        .with_dummy_backend("dummy1", "az1", Some("readable"))
+        .with_dummy_backend("dummy2", "az2", Some("readable"))
+        .configure(|config| config.api.use_scheduler_creating_share_from_snapshot = true)
+        .build()
+        .await;
+    create_type(&app, "snap", crate::snapshot_fixtures::snapshot_specs()).await;
+    let share = share_of_type(&app, "admin", "snap").await;
+    let parent_host = share_view(&app, &share).await["host"].clone();
+    let snap = available_snapshot(&app, "admin", &share).await;
+    // Same zone: the snapshot's own pool wins (host affinity).
+    let near = new_share(
+        &app,
+        "admin",
+        json!({"share_type": "snap", "snapshot_id": snap}),
+    )
+    .await;
+    // Another zone is allowed with the scheduler: the other back end of the domain.
+    let far = new_share(
+        &app,
+        "admin",
+        json!({"share_type": "snap", "snapshot_id": snap, "availability_zone": "az2"}),
+    )
+    .await;
+    app.settle().await;
+    let near = share_view(&app, &near).await;
+    assert_eq!(near["status"], "available", "{near}");
+    assert_eq!(near["host"], parent_host);
+    let far = share_view(&app, &far).await;
+    assert_eq!(far["status"], "available", "{far}");
+    assert!(
+        far["host"].as_str().is_some_and(|h| h.contains("@dummy2#")),
+        "{far}"
+    );
+    assert_eq!(far["snapshot_id"], snap.as_str());
+    app.finish().await;
+}

@@ -10,6 +10,7 @@
 mod availability_zone;
 mod capabilities;
 mod capacity;
+mod create_from_snapshot;
 mod driver;
 mod only_host;
 mod share_replication;
@@ -17,6 +18,7 @@ mod share_replication;
 pub use availability_zone::AvailabilityZoneFilter;
 pub use capabilities::{CapabilitiesFilter, capabilities_satisfied};
 pub use capacity::CapacityFilter;
+pub use create_from_snapshot::CreateFromSnapshotFilter;
 pub use driver::DriverFilter;
 pub use only_host::OnlyHostFilter;
 pub use share_replication::ShareReplicationFilter;
@@ -35,13 +37,13 @@ pub trait Filter {
 
 /// Manila's `scheduler_default_filters`, in order, for one request: `OnlyHostFilter`,
 /// `AvailabilityZoneFilter`, `CapacityFilter`, `CapabilitiesFilter`, `DriverFilter`,
-/// `ShareReplicationFilter`.
+/// `ShareReplicationFilter`, `CreateFromSnapshotFilter`.
 ///
 /// `pools` is the whole snapshot: the share replication filter looks the active replica's
 /// pool up in it (among pools whose service is usable, as Manila does) to learn the
-/// replication domain. Manila's remaining default filters (`CreateFromSnapshotFilter`,
-/// `AffinityFilter`, `AntiAffinityFilter`) concern features this crate does not schedule
-/// (shares from snapshots, affinity hints) and pass every pool, so they are left out.
+/// replication domain, the create-from-snapshot filter the snapshot's. Manila's remaining
+/// default filters (`AffinityFilter`, `AntiAffinityFilter`) concern affinity hints, which
+/// this crate does not schedule, and pass every pool, so they are left out.
 pub fn default_filters(req: &ScheduleRequest, pools: &[PoolState]) -> Vec<Box<dyn Filter>> {
     vec![
         Box::new(OnlyHostFilter),
@@ -50,5 +52,6 @@ pub fn default_filters(req: &ScheduleRequest, pools: &[PoolState]) -> Vec<Box<dy
         Box::new(CapabilitiesFilter),
         Box::new(DriverFilter),
         Box::new(ShareReplicationFilter::for_request(req, pools)),
+        Box::new(CreateFromSnapshotFilter::for_request(req, pools)),
     ]
 }
