@@ -760,26 +760,27 @@ pub async fn manage_snapshot(
 // Export locations (2.32+)
 // ---------------------------------------------------------------------------------------
 
+/// Manila's `views/share_snapshot_export_locations.py`: admins also get the instance id and
+/// the admin-only flag; the single-item view (`detail`) adds the timestamps.
 fn export_location_view(
     ctx: &RequestContext,
+    links: &LinkBase,
     location: &shoal_store::SnapshotExportLocationRow,
-    with_instance: bool,
+    detail: bool,
 ) -> Value {
     let mut item = json!({
         "id": location.id,
         "path": location.path,
-        "links": [],
+        "links": links.links("share_snapshot_export_locations", &location.id.to_string()),
     });
     if ctx.is_admin {
         item["share_snapshot_instance_id"] = json!(location.snapshot_instance_id);
         item["is_admin_only"] = json!(location.is_admin_only);
     }
-    if with_instance {
-        item["share_snapshot_instance_id"] = json!(location.snapshot_instance_id);
-        item["is_admin_only"] = json!(location.is_admin_only);
+    if detail {
+        item["created_at"] = json!(manila_timestamp(location.created_at));
+        item["updated_at"] = json!(manila_timestamp_opt(location.updated_at));
     }
-    item["created_at"] = json!(manila_timestamp(location.created_at));
-    item["updated_at"] = json!(manila_timestamp_opt(location.updated_at));
     item
 }
 
@@ -818,6 +819,7 @@ async fn snapshot_locations(
 pub async fn list_export_locations(
     State(state): State<ApiState>,
     ctx: RequestContext,
+    links: LinkBase,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     ctx.require_version(MOUNTABLE_SINCE, None)?;
@@ -826,7 +828,7 @@ pub async fn list_export_locations(
     let items: Vec<Value> = snapshot_locations(&state, &ctx, &snapshot)
         .await?
         .iter()
-        .map(|l| export_location_view(&ctx, l, false))
+        .map(|l| export_location_view(&ctx, &links, l, false))
         .collect();
     Ok(Json(json!({ "share_snapshot_export_locations": items })))
 }
@@ -835,6 +837,7 @@ pub async fn list_export_locations(
 pub async fn show_export_location(
     State(state): State<ApiState>,
     ctx: RequestContext,
+    links: LinkBase,
     Path((id, el)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     ctx.require_version(MOUNTABLE_SINCE, None)?;
@@ -846,7 +849,7 @@ pub async fn show_export_location(
         .find(|l| l.id.to_string() == el)
         .ok_or_else(|| ApiError::not_found(format!("Export location {el} could not be found.")))?;
     Ok(Json(
-        json!({ "share_snapshot_export_location": export_location_view(&ctx, &location, false) }),
+        json!({ "share_snapshot_export_location": export_location_view(&ctx, &links, &location, true) }),
     ))
 }
 
@@ -1140,6 +1143,7 @@ pub async fn instance_action(
 pub async fn list_instance_export_locations(
     State(state): State<ApiState>,
     ctx: RequestContext,
+    links: LinkBase,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     ctx.require_version(MOUNTABLE_SINCE, None)?;
@@ -1153,7 +1157,7 @@ pub async fn list_instance_export_locations(
         .map_err(shoal_core::CoreError::from)?;
     let items: Vec<Value> = locations
         .iter()
-        .map(|l| export_location_view(&ctx, l, true))
+        .map(|l| export_location_view(&ctx, &links, l, false))
         .collect();
     Ok(Json(json!({ "share_snapshot_export_locations": items })))
 }
@@ -1162,6 +1166,7 @@ pub async fn list_instance_export_locations(
 pub async fn show_instance_export_location(
     State(state): State<ApiState>,
     ctx: RequestContext,
+    links: LinkBase,
     Path((id, el)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     ctx.require_version(MOUNTABLE_SINCE, None)?;
@@ -1177,7 +1182,7 @@ pub async fn show_instance_export_location(
         .find(|l| l.id.to_string() == el)
         .ok_or_else(|| ApiError::not_found(format!("Export location {el} could not be found.")))?;
     Ok(Json(
-        json!({ "share_snapshot_export_location": export_location_view(&ctx, &location, true) }),
+        json!({ "share_snapshot_export_location": export_location_view(&ctx, &links, &location, true) }),
     ))
 }
 

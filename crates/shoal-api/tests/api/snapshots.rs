@@ -647,6 +647,14 @@ async fn mountable_snapshot_access_and_export_locations() {
     let locations = resp.json()["share_snapshot_export_locations"].clone();
     assert_eq!(locations.as_array().map(Vec::len), Some(2), "{locations}");
     let el = locations[0]["id"].as_str().expect("id").to_owned();
+    assert!(
+        locations[0].get("is_admin_only").is_none(),
+        "admins only: {locations}"
+    );
+    assert!(
+        locations[0].get("created_at").is_none(),
+        "list items have no times"
+    );
     let resp = get_as(
         &app,
         "alice",
@@ -655,6 +663,9 @@ async fn mountable_snapshot_access_and_export_locations() {
     )
     .await;
     assert_eq!(resp.status, 200);
+    let item = resp.json()["share_snapshot_export_location"].clone();
+    assert!(item["created_at"].is_string(), "{item}");
+    assert_eq!(item["links"][0]["rel"], "self");
     let admin = get_as(
         &app,
         "admin",
