@@ -454,8 +454,8 @@ pub async fn create_snapshot(
         .into_response())
 }
 
-/// `PUT /v2/snapshots/{id}`: `display_name`/`display_description` (and `name`/
-/// `description`, which Manila's schema maps to them).
+/// `PUT /v2/snapshots/{id}`: Manila's `valid_update_keys` are `display_name` and
+/// `display_description` only (other keys, `name` included, are ignored).
 pub async fn update_snapshot(
     State(state): State<ApiState>,
     ctx: RequestContext,
@@ -468,15 +468,21 @@ pub async fn update_snapshot(
         .object("snapshot")
         .cloned()
         .ok_or_else(|| ApiError::unprocessable("Unable to process the contained instructions"))?;
-    let field = |short: &str, long: &str| -> ApiResult<Option<Option<String>>> {
-        if !fields.contains_key(short) && !fields.contains_key(long) {
+    let field = |key: &str| -> ApiResult<Option<Option<String>>> {
+        let Some(value) = fields.get(key) else {
             return Ok(None);
-        }
-        Ok(Some(display_field(&fields, short, long)?))
+        };
+        let text = match value {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            other => Some(py_str(other)),
+        };
+        core_shares::check_display_field_length(text.as_deref(), key)?;
+        Ok(Some(text))
     };
     let update = SnapshotUpdate {
-        name: field("name", "display_name")?,
-        description: field("description", "display_description")?,
+        name: field("display_name")?,
+        description: field("display_description")?,
         size_gb: None,
     };
     let snapshot = load_snapshot(&state, &ctx, &id).await?;

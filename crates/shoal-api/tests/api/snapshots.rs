@@ -74,6 +74,24 @@ async fn snapshot_lifecycle_with_quota() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(resp.json()["snapshot"]["name"], "renamed");
     assert_eq!(resp.json()["snapshot"]["description"], "d");
+    // Only the display_* keys count, as in Manila.
+    let resp = app
+        .put(&format!("/v2/snapshots/{id}"))
+        .version(SV)
+        .token(&app.token_for("alice"))
+        .json(&json!({"snapshot": {"name": "ignored"}}))
+        .send()
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json()["snapshot"]["name"], "renamed");
+    let resp = app
+        .put(&format!("/v2/snapshots/{id}"))
+        .version(SV)
+        .token(&app.token_for("alice"))
+        .json(&json!({"snapshot": {"display_name": "x".repeat(256)}}))
+        .send()
+        .await;
+    resp.assert_fault(400, "badRequest", None);
 
     // The share cannot go while the snapshot exists (Manila's InvalidShare, a 403).
     let resp = app

@@ -1104,3 +1104,60 @@ pub async fn queue_replica_snapshot_updates(
     }
     Ok(queued)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_operation_kinds() {
+        for kind in [
+            ops::CREATE_SNAPSHOT,
+            ops::CREATE_REPLICA_SNAPSHOT,
+            ops::UPDATE_REPLICA_SNAPSHOT,
+            ops::DELETE_SNAPSHOT,
+            ops::REVERT_TO_SNAPSHOT,
+            ops::MANAGE_SNAPSHOT,
+            ops::UNMANAGE_SNAPSHOT,
+            ops::SNAPSHOT_UPDATE_ACCESS,
+        ] {
+            assert!(SnapshotManager::handles(kind), "{kind}");
+            assert!(
+                !super::super::replica_manager::ReplicaManager::handles(kind),
+                "{kind}"
+            );
+        }
+        assert!(!SnapshotManager::handles(ops::CREATE_SHARE_INSTANCE));
+        assert!(!SnapshotManager::handles(ops::UPDATE_SHARE_REPLICA));
+    }
+
+    #[test]
+    fn driver_answers_become_instance_updates() {
+        let done = SnapshotResult {
+            progress: SnapshotProgress::Available,
+            provider_location: Some("/p".to_owned()),
+            size_gb: None,
+            export_locations: Vec::new(),
+        };
+        let update = SnapshotManager::outcome_update(&done);
+        assert_eq!(update.status.as_deref(), Some("available"));
+        assert_eq!(update.progress, Some(Some("100%".to_owned())));
+        assert_eq!(update.provider_location, Some(Some("/p".to_owned())));
+        let pending = SnapshotResult {
+            progress: SnapshotProgress::Creating,
+            provider_location: None,
+            ..done
+        };
+        let update = SnapshotManager::outcome_update(&pending);
+        assert_eq!(update.status, None, "still creating");
+        assert_eq!(update.provider_location, None, "kept");
+        let stored = snapshot_locations(&[ExportLocation {
+            path: "1.1.1.1:/x".to_owned(),
+            is_admin_only: true,
+            preferred: false,
+            metadata: BTreeMap::new(),
+        }]);
+        assert_eq!(stored[0].path, "1.1.1.1:/x");
+        assert!(stored[0].is_admin_only);
+    }
+}
