@@ -263,3 +263,23 @@ async fn revert_of_a_replicated_share_resyncs_the_secondaries() {
     assert_eq!(view["replica_state"], "in_sync", "{view}");
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_snapshot_taken_while_a_replica_is_created_reaches_it() {
+    let app = snapshot_app(AuthStrategy::Noauth, json!({})).await;
+    let share = share_of_type(&app, "admin", "rsnap").await;
+    let active = active_of(&app, &share).await;
+    let replica_id = crate::replica_fixtures::request_replica(&app, "admin", &share).await;
+    let snap = request_snapshot(&app, "admin", &share).await;
+    assert_eq!(instances_of(&app, &snap).await.len(), 2, "one per replica, even a new one");
+    app.settle().await;
+    assert_eq!(replica(&app, &replica_id).await["replica_state"], "in_sync");
+    let mut expected = vec![
+        (active, "available".to_owned()),
+        (replica_id, "available".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(by_share_instance(&instances_of(&app, &snap).await), expected);
+    assert_eq!(snapshot_view(&app, &snap).await["status"], "available");
+    app.finish().await;
+}

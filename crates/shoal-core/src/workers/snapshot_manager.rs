@@ -401,6 +401,11 @@ impl SnapshotManager {
         if l.instance.status != snapshots::STATUS_CREATING {
             return Ok(());
         }
+        // A replica still being created copies its snapshots once it exists (its creation
+        // enqueues this again).
+        if l.share_instance.status != "available" {
+            return Ok(());
+        }
         let store = &self.core.store;
         let replicas = store.list_share_replicas(None, Some(l.share.id)).await?;
         let Some(active) = replicas
@@ -942,6 +947,24 @@ pub(crate) async fn add_snapshot_instances_for_new_replica(
     let mut new = Vec::new();
     let mut operations = Vec::new();
     for snapshot in &snapshots {
+        // An instance made for this replica while it was still being created (a snapshot
+        // taken meanwhile) waited for it: copy it now.
+        if let Some(waiting) = snapshot
+            .instances
+            .iter()
+            .find(|i| i.share_instance_id == replica.id)
+        {
+            if waiting.status == snapshots::STATUS_CREATING {
+                operations.extend(ops::for_instance_host(
+                    ops::CREATE_REPLICA_SNAPSHOT,
+                    waiting.id,
+                    &replica.host,
+                    serde_json::json!({}),
+                    now,
+                ));
+            }
+            continue;
+        }
         // A snapshot on its way out gets no new instance.
         let deleting = snapshot.instances.iter().any(|i| {
             matches!(
@@ -949,12 +972,7 @@ pub(crate) async fn add_snapshot_instances_for_new_replica(
                 snapshots::STATUS_DELETING | snapshots::STATUS_UNMANAGE_STARTING
             )
         });
-        if deleting
-            || snapshot
-                .instances
-                .iter()
-                .any(|i| i.share_instance_id == replica.id)
-        {
+        if deleting {
             continue;
         }
         let id = Uuid::new_v4();
@@ -974,7 +992,7 @@ pub(crate) async fn add_snapshot_instances_for_new_replica(
             now,
         ));
     }
-    if new.is_empty() {
+    if new.is_empty() && operations.is_empty() {
         return Ok(());
     }
     match store.add_snapshot_instances(new, operations, now).await {
