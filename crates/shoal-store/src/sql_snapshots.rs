@@ -68,6 +68,7 @@ macro_rules! snapshot_sql {
                 SnapshotInstanceCas, SnapshotInstanceFilter, SnapshotInstanceRow,
                 SnapshotListFilter, SnapshotRow, SnapshotUpdate,
             };
+            use $crate::sql_replicas::IN_LIST_CHUNK;
             use $crate::sql_snapshots::{
                 snapshot_access_select, snapshot_instance_columns, snapshot_select,
             };
@@ -173,24 +174,29 @@ macro_rules! snapshot_sql {
                 rows.iter().map(instance_from_row).collect()
             }
 
-            /// Attaches every snapshot's instances (one query).
+            /// Attaches every snapshot's instances: one query per chunk of snapshot ids, so a
+            /// list reads only the instances it shows.
             async fn attach_instances(
                 conn: &mut DbConn,
                 snapshots: &mut [SnapshotRow],
             ) -> Result<()> {
-                if snapshots.is_empty() {
-                    return Ok(());
-                }
-                let filter = match snapshots {
-                    [only] => SnapshotInstanceFilter {
-                        snapshot_id: Some(only.id),
-                        share_instance_id: None,
-                    },
-                    _ => SnapshotInstanceFilter::default(),
-                };
+                let ids: Vec<Uuid> = snapshots.iter().map(|s| s.id).collect();
                 let mut by_snapshot: BTreeMap<Uuid, Vec<SnapshotInstanceRow>> = BTreeMap::new();
-                for instance in select_instances(conn, &filter).await? {
-                    by_snapshot.entry(instance.snapshot_id).or_default().push(instance);
+                for chunk in ids.chunks(IN_LIST_CHUNK) {
+                    let sql = format!(
+                        "SELECT {} FROM share_snapshot_instances WHERE snapshot_id IN ({}) \
+                         ORDER BY created_at, id",
+                        snapshot_instance_columns!(),
+                        placeholders(1, chunk.len())
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for id in chunk {
+                        query = query.bind(DbUuid(*id));
+                    }
+                    for row in query.fetch_all(&mut *conn).await? {
+                        let instance = instance_from_row(&row)?;
+                        by_snapshot.entry(instance.snapshot_id).or_default().push(instance);
+                    }
                 }
                 for snapshot in snapshots.iter_mut() {
                     snapshot.instances = by_snapshot.remove(&snapshot.id).unwrap_or_default();

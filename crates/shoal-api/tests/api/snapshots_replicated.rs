@@ -271,7 +271,11 @@ async fn a_snapshot_taken_while_a_replica_is_created_reaches_it() {
     let active = active_of(&app, &share).await;
     let replica_id = crate::replica_fixtures::request_replica(&app, "admin", &share).await;
     let snap = request_snapshot(&app, "admin", &share).await;
-    assert_eq!(instances_of(&app, &snap).await.len(), 2, "one per replica, even a new one");
+    assert_eq!(
+        instances_of(&app, &snap).await.len(),
+        2,
+        "one per replica, even a new one"
+    );
     app.settle().await;
     assert_eq!(replica(&app, &replica_id).await["replica_state"], "in_sync");
     let mut expected = vec![
@@ -279,7 +283,10 @@ async fn a_snapshot_taken_while_a_replica_is_created_reaches_it() {
         (replica_id, "available".to_owned()),
     ];
     expected.sort();
-    assert_eq!(by_share_instance(&instances_of(&app, &snap).await), expected);
+    assert_eq!(
+        by_share_instance(&instances_of(&app, &snap).await),
+        expected
+    );
     assert_eq!(snapshot_view(&app, &snap).await["status"], "available");
     app.finish().await;
 }
