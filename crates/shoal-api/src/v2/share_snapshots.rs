@@ -629,6 +629,26 @@ async fn check_mountable(state: &ApiState, snapshot: &Snapshot) -> ApiResult<()>
     Ok(())
 }
 
+/// 400 when the snapshot's share makes its snapshots inherit the share's rules (Manila's
+/// `_check_snapshot_inherit_share_access_support`, for allow and deny).
+async fn check_not_inherited(state: &ApiState, snapshot: &Snapshot) -> ApiResult<()> {
+    let share = core_shares::find_share(&state.core, &snapshot.row.share_id.to_string())
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Share {} could not be found.",
+                snapshot.row.share_id
+            ))
+        })?;
+    if share.capability(shoal_core::share_types::SNAPSHOT_INHERIT_SHARE_ACCESS_SUPPORT) {
+        return Err(ApiError::bad_request(format!(
+            "Cannot modify access rules for the snapshot {} since the parent share {} has snapshot_inherit_share_access_support enabled. Snapshot access rules are inherited from the base share.",
+            snapshot.row.id, share.row.id
+        )));
+    }
+    Ok(())
+}
+
 fn access_view(rule: &shoal_store::SnapshotAccessRuleRow) -> Value {
     json!({
         "id": rule.id,
@@ -661,6 +681,7 @@ async fn allow_access(
     )?;
     let snapshot = load_snapshot(state, ctx, id).await?;
     check_mountable(state, &snapshot).await?;
+    check_not_inherited(state, &snapshot).await?;
     let rule = snapshots::allow_access(&state.core, &snapshot, access_type, access_to).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -684,6 +705,7 @@ async fn deny_access(
     let access_id = required_text(fields, "access_id", StatusCode::BAD_REQUEST)?;
     let snapshot = load_snapshot(state, ctx, id).await?;
     check_mountable(state, &snapshot).await?;
+    check_not_inherited(state, &snapshot).await?;
     snapshots::deny_access(&state.core, &snapshot, access_id).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }

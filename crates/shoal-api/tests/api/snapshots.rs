@@ -1037,3 +1037,35 @@ async fn share_from_snapshot_through_the_scheduler() {
     assert_eq!(far["snapshot_id"], snap.as_str());
     app.finish().await;
 }
+
+#[tokio::test]
+async fn inherited_snapshot_access_cannot_be_changed() {
+    let app = snapshot_app(AuthStrategy::Noauth, json!({})).await;
+    let type_id = create_type(&app, "inherit", crate::snapshot_fixtures::snapshot_specs()).await;
+    let share = share_of_type(&app, "admin", "inherit").await;
+    let id = available_snapshot(&app, "admin", &share).await;
+    // No pool reports the capability, so the type gets it after the share is placed.
+    let resp = app
+        .post(&format!("/v2/types/{type_id}/extra_specs"))
+        .version(SV)
+        .json(&json!({"extra_specs": {"snapshot_inherit_share_access_support": "True"}}))
+        .send()
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    snapshot_action(
+        &app,
+        "admin",
+        SV,
+        &id,
+        json!({"allow_access": {"access_type": "ip", "access_to": "10.0.0.1"}}),
+    )
+    .await
+    .assert_fault(
+        400,
+        "badRequest",
+        Some(&format!(
+            "Cannot modify access rules for the snapshot {id} since the parent share {share} has snapshot_inherit_share_access_support enabled. Snapshot access rules are inherited from the base share."
+        )),
+    );
+    app.finish().await;
+}
