@@ -141,6 +141,10 @@ pub struct ApiConfig {
     pub enabled_share_protocols: Vec<String>,
     /// Upper bound of `limit` in list queries (Manila `osapi_max_limit`).
     pub max_limit: usize,
+    /// Place shares created from snapshots with the scheduler (any pool of the snapshot's
+    /// back end or replication domain, in any zone) instead of on the snapshot's pool
+    /// (Manila `use_scheduler_creating_share_from_snapshot`, default false).
+    pub use_scheduler_creating_share_from_snapshot: bool,
 }
 
 /// Keystone connection of the `keystone` auth strategy. The password is never logged.
@@ -395,6 +399,7 @@ impl Default for ApiConfig {
             default_share_type: None,
             enabled_share_protocols: vec!["NFS".to_owned(), "CIFS".to_owned()],
             max_limit: 1000,
+            use_scheduler_creating_share_from_snapshot: false,
         }
     }
 }

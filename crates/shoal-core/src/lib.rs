@@ -26,6 +26,7 @@ pub mod share_lifecycle;
 pub mod share_replicas;
 pub mod share_types;
 pub mod shares;
+pub mod snapshots;
 pub mod workers;
 
 use std::sync::Arc;

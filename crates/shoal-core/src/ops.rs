@@ -38,6 +38,46 @@ pub const PROMOTE_SHARE_REPLICA: &str = "promote_share_replica";
 /// enqueued by `resync`, by the periodic task and after a promotion for the old active.
 pub const UPDATE_SHARE_REPLICA: &str = "update_share_replica";
 
+/// Create a snapshot instance on the share's (active) instance; target: snapshot instance.
+/// Once it is available, the secondaries' instances get [`CREATE_REPLICA_SNAPSHOT`].
+pub const CREATE_SNAPSHOT: &str = "create_snapshot";
+/// Create a secondary replica's snapshot instance from the active's (target: snapshot
+/// instance); also enqueued for a new replica's instances of existing snapshots.
+pub const CREATE_REPLICA_SNAPSHOT: &str = "create_replica_snapshot";
+/// Refresh a secondary's `creating` snapshot instance (`update_replica_snapshot`); enqueued
+/// by the periodic replica update.
+pub const UPDATE_REPLICA_SNAPSHOT: &str = "update_replica_snapshot";
+/// Delete a snapshot instance, then its rows (and the snapshot's after the last one, with
+/// its quota); payload [`DeletePayload`].
+pub const DELETE_SNAPSHOT: &str = "delete_snapshot";
+/// Revert a share instance to a snapshot (target: share instance; payload
+/// [`RevertPayload`]).
+pub const REVERT_TO_SNAPSHOT: &str = "revert_to_snapshot";
+/// Adopt an existing snapshot (target: snapshot instance in `manage_starting`).
+pub const MANAGE_SNAPSHOT: &str = "manage_snapshot";
+/// Forget a snapshot instance, keeping its data (target: snapshot instance).
+pub const UNMANAGE_SNAPSHOT: &str = "unmanage_snapshot";
+/// Bring a snapshot instance's access rules to their wanted states.
+pub const SNAPSHOT_UPDATE_ACCESS: &str = "snapshot_update_access";
+
+/// Payload of [`REVERT_TO_SNAPSHOT`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevertPayload {
+    /// The snapshot instance (on the share instance reverted) to revert to.
+    pub snapshot_instance_id: Uuid,
+    /// Quota reservations of a size change, committed on success, rolled back otherwise.
+    #[serde(default)]
+    pub reservations: Vec<Uuid>,
+}
+
+/// Payload of [`CREATE_SHARE_INSTANCE`] for a share created from a snapshot.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CreateInstancePayload {
+    /// The snapshot instance to copy (`create_share_from_snapshot`), if any.
+    #[serde(default)]
+    pub snapshot_instance_id: Option<Uuid>,
+}
+
 /// Payload of [`PROMOTE_SHARE_REPLICA`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PromotePayload {

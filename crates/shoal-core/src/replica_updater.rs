@@ -3,7 +3,9 @@
 //! (default 300 s, as Manila) each back end of this node queues an `update_share_replica`
 //! operation for each of its replicas that is not active, not busy (transitional status)
 //! and not `error_deleting`. The operation then syncs the replica from the active one and
-//! stores the state the driver reports ([`crate::workers::replica_manager`]).
+//! stores the state the driver reports ([`crate::workers::replica_manager`]). The same pass
+//! queues `update_replica_snapshot` for the `creating` snapshot instances of this node's
+//! secondaries (Manila's `periodic_share_replica_snapshot_update`).
 //!
 //! Nothing is persisted here but the operations. The task does not call drivers itself, so
 //! the sync runs under the share lock with the operation worker's lease and retries like
@@ -53,12 +55,20 @@ impl ReplicaUpdater {
                     .list_operations(Some(state))
                     .await?
                     .into_iter()
-                    .filter(|op| op.kind == ops::UPDATE_SHARE_REPLICA)
+                    .filter(|op| {
+                        op.kind == ops::UPDATE_SHARE_REPLICA
+                            || op.kind == ops::UPDATE_REPLICA_SNAPSHOT
+                    })
                     .map(|op| op.target_id),
             );
         }
         let mut queued = 0;
         for backend in &self.backends {
+            // Secondaries' snapshot instances still being copied.
+            queued += crate::workers::snapshot_manager::queue_replica_snapshot_updates(
+                &self.core, backend, &pending,
+            )
+            .await?;
             for instance in store
                 .list_share_instances_on_host(&backend.service_host)
                 .await?

@@ -488,6 +488,9 @@ pub struct CreateShare {
     pub is_public: bool,
     /// ≥2.48: refuse a zone outside the type's `availability_zones`.
     pub check_availability_zones_extra_spec: bool,
+    /// ≥2.24: refuse a snapshot whose parent share lacks
+    /// `create_share_from_snapshot_support`.
+    pub check_create_share_from_snapshot_support: bool,
     /// ≥2.90: encryption key reference.
     pub encryption_key_ref: Option<String>,
     /// ≥2.65: `scheduler_hints` as sent (`only_host` already dropped below 2.67).
@@ -620,10 +623,29 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
             "Share group {group} could not be found."
         )));
     }
-    if let Some(snapshot) = req.snapshot_id.as_deref().filter(|s| !s.is_empty()) {
-        return Err(CoreError::not_found(format!(
-            "ShareSnapshotNotFound: Snapshot {snapshot} could not be found."
-        )));
+    // Create from a snapshot (controller part): the snapshot must be visible, its parent
+    // share must allow it (2.24+), and the parent's type is the default type.
+    let mut source = None;
+    if let Some(snapshot_id) = req.snapshot_id.as_deref().filter(|s| !s.is_empty()) {
+        let snapshot = crate::snapshots::find_snapshot(core, snapshot_id)
+            .await?
+            .filter(|s| req.is_admin || s.row.project_id == req.project_id)
+            .ok_or_else(|| {
+                CoreError::not_found(format!(
+                    "ShareSnapshotNotFound: Snapshot {snapshot_id} could not be found."
+                ))
+            })?;
+        let parent = find_share(core, &snapshot.row.share_id.to_string())
+            .await?
+            .ok_or_else(|| CoreError::not_found(GENERIC_NOT_FOUND))?;
+        if req.check_create_share_from_snapshot_support
+            && !parent.capability(share_types::CREATE_SHARE_FROM_SNAPSHOT_SUPPORT)
+        {
+            return Err(CoreError::bad_request(format!(
+                "A new share may not be created from snapshot '{snapshot_id}', because the snapshot's parent share does not have that capability."
+            )));
+        }
+        source = Some((snapshot, parent));
     }
     if let Some(network) = req.share_network_id.as_deref().filter(|n| !n.is_empty()) {
         return Err(share_network_not_found(network));
@@ -641,13 +663,15 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
                 .await?
                 .ok_or_else(|| CoreError::not_found("Share type not found."))?,
         ),
+        // From a snapshot, the parent's type applies (below), not the default.
+        None if source.is_some() => None,
         None => default_share_type(core).await?,
     };
     let spec = |key: &str| share_type.as_ref().and_then(|t| t.extra_specs.get(key));
     let dhss = spec(share_types::DRIVER_HANDLES_SHARE_SERVERS)
         .and_then(|v| share_types::bool_from_string(&Value::String(v.clone())))
         .unwrap_or(false);
-    if dhss {
+    if dhss && source.is_none() {
         // Without share networks a DHSS type can never get one.
         return Err(CoreError::bad_request(
             "Share network must be set when the driver_handles_share_servers is true.",
@@ -697,14 +721,74 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
         Some(Value::Bool(false)) => BTreeMap::new(),
         Some(_) => return Err(CoreError::bad_request(MALFORMED_BODY)),
     };
-    let size_value = req.size.clone().unwrap_or(Value::Null);
+    if let Some((snapshot, _)) = &source
+        && snapshot.status() != crate::snapshots::STATUS_AVAILABLE
+    {
+        return Err(CoreError::bad_request(
+            "Invalid share snapshot: status must be 'available'.",
+        ));
+    }
+    let size_value = match (&req.size, &source) {
+        (None | Some(Value::Null), Some((snapshot, _))) => Value::from(snapshot.row.size_gb),
+        (size, _) => size.clone().unwrap_or(Value::Null),
+    };
     let size = int_like(&size_value).filter(|s| *s > 0).ok_or_else(|| {
         invalid_input(format!(
             "Share size '{}' must be an integer and greater than 0",
             share_types::py_str(&size_value)
         ))
     })?;
+    if let Some((snapshot, _)) = &source
+        && size < snapshot.row.size_gb
+    {
+        return Err(invalid_input(format!(
+            "Share size '{size}' must be equal or greater than snapshot size"
+        )));
+    }
     provision_filter_on_size(share_type.as_ref(), size, "create")?;
+    // From a snapshot: Manila's default (`use_scheduler_creating_share_from_snapshot` =
+    // False) creates the share on the snapshot's pool, in the parent's zone, with the
+    // parent's type.
+    let mut share_type = share_type;
+    let mut placement = None;
+    if let Some((snapshot, parent)) = &source {
+        let parent_instance = parent
+            .instance()
+            .ok_or_else(|| CoreError::not_found(GENERIC_NOT_FOUND))?;
+        let scheduled = core.config.api.use_scheduler_creating_share_from_snapshot;
+        match availability_zone.as_deref() {
+            None => availability_zone = parent_instance.availability_zone.clone(),
+            Some(az) if !scheduled && Some(az) != parent_instance.availability_zone.as_deref() => {
+                return Err(invalid_input(
+                    "The specified availability zone must be the same as the parent share when creating from snapshot.",
+                ));
+            }
+            Some(_) => {}
+        }
+        match &share_type {
+            None => share_type = parent.share_type.clone(),
+            Some(t) if Some(t.id) != parent_instance.share_type_id => {
+                return Err(invalid_input(
+                    "Invalid share type specified: the requested share type must match the type of the source share. If a share type is not specified when requesting a new share from a snapshot, the share type of the source share will be applied to the new share",
+                ));
+            }
+            Some(_) => {}
+        }
+        let snapshot_instance = snapshot
+            .instance()
+            .ok_or_else(|| CoreError::not_found(GENERIC_NOT_FOUND))?;
+        let host = snapshot
+            .share_instances
+            .iter()
+            .find(|i| i.id == snapshot_instance.share_instance_id)
+            .map(|i| i.host.clone())
+            .unwrap_or_default();
+        // With the scheduler, the instance is placed like any other, within the snapshot's
+        // back end or replication domain (the scheduler reads the snapshot from the share).
+        let host = if scheduled { String::new() } else { host };
+        placement = Some((snapshot.row.id, snapshot_instance.id, host));
+    }
+    let spec = |key: &str| share_type.as_ref().and_then(|t| t.extra_specs.get(key));
     let enabled = &core.config.api.enabled_share_protocols;
     let proto = match req.share_proto.as_ref() {
         Some(Value::String(p)) if enabled.iter().any(|e| e.eq_ignore_ascii_case(p)) => {
@@ -770,7 +854,7 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
             share_type_id: type_id,
             is_public: req.is_public,
             replication_type,
-            snapshot_id: None,
+            snapshot_id: placement.as_ref().map(|(id, _, _)| *id),
             share_group_id: None,
             task_state: None,
             metadata,
@@ -783,7 +867,10 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
             id: instance_id,
             status: STATUS_CREATING.to_owned(),
             replica_state: None,
-            host: String::new(),
+            host: placement
+                .as_ref()
+                .map(|(_, _, host)| host.clone())
+                .unwrap_or_default(),
             availability_zone,
             share_type_id: type_id,
             share_network_id: None,
@@ -794,7 +881,21 @@ pub async fn create_share(core: &Core, req: CreateShare) -> CoreResult<Share> {
             metadata: BTreeMap::new(),
         },
         quota,
-        operations: vec![schedule],
+        operations: match &placement {
+            // Straight to the snapshot's back end, as Manila without the scheduler.
+            Some((_, snapshot_instance_id, host)) if !host.is_empty() => ops::for_instance_host(
+                ops::CREATE_SHARE_INSTANCE,
+                instance_id,
+                host,
+                json!(ops::CreateInstancePayload {
+                    snapshot_instance_id: Some(*snapshot_instance_id),
+                }),
+                now,
+            )
+            .into_iter()
+            .collect(),
+            _ => vec![schedule],
+        },
     };
     let (row, instance) = core
         .store
@@ -1495,6 +1596,20 @@ pub async fn delete_share(core: &Core, share: &Share, force: bool) -> CoreResult
                 share.row.id
             )
         }));
+    }
+    // Manila's `InvalidShare`, which the share controller answers with 403.
+    let snapshots = core
+        .store
+        .list_snapshots(shoal_store::SnapshotListFilter {
+            project_id: None,
+            share_id: Some(share.row.id),
+        })
+        .await?;
+    if !snapshots.is_empty() {
+        return Err(CoreError::forbidden(invalid_share_text(format!(
+            "Share still has {} dependent snapshots.",
+            snapshots.len()
+        ))));
     }
     if share.is_busy() {
         return Err(busy(share));

@@ -40,7 +40,8 @@ use serde::{Deserialize, Serialize};
 use crate::{
     AccessRule, AccessRuleResult, BackendInfo, DriverError, ExportLocation, GIB_BYTES,
     ManageResult, PoolStats, ReplicaContext, ReplicaRef, ReplicaResult, ShareDriver,
-    ShareInstanceRef, check_protocol, check_resize, effective_rules,
+    ShareInstanceRef, SnapshotProgress, SnapshotRef, SnapshotResult, check_protocol, check_resize,
+    effective_rules,
 };
 
 /// A configured dummy pool.
@@ -89,6 +90,24 @@ pub enum DummyMethod {
     ManageExisting,
     /// [`ShareDriver::unmanage`].
     Unmanage,
+    /// [`ShareDriver::create_snapshot`].
+    CreateSnapshot,
+    /// [`ShareDriver::delete_snapshot`].
+    DeleteSnapshot,
+    /// [`ShareDriver::revert_to_snapshot`].
+    RevertToSnapshot,
+    /// [`ShareDriver::create_share_from_snapshot`].
+    CreateShareFromSnapshot,
+    /// [`ShareDriver::snapshot_update_access`].
+    SnapshotUpdateAccess,
+    /// [`ShareDriver::manage_existing_snapshot`].
+    ManageExistingSnapshot,
+    /// [`ShareDriver::unmanage_snapshot`].
+    UnmanageSnapshot,
+    /// [`ShareDriver::create_replica_snapshot`].
+    CreateReplicaSnapshot,
+    /// [`ShareDriver::update_replica_snapshot`].
+    UpdateReplicaSnapshot,
 }
 
 impl DummyMethod {
@@ -110,6 +129,15 @@ impl DummyMethod {
             Self::UpdateReplicaState => "update_replica_state",
             Self::ManageExisting => "manage_existing",
             Self::Unmanage => "unmanage",
+            Self::CreateSnapshot => "create_snapshot",
+            Self::DeleteSnapshot => "delete_snapshot",
+            Self::RevertToSnapshot => "revert_to_snapshot",
+            Self::CreateShareFromSnapshot => "create_share_from_snapshot",
+            Self::SnapshotUpdateAccess => "snapshot_update_access",
+            Self::ManageExistingSnapshot => "manage_existing_snapshot",
+            Self::UnmanageSnapshot => "unmanage_snapshot",
+            Self::CreateReplicaSnapshot => "create_replica_snapshot",
+            Self::UpdateReplicaSnapshot => "update_replica_snapshot",
         }
     }
 }
@@ -130,12 +158,15 @@ impl fmt::Display for DummyMethod {
 /// ```
 ///
 /// Defaults are no delay and no failure, so tests and benchmarks pick their own timings.
+/// The snapshot capability flags its pools report default to true, as Manila's dummy
+/// (`snapshot_support`, `create_share_from_snapshot_support`, `revert_to_snapshot_support`,
+/// `mount_snapshot_support`); set one to false to drive the paths of a back end without it.
 /// Manila's dummy sleeps on every call (`dummy_driver_driver_methods_delays`, seconds):
 /// create_share 3.98, ensure_share 1.05, do_setup 0.05, `_update_share_stats` 0.3,
 /// create_replica 3.99, delete_replica 2.98, promote_replica 0.75, update_replica_state 0.85,
 /// and 2.0 for every other call (delete_share, extend_share, shrink_share, update_access...);
 /// [`DummyOptions::manila_timings`] builds that set.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DummyOptions {
     /// How long each method sleeps before doing its work, as humantime durations (`"2s"`,
@@ -146,6 +177,27 @@ pub struct DummyOptions {
     /// any effect); `1.0` fails every call.
     #[serde(deserialize_with = "deserialize_probabilities")]
     pub fail: BTreeMap<DummyMethod, f64>,
+    /// Pools report `snapshot_support`.
+    pub snapshot_support: bool,
+    /// Pools report `create_share_from_snapshot_support`.
+    pub create_share_from_snapshot_support: bool,
+    /// Pools report `revert_to_snapshot_support`.
+    pub revert_to_snapshot_support: bool,
+    /// Pools report `mount_snapshot_support` (snapshots get export locations and rules).
+    pub mount_snapshot_support: bool,
+}
+
+impl Default for DummyOptions {
+    fn default() -> Self {
+        Self {
+            delays: BTreeMap::new(),
+            fail: BTreeMap::new(),
+            snapshot_support: true,
+            create_share_from_snapshot_support: true,
+            revert_to_snapshot_support: true,
+            mount_snapshot_support: true,
+        }
+    }
 }
 
 impl DummyOptions {
@@ -165,10 +217,19 @@ impl DummyOptions {
             (DummyMethod::DeleteReplica, secs(2.98)),
             (DummyMethod::PromoteReplica, secs(0.75)),
             (DummyMethod::UpdateReplicaState, secs(0.85)),
+            (DummyMethod::CreateSnapshot, secs(2.0)),
+            (DummyMethod::DeleteSnapshot, secs(2.0)),
+            (DummyMethod::RevertToSnapshot, secs(2.0)),
+            (DummyMethod::CreateShareFromSnapshot, secs(2.0)),
+            (DummyMethod::SnapshotUpdateAccess, secs(2.0)),
+            (DummyMethod::ManageExistingSnapshot, secs(2.0)),
+            (DummyMethod::UnmanageSnapshot, secs(2.0)),
+            (DummyMethod::CreateReplicaSnapshot, secs(2.0)),
+            (DummyMethod::UpdateReplicaSnapshot, secs(2.0)),
         ]);
         Self {
             delays,
-            fail: BTreeMap::new(),
+            ..Self::default()
         }
     }
 
@@ -243,6 +304,15 @@ struct DummyShare {
     rules: Vec<AccessRule>,
 }
 
+/// One snapshot instance the dummy holds.
+#[derive(Debug, Clone)]
+struct DummySnapshot {
+    share_instance_id: String,
+    provider_location: String,
+    export_locations: Vec<ExportLocation>,
+    rules: Vec<AccessRule>,
+}
+
 /// Driver that keeps shares in memory. Build it once per back end and share it (`Arc`); the
 /// knobs take `&self`.
 #[derive(Debug)]
@@ -251,6 +321,8 @@ pub struct DummyDriver {
     pools: Vec<DummyPool>,
     knobs: Mutex<DummyOptions>,
     shares: Mutex<BTreeMap<String, DummyShare>>,
+    /// Snapshot instances by id.
+    snapshots: Mutex<BTreeMap<String, DummySnapshot>>,
     /// State of the generator deciding injected failures (splitmix64). Fault injection needs
     /// no quality randomness, so no dependency is pulled in for it.
     rng: AtomicU64,
@@ -268,6 +340,7 @@ impl DummyDriver {
             pools,
             knobs: Mutex::new(options),
             shares: Mutex::new(BTreeMap::new()),
+            snapshots: Mutex::new(BTreeMap::new()),
             rng: AtomicU64::new(seed),
         }
     }
@@ -327,6 +400,77 @@ impl DummyDriver {
         lock(&self.shares)
             .get(share_instance_id)
             .map(|s| s.rules.clone())
+    }
+
+    /// Whether the dummy holds snapshot instance `id`.
+    pub fn has_snapshot(&self, id: &str) -> bool {
+        lock(&self.snapshots).contains_key(id)
+    }
+
+    /// Rules last applied to a snapshot instance, if it exists.
+    pub fn applied_snapshot_rules(&self, id: &str) -> Option<Vec<AccessRule>> {
+        lock(&self.snapshots).get(id).map(|s| s.rules.clone())
+    }
+
+    /// Ids of the snapshot instances the dummy holds, sorted.
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        lock(&self.snapshots).keys().cloned().collect()
+    }
+
+    /// Records a snapshot instance of a share instance the dummy holds, unless it exists,
+    /// and answers as Manila's dummy `create_snapshot` (provider location, and three export
+    /// locations when snapshots are mountable).
+    fn insert_snapshot(
+        &self,
+        snapshot: &SnapshotRef,
+        provider_location: Option<&str>,
+    ) -> Result<SnapshotResult, DriverError> {
+        if !lock(&self.shares).contains_key(&snapshot.share_instance.id) {
+            return Err(not_found(&snapshot.share_instance.id));
+        }
+        let mountable = lock(&self.knobs).mount_snapshot_support;
+        let mut snapshots = lock(&self.snapshots);
+        let state = snapshots.entry(snapshot.id.clone()).or_insert_with(|| {
+            let location = provider_location.map_or_else(
+                || {
+                    format!(
+                        "/path/to/fake/snapshot/snapshot_{}_{}",
+                        snapshot.snapshot_id.replace('-', "_"),
+                        snapshot.id.replace('-', "_")
+                    )
+                },
+                str::to_owned,
+            );
+            let export_locations = if mountable {
+                [
+                    ("10.0.0.10", false),
+                    ("10.0.0.20", false),
+                    ("11.0.0.11", true),
+                ]
+                .into_iter()
+                .map(|(ip, is_admin_only)| ExportLocation {
+                    path: format!("{ip}:{location}"),
+                    is_admin_only,
+                    preferred: false,
+                    metadata: BTreeMap::new(),
+                })
+                .collect()
+            } else {
+                Vec::new()
+            };
+            DummySnapshot {
+                share_instance_id: snapshot.share_instance.id.clone(),
+                provider_location: location,
+                export_locations,
+                rules: Vec::new(),
+            }
+        });
+        Ok(SnapshotResult {
+            progress: SnapshotProgress::Available,
+            provider_location: Some(state.provider_location.clone()),
+            size_gb: None,
+            export_locations: state.export_locations.clone(),
+        })
     }
 
     /// Applies the configured delay of `method`, then decides whether the call fails.
@@ -473,6 +617,7 @@ impl ShareDriver for DummyDriver {
         allocated_gb_by_pool: &BTreeMap<String, u64>,
     ) -> Result<Vec<PoolStats>, DriverError> {
         self.enter(DummyMethod::GetShareStats).await?;
+        let knobs = lock(&self.knobs).clone();
         Ok(self
             .pools
             .iter()
@@ -488,10 +633,10 @@ impl ShareDriver for DummyDriver {
                     driver_handles_share_servers: false,
                     replication_type: self.info.replication_type.clone(),
                     replication_domain: self.info.replication_domain.clone(),
-                    snapshot_support: false,
-                    create_share_from_snapshot_support: false,
-                    revert_to_snapshot_support: false,
-                    mount_snapshot_support: false,
+                    snapshot_support: knobs.snapshot_support,
+                    create_share_from_snapshot_support: knobs.create_share_from_snapshot_support,
+                    revert_to_snapshot_support: knobs.revert_to_snapshot_support,
+                    mount_snapshot_support: knobs.mount_snapshot_support,
                     share_backend_name: self.info.backend_name.clone(),
                     driver_name: "dummy".to_owned(),
                     storage_protocol: "NFS_CIFS".to_owned(),
@@ -699,6 +844,131 @@ impl ShareDriver for DummyDriver {
             sync: None,
         })
     }
+
+    /// Manila's dummy: the snapshot exists at once (`available`), at
+    /// `/path/to/fake/snapshot/snapshot_<snapshot>_<instance>`.
+    async fn create_snapshot(&self, snapshot: &SnapshotRef) -> Result<SnapshotResult, DriverError> {
+        self.enter(DummyMethod::CreateSnapshot).await?;
+        self.insert_snapshot(snapshot, None)
+    }
+
+    async fn delete_snapshot(&self, snapshot: &SnapshotRef) -> Result<(), DriverError> {
+        self.enter(DummyMethod::DeleteSnapshot).await?;
+        lock(&self.snapshots).remove(&snapshot.id);
+        Ok(())
+    }
+
+    /// Nothing to restore in memory; the snapshot and the share must both exist.
+    async fn revert_to_snapshot(&self, snapshot: &SnapshotRef) -> Result<(), DriverError> {
+        self.enter(DummyMethod::RevertToSnapshot).await?;
+        let of_share = lock(&self.snapshots)
+            .get(&snapshot.id)
+            .map(|s| s.share_instance_id.clone());
+        if of_share.as_deref() != Some(snapshot.share_instance.id.as_str()) {
+            return Err(DriverError::InvalidInput(format!(
+                "snapshot instance {} of share instance {} does not exist on back end {}",
+                snapshot.id, snapshot.share_instance.id, self.info.backend_name
+            )));
+        }
+        self.with_share(&snapshot.share_instance, |_| Ok(()))
+    }
+
+    /// Creates the share as `create_share` does; the snapshot may live on another back end
+    /// (the dummy copies nothing, so it need not be reachable).
+    async fn create_share_from_snapshot(
+        &self,
+        share: &ShareInstanceRef,
+        snapshot: &SnapshotRef,
+    ) -> Result<Vec<ExportLocation>, DriverError> {
+        let _ = snapshot;
+        self.enter(DummyMethod::CreateShareFromSnapshot).await?;
+        self.insert(share)
+    }
+
+    /// Serves `ip` rules (read-only) on a snapshot the dummy holds.
+    async fn snapshot_update_access(
+        &self,
+        snapshot: &SnapshotRef,
+        all_rules: &[AccessRule],
+        add: &[AccessRule],
+        delete: &[AccessRule],
+    ) -> Result<BTreeMap<String, AccessRuleResult>, DriverError> {
+        self.enter(DummyMethod::SnapshotUpdateAccess).await?;
+        let mut snapshots = lock(&self.snapshots);
+        let state = snapshots.get_mut(&snapshot.id).ok_or_else(|| {
+            DriverError::InvalidInput(format!("snapshot instance {} does not exist", snapshot.id))
+        })?;
+        let mut results = BTreeMap::new();
+        let mut applied = Vec::new();
+        for rule in effective_rules(all_rules, add, delete) {
+            if rule.access_type.eq_ignore_ascii_case("ip") {
+                results.insert(rule.id.clone(), AccessRuleResult::Applied);
+                applied.push(rule);
+            } else {
+                let reason = format!(
+                    "Unsupported '{}' access type provided for a snapshot.",
+                    rule.access_type
+                );
+                results.insert(rule.id.clone(), AccessRuleResult::Error(reason));
+            }
+        }
+        state.rules = applied;
+        Ok(results)
+    }
+
+    /// Adopts whatever `provider_location` names (the dummy has no real snapshots to find).
+    async fn manage_existing_snapshot(
+        &self,
+        snapshot: &SnapshotRef,
+        driver_options: &BTreeMap<String, String>,
+    ) -> Result<SnapshotResult, DriverError> {
+        let _ = driver_options;
+        self.enter(DummyMethod::ManageExistingSnapshot).await?;
+        let Some(location) = snapshot
+            .provider_location
+            .as_deref()
+            .filter(|l| !l.is_empty())
+        else {
+            return Err(DriverError::InvalidInput(
+                "provider_location is required to manage a snapshot".to_owned(),
+            ));
+        };
+        let mut result = self.insert_snapshot(snapshot, Some(location))?;
+        result.size_gb = Some(snapshot.size_gb.max(1));
+        Ok(result)
+    }
+
+    async fn unmanage_snapshot(&self, snapshot: &SnapshotRef) -> Result<(), DriverError> {
+        self.enter(DummyMethod::UnmanageSnapshot).await?;
+        lock(&self.snapshots).remove(&snapshot.id);
+        Ok(())
+    }
+
+    /// The secondary's copy exists at once, like Manila's dummy; the active's instance must
+    /// exist here when it is on this back end.
+    async fn create_replica_snapshot(
+        &self,
+        replica: &ReplicaRef,
+        ctx: &ReplicaContext<'_>,
+        snapshot: &SnapshotRef,
+        active_snapshot: &SnapshotRef,
+    ) -> Result<SnapshotResult, DriverError> {
+        let _ = (replica, ctx, active_snapshot);
+        self.enter(DummyMethod::CreateReplicaSnapshot).await?;
+        self.insert_snapshot(snapshot, None)
+    }
+
+    async fn update_replica_snapshot(
+        &self,
+        replica: &ReplicaRef,
+        ctx: &ReplicaContext<'_>,
+        snapshot: &SnapshotRef,
+        active_snapshot: &SnapshotRef,
+    ) -> Result<SnapshotResult, DriverError> {
+        let _ = (replica, ctx, active_snapshot);
+        self.enter(DummyMethod::UpdateReplicaSnapshot).await?;
+        self.insert_snapshot(snapshot, None)
+    }
 }
 
 #[cfg(test)]
@@ -763,6 +1033,111 @@ mod tests {
             replicas,
             access_rules: &[],
         }
+    }
+
+    fn snapshot_of(id: &str, share_instance: &str) -> SnapshotRef {
+        SnapshotRef {
+            id: id.into(),
+            snapshot_id: "99999999-2222-4333-8444-555555555555".into(),
+            share_instance: share(share_instance, "NFS"),
+            host: "node1@dummy1#fake_pool".into(),
+            size_gb: 2,
+            provider_location: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn snapshot_lifecycle_answers_like_manilas_dummy() {
+        let d = driver();
+        let stats = d.get_share_stats(&BTreeMap::new()).await.unwrap();
+        assert!(stats[0].snapshot_support && stats[0].create_share_from_snapshot_support);
+        assert!(stats[0].revert_to_snapshot_support && stats[0].mount_snapshot_support);
+        // The share must exist first.
+        let snap = snapshot_of("snap-1", "share-1");
+        assert!(matches!(
+            d.create_snapshot(&snap).await,
+            Err(DriverError::NotFound { .. })
+        ));
+        d.create_share(&share("share-1", "NFS")).await.unwrap();
+        let created = d.create_snapshot(&snap).await.unwrap();
+        assert_eq!(created.progress, SnapshotProgress::Available);
+        let location = created.provider_location.clone().unwrap();
+        assert!(location.starts_with("/path/to/fake/snapshot/snapshot_99999999_"));
+        assert_eq!(created.export_locations.len(), 3);
+        assert!(created.export_locations[2].is_admin_only);
+        assert_eq!(
+            d.create_snapshot(&snap).await.unwrap(),
+            created,
+            "idempotent"
+        );
+        d.revert_to_snapshot(&snap).await.unwrap();
+        assert!(
+            d.revert_to_snapshot(&snapshot_of("snap-1", "other"))
+                .await
+                .is_err()
+        );
+        let results = d
+            .snapshot_update_access(&snap, &[], &[rule("r1", "ip"), rule("r2", "user")], &[])
+            .await
+            .unwrap();
+        assert_eq!(results["r1"], AccessRuleResult::Applied);
+        assert!(matches!(results["r2"], AccessRuleResult::Error(_)));
+        assert_eq!(d.applied_snapshot_rules("snap-1").unwrap().len(), 1);
+        d.create_share_from_snapshot(&share("share-2", "NFS"), &snap)
+            .await
+            .unwrap();
+        assert_eq!(d.share_size_gb("share-2"), Some(2));
+        d.delete_snapshot(&snap).await.unwrap();
+        d.delete_snapshot(&snap).await.unwrap();
+        assert!(!d.has_snapshot("snap-1"));
+
+        let mut managed = snapshot_of("snap-2", "share-1");
+        assert!(
+            d.manage_existing_snapshot(&managed, &BTreeMap::new())
+                .await
+                .is_err()
+        );
+        managed.provider_location = Some("/existing".into());
+        let adopted = d
+            .manage_existing_snapshot(&managed, &BTreeMap::new())
+            .await
+            .unwrap();
+        assert_eq!(adopted.provider_location.as_deref(), Some("/existing"));
+        assert_eq!(adopted.size_gb, Some(2));
+        d.unmanage_snapshot(&managed).await.unwrap();
+        assert!(d.snapshot_ids().is_empty());
+    }
+
+    #[tokio::test]
+    async fn snapshot_capabilities_and_failures_are_configurable() {
+        let d = DummyDriver::new(
+            driver().info.clone(),
+            vec![DummyPool {
+                name: "fake_pool".into(),
+                total_capacity_gb: 10,
+                reserved_percentage: 0,
+            }],
+            DummyOptions {
+                snapshot_support: false,
+                mount_snapshot_support: false,
+                ..DummyOptions::default()
+            },
+        );
+        let stats = d.get_share_stats(&BTreeMap::new()).await.unwrap();
+        assert!(!stats[0].snapshot_support && !stats[0].mount_snapshot_support);
+        assert!(stats[0].revert_to_snapshot_support);
+        d.create_share(&share("share-1", "NFS")).await.unwrap();
+        d.set_failure(DummyMethod::CreateSnapshot, 1.0);
+        let snap = snapshot_of("snap-1", "share-1");
+        assert!(d.create_snapshot(&snap).await.is_err());
+        assert!(!d.has_snapshot("snap-1"));
+        d.set_failure(DummyMethod::CreateSnapshot, 0.0);
+        let created = d.create_snapshot(&snap).await.unwrap();
+        assert!(created.export_locations.is_empty(), "not mountable");
+        let toml: DummyOptions =
+            toml::from_str("snapshot_support = false\n[fail]\ncreate_snapshot = 0.5").unwrap();
+        assert!(!toml.snapshot_support && toml.revert_to_snapshot_support);
+        assert_eq!(toml.fail[&DummyMethod::CreateSnapshot], 0.5);
     }
 
     #[tokio::test]
@@ -1175,6 +1550,7 @@ mod tests {
         let options = DummyOptions {
             delays: BTreeMap::from([(DummyMethod::DoSetup, Duration::from_millis(50))]),
             fail: BTreeMap::new(),
+            ..DummyOptions::default()
         };
         let driver = DummyDriver::new(driver().info, driver().pools, options);
         let start = tokio::time::Instant::now();
@@ -1232,6 +1608,7 @@ mod tests {
         let fail_setup = DummyOptions {
             delays: BTreeMap::new(),
             fail: BTreeMap::from([(DummyMethod::DoSetup, 1.0)]),
+            ..DummyOptions::default()
         };
         let driver = DummyDriver::new(driver().info, driver().pools, fail_setup);
         assert!(matches!(
@@ -1241,6 +1618,7 @@ mod tests {
         let invalid = DummyOptions {
             delays: BTreeMap::new(),
             fail: BTreeMap::from([(DummyMethod::DoSetup, 1.5)]),
+            ..DummyOptions::default()
         };
         let driver = DummyDriver::new(driver.info.clone(), driver.pools.clone(), invalid);
         assert!(matches!(

@@ -59,12 +59,14 @@ mod tests;
 
 pub use filters::{
     AffinityFilter, AntiAffinityFilter, AvailabilityZoneFilter, CapabilitiesFilter, CapacityFilter,
-    DriverFilter, Filter, OnlyHostFilter, ShareReplicationFilter, default_filters,
+    CreateFromSnapshotFilter, DriverFilter, Filter, OnlyHostFilter, ShareReplicationFilter,
+    default_filters,
 };
 pub use pool::{Capacity, MAX_OVER_SUBSCRIPTION_RATIO_DEFAULT, PoolState};
 pub use request::{AffinityHint, BOOLEAN_EXTRA_SPECS, ReplicaRequest, ScheduleRequest};
 pub use weighers::{
-    CapacityWeigher, GoodnessWeigher, WeighedPool, Weigher, default_weighers, weigh_pools,
+    CapacityWeigher, GoodnessWeigher, HostAffinityWeigher, WeighedPool, Weigher, default_weighers,
+    weigh_pools,
 };
 
 /// No pool can take the request (Manila's `NoValidHost`, or `WillNotSchedule` when no
@@ -118,7 +120,8 @@ impl NoValidHost {
     /// The id of the user message detail Manila records for this failure
     /// (`manila/message/message_field.py`): a filter-specific detail (`007`
     /// AvailabilityZone, `008` Capabilities, `009` Capacity, `010` Driver, `014`
-    /// ShareReplication), `002` (no valid host) for the other filters, and `028` (back
+    /// ShareReplication, `016` CreateFromSnapshot), `002` (no valid host) for the other
+    /// filters, and `028` (back
     /// ends not ready) when no service was usable.
     pub fn detail_id(&self) -> &'static str {
         match self.last_filter {
@@ -128,6 +131,7 @@ impl NoValidHost {
             "CapacityFilter" => "009",
             "DriverFilter" => "010",
             "ShareReplicationFilter" => "014",
+            "CreateFromSnapshotFilter" => "016",
             _ => "002",
         }
     }

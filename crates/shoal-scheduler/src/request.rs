@@ -53,6 +53,14 @@ pub struct ScheduleRequest {
     /// The `different_host` scheduler hint (2.65+), resolved by the caller: pools holding an
     /// instance of any share it names fail (`AntiAffinityFilter`).
     pub different_host: Option<AffinityHint>,
+    /// For a share created from a snapshot: the pool (`host@backend#pool`) of the snapshot
+    /// instance it is copied from (`CreateFromSnapshotFilter`, `HostAffinityWeigher`).
+    #[serde(default)]
+    pub snapshot_host: Option<String>,
+    /// For a share created from a snapshot: the zone of the snapshot's share
+    /// (`HostAffinityWeigher`).
+    #[serde(default)]
+    pub snapshot_availability_zone: Option<String>,
 }
 
 /// A `same_host` / `different_host` hint after the caller looked its shares up.

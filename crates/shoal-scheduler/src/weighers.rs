@@ -26,14 +26,50 @@ pub trait Weigher {
     fn weigh(&self, pool: &PoolState, req: &ScheduleRequest) -> f64;
 }
 
-/// Manila's `scheduler_default_weighers` that apply here: [`CapacityWeigher`] and
-/// [`GoodnessWeigher`], both with multiplier 1.0. (`HostAffinityWeigher`, the third
-/// default, only ranks shares created from snapshots.)
+/// Manila's `scheduler_default_weighers`: [`CapacityWeigher`], [`GoodnessWeigher`] and
+/// [`HostAffinityWeigher`] (which only ranks shares created from snapshots), each with
+/// multiplier 1.0.
 pub fn default_weighers() -> Vec<Box<dyn Weigher>> {
     vec![
         Box::new(CapacityWeigher::default()),
         Box::new(GoodnessWeigher::default()),
+        Box::new(HostAffinityWeigher),
     ]
+}
+
+/// Prefers pools close to the snapshot a share is created from
+/// (`manila/scheduler/weighers/host_affinity.py`): 100 on the snapshot's pool, 75 on
+/// another pool of its back end, 50 on another back end when the share asks for the zone of
+/// the snapshot's share, 25 otherwise (no zone asked, or another); 0 for every pool when the
+/// share is not created from a snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostAffinityWeigher;
+
+impl Weigher for HostAffinityWeigher {
+    fn name(&self) -> &'static str {
+        "HostAffinityWeigher"
+    }
+
+    fn weigh(&self, pool: &PoolState, req: &ScheduleRequest) -> f64 {
+        let Some(snapshot_host) = &req.snapshot_host else {
+            return 0.0;
+        };
+        let (snapshot_backend, snapshot_pool) = snapshot_host
+            .split_once('#')
+            .unwrap_or((snapshot_host.as_str(), ""));
+        if snapshot_backend == pool.host {
+            return if !snapshot_pool.is_empty() && snapshot_pool == pool.pool {
+                100.0
+            } else {
+                75.0
+            };
+        }
+        // As Manila: the requested zone (every candidate is in it) against the source's.
+        match (&req.availability_zone, &req.snapshot_availability_zone) {
+            (Some(wanted), Some(source)) if wanted == source => 50.0,
+            _ => 25.0,
+        }
+    }
 }
 
 /// Spreads shares: prefers the pool with the most free space after the reserved share
@@ -214,6 +250,26 @@ pub fn weigh_pools<'a>(
             .then_with(|| a.pool.name.cmp(&b.pool.name))
     });
     weighed
+}
+
+#[cfg(test)]
+mod host_affinity_tests {
+    use super::*;
+    use crate::test_utils::{pool, request};
+
+    #[test]
+    fn closer_to_the_snapshot_weighs_more() {
+        let mut req = request(1);
+        let p = |name: &str| pool(name).build();
+        assert_eq!(HostAffinityWeigher.weigh(&p("h@b1#p1"), &req), 0.0);
+        req.snapshot_host = Some("h@b1#p1".to_owned());
+        req.snapshot_availability_zone = Some("az1".to_owned());
+        assert_eq!(HostAffinityWeigher.weigh(&p("h@b1#p1"), &req), 100.0);
+        assert_eq!(HostAffinityWeigher.weigh(&p("h@b1#p2"), &req), 75.0);
+        assert_eq!(HostAffinityWeigher.weigh(&p("h@b2#p1"), &req), 25.0);
+        req.availability_zone = Some("az1".to_owned());
+        assert_eq!(HostAffinityWeigher.weigh(&p("h@b2#p1"), &req), 50.0);
+    }
 }
 
 #[cfg(test)]

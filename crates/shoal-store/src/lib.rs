@@ -5,12 +5,13 @@
 //! What is persisted (see [`model`], [`model_shares`] and [`model_identity`]): share types
 //! with extra specs and project access, availability zones, services and their heartbeats,
 //! pool capabilities, durable operations, shares with their instances, export locations,
-//! access rules and metadata, replica metadata, per-share replica locks and sync history,
+//! access rules and metadata, snapshots with their instances, metadata, export locations
+//! and access rules, replica metadata, per-share replica locks and sync history,
 //! quota overrides, usages and reservations, user messages, and the built-in identity
 //! (projects, users, role assignments, revoked tokens, the token signing key). SQL lives only
-//! in this crate. It is written once (`sql_impl.rs`, with the share, replica, quota, message
-//! and identity queries in `sql_shares.rs`, `sql_replicas.rs`, `sql_quotas.rs`,
-//! `sql_messages.rs` and `sql_identity.rs`) and expanded for both engines, so the two cannot
+//! in this crate. It is written once (`sql_impl.rs`, with the share, replica, snapshot, quota,
+//! message and identity queries in `sql_shares.rs`, `sql_replicas.rs`, `sql_snapshots.rs`,
+//! `sql_quotas.rs`, `sql_messages.rs` and `sql_identity.rs`) and expanded for both engines, so the two cannot
 //! drift apart. Only the migrations are per engine, because
 //! column types differ (see `codec.rs` for timestamps and UUIDs).
 //!
@@ -26,6 +27,7 @@ mod error;
 pub mod model;
 pub mod model_identity;
 pub mod model_shares;
+pub mod model_snapshots;
 mod postgres;
 mod sql_identity;
 mod sql_impl;
@@ -34,6 +36,7 @@ mod sql_messages;
 mod sql_quotas;
 mod sql_replicas;
 mod sql_shares;
+mod sql_snapshots;
 mod sqlite;
 mod store;
 
@@ -47,6 +50,7 @@ pub use error::{Result, StoreError};
 pub use model::*;
 pub use model_identity::*;
 pub use model_shares::*;
+pub use model_snapshots::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::Store;

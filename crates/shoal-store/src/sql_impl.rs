@@ -185,6 +185,12 @@ macro_rules! impl_store {
                 ShareInstanceCas, ShareInstanceRow, ShareInstanceUpdate,
                 ShareListFilter, ShareRow, ShareUpdate,
             };
+            use $crate::model_snapshots::{
+                NewSnapshot, NewSnapshotAccessRule, NewSnapshotExportLocation,
+                NewSnapshotInstance, SnapshotAccessRuleRow, SnapshotExportLocationRow,
+                SnapshotInstanceCas, SnapshotInstanceFilter, SnapshotInstanceRow,
+                SnapshotListFilter, SnapshotRow, SnapshotUpdate,
+            };
             use $crate::sql_impl::{
                 operation_columns, service_select, share_type_select, CLAIM_RACE_RETRIES,
             };
@@ -1310,6 +1316,194 @@ macro_rules! impl_store {
                     super::share_sql::allocated_gb_by_pool(self).await
                 }
 
+                // ---- snapshots (queries in sql_snapshots.rs) ----
+
+                async fn create_snapshot(&self, new: NewSnapshot) -> Result<SnapshotRow> {
+                    super::snapshot_sql::create_snapshot(self, new).await
+                }
+
+                async fn get_snapshot(&self, id: Uuid) -> Result<SnapshotRow> {
+                    super::snapshot_sql::get_snapshot(self, id).await
+                }
+
+                async fn list_snapshots(
+                    &self,
+                    filter: SnapshotListFilter,
+                ) -> Result<Vec<SnapshotRow>> {
+                    super::snapshot_sql::list_snapshots(self, filter).await
+                }
+
+                async fn update_snapshot(
+                    &self,
+                    id: Uuid,
+                    update: SnapshotUpdate,
+                    now: DateTime<Utc>,
+                ) -> Result<SnapshotRow> {
+                    super::snapshot_sql::update_snapshot(self, id, update, now).await
+                }
+
+                async fn set_snapshot_metadata(
+                    &self,
+                    id: Uuid,
+                    metadata: &BTreeMap<String, String>,
+                    replace_all: bool,
+                    now: DateTime<Utc>,
+                ) -> Result<BTreeMap<String, String>> {
+                    super::snapshot_sql::set_snapshot_metadata(self, id, metadata, replace_all, now)
+                        .await
+                }
+
+                async fn delete_snapshot_metadata_key(&self, id: Uuid, key: &str) -> Result<()> {
+                    super::snapshot_sql::delete_snapshot_metadata_key(self, id, key).await
+                }
+
+                async fn get_snapshot_instance(&self, id: Uuid) -> Result<SnapshotInstanceRow> {
+                    super::snapshot_sql::get_snapshot_instance(self, id).await
+                }
+
+                async fn list_snapshot_instances(
+                    &self,
+                    filter: SnapshotInstanceFilter,
+                ) -> Result<Vec<SnapshotInstanceRow>> {
+                    super::snapshot_sql::list_snapshot_instances(self, filter).await
+                }
+
+                async fn add_snapshot_instances(
+                    &self,
+                    instances: Vec<NewSnapshotInstance>,
+                    operations: Vec<NewOperation>,
+                    now: DateTime<Utc>,
+                ) -> Result<usize> {
+                    super::snapshot_sql::add_snapshot_instances(self, instances, operations, now)
+                        .await
+                }
+
+                async fn update_snapshot_instances_if(
+                    &self,
+                    updates: Vec<SnapshotInstanceCas>,
+                    operations: Vec<NewOperation>,
+                    now: DateTime<Utc>,
+                ) -> Result<Vec<SnapshotInstanceRow>> {
+                    super::snapshot_sql::update_snapshot_instances_if(
+                        self, updates, operations, now,
+                    )
+                    .await
+                }
+
+                async fn update_share_and_snapshot_instances_if(
+                    &self,
+                    share_updates: Vec<ShareInstanceCas>,
+                    snapshot_updates: Vec<SnapshotInstanceCas>,
+                    operations: Vec<NewOperation>,
+                    now: DateTime<Utc>,
+                ) -> Result<()> {
+                    super::snapshot_sql::update_share_and_snapshot_instances_if(
+                        self,
+                        share_updates,
+                        snapshot_updates,
+                        operations,
+                        now,
+                    )
+                    .await
+                }
+
+                async fn delete_snapshot_instance(
+                    &self,
+                    instance_id: Uuid,
+                    release: QuotaRequest,
+                    now: DateTime<Utc>,
+                ) -> Result<bool> {
+                    super::snapshot_sql::delete_snapshot_instance(self, instance_id, release, now)
+                        .await
+                }
+
+                async fn replace_snapshot_export_locations(
+                    &self,
+                    instance_id: Uuid,
+                    locations: Vec<NewSnapshotExportLocation>,
+                    now: DateTime<Utc>,
+                ) -> Result<Vec<SnapshotExportLocationRow>> {
+                    super::snapshot_sql::replace_snapshot_export_locations(
+                        self,
+                        instance_id,
+                        locations,
+                        now,
+                    )
+                    .await
+                }
+
+                async fn list_snapshot_export_locations(
+                    &self,
+                    instance_id: Uuid,
+                ) -> Result<Vec<SnapshotExportLocationRow>> {
+                    super::snapshot_sql::list_snapshot_export_locations(self, instance_id).await
+                }
+
+                async fn insert_snapshot_access_rule(
+                    &self,
+                    new: NewSnapshotAccessRule,
+                ) -> Result<SnapshotAccessRuleRow> {
+                    super::snapshot_sql::insert_snapshot_access_rule(self, new).await
+                }
+
+                async fn get_snapshot_access_rule(
+                    &self,
+                    id: Uuid,
+                ) -> Result<SnapshotAccessRuleRow> {
+                    super::snapshot_sql::get_snapshot_access_rule(self, id).await
+                }
+
+                async fn list_snapshot_access_rules(
+                    &self,
+                    snapshot_id: Uuid,
+                ) -> Result<Vec<SnapshotAccessRuleRow>> {
+                    super::snapshot_sql::list_snapshot_access_rules(self, snapshot_id).await
+                }
+
+                async fn set_snapshot_instance_access_state(
+                    &self,
+                    access_id: Uuid,
+                    instance_id: Uuid,
+                    expected: &[&str],
+                    state: &str,
+                    now: DateTime<Utc>,
+                ) -> Result<()> {
+                    super::snapshot_sql::set_snapshot_instance_access_state(
+                        self,
+                        access_id,
+                        instance_id,
+                        expected,
+                        state,
+                        now,
+                    )
+                    .await
+                }
+
+                async fn mark_snapshot_access_rule_for_deny(
+                    &self,
+                    access_id: Uuid,
+                    operations: Vec<NewOperation>,
+                    now: DateTime<Utc>,
+                ) -> Result<SnapshotAccessRuleRow> {
+                    super::snapshot_sql::mark_snapshot_access_rule_for_deny(
+                        self, access_id, operations, now,
+                    )
+                    .await
+                }
+
+                async fn remove_snapshot_instance_access(
+                    &self,
+                    access_id: Uuid,
+                    instance_id: Uuid,
+                ) -> Result<bool> {
+                    super::snapshot_sql::remove_snapshot_instance_access(
+                        self,
+                        access_id,
+                        instance_id,
+                    )
+                    .await
+                }
+
                 // ---- replicas (queries in sql_replicas.rs) ----
 
                 async fn update_share_instances_if(
@@ -1672,6 +1866,7 @@ macro_rules! impl_store {
 
         $crate::sql_shares::share_sql!($store);
         $crate::sql_replicas::replica_sql!($store);
+        $crate::sql_snapshots::snapshot_sql!($store);
         $crate::sql_quotas::quota_sql!($store);
         $crate::sql_messages::message_sql!($store);
         $crate::sql_identity::identity_sql!($store);

@@ -30,6 +30,11 @@ use crate::model_shares::{
     ShareInstanceFilter, ShareInstanceRow, ShareInstanceUpdate, ShareListFilter, ShareRow,
     ShareUpdate,
 };
+use crate::model_snapshots::{
+    NewSnapshot, NewSnapshotAccessRule, NewSnapshotExportLocation, NewSnapshotInstance,
+    SnapshotAccessRuleRow, SnapshotExportLocationRow, SnapshotInstanceCas, SnapshotInstanceFilter,
+    SnapshotInstanceRow, SnapshotListFilter, SnapshotRow, SnapshotUpdate,
+};
 
 /// Durable state of shoal. Used as `Arc<dyn Store>`; implemented by
 /// [`SqliteStore`](crate::SqliteStore) and [`PgStore`](crate::PgStore).
@@ -538,6 +543,157 @@ pub trait Store: Send + Sync + 'static {
     /// Soft-deleted shares whose `scheduled_to_be_deleted_at` is at or before `now`, with
     /// metadata, earliest first (the purge's work list).
     async fn list_expired_soft_deleted_shares(&self, now: DateTime<Utc>) -> Result<Vec<ShareRow>>;
+    // ---- snapshots (queries in sql_snapshots.rs) ----
+
+    /// Creates a snapshot with its metadata and instances, charges `new.quota` directly to
+    /// `in_use` and enqueues `new.operations`, in one transaction (the share row is locked
+    /// first). `NotFound` if the share or a share instance is missing, `Conflict` if an id
+    /// exists, `QuotaExceeded` writes nothing. Returns the snapshot as stored.
+    async fn create_snapshot(&self, new: NewSnapshot) -> Result<SnapshotRow>;
+
+    /// Reads a snapshot with its metadata and instances.
+    async fn get_snapshot(&self, id: Uuid) -> Result<SnapshotRow>;
+
+    /// Snapshots matching the filter with metadata and instances, ordered by `created_at`
+    /// then id.
+    async fn list_snapshots(&self, filter: SnapshotListFilter) -> Result<Vec<SnapshotRow>>;
+
+    /// Changes the given fields and sets `updated_at` to `now`. `NotFound` if missing.
+    async fn update_snapshot(
+        &self,
+        id: Uuid,
+        update: SnapshotUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<SnapshotRow>;
+
+    /// Upserts snapshot metadata keys; with `replace_all` also removes every other key.
+    /// Returns the resulting metadata. Atomic; `NotFound` if the snapshot is missing.
+    async fn set_snapshot_metadata(
+        &self,
+        id: Uuid,
+        metadata: &BTreeMap<String, String>,
+        replace_all: bool,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, String>>;
+
+    /// Removes one snapshot metadata key. `NotFound` if the snapshot or the key is missing.
+    async fn delete_snapshot_metadata_key(&self, id: Uuid, key: &str) -> Result<()>;
+
+    /// Reads one snapshot instance.
+    async fn get_snapshot_instance(&self, id: Uuid) -> Result<SnapshotInstanceRow>;
+
+    /// Snapshot instances matching the filter, in creation order.
+    async fn list_snapshot_instances(
+        &self,
+        filter: SnapshotInstanceFilter,
+    ) -> Result<Vec<SnapshotInstanceRow>>;
+
+    /// Adds snapshot instances to existing snapshots (a new replica gets one per snapshot)
+    /// and enqueues `operations`, in one transaction. An instance of the same snapshot on
+    /// the same share instance that already exists is kept (retries are harmless); returns
+    /// how many were added. `NotFound` if a snapshot or share instance is missing.
+    async fn add_snapshot_instances(
+        &self,
+        instances: Vec<NewSnapshotInstance>,
+        operations: Vec<NewOperation>,
+        now: DateTime<Utc>,
+    ) -> Result<usize>;
+
+    /// Compare-and-set on several snapshot instances in one transaction, enqueueing
+    /// `operations` only if every update applied (all or nothing). Each applies only if the
+    /// instance's status is one of its `expected_statuses` (any when empty) and sets
+    /// `updated_at = now`. `Conflict` when a condition fails, `NotFound` when an instance is
+    /// missing. Returns the updated rows in the order given.
+    async fn update_snapshot_instances_if(
+        &self,
+        updates: Vec<SnapshotInstanceCas>,
+        operations: Vec<NewOperation>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SnapshotInstanceRow>>;
+
+    /// Compare-and-set on share instances and snapshot instances together, all or nothing,
+    /// with `operations` enqueued only if every update applied (a revert moves the share
+    /// instance to `reverting` and its snapshot instance to `restoring` at once, and back).
+    /// Conditions as in `update_share_instances_if` and `update_snapshot_instances_if`;
+    /// `Conflict` or `NotFound` write nothing.
+    async fn update_share_and_snapshot_instances_if(
+        &self,
+        share_updates: Vec<ShareInstanceCas>,
+        snapshot_updates: Vec<SnapshotInstanceCas>,
+        operations: Vec<NewOperation>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Removes a snapshot instance with its export locations and access mappings; when it
+    /// was the snapshot's last, also the snapshot with its metadata and access rules, and
+    /// then applies `release` (negative deltas) in the same transaction. Returns whether the
+    /// snapshot was removed. Idempotent: a missing instance gives `Ok(false)`.
+    async fn delete_snapshot_instance(
+        &self,
+        instance_id: Uuid,
+        release: QuotaRequest,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Replaces the export locations of a snapshot instance (paths kept keep their id).
+    /// `NotFound` if the instance is missing.
+    async fn replace_snapshot_export_locations(
+        &self,
+        instance_id: Uuid,
+        locations: Vec<NewSnapshotExportLocation>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SnapshotExportLocationRow>>;
+
+    /// Export locations of a snapshot instance in the order last reported.
+    async fn list_snapshot_export_locations(
+        &self,
+        instance_id: Uuid,
+    ) -> Result<Vec<SnapshotExportLocationRow>>;
+
+    /// Inserts a snapshot access rule with a `queued_to_apply` mapping per instance and
+    /// enqueues `new.operations`, in one transaction. `Conflict` if the snapshot has a rule
+    /// with the same type and target, `NotFound` if the snapshot or an instance is missing.
+    async fn insert_snapshot_access_rule(
+        &self,
+        new: NewSnapshotAccessRule,
+    ) -> Result<SnapshotAccessRuleRow>;
+
+    /// Reads one snapshot access rule with its per-instance states.
+    async fn get_snapshot_access_rule(&self, id: Uuid) -> Result<SnapshotAccessRuleRow>;
+
+    /// Rules of a snapshot, ordered by `created_at` then id.
+    async fn list_snapshot_access_rules(
+        &self,
+        snapshot_id: Uuid,
+    ) -> Result<Vec<SnapshotAccessRuleRow>>;
+
+    /// Compare-and-set of one mapping's state (any current state when `expected` is empty).
+    /// `Conflict` when not expected, `NotFound` when the mapping is missing.
+    async fn set_snapshot_instance_access_state(
+        &self,
+        access_id: Uuid,
+        instance_id: Uuid,
+        expected: &[&str],
+        state: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Starts denying a snapshot rule: every mapping → `queued_to_deny`, and `operations`
+    /// enqueued, in one transaction. `NotFound` if the rule is missing.
+    async fn mark_snapshot_access_rule_for_deny(
+        &self,
+        access_id: Uuid,
+        operations: Vec<NewOperation>,
+        now: DateTime<Utc>,
+    ) -> Result<SnapshotAccessRuleRow>;
+
+    /// Removes the rule's mapping to one snapshot instance, and the rule once no mapping is
+    /// left. Returns whether the rule was removed. `NotFound` if the rule is missing.
+    async fn remove_snapshot_instance_access(
+        &self,
+        access_id: Uuid,
+        instance_id: Uuid,
+    ) -> Result<bool>;
 
     // ---- quotas ----
 

@@ -18,6 +18,7 @@ pub mod share_lifecycle;
 pub mod share_replica_export_locations;
 pub mod share_replica_metadata;
 pub mod share_replicas;
+pub mod share_snapshots;
 pub mod share_types;
 pub mod shares;
 
@@ -37,6 +38,7 @@ pub fn router() -> Router<ApiState> {
         .merge(share_instances::router())
         .merge(share_instance_export_locations::router())
         .merge(share_replicas::router())
+        .merge(share_snapshots::router())
         .merge(share_replica_export_locations::router())
         .merge(share_replica_metadata::router())
         .merge(availability_zones::router())

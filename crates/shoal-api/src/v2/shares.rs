@@ -507,6 +507,7 @@ pub async fn create_share(
         },
         is_public,
         check_availability_zones_extra_spec: ctx.at_least(2, 48),
+        check_create_share_from_snapshot_support: ctx.at_least(2, 24),
         encryption_key_ref: if ctx.at_least(2, 90) {
             optional_text(fields, "encryption_key_ref")?
         } else {
@@ -857,6 +858,7 @@ pub async fn share_action(
         "unmanage" if !legacy => super::share_lifecycle::unmanage_action(&state, &ctx, &id).await,
         "soft_delete" if !legacy => super::share_lifecycle::soft_delete(&state, &ctx, &id).await,
         "restore" if !legacy => super::share_lifecycle::restore(&state, &ctx, &id).await,
+        "revert" => super::share_snapshots::revert(&state, &ctx, &id, &value).await,
         _ => Err(ApiError::bad_request(format!(
             "There is no such action: {action}"
         ))),

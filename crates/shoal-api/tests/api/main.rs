@@ -27,4 +27,7 @@ mod scheduler_hints;
 mod share_instances;
 mod share_types;
 mod shares;
+mod snapshot_fixtures;
+mod snapshots;
+mod snapshots_replicated;
 mod versions;

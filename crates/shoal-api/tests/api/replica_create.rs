@@ -1,8 +1,9 @@
 //! Replica create, `POST /v2/share-replicas`: checklist group F (79–130), replication.md §5.1.
 //!
-//! Not testable in shoal, nothing observable: F.94 (shares
-//! carry no `encryption_key_ref`), F.96 (no share groups), F.124 (no snapshots). F.106, F.107,
-//! F.109 and F.110 need share networks; their honest answer (the unknown network) is tested.
+//! Not testable in shoal, nothing observable: F.94 (shares carry no `encryption_key_ref`),
+//! F.96 (no share groups). F.124 (snapshot instances for a new replica) is tested in
+//! `snapshots_replicated.rs`. F.106, F.107, F.109 and F.110 need share networks; their honest
+//! answer (the unknown network) is tested.
 
 use serde_json::json;
 use shoal_core::config::AuthStrategy;

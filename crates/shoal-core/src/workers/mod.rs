@@ -1,6 +1,7 @@
 //! Workers that carry out durable operations: the scheduler role places instances on pools
 //! ([`scheduler`]) and each back end of the share role does the back-end work
-//! ([`share_manager`], with the replica operations in [`replica_manager`]).
+//! ([`share_manager`], with the replica operations in [`replica_manager`] and the snapshot
+//! operations in [`snapshot_manager`]).
 //!
 //! A worker claims an operation with a compare-and-set and a lease, keeps the lease alive
 //! while the handler runs, then completes it, or records the failure and retries later with
@@ -16,6 +17,7 @@ pub mod lifecycle;
 pub mod replica_manager;
 pub mod scheduler;
 pub mod share_manager;
+pub mod snapshot_manager;
 
 use std::sync::Arc;
 use std::time::Duration;

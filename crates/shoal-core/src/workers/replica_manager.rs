@@ -465,8 +465,16 @@ impl ReplicaManager {
             access_rules_status: Some("active".to_owned()),
             ..Default::default()
         };
-        if self.cas(id, &["creating"], update).await?.is_some() {
+        if let Some(created) = self.cas(id, &["creating"], update).await? {
             info!(share.id = %set.share.id, share_replica.id = %id, replica_state = %result.replica_state, "replica {id} is available ({})", result.replica_state);
+            // A new replica gets an instance of every snapshot of the share, copied from
+            // the active's by its own back end.
+            super::snapshot_manager::add_snapshot_instances_for_new_replica(
+                &self.core,
+                set.share.id,
+                &created,
+            )
+            .await?;
         }
         self.record_sync(id, Some(active), "create", result.sync)
             .await;
@@ -523,6 +531,34 @@ impl ReplicaManager {
         }
         for rule in &mapped {
             ignore_lost(store.remove_instance_access(rule.id, id).await)?;
+        }
+
+        // 1b. Its snapshot instances, through the driver (Manila hands them to
+        // `delete_replica`); their rows go with the replica below.
+        if !replica.host.is_empty()
+            && !super::snapshot_manager::delete_replica_snapshot_instances(
+                &self.core,
+                &self.backend,
+                replica,
+                share,
+                force,
+            )
+            .await?
+        {
+            self.message(
+                share,
+                id,
+                messages::ACTION_DELETE,
+                messages::DETAIL_UNEXPECTED,
+            )
+            .await;
+            self.cas(
+                id,
+                &["deleting"],
+                status_and_state("error_deleting", Some("error")),
+            )
+            .await?;
+            return Ok(());
         }
 
         // 2. Delete the replica's data.
@@ -750,6 +786,10 @@ impl ReplicaManager {
             Err(err) => return Err(err.into()),
         }
         info!(share.id = %share.id, share_replica.id = %id, old_active = %old_active.id, "replica {id} promoted, {} demoted", old_active.id);
+
+        // Manila: the promoted replica's snapshot instances that were still being created or
+        // deleted cannot be trusted to finish, so they go to `error`.
+        super::snapshot_manager::fail_unfinished_snapshot_instances(&self.core, id).await?;
 
         if set.replication_type() == "dr" {
             // A dr secondary is not exported.

@@ -125,6 +125,12 @@ impl SchedulerHandler {
         // Affinity hints are resolved now, against where the named shares are at this
         // moment, as Manila's filters do.
         let (same_host, different_host) = crate::scheduler_hints::resolve(core, payload).await?;
+        // A share created from a snapshot goes near it (CreateFromSnapshotFilter,
+        // HostAffinityWeigher) and is created from the snapshot's shown instance.
+        let source = match (share.snapshot_id, is_replica) {
+            (Some(snapshot_id), false) => self.snapshot_source(snapshot_id).await?,
+            _ => None,
+        };
         let request = ScheduleRequest {
             size_gb: u64::try_from(share.size_gb).unwrap_or(0),
             share_proto: share.share_proto.clone(),
@@ -142,6 +148,8 @@ impl SchedulerHandler {
                 .collect(),
             same_host,
             different_host,
+            snapshot_host: source.as_ref().map(|s| s.host.clone()),
+            snapshot_availability_zone: source.as_ref().and_then(|s| s.availability_zone.clone()),
         };
         let mut pools = self.pool_snapshot().await?;
         let now = core.now();
@@ -156,13 +164,13 @@ impl SchedulerHandler {
                 } else {
                     ops::CREATE_SHARE_INSTANCE
                 };
-                let create = ops::for_instance_host(
-                    kind,
-                    instance.id,
-                    &pool_name,
-                    serde_json::json!({}),
-                    now,
-                );
+                let payload = match &source {
+                    Some(source) => serde_json::json!(ops::CreateInstancePayload {
+                        snapshot_instance_id: Some(source.snapshot_instance_id),
+                    }),
+                    None => serde_json::json!({}),
+                };
+                let create = ops::for_instance_host(kind, instance.id, &pool_name, payload, now);
                 match core
                     .store
                     .set_share_instance_host_if_unplaced(
@@ -193,6 +201,29 @@ impl SchedulerHandler {
             }
         }
         Ok(())
+    }
+
+    /// Where the snapshot a share is created from lives: the pool and zone of its shown
+    /// instance's share instance. `None` when the snapshot or its instance is gone (the
+    /// share is then scheduled like any other and its creation fails on the back end).
+    async fn snapshot_source(&self, snapshot_id: Uuid) -> CoreResult<Option<SnapshotSource>> {
+        let Some(snapshot) =
+            crate::snapshots::find_snapshot(&self.core, &snapshot_id.to_string()).await?
+        else {
+            return Ok(None);
+        };
+        let Some(instance) = snapshot.instance() else {
+            return Ok(None);
+        };
+        Ok(snapshot
+            .share_instances
+            .iter()
+            .find(|s| s.id == instance.share_instance_id)
+            .map(|s| SnapshotSource {
+                snapshot_instance_id: instance.id,
+                host: s.host.clone(),
+                availability_zone: s.availability_zone.clone(),
+            }))
     }
 
     /// No valid host: the instance goes to `error` (a replica also to `replica_state`
@@ -236,6 +267,14 @@ impl SchedulerHandler {
         )
         .await
     }
+}
+
+/// The snapshot instance a share is created from, for scheduling.
+struct SnapshotSource {
+    snapshot_instance_id: Uuid,
+    /// `host@backend#pool` of the snapshot instance's share instance.
+    host: String,
+    availability_zone: Option<String>,
 }
 
 /// The replication side of the request when `instance` is a secondary replica: the share

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use super::OperationHandler;
 use super::replica_manager::ReplicaManager;
+use super::snapshot_manager::{self, SnapshotManager};
 use crate::drivers::Backend;
 use crate::ops::{self, DeletePayload, ResizePayload};
 use crate::{Core, CoreResult, messages};
@@ -31,6 +32,8 @@ pub struct ShareManagerHandler {
     backend: Backend,
     /// The replica operations of the same back end.
     replicas: ReplicaManager,
+    /// The snapshot operations of the same back end.
+    snapshots: SnapshotManager,
 }
 
 /// Ignore a lost compare-and-set: another run already moved the instance on.
@@ -52,10 +55,12 @@ impl ShareManagerHandler {
     /// Handler for `backend`.
     pub fn new(core: Arc<Core>, backend: Backend) -> Self {
         let replicas = ReplicaManager::new(core.clone(), backend.clone());
+        let snapshots = SnapshotManager::new(core.clone(), backend.clone());
         Self {
             core,
             backend,
             replicas,
+            snapshots,
         }
     }
 
@@ -116,7 +121,7 @@ impl ShareManagerHandler {
         .await
     }
 
-    async fn create(&self, id: Uuid) -> CoreResult<()> {
+    async fn create(&self, id: Uuid, payload: ops::CreateInstancePayload) -> CoreResult<()> {
         let Some((instance, share)) = self.load(id).await? else {
             return Ok(());
         };
@@ -124,12 +129,25 @@ impl ShareManagerHandler {
             return Ok(());
         }
         let now = self.core.now();
-        match self
-            .backend
-            .driver
-            .create_share(&Self::instance_ref(&instance, &share))
-            .await
-        {
+        let reference = Self::instance_ref(&instance, &share);
+        let outcome = match payload.snapshot_instance_id {
+            // A share from a snapshot: the snapshot must still exist.
+            Some(source) => {
+                match snapshot_manager::source_snapshot_ref(&self.core, source).await? {
+                    Some(snapshot) => {
+                        self.backend
+                            .driver
+                            .create_share_from_snapshot(&reference, &snapshot)
+                            .await
+                    }
+                    None => Err(DriverError::InvalidInput(format!(
+                        "snapshot instance {source} no longer exists"
+                    ))),
+                }
+            }
+            None => self.backend.driver.create_share(&reference).await,
+        };
+        match outcome {
             Ok(locations) => {
                 let locations = crate::export_locations::from_driver(locations);
                 self.core
@@ -491,7 +509,10 @@ impl OperationHandler for ShareManagerHandler {
         };
         let payload = op.payload.clone();
         match op.kind.as_str() {
-            ops::CREATE_SHARE_INSTANCE => self.create(id).await,
+            ops::CREATE_SHARE_INSTANCE => {
+                self.create(id, serde_json::from_value(payload).unwrap_or_default())
+                    .await
+            }
             ops::DELETE_SHARE_INSTANCE => {
                 self.delete(id, serde_json::from_value(payload).unwrap_or_default())
                     .await
@@ -518,6 +539,7 @@ impl OperationHandler for ShareManagerHandler {
             }
             ops::UNMANAGE_SHARE => super::lifecycle::unmanage(&self.core, &self.backend, id).await,
             kind if ReplicaManager::handles(kind) => self.replicas.handle(op, id).await,
+            kind if SnapshotManager::handles(kind) => self.snapshots.handle(op, id).await,
             other => {
                 warn!(
                     op.id = op.id,

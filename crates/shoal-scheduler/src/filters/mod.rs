@@ -11,6 +11,7 @@ mod affinity;
 mod availability_zone;
 mod capabilities;
 mod capacity;
+mod create_from_snapshot;
 mod driver;
 mod only_host;
 mod share_replication;
@@ -19,6 +20,7 @@ pub use affinity::{AffinityFilter, AntiAffinityFilter};
 pub use availability_zone::AvailabilityZoneFilter;
 pub use capabilities::{CapabilitiesFilter, capabilities_satisfied};
 pub use capacity::CapacityFilter;
+pub use create_from_snapshot::CreateFromSnapshotFilter;
 pub use driver::DriverFilter;
 pub use only_host::OnlyHostFilter;
 pub use share_replication::ShareReplicationFilter;
@@ -37,13 +39,12 @@ pub trait Filter {
 
 /// Manila's `scheduler_default_filters`, in order, for one request: `OnlyHostFilter`,
 /// `AvailabilityZoneFilter`, `CapacityFilter`, `CapabilitiesFilter`, `DriverFilter`,
-/// `ShareReplicationFilter`, `AffinityFilter`, `AntiAffinityFilter`.
+/// `ShareReplicationFilter`, `CreateFromSnapshotFilter`, `AffinityFilter`,
+/// `AntiAffinityFilter`.
 ///
 /// `pools` is the whole snapshot: the share replication filter looks the active replica's
 /// pool up in it (among pools whose service is usable, as Manila does) to learn the
-/// replication domain. Manila's remaining default filter, `CreateFromSnapshotFilter`,
-/// concerns shares from snapshots, which this crate does not schedule, and passes every
-/// pool, so it is left out.
+/// replication domain, the create-from-snapshot filter the snapshot's.
 pub fn default_filters(req: &ScheduleRequest, pools: &[PoolState]) -> Vec<Box<dyn Filter>> {
     vec![
         Box::new(OnlyHostFilter),
@@ -52,6 +53,7 @@ pub fn default_filters(req: &ScheduleRequest, pools: &[PoolState]) -> Vec<Box<dy
         Box::new(CapabilitiesFilter),
         Box::new(DriverFilter),
         Box::new(ShareReplicationFilter::for_request(req, pools)),
+        Box::new(CreateFromSnapshotFilter::for_request(req, pools)),
         Box::new(AffinityFilter),
         Box::new(AntiAffinityFilter),
     ]

@@ -23,6 +23,7 @@ pub(crate) mod replicas;
 pub(crate) mod services;
 pub(crate) mod share_types;
 pub(crate) mod shares;
+pub(crate) mod snapshots;
 
 /// Expands every generic test of the suite as a `#[tokio::test]` for `$store`.
 /// Add one name per new test here.
@@ -127,6 +128,17 @@ macro_rules! store_test_suite {
                 share_lock_acquire_renew_expire_unlock,
                 concurrent_share_locks_have_one_winner,
                 replication_history_insert_and_list,
+            ],
+            snapshots: [
+                create_get_list_snapshots,
+                create_snapshot_refusals_leave_nothing,
+                snapshot_instances_cas_and_removal,
+                share_with_snapshots_keeps_its_row,
+                add_snapshot_instances_is_idempotent,
+                snapshot_update_and_metadata,
+                snapshot_export_locations_and_access,
+                concurrent_removals_of_last_snapshot_instances_release_once,
+                share_and_snapshot_instances_change_together,
             ],
             identity: [
                 identity_projects_insert_get_list_delete,
