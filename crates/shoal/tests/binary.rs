@@ -809,23 +809,24 @@ async fn sigkill_mid_sync_keeps_the_last_version_and_the_next_sync_finishes() {
     )
     .await;
     assert_eq!(status, 202, "{body}");
+    // The engine logs when it reaches its pause (20 entries written into the staging
+    // version); kill it there without warning.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let staging = std::fs::read_dir(&replica_dir)
-            .unwrap()
-            .map_while(Result::ok)
-            .any(|e| e.file_name().to_string_lossy().starts_with("staging"));
-        if staging {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = served
+            .log
+            .recv_timeout(left)
+            .expect("the sync never reached its pause");
+        if line.contains("sync paused after 20 entries") {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the sync never started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Give the engine time to reach its pause (20 entries), then kill it without warning.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let staging = std::fs::read_dir(&replica_dir)
+        .unwrap()
+        .map_while(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().starts_with("staging"));
+    assert!(staging, "a paused sync has a staging tree");
     served.child.kill().unwrap();
     served.child.wait().unwrap();
     drop(served);
