@@ -22,6 +22,11 @@ pub struct Reporter {
     core: Arc<Core>,
     backends: Vec<Backend>,
     scheduler: bool,
+    /// Held for a whole report. A report measures the pools first and writes them after, so
+    /// two overlapping reports (the periodic loop and a `run_once` from a test or the
+    /// start-up) could finish in the wrong order: the one that measured first would write
+    /// last and bring back a pool, or stale stats, the newer one had already replaced.
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl Reporter {
@@ -32,12 +37,15 @@ impl Reporter {
             core,
             backends,
             scheduler,
+            turn: tokio::sync::Mutex::new(()),
         }
     }
 
     /// One report: heartbeats, then pool stats of every back end. A failing back end is
-    /// logged and skipped; its pools go stale and the scheduler stops offering them.
+    /// logged and skipped; its pools go stale and the scheduler stops offering them. Reports
+    /// run one at a time: a call waits for a report under way to end, then measures afresh.
     pub async fn run_once(&self) -> CoreResult<()> {
+        let _turn = self.turn.lock().await;
         let now = self.core.now();
         if self.scheduler {
             self.core
