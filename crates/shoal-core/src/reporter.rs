@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::Value;
-use shoal_store::{PoolRow, ServiceHeartbeat};
+use shoal_store::{PoolRow, ServiceHeartbeat, StoreError};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
@@ -121,7 +121,12 @@ impl Reporter {
         }
         for pool in store.list_pools().await? {
             if pool.host == backend.service_host && !reported.contains(&pool.name) {
-                store.delete_pool(&pool.name).await?;
+                // Already gone is the outcome wanted (e.g. the report of an old process
+                // of this host, still shutting down, removed it first).
+                match store.delete_pool(&pool.name).await {
+                    Ok(()) | Err(StoreError::NotFound(_)) => {}
+                    Err(err) => return Err(err.into()),
+                }
             }
         }
         Ok(())
