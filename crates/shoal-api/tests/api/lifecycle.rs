@@ -119,9 +119,12 @@ async fn manage_then_unmanage_round_trip_charges_and_releases_quota() {
         Some("Invalid share: A share already exists with the export path specified."),
     );
 
+    // Keep the background workers from finishing the unmanage before the show.
+    let held = app.hold_workers().await;
     let resp = action(&app, "2.49", &id, json!({"unmanage": null})).await;
     assert_eq!(resp.status, 202, "{}", resp.text());
     assert_eq!(share_view(&app, &id).await["status"], "unmanage_starting");
+    drop(held);
     app.settle().await;
     assert_eq!(show(&app, V, &id).await.status, 404);
     assert_eq!(usage(&app, &project, "shares").await, 0);
