@@ -502,10 +502,13 @@ async fn purge_deletes_expired_soft_deleted_shares_through_the_delete_pipeline()
     // Not expired yet.
     assert_eq!(purge.run_once().await.unwrap(), 0);
     let later = app.core().now() + chrono::Duration::days(8);
+    // Keep the background workers from finishing the delete before the show.
+    let held = app.hold_workers().await;
     assert_eq!(purge.purge_expired(later).await.unwrap(), 1);
     assert_eq!(share_view(&app, &id).await["status"], "deleting");
     // A second pass leaves the delete under way alone.
     assert_eq!(purge.purge_expired(later).await.unwrap(), 0);
+    drop(held);
     app.settle().await;
     assert_eq!(show(&app, V69, &id).await.status, 404);
     assert_eq!(share_view(&app, &kept).await["status"], "available");
