@@ -48,6 +48,11 @@ pub struct Core {
     /// In-process half of the per-share replica lock ([`replica_locks`]), shared by the
     /// share manager handlers of every back end of this node.
     pub share_locks: replica_locks::ShareLocks,
+    /// Read-held by each background pass of the operation workers. Taking it for writing
+    /// waits for the passes under way and holds the next ones back; tests do that to look
+    /// at the state an API call leaves before any worker moves it on (a worker's
+    /// `run_once` ignores it).
+    pub background_work: tokio::sync::RwLock<()>,
 }
 
 impl Core {
@@ -58,6 +63,7 @@ impl Core {
             store,
             work_available: tokio::sync::Notify::new(),
             share_locks: replica_locks::ShareLocks::new(),
+            background_work: tokio::sync::RwLock::new(()),
         }
     }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::Value;
-use shoal_store::{PoolRow, ServiceHeartbeat};
+use shoal_store::{PoolRow, ServiceHeartbeat, StoreError};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
@@ -22,6 +22,11 @@ pub struct Reporter {
     core: Arc<Core>,
     backends: Vec<Backend>,
     scheduler: bool,
+    /// Held for a whole report. A report measures the pools first and writes them after, so
+    /// two overlapping reports (the periodic loop and a `run_once` from a test or the
+    /// start-up) could finish in the wrong order: the one that measured first would write
+    /// last and bring back a pool, or stale stats, the newer one had already replaced.
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl Reporter {
@@ -32,12 +37,15 @@ impl Reporter {
             core,
             backends,
             scheduler,
+            turn: tokio::sync::Mutex::new(()),
         }
     }
 
     /// One report: heartbeats, then pool stats of every back end. A failing back end is
-    /// logged and skipped; its pools go stale and the scheduler stops offering them.
+    /// logged and skipped; its pools go stale and the scheduler stops offering them. Reports
+    /// run one at a time: a call waits for a report under way to end, then measures afresh.
     pub async fn run_once(&self) -> CoreResult<()> {
+        let _turn = self.turn.lock().await;
         let now = self.core.now();
         if self.scheduler {
             self.core
@@ -113,7 +121,12 @@ impl Reporter {
         }
         for pool in store.list_pools().await? {
             if pool.host == backend.service_host && !reported.contains(&pool.name) {
-                store.delete_pool(&pool.name).await?;
+                // Already gone is the outcome wanted (e.g. the report of an old process
+                // of this host, still shutting down, removed it first).
+                match store.delete_pool(&pool.name).await {
+                    Ok(()) | Err(StoreError::NotFound(_)) => {}
+                    Err(err) => return Err(err.into()),
+                }
             }
         }
         Ok(())

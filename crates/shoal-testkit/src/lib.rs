@@ -293,6 +293,13 @@ impl TestApp {
         self.settle().await;
     }
 
+    /// Holds the background passes of the operation workers until the guard is dropped
+    /// (waiting for a pass under way to end), so a test can look at the state an API call
+    /// leaves before any worker moves it on. [`Self::settle`] still works while held.
+    pub async fn hold_workers(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.core().background_work.write().await
+    }
+
     /// Runs the scheduler and share workers until no operation is left (bounded: panics after
     /// 30 s, which means an operation is stuck). The background loops run too; claims are
     /// compare-and-set, so both can work without stepping on each other.

@@ -809,23 +809,24 @@ async fn sigkill_mid_sync_keeps_the_last_version_and_the_next_sync_finishes() {
     )
     .await;
     assert_eq!(status, 202, "{body}");
+    // The engine logs when it reaches its pause (20 entries written into the staging
+    // version); kill it there without warning.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let staging = std::fs::read_dir(&replica_dir)
-            .unwrap()
-            .map_while(Result::ok)
-            .any(|e| e.file_name().to_string_lossy().starts_with("staging"));
-        if staging {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = served
+            .log
+            .recv_timeout(left)
+            .expect("the sync never reached its pause");
+        if line.contains("sync paused after 20 entries") {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the sync never started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Give the engine time to reach its pause (20 entries), then kill it without warning.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let staging = std::fs::read_dir(&replica_dir)
+        .unwrap()
+        .map_while(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().starts_with("staging"));
+    assert!(staging, "a paused sync has a staging tree");
     served.child.kill().unwrap();
     served.child.wait().unwrap();
     drop(served);
@@ -850,16 +851,35 @@ async fn sigkill_mid_sync_keeps_the_last_version_and_the_next_sync_finishes() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let replica = poll_until(
-        &format!("{v2}/share-replicas/{replica_id}"),
-        "in_sync",
+    // Publishing the new version is not the end of the sync: the operation then stores the
+    // replica state and appends the sync to the history. The replica was in_sync and
+    // available all along (resync changes neither), so wait for the resync's record, the
+    // last thing the operation writes.
+    let history = poll_until(
+        &format!("{v2}/share-replicas/{replica_id}/replication-history"),
+        "the resumed sync's history record",
         |b| {
-            b["share_replica"]["replica_state"] == "in_sync"
-                && b["share_replica"]["status"] == "available"
+            b["replication_history"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| r["trigger"] == "resync"))
         },
     )
     .await;
+    let records = history["replication_history"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "the create and the resync: {history}");
+    assert_eq!(records[0]["trigger"], "resync", "{history}");
+    assert_eq!(records[0]["outcome"], "clean", "{history}");
+    assert_eq!(records[1]["trigger"], "create", "{history}");
+    let (status, replica) = call(
+        Method::GET,
+        &format!("{v2}/share-replicas/{replica_id}"),
+        "2.56",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{replica}");
     assert_eq!(replica["share_replica"]["replica_state"], "in_sync");
+    assert_eq!(replica["share_replica"]["status"], "available");
     let leftovers: Vec<String> = std::fs::read_dir(&replica_dir)
         .unwrap()
         .map_while(Result::ok)
@@ -867,17 +887,6 @@ async fn sigkill_mid_sync_keeps_the_last_version_and_the_next_sync_finishes() {
         .filter(|n| n.starts_with("staging"))
         .collect();
     assert!(leftovers.is_empty(), "staging leftovers: {leftovers:?}");
-    let (status, history) = call(
-        Method::GET,
-        &format!("{v2}/share-replicas/{replica_id}/replication-history"),
-        "2.56",
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{history}");
-    let records = history["replication_history"].as_array().unwrap();
-    assert!(records.len() >= 2, "{history}");
-    assert_eq!(records[0]["outcome"], "clean", "{history}");
 }
 
 #[tokio::test]

@@ -344,6 +344,9 @@ async fn deny_removes_the_rule() {
     )
     .await;
     app.settle().await;
+    // The deny answer is empty, so its state can only be seen with a show: keep the
+    // background workers from moving it on to `denying` first.
+    let held = app.hold_workers().await;
     let resp = action(
         &app,
         "alice",
@@ -355,6 +358,7 @@ async fn deny_removes_the_rule() {
     assert_eq!(resp.status, 202, "{}", resp.text());
     assert!(resp.body.is_empty());
     assert_eq!(rule_view(&app, &rule).await["state"], "queued_to_deny");
+    drop(held);
     app.settle().await;
     show_rule(&app, "alice", V, &rule).await.assert_fault(
         404,

@@ -119,9 +119,12 @@ async fn manage_then_unmanage_round_trip_charges_and_releases_quota() {
         Some("Invalid share: A share already exists with the export path specified."),
     );
 
+    // Keep the background workers from finishing the unmanage before the show.
+    let held = app.hold_workers().await;
     let resp = action(&app, "2.49", &id, json!({"unmanage": null})).await;
     assert_eq!(resp.status, 202, "{}", resp.text());
     assert_eq!(share_view(&app, &id).await["status"], "unmanage_starting");
+    drop(held);
     app.settle().await;
     assert_eq!(show(&app, V, &id).await.status, 404);
     assert_eq!(usage(&app, &project, "shares").await, 0);
@@ -499,10 +502,13 @@ async fn purge_deletes_expired_soft_deleted_shares_through_the_delete_pipeline()
     // Not expired yet.
     assert_eq!(purge.run_once().await.unwrap(), 0);
     let later = app.core().now() + chrono::Duration::days(8);
+    // Keep the background workers from finishing the delete before the show.
+    let held = app.hold_workers().await;
     assert_eq!(purge.purge_expired(later).await.unwrap(), 1);
     assert_eq!(share_view(&app, &id).await["status"], "deleting");
     // A second pass leaves the delete under way alone.
     assert_eq!(purge.purge_expired(later).await.unwrap(), 0);
+    drop(held);
     app.settle().await;
     assert_eq!(show(&app, V69, &id).await.status, 404);
     assert_eq!(share_view(&app, &kept).await["status"], "available");

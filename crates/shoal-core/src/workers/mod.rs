@@ -174,9 +174,11 @@ impl OperationWorker {
             let woken = self.core.work_available.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
+            let pass = self.core.background_work.read().await;
             if let Err(err) = self.run_once().await {
                 warn!(error = %err, "operation worker {} failed: {err}", self.name);
             }
+            drop(pass);
             tokio::select! {
                 _ = woken => {}
                 _ = tokio::time::sleep(poll) => {}

@@ -1490,6 +1490,11 @@ impl Build<'_> {
         if let Some((after, pause)) = self.opts.pause_after_entries
             && n == after
         {
+            // Kill tests wait for this line to know the sync is in mid-flight.
+            tracing::info!(
+                entries = n,
+                "sync paused after {n} entries for {pause:?} (sync_pause_after_entries)"
+            );
             std::thread::sleep(pause);
         }
         if self.opts.fail_after_entries.is_some_and(|after| n >= after) {
