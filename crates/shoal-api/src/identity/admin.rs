@@ -29,8 +29,8 @@ use shoal_identity::{
 };
 
 use super::{
-    IdentityApi, caller, collection, error, forbidden, is_admin, lookup_failure, project_view,
-    public_base, server_failure, user_view,
+    IdentityApi, ParseResult, caller, collection, error, forbidden, is_admin, lookup_failure,
+    project_view, public_base, server_failure, user_view,
 };
 
 /// The caller's token must hold `admin`; the base URL on success.
@@ -90,38 +90,46 @@ async fn body_object(
 }
 
 /// An optional string attribute; `null` counts as absent.
-fn opt_string(object: &Map<String, Value>, key: &str) -> Result<Option<String>, Response> {
+fn opt_string(object: &Map<String, Value>, key: &str) -> ParseResult<Option<String>> {
     match object.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(invalid(key, &format!("{other} is not of type 'string'"))),
+        Some(other) => Err(Box::new(invalid(
+            key,
+            &format!("{other} is not of type 'string'"),
+        ))),
     }
 }
 
-fn opt_bool(object: &Map<String, Value>, key: &str) -> Result<Option<bool>, Response> {
+fn opt_bool(object: &Map<String, Value>, key: &str) -> ParseResult<Option<bool>> {
     match object.get(key) {
         None => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(other) => Err(invalid(key, &format!("{other} is not of type 'boolean'"))),
+        Some(other) => Err(Box::new(invalid(
+            key,
+            &format!("{other} is not of type 'boolean'"),
+        ))),
     }
 }
 
 /// A name: present, a string of 1 to 255 characters, not only blanks.
-fn name_field(object: &Map<String, Value>) -> Result<String, Response> {
+fn name_field(object: &Map<String, Value>) -> ParseResult<String> {
     match opt_string(object, "name")? {
-        None => Err(invalid("name", "'name' is a required property")),
-        Some(name) if name.trim().is_empty() || name.chars().count() > 255 => Err(invalid(
-            "name",
-            "the name must have 1 to 255 characters, not only blanks",
-        )),
+        None => Err(Box::new(invalid("name", "'name' is a required property"))),
+        Some(name) if name.trim().is_empty() || name.chars().count() > 255 => {
+            Err(Box::new(invalid(
+                "name",
+                "the name must have 1 to 255 characters, not only blanks",
+            )))
+        }
         Some(name) => Ok(name),
     }
 }
 
 /// The domain named by `domain_id`, which must be the default one (404 otherwise).
-fn check_domain(object: &Map<String, Value>) -> Result<(), Response> {
+fn check_domain(object: &Map<String, Value>) -> ParseResult<()> {
     match opt_string(object, "domain_id")? {
-        Some(domain) if domain != DEFAULT_DOMAIN_ID => Err(not_found("domain", &domain)),
+        Some(domain) if domain != DEFAULT_DOMAIN_ID => Err(Box::new(not_found("domain", &domain))),
         _ => Ok(()),
     }
 }
@@ -155,7 +163,7 @@ pub(super) async fn create_user(
     let parsed = (|| {
         let name = name_field(&user)?;
         check_domain(&user)?;
-        Ok::<_, Response>(NewUser {
+        Ok::<_, Box<Response>>(NewUser {
             name,
             password: opt_string(&user, "password")?,
             default_project_id: opt_string(&user, "default_project_id")?,
@@ -164,7 +172,7 @@ pub(super) async fn create_user(
     })();
     let new = match parsed {
         Ok(new) => new,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let name = new.name.clone();
     let project = new.default_project_id.clone().unwrap_or_default();
@@ -200,10 +208,16 @@ pub(super) async fn update_user(
     };
     let parsed = (|| {
         if opt_string(&user, "id")?.is_some_and(|given| given != id) {
-            return Err(error(StatusCode::BAD_REQUEST, "Cannot change user ID"));
+            return Err(Box::new(error(
+                StatusCode::BAD_REQUEST,
+                "Cannot change user ID",
+            )));
         }
         if opt_string(&user, "domain_id")?.is_some_and(|d| d != DEFAULT_DOMAIN_ID) {
-            return Err(error(StatusCode::BAD_REQUEST, "Cannot change Domain ID"));
+            return Err(Box::new(error(
+                StatusCode::BAD_REQUEST,
+                "Cannot change Domain ID",
+            )));
         }
         let name = if user.contains_key("name") {
             Some(name_field(&user)?)
@@ -212,7 +226,7 @@ pub(super) async fn update_user(
         };
         let password = opt_string(&user, "password")?;
         if password.as_deref() == Some("") {
-            return Err(invalid("password", "the password is empty"));
+            return Err(Box::new(invalid("password", "the password is empty")));
         }
         let default_project_id = if user.contains_key("default_project_id") {
             Some(opt_string(&user, "default_project_id")?)
@@ -228,7 +242,7 @@ pub(super) async fn update_user(
     })();
     let changes = match parsed {
         Ok(changes) => changes,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     // A missing user and a missing new default project are both NotFound in the store;
     // tell them apart as Keystone would, user first.
@@ -292,16 +306,16 @@ pub(super) async fn create_project(
         let name = name_field(&project)?;
         check_domain(&project)?;
         if opt_bool(&project, "is_domain")? == Some(true) {
-            return Err(error(
+            return Err(Box::new(error(
                 StatusCode::BAD_REQUEST,
                 "The built-in identity has only the Default domain; it creates no domains.",
-            ));
+            )));
         }
         // Projects sit directly under the domain: Keystone names the domain as parent.
         if let Some(parent) = opt_string(&project, "parent_id")?
             && parent != DEFAULT_DOMAIN_ID
         {
-            return Err(not_found("project", &parent));
+            return Err(Box::new(not_found("project", &parent)));
         }
         let description = opt_string(&project, "description")?.unwrap_or_default();
         let enabled = opt_bool(&project, "enabled")?.unwrap_or(true);
@@ -309,7 +323,7 @@ pub(super) async fn create_project(
     })();
     let (name, description, enabled) = match parsed {
         Ok(parsed) => parsed,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match api
         .service

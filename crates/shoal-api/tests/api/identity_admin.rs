@@ -571,7 +571,7 @@ async fn role_grants_are_made_checked_listed_and_revoked() {
             "Could not find user: nobody.",
         ),
         (
-            format!("/identity/v3/projects/nope/users/nobody/roles/member"),
+            "/identity/v3/projects/nope/users/nobody/roles/member".to_owned(),
             "Could not find role: member.",
         ),
     ];
