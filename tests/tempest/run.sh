@@ -25,9 +25,9 @@
 #   TEMPEST_KEEP            1: keep every run's directory (logs, tempest.conf, subunit)
 #   TEMPEST_SNAPSHOTS       0: snapshot capabilities and tests off in tempest.conf (to see
 #                           what fails besides snapshots; default 1: on, as CI runs it)
-#   TEMPEST_IDENTITY_SHIM   0: no identity_shim.py in front of shoal (see that file: the
-#                           plugin creates users through Keystone's admin API, which the
-#                           built-in identity lacks; without the shim most classes fail)
+#
+# The plugin's class set-ups create and delete users through Keystone's v3 admin API
+# (create_user_and_get_client); the built-in identity serves those calls itself.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -83,13 +83,7 @@ fi
 SHOAL_BIN="$(cd "$(dirname "$SHOAL_BIN")" && pwd)/$(basename "$SHOAL_BIN")"
 
 SERVER_PID=""
-SHIM_PID=""
 stop_server() {
-  if [ -n "$SHIM_PID" ]; then
-    kill -TERM "$SHIM_PID" 2>/dev/null || true
-    wait "$SHIM_PID" 2>/dev/null || true
-    SHIM_PID=""
-  fi
   [ -n "$SERVER_PID" ] || return 0
   if kill -0 "$SERVER_PID" 2>/dev/null; then
     kill -TERM "$SERVER_PID" 2>/dev/null || true
@@ -279,19 +273,13 @@ TOTAL_FAILED=0
 TOTAL_SKIPPED=0
 
 run_one() {
-  local run=$1 dir port url log ws rc=0 summary passed failed skipped shim_port shoal_url
+  local run=$1 dir port url log ws rc=0 summary passed failed skipped
   dir="$(mktemp -d "${TMPDIR:-/tmp}/shoal-tempest-$run.XXXXXX")"
   port="$(free_port)"
-  shoal_url="http://127.0.0.1:$port"
-  # What tempest talks to (and the catalog names): the shim, or shoal itself.
-  url=$shoal_url
-  if [ "${TEMPEST_IDENTITY_SHIM:-1}" != 0 ]; then
-    shim_port="$(free_port)"
-    url="http://127.0.0.1:$shim_port"
-  fi
+  url="http://127.0.0.1:$port"
   log="$dir/server.log"
   ws="$dir/workspace"
-  printf '\n--- run %s: shoal on %s, tempest talks to %s, everything in %s\n' "$run" "$shoal_url" "$url" "$dir"
+  printf '\n--- run %s: shoal on %s, everything in %s\n' "$run" "$url" "$dir"
 
   ADMIN_PW="$(random_password)"
   write_shoal_config "$run" "$dir" "$port" "$url"
@@ -301,7 +289,7 @@ run_one() {
 
   local ready=0
   for _ in $(seq 1 300); do # at most ~60 s
-    if answers "$shoal_url/"; then ready=1; break; fi
+    if answers "$url/"; then ready=1; break; fi
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.2
   done
@@ -319,16 +307,6 @@ run_one() {
     stop_server
     TOTAL_FAILED=$((TOTAL_FAILED + 1))
     return 0
-  fi
-
-  if [ "$url" != "$shoal_url" ]; then
-    env -u SHOAL_BIN "$PY" "$HERE/identity_shim.py" "$shim_port" "$shoal_url" "$SHOAL_BIN" "$dir/shoal.toml" \
-      >"$dir/shim.log" 2>&1 &
-    SHIM_PID=$!
-    for _ in $(seq 1 50); do
-      if answers "$url/"; then break; fi
-      sleep 0.2
-    done
   fi
 
   "$TEMPEST" init --workspace-path "$dir/workspaces.yaml" "$ws" >/dev/null

@@ -10,9 +10,12 @@
 //! * `GET`/`HEAD /identity/v3/auth/tokens`: validation of `X-Subject-Token`, allowed to
 //!   admins, the `service` role and the token's own user;
 //! * `DELETE /identity/v3/auth/tokens`: revocation, under the same rule;
-//! * read-only `GET /identity/v3/projects[/{id}]`, `/identity/v3/users[/{id}]` (admins, or a
+//! * `GET /identity/v3/projects[/{id}]`, `/identity/v3/users[/{id}]` (admins, or a
 //!   caller looking at its own project or user) and `/identity/v3/auth/projects`, which
-//!   clients use to turn a project name into an id (`openstack share quota show demo`).
+//!   clients use to turn a project name into an id (`openstack share quota show demo`);
+//! * the admin calls of [`admin`]: creating, changing and deleting users and projects, the
+//!   Default domain, roles, role grants and `role_assignments`, which `openstack user/project/
+//!   role ...` and manila-tempest-plugin's class set-ups use.
 //!
 //! Errors use Keystone's envelope `{"error": {"code", "title", "message"}}` and its codes:
 //! 400 malformed, 401 failed authentication (with `WWW-Authenticate`), 403, 404 for a subject
@@ -30,6 +33,8 @@ use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+
+mod admin;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use shoal_identity::{
@@ -78,19 +83,60 @@ pub fn router<S: Clone + Send + Sync + 'static>(api: IdentityApi) -> Router<S> {
         )
         .route(
             "/identity/v3/projects",
-            get(list_projects).fallback(method_not_allowed),
+            get(list_projects)
+                .post(admin::create_project)
+                .fallback(method_not_allowed),
         )
         .route(
             "/identity/v3/projects/{id}",
-            get(show_project).fallback(method_not_allowed),
+            get(show_project)
+                .delete(admin::delete_project)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/identity/v3/projects/{project}/users/{user}/roles",
+            get(admin::list_grants).fallback(method_not_allowed),
+        )
+        .route(
+            "/identity/v3/projects/{project}/users/{user}/roles/{role}",
+            get(admin::check_grant)
+                .head(admin::check_grant)
+                .put(admin::grant_role)
+                .delete(admin::revoke_grant)
+                .fallback(method_not_allowed),
         )
         .route(
             "/identity/v3/users",
-            get(list_users).fallback(method_not_allowed),
+            get(list_users)
+                .post(admin::create_user)
+                .fallback(method_not_allowed),
         )
         .route(
             "/identity/v3/users/{id}",
-            get(show_user).fallback(method_not_allowed),
+            get(show_user)
+                .patch(admin::update_user)
+                .delete(admin::delete_user)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/identity/v3/domains",
+            get(admin::list_domains).fallback(method_not_allowed),
+        )
+        .route(
+            "/identity/v3/domains/{id}",
+            get(admin::show_domain).fallback(method_not_allowed),
+        )
+        .route(
+            "/identity/v3/roles",
+            get(admin::list_roles).fallback(method_not_allowed),
+        )
+        .route(
+            "/identity/v3/roles/{id}",
+            get(admin::show_role).fallback(method_not_allowed),
+        )
+        .route(
+            "/identity/v3/role_assignments",
+            get(admin::list_role_assignments).fallback(method_not_allowed),
         )
         .route("/identity/{*rest}", axum::routing::any(not_found))
         .with_state(api)
@@ -217,7 +263,7 @@ async fn version_v3(State(api): State<IdentityApi>, headers: HeaderMap) -> Respo
     Json(json!({"version": version_entry(&base)})).into_response()
 }
 
-/// Keystone's 405, for a method a route lacks (creating users, say).
+/// Keystone's 405, for a method a route lacks (`PUT /v3/users`, say).
 async fn method_not_allowed() -> Response {
     error(
         StatusCode::METHOD_NOT_ALLOWED,

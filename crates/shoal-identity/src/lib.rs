@@ -9,9 +9,11 @@
 //! of the role name) and the service catalog (built by the HTTP layer). In memory per node:
 //! the failure counters of [`ratelimit`].
 //!
-//! The HTTP side (`/identity/v3/auth/tokens` and discovery) lives in `shoal-api`; the admin
-//! CLI (`shoal identity ...`) in the `shoal` binary. Both call [`IdentityService`].
+//! The HTTP side (`/identity/v3`: tokens, discovery and the admin calls of [`admin`]) lives
+//! in `shoal-api`; the admin CLI (`shoal identity ...`) in the `shoal` binary. Both call
+//! [`IdentityService`].
 
+pub mod admin;
 pub mod config;
 pub mod password;
 pub mod ratelimit;
@@ -29,6 +31,7 @@ use shoal_store::model_identity::{
     RoleAssignmentRow,
 };
 
+pub use admin::{BUILTIN_ROLES, NewUser, UserChanges};
 pub use config::{IdentityConfig, ProjectSeed, RoleAssignmentSeed, UserSeed};
 use ratelimit::{FailureLimiter, Refusal};
 use token::{KEY_LEN, TokenPayload};

@@ -135,6 +135,8 @@ impl fmt::Debug for IdentityUserRow {
 /// `default_project_id`, `Some(None)` clears it.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct IdentityUserUpdate {
+    /// New name, unique within the user's domain (`Conflict` if taken).
+    pub name: Option<String>,
     /// New argon2 PHC string. Redacted in `Debug`.
     pub password_hash: Option<String>,
     /// Enable or disable the user.
@@ -149,6 +151,7 @@ pub struct IdentityUserUpdate {
 impl fmt::Debug for IdentityUserUpdate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IdentityUserUpdate")
+            .field("name", &self.name)
             .field(
                 "password_hash",
                 &self.password_hash.as_ref().map(|_| REDACTED),

@@ -265,7 +265,8 @@ macro_rules! identity_sql {
                          enabled = COALESCE($2, enabled), \
                          default_project_id = CASE WHEN $3 THEN $4 ELSE default_project_id END, \
                          tokens_valid_after = COALESCE($5, tokens_valid_after), \
-                         updated_at = $6 \
+                         updated_at = $6, \
+                         name = COALESCE($8, name) \
                      WHERE id = $7 RETURNING ",
                     identity_user_columns!()
                 ))
@@ -276,11 +277,16 @@ macro_rules! identity_sql {
                 .bind(update.tokens_valid_after.map(DbTime::new))
                 .bind(DbTime::new(now))
                 .bind(id)
+                .bind(&update.name)
                 .fetch_optional(&store.pool)
                 .await;
                 match updated {
                     Ok(Some(row)) => user_from_row(&row),
                     Ok(None) => Err(StoreError::NotFound(format!("identity user {id}"))),
+                    Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                        "identity user {} already exists in the domain of {id}",
+                        update.name.as_deref().unwrap_or_default()
+                    ))),
                     Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound(format!(
                         "identity project {}",
                         update.default_project_id.flatten().unwrap_or_default()

@@ -36,15 +36,15 @@ async fn discovery_documents_point_at_v3() {
         assert_eq!(resp.status, 200, "{path}");
         assert_eq!(resp.json()["version"]["id"], "v3.14");
     }
-    // The read-only projects API has no create: Keystone's 405 envelope.
+    // A method a route lacks: Keystone's 405 envelope.
     let resp = app
-        .post("/identity/v3/projects")
+        .put("/identity/v3/projects")
         .json(&json!({"project": {"name": "x"}}))
         .send()
         .await;
     assert_eq!(resp.status, 405);
     assert_eq!(resp.json()["error"]["title"], "Method Not Allowed");
-    let resp = app.get("/identity/v3/domains").anonymous().send().await;
+    let resp = app.get("/identity/v3/groups").anonymous().send().await;
     assert_eq!(resp.status, 404);
     assert_eq!(
         resp.json(),

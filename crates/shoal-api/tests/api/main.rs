@@ -7,6 +7,7 @@ mod auth;
 mod catalog;
 mod clients;
 mod identity;
+mod identity_admin;
 mod lifecycle;
 mod messages;
 mod plumbing;

@@ -280,6 +280,42 @@ pub(crate) async fn update_identity_user_applies_only_given_fields<S: ForTest>()
     };
     assert_eq!(cleared, expected);
 
+    // A rename; a name another user of the domain holds is a Conflict that changes nothing.
+    let renamed = store
+        .update_identity_user(
+            &alice.id,
+            IdentityUserUpdate {
+                name: Some("alicia".to_owned()),
+                ..IdentityUserUpdate::default()
+            },
+            at(45),
+        )
+        .await
+        .unwrap();
+    let expected = IdentityUserRow {
+        name: "alicia".to_owned(),
+        updated_at: at(45),
+        ..expected
+    };
+    assert_eq!(renamed, expected);
+    store
+        .insert_identity_user(user("default", "bob", None, 2))
+        .await
+        .unwrap();
+    let taken = store
+        .update_identity_user(
+            &alice.id,
+            IdentityUserUpdate {
+                name: Some("bob".to_owned()),
+                enabled: Some(true),
+                ..IdentityUserUpdate::default()
+            },
+            at(46),
+        )
+        .await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    assert_eq!(store.get_identity_user(&alice.id).await.unwrap(), expected);
+
     // A missing default project or user is NotFound, and changes nothing.
     assert_not_found(
         store
