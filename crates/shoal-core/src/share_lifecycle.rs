@@ -320,6 +320,13 @@ pub async fn unmanage_share(
             "Share with transitional state can not be unmanaged. Share '{id}' is in '{status}' state."
         )));
     }
+    // The controller's own checks, before `share_api.unmanage` looks at the task state.
+    let snapshots = shares::dependent_snapshots(core, id).await?;
+    if snapshots > 0 {
+        return Err(CoreError::forbidden(format!(
+            "Share '{id}' can not be unmanaged because it has '{snapshots}' dependent snapshot(s)."
+        )));
+    }
     if share.is_busy() {
         return Err(shares::busy(share));
     }
@@ -384,7 +391,8 @@ pub async fn unmanage_share(
 // Recycle bin
 // ---------------------------------------------------------------------------------------
 
-/// `share_api.soft_delete`: the checks of a delete, then the share moves to the recycle
+/// `share_api.soft_delete`: the checks of a delete (status, replicas, snapshots, task
+/// state, in Manila's order), then the share moves to the recycle
 /// bin until `now + periodic.soft_deleted_share_retention`.
 pub async fn soft_delete_share(core: &Core, share: &Share) -> CoreResult<()> {
     let id = share.row.id;
@@ -405,6 +413,13 @@ pub async fn soft_delete_share(core: &Core, share: &Share) -> CoreResult<()> {
         return Err(CoreError::conflict(format!(
             "Share {id} has replicas. Remove the replicas before soft deleting the share."
         )));
+    }
+    // `InvalidShare`, which the controller answers with 403.
+    let snapshots = shares::dependent_snapshots(core, id).await?;
+    if snapshots > 0 {
+        return Err(CoreError::forbidden(invalid_share_text(format!(
+            "Share still has {snapshots} dependent snapshots."
+        ))));
     }
     if share.is_busy() {
         // The controller turns ShareBusyException into a 403 here.

@@ -698,19 +698,20 @@ pub async fn manage_snapshot(
         )));
     }
     if share.has_replicas() {
-        return Err(CoreError::conflict(format!(
-            "Invalid share: Share {} has replicas: snapshots of replicated shares cannot be managed.",
+        return Err(CoreError::conflict(shares::invalid_share_text(format!(
+            "Share {} has replicas. Snapshots of this share cannot currently be managed until all replicas are removed.",
             share.row.id
-        )));
+        ))));
     }
     let existing = list_snapshots(core, None, Some(share.row.id)).await?;
-    if existing
+    if let Some(taken) = existing
         .iter()
-        .any(|s| s.provider_location() == Some(req.provider_location.as_str()))
+        .find(|s| s.provider_location() == Some(req.provider_location.as_str()))
     {
+        // `ManageInvalidShareSnapshot`, which names the snapshot already managed there.
         return Err(CoreError::conflict(format!(
-            "Manage existing share snapshot failed due to invalid input: A share snapshot {} with provider location {} already exists.",
-            share.row.id, req.provider_location
+            "Manage existing share snapshot failed due to invalid share snapshot: A share snapshot {} is already managed for provider location {}.",
+            taken.row.id, req.provider_location
         )));
     }
     let Some(instance) = share.instance() else {

@@ -8,6 +8,7 @@ use shoal_core::recycle_bin::RecycleBin;
 use shoal_testkit::{TestApp, TestResponse};
 
 use crate::replica_fixtures::*;
+use crate::snapshot_fixtures::{available_snapshot, share_of_type, snapshot_app};
 
 const V69: &str = "2.69";
 
@@ -345,6 +346,54 @@ async fn unmanage_refusals() {
             400,
             "badRequest",
             Some("There is no such action: os-unmanage"),
+        );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn snapshots_block_unmanage_and_soft_delete() {
+    let app = snapshot_app(AuthStrategy::Noauth, json!({})).await;
+    let share = share_of_type(&app, "admin", "snap").await;
+    available_snapshot(&app, "admin", &share).await;
+    available_snapshot(&app, "admin", &share).await;
+    // The controller's own 403, after the status checks and before the task state.
+    action(&app, "2.49", &share, json!({"unmanage": null}))
+        .await
+        .assert_fault(
+            403,
+            "forbidden",
+            Some(&format!(
+                "Share '{share}' can not be unmanaged because it has '2' dependent snapshot(s)."
+            )),
+        );
+    // `InvalidShare`, answered with 403.
+    action(&app, V69, &share, json!({"soft_delete": null}))
+        .await
+        .assert_fault(
+            403,
+            "forbidden",
+            Some("Invalid share: Share still has 2 dependent snapshots."),
+        );
+    let view = show(&app, V69, &share).await.json()["share"].clone();
+    assert_eq!(view["status"], "available", "{view}");
+    assert_eq!(view["is_soft_deleted"], false, "{view}");
+    // A snapshot in any status counts, and the transitional-status check comes first.
+    let resp = action(
+        &app,
+        V,
+        &share,
+        json!({"reset_status": {"status": "creating"}}),
+    )
+    .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    action(&app, "2.49", &share, json!({"unmanage": null}))
+        .await
+        .assert_fault(
+            403,
+            "forbidden",
+            Some(&format!(
+                "Share with transitional state can not be unmanaged. Share '{share}' is in 'creating' state."
+            )),
         );
     app.finish().await;
 }

@@ -451,6 +451,8 @@ async fn revert_to_the_latest_snapshot_only() {
                 "Snapshot {first} may not be restored because it is not the most recent snapshot of share {share}. Currently the latest snapshot is {latest}."
             )),
         );
+    // Keep the background workers from finishing the revert before the checks below.
+    let held = app.hold_workers().await;
     let resp = share_action(
         &app,
         "admin",
@@ -472,6 +474,7 @@ async fn revert_to_the_latest_snapshot_only() {
                 "Share {share} is in 'reverting' state, but it must be in 'available' state to be reverted to a snapshot."
             )),
         );
+    drop(held);
     app.settle().await;
     assert_eq!(share_view(&app, &share).await["status"], "available");
     assert_eq!(snapshot_view(&app, &latest).await["status"], "available");
@@ -631,13 +634,19 @@ async fn manage_and_unmanage() {
     let view = snapshot_view(&app, &id).await;
     assert_eq!(view["status"], "available", "{view}");
     assert_eq!(view["provider_location"], "/existing");
-    // The same provider location again: 409.
+    // The same provider location again: 409 naming the snapshot managed there.
     manage(
         json!({"snapshot": {"share_id": share, "provider_location": "/existing"}}),
         SV,
     )
     .await
-    .assert_fault(409, "conflictingRequest", None);
+    .assert_fault(
+        409,
+        "conflictingRequest",
+        Some(&format!(
+            "Manage existing share snapshot failed due to invalid share snapshot: A share snapshot {id} is already managed for provider location /existing."
+        )),
+    );
     let resp = snapshot_action(&app, "admin", SV, &id, json!({"unmanage": null})).await;
     assert_eq!(resp.status, 202, "{}", resp.text());
     app.settle().await;
