@@ -3,8 +3,12 @@
 //! action) and the recycle bin (2.69 `soft_delete`/`restore`, `share/api.py::soft_delete`).
 //!
 //! Manage writes the share with its instance already placed on the named pool, in
-//! `manage_starting`, the named path as its export location and a `manage_share` operation
-//! for that share service; nothing is charged to quota. The share manager
+//! `manage_starting`, the named path as its export location and a `schedule_manage_share`
+//! operation; nothing is charged to quota. The scheduler
+//! ([`crate::workers::scheduler`]) runs its filters with the share type's extra specs and a
+//! size of 0 and, when the named pool passes, enqueues `manage_share` for its share
+//! service; otherwise the share goes to `manage_error` (Manila's `host_passes_filters`,
+//! which sends no user message for manage). The share manager
 //! ([`crate::workers::lifecycle`]) asks the driver to adopt the path and, in one
 //! transaction, sets the size the driver reports, charges the quota (over-quota allowed, as
 //! Manila) and moves the instance to `available`; or `manage_error`, whose share never
@@ -199,14 +203,20 @@ pub async fn manage_share(core: &Core, req: ManageShare) -> CoreResult<Share> {
         export_path: req.export_path.clone(),
         driver_options: req.driver_options.clone(),
     };
-    let op = ops::for_instance_host(
-        ops::MANAGE_SHARE,
+    if ops::service_host(&req.service_host).is_none() {
+        return Err(CoreError::bad_request(
+            "service_host parameter should contain pool.",
+        ));
+    }
+    // As Manila, the scheduler first checks that the named pool passes its filters for the
+    // share type; it then hands the share to the pool's share service.
+    let op = ops::operation(
+        ops::SCHEDULE_MANAGE_SHARE,
         instance_id,
-        &req.service_host,
+        None,
         json!(payload),
         now,
-    )
-    .ok_or_else(|| CoreError::bad_request("service_host parameter should contain pool."))?;
+    );
     let new = NewShare {
         share: ShareRow {
             id: share_id,

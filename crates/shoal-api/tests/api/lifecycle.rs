@@ -281,6 +281,51 @@ async fn failed_manage_is_manage_error_and_holds_no_quota() {
 }
 
 #[tokio::test]
+async fn manage_on_a_pool_the_type_does_not_fit_is_manage_error() {
+    let app = app().await;
+    create_type(&app, "on_dummy2", json!({"share_backend_name": "dummy2"})).await;
+    create_type(&app, "in_az2", json!({"availability_zones": "az2"})).await;
+    let mut ids = Vec::new();
+    for (path, share_type) in [("10.0.0.1:/a", "on_dummy2"), ("10.0.0.1:/b", "in_az2")] {
+        let mut body = manage_body(path, json!({"size": "2"}));
+        body["share_type"] = json!(share_type);
+        let resp = manage(&app, "2.8", body).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(resp.json()["share"]["status"], "manage_starting");
+        ids.push(resp.json()["share"]["id"].as_str().unwrap().to_owned());
+    }
+    // The same type fits the other pool: the scheduler lets it through.
+    let mut body = manage_body("10.0.0.2:/c", json!({"size": "2"}));
+    body["share_type"] = json!("on_dummy2");
+    body["service_host"] = json!(pool_of("dummy2"));
+    let resp = manage(&app, "2.8", body).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let fits = resp.json()["share"]["id"].as_str().unwrap().to_owned();
+    app.settle().await;
+    for id in &ids {
+        let view = share_view(&app, id).await;
+        assert_eq!(view["status"], "manage_error", "{view}");
+        assert_eq!(view["size"], 0, "{view}");
+    }
+    let view = share_view(&app, &fits).await;
+    assert_eq!(view["status"], "available", "{view}");
+    let project = view["project_id"].as_str().unwrap().to_owned();
+    // Only the share that was managed holds quota; as Manila, no user message is sent.
+    assert_eq!(usage(&app, &project, "shares").await, 1);
+    assert_eq!(usage(&app, &project, "gigabytes").await, 2);
+    let messages = app.get("/v2/messages").version("2.37").send().await;
+    assert_eq!(messages.status, 200, "{}", messages.text());
+    assert_eq!(messages.json()["messages"], json!([]));
+    // A share whose manage was refused unmanages without releasing anything.
+    let resp = action(&app, "2.8", &ids[0], json!({"unmanage": null})).await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    app.settle().await;
+    assert_eq!(show(&app, V, &ids[0]).await.status, 404);
+    assert_eq!(usage(&app, &project, "shares").await, 1);
+    app.finish().await;
+}
+
+#[tokio::test]
 async fn unmanage_refusals() {
     let app = app().await;
     // Replicas.
