@@ -101,6 +101,14 @@ async fn manage_then_unmanage_round_trip_charges_and_releases_quota() {
     assert_eq!(view["availability_zone"], "az1");
     assert_eq!(usage(&app, &project, "shares").await, 1);
     assert_eq!(usage(&app, &project, "gigabytes").await, 3);
+    // The managing user's and the type's usage count it too, as Manila's reserve.
+    let user = format!("gigabytes/user/{}", view["user_id"].as_str().unwrap());
+    let share_type = format!(
+        "gigabytes/share_type/{}",
+        view["share_type"].as_str().unwrap()
+    );
+    assert_eq!(usage(&app, &project, &user).await, 3);
+    assert_eq!(usage(&app, &project, &share_type).await, 3);
     let locations = app
         .get(&format!("/v2/shares/{id}/export_locations"))
         .version("2.49")
@@ -130,6 +138,8 @@ async fn manage_then_unmanage_round_trip_charges_and_releases_quota() {
     assert_eq!(show(&app, V, &id).await.status, 404);
     assert_eq!(usage(&app, &project, "shares").await, 0);
     assert_eq!(usage(&app, &project, "gigabytes").await, 0);
+    assert_eq!(usage(&app, &project, &user).await, 0);
+    assert_eq!(usage(&app, &project, &share_type).await, 0);
 
     // Unmanaged, the path can be managed again.
     let resp = manage(&app, "2.49", manage_body("10.9.9.9:/legacy", json!({}))).await;

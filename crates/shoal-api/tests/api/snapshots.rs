@@ -1078,3 +1078,103 @@ async fn inherited_snapshot_access_cannot_be_changed() {
     );
     app.finish().await;
 }
+
+#[tokio::test]
+async fn snapshot_quotas_count_the_users_and_share_types_usage() {
+    let app = snapshot_app(AuthStrategy::Keystone, json!({})).await;
+    create_type(&app, "snap2", crate::snapshot_fixtures::snapshot_specs()).await;
+    let share = share_of_type(&app, "alice", "snap").await;
+    let other = share_of_type(&app, "alice", "snap2").await;
+    let project = project_of("alice");
+    let user = share_view(&app, &share).await["user_id"]
+        .as_str()
+        .expect("user_id")
+        .to_owned();
+    let snapshot = available_snapshot(&app, "alice", &share).await;
+    let detail = |query: String| {
+        let app = &app;
+        async move {
+            let resp = get_as(
+                app,
+                "admin",
+                "2.40",
+                &format!("/v2/quota-sets/{project}/detail?{query}"),
+            )
+            .await;
+            assert_eq!(resp.status, 200, "{}", resp.text());
+            resp.json()["quota_set"].clone()
+        }
+    };
+    // Charged to the creating user and to the share's type, as Manila's reserve.
+    for query in [format!("user_id={user}"), "share_type=snap".to_owned()] {
+        let set = detail(query.clone()).await;
+        assert_eq!(set["snapshots"]["in_use"], 1, "{query}: {set}");
+        assert_eq!(set["snapshot_gigabytes"]["in_use"], 1, "{query}: {set}");
+    }
+    let set = detail("share_type=snap2".to_owned()).await;
+    assert_eq!(set["snapshots"]["in_use"], 0, "{set}");
+
+    // The type's limit refuses a second snapshot of its share, not one of another type.
+    let put = |query: String, body: serde_json::Value| {
+        let app = &app;
+        async move {
+            let resp = app
+                .put(&format!("/v2/quota-sets/{project}?{query}"))
+                .version(SV)
+                .token(&app.token_for("admin"))
+                .json(&body)
+                .send()
+                .await;
+            assert_eq!(resp.status, 200, "{}", resp.text());
+        }
+    };
+    put(
+        "share_type=snap".to_owned(),
+        json!({"quota_set": {"snapshots": 1}}),
+    )
+    .await;
+    post_snapshot(&app, "alice", SV, json!({"snapshot": {"share_id": share}}))
+        .await
+        .assert_fault(
+            413,
+            "overLimit",
+            Some("SnapshotLimitExceeded: Maximum number of snapshots allowed (1) exceeded"),
+        );
+    // The user's limit applies across types.
+    put(
+        format!("user_id={user}"),
+        json!({"quota_set": {"snapshot_gigabytes": 1}}),
+    )
+    .await;
+    post_snapshot(
+        &app,
+        "alice",
+        SV,
+        json!({"snapshot": {"share_id": other}}),
+    )
+    .await
+    .assert_fault(
+        413,
+        "overLimit",
+        Some("SnapshotSizeExceedsAvailableQuota: Requested snapshot exceeds allowed project/user or share type gigabytes quota."),
+    );
+    assert_eq!(usage(&app, project, "snapshots").await, (1, 0));
+
+    // A delete gives the user's and the type's usage back.
+    let resp = app
+        .delete(&format!("/v2/snapshots/{snapshot}"))
+        .version(SV)
+        .token(&app.token_for("alice"))
+        .send()
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    app.settle().await;
+    for query in [format!("user_id={user}"), "share_type=snap".to_owned()] {
+        let set = detail(query.clone()).await;
+        assert_eq!(set["snapshots"]["in_use"], 0, "{query}: {set}");
+        assert_eq!(set["snapshot_gigabytes"]["in_use"], 0, "{query}: {set}");
+    }
+    assert_eq!(usage(&app, project, "snapshots").await, (0, 0));
+    available_snapshot(&app, "alice", &other).await;
+    app.finish().await;
+}
