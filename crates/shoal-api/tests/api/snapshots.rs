@@ -106,6 +106,8 @@ async fn snapshot_lifecycle_with_quota() {
         Some("Invalid share: Share still has 1 dependent snapshots."),
     );
 
+    // Keep the background workers from finishing the delete before the show.
+    let held = app.hold_workers().await;
     let resp = app
         .delete(&format!("/v2/snapshots/{id}"))
         .version(SV)
@@ -114,6 +116,7 @@ async fn snapshot_lifecycle_with_quota() {
         .await;
     assert_eq!(resp.status, 202, "{}", resp.text());
     assert_eq!(snapshot_view(&app, &id).await["status"], "deleting");
+    drop(held);
     app.settle().await;
     get_as(&app, "alice", SV, &format!("/v2/snapshots/{id}"))
         .await
