@@ -22,8 +22,12 @@ pub const SHRINK_SHARE_INSTANCE: &str = "shrink_share_instance";
 /// Bring the instance's access rules to their wanted states (apply queued, remove denied).
 pub const UPDATE_ACCESS: &str = "update_access";
 
+/// Check that the pool named in a manage request passes the scheduler's filters for the
+/// share type (Manila's `SchedulerManager.manage_share`, `host_passes_filters`), then
+/// enqueue [`MANAGE_SHARE`]; scheduler, `host` is `None`, payload [`ManagePayload`].
+pub const SCHEDULE_MANAGE_SHARE: &str = "schedule_manage_share";
 /// Adopt an existing back-end path as the share instance (payload [`ManagePayload`]); runs
-/// on the share service named in the request.
+/// on the share service named in the request, once the scheduler let it through.
 pub const MANAGE_SHARE: &str = "manage_share";
 /// Forget the share instance on its back end, leaving the data, then remove its rows.
 pub const UNMANAGE_SHARE: &str = "unmanage_share";

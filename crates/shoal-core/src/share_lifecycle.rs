@@ -3,8 +3,12 @@
 //! action) and the recycle bin (2.69 `soft_delete`/`restore`, `share/api.py::soft_delete`).
 //!
 //! Manage writes the share with its instance already placed on the named pool, in
-//! `manage_starting`, the named path as its export location and a `manage_share` operation
-//! for that share service; nothing is charged to quota. The share manager
+//! `manage_starting`, the named path as its export location and a `schedule_manage_share`
+//! operation; nothing is charged to quota. The scheduler
+//! ([`crate::workers::scheduler`]) runs its filters with the share type's extra specs and a
+//! size of 0 and, when the named pool passes, enqueues `manage_share` for its share
+//! service; otherwise the share goes to `manage_error` (Manila's `host_passes_filters`,
+//! which sends no user message for manage). The share manager
 //! ([`crate::workers::lifecycle`]) asks the driver to adopt the path and, in one
 //! transaction, sets the size the driver reports, charges the quota (over-quota allowed, as
 //! Manila) and moves the instance to `available`; or `manage_error`, whose share never
@@ -199,14 +203,20 @@ pub async fn manage_share(core: &Core, req: ManageShare) -> CoreResult<Share> {
         export_path: req.export_path.clone(),
         driver_options: req.driver_options.clone(),
     };
-    let op = ops::for_instance_host(
-        ops::MANAGE_SHARE,
+    if ops::service_host(&req.service_host).is_none() {
+        return Err(CoreError::bad_request(
+            "service_host parameter should contain pool.",
+        ));
+    }
+    // As Manila, the scheduler first checks that the named pool passes its filters for the
+    // share type; it then hands the share to the pool's share service.
+    let op = ops::operation(
+        ops::SCHEDULE_MANAGE_SHARE,
         instance_id,
-        &req.service_host,
+        None,
         json!(payload),
         now,
-    )
-    .ok_or_else(|| CoreError::bad_request("service_host parameter should contain pool."))?;
+    );
     let new = NewShare {
         share: ShareRow {
             id: share_id,
@@ -320,6 +330,13 @@ pub async fn unmanage_share(
             "Share with transitional state can not be unmanaged. Share '{id}' is in '{status}' state."
         )));
     }
+    // The controller's own checks, before `share_api.unmanage` looks at the task state.
+    let snapshots = shares::dependent_snapshots(core, id).await?;
+    if snapshots > 0 {
+        return Err(CoreError::forbidden(format!(
+            "Share '{id}' can not be unmanaged because it has '{snapshots}' dependent snapshot(s)."
+        )));
+    }
     if share.is_busy() {
         return Err(shares::busy(share));
     }
@@ -384,7 +401,8 @@ pub async fn unmanage_share(
 // Recycle bin
 // ---------------------------------------------------------------------------------------
 
-/// `share_api.soft_delete`: the checks of a delete, then the share moves to the recycle
+/// `share_api.soft_delete`: the checks of a delete (status, replicas, snapshots, task
+/// state, in Manila's order), then the share moves to the recycle
 /// bin until `now + periodic.soft_deleted_share_retention`.
 pub async fn soft_delete_share(core: &Core, share: &Share) -> CoreResult<()> {
     let id = share.row.id;
@@ -405,6 +423,13 @@ pub async fn soft_delete_share(core: &Core, share: &Share) -> CoreResult<()> {
         return Err(CoreError::conflict(format!(
             "Share {id} has replicas. Remove the replicas before soft deleting the share."
         )));
+    }
+    // `InvalidShare`, which the controller answers with 403.
+    let snapshots = shares::dependent_snapshots(core, id).await?;
+    if snapshots > 0 {
+        return Err(CoreError::forbidden(invalid_share_text(format!(
+            "Share still has {snapshots} dependent snapshots."
+        ))));
     }
     if share.is_busy() {
         // The controller turns ShareBusyException into a 403 here.

@@ -1576,6 +1576,19 @@ pub(crate) fn busy(share: &Share) -> CoreError {
     )))
 }
 
+/// `share_snapshot_get_all_for_share`'s count: the snapshots of a share in any status
+/// and of any project, which block its delete, soft delete and unmanage.
+pub(crate) async fn dependent_snapshots(core: &Core, share_id: Uuid) -> CoreResult<usize> {
+    Ok(core
+        .store
+        .list_snapshots(shoal_store::SnapshotListFilter {
+            project_id: None,
+            share_id: Some(share_id),
+        })
+        .await?
+        .len())
+}
+
 /// `DELETE /v2/shares/{id}` (`force` = admin `force_delete`): status and replica checks,
 /// then each placed instance goes to `deleting` with a delete operation for its host, and
 /// each unplaced one is removed at once with its quota (Manila's API does the same for
@@ -1598,17 +1611,10 @@ pub async fn delete_share(core: &Core, share: &Share, force: bool) -> CoreResult
         }));
     }
     // Manila's `InvalidShare`, which the share controller answers with 403.
-    let snapshots = core
-        .store
-        .list_snapshots(shoal_store::SnapshotListFilter {
-            project_id: None,
-            share_id: Some(share.row.id),
-        })
-        .await?;
-    if !snapshots.is_empty() {
+    let snapshots = dependent_snapshots(core, share.row.id).await?;
+    if snapshots > 0 {
         return Err(CoreError::forbidden(invalid_share_text(format!(
-            "Share still has {} dependent snapshots.",
-            snapshots.len()
+            "Share still has {snapshots} dependent snapshots."
         ))));
     }
     if share.is_busy() {

@@ -225,15 +225,18 @@ pub struct CreateSnapshot {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// Manila's snapshot quota texts.
+/// Manila's snapshot quota texts (a user's or share type's row is refused with its
+/// resource's text).
 fn snapshot_quota_error(err: StoreError) -> CoreError {
     match &err {
         StoreError::QuotaExceeded {
             resource, limit, ..
-        } if resource == "snapshots" => CoreError::over_limit(format!(
+        } if quotas::base_resource(resource) == "snapshots" => CoreError::over_limit(format!(
             "SnapshotLimitExceeded: Maximum number of snapshots allowed ({limit}) exceeded"
         )),
-        StoreError::QuotaExceeded { resource, .. } if resource == "snapshot_gigabytes" => {
+        StoreError::QuotaExceeded { resource, .. }
+            if quotas::base_resource(resource) == "snapshot_gigabytes" =>
+        {
             CoreError::over_limit(
                 "SnapshotSizeExceedsAvailableQuota: Requested snapshot exceeds allowed project/user or share type gigabytes quota.",
             )
@@ -277,12 +280,7 @@ pub async fn create_snapshot(
         )));
     }
     let size = share.row.size_gb;
-    let quota = quotas::request(
-        core,
-        &req.project_id,
-        &[("snapshots", 1), ("snapshot_gigabytes", size)],
-    )
-    .await?;
+    let quota = snapshot_charge(core, share, &req.project_id, &req.user_id, size).await?;
     // Manila checks snapshot_gigabytes first.
     if let Some(over) = first_over(core, &quota, &["snapshot_gigabytes", "snapshots"]).await? {
         return Err(snapshot_quota_error(over));
@@ -347,8 +345,43 @@ pub async fn create_snapshot(
     assemble(core, row).await
 }
 
-/// The first resource of `order` the request would take over its limit (the store refuses
-/// on whichever it meets first; this picks Manila's message).
+/// The share type a snapshot of a share instance counts against: the instance's (Manila's
+/// `share['instance']['share_type_id']`), else the share's.
+pub(crate) fn snapshot_share_type(
+    share_instance: Option<&ShareInstanceRow>,
+    share_type_id: Option<Uuid>,
+) -> Option<Uuid> {
+    share_instance
+        .and_then(|i| i.share_type_id)
+        .or(share_type_id)
+}
+
+/// A snapshot's charge: `snapshots` and `snapshot_gigabytes` to the project, the creating
+/// user and the share's type, each against its own limit (Manila's `QUOTAS.reserve` on
+/// snapshot create passes the share type; the user is the caller's).
+async fn snapshot_charge(
+    core: &Core,
+    share: &Share,
+    project_id: &str,
+    user_id: &str,
+    size: i64,
+) -> CoreResult<QuotaRequest> {
+    let owner = quotas::Owner {
+        project_id,
+        user_id,
+        share_type_id: snapshot_share_type(share.instance(), share.row.share_type_id),
+    };
+    quotas::scoped_request(
+        core,
+        owner,
+        &[("snapshots", 1), ("snapshot_gigabytes", size)],
+    )
+    .await
+}
+
+/// The first resource of `order` the request would take over its limit, in the project or
+/// in a user's or share type's scope (the store refuses on whichever row it meets first;
+/// this picks Manila's message).
 async fn first_over(
     core: &Core,
     req: &QuotaRequest,
@@ -356,22 +389,25 @@ async fn first_over(
 ) -> CoreResult<Option<StoreError>> {
     let usages = core.store.get_quota_usages(&req.project_id).await?;
     for resource in order {
-        let delta = req.deltas.get(*resource).copied().unwrap_or(0);
-        let limit = req.limits.get(*resource).copied().unwrap_or(-1);
-        if delta <= 0 || limit < 0 {
-            continue;
-        }
-        let (in_use, reserved) = usages
-            .get(*resource)
-            .map_or((0, 0), |u| (u.in_use, u.reserved));
-        if in_use + reserved + delta > limit {
-            return Ok(Some(StoreError::QuotaExceeded {
-                resource: (*resource).to_owned(),
-                requested: delta,
-                in_use,
-                reserved,
-                limit,
-            }));
+        for (key, delta) in &req.deltas {
+            if quotas::base_resource(key) != *resource {
+                continue;
+            }
+            let delta = *delta;
+            let limit = req.limits.get(key).copied().unwrap_or(-1);
+            if delta <= 0 || limit < 0 {
+                continue;
+            }
+            let (in_use, reserved) = usages.get(key).map_or((0, 0), |u| (u.in_use, u.reserved));
+            if in_use + reserved + delta > limit {
+                return Ok(Some(StoreError::QuotaExceeded {
+                    resource: key.clone(),
+                    requested: delta,
+                    in_use,
+                    reserved,
+                    limit,
+                }));
+            }
         }
     }
     Ok(None)
@@ -390,16 +426,18 @@ pub async fn update_snapshot(
     assemble(core, row).await
 }
 
-/// What a removed snapshot gives back.
-pub fn snapshot_release(row: &SnapshotRow) -> QuotaRequest {
-    QuotaRequest {
+/// What a removed snapshot gives back: to the project, the snapshot's user and the share
+/// type it was charged to ([`snapshot_share_type`]), as Manila's `_delete_snapshot_quota`.
+pub fn snapshot_release(row: &SnapshotRow, share_type_id: Option<Uuid>) -> QuotaRequest {
+    let release = QuotaRequest {
         project_id: row.project_id.clone(),
         deltas: BTreeMap::from([
             ("snapshots".to_owned(), -1),
             ("snapshot_gigabytes".to_owned(), -row.size_gb),
         ]),
         limits: BTreeMap::new(),
-    }
+    };
+    quotas::with_scopes(release, &row.user_id, share_type_id)
 }
 
 /// The host (`host@backend#pool`) of a snapshot instance's share instance.
@@ -466,9 +504,13 @@ pub async fn delete_snapshot(core: &Core, snapshot: &Snapshot, force: bool) -> C
         Err(StoreError::NotFound(_)) => return Err(not_found(&snapshot.row.id.to_string())),
         Err(err) => return Err(err.into()),
     }
+    let share_type_id = snapshot
+        .share_instances
+        .iter()
+        .find_map(|i| i.share_type_id);
     for id in orphans {
         core.store
-            .delete_snapshot_instance(id, snapshot_release(&snapshot.row), now)
+            .delete_snapshot_instance(id, snapshot_release(&snapshot.row, share_type_id), now)
             .await?;
     }
     core.wake_workers();
@@ -602,7 +644,8 @@ pub async fn revert_to_snapshot(core: &Core, share: &Share, snapshot: &Snapshot)
     let increase = snapshot.row.size_gb - share.row.size_gb;
     let mut reservations = Vec::new();
     if increase != 0 {
-        let req = quotas::request(core, &share.row.project_id, &[("gigabytes", increase)]).await?;
+        // Manila reserves it for the share's owner and type too.
+        let req = quotas::scoped_request(core, share.owner(), &[("gigabytes", increase)]).await?;
         let expire = core.now() + chrono::Duration::hours(24);
         reservations = core
             .store
@@ -698,29 +741,32 @@ pub async fn manage_snapshot(
         )));
     }
     if share.has_replicas() {
-        return Err(CoreError::conflict(format!(
-            "Invalid share: Share {} has replicas: snapshots of replicated shares cannot be managed.",
+        return Err(CoreError::conflict(shares::invalid_share_text(format!(
+            "Share {} has replicas. Snapshots of this share cannot currently be managed until all replicas are removed.",
             share.row.id
-        )));
+        ))));
     }
     let existing = list_snapshots(core, None, Some(share.row.id)).await?;
-    if existing
+    if let Some(taken) = existing
         .iter()
-        .any(|s| s.provider_location() == Some(req.provider_location.as_str()))
+        .find(|s| s.provider_location() == Some(req.provider_location.as_str()))
     {
+        // `ManageInvalidShareSnapshot`, which names the snapshot already managed there.
         return Err(CoreError::conflict(format!(
-            "Manage existing share snapshot failed due to invalid input: A share snapshot {} with provider location {} already exists.",
-            share.row.id, req.provider_location
+            "Manage existing share snapshot failed due to invalid share snapshot: A share snapshot {} is already managed for provider location {}.",
+            taken.row.id, req.provider_location
         )));
     }
     let Some(instance) = share.instance() else {
         return Err(CoreError::conflict("Invalid share: Share has no instance."));
     };
     let size = share.row.size_gb;
-    let quota = quotas::request(
+    let quota = snapshot_charge(
         core,
+        share,
         &req.create.project_id,
-        &[("snapshots", 1), ("snapshot_gigabytes", size)],
+        &req.create.user_id,
+        size,
     )
     .await?;
     if let Some(over) = first_over(core, &quota, &["snapshot_gigabytes", "snapshots"]).await? {

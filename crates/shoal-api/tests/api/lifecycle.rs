@@ -8,6 +8,7 @@ use shoal_core::recycle_bin::RecycleBin;
 use shoal_testkit::{TestApp, TestResponse};
 
 use crate::replica_fixtures::*;
+use crate::snapshot_fixtures::{available_snapshot, share_of_type, snapshot_app};
 
 const V69: &str = "2.69";
 
@@ -100,6 +101,14 @@ async fn manage_then_unmanage_round_trip_charges_and_releases_quota() {
     assert_eq!(view["availability_zone"], "az1");
     assert_eq!(usage(&app, &project, "shares").await, 1);
     assert_eq!(usage(&app, &project, "gigabytes").await, 3);
+    // The managing user's and the type's usage count it too, as Manila's reserve.
+    let user = format!("gigabytes/user/{}", view["user_id"].as_str().unwrap());
+    let share_type = format!(
+        "gigabytes/share_type/{}",
+        view["share_type"].as_str().unwrap()
+    );
+    assert_eq!(usage(&app, &project, &user).await, 3);
+    assert_eq!(usage(&app, &project, &share_type).await, 3);
     let locations = app
         .get(&format!("/v2/shares/{id}/export_locations"))
         .version("2.49")
@@ -129,6 +138,8 @@ async fn manage_then_unmanage_round_trip_charges_and_releases_quota() {
     assert_eq!(show(&app, V, &id).await.status, 404);
     assert_eq!(usage(&app, &project, "shares").await, 0);
     assert_eq!(usage(&app, &project, "gigabytes").await, 0);
+    assert_eq!(usage(&app, &project, &user).await, 0);
+    assert_eq!(usage(&app, &project, &share_type).await, 0);
 
     // Unmanaged, the path can be managed again.
     let resp = manage(&app, "2.49", manage_body("10.9.9.9:/legacy", json!({}))).await;
@@ -280,6 +291,51 @@ async fn failed_manage_is_manage_error_and_holds_no_quota() {
 }
 
 #[tokio::test]
+async fn manage_on_a_pool_the_type_does_not_fit_is_manage_error() {
+    let app = app().await;
+    create_type(&app, "on_dummy2", json!({"share_backend_name": "dummy2"})).await;
+    create_type(&app, "in_az2", json!({"availability_zones": "az2"})).await;
+    let mut ids = Vec::new();
+    for (path, share_type) in [("10.0.0.1:/a", "on_dummy2"), ("10.0.0.1:/b", "in_az2")] {
+        let mut body = manage_body(path, json!({"size": "2"}));
+        body["share_type"] = json!(share_type);
+        let resp = manage(&app, "2.8", body).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(resp.json()["share"]["status"], "manage_starting");
+        ids.push(resp.json()["share"]["id"].as_str().unwrap().to_owned());
+    }
+    // The same type fits the other pool: the scheduler lets it through.
+    let mut body = manage_body("10.0.0.2:/c", json!({"size": "2"}));
+    body["share_type"] = json!("on_dummy2");
+    body["service_host"] = json!(pool_of("dummy2"));
+    let resp = manage(&app, "2.8", body).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let fits = resp.json()["share"]["id"].as_str().unwrap().to_owned();
+    app.settle().await;
+    for id in &ids {
+        let view = share_view(&app, id).await;
+        assert_eq!(view["status"], "manage_error", "{view}");
+        assert_eq!(view["size"], 0, "{view}");
+    }
+    let view = share_view(&app, &fits).await;
+    assert_eq!(view["status"], "available", "{view}");
+    let project = view["project_id"].as_str().unwrap().to_owned();
+    // Only the share that was managed holds quota; as Manila, no user message is sent.
+    assert_eq!(usage(&app, &project, "shares").await, 1);
+    assert_eq!(usage(&app, &project, "gigabytes").await, 2);
+    let messages = app.get("/v2/messages").version("2.37").send().await;
+    assert_eq!(messages.status, 200, "{}", messages.text());
+    assert_eq!(messages.json()["messages"], json!([]));
+    // A share whose manage was refused unmanages without releasing anything.
+    let resp = action(&app, "2.8", &ids[0], json!({"unmanage": null})).await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    app.settle().await;
+    assert_eq!(show(&app, V, &ids[0]).await.status, 404);
+    assert_eq!(usage(&app, &project, "shares").await, 1);
+    app.finish().await;
+}
+
+#[tokio::test]
 async fn unmanage_refusals() {
     let app = app().await;
     // Replicas.
@@ -345,6 +401,54 @@ async fn unmanage_refusals() {
             400,
             "badRequest",
             Some("There is no such action: os-unmanage"),
+        );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn snapshots_block_unmanage_and_soft_delete() {
+    let app = snapshot_app(AuthStrategy::Noauth, json!({})).await;
+    let share = share_of_type(&app, "admin", "snap").await;
+    available_snapshot(&app, "admin", &share).await;
+    available_snapshot(&app, "admin", &share).await;
+    // The controller's own 403, after the status checks and before the task state.
+    action(&app, "2.49", &share, json!({"unmanage": null}))
+        .await
+        .assert_fault(
+            403,
+            "forbidden",
+            Some(&format!(
+                "Share '{share}' can not be unmanaged because it has '2' dependent snapshot(s)."
+            )),
+        );
+    // `InvalidShare`, answered with 403.
+    action(&app, V69, &share, json!({"soft_delete": null}))
+        .await
+        .assert_fault(
+            403,
+            "forbidden",
+            Some("Invalid share: Share still has 2 dependent snapshots."),
+        );
+    let view = show(&app, V69, &share).await.json()["share"].clone();
+    assert_eq!(view["status"], "available", "{view}");
+    assert_eq!(view["is_soft_deleted"], false, "{view}");
+    // A snapshot in any status counts, and the transitional-status check comes first.
+    let resp = action(
+        &app,
+        V,
+        &share,
+        json!({"reset_status": {"status": "creating"}}),
+    )
+    .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    action(&app, "2.49", &share, json!({"unmanage": null}))
+        .await
+        .assert_fault(
+            403,
+            "forbidden",
+            Some(&format!(
+                "Share with transitional state can not be unmanaged. Share '{share}' is in 'creating' state."
+            )),
         );
     app.finish().await;
 }

@@ -106,6 +106,8 @@ async fn snapshot_lifecycle_with_quota() {
         Some("Invalid share: Share still has 1 dependent snapshots."),
     );
 
+    // Keep the background workers from finishing the delete before the show.
+    let held = app.hold_workers().await;
     let resp = app
         .delete(&format!("/v2/snapshots/{id}"))
         .version(SV)
@@ -114,6 +116,7 @@ async fn snapshot_lifecycle_with_quota() {
         .await;
     assert_eq!(resp.status, 202, "{}", resp.text());
     assert_eq!(snapshot_view(&app, &id).await["status"], "deleting");
+    drop(held);
     app.settle().await;
     get_as(&app, "alice", SV, &format!("/v2/snapshots/{id}"))
         .await
@@ -451,6 +454,8 @@ async fn revert_to_the_latest_snapshot_only() {
                 "Snapshot {first} may not be restored because it is not the most recent snapshot of share {share}. Currently the latest snapshot is {latest}."
             )),
         );
+    // Keep the background workers from finishing the revert before the checks below.
+    let held = app.hold_workers().await;
     let resp = share_action(
         &app,
         "admin",
@@ -472,6 +477,7 @@ async fn revert_to_the_latest_snapshot_only() {
                 "Share {share} is in 'reverting' state, but it must be in 'available' state to be reverted to a snapshot."
             )),
         );
+    drop(held);
     app.settle().await;
     assert_eq!(share_view(&app, &share).await["status"], "available");
     assert_eq!(snapshot_view(&app, &latest).await["status"], "available");
@@ -631,13 +637,19 @@ async fn manage_and_unmanage() {
     let view = snapshot_view(&app, &id).await;
     assert_eq!(view["status"], "available", "{view}");
     assert_eq!(view["provider_location"], "/existing");
-    // The same provider location again: 409.
+    // The same provider location again: 409 naming the snapshot managed there.
     manage(
         json!({"snapshot": {"share_id": share, "provider_location": "/existing"}}),
         SV,
     )
     .await
-    .assert_fault(409, "conflictingRequest", None);
+    .assert_fault(
+        409,
+        "conflictingRequest",
+        Some(&format!(
+            "Manage existing share snapshot failed due to invalid share snapshot: A share snapshot {id} is already managed for provider location /existing."
+        )),
+    );
     let resp = snapshot_action(&app, "admin", SV, &id, json!({"unmanage": null})).await;
     assert_eq!(resp.status, 202, "{}", resp.text());
     app.settle().await;
@@ -1067,5 +1079,105 @@ async fn inherited_snapshot_access_cannot_be_changed() {
             "Cannot modify access rules for the snapshot {id} since the parent share {share} has snapshot_inherit_share_access_support enabled. Snapshot access rules are inherited from the base share."
         )),
     );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn snapshot_quotas_count_the_users_and_share_types_usage() {
+    let app = snapshot_app(AuthStrategy::Keystone, json!({})).await;
+    create_type(&app, "snap2", crate::snapshot_fixtures::snapshot_specs()).await;
+    let share = share_of_type(&app, "alice", "snap").await;
+    let other = share_of_type(&app, "alice", "snap2").await;
+    let project = project_of("alice");
+    let user = share_view(&app, &share).await["user_id"]
+        .as_str()
+        .expect("user_id")
+        .to_owned();
+    let snapshot = available_snapshot(&app, "alice", &share).await;
+    let detail = |query: String| {
+        let app = &app;
+        async move {
+            let resp = get_as(
+                app,
+                "admin",
+                "2.40",
+                &format!("/v2/quota-sets/{project}/detail?{query}"),
+            )
+            .await;
+            assert_eq!(resp.status, 200, "{}", resp.text());
+            resp.json()["quota_set"].clone()
+        }
+    };
+    // Charged to the creating user and to the share's type, as Manila's reserve.
+    for query in [format!("user_id={user}"), "share_type=snap".to_owned()] {
+        let set = detail(query.clone()).await;
+        assert_eq!(set["snapshots"]["in_use"], 1, "{query}: {set}");
+        assert_eq!(set["snapshot_gigabytes"]["in_use"], 1, "{query}: {set}");
+    }
+    let set = detail("share_type=snap2".to_owned()).await;
+    assert_eq!(set["snapshots"]["in_use"], 0, "{set}");
+
+    // The type's limit refuses a second snapshot of its share, not one of another type.
+    let put = |query: String, body: serde_json::Value| {
+        let app = &app;
+        async move {
+            let resp = app
+                .put(&format!("/v2/quota-sets/{project}?{query}"))
+                .version(SV)
+                .token(&app.token_for("admin"))
+                .json(&body)
+                .send()
+                .await;
+            assert_eq!(resp.status, 200, "{}", resp.text());
+        }
+    };
+    put(
+        "share_type=snap".to_owned(),
+        json!({"quota_set": {"snapshots": 1}}),
+    )
+    .await;
+    post_snapshot(&app, "alice", SV, json!({"snapshot": {"share_id": share}}))
+        .await
+        .assert_fault(
+            413,
+            "overLimit",
+            Some("SnapshotLimitExceeded: Maximum number of snapshots allowed (1) exceeded"),
+        );
+    // The user's limit applies across types.
+    put(
+        format!("user_id={user}"),
+        json!({"quota_set": {"snapshot_gigabytes": 1}}),
+    )
+    .await;
+    post_snapshot(
+        &app,
+        "alice",
+        SV,
+        json!({"snapshot": {"share_id": other}}),
+    )
+    .await
+    .assert_fault(
+        413,
+        "overLimit",
+        Some("SnapshotSizeExceedsAvailableQuota: Requested snapshot exceeds allowed project/user or share type gigabytes quota."),
+    );
+    assert_eq!(usage(&app, project, "snapshots").await, (1, 0));
+
+    // A delete gives the user's and the type's usage back.
+    let resp = app
+        .delete(&format!("/v2/snapshots/{snapshot}"))
+        .version(SV)
+        .token(&app.token_for("alice"))
+        .send()
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    app.settle().await;
+    for query in [format!("user_id={user}"), "share_type=snap".to_owned()] {
+        let set = detail(query.clone()).await;
+        assert_eq!(set["snapshots"]["in_use"], 0, "{query}: {set}");
+        assert_eq!(set["snapshot_gigabytes"]["in_use"], 0, "{query}: {set}");
+    }
+    assert_eq!(usage(&app, project, "snapshots").await, (0, 0));
+    available_snapshot(&app, "alice", &other).await;
     app.finish().await;
 }

@@ -245,6 +245,8 @@ async fn revert_of_a_replicated_share_resyncs_the_secondaries() {
     let share = share_of_type(&app, "admin", "rsnap").await;
     let secondary = in_sync_replica(&app, "admin", &share).await;
     let snap = available_snapshot(&app, "admin", &share).await;
+    // Keep the background workers from finishing the revert before the show.
+    let held = app.hold_workers().await;
     let resp = share_action(
         &app,
         "admin",
@@ -255,6 +257,7 @@ async fn revert_of_a_replicated_share_resyncs_the_secondaries() {
     .await;
     assert_eq!(resp.status, 202, "{}", resp.text());
     assert_eq!(share_view(&app, &share).await["status"], "reverting");
+    drop(held);
     app.settle().await;
     assert_eq!(share_view(&app, &share).await["status"], "available");
     assert_eq!(snapshot_view(&app, &snap).await["status"], "available");

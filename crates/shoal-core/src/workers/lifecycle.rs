@@ -110,11 +110,17 @@ pub(crate) async fn manage(
         deltas.push(("share_replicas".to_owned(), 1));
         deltas.push(("replica_gigabytes".to_owned(), size));
     }
-    let quota = QuotaRequest {
-        project_id: share.project_id.clone(),
-        deltas: deltas.into_iter().collect(),
-        limits: Default::default(),
-    };
+    // No limits: over quota is allowed. The owner's and the type's usage count it too, as
+    // Manila's reserve with `user_id` and `share_type_id` (and as unmanage releases it).
+    let quota = crate::quotas::with_scopes(
+        QuotaRequest {
+            project_id: share.project_id.clone(),
+            deltas: deltas.into_iter().collect(),
+            limits: Default::default(),
+        },
+        &share.user_id,
+        share.share_type_id,
+    );
     let update = ShareInstanceUpdate {
         status: Some("available".to_owned()),
         // A share managed with a replication type is its own active replica.

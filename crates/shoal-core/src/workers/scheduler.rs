@@ -13,6 +13,10 @@
 //! sets `replica_state` `error` too, and their placement enqueues `create_share_replica`
 //! instead of `create_share_instance`. The admin `only_host` hint travels in the
 //! scheduling operation's payload.
+//!
+//! Manage (`schedule_manage_share`) does not choose a pool: it checks that the pool the
+//! administrator named passes the filters for the share type, as Manila's
+//! `host_passes_filters`, before the share service adopts the path.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +31,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::OperationHandler;
+use crate::share_lifecycle::{STATUS_MANAGE_ERROR, STATUS_MANAGE_STARTING};
 use crate::shares::REPLICA_STATE_ACTIVE;
 use crate::{Core, CoreResult, messages, ops};
 
@@ -203,6 +208,95 @@ impl SchedulerHandler {
         Ok(())
     }
 
+    /// Manila's `SchedulerManager.manage_share`: the pool named in a manage request must
+    /// pass the default filters for the share type's extra specs with a size of 0
+    /// (`host_passes_filters`); then the pool's share service gets `manage_share`, enqueued
+    /// with a compare-and-set on `manage_starting` so an instance unmanaged or deleted
+    /// meanwhile gets nothing. Otherwise the share goes to `manage_error` (no user message:
+    /// Manila sends none here). A second run after a crash may enqueue `manage_share` again,
+    /// which the share manager ignores once the instance has left `manage_starting`.
+    async fn manage_share(&self, instance_id: Uuid, payload: &Value) -> CoreResult<()> {
+        let core = &self.core;
+        let instance = match core.store.get_share_instance(instance_id).await {
+            Ok(instance) => instance,
+            Err(StoreError::NotFound(_)) => return Ok(()),
+            Err(err) => return Err(err.into()),
+        };
+        if instance.status != STATUS_MANAGE_STARTING {
+            return Ok(());
+        }
+        let share = match core.store.get_share(instance.share_id).await {
+            Ok(share) => share,
+            Err(StoreError::NotFound(_)) => return Ok(()),
+            Err(err) => return Err(err.into()),
+        };
+        let extra_specs = match instance.share_type_id.or(share.share_type_id) {
+            Some(type_id) => match core.store.get_share_type(type_id).await {
+                Ok(t) => t.extra_specs,
+                Err(StoreError::NotFound(_)) => BTreeMap::new(),
+                Err(err) => return Err(err.into()),
+            },
+            None => BTreeMap::new(),
+        };
+        let request = manage_request(&share, extra_specs);
+        let pools = self.pool_snapshot().await?;
+        let now = core.now();
+        let target: Vec<PoolState> = pools
+            .into_iter()
+            .filter(|p| p.name == instance.host)
+            .collect();
+        match shoal_scheduler::filter_pools(&request, &target) {
+            Ok(_) => {
+                let manage = ops::for_instance_host(
+                    ops::MANAGE_SHARE,
+                    instance.id,
+                    &instance.host,
+                    payload.clone(),
+                    now,
+                );
+                match core
+                    .store
+                    .update_share_instance_if(
+                        instance.id,
+                        &[STATUS_MANAGE_STARTING],
+                        ShareInstanceUpdate::default(),
+                        manage.into_iter().collect(),
+                        now,
+                    )
+                    .await
+                {
+                    Ok(_) => {
+                        info!(share.id = %share.id, share_instance.id = %instance.id, host = %instance.host, "pool {} passes the filters for managing share {}", instance.host, share.id);
+                    }
+                    Err(StoreError::Conflict(_) | StoreError::NotFound(_)) => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            Err(no_host) => {
+                warn!(share.id = %share.id, share_instance.id = %instance.id, filter = no_host.last_filter, "Failed to schedule manage_share: Cannot place share {} on {}, the last executed filter was {}.", share.id, instance.host, no_host.last_filter);
+                let update = ShareInstanceUpdate {
+                    status: Some(STATUS_MANAGE_ERROR.to_owned()),
+                    ..Default::default()
+                };
+                match core
+                    .store
+                    .update_share_instance_if(
+                        instance.id,
+                        &[STATUS_MANAGE_STARTING],
+                        update,
+                        Vec::new(),
+                        now,
+                    )
+                    .await
+                {
+                    Ok(_) | Err(StoreError::Conflict(_) | StoreError::NotFound(_)) => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Where the snapshot a share is created from lives: the pool and zone of its shown
     /// instance's share instance. `None` when the snapshot or its instance is gone (the
     /// share is then scheduled like any other and its creation fails on the back end).
@@ -305,6 +399,19 @@ fn replica_request(
     })
 }
 
+/// The request Manila's `manage` builds for the scheduler (`_get_request_spec_dict` with
+/// `size=0`): the share's protocol and its type's extra specs and zones; no zone of its
+/// own, no replication, no hints.
+fn manage_request(share: &ShareRow, extra_specs: BTreeMap<String, String>) -> ScheduleRequest {
+    ScheduleRequest {
+        size_gb: 0,
+        share_proto: share.share_proto.clone(),
+        availability_zones: type_availability_zones(&extra_specs),
+        extra_specs,
+        ..Default::default()
+    }
+}
+
 /// The type's `availability_zones` extra spec as a list (`None` when unset or empty).
 fn type_availability_zones(extra_specs: &BTreeMap<String, String>) -> Option<Vec<String>> {
     let azs: Vec<String> = extra_specs
@@ -334,6 +441,10 @@ impl OperationHandler for SchedulerHandler {
             ops::SCHEDULE_SHARE_INSTANCE => match Uuid::parse_str(&op.target_id) {
                 Ok(id) => self.schedule_instance(id, &op.payload).await,
                 Err(_) => Ok(()), // nothing sane to do with a malformed target; drop it
+            },
+            ops::SCHEDULE_MANAGE_SHARE => match Uuid::parse_str(&op.target_id) {
+                Ok(id) => self.manage_share(id, &op.payload).await,
+                Err(_) => Ok(()),
             },
             other => {
                 warn!(

@@ -531,7 +531,14 @@ impl SnapshotManager {
         let gone = self
             .core
             .store
-            .delete_snapshot_instance(id, snapshot_release(&l.snapshot), self.core.now())
+            .delete_snapshot_instance(
+                id,
+                snapshot_release(
+                    &l.snapshot,
+                    snapshots::snapshot_share_type(Some(&l.share_instance), l.share.share_type_id),
+                ),
+                self.core.now(),
+            )
             .await?;
         info!(snapshot.id = %l.snapshot.id, snapshot_instance.id = %id, snapshot_gone = gone, "deleted snapshot instance {id}");
         Ok(())
@@ -798,7 +805,14 @@ impl SnapshotManager {
         }
         self.core
             .store
-            .delete_snapshot_instance(id, snapshot_release(&l.snapshot), self.core.now())
+            .delete_snapshot_instance(
+                id,
+                snapshot_release(
+                    &l.snapshot,
+                    snapshots::snapshot_share_type(Some(&l.share_instance), l.share.share_type_id),
+                ),
+                self.core.now(),
+            )
             .await?;
         Ok(())
     }
@@ -1070,7 +1084,14 @@ pub(crate) async fn delete_replica_snapshot_instances(
             }
         }
         store
-            .delete_snapshot_instance(instance.id, snapshot_release(&snapshot), core.now())
+            .delete_snapshot_instance(
+                instance.id,
+                snapshot_release(
+                    &snapshot,
+                    snapshots::snapshot_share_type(Some(replica), share.share_type_id),
+                ),
+                core.now(),
+            )
             .await?;
     }
     Ok(true)
