@@ -43,6 +43,11 @@ SHARE = "e2e-share"
 PLAIN_SHARE = "e2e-plain-share"
 MV_SHARE = "e2e-microversions"
 DEMO_SHARE = "e2e-demo-share"
+SNAP_TYPE = "e2e-snapshots"
+SNAP_SHARE = "e2e-snap-share"
+SNAPSHOT = "e2e-snapshot"
+FROM_SNAPSHOT = "e2e-from-snapshot"
+ADOPTED = "e2e-adopted"
 
 
 class StepFailure(Exception):
@@ -639,6 +644,10 @@ class E2E:
         if self.demo is not None:
             self.non_admin()
 
+        self.snapshots()
+        if self.full:
+            self.lifecycle()
+
         self.cleanup()
 
         print(f"{self.passed} passed, {self.failed} failed", flush=True)
@@ -881,6 +890,293 @@ class E2E:
 
         self.step("quotas: admin sets and shows demo's by project name; demo may not", quotas_by_project_name)
 
+    # -- snapshots of a replicated share (issue 10), share instances, manage and the recycle bin
+
+    def snapshot(self, snapshot_id: str) -> dict[str, Any]:
+        return self.admin.json("share", "snapshot", "show", snapshot_id)
+
+    def wait_snapshot_status(self, snapshot_id: str, status: str) -> dict[str, Any]:
+        def probe() -> tuple[bool, Any]:
+            snap = self.snapshot(snapshot_id)
+            require(snap["status"] not in ("error", "error_deleting"),
+                    f"snapshot {snapshot_id} went to {snap['status']}")
+            return snap["status"] == status, {"status": snap["status"]}
+
+        wait_for(f"snapshot {snapshot_id} to be {status}", probe)
+        return self.snapshot(snapshot_id)
+
+    def wait_snapshot_gone(self, snapshot_id: str) -> None:
+        def probe() -> tuple[bool, Any]:
+            rows = {norm(r)["id"]: norm(r) for r in self.admin.json("share", "snapshot", "list", "--detail")}
+            row = rows.get(snapshot_id)
+            if row is None:
+                return True, None
+            require(row.get("status") != "error_deleting", f"snapshot {snapshot_id} went to error_deleting")
+            return False, {"status": row.get("status")}
+
+        wait_for(f"snapshot {snapshot_id} to disappear", probe)
+
+    def snapshot_instance_path(self, instance: dict[str, Any]) -> Path:
+        """The directory a snapshot instance's data is in: its export location (admin), else
+        its provider location + /tree, else <pool>/snapshots/<id>/tree found under the data dir."""
+        rows = [norm(r) for r in self.admin.json("share", "snapshot", "instance", "export", "location", "list",
+                                                 instance["id"])]
+        if rows:
+            path = local_path(rows[0]["path"])
+        elif instance.get("provider_location"):
+            path = Path(instance["provider_location"]) / "tree"
+        else:
+            found = sorted(self.data_dir.glob(f"**/snapshots/{instance['id']}/tree"))
+            require(len(found) == 1, f"snapshot instance {instance['id']}: {len(found)} trees under {self.data_dir}")
+            path = found[0]
+        require(path.name == "tree" and path.parent.name == instance["id"] and path.parent.parent.name == "snapshots",
+                f"snapshot instance path {path} is not <pool>/snapshots/{instance['id']}/tree")
+        require(self.data_dir in path.parents, f"snapshot path {path} is outside the data dir {self.data_dir}")
+        self.pools.add(path.parent.parent.parent)
+        return path
+
+    def share_instance_ids(self, share_id: str) -> set[str]:
+        rows = [norm(r) for r in self.admin.json("share", "instance", "list", "--share", share_id)]
+        ids = {r["id"] for r in rows}
+        self.instance_ids |= ids
+        return ids
+
+    def snapshots(self) -> None:
+        s, admin = self.state, self.admin
+
+        def snap_type() -> None:
+            t = admin.json(
+                "share", "type", "create", SNAP_TYPE, "False", "--snapshot-support", "True",
+                "--create-share-from-snapshot-support", "True", "--revert-to-snapshot-support", "True",
+                "--extra-specs", "replication_type=readable",
+            )
+            specs = t.get("optional_extra_specs", {})
+            for key, value in (("snapshot_support", "True"), ("create_share_from_snapshot_support", "True"),
+                               ("revert_to_snapshot_support", "True"), ("replication_type", "readable")):
+                require(str(specs.get(key)).lower() == value.lower(), f"type extra spec {key}={specs.get(key)!r}")
+            s["snap_type"] = t["id"]
+
+        self.step("snapshots: share type with snapshot, create-from-snapshot and revert support, readable replication",
+                  snap_type)
+
+        def snap_share() -> None:
+            created = admin.json("share", "create", "NFS", "1", "--name", SNAP_SHARE, "--share-type", SNAP_TYPE,
+                                 "--availability-zone", "az1")
+            share = self.wait_share_status(admin, created["id"], "available")
+            for field in ("snapshot_support", "create_share_from_snapshot_support", "revert_to_snapshot_support"):
+                require(share.get(field) is True, f"share {field}={share.get(field)!r}")
+            s["snap_share"] = share["id"]
+            (active,) = self.replicas(share["id"])
+            self.instance_ids.add(active)
+            path = self.share_export_path(share["id"])
+            write_test_data(path)
+            s["snap_v1"] = tree(path)
+            s["snap_share_path"] = path
+            s["snap_active"] = active
+
+        self.step("snapshots: replicated share in az1 with files", snap_share, needs=("snap_type",))
+
+        def snap_replica() -> None:
+            rid = self.create_replica(s["snap_share"], "az2")
+            self.wait_replica(s["snap_share"], rid, "available", "in_sync")
+            path = self.replica_export_path(rid)
+            self.wait_tree("the replica to hold the share's files", path, s["snap_v1"])
+            s["snap_replica"] = rid
+            s["snap_replica_path"] = path
+
+        self.step("snapshots: replica in az2 becomes in_sync with the files", snap_replica, needs=("snap_v1",))
+
+        def create_snapshot() -> None:
+            created = admin.json("share", "snapshot", "create", SNAP_SHARE, "--name", SNAPSHOT,
+                                 "--description", "e2e snapshot of a replicated share")
+            require(created.get("share_id") == s["snap_share"], f"create answered share_id {created.get('share_id')}")
+            s["snapshot"] = created["id"]
+            snap = self.wait_snapshot_status(created["id"], "available")
+            for field, value in (("name", SNAPSHOT), ("share_id", s["snap_share"]), ("size", 1), ("share_size", 1),
+                                 ("share_proto", "NFS")):
+                require(snap.get(field) == value, f"show {field}={snap.get(field)!r}, expected {value!r}")
+            listed = {norm(r)["id"]: norm(r) for r in admin.json("share", "snapshot", "list")}
+            require(listed.get(created["id"], {}).get("name") == SNAPSHOT, f"snapshot list: {listed}")
+            by_share = [norm(r)["id"] for r in admin.json("share", "snapshot", "list", "--share", s["snap_share"])]
+            require(by_share == [created["id"]], f"snapshot list --share: {by_share}")
+            # The share is available again (not busy) once its snapshot is.
+            share = self.share(admin, s["snap_share"])
+            require(share["status"] == "available", f"share status {share['status']}")
+
+        self.step("snapshots: snapshot create, show (available), list, list --share", create_snapshot,
+                  needs=("snap_replica",))
+
+        def snapshot_instances() -> None:
+            rows = [norm(r) for r in admin.json("share", "snapshot", "instance", "list", "--snapshot", s["snapshot"],
+                                                "--detailed")]
+            by_instance = {r["share_instance_id"]: r for r in rows}
+            want = {s["snap_active"], s["snap_replica"]}
+            require(set(by_instance) == want and len(rows) == 2,
+                    f"snapshot instances on share instances {sorted(by_instance)}, expected {sorted(want)}")
+            everything = {norm(r)["id"] for r in admin.json("share", "snapshot", "instance", "list")}
+            require({r["id"] for r in rows} <= everything, "snapshot instance list without --snapshot misses some")
+            instances = {}
+            for share_instance, row in by_instance.items():
+                def available(row_id: str = row["id"]) -> tuple[bool, Any]:
+                    shown = admin.json("share", "snapshot", "instance", "show", row_id)
+                    seen = {"status": shown["status"], "progress": shown.get("progress")}
+                    return shown["status"] == "available", seen
+
+                wait_for(f"snapshot instance {row['id']} to be available", available)
+                shown = admin.json("share", "snapshot", "instance", "show", row["id"])
+                for field, value in (("snapshot_id", s["snapshot"]), ("share_instance_id", share_instance),
+                                     ("share_id", s["snap_share"]), ("progress", "100%")):
+                    require(shown.get(field) == value, f"instance {row['id']} {field}={shown.get(field)!r}")
+                instances[share_instance] = shown
+                self.instance_ids.add(row["id"])
+            s["snap_instances"] = instances
+
+        self.step("snapshots: snapshot instance list/show (admin): one available instance per replica",
+                  snapshot_instances, needs=("snapshot",))
+
+        def on_disk() -> None:
+            paths = {si: self.snapshot_instance_path(inst) for si, inst in s["snap_instances"].items()}
+            active, secondary = paths[s["snap_active"]], paths[s["snap_replica"]]
+            require(active.parent.parent != secondary.parent.parent,
+                    f"active's and secondary's snapshot instances in the same pool: {active}, {secondary}")
+            for who, path in (("active", active), ("secondary", secondary)):
+                diff = tree_diff(s["snap_v1"], tree(path))
+                require(not diff, f"the {who}'s snapshot instance {path} differs from the share when snapped: {diff}")
+            s["snap_paths"] = paths
+
+        self.step("snapshots: the active's and the secondary's snapshot instances hold the snapshot's files",
+                  on_disk, needs=("snap_instances",))
+
+        def write_after() -> None:
+            modify_test_data(s["snap_share_path"])
+            s["snap_v2"] = tree(s["snap_share_path"])
+            require(tree_diff(s["snap_v1"], s["snap_v2"]), "the writes changed nothing")
+            for path in s["snap_paths"].values():
+                diff = tree_diff(s["snap_v1"], tree(path))
+                require(not diff, f"snapshot {path} changed with the share: {diff}")
+
+        self.step("snapshots: writes to the share after the snapshot leave the snapshot unchanged", write_after,
+                  needs=("snap_paths",))
+
+        def from_snapshot() -> None:
+            created = admin.json("share", "create", "NFS", "1", "--name", FROM_SNAPSHOT, "--snapshot-id",
+                                 s["snapshot"])
+            s["from_snapshot"] = created["id"]
+            share = self.wait_share_status(admin, created["id"], "available")
+            require(share.get("snapshot_id") == s["snapshot"], f"snapshot_id {share.get('snapshot_id')!r}")
+            require(share.get("share_type_name") == SNAP_TYPE, f"share type {share.get('share_type_name')!r}")
+            require(share.get("availability_zone") == "az1", f"availability zone {share.get('availability_zone')!r}")
+            self.share_instance_ids(created["id"])
+            path = self.share_export_path(created["id"])
+            require(path != s["snap_share_path"], "the new share exports its parent's directory")
+            diff = tree_diff(s["snap_v1"], tree(path))
+            require(not diff, f"share from the snapshot differs from the snapshot: {diff}")
+            s["from_snapshot_path"] = path
+
+        self.step("snapshots: share create --snapshot-id holds the snapshot's files, not the later writes",
+                  from_snapshot, needs=("snap_v2",))
+
+        def revert() -> None:
+            admin.ok("share", "revert", s["snapshot"])
+            self.wait_share_status(admin, s["snap_share"], "available")
+            diff = tree_diff(s["snap_v1"], tree(s["snap_share_path"]))
+            require(not diff, f"after revert the share differs from the snapshot: {diff}")
+            snap = self.snapshot(s["snapshot"])
+            require(snap["status"] == "available", f"snapshot status after revert {snap['status']}")
+            # The secondary follows the reverted active.
+            self.wait_tree("the secondary to get the reverted files", s["snap_replica_path"], s["snap_v1"])
+            self.wait_replica(s["snap_share"], s["snap_replica"], "available", "in_sync")
+
+        self.step("snapshots: share revert restores the share's files (and the secondary's)", revert,
+                  needs=("snap_v2",))
+
+        def instances() -> None:
+            ids = self.share_instance_ids(s["snap_share"])
+            require(ids == {s["snap_active"], s["snap_replica"]}, f"share instance list --share: {sorted(ids)}")
+            everything = {norm(r)["id"] for r in admin.json("share", "instance", "list")}
+            require(ids <= everything, "share instance list without --share misses the share's instances")
+            shown = admin.json("share", "instance", "show", s["snap_replica"])
+            for field, value in (("share_id", s["snap_share"]), ("status", "available"), ("replica_state", "in_sync"),
+                                 ("availability_zone", "az2")):
+                require(shown.get(field) == value, f"instance show {field}={shown.get(field)!r}, expected {value!r}")
+            rows = [norm(r) for r in admin.json("share", "instance", "export", "location", "list", s["snap_active"])]
+            require([local_path(r["path"]) for r in rows] == [s["snap_share_path"]],
+                    f"active instance export locations {[r['path'] for r in rows]}")
+            rows = [norm(r) for r in admin.json("share", "instance", "export", "location", "list", s["snap_replica"])]
+            require([local_path(r["path"]) for r in rows] == [s["snap_replica_path"]],
+                    f"replica instance export locations {[r['path'] for r in rows]}")
+
+        self.step("share instance list, show, export location list", instances, needs=("snap_replica",))
+
+        def delete_snapshot() -> None:
+            admin.ok("share", "snapshot", "delete", s["snapshot"])
+            self.wait_snapshot_gone(s["snapshot"])
+            s["snapshot_deleted"] = True
+            for path in s.get("snap_paths", {}).values():
+                self.wait_path_gone(path.parent)
+            left = [norm(r)["id"] for r in admin.json("share", "snapshot", "instance", "list")
+                    if norm(r)["id"] in self.instance_ids]
+            require(not left, f"snapshot instances still listed: {left}")
+
+        self.step("snapshots: snapshot delete removes every snapshot instance and its directory", delete_snapshot,
+                  needs=("snapshot",))
+
+    def lifecycle(self) -> None:
+        """Manage/unmanage (`share abandon` / `share adopt`) on the local back end, and the
+        recycle bin (`share delete --soft`, `share restore`), with the share from the snapshot."""
+        s, admin = self.state, self.admin
+
+        def abandon() -> None:
+            share = self.share(admin, s["from_snapshot"])
+            s["adopt_host"] = share["host"]
+            (instance,) = self.share_instance_ids(s["from_snapshot"])
+            admin.ok("share", "abandon", s["from_snapshot"])
+            self.wait_share_gone(admin, s["from_snapshot"])
+            s["from_snapshot"] = None
+            pool = s["from_snapshot_path"].parent.parent
+            unmanaged = pool / "unmanaged" / instance
+            self.wait_tree("the abandoned share's files to stay under unmanaged/", unmanaged, s["snap_v1"])
+            require(not os.path.lexists(s["from_snapshot_path"]), f"{s['from_snapshot_path']} is still there")
+            s["unmanaged_path"] = unmanaged
+
+        self.step("manage: share abandon keeps the files (under <pool>/unmanaged/)", abandon,
+                  needs=("from_snapshot_path",))
+
+        def adopt() -> None:
+            host = s["adopt_host"].split("@")[0]
+            created = admin.json("share", "adopt", s["adopt_host"], "NFS", f"local://{host}{s['unmanaged_path']}",
+                                 "--name", ADOPTED, "--share-type", SNAP_TYPE)
+            s["adopted"] = created["id"]
+            share = self.wait_share_status(admin, created["id"], "available")
+            require(share.get("size") == 1, f"adopted share size {share.get('size')!r}")
+            self.share_instance_ids(created["id"])
+            path = self.share_export_path(created["id"])
+            diff = tree_diff(s["snap_v1"], tree(path))
+            require(not diff, f"the adopted share's files differ: {diff}")
+            require(not os.path.lexists(s["unmanaged_path"]), f"{s['unmanaged_path']} is still there")
+
+        self.step("manage: share adopt takes the abandoned directory back, same files", adopt,
+                  needs=("unmanaged_path",))
+
+        def recycle_bin() -> None:
+            share_id = s["adopted"]
+            admin.ok("share", "delete", "--soft", share_id)
+            listed = {norm(r)["id"] for r in admin.json("share", "list")}
+            require(share_id not in listed, "a soft-deleted share is still in `share list`")
+            binned = {norm(r)["id"] for r in admin.json("share", "list", "--soft-deleted")}
+            require(share_id in binned, "`share list --soft-deleted` misses the share")
+            shown = self.share(admin, share_id)
+            require(shown.get("is_soft_deleted") is True, f"is_soft_deleted {shown.get('is_soft_deleted')!r}")
+            require(shown.get("scheduled_to_be_deleted_at"), "no scheduled_to_be_deleted_at")
+            admin.ok("share", "restore", share_id)  # by id: the client does not look names up here
+            shown = self.share(admin, share_id)
+            require(shown.get("is_soft_deleted") is False,
+                    f"after restore is_soft_deleted {shown.get('is_soft_deleted')!r}")
+            listed = {norm(r)["id"] for r in admin.json("share", "list")}
+            require(share_id in listed, "a restored share is not in `share list`")
+
+        self.step("recycle bin: share delete --soft, list --soft-deleted, restore", recycle_bin, needs=("adopted",))
+
     def wait_share_gone(self, cli: Openstack, share_id: str) -> None:
         def probe() -> tuple[bool, Any]:
             rows = {norm(r)["id"]: norm(r) for r in cli.json("share", "list")}
@@ -897,7 +1193,13 @@ class E2E:
 
         def delete_shares() -> None:
             problems = []
-            for key in ("share", "mv_share", "plain_share"):
+            if s.get("snapshot") and not s.get("snapshot_deleted"):
+                try:  # a share with a snapshot cannot be deleted
+                    admin.ok("share", "snapshot", "delete", s["snapshot"])
+                    self.wait_snapshot_gone(s["snapshot"])
+                except StepFailure as exc:
+                    problems.append(f"snapshot: {exc}")
+            for key in ("share", "mv_share", "plain_share", "snap_share", "from_snapshot", "adopted"):
                 share_id = s.get(key)
                 if share_id is None:
                     continue
@@ -920,7 +1222,7 @@ class E2E:
             def leftovers() -> tuple[bool, Any]:
                 found = []
                 for pool_dir in self.pools:
-                    for sub in ("shares", "replicas"):
+                    for sub in ("shares", "replicas", "snapshots", "unmanaged"):
                         for entry in (pool_dir / sub).glob("*") if (pool_dir / sub).is_dir() else []:
                             if any(i in entry.name for i in self.instance_ids):
                                 found.append(str(entry))
@@ -929,10 +1231,11 @@ class E2E:
             require(self.instance_ids and self.pools, "no share instance or pool was seen")
             wait_for("the share and replica directories to be removed", leftovers)
 
-        self.step("cleanup: the share and replica directories are gone", dirs_gone, needs=("shares_deleted",))
+        self.step("cleanup: the share, replica and snapshot directories are gone", dirs_gone, needs=("shares_deleted",))
 
         def delete_types() -> None:
-            names = [n for n, key in ((REPL_TYPE, "repl_type"), (PLAIN_TYPE, "plain_type")) if s.get(key)]
+            types = ((REPL_TYPE, "repl_type"), (PLAIN_TYPE, "plain_type"), (SNAP_TYPE, "snap_type"))
+            names = [n for n, key in types if s.get(key)]
             require(names, "no share type was created")
             admin.ok("share", "type", "delete", *names)
             left = {t["Name"] for t in admin.json("share", "type", "list")} & set(names)
