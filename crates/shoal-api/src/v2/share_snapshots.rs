@@ -1234,7 +1234,13 @@ pub async fn revert(
     })
     .await?
     .ok_or_else(|| ApiError::not_found(format!("Share {id} could not be found.")))?;
-    let snapshot = load_snapshot(state, ctx, &snapshot_id).await?;
+    // Manila's `_revert` turns ShareSnapshotNotFound into a 400 with the same text.
+    let snapshot = load_snapshot(state, ctx, &snapshot_id)
+        .await
+        .map_err(|err| match err.status {
+            StatusCode::NOT_FOUND => ApiError::bad_request(err.message),
+            _ => err,
+        })?;
     snapshots::revert_to_snapshot(&state.core, &share, &snapshot).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }

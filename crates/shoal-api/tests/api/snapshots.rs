@@ -445,6 +445,21 @@ async fn revert_to_the_latest_snapshot_only() {
     )
     .await
     .assert_fault(404, "itemNotFound", None);
+    // An unknown snapshot is a 400 (Manila's `_revert` maps ShareSnapshotNotFound so).
+    let missing = uuid::Uuid::new_v4();
+    share_action(
+        &app,
+        "admin",
+        SV,
+        &share,
+        json!({"revert": {"snapshot_id": missing}}),
+    )
+    .await
+    .assert_fault(
+        400,
+        "badRequest",
+        Some(&format!("Snapshot {missing} could not be found.")),
+    );
     share_action(&app, "admin", SV, &share, json!({"revert": {"snapshot_id": first}}))
         .await
         .assert_fault(
