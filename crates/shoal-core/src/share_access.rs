@@ -608,19 +608,30 @@ pub struct AllowAccess<'a> {
 /// have instance mappings (`_check_for_existing_access`): `ip` targets compare as networks
 /// (`10.0.0.1` equals `10.0.0.1/32`), other types literally.
 fn rule_exists(rules: &[AccessRuleRow], access_type: &str, access_to: &str) -> bool {
-    let mapped = rules
-        .iter()
-        .filter(|r| r.access_type == access_type && !r.instance_states.is_empty());
+    rules.iter().any(|r| {
+        r.access_type == access_type
+            && !r.instance_states.is_empty()
+            && same_access_to(access_type, &r.access_to, access_to)
+    })
+}
+
+/// Whether an existing rule's `access_to` names the same target as a requested one
+/// (Manila's `_check_for_existing_access`, shared by share and snapshot rules): `ip`
+/// targets compare as networks, so `1.2.3.4` and `1.2.3.4/32` are the same rule; other
+/// types compare as text.
+pub fn same_access_to(access_type: &str, existing: &str, wanted: &str) -> bool {
     if access_type != "ip" {
-        return mapped.clone().any(|r| r.access_to == access_to);
+        return existing == wanted;
     }
-    let Ok(wanted) = parse_ip_network(access_to) else {
+    // Manila narrows the candidates with `startswith(address)` before comparing networks.
+    let address = wanted.split('/').next().unwrap_or_default();
+    if !existing.starts_with(address) {
         return false;
-    };
-    let address = access_to.split('/').next().unwrap_or_default();
-    mapped
-        .filter(|r| r.access_to.starts_with(address))
-        .any(|r| parse_ip_network(&r.access_to).is_ok_and(|n| n == wanted))
+    }
+    match (parse_ip_network(existing), parse_ip_network(wanted)) {
+        (Ok(existing), Ok(wanted)) => existing == wanted,
+        _ => false,
+    }
 }
 
 fn access_exists(access_type: &str, access_to: &str) -> CoreError {
@@ -1366,6 +1377,23 @@ mod tests {
         assert!(!rule_exists(&rules, "user", "bob"));
         // Rules without mappings do not count.
         assert!(!rule_exists(&[rule("user", "alice", &[])], "user", "alice"));
+    }
+
+    #[test]
+    fn alternate_notations_are_the_same_target() {
+        for (a, b) in [
+            ("1.2.3.4", "1.2.3.4/32"),
+            ("fd8c:b029:bba6:ac54::1", "fd8c:b029:bba6:ac54::1/128"),
+        ] {
+            assert!(same_access_to("ip", a, b));
+            assert!(same_access_to("ip", b, a));
+            assert!(same_access_to("ip", a, a));
+        }
+        assert!(!same_access_to("ip", "1.2.3.0/24", "1.2.3.4"));
+        assert!(!same_access_to("ip", "1.2.3.4", "1.2.3.0/24"));
+        assert!(!same_access_to("ip", "1.2.3.4", "1.2.3.40"));
+        assert!(!same_access_to("user", "alice", "Alice"));
+        assert!(same_access_to("user", "alice", "alice"));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::ops;
 use crate::quotas;
+use crate::share_access::same_access_to;
 use crate::shares::{self, Share};
 use crate::{Core, CoreError, CoreResult};
 
@@ -907,10 +908,12 @@ pub async fn allow_access(
         .store
         .list_snapshot_access_rules(snapshot.row.id)
         .await?;
-    if existing
-        .iter()
-        .any(|r| r.access_type == access_type && r.access_to == access_to)
-    {
+    // Every rule still stored counts, including one being denied: Manila's
+    // `share_snapshot_check_for_existing_access` sees a rule until its last instance
+    // mapping is gone, and the rule leaves the access list at the same moment.
+    if existing.iter().any(|r| {
+        r.access_type == access_type && same_access_to(access_type, &r.access_to, access_to)
+    }) {
         return Err(CoreError::bad_request(format!(
             "Share snapshot access exists: Share snapshot access {access_type}:{access_to} exists."
         )));

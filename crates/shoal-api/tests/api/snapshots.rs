@@ -799,6 +799,79 @@ async fn mountable_snapshot_access_and_export_locations() {
     app.finish().await;
 }
 
+/// Tempest's `test_create_duplicate_of_ip_rule` on a snapshot: the same address in the
+/// other notation is a duplicate, a rule being denied still blocks its target, and a rule
+/// gone from the access list blocks nothing.
+#[tokio::test]
+async fn duplicate_snapshot_ip_rules_compare_as_networks() {
+    let app = snapshot_app(AuthStrategy::Noauth, json!({})).await;
+    let share = share_of_type(&app, "admin", "snap").await;
+    let id = available_snapshot(&app, "admin", &share).await;
+    let allow = |to: &str| json!({"allow_access": {"access_type": "ip", "access_to": to}});
+    let list = || async {
+        let resp = get_as(
+            &app,
+            "admin",
+            SV,
+            &format!("/v2/snapshots/{id}/access-list"),
+        )
+        .await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        resp.json()["snapshot_access_list"].clone()
+    };
+    for (target, alternate) in [
+        ("1.2.3.4", "1.2.3.4/32"),
+        ("fd8c:b029:bba6:ac54::1", "fd8c:b029:bba6:ac54::1/128"),
+        ("fd8c:b029:bba6:ac54::1/128", "fd8c:b029:bba6:ac54::1"),
+        ("1.2.3.4/32", "1.2.3.4"),
+    ] {
+        for _ in 0..2 {
+            let resp = snapshot_action(&app, "admin", SV, &id, allow(target)).await;
+            assert_eq!(resp.status, 202, "{target}: {}", resp.text());
+            let rule_id = resp.json()["snapshot_access"]["id"]
+                .as_str()
+                .expect("id")
+                .to_owned();
+            app.settle().await;
+            assert_eq!(list().await[0]["state"], "active");
+            for duplicate in [target, alternate] {
+                snapshot_action(&app, "admin", SV, &id, allow(duplicate))
+                    .await
+                    .assert_fault(
+                        400,
+                        "badRequest",
+                        Some(&format!(
+                            "Share snapshot access exists: Share snapshot access ip:{duplicate} exists."
+                        )),
+                    );
+            }
+            let deny = json!({"deny_access": {"access_id": rule_id}});
+            let held = app.hold_workers().await;
+            let resp = snapshot_action(&app, "admin", SV, &id, deny.clone()).await;
+            assert_eq!(resp.status, 202, "{}", resp.text());
+            // Still listed while denied, so still a duplicate.
+            assert_eq!(list().await[0]["state"], "denying");
+            snapshot_action(&app, "admin", SV, &id, allow(alternate))
+                .await
+                .assert_fault(400, "badRequest", None);
+            drop(held);
+            app.settle().await;
+            assert_eq!(list().await, json!([]), "{target}");
+            snapshot_action(&app, "admin", SV, &id, deny)
+                .await
+                .assert_fault(404, "itemNotFound", None);
+        }
+    }
+    // Another address of the same network is not a duplicate.
+    let resp = snapshot_action(&app, "admin", SV, &id, allow("1.2.3.0/24")).await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    let resp = snapshot_action(&app, "admin", SV, &id, allow("1.2.3.4")).await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    app.settle().await;
+    assert_eq!(list().await.as_array().map(Vec::len), Some(2));
+    app.finish().await;
+}
+
 #[tokio::test]
 async fn access_needs_mount_snapshot_support() {
     let app = snapshot_app(AuthStrategy::Noauth, json!({})).await;
