@@ -608,19 +608,29 @@ pub struct AllowAccess<'a> {
 /// have instance mappings (`_check_for_existing_access`): `ip` targets compare as networks
 /// (`10.0.0.1` equals `10.0.0.1/32`), other types literally.
 fn rule_exists(rules: &[AccessRuleRow], access_type: &str, access_to: &str) -> bool {
-    let mapped = rules
-        .iter()
-        .filter(|r| r.access_type == access_type && !r.instance_states.is_empty());
+    rules.iter().any(|r| {
+        r.access_type == access_type
+            && !r.instance_states.is_empty()
+            && same_access_target(access_type, &r.access_to, access_to)
+    })
+}
+
+/// Whether an existing rule's `existing` target is the `wanted` one, as Manila's
+/// `_check_for_existing_access` compares them (shares and snapshots): `ip` targets as networks
+/// (`10.0.0.1` equals `10.0.0.1/32`; only rules starting with the same address are parsed),
+/// other types literally.
+pub(crate) fn same_access_target(access_type: &str, existing: &str, wanted: &str) -> bool {
     if access_type != "ip" {
-        return mapped.clone().any(|r| r.access_to == access_to);
+        return existing == wanted;
     }
-    let Ok(wanted) = parse_ip_network(access_to) else {
+    let address = wanted.split('/').next().unwrap_or_default();
+    if !existing.starts_with(address) {
         return false;
-    };
-    let address = access_to.split('/').next().unwrap_or_default();
-    mapped
-        .filter(|r| r.access_to.starts_with(address))
-        .any(|r| parse_ip_network(&r.access_to).is_ok_and(|n| n == wanted))
+    }
+    match (parse_ip_network(wanted), parse_ip_network(existing)) {
+        (Ok(wanted), Ok(existing)) => wanted == existing,
+        _ => false,
+    }
 }
 
 fn access_exists(access_type: &str, access_to: &str) -> CoreError {

@@ -907,10 +907,11 @@ pub async fn allow_access(
         .store
         .list_snapshot_access_rules(snapshot.row.id)
         .await?;
-    if existing
-        .iter()
-        .any(|r| r.access_type == access_type && r.access_to == access_to)
-    {
+    // `ip` targets compare as networks: `1.2.3.4` and `1.2.3.4/32` are the same rule.
+    if existing.iter().any(|r| {
+        r.access_type == access_type
+            && crate::share_access::same_access_target(access_type, &r.access_to, access_to)
+    }) {
         return Err(CoreError::bad_request(format!(
             "Share snapshot access exists: Share snapshot access {access_type}:{access_to} exists."
         )));
