@@ -1234,7 +1234,14 @@ pub async fn revert(
     })
     .await?
     .ok_or_else(|| ApiError::not_found(format!("Share {id} could not be found.")))?;
-    let snapshot = load_snapshot(state, ctx, &snapshot_id).await?;
+    // Manila's `_revert` answers a missing snapshot (`ShareSnapshotNotFound`) with 400, not
+    // 404: the share named in the path exists, the body is what is wrong.
+    let snapshot = snapshots::find_snapshot(&state.core, &snapshot_id)
+        .await?
+        .filter(|s| ctx.is_admin || s.row.project_id == ctx.project_id())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("Snapshot {snapshot_id} could not be found."))
+        })?;
     snapshots::revert_to_snapshot(&state.core, &share, &snapshot).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
