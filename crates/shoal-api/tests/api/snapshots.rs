@@ -483,13 +483,19 @@ async fn revert_to_the_latest_snapshot_only() {
     assert_eq!(snapshot_view(&app, &latest).await["status"], "available");
 
     // A snapshot that does not exist: 400, as Manila's `ShareSnapshotNotFound` in `_revert`.
-    share_action(&app, "admin", SV, &share, json!({"revert": {"snapshot_id": share}}))
-        .await
-        .assert_fault(
-            400,
-            "badRequest",
-            Some(&format!("Snapshot {share} could not be found.")),
-        );
+    share_action(
+        &app,
+        "admin",
+        SV,
+        &share,
+        json!({"revert": {"snapshot_id": share}}),
+    )
+    .await
+    .assert_fault(
+        400,
+        "badRequest",
+        Some(&format!("Snapshot {share} could not be found.")),
+    );
     // Another share's snapshot.
     let other = share_of_type(&app, "admin", "snap").await;
     share_action(

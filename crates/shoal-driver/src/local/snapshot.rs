@@ -381,7 +381,9 @@ impl LocalDriver {
                         )));
                     }
                     Err(err) if err.kind() == io::ErrorKind::NotFound => true,
-                    Err(err) => return Err(io_error(err, format!("inspecting {}", meta.display()))),
+                    Err(err) => {
+                        return Err(io_error(err, format!("inspecting {}", meta.display())));
+                    }
                 }
             }
             _ => false,
@@ -414,8 +416,11 @@ impl LocalDriver {
         if !fs::symlink_metadata(&current).is_ok_and(|m| m.is_dir()) {
             return Err(invalid("it is not a directory".to_owned()));
         }
-        if is_released && released == "snapshots" && !real_dir_exists(&current.join(engine::TREE))? {
-            return Err(invalid("it is not a snapshot container (no tree)".to_owned()));
+        if is_released && released == "snapshots" && !real_dir_exists(&current.join(engine::TREE))?
+        {
+            return Err(invalid(
+                "it is not a snapshot container (no tree)".to_owned(),
+            ));
         }
         Ok((current, is_released))
     }
