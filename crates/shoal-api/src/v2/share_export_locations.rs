@@ -4,8 +4,8 @@
 //! Views: `id`, `path`; `preferred` from 2.14; `metadata` (without `preferred`) from 2.87;
 //! admins also get `share_instance_id` and `is_admin_only`; a show adds `created_at` and
 //! `updated_at`. From 2.47 only the active replica's locations count
-//! ([`shoal_core::export_locations`]). A share the caller may not see is 404
-//! `"Share '<id>' not found."` (api-basics §10).
+//! ([`shoal_core::export_locations`]). An unknown share is 404 `"Share '<id>' not found."`;
+//! another project's private share is 403 (`share:get` on it), as in Manila.
 
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -63,14 +63,17 @@ fn scope(ctx: &RequestContext) -> ExportLocationScope {
     }
 }
 
-/// `_verify_share`: the share, if it exists and the caller may see it.
+/// `_verify_share`: the share must exist (any project: Manila's `share_get` here is not
+/// project-scoped) and, unless it is public, pass `share:get` for its project, so another
+/// project's private share is 403, not 404.
 async fn verify_share(state: &ApiState, ctx: &RequestContext, share_id: &str) -> ApiResult<Share> {
-    core_shares::find_visible_share(&state.core, share_id, |row| {
-        ctx.authorize_target(state, "share:get", &row.project_id)
-            .is_ok()
-    })
-    .await?
-    .ok_or_else(|| ApiError::not_found(format!("Share '{share_id}' not found.")))
+    let share = core_shares::find_share(&state.core, share_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Share '{share_id}' not found.")))?;
+    if !share.row.is_public {
+        ctx.authorize_target(state, "share:get", &share.row.project_id)?;
+    }
+    Ok(share)
 }
 
 /// `GET /v2/shares/{share_id}/export_locations` (≥2.9).

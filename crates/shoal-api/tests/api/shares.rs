@@ -466,16 +466,30 @@ async fn p243_p244_non_admin_never_sees_admin_only_locations() {
         el.get("created_at").is_some() && el.get("updated_at").is_some(),
         "{el}"
     );
-    // Another project sees neither the share nor its locations.
-    app.get(&format!("/v2/shares/{id}/export_locations"))
+    // Another project is refused its locations: Manila's `_verify_share` reads the share
+    // unscoped and checks `share:get` on it, so 403, not 404.
+    let bob = app.token_for("bob");
+    for path in [
+        format!("/v2/shares/{id}/export_locations"),
+        format!("/v2/shares/{id}/export_locations/{public_id}"),
+    ] {
+        app.get(&path)
+            .version(V)
+            .token(&bob)
+            .send()
+            .await
+            .assert_fault(403, "forbidden", None);
+    }
+    // An unknown share is still 404.
+    app.get("/v2/shares/00000000-0000-4000-8000-000000000000/export_locations")
         .version(V)
-        .token(&app.token_for("bob"))
+        .token(&bob)
         .send()
         .await
         .assert_fault(
             404,
             "itemNotFound",
-            Some(&format!("Share '{id}' not found.")),
+            Some("Share '00000000-0000-4000-8000-000000000000' not found."),
         );
     // Unknown location; below 2.9 the resource does not exist.
     app.get(&format!(

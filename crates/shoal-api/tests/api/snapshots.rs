@@ -497,6 +497,20 @@ async fn revert_to_the_latest_snapshot_only() {
     assert_eq!(share_view(&app, &share).await["status"], "available");
     assert_eq!(snapshot_view(&app, &latest).await["status"], "available");
 
+    // A snapshot that does not exist: 400, as Manila's `ShareSnapshotNotFound` in `_revert`.
+    share_action(
+        &app,
+        "admin",
+        SV,
+        &share,
+        json!({"revert": {"snapshot_id": share}}),
+    )
+    .await
+    .assert_fault(
+        400,
+        "badRequest",
+        Some(&format!("Snapshot {share} could not be found.")),
+    );
     // Another share's snapshot.
     let other = share_of_type(&app, "admin", "snap").await;
     share_action(
@@ -755,6 +769,44 @@ async fn mountable_snapshot_access_and_export_locations() {
     )
     .await
     .assert_fault(400, "badRequest", None);
+    // The same network in another notation is the same rule (Manila compares ip targets
+    // as networks).
+    let single = snapshot_action(
+        &app,
+        "alice",
+        SV,
+        &id,
+        json!({"allow_access": {"access_type": "ip", "access_to": "10.0.1.1"}}),
+    )
+    .await;
+    assert_eq!(single.status, 202, "{}", single.text());
+    snapshot_action(
+        &app,
+        "alice",
+        SV,
+        &id,
+        json!({"allow_access": {"access_type": "ip", "access_to": "10.0.1.1/32"}}),
+    )
+    .await
+    .assert_fault(
+        400,
+        "badRequest",
+        Some("Share snapshot access exists: Share snapshot access ip:10.0.1.1/32 exists."),
+    );
+    app.settle().await;
+    let single_id = single.json()["snapshot_access"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let resp = snapshot_action(
+        &app,
+        "alice",
+        SV,
+        &id,
+        json!({"deny_access": {"access_id": single_id}}),
+    )
+    .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
     snapshot_action(
         &app,
         "alice",

@@ -829,13 +829,13 @@ impl ShareDriver for LocalDriver {
             .await
     }
 
-    /// `snapshot.provider_location` names the directory to adopt; no driver options.
+    /// `snapshot.provider_location` names the directory to adopt; driver options are ignored.
     async fn manage_existing_snapshot(
         &self,
         snapshot: &SnapshotRef,
         driver_options: &BTreeMap<String, String>,
     ) -> Result<SnapshotResult, DriverError> {
-        reject_driver_options(driver_options)?;
+        ignore_driver_options(driver_options);
         self.manage_existing_snapshot_impl(snapshot).await
     }
 
@@ -867,14 +867,14 @@ impl ShareDriver for LocalDriver {
     }
 
     /// `export_path` is `local://<host><path>` or an absolute path inside the share's pool;
-    /// no driver options.
+    /// driver options are ignored.
     async fn manage_existing(
         &self,
         share: &ShareInstanceRef,
         export_path: &str,
         driver_options: &BTreeMap<String, String>,
     ) -> Result<ManageResult, DriverError> {
-        reject_driver_options(driver_options)?;
+        ignore_driver_options(driver_options);
         self.manage_existing_impl(share, export_path).await
     }
 
@@ -883,14 +883,15 @@ impl ShareDriver for LocalDriver {
     }
 }
 
-/// The local back end takes no driver options on manage: an unknown one is refused rather
-/// than silently ignored.
-fn reject_driver_options(driver_options: &BTreeMap<String, String>) -> Result<(), DriverError> {
-    match driver_options.keys().next() {
-        Some(key) => Err(DriverError::InvalidInput(format!(
-            "the local back end takes no driver options; got {key:?}"
-        ))),
-        None => Ok(()),
+/// The local back end uses no driver options on manage. As Manila's drivers do, options it
+/// does not use are ignored (clients such as tempest pass e.g. `size` to every driver); they
+/// are logged at debug so an operator can see what was dropped.
+fn ignore_driver_options(driver_options: &BTreeMap<String, String>) {
+    if !driver_options.is_empty() {
+        tracing::debug!(
+            options = ?driver_options.keys().collect::<Vec<_>>(),
+            "the local back end ignores the driver options it was given on manage"
+        );
     }
 }
 

@@ -11,7 +11,6 @@
 //!                                                     "size_gb"}: the allocation
 //! <pool>/snapshots/<snapshot-instance-id>.access.json rules of a mounted snapshot
 //! <pool>/snapshots/.tmp-*                             work in progress; removed by `do_setup`
-//! <pool>/unmanaged/<id>/                              data of an unmanaged share or snapshot
 //! ```
 //!
 //! The copy, the revert and the container format are the replication engine's
@@ -23,8 +22,13 @@
 //! Manage: the admin names a directory inside the share's pool (`local://<host><path>` or
 //! the plain absolute path); it is renamed into the layout (never copied). Paths outside the
 //! pool, through a symbolic link, or in the pool's own directories (`shares/`, `replicas/`,
-//! `snapshots/`, `.tmp-*`) are refused, which also covers every other share's data. Unmanage
-//! renames the data to `<pool>/unmanaged/<id>/`, which manage accepts again.
+//! `snapshots/`, `.tmp-*`) are refused, which also covers every other share's data, with one
+//! exception: as in Manila, unmanage leaves the data where it is (at its export location or
+//! `provider_location`) and only drops the driver's own files (meta, access, and a snapshot's
+//! manifest after restoring its modes), so it is no longer an instance of this back end. Such
+//! a released `shares/<name>` (share manage) or `snapshots/<name>` container (snapshot
+//! manage), one without a `<name>.meta.json`, is adopted again; a live instance always has
+//! its meta file (written before its directory appears, repaired by `ensure_share`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -49,7 +53,7 @@ use crate::{
 /// Directories of a pool that belong to the driver; manage refuses them.
 const INTERNAL_DIRS: [&str; 3] = ["shares", "replicas", "snapshots"];
 
-/// Where unmanaged data goes.
+/// Where earlier versions moved unmanaged data; the directory itself is not adopted whole.
 const UNMANAGED_DIR: &str = "unmanaged";
 
 /// Contents of `snapshots/<id>.meta.json`.
@@ -67,8 +71,6 @@ struct SnapshotMeta {
 #[derive(Debug, Clone)]
 struct SnapPaths {
     id: String,
-    /// The pool's directory.
-    pool: PathBuf,
     /// `<pool>/snapshots`.
     dir: PathBuf,
     /// `<pool>/snapshots/<id>`.
@@ -206,7 +208,6 @@ impl LocalDriver {
         }
         Ok(SnapPaths {
             id: snapshot.id.clone(),
-            pool: pool.path.clone(),
             container: dir.join(&snapshot.id),
             dir,
         })
@@ -307,8 +308,16 @@ impl LocalDriver {
     }
 
     /// Resolves a path an admin gave to manage (`local://<host><path>` or an absolute path)
-    /// to a directory inside `pool` that is not one of the driver's own. Blocking.
-    fn adoptable_path(&self, pool: &LocalPool, given: &str) -> Result<PathBuf, DriverError> {
+    /// to a directory inside `pool` that is not one of the driver's own. `released` names the
+    /// internal directory (`shares` or `snapshots`) whose released entries (no meta file: an
+    /// unmanaged instance left in place) this manage may adopt; the answer says whether the
+    /// path is one of them. Blocking.
+    fn adoptable_path(
+        &self,
+        pool: &LocalPool,
+        given: &str,
+        released: &str,
+    ) -> Result<(PathBuf, bool), DriverError> {
         let invalid =
             |why: String| DriverError::InvalidInput(format!("cannot manage {given:?}: {why}"));
         let raw = match given.strip_prefix("local://") {
@@ -360,10 +369,29 @@ impl LocalDriver {
         let Some(first) = parts.next() else {
             return Err(invalid("it is the pool directory itself".to_owned()));
         };
+        let second = parts.next();
         let rest = parts.count();
-        if INTERNAL_DIRS.contains(&first.as_str())
-            || first.starts_with(TMP_PREFIX)
-            || (first == UNMANAGED_DIR && rest == 0)
+        let is_released = match (&second, rest) {
+            (Some(name), 0) if first == released && !name.starts_with(TMP_PREFIX) => {
+                let meta = base.join(&first).join(format!("{name}.meta.json"));
+                match fs::symlink_metadata(&meta) {
+                    Ok(_) => {
+                        return Err(invalid(format!(
+                            "it is {name:?}, a live instance of this back end"
+                        )));
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => true,
+                    Err(err) => {
+                        return Err(io_error(err, format!("inspecting {}", meta.display())));
+                    }
+                }
+            }
+            _ => false,
+        };
+        if !is_released
+            && (INTERNAL_DIRS.contains(&first.as_str())
+                || first.starts_with(TMP_PREFIX)
+                || (first == UNMANAGED_DIR && second.is_none()))
         {
             return Err(invalid(format!(
                 "it is inside the pool's own {first:?} directory"
@@ -388,7 +416,13 @@ impl LocalDriver {
         if !fs::symlink_metadata(&current).is_ok_and(|m| m.is_dir()) {
             return Err(invalid("it is not a directory".to_owned()));
         }
-        Ok(current)
+        if is_released && released == "snapshots" && !real_dir_exists(&current.join(engine::TREE))?
+        {
+            return Err(invalid(
+                "it is not a snapshot container (no tree)".to_owned(),
+            ));
+        }
+        Ok((current, is_released))
     }
 
     pub(super) async fn create_snapshot_impl(
@@ -578,17 +612,29 @@ impl LocalDriver {
                         "the provider location of the snapshot to manage is required".to_owned(),
                     )
                 })?;
-                let from = driver.adoptable_path(&pool, &given)?;
+                let (from, released) = driver.adoptable_path(&pool, &given, "snapshots")?;
                 let context = || format!("moving {} into {}", from.display(), paths.container.display());
-                match fs::create_dir(&paths.container) {
-                    Err(err) if err.kind() != io::ErrorKind::AlreadyExists => {
-                        return Err(io_error(err, context()));
+                // The allocation goes first, as for a created snapshot: once the container
+                // is in place it is a live instance, never adoptable by another manage.
+                paths.write_meta(&snapshot, snapshot_size(&snapshot))?;
+                if released {
+                    // An unmanaged container left in place: adopted whole. A manifest left
+                    // by an interrupted unmanage is not trusted; `seal` records the tree anew.
+                    engine::unseal(&from).map_err(snapshot_error)?;
+                    fsutil::remove_any(&from.join(engine::MANIFEST))
+                        .map_err(|e| io_error(e, context()))?;
+                    fs::rename(&from, &paths.container).map_err(|e| io_error(e, context()))?;
+                } else {
+                    match fs::create_dir(&paths.container) {
+                        Err(err) if err.kind() != io::ErrorKind::AlreadyExists => {
+                            return Err(io_error(err, context()));
+                        }
+                        _ => {}
                     }
-                    _ => {}
+                    fs::set_permissions(&paths.container, fs::Permissions::from_mode(0o700))
+                        .map_err(|e| io_error(e, context()))?;
+                    fs::rename(&from, paths.tree()).map_err(|e| io_error(e, context()))?;
                 }
-                fs::set_permissions(&paths.container, fs::Permissions::from_mode(0o700))
-                    .map_err(|e| io_error(e, context()))?;
-                fs::rename(&from, paths.tree()).map_err(|e| io_error(e, context()))?;
                 if let Some(parent) = from.parent() {
                     fsutil::fsync_dir(parent).map_err(|e| io_error(e, context()))?;
                 }
@@ -610,16 +656,17 @@ impl LocalDriver {
         let paths = self.snap_paths(snapshot)?;
         blocking(move || {
             let context = || format!("unmanaging snapshot {}", paths.container.display());
+            // As in Manila the data stays at its provider location: the tree gets its recorded
+            // modes back and the manifest goes (it would be stale once the tree is written
+            // to); then the meta file, which makes it a live instance, goes last.
             if real_dir_exists(&paths.container)? {
                 engine::unseal(&paths.container).map_err(snapshot_error)?;
-                if real_dir_exists(&paths.tree())? {
-                    let target = unmanaged_target(&paths.pool, &paths.id)?;
-                    fs::rename(paths.tree(), &target).map_err(|e| io_error(e, context()))?;
-                    tracing::info!(snapshot_instance.id = %paths.id, "unmanaged snapshot instance {}; its data is at {}", paths.id, target.display());
-                }
-                engine::remove(&paths.container).map_err(snapshot_error)?;
+                fsutil::remove_any(&paths.container.join(engine::MANIFEST))
+                    .map_err(|e| io_error(e, context()))?;
+                fsutil::fsync_dir(&paths.container).map_err(|e| io_error(e, context()))?;
+                tracing::info!(snapshot_instance.id = %paths.id, "unmanaged snapshot instance {}; its data stays at {}", paths.id, paths.tree().display());
             }
-            for name in [paths.meta_name(), paths.access_name()] {
+            for name in [paths.access_name(), paths.meta_name()] {
                 fsutil::remove_any(&paths.dir.join(name)).map_err(|e| io_error(e, context()))?;
             }
             fsutil::fsync_dir(&paths.dir).map_err(|e| io_error(e, context()))
@@ -683,7 +730,7 @@ impl LocalDriver {
                 )));
             }
             if !instance.exists()? {
-                let from = driver.adoptable_path(&pool, &given)?;
+                let (from, _) = driver.adoptable_path(&pool, &given, "shares")?;
                 let bytes = fsutil::tree_usage_bytes(&from)
                     .map_err(|e| io_error(e, format!("measuring {}", from.display())))?;
                 // The size goes first, as for a created share: a visible instance is sized.
@@ -714,7 +761,6 @@ impl LocalDriver {
 
     pub(super) async fn unmanage_impl(&self, share: &ShareInstanceRef) -> Result<(), DriverError> {
         let instance = self.instance(share)?;
-        let pool = self.pool(&share.pool)?.path.clone();
         blocking(move || {
             if instance.replica_exists()? {
                 return Err(DriverError::InvalidInput(format!(
@@ -724,19 +770,21 @@ impl LocalDriver {
                 )));
             }
             let context = || format!("unmanaging {}", instance.dir.display());
-            if instance.exists()? {
-                let target = unmanaged_target(&pool, &instance.id)?;
-                fs::rename(&instance.dir, &target).map_err(|e| io_error(e, context()))?;
-                tracing::info!(share_instance.id = %instance.id, "unmanaged share instance {}; its data is at {}", instance.id, target.display());
-            }
+            // As in Manila the data stays at its export location; dropping the driver's own
+            // files (the meta file last: it makes the directory a live instance) leaves a
+            // directory that manage adopts again.
             for path in [
-                instance.shares.join(instance.meta_name()),
                 instance.shares.join(instance.access_name()),
                 instance.shares.join(instance.quiesced_name()),
+                instance.shares.join(instance.meta_name()),
             ] {
                 fsutil::remove_any(&path).map_err(|e| io_error(e, context()))?;
             }
-            fsutil::fsync_dir(&instance.shares).map_err(|e| io_error(e, context()))
+            fsutil::fsync_dir(&instance.shares).map_err(|e| io_error(e, context()))?;
+            if instance.exists()? {
+                tracing::info!(share_instance.id = %instance.id, "unmanaged share instance {}; its data stays at {}", instance.id, instance.dir.display());
+            }
+            Ok(())
         })
         .await
     }
@@ -750,31 +798,6 @@ fn require_snapshot(paths: &SnapPaths) -> Result<(), DriverError> {
             "snapshot instance {} does not exist on the back end",
             paths.id
         ))),
-    }
-}
-
-/// A free name `<pool>/unmanaged/<id>[.<n>]` (created parent) for data leaving the back end.
-fn unmanaged_target(pool: &Path, id: &str) -> Result<PathBuf, DriverError> {
-    let dir = pool.join(UNMANAGED_DIR);
-    match fs::create_dir(&dir) {
-        Err(err) if err.kind() != io::ErrorKind::AlreadyExists => {
-            return Err(io_error(err, format!("creating {}", dir.display())));
-        }
-        _ => fsutil::require_real_dir(&dir)
-            .map_err(|e| io_error(e, format!("opening {}", dir.display())))?,
-    }
-    let mut n = 0u32;
-    loop {
-        let name = if n == 0 {
-            id.to_owned()
-        } else {
-            format!("{id}.{n}")
-        };
-        let path = dir.join(name);
-        if fs::symlink_metadata(&path).is_err() {
-            return Ok(path);
-        }
-        n += 1;
     }
 }
 
@@ -1396,13 +1419,16 @@ mod tests {
             managed
         );
 
+        // The data stays at its export location; only the driver's files go.
+        let location = managed.export_locations[0].path.clone();
         b.driver.unmanage(&share).await.unwrap();
         b.driver.unmanage(&share).await.unwrap();
-        assert!(names_in(&b.shares()).is_empty());
-        let left = canonical_pool(&b).join("unmanaged").join(NEW);
+        assert_eq!(names_in(&b.shares()), [NEW.to_owned()]);
+        let left = canonical_pool(&b).join("shares").join(NEW);
         assert_same_tree(&expected, &left, false);
 
-        // The unmanaged data can be managed again, by its plain path; the size is measured.
+        // The unmanaged data can be managed again, by the export location it had; the size
+        // is measured.
         fs::File::create(left.join("sparse"))
             .unwrap()
             .set_len(GIB_BYTES + 1)
@@ -1410,12 +1436,16 @@ mod tests {
         let again = instance(NEW2);
         let managed = b
             .driver
-            .manage_existing(&again, left.to_str().unwrap(), &none)
+            .manage_existing(&again, &location, &none)
             .await
             .unwrap();
         assert_eq!(managed.size_gb, 2);
         assert!(b.shares().join(NEW2).join("sparse").exists());
         assert!(!left.exists());
+        assert_eq!(
+            names_in(&b.shares()),
+            [NEW2.to_owned(), format!("{NEW2}.meta.json")]
+        );
     }
 
     #[tokio::test]
@@ -1469,13 +1499,6 @@ mod tests {
                 "{given}"
             );
         }
-        let with_options = BTreeMap::from([("x".to_owned(), "y".to_owned())]);
-        assert!(matches!(
-            driver
-                .manage_existing(&share, &p("incoming/data"), &with_options)
-                .await,
-            Err(DriverError::InvalidInput(_))
-        ));
         assert_eq!(fs::read(pool.join("incoming/data/f")).unwrap(), b"keep");
         assert!(!pool.join("shares").join(NEW).exists());
         assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
@@ -1485,15 +1508,27 @@ mod tests {
             driver.manage_existing_snapshot(&adopt, &none).await,
             Err(DriverError::InvalidInput(_))
         ));
-        adopt.provider_location = Some(p(&format!("shares/{ACTIVE}")));
-        assert!(matches!(
-            driver.manage_existing_snapshot(&adopt, &none).await,
-            Err(DriverError::InvalidInput(_))
-        ));
+        for live in [
+            format!("shares/{ACTIVE}"),
+            format!("snapshots/{SNAP}"),
+            format!("snapshots/{SNAP}/tree"),
+        ] {
+            adopt.provider_location = Some(p(&live));
+            assert!(
+                matches!(
+                    driver.manage_existing_snapshot(&adopt, &none).await,
+                    Err(DriverError::InvalidInput(_))
+                ),
+                "{live}"
+            );
+        }
         assert!(pool.join("shares").join(ACTIVE).is_dir());
-        // And the path is fine once nothing is wrong with it.
+        assert!(pool.join("snapshots").join(SNAP).join("tree").is_dir());
+        // And the path is fine once nothing is wrong with it; driver options the back end
+        // does not use are ignored, as Manila's drivers do.
+        let with_options = BTreeMap::from([("size".to_owned(), "1".to_owned())]);
         driver
-            .manage_existing(&share, &p("incoming/data"), &none)
+            .manage_existing(&share, &p("incoming/data"), &with_options)
             .await
             .unwrap();
     }
@@ -1532,11 +1567,35 @@ mod tests {
         b.driver.revert_to_snapshot(&s).await.unwrap();
         assert_same_tree(&expected, &b.shares().join(ACTIVE), false);
 
+        // The data stays at its provider location, with its modes back and no manifest.
         b.driver.unmanage_snapshot(&s).await.unwrap();
         b.driver.unmanage_snapshot(&s).await.unwrap();
-        assert!(names_in(&b.pool().join("snapshots")).is_empty());
-        let left = canonical_pool(&b).join("unmanaged").join(SNAP);
-        assert_same_tree(&expected, &left, false);
+        assert_eq!(names_in(&b.pool().join("snapshots")), [SNAP.to_owned()]);
+        assert_eq!(names_in(&container), [engine::TREE.to_owned()]);
+        assert_same_tree(&expected, &tree(&b, SNAP), false);
+
+        // Managed again (with driver options it does not use) by that provider location.
+        let mut again = snap(SNAP2, &share, "local1");
+        again.provider_location = managed.provider_location.clone();
+        let options = BTreeMap::from([("size".to_owned(), "1".to_owned())]);
+        let readopted = b
+            .driver
+            .manage_existing_snapshot(&again, &options)
+            .await
+            .unwrap();
+        let container2 = canonical_pool(&b).join("snapshots").join(SNAP2);
+        assert_eq!(readopted.progress, SnapshotProgress::Available);
+        assert_eq!(readopted.provider_location.as_deref(), container2.to_str());
+        assert!(!container.exists());
+        assert_same_tree(&expected, &tree(&b, SNAP2), true);
+        assert_no_write_bits(&tree(&b, SNAP2));
+        // A live snapshot's container is not adoptable by another manage.
+        let mut thief = snap(SNAP, &share, "local1");
+        thief.provider_location = readopted.provider_location.clone();
+        assert!(matches!(
+            b.driver.manage_existing_snapshot(&thief, &none).await,
+            Err(DriverError::InvalidInput(_))
+        ));
     }
 
     #[tokio::test]
