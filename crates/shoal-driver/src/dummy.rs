@@ -23,9 +23,14 @@
 //! `update_replica_state` answers `in_sync`, which ends in the same states. The dummy never
 //! moves data, so there is nothing to synchronise and no history to report.
 //!
-//! `manage_existing` adopts any path, as Manila's dummy does: the share gets the size given
-//! in the driver option `size` (1 GiB without it) and the path it was managed with as its one
-//! export location. `unmanage` forgets the share and leaves nothing else to do.
+//! Manage follows Manila's dummy too: `unmanage` forgets the share but remembers its mount
+//! point (the part of its export path after `:/`) as unmanaged, and `manage_existing` succeeds
+//! only for an export path whose mount point is such an unmanaged one (any address before it),
+//! which it then consumes; the share gets fresh export locations as on create and size 1 GiB
+//! (Manila's dummy always answers 1; the driver option `size` overrides it, for tests). Any
+//! other path fails with Manila's "Invalid export specified..." text, so the share ends in
+//! `manage_error`. Snapshots alike: `unmanage_snapshot` remembers the provider location and
+//! `manage_existing_snapshot` adopts only such a location. Like the rest, this is in memory.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -323,6 +328,12 @@ pub struct DummyDriver {
     shares: Mutex<BTreeMap<String, DummyShare>>,
     /// Snapshot instances by id.
     snapshots: Mutex<BTreeMap<String, DummySnapshot>>,
+    /// Mount points (export path after `:/`) of unmanaged shares, to the instance id they
+    /// had: what `manage_existing` may adopt.
+    unmanaged_shares: Mutex<BTreeMap<String, String>>,
+    /// Provider locations of unmanaged snapshots, to the instance id they had: what
+    /// `manage_existing_snapshot` may adopt.
+    unmanaged_snapshots: Mutex<BTreeMap<String, String>>,
     /// State of the generator deciding injected failures (splitmix64). Fault injection needs
     /// no quality randomness, so no dependency is pulled in for it.
     rng: AtomicU64,
@@ -341,6 +352,8 @@ impl DummyDriver {
             knobs: Mutex::new(options),
             shares: Mutex::new(BTreeMap::new()),
             snapshots: Mutex::new(BTreeMap::new()),
+            unmanaged_shares: Mutex::new(BTreeMap::new()),
+            unmanaged_snapshots: Mutex::new(BTreeMap::new()),
             rng: AtomicU64::new(seed),
         }
     }
@@ -581,6 +594,39 @@ fn export_locations(share: &ShareInstanceRef) -> Vec<ExportLocation> {
     .collect()
 }
 
+/// The mount point of an export path, the part after its last `:/` (Manila's dummy compares
+/// only that, so the address may differ).
+fn mount_point(export_path: &str) -> &str {
+    export_path.rsplit(":/").next().unwrap_or(export_path)
+}
+
+/// The instance id Manila's dummy reads out of a dummy path (`..._<share id>_<instance id>`
+/// after `prefix`), or the whole path when it is not one; only for error texts.
+fn id_from_path(path: &str, prefix: &str) -> String {
+    match path.split(prefix).nth(1) {
+        Some(rest) => rest.get(37..).unwrap_or_default().replace('_', "-"),
+        None => path.to_owned(),
+    }
+}
+
+/// The size a managed share or snapshot gets: the driver option `size` when given (a shoal
+/// test knob), else 1 GiB as Manila's dummy answers.
+fn managed_size(driver_options: &BTreeMap<String, String>) -> Result<u64, DriverError> {
+    match driver_options.get("size") {
+        None => Ok(1),
+        Some(text) => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|size| *size > 0)
+            .ok_or_else(|| {
+                DriverError::InvalidInput(format!(
+                    "driver option size must be a positive integer, got {text:?}"
+                ))
+            }),
+    }
+}
+
 fn not_found(share_instance_id: &str) -> DriverError {
     DriverError::NotFound {
         share_instance_id: share_instance_id.to_owned(),
@@ -732,9 +778,10 @@ impl ShareDriver for DummyDriver {
         self.with_share(share, |state| Ok(state.usage_bytes))
     }
 
-    /// Adopts any path: the size comes from the driver option `size` (1 GiB without it),
-    /// the one export location is the path given. Managing an instance it already holds
-    /// answers the same again, so a retried operation is harmless.
+    /// Adopts a share this dummy unmanaged before, found by the mount point of
+    /// `export_path`, with fresh export locations as on create; anything else is refused with
+    /// Manila's text. Managing an instance it already holds answers the same again, so a
+    /// retried operation is harmless.
     async fn manage_existing(
         &self,
         share: &ShareInstanceRef,
@@ -744,44 +791,46 @@ impl ShareDriver for DummyDriver {
         self.enter(DummyMethod::ManageExisting).await?;
         check_protocol(share)?;
         self.check_pool(share)?;
-        let size_gb = match driver_options.get("size") {
-            None => 1,
-            Some(text) => text
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|size| *size > 0)
-                .ok_or_else(|| {
-                    DriverError::InvalidInput(format!(
-                        "driver option size must be a positive integer, got {text:?}"
-                    ))
-                })?,
-        };
+        let size_gb = managed_size(driver_options)?;
         let mut shares = lock(&self.shares);
-        let state = shares
-            .entry(share.id.clone())
-            .or_insert_with(|| DummyShare {
-                size_gb,
-                share_proto: share.share_proto.clone(),
-                export_locations: vec![ExportLocation {
-                    path: export_path.to_owned(),
-                    is_admin_only: false,
-                    preferred: true,
-                    metadata: BTreeMap::new(),
-                }],
-                usage_bytes: 0,
-                rules: Vec::new(),
+        if let Some(state) = shares.get(&share.id) {
+            return Ok(ManageResult {
+                size_gb: state.size_gb,
+                export_locations: state.export_locations.clone(),
             });
-        Ok(ManageResult {
+        }
+        let mount_point = mount_point(export_path);
+        if lock(&self.unmanaged_shares).remove(mount_point).is_none() {
+            return Err(DriverError::InvalidInput(format!(
+                "Invalid export specified, existing share {} could not be found",
+                id_from_path(export_path, "share_")
+            )));
+        }
+        let state = DummyShare {
+            size_gb,
+            share_proto: share.share_proto.clone(),
+            export_locations: export_locations(share),
+            usage_bytes: 0,
+            rules: Vec::new(),
+        };
+        let result = ManageResult {
             size_gb: state.size_gb,
             export_locations: state.export_locations.clone(),
-        })
+        };
+        shares.insert(share.id.clone(), state);
+        Ok(result)
     }
 
-    /// Forgets the share instance; an unknown one is already forgotten.
+    /// Forgets the share instance and remembers its mount point as unmanaged, so it can be
+    /// managed again; an unknown one is already forgotten.
     async fn unmanage(&self, share: &ShareInstanceRef) -> Result<(), DriverError> {
         self.enter(DummyMethod::Unmanage).await?;
-        lock(&self.shares).remove(&share.id);
+        if let Some(state) = lock(&self.shares).remove(&share.id) {
+            let mut unmanaged = lock(&self.unmanaged_shares);
+            for location in &state.export_locations {
+                unmanaged.insert(mount_point(&location.path).to_owned(), share.id.clone());
+            }
+        }
         Ok(())
     }
 
@@ -916,14 +965,16 @@ impl ShareDriver for DummyDriver {
         Ok(results)
     }
 
-    /// Adopts whatever `provider_location` names (the dummy has no real snapshots to find).
+    /// Adopts a snapshot this dummy unmanaged before, found by its provider location, of a
+    /// share instance it holds; anything else is refused with Manila's text. A retry of a
+    /// manage that succeeded answers the same again.
     async fn manage_existing_snapshot(
         &self,
         snapshot: &SnapshotRef,
         driver_options: &BTreeMap<String, String>,
     ) -> Result<SnapshotResult, DriverError> {
-        let _ = driver_options;
         self.enter(DummyMethod::ManageExistingSnapshot).await?;
+        let size_gb = managed_size(driver_options)?;
         let Some(location) = snapshot
             .provider_location
             .as_deref()
@@ -933,14 +984,28 @@ impl ShareDriver for DummyDriver {
                 "provider_location is required to manage a snapshot".to_owned(),
             ));
         };
+        let held = lock(&self.snapshots)
+            .get(&snapshot.id)
+            .is_some_and(|s| s.provider_location == location);
+        if !held && !lock(&self.unmanaged_snapshots).contains_key(location) {
+            return Err(DriverError::InvalidInput(format!(
+                "Invalid provider location specified, existing snapshot {} could not be found",
+                id_from_path(location, "snapshot_")
+            )));
+        }
         let mut result = self.insert_snapshot(snapshot, Some(location))?;
-        result.size_gb = Some(snapshot.size_gb.max(1));
+        lock(&self.unmanaged_snapshots).remove(location);
+        result.size_gb = Some(size_gb);
         Ok(result)
     }
 
+    /// Forgets the snapshot instance and remembers its provider location as unmanaged, so it
+    /// can be managed again.
     async fn unmanage_snapshot(&self, snapshot: &SnapshotRef) -> Result<(), DriverError> {
         self.enter(DummyMethod::UnmanageSnapshot).await?;
-        lock(&self.snapshots).remove(&snapshot.id);
+        if let Some(state) = lock(&self.snapshots).remove(&snapshot.id) {
+            lock(&self.unmanaged_snapshots).insert(state.provider_location, snapshot.id.clone());
+        }
         Ok(())
     }
 
@@ -1091,21 +1156,58 @@ mod tests {
         d.delete_snapshot(&snap).await.unwrap();
         assert!(!d.has_snapshot("snap-1"));
 
+        // Manage: only a provider location this dummy unmanaged, as Manila's dummy.
+        let old = snapshot_of("snap-3", "share-1");
+        let location = d.create_snapshot(&old).await.unwrap().provider_location;
+        d.unmanage_snapshot(&old).await.unwrap();
+        assert!(!d.has_snapshot("snap-3"));
         let mut managed = snapshot_of("snap-2", "share-1");
         assert!(
             d.manage_existing_snapshot(&managed, &BTreeMap::new())
                 .await
                 .is_err()
         );
-        managed.provider_location = Some("/existing".into());
+        managed.provider_location = Some("/unknown".into());
+        let err = d
+            .manage_existing_snapshot(&managed, &BTreeMap::new())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            DriverError::InvalidInput(
+                "Invalid provider location specified, existing snapshot /unknown could not be found"
+                    .into()
+            )
+            .to_string()
+        );
+        managed.provider_location = location.clone();
         let adopted = d
             .manage_existing_snapshot(&managed, &BTreeMap::new())
             .await
             .unwrap();
-        assert_eq!(adopted.provider_location.as_deref(), Some("/existing"));
-        assert_eq!(adopted.size_gb, Some(2));
+        assert_eq!(adopted.provider_location, location);
+        assert_eq!(adopted.size_gb, Some(1));
+        assert_eq!(adopted.export_locations.len(), 3);
+        // A retry answers the same; another snapshot cannot take the location again.
+        let again = d
+            .manage_existing_snapshot(&managed, &BTreeMap::new())
+            .await
+            .unwrap();
+        assert_eq!(again, adopted);
+        let mut other = snapshot_of("snap-4", "share-1");
+        other.provider_location = location.clone();
+        assert!(
+            d.manage_existing_snapshot(&other, &BTreeMap::new())
+                .await
+                .is_err()
+        );
         d.unmanage_snapshot(&managed).await.unwrap();
         assert!(d.snapshot_ids().is_empty());
+        // Unmanaged again, it can be managed again, with the size asked for.
+        let options = BTreeMap::from([("size".to_owned(), "5".to_owned())]);
+        let sized = d.manage_existing_snapshot(&other, &options).await.unwrap();
+        assert_eq!(sized.size_gb, Some(5));
+        assert!(d.has_snapshot("snap-4"));
     }
 
     #[tokio::test]
@@ -1684,38 +1786,89 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn manage_adopts_any_path_and_unmanage_forgets_it() {
+    async fn manage_adopts_only_what_was_unmanaged() {
         let driver = driver();
+        let old = share("old", "NFS");
+        let created = driver.create_share(&old).await.unwrap();
+        let path = created[0].path.clone();
+        let mount = path.split_once(":/").unwrap().1.to_owned();
         let m1 = share("m1", "NFS");
         let mut options = BTreeMap::new();
-        let managed = driver
+        // Still managed: not adoptable.
+        let err = driver
+            .manage_existing(&m1, &path, &options)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DriverError::InvalidInput(_)), "{err}");
+        assert_eq!(
+            err.to_string(),
+            DriverError::InvalidInput(
+                "Invalid export specified, existing share old could not be found".into()
+            )
+            .to_string(),
+            "Manila reads the instance id out of the path"
+        );
+        driver.unmanage(&old).await.unwrap();
+        assert_eq!(driver.share_size_gb("old"), None);
+        // Unmanaging what is not there is not an error.
+        driver.unmanage(&old).await.unwrap();
+
+        // An unknown path, and a bad protocol, are refused and consume nothing.
+        let err = driver
             .manage_existing(&m1, "10.0.0.1:/legacy/export", &options)
             .await
-            .unwrap();
-        assert_eq!(managed.size_gb, 1);
-        assert_eq!(managed.export_locations.len(), 1);
-        assert_eq!(managed.export_locations[0].path, "10.0.0.1:/legacy/export");
-        assert!(managed.export_locations[0].preferred);
-        assert_eq!(driver.share_size_gb("m1"), Some(1));
-        driver.unmanage(&m1).await.unwrap();
-        assert_eq!(driver.share_size_gb("m1"), None);
-        // Unmanaging what is not there is not an error.
-        driver.unmanage(&m1).await.unwrap();
-
-        options.insert("size".to_owned(), "7".to_owned());
-        let sized = driver
-            .manage_existing(&m1, "10.0.0.1:/other", &options)
-            .await
-            .unwrap();
-        assert_eq!(sized.size_gb, 7);
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            DriverError::InvalidInput(
+                "Invalid export specified, existing share 10.0.0.1:/legacy/export could not be found"
+                    .into()
+            )
+            .to_string()
+        );
+        assert!(matches!(
+            driver
+                .manage_existing(&share("m1", "GLUSTERFS"), &path, &options)
+                .await,
+            Err(DriverError::InvalidInput(_))
+        ));
         for bad in ["0", "-1", "many"] {
             options.insert("size".to_owned(), bad.to_owned());
             let err = driver
-                .manage_existing(&share("m2", "NFS"), "p", &options)
+                .manage_existing(&m1, &path, &options)
                 .await
                 .unwrap_err();
             assert!(matches!(err, DriverError::InvalidInput(_)), "{bad}: {err}");
         }
+        options.clear();
+
+        // The known mount point, behind any address: size 1, fresh export locations.
+        let managed = driver
+            .manage_existing(&m1, &format!("192.0.2.1:/{mount}"), &options)
+            .await
+            .unwrap();
+        assert_eq!(managed.size_gb, 1);
+        assert_eq!(managed.export_locations, export_locations(&m1));
+        assert_eq!(driver.share_size_gb("m1"), Some(1));
+        let again = driver.manage_existing(&m1, &path, &options).await.unwrap();
+        assert_eq!(again, managed, "a retry answers the same");
+        assert!(
+            driver
+                .manage_existing(&share("m2", "NFS"), &path, &options)
+                .await
+                .is_err(),
+            "consumed"
+        );
+
+        // Unmanaged, managed again with the size asked for.
+        driver.unmanage(&m1).await.unwrap();
+        options.insert("size".to_owned(), "7".to_owned());
+        let m2 = share("m2", "NFS");
+        let sized = driver
+            .manage_existing(&m2, &managed.export_locations[1].path, &options)
+            .await
+            .unwrap();
+        assert_eq!(sized.size_gb, 7);
         driver.set_failure(DummyMethod::ManageExisting, 1.0);
         assert!(
             driver
@@ -1724,8 +1877,8 @@ mod tests {
                 .is_err()
         );
         driver.set_failure(DummyMethod::Unmanage, 1.0);
-        assert!(driver.unmanage(&m1).await.is_err());
-        assert_eq!(driver.share_size_gb("m1"), Some(7));
+        assert!(driver.unmanage(&m2).await.is_err());
+        assert_eq!(driver.share_size_gb("m2"), Some(7));
     }
 
     #[test]

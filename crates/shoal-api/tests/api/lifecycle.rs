@@ -31,6 +31,34 @@ fn manage_body(path: &str, options: Value) -> Value {
     })
 }
 
+/// Creates a share of `share_type` in `az`, unmanages it and returns its preferred export
+/// path: the dummy manages only what it unmanaged, as Manila's dummy.
+async fn unmanaged_path(app: &TestApp, share_type: &str, az: &str) -> String {
+    let id = new_share(
+        app,
+        "admin",
+        json!({"share_type": share_type, "availability_zone": az}),
+    )
+    .await;
+    app.settle().await;
+    assert_eq!(share_view(app, &id).await["status"], "available");
+    let locations = app
+        .get(&format!("/v2/shares/{id}/export_locations"))
+        .version("2.49")
+        .send()
+        .await;
+    assert_eq!(locations.status, 200, "{}", locations.text());
+    let path = locations.json()["export_locations"][0]["path"]
+        .as_str()
+        .expect("path")
+        .to_owned();
+    let resp = action(app, "2.49", &id, json!({"unmanage": null})).await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    app.settle().await;
+    assert_eq!(show(app, V, &id).await.status, 404);
+    path
+}
+
 async fn action(app: &TestApp, version: &str, id: &str, body: Value) -> TestResponse {
     app.post(&format!("/v2/shares/{id}/action"))
         .version(version)
@@ -74,12 +102,8 @@ async fn list_ids(app: &TestApp, query: &str) -> Vec<String> {
 #[tokio::test]
 async fn manage_then_unmanage_round_trip_charges_and_releases_quota() {
     let app = app().await;
-    let resp = manage(
-        &app,
-        "2.49",
-        manage_body("10.9.9.9:/legacy", json!({"size": "3"})),
-    )
-    .await;
+    let legacy = unmanaged_path(&app, "plain", "az1").await;
+    let resp = manage(&app, "2.49", manage_body(&legacy, json!({"size": "3"}))).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     let view = resp.json()["share"].clone();
     assert_eq!(view["status"], "manage_starting", "{view}");
@@ -115,13 +139,18 @@ async fn manage_then_unmanage_round_trip_charges_and_releases_quota() {
         .send()
         .await;
     assert_eq!(locations.status, 200, "{}", locations.text());
-    assert_eq!(
-        locations.json()["export_locations"][0]["path"],
-        "10.9.9.9:/legacy"
+    // As Manila's dummy, the adopted share gets export locations of its own.
+    let path = locations.json()["export_locations"][0]["path"]
+        .as_str()
+        .expect("path")
+        .to_owned();
+    assert!(
+        path.contains(&format!("share_{}_", id.replace('-', "_"))),
+        "{path}"
     );
 
     // The same path on the same back end is managed already.
-    let again = manage(&app, "2.49", manage_body("10.9.9.9:/legacy", json!({}))).await;
+    let again = manage(&app, "2.49", manage_body(&path, json!({}))).await;
     again.assert_fault(
         409,
         "conflictingRequest",
@@ -142,25 +171,32 @@ async fn manage_then_unmanage_round_trip_charges_and_releases_quota() {
     assert_eq!(usage(&app, &project, &share_type).await, 0);
 
     // Unmanaged, the path can be managed again.
-    let resp = manage(&app, "2.49", manage_body("10.9.9.9:/legacy", json!({}))).await;
+    let resp = manage(&app, "2.49", manage_body(&path, json!({}))).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
+    let again = resp.json()["share"]["id"].as_str().unwrap().to_owned();
     app.settle().await;
+    let view = share_view(&app, &again).await;
+    assert_eq!(view["status"], "available", "{view}");
+    assert_eq!(view["size"], 1, "Manila's dummy answers 1 GiB");
     app.finish().await;
 }
 
 #[tokio::test]
 async fn legacy_manage_and_unmanage_paths_below_2_7() {
     let app = app().await;
+    let old = unmanaged_path(&app, "plain", "az1").await;
     let resp = app
         .post("/v2/os-share-manage")
         .version("2.6")
-        .json(&json!({"share": manage_body("10.9.9.9:/old", json!({}))}))
+        .json(&json!({"share": manage_body(&old, json!({}))}))
         .send()
         .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     let id = resp.json()["share"]["id"].as_str().unwrap().to_owned();
     app.settle().await;
-    assert_eq!(share_view(&app, &id).await["size"], 1);
+    let view = share_view(&app, &id).await;
+    assert_eq!(view["status"], "available", "{view}");
+    assert_eq!(view["size"], 1);
     // The versioned methods exist only on their side of 2.7.
     manage(&app, "2.6", manage_body("10.9.9.9:/x", json!({})))
         .await
@@ -291,6 +327,62 @@ async fn failed_manage_is_manage_error_and_holds_no_quota() {
 }
 
 #[tokio::test]
+async fn manage_of_what_the_back_end_does_not_know_is_manage_error() {
+    // Manila's tempest test_manage_invalid_param_manage_error: an unknown export path, or a
+    // protocol the back end does not serve, ends in `manage_error`; the share unmanaged
+    // before can still be managed properly afterwards.
+    let app = app().await;
+    let known = unmanaged_path(&app, "plain", "az1").await;
+    let mut ids = Vec::new();
+    for (path, protocol) in [
+        ("invalid-share-export-123".to_owned(), "nfs"),
+        (known.clone(), "invalid_protocol"),
+    ] {
+        let mut body = manage_body(&path, json!({}));
+        body["protocol"] = json!(protocol);
+        let resp = manage(&app, "2.8", body).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        ids.push(resp.json()["share"]["id"].as_str().unwrap().to_owned());
+    }
+    app.settle().await;
+    for id in &ids {
+        let view = share_view(&app, id).await;
+        assert_eq!(view["status"], "manage_error", "{view}");
+        assert_eq!(view["size"], 0, "{view}");
+    }
+    let project = share_view(&app, &ids[0]).await["project_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(usage(&app, &project, "shares").await, 0);
+    // test_delete_share_in_manage_error: a plain delete is refused, a forced one goes.
+    let resp = app
+        .delete(&format!("/v2/shares/{}", ids[0]))
+        .version("2.8")
+        .send()
+        .await;
+    assert_eq!(resp.status, 403, "{}", resp.text());
+    let resp = action(&app, "2.8", &ids[0], json!({"force_delete": null})).await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    let resp = action(&app, "2.8", &ids[1], json!({"unmanage": null})).await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    app.settle().await;
+    for id in &ids {
+        assert_eq!(show(&app, V, id).await.status, 404);
+    }
+    // The refusals consumed nothing: the known path manages properly.
+    let resp = manage(&app, "2.8", manage_body(&known, json!({}))).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let id = resp.json()["share"]["id"].as_str().unwrap().to_owned();
+    app.settle().await;
+    let view = share_view(&app, &id).await;
+    assert_eq!(view["status"], "available", "{view}");
+    assert_eq!(view["size"], 1);
+    assert_eq!(usage(&app, &project, "shares").await, 1);
+    app.finish().await;
+}
+
+#[tokio::test]
 async fn manage_on_a_pool_the_type_does_not_fit_is_manage_error() {
     let app = app().await;
     create_type(&app, "on_dummy2", json!({"share_backend_name": "dummy2"})).await;
@@ -305,7 +397,8 @@ async fn manage_on_a_pool_the_type_does_not_fit_is_manage_error() {
         ids.push(resp.json()["share"]["id"].as_str().unwrap().to_owned());
     }
     // The same type fits the other pool: the scheduler lets it through.
-    let mut body = manage_body("10.0.0.2:/c", json!({"size": "2"}));
+    let known = unmanaged_path(&app, "on_dummy2", "az2").await;
+    let mut body = manage_body(&known, json!({"size": "2"}));
     body["share_type"] = json!("on_dummy2");
     body["service_host"] = json!(pool_of("dummy2"));
     let resp = manage(&app, "2.8", body).await;

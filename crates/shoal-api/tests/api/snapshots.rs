@@ -651,8 +651,42 @@ async fn manage_and_unmanage() {
             "computeFault",
             Some("Required parameter provider_location not found."),
         );
+    // The dummy adopts only a snapshot it unmanaged, as Manila's dummy.
+    let old = available_snapshot(&app, "admin", &share).await;
+    let existing = snapshot_view(&app, &old).await["provider_location"]
+        .as_str()
+        .expect("provider_location")
+        .to_owned();
+    let resp = snapshot_action(&app, "admin", SV, &old, json!({"unmanage": null})).await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    app.settle().await;
+    get_as(&app, "admin", SV, &format!("/v2/snapshots/{old}"))
+        .await
+        .assert_fault(404, "itemNotFound", None);
+    assert_eq!(usage(&app, project_of("admin"), "snapshots").await, (0, 0));
+    // test_manage_invalid_provider_location: an unknown one ends in `manage_error`.
     let resp = manage(
-        json!({"snapshot": {"share_id": share, "provider_location": "/existing", "name": "m"}}),
+        json!({"snapshot": {"share_id": share, "provider_location": "/unknown"}}),
+        SV,
+    )
+    .await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    let refused = resp.json()["snapshot"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.settle().await;
+    let view = snapshot_view(&app, &refused).await;
+    assert_eq!(view["status"], "manage_error", "{view}");
+    let resp = snapshot_action(&app, "admin", SV, &refused, json!({"unmanage": null})).await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    app.settle().await;
+    get_as(&app, "admin", SV, &format!("/v2/snapshots/{refused}"))
+        .await
+        .assert_fault(404, "itemNotFound", None);
+    assert_eq!(usage(&app, project_of("admin"), "snapshots").await, (0, 0));
+    let resp = manage(
+        json!({"snapshot": {"share_id": share, "provider_location": existing, "name": "m"}}),
         SV,
     )
     .await;
@@ -665,10 +699,11 @@ async fn manage_and_unmanage() {
     app.settle().await;
     let view = snapshot_view(&app, &id).await;
     assert_eq!(view["status"], "available", "{view}");
-    assert_eq!(view["provider_location"], "/existing");
+    assert_eq!(view["provider_location"], existing.as_str());
+    assert_eq!(view["size"], 1, "Manila's dummy answers 1 GiB");
     // The same provider location again: 409 naming the snapshot managed there.
     manage(
-        json!({"snapshot": {"share_id": share, "provider_location": "/existing"}}),
+        json!({"snapshot": {"share_id": share, "provider_location": existing}}),
         SV,
     )
     .await
@@ -676,7 +711,7 @@ async fn manage_and_unmanage() {
         409,
         "conflictingRequest",
         Some(&format!(
-            "Manage existing share snapshot failed due to invalid share snapshot: A share snapshot {id} is already managed for provider location /existing."
+            "Manage existing share snapshot failed due to invalid share snapshot: A share snapshot {id} is already managed for provider location {existing}."
         )),
     );
     let resp = snapshot_action(&app, "admin", SV, &id, json!({"unmanage": null})).await;
