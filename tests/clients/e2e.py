@@ -1129,17 +1129,16 @@ class E2E:
         def abandon() -> None:
             share = self.share(admin, s["from_snapshot"])
             s["adopt_host"] = share["host"]
-            (instance,) = self.share_instance_ids(s["from_snapshot"])
             admin.ok("share", "abandon", s["from_snapshot"])
             self.wait_share_gone(admin, s["from_snapshot"])
             s["from_snapshot"] = None
-            pool = s["from_snapshot_path"].parent.parent
-            unmanaged = pool / "unmanaged" / instance
-            self.wait_tree("the abandoned share's files to stay under unmanaged/", unmanaged, s["snap_v1"])
-            require(not os.path.lexists(s["from_snapshot_path"]), f"{s['from_snapshot_path']} is still there")
-            s["unmanaged_path"] = unmanaged
+            # Manila's unmanage leaves the data at its export location.
+            kept = s["from_snapshot_path"]
+            self.wait_tree("the abandoned share's files to stay at its export path", kept, s["snap_v1"])
+            require(not os.path.lexists(f"{kept}.meta.json"), f"{kept}.meta.json is still there")
+            s["unmanaged_path"] = kept
 
-        self.step("manage: share abandon keeps the files (under <pool>/unmanaged/)", abandon,
+        self.step("manage: share abandon keeps the files at the export path", abandon,
                   needs=("from_snapshot_path",))
 
         def adopt() -> None:
