@@ -23,6 +23,7 @@ pub mod services;
 pub mod share_access;
 pub mod share_instances;
 pub mod share_lifecycle;
+pub mod share_migration;
 pub mod share_replicas;
 pub mod share_types;
 pub mod shares;

@@ -15,6 +15,7 @@ pub mod share_export_locations;
 pub mod share_instance_export_locations;
 pub mod share_instances;
 pub mod share_lifecycle;
+pub mod share_migration;
 pub mod share_replica_export_locations;
 pub mod share_replica_metadata;
 pub mod share_replicas;

@@ -841,6 +841,9 @@ pub async fn share_action(
         // a version the method lacks is a 404 as for any versioned method.
         return reset_task_state(&state, &ctx, &id, value).await;
     }
+    if super::share_migration::is_migration_action(&action) {
+        return super::share_migration::migration_action(&state, &ctx, &id, &action, value).await;
+    }
     let legacy = !ctx.at_least(2, 7);
     let name = match action.strip_prefix("os-") {
         Some(name) if legacy => name,

@@ -26,6 +26,7 @@ mod replica_scheduling;
 mod replicas;
 mod scheduler_hints;
 mod share_instances;
+mod share_migration;
 mod share_types;
 mod shares;
 mod snapshot_fixtures;
