@@ -856,6 +856,8 @@ async fn share_access_rules_exist_from_2_45_and_update_changes_the_level() {
     };
     put("2.87").await.assert_fault(404, "itemNotFound", None);
     assert_eq!(rule_view(&app, &rule).await["access_level"], "rw");
+    // Keep the background workers from applying the update before the share is shown.
+    let held = app.hold_workers().await;
     let resp = put("2.88").await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     let view = resp.json()["access"].clone();
@@ -865,6 +867,7 @@ async fn share_access_rules_exist_from_2_45_and_update_changes_the_level() {
         share_view(&app, &id).await["access_rules_status"],
         "syncing"
     );
+    drop(held);
     app.settle().await;
     let view = rule_view(&app, &rule).await;
     assert_eq!(view["access_level"], "ro");
