@@ -12,9 +12,9 @@
 //! export locations, deleting what is gone succeeds.
 
 pub mod dummy;
-mod fsutil;
+use shoal_replication::fsutil;
 pub mod local;
-pub mod replication;
+use shoal_replication as replication;
 mod rules;
 
 use std::any::Any;

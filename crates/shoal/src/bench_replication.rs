@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use shoal_driver::replication::{ReplicaDir, SyncOptions, SyncReport};
+use shoal_replication::{ReplicaDir, SyncOptions, SyncReport};
 
 /// Settings of one run.
 #[derive(Debug, Clone)]

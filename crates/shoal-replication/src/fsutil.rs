@@ -1,4 +1,4 @@
-//! Small blocking filesystem helpers of the `local` driver: id checks before anything
+//! Small blocking filesystem helpers of the `local` driver and its replication engine: id checks before anything
 //! touches a path, crash-safe file replacement, and a usage walk that never follows
 //! symbolic links. Callers run them on the blocking thread pool.
 
@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Prefix of every temporary entry in a `shares/` directory; `do_setup` removes what a crash
 /// left behind with it.
-pub(crate) const TMP_PREFIX: &str = ".tmp-";
+pub const TMP_PREFIX: &str = ".tmp-";
 
 /// True for a canonical lowercase hyphenated UUID (`8-4-4-4-12` hex digits). Only such ids
 /// are joined into paths: they hold no `/`, no `..` and cannot collide with `.tmp-` names.
-pub(crate) fn is_canonical_uuid(id: &str) -> bool {
+pub fn is_canonical_uuid(id: &str) -> bool {
     let bytes = id.as_bytes();
     bytes.len() == 36
         && bytes.iter().enumerate().all(|(i, b)| match i {
@@ -26,7 +26,7 @@ pub(crate) fn is_canonical_uuid(id: &str) -> bool {
 
 /// Checks `path` is a real directory, not a symbolic link to one (the last component only:
 /// an operator may well put a pool under a symlinked mount point).
-pub(crate) fn require_real_dir(path: &Path) -> io::Result<()> {
+pub fn require_real_dir(path: &Path) -> io::Result<()> {
     let meta = fs::symlink_metadata(path)?;
     if meta.file_type().is_symlink() {
         return Err(io::Error::other(format!(
@@ -44,14 +44,14 @@ pub(crate) fn require_real_dir(path: &Path) -> io::Result<()> {
 }
 
 /// Flushes a directory's entries, so a rename or unlink in it survives a crash.
-pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 /// Replaces `dir/name` with `contents` atomically: a reader (or a crash) sees the old file or
 /// the new one, never a torn one. The temporary file carries [`TMP_PREFIX`] and a per-process
 /// counter, so concurrent writers never share one and `do_setup` can remove leftovers.
-pub(crate) fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
+pub fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let tmp = dir.join(format!(
         "{TMP_PREFIX}{name}.{}.{}",
@@ -77,7 +77,7 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> io::Resul
 }
 
 /// Removes `path` whatever it is, without following a symbolic link; missing is fine.
-pub(crate) fn remove_any(path: &Path) -> io::Result<()> {
+pub fn remove_any(path: &Path) -> io::Result<()> {
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -98,7 +98,7 @@ pub(crate) fn remove_any(path: &Path) -> io::Result<()> {
 /// Bytes of the regular files under `root`, counting each hard-linked file once. Symbolic
 /// links are neither followed nor counted, so a link cannot make a share look bigger (or
 /// smaller) than the data it holds. Entries that vanish during the walk are skipped.
-pub(crate) fn tree_usage_bytes(root: &Path) -> io::Result<u64> {
+pub fn tree_usage_bytes(root: &Path) -> io::Result<u64> {
     let mut total: u64 = 0;
     let mut seen_links: HashSet<(u64, u64)> = HashSet::new();
     // An explicit stack rather than recursion: a deep tree cannot overflow the thread stack.

@@ -77,6 +77,7 @@
 //! tracing event.
 
 mod copy;
+pub mod fsutil;
 mod manifest;
 pub mod snapshot;
 mod walk;
