@@ -79,6 +79,7 @@
 mod copy;
 pub mod fsutil;
 mod manifest;
+pub mod peer_auth;
 pub mod snapshot;
 mod walk;
 
