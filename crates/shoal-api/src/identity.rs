@@ -13,7 +13,7 @@
 //! * `GET /identity/v3/projects[/{id}]`, `/identity/v3/users[/{id}]` (admins, or a
 //!   caller looking at its own project or user) and `/identity/v3/auth/projects`, which
 //!   clients use to turn a project name into an id (`openstack share quota show demo`);
-//! * the admin calls of [`admin`]: creating, changing and deleting users and projects, the
+//! * the admin calls of `admin`: creating, changing and deleting users and projects, the
 //!   Default domain, roles, role grants and `role_assignments`, which `openstack user/project/
 //!   role ...` and manila-tempest-plugin's class set-ups use.
 //!

@@ -428,7 +428,7 @@ pub async fn update_snapshot(
 }
 
 /// What a removed snapshot gives back: to the project, the snapshot's user and the share
-/// type it was charged to ([`snapshot_share_type`]), as Manila's `_delete_snapshot_quota`.
+/// type it was charged to (`snapshot_share_type`), as Manila's `_delete_snapshot_quota`.
 pub fn snapshot_release(row: &SnapshotRow, share_type_id: Option<Uuid>) -> QuotaRequest {
     let release = QuotaRequest {
         project_id: row.project_id.clone(),
