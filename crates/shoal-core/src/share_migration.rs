@@ -43,21 +43,10 @@ pub struct MigrationStart {
     pub new_share_type: Option<ShareTypeRow>,
 }
 
-/// What `migration_start` answers when it does not refuse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MigrationStartOutcome {
-    /// The destination is the share's own pool, type and network: Manila records
-    /// `migration_success` and answers 200.
-    NothingToDo,
-}
-
 /// Manila's `migration_start` checks, in its order, then the refusal of a migration no
-/// back end can carry out.
-pub async fn migration_start(
-    core: &Core,
-    share: &Share,
-    req: &MigrationStart,
-) -> CoreResult<MigrationStartOutcome> {
+/// back end can carry out. `Ok` only when the destination is the share's own pool and type:
+/// Manila records `migration_success` and answers 200.
+pub async fn migration_start(core: &Core, share: &Share, req: &MigrationStart) -> CoreResult<()> {
     if req.force_host_assisted_migration
         && (req.preserve_metadata || req.writable || req.nondisruptive || req.preserve_snapshots)
     {
@@ -85,7 +74,7 @@ pub async fn migration_start(
             instance.id, instance.status
         ))));
     }
-    if instance.access_rules_status == "error" {
+    if instance.access_rules_status == shares::STATUS_ERROR {
         return Err(CoreError::bad_request(invalid_share_text(format!(
             "Share instance {} access rules status must not be in error when attempting to \
              start a migration.",
@@ -121,7 +110,7 @@ pub async fn migration_start(
         )
         .await?;
         tracing::info!(share.id = %share.row.id, "migration of share {} to its own host {}: nothing to be done", share.row.id, req.host);
-        return Ok(MigrationStartOutcome::NothingToDo);
+        return Ok(());
     }
     Err(CoreError::bad_request(format!(
         "Share {} cannot be migrated to {}: share migration is not supported by this \

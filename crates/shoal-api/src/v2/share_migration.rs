@@ -17,21 +17,12 @@ use crate::ApiState;
 use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult};
 
-/// The flags of `migration_start`; all but the last are mandatory from 2.29.
-const BOOL_PARAMS: [&str; 5] = [
+/// The flags a driver-assisted migration honours; mandatory from 2.29, with `host`.
+const DRIVER_ASSISTED_PARAMS: [&str; 4] = [
     "preserve_metadata",
     "writable",
     "nondisruptive",
     "preserve_snapshots",
-    "force_host_assisted_migration",
-];
-/// Mandatory keys of `migration_start` (2.29+), in Manila's order.
-const MANDATORY_PARAMS: [&str; 5] = [
-    "preserve_metadata",
-    "writable",
-    "nondisruptive",
-    "preserve_snapshots",
-    "host",
 ];
 /// Manila never took the migration APIs out of experimental.
 const NEVER_GA: (u32, u32) = (2, 96);
@@ -110,10 +101,12 @@ async fn migration_start(
         Value::Object(map) if !map.is_empty() => map,
         _ => return Err(ApiError::bad_request("Request is missing body.")),
     };
-    if MANDATORY_PARAMS.iter().any(|k| !params.contains_key(*k)) {
+    let mandatory = DRIVER_ASSISTED_PARAMS.iter().chain(&["host"]);
+    if mandatory.clone().any(|k| !params.contains_key(*k)) {
+        let names: Vec<&str> = mandatory.copied().collect();
         return Err(ApiError::bad_request(format!(
             "Must specify all mandatory parameters: ['{}']",
-            MANDATORY_PARAMS.join("', '")
+            names.join("', '")
         )));
     }
     let flag = |key: &str| -> ApiResult<bool> {
@@ -127,10 +120,11 @@ async fn migration_start(
             }),
         }
     };
-    let mut flags = [false; 5];
-    for (slot, key) in flags.iter_mut().zip(BOOL_PARAMS) {
+    let mut flags = [false; 4];
+    for (slot, key) in flags.iter_mut().zip(DRIVER_ASSISTED_PARAMS) {
         *slot = flag(key)?;
     }
+    let force_host_assisted_migration = flag("force_host_assisted_migration")?;
     if let Some(network) = non_null(params, "new_share_network_id") {
         // shoal has no share networks, so no id names one.
         return Err(ApiError::bad_request(format!(
@@ -153,12 +147,11 @@ async fn migration_start(
         writable: flags[1],
         nondisruptive: flags[2],
         preserve_snapshots: flags[3],
-        force_host_assisted_migration: flags[4],
+        force_host_assisted_migration,
         new_share_type,
     };
-    match core_migration::migration_start(&state.core, &share, &req).await? {
-        core_migration::MigrationStartOutcome::NothingToDo => Ok(StatusCode::OK.into_response()),
-    }
+    core_migration::migration_start(&state.core, &share, &req).await?;
+    Ok(StatusCode::OK.into_response())
 }
 
 /// A parameter that is present and not `null` (Manila's `params.get(key)` truthiness for ids).

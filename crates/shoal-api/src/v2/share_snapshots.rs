@@ -949,12 +949,7 @@ pub async fn create_metadata(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
-    ctx.require_version(METADATA_SINCE, None)?;
-    ctx.authorize(&state, "share_snapshot:update_metadata")?;
-    let metadata = metadata_object(&body, "metadata", false)?;
-    let snapshot = load_snapshot(&state, &ctx, &id).await?;
-    let result = set_metadata(&state, &snapshot, &metadata, false).await?;
-    Ok(Json(json!({ "metadata": result })))
+    write_metadata(&state, &ctx, &id, &body, false).await
 }
 
 /// `PUT /v2/snapshots/{id}/metadata`: the metadata becomes exactly the keys sent.
@@ -964,11 +959,22 @@ pub async fn replace_metadata(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
+    write_metadata(&state, &ctx, &id, &body, true).await
+}
+
+/// The `POST` (upsert) and `PUT` (`replace`) of a snapshot's whole metadata.
+async fn write_metadata(
+    state: &ApiState,
+    ctx: &RequestContext,
+    id: &str,
+    body: &JsonBody,
+    replace: bool,
+) -> ApiResult<Json<Value>> {
     ctx.require_version(METADATA_SINCE, None)?;
-    ctx.authorize(&state, "share_snapshot:update_metadata")?;
-    let metadata = metadata_object(&body, "metadata", true)?;
-    let snapshot = load_snapshot(&state, &ctx, &id).await?;
-    let result = set_metadata(&state, &snapshot, &metadata, true).await?;
+    ctx.authorize(state, "share_snapshot:update_metadata")?;
+    let metadata = metadata_object(body, "metadata", replace)?;
+    let snapshot = load_snapshot(state, ctx, id).await?;
+    let result = set_metadata(state, &snapshot, &metadata, replace).await?;
     Ok(Json(json!({ "metadata": result })))
 }
 
