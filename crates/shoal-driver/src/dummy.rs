@@ -1084,6 +1084,7 @@ mod tests {
             host: "node1@dummy1#fake_pool".into(),
             replica_state: replica_state.map(str::to_owned),
             export_locations: Vec::new(),
+            replication_address: None,
         }
     }
 

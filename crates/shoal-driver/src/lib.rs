@@ -183,6 +183,9 @@ pub struct ReplicaRef {
     /// Export locations stored for the replica (the `local` driver finds an active
     /// replica's data through its admin-only location).
     pub export_locations: Vec<ExportLocation>,
+    /// `host:port` of the replication endpoint of the node serving the replica's back end,
+    /// as its share service last published it (`None`: the node serves none).
+    pub replication_address: Option<String>,
 }
 
 /// What every replica call gets besides the replica itself.
@@ -227,6 +230,10 @@ pub struct SyncRecord {
     pub outcome: String,
     /// Free text: the error of a failed sync, the tampered entries undone, ...
     pub detail: Option<String>,
+    /// Bytes received from the active's node over the network (0 when the source was read
+    /// from this host's filesystem).
+    #[serde(default)]
+    pub wire_bytes: u64,
 }
 
 /// Answer of `create_replica`, `promote_replica` and `update_replica_state`.

@@ -103,6 +103,9 @@ pub struct ServiceHeartbeat {
     pub availability_zone: String,
     /// Heartbeat time; becomes the row's `updated_at`.
     pub now: DateTime<Utc>,
+    /// `host:port` of the node's replication endpoint (share services of nodes that serve
+    /// one); peers read an active replica's data there.
+    pub replication_address: Option<String>,
 }
 
 /// A service row, joined with its availability zone name.
@@ -130,6 +133,8 @@ pub struct ServiceRow {
     pub created_at: DateTime<Utc>,
     /// Last heartbeat: the service is up when `now - updated_at <= service_down_time`.
     pub updated_at: DateTime<Utc>,
+    /// `host:port` of the node's replication endpoint, as last published.
+    pub replication_address: Option<String>,
 }
 
 /// Filter of `Store::list_services`; `None` fields match everything.

@@ -402,4 +402,6 @@ pub struct ReplicationRecord {
     pub outcome: String,
     /// Error text or notes.
     pub detail: Option<String>,
+    /// Bytes received from the active's node (0 when the sync read this host's files).
+    pub wire_bytes: i64,
 }

@@ -40,7 +40,7 @@ macro_rules! service_select {
     () => {
         "SELECT s.id, s.host, s.\"binary\", s.topic, s.availability_zone_id, \
                 z.name AS availability_zone_name, s.disabled, s.disabled_reason, \
-                s.report_count, s.created_at, s.updated_at \
+                s.report_count, s.created_at, s.updated_at, s.replication_address \
          FROM services s JOIN availability_zones z ON z.id = s.availability_zone_id "
     };
 }
@@ -251,6 +251,7 @@ macro_rules! impl_store {
                     report_count: get(row, "report_count")?,
                     created_at: time(row, "created_at")?,
                     updated_at: time(row, "updated_at")?,
+                    replication_address: get(row, "replication_address")?,
                 })
             }
 
@@ -744,15 +745,18 @@ macro_rules! impl_store {
                         .await?;
                     let row = sqlx::query(
                         "INSERT INTO services (host, \"binary\", topic, availability_zone_id, \
-                             disabled, disabled_reason, report_count, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, NULL, 1, $6, $6) \
+                             disabled, disabled_reason, report_count, created_at, updated_at, \
+                             replication_address) \
+                         VALUES ($1, $2, $3, $4, $5, NULL, 1, $6, $6, $7) \
                          ON CONFLICT (host, \"binary\") DO UPDATE SET \
                              topic = excluded.topic, \
                              availability_zone_id = excluded.availability_zone_id, \
                              report_count = services.report_count + 1, \
-                             updated_at = excluded.updated_at \
+                             updated_at = excluded.updated_at, \
+                             replication_address = excluded.replication_address \
                          RETURNING id, host, \"binary\", topic, availability_zone_id, disabled, \
-                             disabled_reason, report_count, created_at, updated_at",
+                             disabled_reason, report_count, created_at, updated_at, \
+                             replication_address",
                     )
                     .bind(&beat.host)
                     .bind(&beat.binary)
@@ -760,6 +764,7 @@ macro_rules! impl_store {
                     .bind(DbUuid(zone.id))
                     .bind(false)
                     .bind(DbTime::new(beat.now))
+                    .bind(&beat.replication_address)
                     .fetch_one(&self.pool)
                     .await?;
                     service_from_row(&row, Some(&zone.name))

@@ -19,6 +19,8 @@ use shoal_core::workers::share_manager::ShareManagerHandler;
 use shoal_core::{Config, Core};
 use shoal_keystone::{KeystoneConfig, KeystoneValidator};
 use shoal_policy::Enforcer;
+use shoal_replication::peer_auth::ClusterKey;
+use shoal_replication::transport::{ClientOptions, PeerClient, RootPolicy, ServerState};
 use shoal_store::Store;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -153,6 +155,84 @@ fn write_secret_file(path: &std::path::Path, text: &str) -> std::io::Result<()> 
     file.sync_all()
 }
 
+/// The share role's side of node-to-node replication.
+#[derive(Default)]
+struct Peers {
+    /// Client of other nodes' endpoints (for secondaries whose active is elsewhere).
+    client: Option<Arc<PeerClient>>,
+    /// Where this node's endpoint is reached, published with the heartbeats.
+    advertised: Option<String>,
+}
+
+/// Loads the cluster secret, builds the peer client and, with `[replication] listen`, starts
+/// this node's replication endpoint serving the pools of its `local` back ends. Nothing when
+/// the node has no `local` back end.
+async fn replication_peers(
+    config: &Config,
+    cancel: &CancellationToken,
+    tasks: &TaskTracker,
+) -> anyhow::Result<Peers> {
+    let pools = shoal_core::drivers::local_pool_paths(config);
+    if pools.is_empty() {
+        return Ok(Peers::default());
+    }
+    let (secret, origin) = config
+        .load_cluster_secret()
+        .context("loading the cluster secret")?;
+    info!(from = %origin, "cluster secret loaded from {origin}");
+    let key = ClusterKey::derive(&secret);
+    let r = &config.replication;
+    let client = PeerClient::new(
+        &config.host,
+        key.clone(),
+        ClientOptions {
+            connect_timeout: r.connect_timeout,
+            read_timeout: r.read_timeout,
+        },
+    )
+    .context("building the replication client")?;
+    let mut advertised = None;
+    if let Some(listen) = r.listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding the replication endpoint {listen}"))?;
+        let bound = listener.local_addr()?;
+        advertised = r.advertised_address().map(|a| {
+            // Port 0 in the configuration: publish the port actually bound.
+            if a == listen.to_string() {
+                bound.to_string()
+            } else {
+                a
+            }
+        });
+        let state = Arc::new(ServerState::new(
+            key,
+            i64::try_from(r.max_clock_skew.as_secs()).unwrap_or(i64::MAX),
+            RootPolicy::pools(pools),
+        ));
+        let app = shoal_replication::transport::router(state);
+        let shutdown = cancel.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await;
+            if let Err(err) = served {
+                tracing::error!(error = %err, "replication endpoint failed: {err}");
+            }
+        });
+        info!(
+            %bound,
+            advertised = advertised.as_deref().unwrap_or(""),
+            "replication endpoint listening on {bound}, advertised as {}",
+            advertised.as_deref().unwrap_or("")
+        );
+    }
+    Ok(Peers {
+        client: Some(Arc::new(client)),
+        advertised,
+    })
+}
+
 impl Server {
     /// Starts every role of `config`. Returns once the API (if any) is accepting.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
@@ -169,8 +249,15 @@ impl Server {
         let config = Arc::new(config);
         let core = Arc::new(Core::new(config.clone(), store));
 
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let peers = if config.runs(Role::Share) {
+            replication_peers(&config, &cancel, &tasks).await?
+        } else {
+            Peers::default()
+        };
         let backends = if config.runs(Role::Share) {
-            let backends = shoal_core::drivers::build_backends(&config);
+            let backends = shoal_core::drivers::build_backends(&config, peers.client.clone());
             for backend in &backends {
                 backend
                     .driver
@@ -192,8 +279,6 @@ impl Server {
             Vec::new()
         };
 
-        let cancel = CancellationToken::new();
-        let tasks = TaskTracker::new();
         let mut workers = Vec::new();
         if config.runs(Role::Scheduler) {
             workers.push(Arc::new(OperationWorker::new(
@@ -211,7 +296,9 @@ impl Server {
             )));
         }
         let replica_updater = Arc::new(ReplicaUpdater::new(core.clone(), backends.clone()));
-        let reporter = Arc::new(Reporter::new(core.clone(), backends));
+        let reporter = Arc::new(
+            Reporter::new(core.clone(), backends).with_replication_address(peers.advertised),
+        );
         if config.runs(Role::Scheduler) || config.runs(Role::Share) {
             reporter.run_once().await.context("first service report")?;
             let (reporter, cancel) = (reporter.clone(), cancel.clone());

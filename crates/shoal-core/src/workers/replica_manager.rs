@@ -120,6 +120,7 @@ fn replication_record(
         files_deleted: saturating_i64(sync.files_deleted),
         outcome: sync.outcome,
         detail: sync.detail,
+        wire_bytes: saturating_i64(sync.wire_bytes),
     }
 }
 
@@ -274,11 +275,17 @@ impl ReplicaManager {
                 metadata: l.metadata,
             })
             .collect();
+        let replication_address = if instance.host.is_empty() {
+            None
+        } else {
+            crate::services::replication_address(&self.core, &instance.host).await?
+        };
         Ok(ReplicaRef {
             instance: instance_ref(instance, share),
             host: instance.host.clone(),
             replica_state: instance.replica_state.clone(),
             export_locations,
+            replication_address,
         })
     }
 
@@ -987,9 +994,11 @@ mod tests {
                 files_deleted: 0,
                 outcome: "clean".to_owned(),
                 detail: None,
+                wire_bytes: 7,
             },
         );
         assert_eq!(record.share_instance_id, replica);
+        assert_eq!(record.wire_bytes, 7);
         assert_eq!(record.source_instance_id, Some(source));
         assert_eq!(record.trigger, "periodic");
         assert_eq!(record.version, i64::MAX);
@@ -1083,7 +1092,7 @@ mod tests {
                 backend_config("dummy1", "az1"),
                 backend_config("dummy2", "az2"),
             ];
-            let backends = build_backends(&config);
+            let backends = build_backends(&config, None);
             let core = Arc::new(Core::new(Arc::new(config), db.store().clone()));
             let now = Utc::now();
             let share = ShareRow {
