@@ -270,6 +270,55 @@ fn config_check_and_db_sync() {
     assert!(data.join("shoal.db").is_file());
 }
 
+/// The multi-node example configs of README's "Multi-node deployment" pass `shoal config
+/// check` as they are (it does not connect to the database), and hold the role they are named
+/// for; the netns tests run them.
+#[test]
+fn multinode_example_configs_pass_config_check() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/multinode");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let mut command = Command::new(BIN);
+        command.args(["config", "check", "--config"]).arg(&path);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("SHOAL_") {
+                command.env_remove(key);
+            }
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let effective: toml::Table = String::from_utf8_lossy(&out.stdout).parse().unwrap();
+        let role = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let roles = effective["roles"].as_array().unwrap();
+        assert!(
+            roles.iter().any(|r| r.as_str() == Some(role.as_str())),
+            "{} runs {roles:?}",
+            path.display()
+        );
+        assert!(
+            effective["database_url"]
+                .as_str()
+                .unwrap()
+                .starts_with("postgres://"),
+            "{} is on PostgreSQL",
+            path.display()
+        );
+        checked.push(role);
+    }
+    checked.sort();
+    assert_eq!(checked, ["api", "scheduler", "share"]);
+}
+
 async fn post(url: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
     let response = reqwest::Client::new()
         .post(url)
