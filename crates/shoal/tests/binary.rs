@@ -8,6 +8,9 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shoal");
 
+#[path = "binary/netns.rs"]
+mod netns;
+
 /// A running `shoal serve` child; killed on drop if the test did not stop it.
 struct Served {
     child: Child,
@@ -454,7 +457,17 @@ async fn poll_until(
     what: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    poll_until_within(url, what, Duration::from_secs(90), done).await
+}
+
+/// [`poll_until`] with its own bound.
+async fn poll_until_within(
+    url: &str,
+    what: &str,
+    within: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + within;
     loop {
         let (status, body) = call(reqwest::Method::GET, url, "2.56", None).await;
         if status == 200 && done(&body) {
