@@ -8,6 +8,9 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shoal");
 
+#[path = "binary/netns.rs"]
+mod netns;
+
 /// A running `shoal serve` child; killed on drop if the test did not stop it.
 struct Served {
     child: Child,
@@ -270,6 +273,55 @@ fn config_check_and_db_sync() {
     assert!(data.join("shoal.db").is_file());
 }
 
+/// The multi-node example configs of README's "Multi-node deployment" pass `shoal config
+/// check` as they are (it does not connect to the database), and hold the role they are named
+/// for; the netns tests run them.
+#[test]
+fn multinode_example_configs_pass_config_check() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/multinode");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let mut command = Command::new(BIN);
+        command.args(["config", "check", "--config"]).arg(&path);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("SHOAL_") {
+                command.env_remove(key);
+            }
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let effective: toml::Table = String::from_utf8_lossy(&out.stdout).parse().unwrap();
+        let role = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let roles = effective["roles"].as_array().unwrap();
+        assert!(
+            roles.iter().any(|r| r.as_str() == Some(role.as_str())),
+            "{} runs {roles:?}",
+            path.display()
+        );
+        assert!(
+            effective["database_url"]
+                .as_str()
+                .unwrap()
+                .starts_with("postgres://"),
+            "{} is on PostgreSQL",
+            path.display()
+        );
+        checked.push(role);
+    }
+    checked.sort();
+    assert_eq!(checked, ["api", "scheduler", "share"]);
+}
+
 async fn post(url: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
     let response = reqwest::Client::new()
         .post(url)
@@ -405,7 +457,17 @@ async fn poll_until(
     what: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    poll_until_within(url, what, Duration::from_secs(90), done).await
+}
+
+/// [`poll_until`] with its own bound.
+async fn poll_until_within(
+    url: &str,
+    what: &str,
+    within: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + within;
     loop {
         let (status, body) = call(reqwest::Method::GET, url, "2.56", None).await;
         if status == 200 && done(&body) {
