@@ -40,6 +40,12 @@ const START_DEADLINE: Duration = Duration::from_secs(30);
 /// Port every node's API listens on, inside its own namespace (nothing else uses it there).
 pub const API_PORT: u16 = 8786;
 
+/// Port of every node's replication endpoint (each node has its own address).
+pub const REPLICATION_PORT: u16 = 8787;
+
+/// The cluster secret's file in the cluster's directory.
+const CLUSTER_SECRET: &str = "cluster-secret";
+
 /// Subnets `10.200.0.0/24` to `10.249.255.0/24`, numbered from 0.
 const SUBNETS: u32 = 50 * 256;
 
@@ -580,6 +586,11 @@ impl Cluster {
             "shoal db sync: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        std::fs::write(
+            dir.path().join(CLUSTER_SECRET),
+            "the cluster secret every node of this test cluster holds\n",
+        )
+        .expect("write the cluster secret");
         Some(Cluster { net, db, dir })
     }
 
@@ -606,19 +617,31 @@ impl Cluster {
 
     /// A node's config: `base` (TOML, e.g. an [`example`]), then the harness's settings for
     /// `host` (its `host` name, `data_dir`, the cluster's `database_url`, `[api] listen` on
-    /// its address and [`API_PORT`], `auth_strategy = "noauth"`, and short intervals: reports
-    /// every 500 ms, `service_down_time` 3 s, operations polled every 100 ms with a 3 s lease),
-    /// then `extra` (TOML) on top; see [`merge`] for how tables and arrays of tables merge.
+    /// its address and [`API_PORT`], `auth_strategy = "noauth"`, the cluster's secret file,
+    /// the replication endpoint on its address and [`REPLICATION_PORT`], and short intervals:
+    /// reports every 500 ms, `service_down_time` 3 s, operations polled every 100 ms with a
+    /// 3 s lease), then `extra` (TOML) on top; see [`merge`] for how tables and arrays of
+    /// tables merge.
     pub fn config(&self, host: &Host, base: &str, extra: &str) -> String {
         let mut table: toml::Table = base.parse().expect("the base config is TOML");
         let harness = format!(
             "host = {host_name}\ndata_dir = {data_dir}\ndatabase_url = {url}\n\
+             cluster_secret_file = {secret}\n\
              [api]\nlisten = \"{ip}:{API_PORT}\"\nauth_strategy = \"noauth\"\n\
+             [replication]\nlisten = \"{ip}:{REPLICATION_PORT}\"\n\
+             advertise = \"{ip}:{REPLICATION_PORT}\"\n\
              [periodic]\nreport_interval = \"500ms\"\nservice_down_time = \"3s\"\n\
              [operations]\nlease = \"3s\"\npoll_interval = \"100ms\"\n",
             host_name = toml::Value::from(host.name.as_str()),
             data_dir = toml::Value::from(host.data_dir().to_string_lossy().as_ref()),
             url = toml::Value::from(self.db.node_url.as_str()),
+            secret = toml::Value::from(
+                self.dir
+                    .path()
+                    .join(CLUSTER_SECRET)
+                    .to_string_lossy()
+                    .as_ref()
+            ),
             ip = host.ip,
         );
         merge(
@@ -808,3 +831,6 @@ impl Drop for Node {
 
 #[path = "multinode.rs"]
 mod multinode;
+
+#[path = "replication.rs"]
+mod replication;

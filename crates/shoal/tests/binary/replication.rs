@@ -1,0 +1,387 @@
+//! Replication between nodes on the netns harness: every share node in its own namespace
+//! with its own address and replication endpoint, the cluster secret in a file they share,
+//! one PostgreSQL. What the secondaries hold is read straight from their pools (all nodes
+//! run on this machine's filesystem) and compared with the active's tree.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::{Cluster, Node, example};
+use crate::{call, local_path, poll_until_within, tree};
+
+/// Bound of every wait in these tests.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A share node's config additions: its zone, short peer timeouts (a cut link must fail a
+/// sync in seconds) and an hour-long periodic update, so syncs happen only when a test asks
+/// for one. The harness gives every node the cluster's secret and an endpoint on its address.
+fn share_extra(zone: &str, backend_extra: &str) -> String {
+    format!(
+        "[replication]\nconnect_timeout = \"1s\"\nread_timeout = \"2s\"\n\
+         [periodic]\nreplica_state_update_interval = \"1h\"\n\
+         [[backends]]\navailability_zone = \"{zone}\"\n{backend_extra}"
+    )
+}
+
+/// A cluster with an API+scheduler node and one share node per zone.
+struct Replicated {
+    cluster: Cluster,
+    api: Node,
+    nodes: Vec<Node>,
+}
+
+impl Replicated {
+    async fn start(zones: &[(&str, &str, &str)]) -> Option<Replicated> {
+        let mut cluster = Cluster::new().await?;
+        let api = cluster
+            .node(
+                "api1",
+                &example("api"),
+                "roles = [\"api\", \"scheduler\"]\n",
+            )
+            .await;
+        let mut nodes = Vec::new();
+        for (name, zone, backend_extra) in zones {
+            nodes.push(
+                cluster
+                    .node(name, &example("share"), &share_extra(zone, backend_extra))
+                    .await,
+            );
+        }
+        let v2 = api.v2();
+        let hosts: Vec<String> = zones.iter().map(|(n, _, _)| format!("{n}@local")).collect();
+        poll_until_within(&format!("{v2}/services"), "share services up", WAIT, |b| {
+            hosts.iter().all(|h| {
+                b["services"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s["binary"] == "manila-share" && s["host"] == *h && s["state"] == "up")
+            })
+        })
+        .await;
+        let (status, body) = call(
+            Method::POST,
+            &format!("{v2}/types"),
+            "2.56",
+            Some(json!({"share_type": {"name": "replicated", "extra_specs": {
+                "driver_handles_share_servers": false, "replication_type": "readable"}}})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        Some(Replicated {
+            cluster,
+            api,
+            nodes,
+        })
+    }
+
+    fn v2(&self) -> String {
+        self.api.v2()
+    }
+
+    /// A readable share in az1, available; returns its id and its data directory.
+    async fn share(&self) -> (String, String, PathBuf) {
+        let v2 = self.v2();
+        let (status, body) = call(
+            Method::POST,
+            &format!("{v2}/shares"),
+            "2.56",
+            Some(json!({"share": {"share_proto": "NFS", "size": 1,
+                "share_type": "replicated", "availability_zone": "az1"}})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let id = body["share"]["id"].as_str().unwrap().to_owned();
+        poll_until_within(&format!("{v2}/shares/{id}"), "share available", WAIT, |b| {
+            assert_ne!(b["share"]["status"], "error", "{b}");
+            b["share"]["status"] == "available"
+        })
+        .await;
+        let (_, replicas) = call(
+            Method::GET,
+            &format!("{v2}/share-replicas?share_id={id}"),
+            "2.56",
+            None,
+        )
+        .await;
+        let active = replicas["share_replicas"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let root = self
+            .paths(&active)
+            .await
+            .into_iter()
+            .find(|p| p.is_dir())
+            .expect("the active's data directory");
+        assert!(
+            root.starts_with(self.nodes[0].data_dir()),
+            "the share is on n1: {}",
+            root.display()
+        );
+        (id, active, root)
+    }
+
+    async fn paths(&self, replica: &str) -> Vec<PathBuf> {
+        let (status, body) = call(
+            Method::GET,
+            &format!("{}/share-replicas/{replica}/export-locations", self.v2()),
+            "2.56",
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        body["export_locations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| local_path(l["path"].as_str().unwrap()))
+            .collect()
+    }
+
+    /// Adds a replica in `zone` and waits until it is `in_sync`; returns its id and the
+    /// directory of its published version.
+    async fn replica_in(&self, share: &str, zone: &str) -> (String, PathBuf) {
+        let v2 = self.v2();
+        let (status, body) = call(
+            Method::POST,
+            &format!("{v2}/share-replicas"),
+            "2.56",
+            Some(json!({"share_replica": {"share_id": share, "availability_zone": zone}})),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+        let id = body["share_replica"]["id"].as_str().unwrap().to_owned();
+        let replica = poll_until_within(
+            &format!("{v2}/share-replicas/{id}"),
+            &format!("replica in {zone} in_sync"),
+            WAIT,
+            |b| {
+                assert_ne!(b["share_replica"]["status"], "error", "{b}");
+                b["share_replica"]["replica_state"] == "in_sync"
+            },
+        )
+        .await;
+        assert_eq!(replica["share_replica"]["availability_zone"], zone);
+        let current = self
+            .paths(&id)
+            .await
+            .into_iter()
+            .find(|p| p.ends_with("current"))
+            .expect("a readable secondary exports its published version");
+        (id, current)
+    }
+
+    /// The replica's sync records, newest first.
+    async fn history(&self, replica: &str) -> Vec<Value> {
+        let (status, body) = call(
+            Method::GET,
+            &format!("{}/share-replicas/{replica}/replication-history", self.v2()),
+            "2.56",
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        body["replication_history"].as_array().unwrap().clone()
+    }
+
+    /// Asks for a resync and waits until a new sync record with an outcome in `outcomes`
+    /// appears; returns it.
+    async fn resync(&self, replica: &str, outcomes: &[&str]) -> Value {
+        let before = self.history(replica).await.len();
+        let (status, body) = call(
+            Method::POST,
+            &format!("{}/share-replicas/{replica}/action", self.v2()),
+            "2.56",
+            Some(json!({"resync": null})),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let history = self.history(replica).await;
+            if history.len() > before {
+                let record = history[0].clone();
+                assert!(
+                    outcomes.contains(&record["outcome"].as_str().unwrap_or_default()),
+                    "{record}"
+                );
+                return record;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new sync record for {replica}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A tree with nesting, a 50 MiB file, symlinks (one dangling), unicode names, modes and
+/// old mtimes, and `files` small files.
+fn write_tree(root: &Path, files: usize) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(root.join("a/b/c")).unwrap();
+    std::fs::create_dir_all(root.join("dir with spaces/ünïcödé")).unwrap();
+    std::fs::write(root.join("empty"), b"").unwrap();
+    std::fs::write(root.join("dir with spaces/ünïcödé/naïve file.txt"), "héllo").unwrap();
+    std::fs::write(root.join("a/big.bin"), big()).unwrap();
+    std::os::unix::fs::symlink("a/big.bin", root.join("link-to-big")).unwrap();
+    std::os::unix::fs::symlink("does/not/exist", root.join("dangling")).unwrap();
+    for i in 0..files {
+        let path = root.join(format!("a/b/c/f{i:04}"));
+        std::fs::write(&path, format!("file {i}\n").repeat(i % 7 + 1)).unwrap();
+        let mode = [0o644, 0o600, 0o755][i % 3];
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    std::fs::set_permissions(root.join("a/b"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(root.join("a/big.bin"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+}
+
+/// 50 MiB that do not repeat within a block.
+fn big() -> Vec<u8> {
+    (0..50 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+/// Three share nodes in az1/az2/az3, each in its own namespace: a tree on n1 is replicated
+/// to n2 and n3 byte for byte (modes and mtimes too) through the replication endpoints;
+/// after 1% of it changes, a resync's record shows that only that went over the wire.
+#[tokio::test]
+async fn netns_replicas_on_other_nodes_copy_the_tree_and_a_resync_sends_only_changes() {
+    let started = Instant::now();
+    let Some(r) =
+        Replicated::start(&[("n1", "az1", ""), ("n2", "az2", ""), ("n3", "az3", "")]).await
+    else {
+        return;
+    };
+    let (share, _active, root) = r.share().await;
+    write_tree(&root, 200);
+
+    let mut replicas = Vec::new();
+    for (zone, node) in [("az2", 1), ("az3", 2)] {
+        let (id, current) = r.replica_in(&share, zone).await;
+        assert!(
+            current.starts_with(r.nodes[node].data_dir()),
+            "the replica in {zone} is on {}: {}",
+            r.nodes[node].host.name,
+            current.display()
+        );
+        assert_eq!(
+            tree(&current),
+            tree(&root),
+            "the replica in {zone} equals the active"
+        );
+        let history = r.history(&id).await;
+        let first = &history[0];
+        assert_eq!(first["outcome"], "clean", "{first}");
+        assert!(
+            first["wire_bytes"].as_i64().unwrap() > 50 * 1024 * 1024,
+            "the first sync came over the network: {first}"
+        );
+        replicas.push((id, current));
+    }
+
+    // 1%: two of the 200 small files and 512 KiB of the 50 MiB file.
+    std::fs::write(root.join("a/b/c/f0003"), "changed\n").unwrap();
+    std::fs::write(root.join("a/b/c/f0100"), "changed too\n").unwrap();
+    let mut data = big();
+    for b in &mut data[10 << 20..(10 << 20) + (512 << 10)] {
+        *b = b.wrapping_add(1);
+    }
+    std::fs::write(root.join("a/big.bin"), &data).unwrap();
+    for (id, current) in &replicas {
+        let record = r.resync(id, &["clean"]).await;
+        assert_eq!(
+            tree(current),
+            tree(&root),
+            "resynced replica equals the active"
+        );
+        let changed = (512 << 10) + "changed\n".len() + "changed too\n".len();
+        assert_eq!(
+            record["bytes_transferred"].as_i64().unwrap(),
+            changed as i64,
+            "only the changed blocks and files were written: {record}"
+        );
+        let wire = record["wire_bytes"].as_i64().unwrap();
+        assert!(
+            wire >= changed as i64 && wire < changed as i64 + 256 * 1024,
+            "only the changes (and the listing and block hashes) came over the wire: {record}"
+        );
+    }
+    eprintln!("netns replication test took {:?}", started.elapsed());
+    drop(r.cluster);
+}
+
+/// The link of the active's node goes down in the middle of a sync: the secondary keeps its
+/// last published version (nothing half-applied), and once the link is back the next sync
+/// finishes with the active's new contents.
+#[tokio::test]
+async fn netns_a_link_cut_mid_sync_keeps_the_last_version_and_the_next_sync_finishes() {
+    // n2 pauses each sync after 30 written entries for 4 s: long enough to cut the link.
+    // Entries count directories too, and a sync creates new directories before it fetches
+    // any file, so with 40 new directories the pause comes before the first file request.
+    let pause = "[backends.local]\nsync_pause_after_entries = 30\nsync_pause = \"4s\"\n";
+    let Some(mut r) = Replicated::start(&[("n1", "az1", ""), ("n2", "az2", pause)]).await else {
+        return;
+    };
+    let (share, _active, root) = r.share().await;
+    write_tree(&root, 10);
+    let (replica, current) = r.replica_in(&share, "az2").await;
+    let before = tree(&current);
+    assert_eq!(before, tree(&root));
+
+    for d in 0..40 {
+        let dir = root.join(format!("new-{d:02}"));
+        std::fs::create_dir(&dir).unwrap();
+        for i in 0..5 {
+            std::fs::write(dir.join(format!("f{i}")), format!("new {d} {i}\n")).unwrap();
+        }
+    }
+    let (status, body) = call(
+        Method::POST,
+        &format!("{}/share-replicas/{replica}/action", r.v2()),
+        "2.56",
+        Some(json!({"resync": null})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    r.nodes[1]
+        .wait_for_log("sync paused after 30 entries", WAIT)
+        .await;
+    r.nodes[0].link_down();
+    // The paused sync resumes, cannot reach n1, and fails; the published version is the old.
+    let failed = r.nodes[1].wait_for_log("sync of replica", WAIT).await;
+    assert!(failed.contains("failed"), "{failed}");
+    assert_eq!(tree(&current), before, "the published version is untouched");
+    r.nodes[0].link_up();
+
+    // The failure is recorded in the history right after the driver logs it.
+    let deadline = Instant::now() + WAIT;
+    while r.history(&replica).await[0]["outcome"] != "failed" {
+        assert!(Instant::now() < deadline, "no failed sync recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = r.resync(&replica, &["clean"]).await;
+    assert_eq!(tree(&current), tree(&root), "the next sync finished");
+    // Only the new files' data was written (nothing of the unchanged tree again).
+    let new_bytes: usize = (0..40)
+        .flat_map(|d| (0..5).map(move |i| format!("new {d} {i}\n").len()))
+        .sum();
+    assert_eq!(
+        record["bytes_transferred"].as_i64().unwrap(),
+        new_bytes as i64,
+        "{record}"
+    );
+}
