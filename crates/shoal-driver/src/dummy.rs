@@ -686,6 +686,7 @@ impl ShareDriver for DummyDriver {
                     share_backend_name: self.info.backend_name.clone(),
                     driver_name: "dummy".to_owned(),
                     storage_protocol: "NFS_CIFS".to_owned(),
+                    replication_peer_transport: false,
                 }
             })
             .collect())

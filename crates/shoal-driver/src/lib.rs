@@ -57,6 +57,11 @@ pub enum DriverError {
         /// Bytes currently used by the share.
         used_bytes: u64,
     },
+    /// The data a replica is copied from cannot be read: the active's node is unreachable,
+    /// refused the request, or serves no replication endpoint (or, on one host, the
+    /// active's pool is gone).
+    #[error("cannot read the active replica's data: {0}")]
+    SourceUnavailable(String),
     /// Anything else.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -101,6 +106,10 @@ pub struct PoolStats {
     pub driver_name: String,
     /// Protocol the pool serves, Manila's `storage_protocol`.
     pub storage_protocol: String,
+    /// Replicas of this pool's shares on other nodes read the data from this node's
+    /// replication endpoint (the scheduler places them elsewhere only when it serves one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replication_peer_transport: bool,
 }
 
 /// Static facts of a back end that every pool report repeats.

@@ -433,13 +433,15 @@ impl ReplicaManager {
                     ..status_and_state("error", Some("error"))
                 };
                 if self.cas(id, &["creating"], update).await?.is_some() {
-                    self.message(
-                        &set.share,
-                        id,
-                        messages::ACTION_CREATE,
-                        messages::DETAIL_UNEXPECTED,
-                    )
-                    .await;
+                    // The cause, when the driver knows it, rather than "unknown error".
+                    let detail = match err {
+                        DriverError::SourceUnavailable(_) => {
+                            messages::DETAIL_REPLICA_SOURCE_UNAVAILABLE
+                        }
+                        _ => messages::DETAIL_UNEXPECTED,
+                    };
+                    self.message(&set.share, id, messages::ACTION_CREATE, detail)
+                        .await;
                 }
                 return Ok(());
             }

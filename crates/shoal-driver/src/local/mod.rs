@@ -416,6 +416,7 @@ impl LocalDriver {
             share_backend_name: self.info.backend_name.clone(),
             driver_name: "local".to_owned(),
             storage_protocol: "NFS_CIFS".to_owned(),
+            replication_peer_transport: true,
         })
     }
 }

@@ -199,13 +199,13 @@ impl LocalDriver {
             return Ok(SyncSource::Local(path));
         }
         let Some(client) = &self.peers else {
-            return Err(DriverError::InvalidInput(format!(
+            return Ok(SyncSource::Unavailable(format!(
                 "the active replica {active_id} is on host {host:?}, and this node has no \
                  replication client to reach it"
             )));
         };
         let Some(address) = active.replication_address.clone() else {
-            return Err(DriverError::InvalidInput(format!(
+            return Ok(SyncSource::Unavailable(format!(
                 "the active replica {active_id} is on host {host:?}, which publishes no \
                  replication endpoint (its [replication] listen is not set)"
             )));
@@ -375,6 +375,9 @@ enum SyncSource {
         address: String,
         root: PathBuf,
     },
+    /// On another node that cannot be reached (why): every sync fails as for an unreachable
+    /// active, so the replica's state follows the same facts.
+    Unavailable(String),
 }
 
 fn sync(
@@ -392,6 +395,10 @@ fn sync(
             address,
             root,
         } => dir.sync_from_peer(&client.source(address, root), opts),
+        SyncSource::Unavailable(reason) => Err(SyncError::SourceUnavailable {
+            path: PathBuf::new(),
+            source: io::Error::other(reason.clone()),
+        }),
     }
 }
 
@@ -603,9 +610,7 @@ fn create_secondary(
     let report = match sync(&dir, source, &job.opts) {
         Ok(report) => report,
         Err(err @ SyncError::SourceUnavailable { .. }) => {
-            return Err(DriverError::Other(
-                anyhow::Error::from(err).context("cannot copy the active replica"),
-            ));
+            return Err(DriverError::SourceUnavailable(err.to_string()));
         }
         Err(err) => return Err(pool_error(instance, err)),
     };
@@ -1484,10 +1489,6 @@ pub(super) mod tests {
             a.replica(ACTIVE, Some("active"), &[location])
         };
         for (location, needle) in [
-            (
-                format!("local://node2{}", data_root.display()),
-                "this node has no replication client to reach it",
-            ),
             ("local://node1".to_owned(), "no absolute path"),
             (
                 format!("local://node1{}/../{ACTIVE}", data_root.display()),
@@ -1548,6 +1549,32 @@ pub(super) mod tests {
         );
         assert!(names_in(&b.replicas()).is_empty());
         assert!(names_in(&b.shares()).is_empty());
+
+        // On another host with no way to reach it (no peer client here): the create fails
+        // naming the cause, and an update is a failed sync, so the state follows the facts.
+        let active = with_path(format!("local://node2{}", data_root.display()));
+        let replicas = [active.clone(), secondary.clone()];
+        let ctx = ctx("readable", Some(&active), &replicas);
+        match b.driver.create_replica(&secondary, &ctx).await {
+            Err(DriverError::SourceUnavailable(reason)) => {
+                assert!(reason.contains("no replication client"), "{reason}")
+            }
+            other => panic!("expected SourceUnavailable, got {other:?}"),
+        }
+        let updated = b
+            .driver
+            .update_replica_state(&secondary, &ctx)
+            .await
+            .unwrap();
+        assert_eq!(updated.replica_state, "out_of_sync");
+        let sync = updated.sync.expect("a failed sync is recorded");
+        assert_eq!(sync.outcome, "failed");
+        assert!(
+            sync.detail
+                .as_deref()
+                .is_some_and(|d| d.contains("no replication client")),
+            "{sync:?}"
+        );
     }
 
     #[tokio::test]

@@ -15,14 +15,42 @@ use crate::{call, local_path, poll_until_within, tree};
 /// Bound of every wait in these tests.
 const WAIT: Duration = Duration::from_secs(60);
 
+/// One share node of a test.
+#[derive(Clone, Copy)]
+struct Spec<'a> {
+    name: &'a str,
+    zone: &'a str,
+    /// Top-level TOML (e.g. another `cluster_secret`).
+    top: &'a str,
+    /// TOML for the back end (`[backends.local]` keys).
+    backend: &'a str,
+    /// Whether the node serves a replication endpoint.
+    endpoint: bool,
+}
+
+impl<'a> Spec<'a> {
+    fn new(name: &'a str, zone: &'a str) -> Self {
+        Spec {
+            name,
+            zone,
+            top: "",
+            backend: "",
+            endpoint: true,
+        }
+    }
+}
+
 /// A share node's config additions: its zone, short peer timeouts (a cut link must fail a
 /// sync in seconds) and an hour-long periodic update, so syncs happen only when a test asks
 /// for one. The harness gives every node the cluster's secret and an endpoint on its address.
-fn share_extra(zone: &str, backend_extra: &str) -> String {
+fn share_extra(spec: &Spec<'_>) -> String {
     format!(
-        "[replication]\nconnect_timeout = \"1s\"\nread_timeout = \"2s\"\n\
+        "{top}\n[replication]\nconnect_timeout = \"1s\"\nread_timeout = \"2s\"\n\
          [periodic]\nreplica_state_update_interval = \"1h\"\n\
-         [[backends]]\navailability_zone = \"{zone}\"\n{backend_extra}"
+         [[backends]]\navailability_zone = \"{zone}\"\n{backend}",
+        top = spec.top,
+        zone = spec.zone,
+        backend = spec.backend,
     )
 }
 
@@ -34,7 +62,7 @@ struct Replicated {
 }
 
 impl Replicated {
-    async fn start(zones: &[(&str, &str, &str)]) -> Option<Replicated> {
+    async fn start(specs: &[Spec<'_>]) -> Option<Replicated> {
         let mut cluster = Cluster::new().await?;
         let api = cluster
             .node(
@@ -44,15 +72,22 @@ impl Replicated {
             )
             .await;
         let mut nodes = Vec::new();
-        for (name, zone, backend_extra) in zones {
-            nodes.push(
-                cluster
-                    .node(name, &example("share"), &share_extra(zone, backend_extra))
-                    .await,
-            );
+        for spec in specs {
+            let host = cluster.add_host(spec.name);
+            let mut config: toml::Table = cluster
+                .config(&host, &example("share"), &share_extra(spec))
+                .parse()
+                .unwrap();
+            if !spec.endpoint {
+                config["replication"]
+                    .as_table_mut()
+                    .unwrap()
+                    .retain(|k, _| k != "listen" && k != "advertise");
+            }
+            nodes.push(cluster.start(&host, &config.to_string()).await);
         }
         let v2 = api.v2();
-        let hosts: Vec<String> = zones.iter().map(|(n, _, _)| format!("{n}@local")).collect();
+        let hosts: Vec<String> = specs.iter().map(|s| format!("{}@local", s.name)).collect();
         poll_until_within(&format!("{v2}/services"), "share services up", WAIT, |b| {
             hosts.iter().all(|h| {
                 b["services"]
@@ -83,15 +118,21 @@ impl Replicated {
         self.api.v2()
     }
 
-    /// A readable share in az1, available; returns its id and its data directory.
+    /// A readable share in az1 (on n1), available; returns its id, its active replica's id
+    /// and its data directory.
     async fn share(&self) -> (String, String, PathBuf) {
+        self.share_in("az1", 0).await
+    }
+
+    /// [`Self::share`] in `zone`, on the node `node` of the specs.
+    async fn share_in(&self, zone: &str, node: usize) -> (String, String, PathBuf) {
         let v2 = self.v2();
         let (status, body) = call(
             Method::POST,
             &format!("{v2}/shares"),
             "2.56",
             Some(json!({"share": {"share_proto": "NFS", "size": 1,
-                "share_type": "replicated", "availability_zone": "az1"}})),
+                "share_type": "replicated", "availability_zone": zone}})),
         )
         .await;
         assert_eq!(status, 200, "{body}");
@@ -119,8 +160,9 @@ impl Replicated {
             .find(|p| p.is_dir())
             .expect("the active's data directory");
         assert!(
-            root.starts_with(self.nodes[0].data_dir()),
-            "the share is on n1: {}",
+            root.starts_with(self.nodes[node].data_dir()),
+            "the share is on {}: {}",
+            self.nodes[node].host.name,
             root.display()
         );
         (id, active, root)
@@ -261,9 +303,12 @@ fn big() -> Vec<u8> {
 #[tokio::test]
 async fn netns_replicas_on_other_nodes_copy_the_tree_and_a_resync_sends_only_changes() {
     let started = Instant::now();
-    let Some(r) =
-        Replicated::start(&[("n1", "az1", ""), ("n2", "az2", ""), ("n3", "az3", "")]).await
-    else {
+    let specs = [
+        Spec::new("n1", "az1"),
+        Spec::new("n2", "az2"),
+        Spec::new("n3", "az3"),
+    ];
+    let Some(r) = Replicated::start(&specs).await else {
         return;
     };
     let (share, _active, root) = r.share().await;
@@ -333,7 +378,14 @@ async fn netns_a_link_cut_mid_sync_keeps_the_last_version_and_the_next_sync_fini
     // Entries count directories too, and a sync creates new directories before it fetches
     // any file, so with 40 new directories the pause comes before the first file request.
     let pause = "[backends.local]\nsync_pause_after_entries = 30\nsync_pause = \"4s\"\n";
-    let Some(mut r) = Replicated::start(&[("n1", "az1", ""), ("n2", "az2", pause)]).await else {
+    let specs = [
+        Spec::new("n1", "az1"),
+        Spec {
+            backend: pause,
+            ..Spec::new("n2", "az2")
+        },
+    ];
+    let Some(mut r) = Replicated::start(&specs).await else {
         return;
     };
     let (share, _active, root) = r.share().await;
@@ -375,13 +427,120 @@ async fn netns_a_link_cut_mid_sync_keeps_the_last_version_and_the_next_sync_fini
     }
     let record = r.resync(&replica, &["clean"]).await;
     assert_eq!(tree(&current), tree(&root), "the next sync finished");
-    // Only the new files' data was written (nothing of the unchanged tree again).
+    // The new files' data was written, and of the unchanged tree at most a few small files
+    // (those written just before the first sync are compared again, and any that differ
+    // are copied): the 50 MiB file was not sent again.
     let new_bytes: usize = (0..40)
         .flat_map(|d| (0..5).map(move |i| format!("new {d} {i}\n").len()))
         .sum();
-    assert_eq!(
-        record["bytes_transferred"].as_i64().unwrap(),
-        new_bytes as i64,
+    let written = record["bytes_transferred"].as_i64().unwrap();
+    assert!(
+        written >= new_bytes as i64 && written < new_bytes as i64 + 4096,
         "{record}"
     );
+    assert!(record["wire_bytes"].as_i64().unwrap() < 1 << 20, "{record}");
+}
+
+/// The user messages of a resource, newest first.
+async fn messages_of(v2: &str, resource_id: &str) -> Vec<Value> {
+    let (status, body) = call(
+        Method::GET,
+        &format!("{v2}/messages?resource_id={resource_id}"),
+        "2.56",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["messages"].as_array().unwrap().clone()
+}
+
+/// Asks for a replica in `zone` and waits until it is in `error`; returns its id.
+async fn failed_replica(v2: &str, share: &str, zone: &str) -> String {
+    let (status, body) = call(
+        Method::POST,
+        &format!("{v2}/share-replicas"),
+        "2.56",
+        Some(json!({"share_replica": {"share_id": share, "availability_zone": zone}})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["share_replica"]["id"].as_str().unwrap().to_owned();
+    poll_until_within(
+        &format!("{v2}/share-replicas/{id}"),
+        &format!("replica in {zone} in error"),
+        WAIT,
+        |b| b["share_replica"]["status"] == "error",
+    )
+    .await;
+    id
+}
+
+/// A replica is placed only where its node can copy the active's data, and a copy the
+/// active's node refuses fails with a message that says so: n1 serves no replication
+/// endpoint, so a replica of its share in another zone finds no pool (ReplicationPeer
+/// filter); n2 holds another cluster secret, so n3 refuses its requests and the replica's
+/// create fails naming the refusal. The same replica on a node with the right secret works.
+#[tokio::test]
+async fn netns_replicas_go_only_where_they_can_copy_and_a_refused_copy_says_why() {
+    let specs = [
+        Spec {
+            endpoint: false,
+            ..Spec::new("n1", "az1")
+        },
+        Spec {
+            top: "cluster_secret = \"not the secret the other nodes hold\"",
+            ..Spec::new("n2", "az2")
+        },
+        Spec::new("n3", "az3"),
+        Spec::new("n4", "az4"),
+    ];
+    let Some(r) = Replicated::start(&specs).await else {
+        return;
+    };
+    let v2 = r.v2();
+
+    let (share, _, _) = r.share_in("az1", 0).await;
+    let replica = failed_replica(&v2, &share, "az3").await;
+    let (_, body) = call(
+        Method::GET,
+        &format!("{v2}/share-replicas/{replica}"),
+        "2.56",
+        None,
+    )
+    .await;
+    assert!(
+        body["share_replica"]["host"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty(),
+        "never placed: {body}"
+    );
+    let messages = messages_of(&v2, &replica).await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["detail_id"], "901", "{:?}", messages[0]);
+    assert!(
+        messages[0]["user_message"]
+            .as_str()
+            .unwrap()
+            .contains("serves no replication endpoint"),
+        "{:?}",
+        messages[0]
+    );
+
+    let (share, _, root) = r.share_in("az3", 2).await;
+    write_tree(&root, 5);
+    let replica = failed_replica(&v2, &share, "az2").await;
+    let messages = messages_of(&v2, &replica).await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["detail_id"], "902", "{:?}", messages[0]);
+    assert!(
+        messages[0]["user_message"]
+            .as_str()
+            .unwrap()
+            .contains("refused the replication request"),
+        "{:?}",
+        messages[0]
+    );
+    let (_, current) = r.replica_in(&share, "az4").await;
+    assert_eq!(tree(&current), tree(&root));
 }
