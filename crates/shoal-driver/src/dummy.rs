@@ -1086,6 +1086,7 @@ mod tests {
             replica_state: replica_state.map(str::to_owned),
             export_locations: Vec::new(),
             replication_address: None,
+            replica_epoch: 0,
         }
     }
 

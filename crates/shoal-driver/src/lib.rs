@@ -195,6 +195,9 @@ pub struct ReplicaRef {
     /// `host:port` of the replication endpoint of the node serving the replica's back end,
     /// as its share service last published it (`None`: the node serves none).
     pub replication_address: Option<String>,
+    /// The replica's epoch (see `ShareInstanceRow::replica_epoch`): an active's node serves
+    /// its data to peers only at this epoch.
+    pub replica_epoch: i64,
 }
 
 /// What every replica call gets besides the replica itself.

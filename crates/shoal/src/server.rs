@@ -20,6 +20,7 @@ use shoal_core::{Config, Core};
 use shoal_keystone::{KeystoneConfig, KeystoneValidator};
 use shoal_policy::Enforcer;
 use shoal_replication::peer_auth::ClusterKey;
+use shoal_replication::transport::server::FenceCheck;
 use shoal_replication::transport::{ClientOptions, PeerClient, RootPolicy, ServerState};
 use shoal_store::Store;
 use tokio_util::sync::CancellationToken;
@@ -169,6 +170,7 @@ struct Peers {
 /// the node has no `local` back end.
 async fn replication_peers(
     config: &Config,
+    store: Arc<dyn Store>,
     cancel: &CancellationToken,
     tasks: &TaskTracker,
 ) -> anyhow::Result<Peers> {
@@ -205,11 +207,14 @@ async fn replication_peers(
                 a
             }
         });
-        let state = Arc::new(ServerState::new(
-            key,
-            i64::try_from(r.max_clock_skew.as_secs()).unwrap_or(i64::MAX),
-            RootPolicy::pools(pools),
-        ));
+        let state = Arc::new(
+            ServerState::new(
+                key,
+                i64::try_from(r.max_clock_skew.as_secs()).unwrap_or(i64::MAX),
+                RootPolicy::pools(pools),
+            )
+            .with_fence(active_fence(store, config.host.clone())),
+        );
         let app = shoal_replication::transport::router(state);
         let shutdown = cancel.clone();
         tasks.spawn(async move {
@@ -233,6 +238,39 @@ async fn replication_peers(
     })
 }
 
+/// The endpoint's fence: a share instance's data is served only while the database says it
+/// is the active replica, on this node, at the epoch the requester expects. A node that
+/// comes back after its replica was promoted away (or that cannot read the database) thus
+/// never passes its copy off as the active's.
+fn active_fence(store: Arc<dyn Store>, host: String) -> FenceCheck {
+    Arc::new(move |instance: String, epoch: i64| {
+        let (store, host) = (store.clone(), host.clone());
+        Box::pin(async move {
+            let id = uuid::Uuid::parse_str(&instance)
+                .map_err(|_| format!("{instance} is not a share instance id"))?;
+            let row = store
+                .get_share_instance(id)
+                .await
+                .map_err(|err| format!("share instance {instance}: {err}"))?;
+            let on_this_node = row.host.split('@').next().is_some_and(|node| node == host);
+            if row.replica_state.as_deref() != Some("active") || !on_this_node {
+                return Err(format!(
+                    "share instance {instance} is not an active replica on this node \
+                     (replica_state {:?}, host {:?})",
+                    row.replica_state, row.host
+                ));
+            }
+            if row.replica_epoch != epoch {
+                return Err(format!(
+                    "share instance {instance} is the active replica at epoch {}, not {epoch}",
+                    row.replica_epoch
+                ));
+            }
+            Ok(())
+        })
+    })
+}
+
 impl Server {
     /// Starts every role of `config`. Returns once the API (if any) is accepting.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
@@ -252,7 +290,7 @@ impl Server {
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         let peers = if config.runs(Role::Share) {
-            replication_peers(&config, &cancel, &tasks).await?
+            replication_peers(&config, core.store.clone(), &cancel, &tasks).await?
         } else {
             Peers::default()
         };

@@ -286,6 +286,7 @@ impl ReplicaManager {
             replica_state: instance.replica_state.clone(),
             export_locations,
             replication_address,
+            replica_epoch: instance.replica_epoch,
         })
     }
 
@@ -755,6 +756,11 @@ impl ReplicaManager {
                     replica_state: Some(Some(REPLICA_STATE_ACTIVE.to_owned())),
                     cast_rules_to_readonly: Some(false),
                     access_rules_status: syncing(&set.replica),
+                    // A new epoch: the former active's node serves its copy only at its
+                    // own epoch, so nothing reads the old copy as the active's any more.
+                    replica_epoch: Some(
+                        set.all.iter().map(|r| r.replica_epoch).max().unwrap_or(0) + 1,
+                    ),
                     ..Default::default()
                 },
             },
@@ -923,6 +929,7 @@ mod tests {
             scheduled_at: None,
             launched_at: None,
             terminated_at: None,
+            replica_epoch: 0,
         }
     }
 

@@ -377,6 +377,7 @@ impl SnapshotManager {
                 replica_state: replica.replica_state.clone(),
                 export_locations,
                 replication_address,
+                replica_epoch: replica.replica_epoch,
             });
         }
         let rules = store

@@ -214,6 +214,7 @@ impl LocalDriver {
             client: client.clone(),
             address,
             root: path,
+            epoch: active.replica_epoch,
         })
     }
 
@@ -374,6 +375,8 @@ enum SyncSource {
         client: Arc<PeerClient>,
         address: String,
         root: PathBuf,
+        /// The active's epoch: its node refuses to serve the data at any other.
+        epoch: i64,
     },
     /// On another node that cannot be reached (why): every sync fails as for an unreachable
     /// active, so the replica's state follows the same facts.
@@ -394,7 +397,8 @@ fn sync(
             client,
             address,
             root,
-        } => dir.sync_from_peer(&client.source(address, root), opts),
+            epoch,
+        } => dir.sync_from_peer(&client.source(address, root, *epoch), opts),
         SyncSource::Unavailable(reason) => Err(SyncError::SourceUnavailable {
             path: PathBuf::new(),
             source: io::Error::other(reason.clone()),
@@ -771,7 +775,12 @@ fn promote_secondary(
                         .to_rfc3339_opts(SecondsFormat::Secs, true)
                 );
                 tracing::warn!(share_instance.id = %instance.id, "replica {}: {detail}", instance.id);
-                Some(failed_record(started_at, published.version, detail))
+                // What the new active holds: the source point of its last version (anything
+                // the old active took after it may be lost).
+                Some(SyncRecord {
+                    source_point: Some(published.source_point),
+                    ..failed_record(started_at, published.version, detail)
+                })
             }
             Err(err) => return Err(pool_error(instance, err)),
         }
@@ -850,6 +859,7 @@ pub(super) mod tests {
                 replica_state: state.map(str::to_owned),
                 export_locations: locations.to_vec(),
                 replication_address: None,
+                replica_epoch: 0,
             }
         }
 

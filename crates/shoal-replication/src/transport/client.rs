@@ -81,13 +81,15 @@ impl PeerClient {
         })
     }
 
-    /// The tree `root` of the node whose replication endpoint is `address` (`host:port`).
-    pub fn source(&self, address: &str, root: &Path) -> PeerSource<'_> {
+    /// The tree `root` of the node whose replication endpoint is `address` (`host:port`),
+    /// the data root of an active replica at `epoch` (the node refuses it at any other).
+    pub fn source(&self, address: &str, root: &Path, epoch: i64) -> PeerSource<'_> {
         PeerSource {
             client: self,
             base: format!("http://{address}"),
             address: address.to_owned(),
             root: root.as_os_str().as_bytes().to_vec(),
+            epoch,
             wire: AtomicU64::new(0),
         }
     }
@@ -100,6 +102,7 @@ pub struct PeerSource<'a> {
     base: String,
     address: String,
     root: Vec<u8>,
+    epoch: i64,
     wire: AtomicU64,
 }
 
@@ -220,8 +223,9 @@ fn trailer(payload: &[u8]) -> io::Result<Trailer> {
 }
 
 impl PeerSource<'_> {
-    fn request(&self, endpoint: &str, body: Vec<u8>) -> io::Result<Frames<'_>> {
+    fn request(&self, endpoint: &str, request: Vec<u8>) -> io::Result<Frames<'_>> {
         let path = format!("/replication/v1/{endpoint}");
+        let body = wire::with_epoch(self.epoch, &request);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -250,7 +254,7 @@ impl PeerSource<'_> {
                 .handle
                 .block_on(async { response.text().await })
                 .unwrap_or_default();
-            let kind = if status.as_u16() == 401 || status.as_u16() == 403 {
+            let kind = if matches!(status.as_u16(), 401 | 403 | 409) {
                 io::ErrorKind::PermissionDenied
             } else {
                 io::ErrorKind::Other

@@ -73,12 +73,29 @@ impl RootPolicy {
     }
 }
 
+/// Decides whether the data root of share instance `id` may be served as the active
+/// replica at `epoch` (the node asks the database); `Err` says why not.
+pub type FenceCheck = Arc<
+    dyn Fn(String, i64) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// What the endpoint needs.
-#[derive(Debug)]
 pub struct ServerState {
     key: ClusterKey,
     verifier: Verifier,
     roots: RootPolicy,
+    fence: Option<FenceCheck>,
+}
+
+impl std::fmt::Debug for ServerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerState")
+            .field("roots", &self.roots)
+            .field("fenced", &self.fence.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerState {
@@ -89,7 +106,15 @@ impl ServerState {
             verifier: Verifier::new(key.clone(), max_skew_secs),
             key,
             roots,
+            fence: None,
         }
+    }
+
+    /// Serves a root only when `check` admits its share instance at the request's epoch:
+    /// a former active (promoted away while its node was gone) is refused with 409.
+    pub fn with_fence(mut self, check: FenceCheck) -> Self {
+        self.fence = Some(check);
+        self
     }
 }
 
@@ -133,11 +158,17 @@ async fn handle(
     }
     let nonce = signature.map(|s| s.nonce).unwrap_or_default();
     let endpoint = path.rsplit('/').next().unwrap_or_default().to_owned();
+    let Some((epoch, request)) = wire::split_epoch(&body) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            format!("malformed {endpoint} request"),
+        );
+    };
     let parsed = match endpoint.as_str() {
-        "walk" => wire::parse_walk(&body).map(Job::Walk),
-        "files" => wire::parse_files(&body).map(Job::Files),
-        "delta" => wire::parse_delta(&body).map(Job::Delta),
-        "hash" => wire::parse_hash(&body).map(|(root, rels)| Job::Hash(root, rels)),
+        "walk" => wire::parse_walk(request).map(Job::Walk),
+        "files" => wire::parse_files(request).map(Job::Files),
+        "delta" => wire::parse_delta(request).map(Job::Delta),
+        "hash" => wire::parse_hash(request).map(|(root, rels)| Job::Hash(root, rels)),
         _ => None,
     };
     let Some(job) = parsed else {
@@ -159,6 +190,16 @@ async fn handle(
             StatusCode::BAD_REQUEST,
             "malformed relative path".to_owned(),
         );
+    }
+    if let Some(fence) = &state.fence {
+        let instance = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Err(reason) = fence(instance, epoch).await {
+            tracing::warn!(root = %root.display(), epoch, "refused to serve {} at epoch {epoch}: {reason}", root.display());
+            return refuse(StatusCode::CONFLICT, reason);
+        }
     }
     stream(state.key.response_mac(&nonce), move |sink| {
         job.run(&root, sink)

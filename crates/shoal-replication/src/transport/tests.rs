@@ -34,6 +34,10 @@ fn key() -> ClusterKey {
 }
 
 fn peer() -> Peer {
+    peer_with(None)
+}
+
+fn peer_with(fence: Option<server::FenceCheck>) -> Peer {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -44,11 +48,11 @@ fn peer() -> Peer {
     let src = pool.join("shares").join(SHARE);
     fs::create_dir_all(&src).unwrap();
     make_tree(&src);
-    let state = Arc::new(ServerState::new(
-        key(),
-        60,
-        RootPolicy::pools([pool.clone()]),
-    ));
+    let mut state = ServerState::new(key(), 60, RootPolicy::pools([pool.clone()]));
+    if let Some(fence) = fence {
+        state = state.with_fence(fence);
+    }
+    let state = Arc::new(state);
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
     rt.spawn(async move { axum::serve(listener, router(state)).await });
@@ -79,7 +83,7 @@ fn assert_same(rep: &ReplicaDir, src: &Path) {
 fn a_peer_sync_is_an_exact_copy_and_sends_only_changes() {
     let p = peer();
     let client = p.client(key());
-    let source = client.source(&p.addr.to_string(), &p.src);
+    let source = client.source(&p.addr.to_string(), &p.src, 0);
     let r = p.replica.sync_from_peer(&source, &opts()).unwrap();
     assert!(r.published_new_version && r.clean, "{r:?}");
     assert_eq!(r.files_total, 51, "{r:?}");
@@ -95,7 +99,7 @@ fn a_peer_sync_is_an_exact_copy_and_sends_only_changes() {
         *b = b.wrapping_add(1);
     }
     write(&p.src.join("big.bin"), &big, 0o644, 600);
-    let source = client.source(&p.addr.to_string(), &p.src);
+    let source = client.source(&p.addr.to_string(), &p.src, 0);
     let r2 = p.replica.sync_from_peer(&source, &opts()).unwrap();
     assert_same(&p.replica, &p.src);
     assert_eq!(r2.bytes_transferred, 100 + 470 + 64 * 1024, "{r2:?}");
@@ -103,7 +107,7 @@ fn a_peer_sync_is_an_exact_copy_and_sends_only_changes() {
     // what a second full copy would take.
     assert!(r2.wire_bytes < 64 * 1024 + 32 * 1024, "{r2:?}");
 
-    let source = client.source(&p.addr.to_string(), &p.src);
+    let source = client.source(&p.addr.to_string(), &p.src, 0);
     let r3 = p.replica.sync_from_peer(&source, &opts()).unwrap();
     assert!(!r3.published_new_version && r3.clean, "{r3:?}");
     assert_eq!(r3.bytes_transferred, 0);
@@ -113,6 +117,7 @@ fn a_peer_sync_is_an_exact_copy_and_sends_only_changes() {
 /// Sends one signed request by hand; returns the status and the raw body.
 fn send(p: &Peer, key: &ClusterKey, path: &str, body: Vec<u8>, replay: bool) -> Vec<u16> {
     let url = format!("http://{}{path}", p.addr);
+    let body = wire::with_epoch(0, &body);
     let sig = crate::peer_auth::sign(key, "n2", "POST", path, &body, now());
     p.rt.block_on(async {
         let http = reqwest::Client::new();
@@ -176,7 +181,7 @@ fn unsigned_wrongly_signed_replayed_and_foreign_requests_are_refused() {
     let wrong = p.client(ClusterKey::derive(b"wrong"));
     let err = p
         .replica
-        .sync_from_peer(&wrong.source(&p.addr.to_string(), &p.src), &opts())
+        .sync_from_peer(&wrong.source(&p.addr.to_string(), &p.src, 0), &opts())
         .unwrap_err();
     assert!(
         matches!(&err, SyncError::SourceUnavailable { source, .. } if source.to_string().contains("401")),
@@ -239,7 +244,7 @@ fn unsigned_wrongly_signed_replayed_and_foreign_requests_are_refused() {
 fn files_are_never_read_through_a_symbolic_link() {
     let p = peer();
     let client = p.client(key());
-    let source = client.source(&p.addr.to_string(), &p.src);
+    let source = client.source(&p.addr.to_string(), &p.src, 0);
     let tmp = tempfile::tempdir().unwrap();
     // `link to dir` -> a/b: a file below it is not served through the link.
     let through = source.copy_file(
@@ -359,7 +364,7 @@ fn a_cut_mid_sync_keeps_the_last_version_and_the_next_sync_resumes() {
     let addr = relay.addr.to_string();
     let first = p
         .replica
-        .sync_from_peer(&client.source(&addr, &p.src), &opts())
+        .sync_from_peer(&client.source(&addr, &p.src, 0), &opts())
         .unwrap();
     assert_same(&p.replica, &p.src);
     let old_f0 = fs::read(p.replica.current_path().join("a/f0.txt")).unwrap();
@@ -372,7 +377,7 @@ fn a_cut_mid_sync_keeps_the_last_version_and_the_next_sync_resumes() {
     relay.cut_after(5 * MIB as i64 / 2);
     let err = p
         .replica
-        .sync_from_peer(&client.source(&addr, &p.src), &opts())
+        .sync_from_peer(&client.source(&addr, &p.src, 0), &opts())
         .unwrap_err();
     assert!(matches!(err, SyncError::SourceUnavailable { .. }), "{err}");
     // The published version is the first one, whole and unchanged.
@@ -387,7 +392,7 @@ fn a_cut_mid_sync_keeps_the_last_version_and_the_next_sync_resumes() {
     relay.heal();
     let r = p
         .replica
-        .sync_from_peer(&client.source(&addr, &p.src), &opts())
+        .sync_from_peer(&client.source(&addr, &p.src, 0), &opts())
         .unwrap();
     assert!(r.published_new_version && r.clean, "{r:?}");
     assert_same(&p.replica, &p.src);
@@ -409,13 +414,47 @@ fn a_byte_changed_on_the_way_fails_the_sync() {
     relay.flip_at.store(1_000_000, Ordering::SeqCst);
     let err = p
         .replica
-        .sync_from_peer(&client.source(&addr, &p.src), &opts())
+        .sync_from_peer(&client.source(&addr, &p.src, 0), &opts())
         .unwrap_err();
     assert!(matches!(err, SyncError::SourceUnavailable { .. }), "{err}");
     assert_eq!(p.replica.published().unwrap(), None);
     let r = p
         .replica
-        .sync_from_peer(&client.source(&addr, &p.src), &opts())
+        .sync_from_peer(&client.source(&addr, &p.src, 0), &opts())
+        .unwrap();
+    assert!(r.clean);
+    assert_same(&p.replica, &p.src);
+}
+
+#[test]
+fn a_fenced_root_is_not_served_at_another_epoch() {
+    // The node's database says: SHARE is the active replica at epoch 2.
+    let fence: server::FenceCheck = Arc::new(|instance: String, epoch: i64| {
+        Box::pin(async move {
+            if instance == SHARE && epoch == 2 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{instance} is not the active replica at epoch {epoch}"
+                ))
+            }
+        })
+    });
+    let p = peer_with(Some(fence));
+    let client = p.client(key());
+    let err = p
+        .replica
+        .sync_from_peer(&client.source(&p.addr.to_string(), &p.src, 1), &opts())
+        .unwrap_err();
+    assert!(
+        matches!(&err, SyncError::SourceUnavailable { source, .. }
+            if source.to_string().contains("409") && source.to_string().contains("epoch 1")),
+        "{err}"
+    );
+    assert_eq!(p.replica.published().unwrap(), None);
+    let r = p
+        .replica
+        .sync_from_peer(&client.source(&p.addr.to_string(), &p.src, 2), &opts())
         .unwrap();
     assert!(r.clean);
     assert_same(&p.replica, &p.src);

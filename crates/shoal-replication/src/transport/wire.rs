@@ -54,6 +54,21 @@ pub(crate) fn header(tag: u8, len: usize) -> [u8; 5] {
     [tag, l[0], l[1], l[2], l[3]]
 }
 
+/// Every request body: the epoch of the active replica the requester expects to read (its
+/// node refuses any other), then the endpoint's own fields.
+pub(crate) fn with_epoch(epoch: i64, request: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(8 + request.len());
+    body.extend_from_slice(&epoch.to_le_bytes());
+    body.extend_from_slice(request);
+    body
+}
+
+/// Splits a request body into its epoch and the rest.
+pub(crate) fn split_epoch(body: &[u8]) -> Option<(i64, &[u8])> {
+    let (epoch, rest) = body.split_first_chunk::<8>()?;
+    Some((i64::from_le_bytes(*epoch), rest))
+}
+
 /// `POST walk`: the root to list.
 pub(crate) fn walk_request(root: &[u8]) -> Vec<u8> {
     let mut w = Writer(Vec::new());

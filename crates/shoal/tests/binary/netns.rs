@@ -676,6 +676,11 @@ impl Cluster {
         node
     }
 
+    /// The file holding the cluster's secret (every node's `cluster_secret_file`).
+    pub fn secret_path(&self) -> PathBuf {
+        self.dir.path().join(CLUSTER_SECRET)
+    }
+
     /// [`Cluster::add_host`], [`Cluster::config`] and [`Cluster::start`] in one.
     pub async fn node(&mut self, name: &str, base: &str, extra: &str) -> Node {
         let host = self.add_host(name);

@@ -544,3 +544,136 @@ async fn netns_replicas_go_only_where_they_can_copy_and_a_refused_copy_says_why(
     let (_, current) = r.replica_in(&share, "az4").await;
     assert_eq!(tree(&current), tree(&root));
 }
+
+/// Host death and failover: n1 (the active's node) is killed with SIGKILL and its link
+/// dropped; an admin promotes the replica on n2, which becomes the writable active from its
+/// last published version within seconds, and the history names the source point it holds
+/// (what n1 took after it is lost). When n1 comes back, its endpoint refuses to serve its
+/// old copy (the promotion moved the epoch), its copy is demoted and resynced from n2, and
+/// nothing of it reaches n2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netns_promote_after_the_active_node_dies_fences_and_resyncs_the_old_active() {
+    let specs = [Spec::new("n1", "az1"), Spec::new("n2", "az2")];
+    let Some(mut r) = Replicated::start(&specs).await else {
+        return;
+    };
+    let v2 = r.v2();
+    let (share, old_active, root) = r.share().await;
+    write_tree(&root, 20);
+    let (replica, current) = r.replica_in(&share, "az2").await;
+    let synced = tree(&current);
+    let held_point = r.history(&replica).await[0]["source_point"].clone();
+    assert!(held_point.is_string(), "{held_point}");
+    // Written on the active after the last sync: this is what a host death loses.
+    std::fs::write(root.join("after-the-last-sync"), "lost with n1").unwrap();
+
+    r.nodes[0].kill9();
+    r.nodes[0].link_down();
+    let asked = Instant::now();
+    let (status, body) = call(
+        Method::POST,
+        &format!("{v2}/share-replicas/{replica}/action"),
+        "2.56",
+        Some(json!({"promote": null})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    poll_until_within(
+        &format!("{v2}/share-replicas/{replica}"),
+        "promoted with the active's node dead",
+        WAIT,
+        |b| {
+            assert_ne!(b["share_replica"]["status"], "error", "{b}");
+            b["share_replica"]["replica_state"] == "active"
+                && b["share_replica"]["status"] == "available"
+        },
+    )
+    .await;
+    let rto = asked.elapsed();
+    eprintln!("promote RTO with the active's node dead: {rto:?}");
+    assert!(rto <= Duration::from_secs(10), "RTO {rto:?}");
+
+    // The history says which point of the old active the new one holds.
+    let record = r.history(&replica).await[0].clone();
+    assert_eq!(record["trigger"], "promote", "{record}");
+    assert_eq!(record["outcome"], "failed", "{record}");
+    assert_eq!(record["source_point"], held_point, "{record}");
+    assert!(
+        record["detail"]
+            .as_str()
+            .unwrap()
+            .contains("active unreachable"),
+        "{record}"
+    );
+    // The new active is the last synced version, writable.
+    let new_root = r
+        .paths(&replica)
+        .await
+        .into_iter()
+        .find(|p| p.is_dir() && !p.ends_with("current"))
+        .expect("the new active's data directory");
+    assert!(new_root.starts_with(r.nodes[1].data_dir()));
+    assert_eq!(tree(&new_root), synced);
+    std::fs::write(new_root.join("written-after-failover"), "kept").unwrap();
+
+    // n1 comes back. Whatever it does first, its endpoint no longer serves the old active's
+    // copy as the active's: the epoch moved with the promotion.
+    r.nodes[0].link_up();
+    r.nodes[0].restart().await;
+    let n1_endpoint = format!("{}:{}", r.nodes[0].host.ip, super::REPLICATION_PORT);
+    let secret = std::fs::read(r.cluster.secret_path()).unwrap();
+    let refused = tokio::task::spawn_blocking({
+        let root = root.clone();
+        let handle = tokio::runtime::Handle::current();
+        move || {
+            let _guard = handle.enter();
+            let key = shoal_replication::peer_auth::ClusterKey::derive(secret.trim_ascii_end());
+            let client = shoal_replication::transport::PeerClient::new(
+                "probe",
+                key,
+                shoal_replication::transport::ClientOptions::default(),
+            )
+            .unwrap();
+            let scratch = tempfile::tempdir().unwrap();
+            let dir = shoal_replication::ReplicaDir::open(&scratch.path().join("r")).unwrap();
+            dir.sync_from_peer(
+                &client.source(&n1_endpoint, &root, 0),
+                &shoal_replication::SyncOptions::default(),
+            )
+            .map(|_| ())
+            .map_err(|err| err.to_string())
+        }
+    })
+    .await
+    .unwrap();
+    let err = refused.expect_err("n1 must not serve its old copy as the active's");
+    assert!(
+        err.contains("409") && err.contains("not an active replica"),
+        "{err}"
+    );
+
+    // n1's copy is demoted and resynced from n2.
+    poll_until_within(
+        &format!("{v2}/share-replicas/{old_active}"),
+        "the old active in_sync again",
+        WAIT,
+        |b| b["share_replica"]["replica_state"] == "in_sync",
+    )
+    .await;
+    let old_current = r
+        .paths(&old_active)
+        .await
+        .into_iter()
+        .find(|p| p.ends_with("current"))
+        .expect("the old active is now a readable secondary");
+    assert!(old_current.starts_with(r.nodes[0].data_dir()));
+    let new_tree = tree(&new_root);
+    assert!(new_tree.contains_key("written-after-failover"));
+    assert!(
+        !new_tree.contains_key("after-the-last-sync"),
+        "nothing of the old active reached the new one"
+    );
+    assert_eq!(tree(&old_current), new_tree, "the old active converged");
+    let (_, body) = call(Method::GET, &format!("{v2}/shares/{share}"), "2.56", None).await;
+    assert_eq!(body["share"]["availability_zone"], "az2", "{body}");
+}
