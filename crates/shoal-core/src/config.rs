@@ -156,6 +156,13 @@ pub struct ReplicationConfig {
     /// Largest difference between a request's signing time and the receiver's clock.
     #[serde(with = "humantime_serde")]
     pub max_clock_skew: Duration,
+    /// PEM certificate chain of the endpoint: with `tls_key`, it serves HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM of the CA that issued the peers' endpoint certificates: with it this node reaches
+    /// every peer over HTTPS and accepts only that CA's certificates.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Default for ReplicationConfig {
@@ -166,6 +173,9 @@ impl Default for ReplicationConfig {
             connect_timeout: Duration::from_secs(3),
             read_timeout: Duration::from_secs(10),
             max_clock_skew: Duration::from_secs(60),
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
         }
     }
 }
@@ -665,6 +675,9 @@ impl Config {
                 "replication.advertise {advertise:?} is not host:port"
             ));
         }
+        if self.replication.tls_cert.is_some() != self.replication.tls_key.is_some() {
+            return invalid("replication.tls_cert and replication.tls_key go together".to_owned());
+        }
         if !self.cluster_secret.is_empty() && self.cluster_secret.len() < CLUSTER_SECRET_MIN_LEN {
             return invalid(format!(
                 "cluster_secret is shorter than {CLUSTER_SECRET_MIN_LEN} bytes"
@@ -1139,5 +1152,11 @@ mod tests {
         );
         config.replication.advertise = Some("n1.example".to_owned());
         assert!(config.validate().is_err());
+        config.replication.advertise = None;
+        config.replication.listen = Some("10.1.2.3:8787".parse().unwrap());
+        config.replication.tls_cert = Some(PathBuf::from("/etc/shoal/replication.crt"));
+        assert!(config.validate().is_err(), "a certificate needs its key");
+        config.replication.tls_key = Some(PathBuf::from("/etc/shoal/replication.key"));
+        config.validate().unwrap();
     }
 }

@@ -21,6 +21,7 @@ use shoal_keystone::{KeystoneConfig, KeystoneValidator};
 use shoal_policy::Enforcer;
 use shoal_replication::peer_auth::ClusterKey;
 use shoal_replication::transport::server::FenceCheck;
+use shoal_replication::transport::tls;
 use shoal_replication::transport::{ClientOptions, PeerClient, RootPolicy, ServerState};
 use shoal_store::Store;
 use tokio_util::sync::CancellationToken;
@@ -184,12 +185,17 @@ async fn replication_peers(
     info!(from = %origin, "cluster secret loaded from {origin}");
     let key = ClusterKey::derive(&secret);
     let r = &config.replication;
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let tls_ca_pem = r.tls_ca.as_deref().map(read).transpose()?;
     let client = PeerClient::new(
         &config.host,
         key.clone(),
         ClientOptions {
             connect_timeout: r.connect_timeout,
             read_timeout: r.read_timeout,
+            tls_ca_pem,
         },
     )
     .context("building the replication client")?;
@@ -217,18 +223,23 @@ async fn replication_peers(
         );
         let app = shoal_replication::transport::router(state);
         let shutdown = cancel.clone();
-        tasks.spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await;
-            if let Err(err) = served {
-                tracing::error!(error = %err, "replication endpoint failed: {err}");
+        let scheme = match (&r.tls_cert, &r.tls_key) {
+            (Some(cert), Some(key)) => {
+                let acceptor = tls::acceptor(&read(cert)?, &read(key)?)
+                    .context("setting up the replication endpoint's TLS")?;
+                let listener = tls::TlsListener::new(listener, acceptor);
+                tasks.spawn(serve_endpoint(listener, app, shutdown));
+                "https"
             }
-        });
+            _ => {
+                tasks.spawn(serve_endpoint(listener, app, shutdown));
+                "http"
+            }
+        };
         info!(
             %bound,
             advertised = advertised.as_deref().unwrap_or(""),
-            "replication endpoint listening on {bound}, advertised as {}",
+            "replication endpoint listening on {scheme}://{bound}, advertised as {}",
             advertised.as_deref().unwrap_or("")
         );
     }
@@ -236,6 +247,20 @@ async fn replication_peers(
         client: Some(Arc::new(client)),
         advertised,
     })
+}
+
+/// Serves the replication endpoint on `listener` until `shutdown`.
+async fn serve_endpoint<L>(listener: L, app: axum::Router, shutdown: CancellationToken)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(err) = served {
+        tracing::error!(error = %err, "replication endpoint failed: {err}");
+    }
 }
 
 /// The endpoint's fence: a share instance's data is served only while the database says it

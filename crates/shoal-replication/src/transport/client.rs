@@ -36,13 +36,16 @@ use crate::{ReplicaDir, SyncError, SyncOptions, SyncReport};
 /// Small files asked for in one request.
 const BATCH_FILES: usize = 256;
 
-/// Timeouts of the replication client.
-#[derive(Debug, Clone, Copy)]
+/// Timeouts and TLS of the replication client.
+#[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// Connecting to a peer.
     pub connect_timeout: Duration,
     /// Silence on an open connection (no byte for this long) before the request fails.
     pub read_timeout: Duration,
+    /// PEM of the CA that issues the peers' endpoint certificates: with it every peer is
+    /// reached over HTTPS (see [`super::tls`]); without it, plain HTTP.
+    pub tls_ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for ClientOptions {
@@ -50,6 +53,7 @@ impl Default for ClientOptions {
         Self {
             connect_timeout: Duration::from_secs(3),
             read_timeout: Duration::from_secs(10),
+            tls_ca_pem: None,
         }
     }
 }
@@ -61,23 +65,39 @@ pub struct PeerClient {
     key: ClusterKey,
     node: String,
     handle: Handle,
+    scheme: &'static str,
 }
 
 impl PeerClient {
     /// A client signing as `node` with `key`. Must be called inside a multi-threaded tokio
     /// runtime, which then carries every request.
     pub fn new(node: &str, key: ClusterKey, options: ClientOptions) -> io::Result<Self> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.read_timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(io::Error::other)?;
+            .pool_idle_timeout(Duration::from_secs(30));
+        let mut scheme = "http";
+        if let Some(ca) = &options.tls_ca_pem {
+            let ca = reqwest::Certificate::from_pem(ca).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("the replication CA: {e}"),
+                )
+            })?;
+            builder = builder
+                .use_rustls_tls()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(ca)
+                .https_only(true);
+            scheme = "https";
+        }
+        let http = builder.build().map_err(io::Error::other)?;
         Ok(Self {
             http,
             key,
             node: node.to_owned(),
             handle: Handle::current(),
+            scheme,
         })
     }
 
@@ -86,7 +106,7 @@ impl PeerClient {
     pub fn source(&self, address: &str, root: &Path, epoch: i64) -> PeerSource<'_> {
         PeerSource {
             client: self,
-            base: format!("http://{address}"),
+            base: format!("{}://{address}", self.scheme),
             address: address.to_owned(),
             root: root.as_os_str().as_bytes().to_vec(),
             epoch,

@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod server;
+pub mod tls;
 pub(crate) mod wire;
 
 use axum::http::HeaderMap;

@@ -34,10 +34,10 @@ fn key() -> ClusterKey {
 }
 
 fn peer() -> Peer {
-    peer_with(None)
+    peer_with(None, None)
 }
 
-fn peer_with(fence: Option<server::FenceCheck>) -> Peer {
+fn peer_with(fence: Option<server::FenceCheck>, tls: Option<tokio_rustls::TlsAcceptor>) -> Peer {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -55,7 +55,12 @@ fn peer_with(fence: Option<server::FenceCheck>) -> Peer {
     let state = Arc::new(state);
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
-    rt.spawn(async move { axum::serve(listener, router(state)).await });
+    match tls {
+        None => drop(rt.spawn(async move { axum::serve(listener, router(state)).await })),
+        Some(acceptor) => drop(rt.spawn(async move {
+            axum::serve(tls::TlsListener::new(listener, acceptor), router(state)).await
+        })),
+    }
     let replica = ReplicaDir::open(&tmp.path().join("replica")).unwrap();
     Peer {
         rt,
@@ -357,6 +362,7 @@ fn a_cut_mid_sync_keeps_the_last_version_and_the_next_sync_resumes() {
             ClientOptions {
                 connect_timeout: std::time::Duration::from_secs(2),
                 read_timeout: std::time::Duration::from_secs(2),
+                tls_ca_pem: None,
             },
         )
         .unwrap()
@@ -440,7 +446,7 @@ fn a_fenced_root_is_not_served_at_another_epoch() {
             }
         })
     });
-    let p = peer_with(Some(fence));
+    let p = peer_with(Some(fence), None);
     let client = p.client(key());
     let err = p
         .replica
@@ -457,5 +463,63 @@ fn a_fenced_root_is_not_served_at_another_epoch() {
         .sync_from_peer(&client.source(&p.addr.to_string(), &p.src, 2), &opts())
         .unwrap();
     assert!(r.clean);
+    assert_same(&p.replica, &p.src);
+}
+
+/// A CA and a certificate it issued for 127.0.0.1: (CA PEM, certificate PEM, key PEM).
+fn test_pki() -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn with_tls_a_sync_goes_over_https_to_a_certificate_of_the_cluster_ca_only() {
+    let (ca, cert, key_pem) = test_pki();
+    let acceptor = tls::acceptor(cert.as_bytes(), key_pem.as_bytes()).unwrap();
+    let p = peer_with(None, Some(acceptor));
+    let client_with = |ca: Option<String>| {
+        let _guard = p.rt.enter();
+        PeerClient::new(
+            "n2",
+            key(),
+            ClientOptions {
+                tls_ca_pem: ca.map(String::into_bytes),
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let addr = p.addr.to_string();
+
+    // Plain HTTP to a TLS endpoint fails; so does TLS with another CA.
+    let plain = client_with(None);
+    assert!(matches!(
+        p.replica
+            .sync_from_peer(&plain.source(&addr, &p.src, 0), &opts()),
+        Err(SyncError::SourceUnavailable { .. })
+    ));
+    let (other_ca, _, _) = test_pki();
+    let stranger = client_with(Some(other_ca));
+    assert!(matches!(
+        p.replica
+            .sync_from_peer(&stranger.source(&addr, &p.src, 0), &opts()),
+        Err(SyncError::SourceUnavailable { .. })
+    ));
+    assert_eq!(p.replica.published().unwrap(), None);
+
+    let client = client_with(Some(ca));
+    let r = p
+        .replica
+        .sync_from_peer(&client.source(&addr, &p.src, 0), &opts())
+        .unwrap();
+    assert!(r.clean && r.published_new_version, "{r:?}");
     assert_same(&p.replica, &p.src);
 }

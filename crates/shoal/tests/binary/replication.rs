@@ -26,6 +26,8 @@ struct Spec<'a> {
     backend: &'a str,
     /// Whether the node serves a replication endpoint.
     endpoint: bool,
+    /// Whether the node's endpoint serves TLS and its client trusts only the test CA.
+    tls: bool,
 }
 
 impl<'a> Spec<'a> {
@@ -36,6 +38,7 @@ impl<'a> Spec<'a> {
             top: "",
             backend: "",
             endpoint: true,
+            tls: false,
         }
     }
 }
@@ -64,6 +67,7 @@ struct Replicated {
 impl Replicated {
     async fn start(specs: &[Spec<'_>]) -> Option<Replicated> {
         let mut cluster = Cluster::new().await?;
+        let ca = TestCa::new();
         let api = cluster
             .node(
                 "api1",
@@ -78,11 +82,14 @@ impl Replicated {
                 .config(&host, &example("share"), &share_extra(spec))
                 .parse()
                 .unwrap();
+            let replication = config["replication"].as_table_mut().unwrap();
             if !spec.endpoint {
-                config["replication"]
-                    .as_table_mut()
-                    .unwrap()
-                    .retain(|k, _| k != "listen" && k != "advertise");
+                replication.retain(|k, _| k != "listen" && k != "advertise");
+            }
+            if spec.tls {
+                for (key, path) in ca.files_for(&host.dir, &host.ip.to_string()) {
+                    replication.insert(key.to_owned(), path.to_string_lossy().as_ref().into());
+                }
             }
             nodes.push(cluster.start(&host, &config.to_string()).await);
         }
@@ -260,6 +267,41 @@ impl Replicated {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// A CA of a test cluster, issuing endpoint certificates for the nodes' addresses.
+struct TestCa {
+    key: rcgen::KeyPair,
+    cert: rcgen::Certificate,
+}
+
+impl TestCa {
+    fn new() -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        TestCa { key, cert }
+    }
+
+    /// Writes a certificate for `ip`, its key and the CA into `dir`; returns the
+    /// `[replication]` settings naming them.
+    fn files_for(&self, dir: &Path, ip: &str) -> [(&'static str, PathBuf); 3] {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![ip.to_owned()])
+            .unwrap()
+            .signed_by(&key, &self.cert, &self.key)
+            .unwrap();
+        let files = [
+            ("tls_cert", dir.join("replication.crt"), cert.pem()),
+            ("tls_key", dir.join("replication.key"), key.serialize_pem()),
+            ("tls_ca", dir.join("ca.crt"), self.cert.pem()),
+        ];
+        files.map(|(setting, path, pem)| {
+            std::fs::write(&path, pem).unwrap();
+            (setting, path)
+        })
     }
 }
 
@@ -676,4 +718,32 @@ async fn netns_promote_after_the_active_node_dies_fences_and_resyncs_the_old_act
     assert_eq!(tree(&old_current), new_tree, "the old active converged");
     let (_, body) = call(Method::GET, &format!("{v2}/shares/{share}"), "2.56", None).await;
     assert_eq!(body["share"]["availability_zone"], "az2", "{body}");
+}
+
+/// With `[replication]` TLS on both nodes, the endpoint serves HTTPS and a replica on the
+/// other node is copied over it.
+#[tokio::test]
+async fn netns_replication_over_tls() {
+    let specs = [
+        Spec {
+            tls: true,
+            ..Spec::new("n1", "az1")
+        },
+        Spec {
+            tls: true,
+            ..Spec::new("n2", "az2")
+        },
+    ];
+    let Some(mut r) = Replicated::start(&specs).await else {
+        return;
+    };
+    let started = r.nodes[0]
+        .log_lines()
+        .iter()
+        .any(|l| l.contains("replication endpoint listening on https://"));
+    assert!(started, "n1 serves its endpoint over TLS");
+    let (share, _, root) = r.share().await;
+    write_tree(&root, 20);
+    let (_, current) = r.replica_in(&share, "az2").await;
+    assert_eq!(tree(&current), tree(&root));
 }
