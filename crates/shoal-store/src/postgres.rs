@@ -85,6 +85,35 @@ impl PgStore {
         })
     }
 
+    /// Creates schema `schema` on the server of `url` and returns a URL whose connections
+    /// use it (`search_path` through libpq's `options` parameter, which `open_store` and
+    /// `shoal serve` accept), for benchmarks and multi-node tests that want a database of
+    /// their own on a shared server. `schema` must be a plain identifier.
+    pub async fn create_schema(url: &str, schema: &str) -> Result<String> {
+        Self::admin_statement(url, &format!("CREATE SCHEMA \"{}\"", identifier(schema)?)).await?;
+        let separator = if url.contains('?') { '&' } else { '?' };
+        Ok(format!(
+            "{url}{separator}options=-c%20search_path%3D{schema}"
+        ))
+    }
+
+    /// Drops schema `schema` on the server of `url` and everything in it.
+    pub async fn drop_schema(url: &str, schema: &str) -> Result<()> {
+        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", identifier(schema)?);
+        Self::admin_statement(url, &sql).await
+    }
+
+    /// Runs one statement on a connection of its own to `url`.
+    async fn admin_statement(url: &str, sql: &str) -> Result<()> {
+        use sqlx::Connection as _;
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::other(format!("invalid postgres url: {e}")))?;
+        let mut conn = PgConnection::connect_with(&options).await?;
+        sqlx::query(sql).execute(&mut conn).await?;
+        conn.close().await?;
+        Ok(())
+    }
+
     fn migrator() -> &'static Migrator {
         &MIGRATOR
     }
@@ -137,6 +166,22 @@ impl PgStore {
         };
         tokio::spawn(task.run(first.ok()));
         Some(rx)
+    }
+}
+
+/// `name` if it is a plain identifier (ASCII letters, digits, `_`; not starting with a digit).
+fn identifier(name: &str) -> Result<&str> {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if plain {
+        Ok(name)
+    } else {
+        Err(StoreError::other(format!(
+            "schema name {name:?} is not a plain identifier"
+        )))
     }
 }
 
