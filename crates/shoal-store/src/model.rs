@@ -260,6 +260,26 @@ pub struct OperationRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A wake-up for the operation workers, from [`Store::listen_for_operations`](crate::Store::listen_for_operations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperationNotice {
+    /// An operation of `kind` for `host` (`None` = scheduler work) was enqueued and its
+    /// transaction committed, on this node or another.
+    Enqueued {
+        /// The operation's kind.
+        kind: String,
+        /// Share host (`host@backend`) that must run it; `None` for scheduler work.
+        host: Option<String>,
+    },
+    /// The listener (re)connected: notices sent while it was away are lost, so every queue
+    /// may hold work nobody was told about.
+    Listening,
+}
+
+/// Receiving end of [`Store::listen_for_operations`](crate::Store::listen_for_operations).
+/// Dropping it stops the listener.
+pub type OperationNotices = tokio::sync::mpsc::Receiver<OperationNotice>;
+
 /// Input of `Store::claim_next_operation`.
 #[derive(Debug, Clone, Copy)]
 pub struct ClaimRequest<'a> {

@@ -16,6 +16,7 @@ use shoal_core::reporter::Reporter;
 use shoal_core::workers::OperationWorker;
 use shoal_core::workers::scheduler::SchedulerHandler;
 use shoal_core::workers::share_manager::ShareManagerHandler;
+use shoal_core::workers::wakeups::RemoteWakeups;
 use shoal_core::{Config, Core};
 use shoal_keystone::{KeystoneConfig, KeystoneValidator};
 use shoal_policy::Enforcer;
@@ -357,6 +358,12 @@ impl Server {
                 Some(backend.service_host.clone()),
                 handler,
             )));
+        }
+        // Listen before the first heartbeat, so a node the others see as up hears their
+        // enqueues (the notice of a (re)connection wakes the workers once more anyway).
+        if let Some(wakeups) = RemoteWakeups::subscribe(&core, &workers).await {
+            let cancel = cancel.clone();
+            tasks.spawn(async move { wakeups.run(cancel).await });
         }
         let replica_updater = Arc::new(ReplicaUpdater::new(core.clone(), backends.clone()));
         let reporter = Arc::new(

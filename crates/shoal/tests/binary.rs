@@ -6,6 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+#[path = "binary/scaleout.rs"]
+mod scaleout;
+
 const BIN: &str = env!("CARGO_BIN_EXE_shoal");
 
 #[path = "binary/netns.rs"]
@@ -32,16 +35,33 @@ fn serve(args: &[&str], envs: &[(&str, &str)]) -> Served {
     serve_as_configured(&args, envs)
 }
 
+/// `shoal serve` with `args` on an ephemeral port of 127.0.0.1; returns once the API listens.
+fn serve_as_configured(args: &[&str], envs: &[(&str, &str)]) -> Served {
+    let mut all = vec!["--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let (mut served, line) = serve_until(&all, envs, API_LISTENING);
+    let addr = line
+        .split(API_LISTENING)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("address after the marker")
+        .to_owned();
+    served.base = format!("http://{addr}");
+    served
+}
+
+/// What `shoal serve` logs once its API accepts, followed by the bound address.
+const API_LISTENING: &str = "API listening on http://";
+
+/// Spawns `shoal serve` with `args` and waits (bounded) for a log line containing `marker`,
+/// which it returns. `base` is left empty.
 #[expect(
     clippy::zombie_processes,
     reason = "the child is owned by Served, whose Drop kills and waits for it"
 )]
-fn serve_as_configured(args: &[&str], envs: &[(&str, &str)]) -> Served {
+fn serve_until(args: &[&str], envs: &[(&str, &str)], marker: &str) -> (Served, String) {
     let mut command = Command::new(BIN);
-    command
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args);
+    command.arg("serve").args(args);
     command
         .env_remove("SHOAL_CONFIG")
         .env_remove("SHOAL_ADMIN_PASSWORD")
@@ -63,28 +83,23 @@ fn serve_as_configured(args: &[&str], envs: &[(&str, &str)]) -> Served {
             }
         }
     });
-    // The start-up log names the bound address; wait for it (bounded).
     let mut seen = Vec::new();
     loop {
         let line = rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| {
                 panic!(
-                    "shoal did not report its address; log so far:\n{}",
+                    "shoal did not log {marker:?}; log so far:\n{}",
                     seen.join("\n")
                 )
             });
-        if let Some(rest) = line.split("API listening on http://").nth(1) {
-            let addr = rest
-                .split_whitespace()
-                .next()
-                .expect("address after the marker")
-                .to_owned();
-            return Served {
+        if line.contains(marker) {
+            let served = Served {
                 child,
-                base: format!("http://{addr}"),
+                base: String::new(),
                 log: rx,
             };
+            return (served, line);
         }
         seen.push(line);
     }
