@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 
 use super::*;
-use crate::peer_auth::ClusterKey;
+use crate::peer_auth::{ClusterKey, RequestSignature};
 use crate::source::Source;
 use crate::tests::{MIB, big_data, make_tree, opts, write};
 use crate::{ReplicaDir, SyncError};
@@ -119,30 +119,41 @@ fn a_peer_sync_is_an_exact_copy_and_sends_only_changes() {
     assert!(r3.wire_bytes < 16 * 1024, "{r3:?}");
 }
 
-/// Sends one signed request by hand; returns the status and the raw body.
-fn send(p: &Peer, key: &ClusterKey, path: &str, body: Vec<u8>, replay: bool) -> Vec<u16> {
+/// Posts `body` to `path` `times` times with the headers of `sig` (none: unsigned); returns
+/// the statuses.
+fn post(
+    p: &Peer,
+    path: &str,
+    sig: Option<&RequestSignature>,
+    body: &[u8],
+    times: usize,
+) -> Vec<u16> {
     let url = format!("http://{}{path}", p.addr);
-    let body = wire::with_epoch(0, &body);
-    let sig = crate::peer_auth::sign(key, "n2", "POST", path, &body, now());
     p.rt.block_on(async {
         let http = reqwest::Client::new();
         let mut statuses = Vec::new();
-        for _ in 0..if replay { 2 } else { 1 } {
-            let response = http
-                .post(&url)
-                .header(HEADER_NODE, &sig.node)
-                .header(HEADER_TIMESTAMP, sig.timestamp.to_string())
-                .header(HEADER_NONCE, &sig.nonce)
-                .header(HEADER_MAC, &sig.mac)
-                .body(body.clone())
-                .send()
-                .await
-                .unwrap();
+        for _ in 0..times {
+            let mut request = http.post(&url).body(body.to_vec());
+            if let Some(sig) = sig {
+                request = request
+                    .header(HEADER_NODE, &sig.node)
+                    .header(HEADER_TIMESTAMP, sig.timestamp.to_string())
+                    .header(HEADER_NONCE, &sig.nonce)
+                    .header(HEADER_MAC, &sig.mac);
+            }
+            let response = request.send().await.unwrap();
             statuses.push(response.status().as_u16());
             let _ = response.bytes().await;
         }
         statuses
     })
+}
+
+/// Sends one request signed with `key` (twice when `replay`); returns the statuses.
+fn send(p: &Peer, key: &ClusterKey, path: &str, body: Vec<u8>, replay: bool) -> Vec<u16> {
+    let body = wire::with_epoch(0, &body);
+    let sig = crate::peer_auth::sign(key, "n2", "POST", path, &body, now());
+    post(p, path, Some(&sig), &body, if replay { 2 } else { 1 })
 }
 
 fn now() -> i64 {
@@ -159,18 +170,7 @@ fn unsigned_wrongly_signed_replayed_and_foreign_requests_are_refused() {
     let walk = wire::walk_request(&root);
 
     // No signature at all.
-    let url = format!("http://{}/replication/v1/walk", p.addr);
-    let status = p.rt.block_on(async {
-        reqwest::Client::new()
-            .post(&url)
-            .body(walk.clone())
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    });
-    assert_eq!(status, 401);
+    assert_eq!(post(&p, "/replication/v1/walk", None, &walk, 1), vec![401]);
 
     // Another secret: refused, and the engine reports the source unavailable.
     assert_eq!(
@@ -200,22 +200,12 @@ fn unsigned_wrongly_signed_replayed_and_foreign_requests_are_refused() {
         vec![200, 401]
     );
     // A signature made for another path does not verify on this one.
-    let sig = crate::peer_auth::sign(&key(), "n2", "POST", "/replication/v1/hash", &walk, now());
-    let status = p.rt.block_on(async {
-        reqwest::Client::new()
-            .post(&url)
-            .header(HEADER_NODE, &sig.node)
-            .header(HEADER_TIMESTAMP, sig.timestamp.to_string())
-            .header(HEADER_NONCE, &sig.nonce)
-            .header(HEADER_MAC, &sig.mac)
-            .body(walk.clone())
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    });
-    assert_eq!(status, 401);
+    let body = wire::with_epoch(0, &walk);
+    let sig = crate::peer_auth::sign(&key(), "n2", "POST", "/replication/v1/hash", &body, now());
+    assert_eq!(
+        post(&p, "/replication/v1/walk", Some(&sig), &body, 1),
+        vec![401]
+    );
 
     // Roots other than a share data root of this node's pools.
     for other in [

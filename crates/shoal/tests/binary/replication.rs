@@ -196,15 +196,7 @@ impl Replicated {
     /// directory of its published version.
     async fn replica_in(&self, share: &str, zone: &str) -> (String, PathBuf) {
         let v2 = self.v2();
-        let (status, body) = call(
-            Method::POST,
-            &format!("{v2}/share-replicas"),
-            "2.56",
-            Some(json!({"share_replica": {"share_id": share, "availability_zone": zone}})),
-        )
-        .await;
-        assert_eq!(status, 202, "{body}");
-        let id = body["share_replica"]["id"].as_str().unwrap().to_owned();
+        let id = request_replica(&v2, share, zone).await;
         let replica = poll_until_within(
             &format!("{v2}/share-replicas/{id}"),
             &format!("replica in {zone} in_sync"),
@@ -496,8 +488,8 @@ async fn messages_of(v2: &str, resource_id: &str) -> Vec<Value> {
     body["messages"].as_array().unwrap().clone()
 }
 
-/// Asks for a replica in `zone` and waits until it is in `error`; returns its id.
-async fn failed_replica(v2: &str, share: &str, zone: &str) -> String {
+/// Asks for a replica of `share` in `zone` (202); returns its id.
+async fn request_replica(v2: &str, share: &str, zone: &str) -> String {
     let (status, body) = call(
         Method::POST,
         &format!("{v2}/share-replicas"),
@@ -506,7 +498,12 @@ async fn failed_replica(v2: &str, share: &str, zone: &str) -> String {
     )
     .await;
     assert_eq!(status, 202, "{body}");
-    let id = body["share_replica"]["id"].as_str().unwrap().to_owned();
+    body["share_replica"]["id"].as_str().unwrap().to_owned()
+}
+
+/// Asks for a replica in `zone` and waits until it is in `error`; returns its id.
+async fn failed_replica(v2: &str, share: &str, zone: &str) -> String {
+    let id = request_replica(v2, share, zone).await;
     poll_until_within(
         &format!("{v2}/share-replicas/{id}"),
         &format!("replica in {zone} in error"),
