@@ -217,6 +217,26 @@ impl Replicated {
         (id, current)
     }
 
+    /// Waits until the share service `host` has sent a heartbeat after `after`.
+    async fn heartbeat_after(&self, host: &str, after: chrono::DateTime<chrono::Utc>) {
+        let after = after.naive_utc();
+        poll_until_within(
+            &format!("{}/services", self.v2()),
+            &format!("a heartbeat of {host}"),
+            WAIT,
+            |b| {
+                b["services"].as_array().unwrap().iter().any(|s| {
+                    s["host"] == host
+                        && s["updated_at"].as_str().is_some_and(|t| {
+                            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f")
+                                .is_ok_and(|t| t > after)
+                        })
+                })
+            },
+        )
+        .await;
+    }
+
     /// The replica's sync records, newest first.
     async fn history(&self, replica: &str) -> Vec<Value> {
         let (status, body) = call(
@@ -452,6 +472,9 @@ async fn netns_a_link_cut_mid_sync_keeps_the_last_version_and_the_next_sync_fini
     assert!(failed.contains("failed"), "{failed}");
     assert_eq!(tree(&current), before, "the published version is untouched");
     r.nodes[0].link_up();
+    // Until n1 reaches the database again it cannot confirm that it holds the active, and
+    // refuses to serve it (409): wait for a heartbeat it sent after the link came back.
+    r.heartbeat_after("n1@local", chrono::Utc::now()).await;
 
     // The failure is recorded in the history right after the driver logs it.
     let deadline = Instant::now() + WAIT;
