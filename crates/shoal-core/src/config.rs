@@ -121,6 +121,74 @@ pub struct Config {
     pub operations: OperationsConfig,
     /// Back ends owned by this node's share role.
     pub backends: Vec<BackendConfig>,
+    /// The secret every share node of a deployment shares: replication requests between
+    /// nodes are signed with it. Empty: read from `cluster_secret_file`, else from (or, on a
+    /// node's first start, generated into) `<data_dir>/cluster-secret`.
+    pub cluster_secret: String,
+    /// A file holding the cluster secret (its trailing whitespace is ignored).
+    pub cluster_secret_file: Option<PathBuf>,
+    /// The replication endpoint of this node's share role.
+    pub replication: ReplicationConfig,
+}
+
+/// Name of the file under `data_dir` that holds a generated cluster secret.
+pub const CLUSTER_SECRET_FILE: &str = "cluster-secret";
+
+/// Shortest cluster secret accepted, in bytes.
+pub const CLUSTER_SECRET_MIN_LEN: usize = 16;
+
+/// Node-to-node replication (`[replication]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicationConfig {
+    /// Address the replication endpoint listens on; none: no endpoint, so other nodes cannot
+    /// replicate from this node's shares (one-node deployments need none).
+    pub listen: Option<SocketAddr>,
+    /// `host:port` other nodes reach the endpoint at, published with the heartbeat of each
+    /// share service; defaults to `listen` (which then must not be a wildcard address).
+    pub advertise: Option<String>,
+    /// Connecting to a peer's endpoint.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Silence on an open connection to a peer before a sync fails.
+    #[serde(with = "humantime_serde")]
+    pub read_timeout: Duration,
+    /// Largest difference between a request's signing time and the receiver's clock.
+    #[serde(with = "humantime_serde")]
+    pub max_clock_skew: Duration,
+    /// PEM certificate chain of the endpoint: with `tls_key`, it serves HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM of the CA that issued the peers' endpoint certificates: with it this node reaches
+    /// every peer over HTTPS and accepts only that CA's certificates.
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            advertise: None,
+            connect_timeout: Duration::from_secs(3),
+            read_timeout: Duration::from_secs(10),
+            max_clock_skew: Duration::from_secs(60),
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+        }
+    }
+}
+
+impl ReplicationConfig {
+    /// The address published for peers, if this node serves an endpoint.
+    pub fn advertised_address(&self) -> Option<String> {
+        match (&self.advertise, self.listen) {
+            (Some(a), _) if !a.is_empty() => Some(a.clone()),
+            (_, Some(listen)) if !listen.ip().is_unspecified() => Some(listen.to_string()),
+            _ => None,
+        }
+    }
 }
 
 /// Settings of the API role.
@@ -385,6 +453,9 @@ impl Default for Config {
             quota: QuotaConfig::default(),
             operations: OperationsConfig::default(),
             backends: vec![backend("local1", "az1"), backend("local2", "az2")],
+            cluster_secret: String::new(),
+            cluster_secret_file: None,
+            replication: ReplicationConfig::default(),
         }
     }
 }
@@ -587,7 +658,89 @@ impl Config {
             );
         }
         self.identity.validate().map_err(ConfigError::Invalid)?;
+        if let Some(listen) = self.replication.listen
+            && self.replication.advertised_address().is_none()
+        {
+            return invalid(format!(
+                "replication.listen {listen} is a wildcard address: set replication.advertise \
+                 to the host:port other nodes reach this node at"
+            ));
+        }
+        if let Some(advertise) = &self.replication.advertise
+            && advertise
+                .rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+        {
+            return invalid(format!(
+                "replication.advertise {advertise:?} is not host:port"
+            ));
+        }
+        if self.replication.tls_cert.is_some() != self.replication.tls_key.is_some() {
+            return invalid("replication.tls_cert and replication.tls_key go together".to_owned());
+        }
+        if !self.cluster_secret.is_empty() && self.cluster_secret.len() < CLUSTER_SECRET_MIN_LEN {
+            return invalid(format!(
+                "cluster_secret is shorter than {CLUSTER_SECRET_MIN_LEN} bytes"
+            ));
+        }
         Ok(())
+    }
+
+    /// The cluster secret: `cluster_secret`, else the contents of `cluster_secret_file`,
+    /// else `<data_dir>/cluster-secret`, generated (mode 0600) when it does not exist yet.
+    /// The second value names where it came from, for the log.
+    pub fn load_cluster_secret(&self) -> Result<(Vec<u8>, String), ConfigError> {
+        let invalid = |m: String| ConfigError::Invalid(m);
+        if !self.cluster_secret.is_empty() {
+            return Ok((
+                self.cluster_secret.as_bytes().to_vec(),
+                "cluster_secret".to_owned(),
+            ));
+        }
+        let (path, generate) = match &self.cluster_secret_file {
+            Some(path) => (path.clone(), false),
+            None => (self.data_dir.join(CLUSTER_SECRET_FILE), true),
+        };
+        if generate && !path.exists() {
+            let mut bytes = [0u8; 32];
+            getrandom::getrandom(&mut bytes)
+                .map_err(|e| invalid(format!("no randomness for a cluster secret: {e}")))?;
+            let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| invalid(format!("creating {}: {e}", dir.display())))?;
+            }
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(mut file) => file
+                    .write_all(format!("{text}\n").as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| invalid(format!("writing {}: {e}", path.display())))?,
+                // Another process of this node wrote it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(invalid(format!("creating {}: {e}", path.display()))),
+            }
+        }
+        let text = std::fs::read(&path).map_err(|e| {
+            invalid(format!(
+                "reading the cluster secret {}: {e}",
+                path.display()
+            ))
+        })?;
+        let secret = text.trim_ascii_end().to_vec();
+        if secret.len() < CLUSTER_SECRET_MIN_LEN {
+            return Err(invalid(format!(
+                "the cluster secret in {} is shorter than {CLUSTER_SECRET_MIN_LEN} bytes",
+                path.display()
+            )));
+        }
+        Ok((secret, path.display().to_string()))
     }
 
     /// A copy with every secret replaced, for `shoal config check` and logs.
@@ -599,6 +752,9 @@ impl Config {
         }
         if !config.keystone.password.is_empty() {
             config.keystone.password = REDACTED.to_owned();
+        }
+        if !config.cluster_secret.is_empty() {
+            config.cluster_secret = REDACTED.to_owned();
         }
         if !config.identity.admin_password.is_empty() {
             config.identity.admin_password = REDACTED.to_owned();
@@ -917,5 +1073,90 @@ mod tests {
             err.contains("the local back end supports readable and dr replication"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn cluster_secret_is_configured_read_from_a_file_or_generated_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        let (first, origin) = config.load_cluster_secret().unwrap();
+        let path = dir.path().join("data").join(CLUSTER_SECRET_FILE);
+        assert_eq!(origin, path.display().to_string());
+        assert_eq!(first.len(), 64, "32 random bytes in hex");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // The next start reads the same secret.
+        assert_eq!(config.load_cluster_secret().unwrap().0, first);
+
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "a shared secret of the cluster\n").unwrap();
+        let from_file = Config {
+            cluster_secret_file: Some(file.clone()),
+            ..config.clone()
+        };
+        assert_eq!(
+            from_file.load_cluster_secret().unwrap().0,
+            b"a shared secret of the cluster"
+        );
+        let inline = Config {
+            cluster_secret: "another secret, inline".to_owned(),
+            ..from_file.clone()
+        };
+        assert_eq!(
+            inline.load_cluster_secret().unwrap().0,
+            b"another secret, inline"
+        );
+        assert!(inline.redacted().cluster_secret.contains("redacted"));
+
+        std::fs::write(&file, "short\n").unwrap();
+        assert!(from_file.load_cluster_secret().is_err());
+        let missing = Config {
+            cluster_secret_file: Some(dir.path().join("nope")),
+            ..config.clone()
+        };
+        assert!(
+            missing.load_cluster_secret().is_err(),
+            "a named file is never generated"
+        );
+        let short = Config {
+            cluster_secret: "short".to_owned(),
+            ..config
+        };
+        assert!(short.validate().is_err());
+    }
+
+    #[test]
+    fn replication_endpoint_addresses_are_checked() {
+        let mut config = Config::default();
+        assert_eq!(config.replication.advertised_address(), None);
+        config.replication.listen = Some("10.1.2.3:8787".parse().unwrap());
+        assert_eq!(
+            config.replication.advertised_address().as_deref(),
+            Some("10.1.2.3:8787")
+        );
+        config.validate().unwrap();
+        config.replication.listen = Some("0.0.0.0:8787".parse().unwrap());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("replication.advertise"), "{err}");
+        config.replication.advertise = Some("n1.example:8787".to_owned());
+        config.validate().unwrap();
+        assert_eq!(
+            config.replication.advertised_address().as_deref(),
+            Some("n1.example:8787")
+        );
+        config.replication.advertise = Some("n1.example".to_owned());
+        assert!(config.validate().is_err());
+        config.replication.advertise = None;
+        config.replication.listen = Some("10.1.2.3:8787".parse().unwrap());
+        config.replication.tls_cert = Some(PathBuf::from("/etc/shoal/replication.crt"));
+        assert!(config.validate().is_err(), "a certificate needs its key");
+        config.replication.tls_key = Some(PathBuf::from("/etc/shoal/replication.key"));
+        config.validate().unwrap();
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use shoal_driver::dummy::DummyPool;
 use shoal_driver::local::LocalPool;
 use shoal_driver::{BackendInfo, DummyDriver, LocalDriver, ShareDriver};
+use shoal_replication::transport::PeerClient;
 
 use crate::Config;
 use crate::config::BackendConfig;
@@ -24,8 +25,27 @@ pub struct Backend {
     pub driver: Arc<dyn ShareDriver>,
 }
 
+/// The directory of a pool of a `local` back end.
+fn local_pool_path(config: &Config, pool: &crate::config::PoolConfig) -> std::path::PathBuf {
+    config
+        .pool_path(pool)
+        .unwrap_or_else(|| config.data_dir.join(&pool.name))
+}
+
+/// The pool directories of every `local` back end of `config`: what this node's
+/// replication endpoint serves.
+pub fn local_pool_paths(config: &Config) -> Vec<std::path::PathBuf> {
+    config
+        .backends
+        .iter()
+        .filter(|b| b.driver == "local")
+        .flat_map(|b| b.pools.iter().map(|p| local_pool_path(config, p)))
+        .collect()
+}
+
 /// Instantiates every back end of `config`. Config validation has already checked names.
-pub fn build_backends(config: &Config) -> Vec<Backend> {
+/// `peers` lets `local` back ends sync secondaries whose active is on another node.
+pub fn build_backends(config: &Config, peers: Option<Arc<PeerClient>>) -> Vec<Backend> {
     config
         .backends
         .iter()
@@ -52,21 +72,25 @@ pub fn build_backends(config: &Config) -> Vec<Backend> {
                         .collect(),
                     backend.dummy.clone().unwrap_or_default(),
                 )),
-                _ => Arc::new(LocalDriver::new(
-                    info,
-                    backend
-                        .pools
-                        .iter()
-                        .map(|p| LocalPool {
-                            name: p.name.clone(),
-                            path: config
-                                .pool_path(p)
-                                .unwrap_or_else(|| config.data_dir.join(&p.name)),
-                            reserved_percentage: p.reserved_percentage,
-                        })
-                        .collect(),
-                    backend.local.clone().unwrap_or_default(),
-                )),
+                _ => {
+                    let driver = LocalDriver::new(
+                        info,
+                        backend
+                            .pools
+                            .iter()
+                            .map(|p| LocalPool {
+                                name: p.name.clone(),
+                                path: local_pool_path(config, p),
+                                reserved_percentage: p.reserved_percentage,
+                            })
+                            .collect(),
+                        backend.local.clone().unwrap_or_default(),
+                    );
+                    Arc::new(match &peers {
+                        Some(peers) => driver.with_peer_client(peers.clone()),
+                        None => driver,
+                    })
+                }
             };
             Backend {
                 service_host: format!("{}@{}", config.host, backend.name),

@@ -43,8 +43,9 @@ pub struct Core {
     pub config: Arc<Config>,
     /// Durable state.
     pub store: Arc<dyn Store>,
-    /// Wakes the in-process workers when new operations were enqueued (other processes
-    /// find them by polling).
+    /// Wakes this process's workers when new operations were enqueued: by this process, or
+    /// by another node, as a database notice tells ([`workers::wakeups`]; PostgreSQL only).
+    /// Polling catches whatever no wake-up announced.
     pub work_available: tokio::sync::Notify,
     /// In-process half of the per-share replica lock ([`replica_locks`]), shared by the
     /// share manager handlers of every back end of this node.
@@ -68,7 +69,7 @@ impl Core {
         }
     }
 
-    /// Tells the workers of this process that operations were enqueued.
+    /// Tells the workers of this process that operations may have been enqueued.
     pub fn wake_workers(&self) {
         self.work_available.notify_waiters();
     }

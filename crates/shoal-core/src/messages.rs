@@ -134,6 +134,11 @@ pub const DETAIL_FORBIDDEN_CLIENT_ACCESS: &str = "020";
 /// Detail `021`: the access level or type of a rule is unsupported.
 pub const DETAIL_UNSUPPORTED_CLIENT_ACCESS: &str = "021";
 
+/// Detail `901` (shoal's own): the ReplicationPeer filter eliminated the last pool.
+pub const DETAIL_FILTER_REPLICATION_PEER: &str = "901";
+/// Detail `902` (shoal's own): the new replica's node could not read the active's data.
+pub const DETAIL_REPLICA_SOURCE_UNAVAILABLE: &str = "902";
+
 /// Text of [`DETAIL_UNKNOWN_ERROR`], also used for unknown detail ids.
 const UNKNOWN_ERROR_TEXT: &str = "An unknown error occurred.";
 
@@ -191,6 +196,14 @@ pub const DETAILS: &[(&str, &str)] = &[
     (
         DETAIL_FILTER_REPLICATION,
         "No storage could be allocated for this share request, ShareReplication filter didn't succeed.",
+    ),
+    (
+        DETAIL_FILTER_REPLICATION_PEER,
+        "No storage could be allocated for this share replica: the node of the active replica serves no replication endpoint, so only its own pools could copy it, and none of them passed the filters.",
+    ),
+    (
+        DETAIL_REPLICA_SOURCE_UNAVAILABLE,
+        "The replica could not copy the active replica's data: the node of the active replica is unreachable or refused the replication request.",
     ),
     (
         DETAIL_DRIVER_FAILED_EXTEND,

@@ -22,6 +22,9 @@ pub struct Reporter {
     core: Arc<Core>,
     backends: Vec<Backend>,
     scheduler: bool,
+    /// Published with each share service's heartbeat: where peers reach this node's
+    /// replication endpoint.
+    replication_address: Option<String>,
     /// Held for a whole report. A report measures the pools first and writes them after, so
     /// two overlapping reports (the periodic loop and a `run_once` from a test or the
     /// start-up) could finish in the wrong order: the one that measured first would write
@@ -33,12 +36,21 @@ impl Reporter {
     /// Reporter for this node's roles; `backends` is empty unless the share role runs.
     pub fn new(core: Arc<Core>, backends: Vec<Backend>) -> Self {
         let scheduler = core.config.runs(Role::Scheduler);
+        let replication_address = core.config.replication.advertised_address();
         Self {
             core,
             backends,
             scheduler,
+            replication_address,
             turn: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Publishes `address` as this node's replication endpoint (the bound address when the
+    /// configuration names port 0 and nothing to advertise).
+    pub fn with_replication_address(mut self, address: Option<String>) -> Self {
+        self.replication_address = address;
+        self
     }
 
     /// One report: heartbeats, then pool stats of every back end. A failing back end is
@@ -56,6 +68,7 @@ impl Reporter {
                     topic: "manila-scheduler".to_owned(),
                     availability_zone: self.core.config.service_availability_zone(),
                     now,
+                    replication_address: None,
                 })
                 .await?;
         }
@@ -75,6 +88,7 @@ impl Reporter {
                 topic: "manila-share".to_owned(),
                 availability_zone: backend.config.availability_zone.clone(),
                 now,
+                replication_address: self.replication_address.clone(),
             })
             .await?;
         // Allocations come from the database, the only record of what is placed where.

@@ -39,6 +39,20 @@ pub fn is_up(core: &Core, updated_at: DateTime<Utc>, now: DateTime<Utc>) -> bool
     now.signed_duration_since(updated_at) <= down_time
 }
 
+/// The replication endpoint the node of the share service behind `host` (`host@backend`
+/// or `host@backend#pool`) last published; `None` when it publishes none.
+pub async fn replication_address(core: &Core, host: &str) -> CoreResult<Option<String>> {
+    let service_host = host.split('#').next().unwrap_or(host);
+    let rows = core
+        .store
+        .list_services(ServiceFilter {
+            host: Some(service_host.to_owned()),
+            binary: Some(crate::config::Role::Share.binary().to_owned()),
+        })
+        .await?;
+    Ok(rows.into_iter().find_map(|row| row.replication_address))
+}
+
 /// Services matching the query, in id order.
 pub async fn list_services(core: &Core, query: &ServiceQuery) -> CoreResult<Vec<ServiceView>> {
     let rows = core

@@ -1033,6 +1033,7 @@ mod tests {
             scheduled_at: None,
             launched_at: None,
             terminated_at: None,
+            replica_epoch: 0,
         }
     }
 

@@ -21,7 +21,9 @@
 //! (Manila's tempest tests rely on that). Manila's dummy reports every other replica `in_sync`
 //! from `promote_replica`; here the manager demotes the former active and its next
 //! `update_replica_state` answers `in_sync`, which ends in the same states. The dummy never
-//! moves data, so there is nothing to synchronise and no history to report.
+//! moves data; the only sync it reports is an empty one for each promotion, spanning the
+//! `promote_replica` call, so the replication history says when promotions ran (multi-node
+//! tests check with it that two promotions of one share never overlap).
 //!
 //! Manage follows Manila's dummy too: `unmanage` forgets the share but remembers its mount
 //! point (the part of its export path after `:/`) as unmanaged, and `manage_existing` succeeds
@@ -45,8 +47,8 @@ use serde::{Deserialize, Serialize};
 use crate::{
     AccessRule, AccessRuleResult, BackendInfo, DriverError, ExportLocation, GIB_BYTES,
     ManageResult, PoolStats, ReplicaContext, ReplicaRef, ReplicaResult, ShareDriver,
-    ShareInstanceRef, SnapshotProgress, SnapshotRef, SnapshotResult, check_protocol, check_resize,
-    effective_rules,
+    ShareInstanceRef, SnapshotProgress, SnapshotRef, SnapshotResult, SyncRecord, check_protocol,
+    check_resize, effective_rules,
 };
 
 /// A configured dummy pool.
@@ -686,6 +688,7 @@ impl ShareDriver for DummyDriver {
                     share_backend_name: self.info.backend_name.clone(),
                     driver_name: "dummy".to_owned(),
                     storage_protocol: "NFS_CIFS".to_owned(),
+                    replication_peer_transport: false,
                 }
             })
             .collect())
@@ -858,7 +861,9 @@ impl ShareDriver for DummyDriver {
     }
 
     /// The replica becomes `active` and keeps its export locations; the dummy has nothing to
-    /// quiesce or sync, so `quiesce_wait` is not waited for.
+    /// quiesce or sync, so `quiesce_wait` is not waited for. The call is reported as a final
+    /// sync that moved nothing, from its start to its end (configured delay included), so
+    /// the replication history shows when each promotion ran on the back end.
     async fn promote_replica(
         &self,
         replica: &ReplicaRef,
@@ -866,6 +871,7 @@ impl ShareDriver for DummyDriver {
         quiesce_wait: Option<Duration>,
     ) -> Result<ReplicaResult, DriverError> {
         let _ = (ctx, quiesce_wait);
+        let started_at = chrono::Utc::now();
         self.enter(DummyMethod::PromoteReplica).await?;
         let export_locations = self.with_share(&replica.instance, |state| {
             Ok(state.export_locations.clone())
@@ -873,7 +879,20 @@ impl ShareDriver for DummyDriver {
         Ok(ReplicaResult {
             replica_state: "active".to_owned(),
             export_locations: Some(export_locations),
-            sync: None,
+            sync: Some(SyncRecord {
+                started_at,
+                finished_at: chrono::Utc::now(),
+                source_point: None,
+                version: 0,
+                files_total: 0,
+                bytes_total: 0,
+                files_transferred: 0,
+                bytes_transferred: 0,
+                files_deleted: 0,
+                outcome: "clean".to_owned(),
+                detail: Some("dummy back end: no data moved".to_owned()),
+                wire_bytes: 0,
+            }),
         })
     }
 
@@ -1084,6 +1103,8 @@ mod tests {
             host: "node1@dummy1#fake_pool".into(),
             replica_state: replica_state.map(str::to_owned),
             export_locations: Vec::new(),
+            replication_address: None,
+            replica_epoch: 0,
         }
     }
 
@@ -1288,6 +1309,12 @@ mod tests {
             .unwrap();
         assert_eq!(promoted.replica_state, "active");
         assert_eq!(promoted.export_locations, Some(locations));
+        let sync = promoted.sync.expect("a promotion reports its (empty) sync");
+        assert!(sync.started_at <= sync.finished_at);
+        assert_eq!(
+            (sync.outcome.as_str(), sync.files_transferred),
+            ("clean", 0)
+        );
         // The former active is brought up to date like any secondary.
         let demoted = driver.update_replica_state(&active, &ctx).await.unwrap();
         assert_eq!(demoted.replica_state, "in_sync");

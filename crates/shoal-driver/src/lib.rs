@@ -57,6 +57,11 @@ pub enum DriverError {
         /// Bytes currently used by the share.
         used_bytes: u64,
     },
+    /// The data a replica is copied from cannot be read: the active's node is unreachable,
+    /// refused the request, or serves no replication endpoint (or, on one host, the
+    /// active's pool is gone).
+    #[error("cannot read the active replica's data: {0}")]
+    SourceUnavailable(String),
     /// Anything else.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -101,6 +106,10 @@ pub struct PoolStats {
     pub driver_name: String,
     /// Protocol the pool serves, Manila's `storage_protocol`.
     pub storage_protocol: String,
+    /// Replicas of this pool's shares on other nodes read the data from this node's
+    /// replication endpoint (the scheduler places them elsewhere only when it serves one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replication_peer_transport: bool,
 }
 
 /// Static facts of a back end that every pool report repeats.
@@ -183,6 +192,12 @@ pub struct ReplicaRef {
     /// Export locations stored for the replica (the `local` driver finds an active
     /// replica's data through its admin-only location).
     pub export_locations: Vec<ExportLocation>,
+    /// `host:port` of the replication endpoint of the node serving the replica's back end,
+    /// as its share service last published it (`None`: the node serves none).
+    pub replication_address: Option<String>,
+    /// The replica's epoch (see `ShareInstanceRow::replica_epoch`): an active's node serves
+    /// its data to peers only at this epoch.
+    pub replica_epoch: i64,
 }
 
 /// What every replica call gets besides the replica itself.
@@ -227,6 +242,10 @@ pub struct SyncRecord {
     pub outcome: String,
     /// Free text: the error of a failed sync, the tampered entries undone, ...
     pub detail: Option<String>,
+    /// Bytes received from the active's node over the network (0 when the source was read
+    /// from this host's filesystem).
+    #[serde(default)]
+    pub wire_bytes: u64,
 }
 
 /// Answer of `create_replica`, `promote_replica` and `update_replica_state`.

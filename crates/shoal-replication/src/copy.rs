@@ -192,7 +192,7 @@ fn user_copy(mut src: &File, dst: &File, block: Option<usize>) -> io::Result<(u6
 }
 
 /// Reads until `buf` is full or EOF.
-fn read_full(src: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_full(src: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match src.read(&mut buf[filled..]) {
@@ -227,9 +227,14 @@ pub(crate) fn hash_file(path: &Path) -> io::Result<blake3::Hash> {
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)?;
+    hash_open(&file)
+}
+
+/// BLAKE3 of an open file from its current offset to its end.
+pub(crate) fn hash_open(file: &File) -> io::Result<blake3::Hash> {
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; CHUNK];
-    let mut reader = &file;
+    let mut reader = file;
     loop {
         let n = read_full(&mut reader, &mut buf)?;
         hasher.update(&buf[..n]);
@@ -286,7 +291,7 @@ pub(crate) fn copy_file(
     result
 }
 
-fn finish_file(file: &File, mode: u32, mtime: Ts) -> io::Result<()> {
+pub(crate) fn finish_file(file: &File, mode: u32, mtime: Ts) -> io::Result<()> {
     file.set_permissions(fs::Permissions::from_mode(mode))?;
     nix::sys::stat::futimens(file, &TimeSpec::UTIME_OMIT, &ts_spec(mtime)).map_err(io::Error::from)
 }
@@ -304,8 +309,80 @@ pub(crate) fn delta_file(
     old: Option<&Entry>,
     check: bool,
 ) -> Result<Written, CopyError> {
-    let rep = |err| CopyError::Replica(dst.to_path_buf(), err);
     let (sfile, before) = open_source(src)?;
+    delta_into(dst, mode, block, old, |tfile, old_hashes| {
+        let blocks_total = before.len().div_ceil(block as u64);
+        // Reading and hashing the source is the whole cost of a small change to a large
+        // file: a checked delta of a large file does its second half on another thread.
+        // (An unchecked retry stays sequential, so a source that shrinks and grows again
+        // mid-read can never leave a gap.)
+        let split =
+            (check && before.len() >= PARALLEL_DELTA_MIN).then(|| blocks_total / 2 * block as u64);
+        let delta = Delta {
+            src: &sfile,
+            dst: tfile,
+            src_path: src,
+            dst_path: dst,
+            block,
+            old: old_hashes,
+        };
+        let (hashes, written, offset) = match split {
+            None => delta.range(0, None)?,
+            Some(split) => {
+                let (first, second) = std::thread::scope(|scope| {
+                    let second = scope.spawn(|| delta.range(split, None));
+                    let first = delta.range(0, Some(split));
+                    (first, second.join().expect("delta thread does not panic"))
+                });
+                let (first, second) = (first?, second?);
+                if first.2 != split {
+                    // The source shrank while it was read.
+                    return Err(CopyError::Changed);
+                }
+                let mut hashes = first.0;
+                hashes.extend(second.0);
+                (hashes, first.1 + second.1, split + second.2)
+            }
+        };
+        let after = sfile
+            .metadata()
+            .map_err(|err| CopyError::Source(src.to_path_buf(), err))?;
+        if check && (!same_content_stamp(&before, &after) || offset != after.len()) {
+            return Err(CopyError::Changed);
+        }
+        Ok(Patched {
+            hashes,
+            written,
+            size: offset,
+            mtime: ts_mtime(&after),
+        })
+    })
+}
+
+/// What a patch of a copy produced (see [`delta_into`]).
+pub(crate) struct Patched {
+    /// Block hashes of the new contents.
+    pub hashes: Vec<[u8; 32]>,
+    /// Bytes written.
+    pub written: u64,
+    /// New size (the copy is truncated to it).
+    pub size: u64,
+    /// The source's mtime, given to the copy.
+    pub mtime: Ts,
+}
+
+/// The frame of every block delta: makes the existing copy `dst` patchable (its own inode,
+/// write bit), works out the copy's block hashes (`old` when still trustworthy, else read
+/// from the copy), lets `patch` write the differing blocks (from a local file or a peer),
+/// then truncates, stamps and, for a duplicated copy, renames it over `dst`.
+pub(crate) fn delta_into(
+    dst: &Path,
+    mode: u32,
+    block: usize,
+    old: Option<&Entry>,
+    patch: impl FnOnce(&File, &[[u8; 32]]) -> Result<Patched, CopyError>,
+) -> Result<Written, CopyError> {
+    let rep = |err| CopyError::Replica(dst.to_path_buf(), err);
     let cur = fs::symlink_metadata(dst).map_err(rep)?;
     let trusted = old.filter(|o| {
         o.rep_ino == cur.ino()
@@ -346,55 +423,17 @@ pub(crate) fn delta_file(
             Some(o) => o.blocks.clone(),
             None => hash_blocks(&tfile, block).map_err(rep)?,
         };
-        let blocks_total = before.len().div_ceil(block as u64);
-        // Reading and hashing the source is the whole cost of a small change to a large
-        // file: a checked delta of a large file does its second half on another thread.
-        // (An unchecked retry stays sequential, so a source that shrinks and grows again
-        // mid-read can never leave a gap.)
-        let split =
-            (check && before.len() >= PARALLEL_DELTA_MIN).then(|| blocks_total / 2 * block as u64);
-        let delta = Delta {
-            src: &sfile,
-            dst: &tfile,
-            src_path: src,
-            dst_path: dst,
-            block,
-            old: &old_hashes,
-        };
-        let (hashes, written, offset) = match split {
-            None => delta.range(0, None)?,
-            Some(split) => {
-                let (first, second) = std::thread::scope(|scope| {
-                    let second = scope.spawn(|| delta.range(split, None));
-                    let first = delta.range(0, Some(split));
-                    (first, second.join().expect("delta thread does not panic"))
-                });
-                let (first, second) = (first?, second?);
-                if first.2 != split {
-                    // The source shrank while it was read.
-                    return Err(CopyError::Changed);
-                }
-                let mut hashes = first.0;
-                hashes.extend(second.0);
-                (hashes, first.1 + second.1, split + second.2)
-            }
-        };
-        tfile.set_len(offset).map_err(rep)?;
+        let patched = patch(&tfile, &old_hashes)?;
+        tfile.set_len(patched.size).map_err(rep)?;
         start_writeback(&tfile, 0, 0);
-        let after = sfile
-            .metadata()
-            .map_err(|err| CopyError::Source(src.to_path_buf(), err))?;
-        if check && (!same_content_stamp(&before, &after) || offset != after.len()) {
-            return Err(CopyError::Changed);
-        }
-        finish_file(&tfile, mode, ts_mtime(&after)).map_err(rep)?;
+        finish_file(&tfile, mode, patched.mtime).map_err(rep)?;
         let ino = tfile.metadata().map_err(rep)?.ino();
         Ok(Written {
-            size: offset,
-            mtime: ts_mtime(&after),
+            size: patched.size,
+            mtime: patched.mtime,
             rep_ino: ino,
-            blocks: hashes,
-            bytes: written,
+            blocks: patched.hashes,
+            bytes: patched.written,
         })
     })();
     if target_path != dst {
@@ -466,7 +505,7 @@ impl Delta<'_> {
 }
 
 /// Reads at `offset` until `buf` is full or EOF.
-fn read_full_at(src: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+pub(crate) fn read_full_at(src: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match src.read_at(&mut buf[filled..], offset + filled as u64) {

@@ -81,6 +81,8 @@ pub mod fsutil;
 mod manifest;
 pub mod peer_auth;
 pub mod snapshot;
+mod source;
+pub mod transport;
 mod walk;
 
 #[cfg(test)]
@@ -99,6 +101,7 @@ use chrono::{DateTime, Utc};
 
 use copy::{CopyError, Written, chmod, disk_mode, remove_tree, set_mtime};
 use manifest::{Entry, FLAG_DIRTY, FLAG_RACY, Kind, Manifest, State, Ts};
+use source::{BatchItem, LocalSource, Source};
 use walk::{WalkEntry, WalkResult, abs, walk_trees};
 
 /// Entries modified less than this before a scan may change again within the same mtime
@@ -114,6 +117,10 @@ const MAX_DIR_RENAMES: usize = 1000;
 
 /// Threads that copy files into a staging tree.
 const COPY_THREADS: usize = 2;
+
+/// A batch of small files asked of a peer at once stays below this many bytes, so one
+/// batch never holds a copy thread for long.
+const BATCH_BYTES: u64 = 16 << 20;
 
 /// Tuning and test knobs of one sync.
 #[derive(Debug, Clone)]
@@ -178,6 +185,9 @@ pub struct SyncReport {
     /// False when the source changed while it was read (the version is complete but not a
     /// point-in-time copy).
     pub clean: bool,
+    /// Bytes received from a peer node for this sync (listing, hashes, file data and
+    /// framing); 0 when the source was read from this host's filesystem.
+    pub wire_bytes: u64,
 }
 
 /// Errors of the engine.
@@ -533,18 +543,25 @@ impl ReplicaDir {
     /// Blocking (call from `spawn_blocking`). Safe after a crash mid-sync: leftovers are
     /// resumed or discarded, the published version is never modified.
     pub fn sync_from(&self, source: &Path, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
+        self.sync_with(&LocalSource { root: source }, opts)
+    }
+
+    /// One sync from any [`Source`]: this host's filesystem or a peer node.
+    pub(crate) fn sync_with(
+        &self,
+        source: &dyn Source,
+        opts: &SyncOptions,
+    ) -> Result<SyncReport, SyncError> {
         let started_at = Utc::now();
         let mut phases = Phases::new();
         let _lock = self.lock()?;
-        let unavailable = |source_err: io::Error| SyncError::SourceUnavailable {
-            path: source.to_path_buf(),
-            source: source_err,
-        };
-        match fs::symlink_metadata(source) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => return Err(unavailable(io::Error::other("not a directory"))),
-            Err(err) => return Err(unavailable(err)),
-        }
+        let source_name = source.describe();
+        source
+            .check_root()
+            .map_err(|source_err| SyncError::SourceUnavailable {
+                path: source_name.clone(),
+                source: source_err,
+            })?;
         let layout = self.layout()?;
         let pub_manifest = match layout.published {
             Some(v) => {
@@ -559,27 +576,21 @@ impl ReplicaDir {
         let racy_limit = ts_from_nanos(ts_nanos(scan_start) - opts.racy_window.as_nanos() as i128);
 
         let pub_path = layout.published.map(|v| self.version_path(v));
-        let mut roots: Vec<&Path> = vec![source];
-        if let Some(p) = &pub_path {
-            roots.push(p);
-        }
-        let mut walks = walk_trees(&roots, false).into_iter();
-        let src = walks.next().expect("one result per root").map_err(|e| {
-            SyncError::SourceUnavailable {
-                path: e.path,
-                source: e.source,
-            }
+        let (src, pub_walk) = source.walk_with(pub_path.as_deref());
+        let src = src.map_err(|e| SyncError::SourceUnavailable {
+            path: e.path,
+            source: e.source,
         })?;
-        let pub_walk = walks.next().and_then(Result::ok);
+        let pub_walk = pub_walk.and_then(Result::ok);
         phases.mark("walk");
         if !src.specials.is_empty() {
             tracing::warn!(
-                source = %source.display(),
+                source = %source_name.display(),
                 count = src.specials.len(),
                 first = %show_path(&src.specials[0]),
                 "skipped {} special files (fifos, sockets, devices) in {}",
                 src.specials.len(),
-                source.display()
+                source_name.display()
             );
         }
         let files_total = src.entries.len().saturating_sub(1) as u64;
@@ -637,6 +648,7 @@ impl ReplicaDir {
                 files_renamed: 0,
                 tampered: 0,
                 clean: true,
+                wire_bytes: source.wire_bytes(),
             });
         }
 
@@ -742,6 +754,7 @@ impl ReplicaDir {
             files_renamed: built.renamed,
             tampered: tampered_count,
             clean,
+            wire_bytes: source.wire_bytes(),
         })
     }
 
@@ -1431,7 +1444,7 @@ fn unchanged(
     src: &WalkResult,
     m: &Manifest,
     pub_path: Option<&Path>,
-    source: &Path,
+    source: &dyn Source,
     racy_limit: Ts,
 ) -> Option<bool> {
     if src.entries.len() != m.entries.len() {
@@ -1451,7 +1464,7 @@ fn unchanged(
         }
         if e.flags & FLAG_RACY != 0 {
             let pub_path = pub_path?;
-            let a = copy::hash_file(&abs(source, &s.path)).ok()?;
+            let a = source.hash(&s.path).ok()?;
             let b = copy::hash_file(&abs(pub_path, &e.path)).ok()?;
             if a != b {
                 return None;
@@ -1473,7 +1486,7 @@ struct Built {
 
 /// One build of a staging tree into the next version.
 struct Build<'a> {
-    src: &'a Path,
+    src: &'a dyn Source,
     stg: &'a Path,
     opts: &'a SyncOptions,
     racy_limit: Ts,
@@ -1820,12 +1833,47 @@ impl Build<'_> {
         }
     }
 
+    /// Splits the work into units for the copy threads: one entry each, except runs of
+    /// small whole-file copies, which go to the source as batches when it prefers them.
+    fn units<'w>(
+        &self,
+        s: &[WalkEntry],
+        work: &'w [(usize, Action)],
+    ) -> Vec<&'w [(usize, Action)]> {
+        let batch = self.src.batch_size().max(1);
+        let batchable = |&(i, action): &(usize, Action)| {
+            s[i].kind == Kind::File
+                && s[i].size < self.opts.delta_threshold
+                && matches!(action, Action::New | Action::Update)
+        };
+        let mut units = Vec::new();
+        let mut start = 0;
+        while start < work.len() {
+            let mut end = start + 1;
+            if batch > 1 && batchable(&work[start]) {
+                let mut bytes = s[work[start].0].size;
+                while end < work.len()
+                    && end - start < batch
+                    && bytes < BATCH_BYTES
+                    && batchable(&work[end])
+                {
+                    bytes += s[work[end].0].size;
+                    end += 1;
+                }
+            }
+            units.push(&work[start..end]);
+            start = end;
+        }
+        units
+    }
+
     fn run_work(
         &self,
         s: &[WalkEntry],
         b: &HashMap<Vec<u8>, Entry>,
         work: &[(usize, Action)],
     ) -> Result<HashMap<usize, Outcome>, SyncError> {
+        let units = self.units(s, work);
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let results: Mutex<HashMap<usize, Outcome>> = Mutex::new(HashMap::new());
@@ -1836,19 +1884,22 @@ impl Build<'_> {
                     let mut local = Vec::new();
                     while !failed.load(Ordering::Relaxed) {
                         let k = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&(i, action)) = work.get(k) else {
+                        let Some(&unit) = units.get(k) else {
                             break;
                         };
-                        match self.do_one(&s[i], b.get(&s[i].path), action) {
-                            Ok(outcome) => local.push((i, outcome)),
-                            Err(err) => {
-                                failed.store(true, Ordering::Relaxed);
-                                first_error
-                                    .lock()
-                                    .expect("error slot lock")
-                                    .get_or_insert(err);
-                                break;
-                            }
+                        let done = match unit {
+                            [(i, action)] => self
+                                .do_one(&s[*i], b.get(&s[*i].path), *action)
+                                .map(|outcome| local.push((*i, outcome))),
+                            batch => self.do_batch(s, b, batch, &mut local),
+                        };
+                        if let Err(err) = done {
+                            failed.store(true, Ordering::Relaxed);
+                            first_error
+                                .lock()
+                                .expect("error slot lock")
+                                .get_or_insert(err);
+                            break;
                         }
                     }
                     results.lock().expect("results lock").extend(local);
@@ -1861,13 +1912,71 @@ impl Build<'_> {
         Ok(results.into_inner().expect("results lock"))
     }
 
+    /// Copies a batch of small files with one request to the source. A file that changed
+    /// while it was read goes through [`Self::write_file`] (retry, then unchecked copy).
+    fn do_batch(
+        &self,
+        s: &[WalkEntry],
+        b: &HashMap<Vec<u8>, Entry>,
+        batch: &[(usize, Action)],
+        out: &mut Vec<(usize, Outcome)>,
+    ) -> Result<(), SyncError> {
+        let dsts: Vec<PathBuf> = batch
+            .iter()
+            .map(|(i, _)| abs(self.stg, &s[*i].path))
+            .collect();
+        for dp in &dsts {
+            match fs::remove_file(dp) {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(io_err(dp)(err)),
+                _ => {}
+            }
+        }
+        let items: Vec<BatchItem<'_>> = batch
+            .iter()
+            .zip(&dsts)
+            .map(|((i, _), dp)| BatchItem {
+                rel: &s[*i].path,
+                dst: dp,
+                mode: self.want_mode(&s[*i]),
+                check: true,
+            })
+            .collect();
+        let results = self.src.copy_batch(&items);
+        for (((i, _), dp), result) in batch.iter().zip(&dsts).zip(results) {
+            let n = &s[*i];
+            let outcome = match result {
+                Ok(w) => Outcome::Written(w, false),
+                Err(CopyError::Changed) => {
+                    self.write_file(n, b.get(&n.path), dp, self.want_mode(n))?
+                }
+                Err(CopyError::Vanished) => {
+                    self.unclean.store(true, Ordering::Relaxed);
+                    remove_tree(dp).map_err(io_err(dp))?;
+                    Outcome::Vanished
+                }
+                Err(CopyError::Source(path, source)) => {
+                    return Err(SyncError::SourceUnavailable { path, source });
+                }
+                Err(CopyError::Replica(path, source)) => {
+                    return Err(SyncError::Io { path, source });
+                }
+            };
+            if let Outcome::Written(w, _) = &outcome {
+                self.bytes_transferred.fetch_add(w.bytes, Ordering::Relaxed);
+            }
+            self.files_transferred.fetch_add(1, Ordering::Relaxed);
+            self.written()?;
+            out.push((*i, outcome));
+        }
+        Ok(())
+    }
+
     fn do_one(
         &self,
         n: &WalkEntry,
         base: Option<&Entry>,
         action: Action,
     ) -> Result<Outcome, SyncError> {
-        let sp = abs(self.src, &n.path);
         let dp = abs(self.stg, &n.path);
         let want = self.want_mode(n);
         let outcome = match (n.kind, action) {
@@ -1896,7 +2005,7 @@ impl Build<'_> {
                 Outcome::Keep { rep_ino: ino }
             }
             (_, Action::Verify) => {
-                let a = copy::hash_file(&sp);
+                let a = self.src.hash(&n.path);
                 let c = copy::hash_file(&dp);
                 match (a, c) {
                     (Ok(a), Ok(c)) if a == c => {
@@ -1910,10 +2019,10 @@ impl Build<'_> {
                         }
                         return Ok(Outcome::Keep { rep_ino: ino });
                     }
-                    _ => self.write_file(n, base, &sp, &dp, want)?,
+                    _ => self.write_file(n, base, &dp, want)?,
                 }
             }
-            (_, Action::New | Action::Update) => self.write_file(n, base, &sp, &dp, want)?,
+            (_, Action::New | Action::Update) => self.write_file(n, base, &dp, want)?,
         };
         if let Outcome::Written(w, _) = &outcome {
             self.bytes_transferred.fetch_add(w.bytes, Ordering::Relaxed);
@@ -1929,12 +2038,11 @@ impl Build<'_> {
         &self,
         n: &WalkEntry,
         base: Option<&Entry>,
-        sp: &Path,
         dp: &Path,
         want: u32,
     ) -> Result<Outcome, SyncError> {
         for (attempt, check) in [true, true, false].into_iter().enumerate() {
-            match self.try_write(n, base, sp, dp, want, check) {
+            match self.try_write(n, base, dp, want, check) {
                 Ok(w) => return Ok(Outcome::Written(w, !check)),
                 Err(CopyError::Changed) => {
                     if attempt == 1 {
@@ -1964,7 +2072,6 @@ impl Build<'_> {
         &self,
         n: &WalkEntry,
         base: Option<&Entry>,
-        sp: &Path,
         dp: &Path,
         want: u32,
         check: bool,
@@ -1973,7 +2080,9 @@ impl Build<'_> {
         let existing = base.filter(|e| e.kind == Kind::File);
         if big && existing.is_some() && dp.is_file() {
             let trusted = existing.filter(|_| self.base_block_size == self.opts.block_size as u64);
-            return copy::delta_file(sp, dp, want, self.opts.block_size, trusted, check);
+            return self
+                .src
+                .delta_file(&n.path, dp, want, self.opts.block_size, trusted, check);
         }
         match fs::remove_file(dp) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => {
@@ -1981,6 +2090,12 @@ impl Build<'_> {
             }
             _ => {}
         }
-        copy::copy_file(sp, dp, want, big.then_some(self.opts.block_size), check)
+        self.src.copy_file(
+            &n.path,
+            dp,
+            want,
+            big.then_some(self.opts.block_size),
+            check,
+        )
     }
 }

@@ -19,6 +19,8 @@ use std::sync::Mutex;
 const KEY_CONTEXT: &str = "shoal 2026-12 replication peer request MAC v1";
 /// First line of every signed message; a new message format gets a new tag.
 const MESSAGE_TAG: &str = "shoal-replication-v1";
+/// Derivation input of the response MAC key (kept apart from the request key).
+const RESPONSE_TAG: &str = "shoal-replication-response-v1";
 
 /// The key derived from the cluster secret.
 #[derive(Clone)]
@@ -34,6 +36,17 @@ impl ClusterKey {
     /// Derives the request-signing key from the cluster secret's bytes.
     pub fn derive(secret: &[u8]) -> Self {
         Self(blake3::derive_key(KEY_CONTEXT, secret))
+    }
+
+    /// The MAC of a response to the request with `nonce`: a keyed hash, under a key of its
+    /// own, that the answering node feeds with what it sends and the requester with what it
+    /// receives. Binding it to the nonce makes an old response useless for a new request.
+    pub fn response_mac(&self, nonce: &str) -> blake3::Hasher {
+        let key = blake3::keyed_hash(&self.0, RESPONSE_TAG.as_bytes());
+        let mut hasher = blake3::Hasher::new_keyed(key.as_bytes());
+        hasher.update(nonce.as_bytes());
+        hasher.update(b"\n");
+        hasher
     }
 }
 

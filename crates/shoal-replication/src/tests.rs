@@ -7,9 +7,9 @@ use std::path::Path;
 
 use super::*;
 
-const MIB: usize = 1024 * 1024;
+pub(crate) const MIB: usize = 1024 * 1024;
 
-fn opts() -> SyncOptions {
+pub(crate) fn opts() -> SyncOptions {
     SyncOptions {
         delta_threshold: MIB as u64,
         block_size: 64 * 1024,
@@ -17,20 +17,20 @@ fn opts() -> SyncOptions {
     }
 }
 
-fn old_time(sec: i64) -> Ts {
+pub(crate) fn old_time(sec: i64) -> Ts {
     Ts {
         sec: 1_600_000_000 + sec,
         nsec: 123_456_789,
     }
 }
 
-fn write(path: &Path, data: &[u8], mode: u32, sec: i64) {
+pub(crate) fn write(path: &Path, data: &[u8], mode: u32, sec: i64) {
     fs::write(path, data).unwrap();
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
     set_mtime(path, old_time(sec)).unwrap();
 }
 
-fn big_data() -> Vec<u8> {
+pub(crate) fn big_data() -> Vec<u8> {
     (0..3 * MIB as u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect()
@@ -38,7 +38,7 @@ fn big_data() -> Vec<u8> {
 
 /// A tree with nested dirs, empty files, a big file, symlinks (one dangling), names with
 /// spaces and unicode, varied modes and old mtimes.
-fn make_tree(root: &Path) {
+pub(crate) fn make_tree(root: &Path) {
     fs::create_dir_all(root.join("a/b/c")).unwrap();
     fs::create_dir_all(root.join("dir with space/ünïcødé")).unwrap();
     fs::create_dir_all(root.join("empty dir")).unwrap();

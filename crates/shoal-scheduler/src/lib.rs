@@ -59,8 +59,8 @@ mod tests;
 
 pub use filters::{
     AffinityFilter, AntiAffinityFilter, AvailabilityZoneFilter, CapabilitiesFilter, CapacityFilter,
-    CreateFromSnapshotFilter, DriverFilter, Filter, OnlyHostFilter, ShareReplicationFilter,
-    default_filters,
+    CreateFromSnapshotFilter, DriverFilter, Filter, OnlyHostFilter, PEER_TRANSPORT_CAPABILITY,
+    REPLICATION_ADDRESS_CAPABILITY, ReplicationPeerFilter, ShareReplicationFilter, default_filters,
 };
 pub use pool::{Capacity, MAX_OVER_SUBSCRIPTION_RATIO_DEFAULT, PoolState};
 pub use request::{AffinityHint, BOOLEAN_EXTRA_SPECS, ReplicaRequest, ScheduleRequest};
@@ -120,7 +120,8 @@ impl NoValidHost {
     /// The id of the user message detail Manila records for this failure
     /// (`manila/message/message_field.py`): a filter-specific detail (`007`
     /// AvailabilityZone, `008` Capabilities, `009` Capacity, `010` Driver, `014`
-    /// ShareReplication, `016` CreateFromSnapshot), `002` (no valid host) for the other
+    /// ShareReplication, `016` CreateFromSnapshot; shoal's `901` ReplicationPeer), `002`
+    /// (no valid host) for the other
     /// filters, and `028` (back
     /// ends not ready) when no service was usable.
     pub fn detail_id(&self) -> &'static str {
@@ -131,6 +132,8 @@ impl NoValidHost {
             "CapacityFilter" => "009",
             "DriverFilter" => "010",
             "ShareReplicationFilter" => "014",
+            // shoal's own detail (no Manila equivalent): see `ReplicationPeerFilter`.
+            "ReplicationPeerFilter" => "901",
             "CreateFromSnapshotFilter" => "016",
             _ => "002",
         }

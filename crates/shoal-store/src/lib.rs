@@ -51,7 +51,7 @@ pub use model::*;
 pub use model_identity::*;
 pub use model_shares::*;
 pub use model_snapshots::*;
-pub use postgres::PgStore;
+pub use postgres::{OPERATIONS_CHANNEL, PgStore};
 pub use sqlite::SqliteStore;
 pub use store::Store;
 

@@ -103,6 +103,9 @@ pub struct ServiceHeartbeat {
     pub availability_zone: String,
     /// Heartbeat time; becomes the row's `updated_at`.
     pub now: DateTime<Utc>,
+    /// `host:port` of the node's replication endpoint (share services of nodes that serve
+    /// one); peers read an active replica's data there.
+    pub replication_address: Option<String>,
 }
 
 /// A service row, joined with its availability zone name.
@@ -130,6 +133,8 @@ pub struct ServiceRow {
     pub created_at: DateTime<Utc>,
     /// Last heartbeat: the service is up when `now - updated_at <= service_down_time`.
     pub updated_at: DateTime<Utc>,
+    /// `host:port` of the node's replication endpoint, as last published.
+    pub replication_address: Option<String>,
 }
 
 /// Filter of `Store::list_services`; `None` fields match everything.
@@ -254,6 +259,26 @@ pub struct OperationRow {
     /// Last state change.
     pub updated_at: DateTime<Utc>,
 }
+
+/// A wake-up for the operation workers, from [`Store::listen_for_operations`](crate::Store::listen_for_operations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperationNotice {
+    /// An operation of `kind` for `host` (`None` = scheduler work) was enqueued and its
+    /// transaction committed, on this node or another.
+    Enqueued {
+        /// The operation's kind.
+        kind: String,
+        /// Share host (`host@backend`) that must run it; `None` for scheduler work.
+        host: Option<String>,
+    },
+    /// The listener (re)connected: notices sent while it was away are lost, so every queue
+    /// may hold work nobody was told about.
+    Listening,
+}
+
+/// Receiving end of [`Store::listen_for_operations`](crate::Store::listen_for_operations).
+/// Dropping it stops the listener.
+pub type OperationNotices = tokio::sync::mpsc::Receiver<OperationNotice>;
 
 /// Input of `Store::claim_next_operation`.
 #[derive(Debug, Clone, Copy)]

@@ -149,6 +149,10 @@ pub struct ShareInstanceRow {
     pub launched_at: Option<DateTime<Utc>>,
     /// When it was deleted on the backend.
     pub terminated_at: Option<DateTime<Utc>>,
+    /// Promotions of the share when this instance last became its active replica (0 for
+    /// the first active): a node serves an active's data to peers only at this epoch, so a
+    /// former active that comes back cannot pass for the active.
+    pub replica_epoch: i64,
 }
 
 /// Input of `Store::update_share_instance_if`: `None` leaves a field unchanged,
@@ -177,6 +181,8 @@ pub struct ShareInstanceUpdate {
     pub terminated_at: Option<DateTime<Utc>>,
     /// Set the scheduling time.
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// New replica epoch (a promoted replica gets one above every other of its share).
+    pub replica_epoch: Option<i64>,
 }
 
 /// Input of `Store::update_share`: `None` leaves a field unchanged, `Some(None)` clears it.
@@ -402,4 +408,6 @@ pub struct ReplicationRecord {
     pub outcome: String,
     /// Error text or notes.
     pub detail: Option<String>,
+    /// Bytes received from the active's node (0 when the sync read this host's files).
+    pub wire_bytes: i64,
 }

@@ -40,7 +40,7 @@ macro_rules! service_select {
     () => {
         "SELECT s.id, s.host, s.\"binary\", s.topic, s.availability_zone_id, \
                 z.name AS availability_zone_name, s.disabled, s.disabled_reason, \
-                s.report_count, s.created_at, s.updated_at \
+                s.report_count, s.created_at, s.updated_at, s.replication_address \
          FROM services s JOIN availability_zones z ON z.id = s.availability_zone_id "
     };
 }
@@ -49,8 +49,11 @@ pub(crate) use service_select;
 /// Expands the `Store` implementation for `$store`, whose field `pool` is a `sqlx::Pool<$db>`.
 ///
 /// `$store` must provide, as inherent items: `const BACKEND: &'static str`,
-/// `fn migrator() -> &'static sqlx::migrate::Migrator` and
-/// `async fn begin_write(&self) -> Result<sqlx::Transaction<'static, $db>>`.
+/// `fn migrator() -> &'static sqlx::migrate::Migrator`,
+/// `async fn begin_write(&self) -> Result<sqlx::Transaction<'static, $db>>`,
+/// `async fn notify_enqueued(conn: &mut <$db as sqlx::Database>::Connection, ops:
+/// &[NewOperation]) -> Result<()>` (called in the transaction that enqueues `ops`) and
+/// `async fn listen_for_operations_impl(&self) -> Option<OperationNotices>`.
 macro_rules! impl_store {
     ($store:ident, $db:ty) => {
         /// Row decoding and transaction helpers shared by the query modules below.
@@ -137,7 +140,8 @@ macro_rules! impl_store {
                     .execute(&mut *conn)
                     .await?;
                 }
-                Ok(())
+                // Wakes the workers of other nodes once the transaction commits (PostgreSQL).
+                super::$store::notify_enqueued(conn, ops).await
             }
 
             /// Locks row `id` of `table` for the rest of the transaction (a no-op update, the
@@ -171,7 +175,7 @@ macro_rules! impl_store {
                 is_foreign_key_violation, is_unique_violation, Result, StoreError,
             };
             use $crate::model::{
-                AvailabilityZoneRow, ClaimRequest, NewOperation, NewShareType, OperationRow,
+                AvailabilityZoneRow, ClaimRequest, NewOperation, NewShareType, OperationNotices, OperationRow,
                 OperationState, PoolRow, ServiceFilter, ServiceHeartbeat, ServiceRow,
                 ShareTypeFilter, ShareTypeRow, ShareTypeUpdate,
             };
@@ -251,6 +255,7 @@ macro_rules! impl_store {
                     report_count: get(row, "report_count")?,
                     created_at: time(row, "created_at")?,
                     updated_at: time(row, "updated_at")?,
+                    replication_address: get(row, "replication_address")?,
                 })
             }
 
@@ -744,15 +749,18 @@ macro_rules! impl_store {
                         .await?;
                     let row = sqlx::query(
                         "INSERT INTO services (host, \"binary\", topic, availability_zone_id, \
-                             disabled, disabled_reason, report_count, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, NULL, 1, $6, $6) \
+                             disabled, disabled_reason, report_count, created_at, updated_at, \
+                             replication_address) \
+                         VALUES ($1, $2, $3, $4, $5, NULL, 1, $6, $6, $7) \
                          ON CONFLICT (host, \"binary\") DO UPDATE SET \
                              topic = excluded.topic, \
                              availability_zone_id = excluded.availability_zone_id, \
                              report_count = services.report_count + 1, \
-                             updated_at = excluded.updated_at \
+                             updated_at = excluded.updated_at, \
+                             replication_address = excluded.replication_address \
                          RETURNING id, host, \"binary\", topic, availability_zone_id, disabled, \
-                             disabled_reason, report_count, created_at, updated_at",
+                             disabled_reason, report_count, created_at, updated_at, \
+                             replication_address",
                     )
                     .bind(&beat.host)
                     .bind(&beat.binary)
@@ -760,6 +768,7 @@ macro_rules! impl_store {
                     .bind(DbUuid(zone.id))
                     .bind(false)
                     .bind(DbTime::new(beat.now))
+                    .bind(&beat.replication_address)
                     .fetch_one(&self.pool)
                     .await?;
                     service_from_row(&row, Some(&zone.name))
@@ -854,6 +863,7 @@ macro_rules! impl_store {
                 // ---- operations ----
 
                 async fn insert_operation(&self, new: NewOperation) -> Result<OperationRow> {
+                    let mut tx = self.begin_write().await?;
                     let row = sqlx::query(concat!(
                         "INSERT INTO operations (kind, target_id, host, payload, state, \
                              attempts, created_at, updated_at) \
@@ -866,9 +876,16 @@ macro_rules! impl_store {
                     .bind(&new.host)
                     .bind(&new.payload)
                     .bind(DbTime::new(new.now))
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *tx)
                     .await?;
-                    operation_from_row(&row)
+                    let inserted = operation_from_row(&row)?;
+                    $store::notify_enqueued(&mut tx, std::slice::from_ref(&new)).await?;
+                    tx.commit().await?;
+                    Ok(inserted)
+                }
+
+                async fn listen_for_operations(&self) -> Option<OperationNotices> {
+                    self.listen_for_operations_impl().await
                 }
 
                 async fn claim_next_operation(

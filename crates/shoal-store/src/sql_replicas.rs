@@ -17,7 +17,7 @@ macro_rules! history_columns {
     () => {
         "id, share_instance_id, source_instance_id, \"trigger\", started_at, finished_at, \
          source_point, version, files_total, bytes_total, files_transferred, \
-         bytes_transferred, files_deleted, outcome, detail"
+         bytes_transferred, files_deleted, outcome, detail, wire_bytes"
     };
 }
 pub(crate) use history_columns;
@@ -290,6 +290,7 @@ macro_rules! replica_sql {
                     files_deleted: get(row, "files_deleted")?,
                     outcome: get(row, "outcome")?,
                     detail: get(row, "detail")?,
+                    wire_bytes: get(row, "wire_bytes")?,
                 })
             }
 
@@ -300,7 +301,7 @@ macro_rules! replica_sql {
                 let inserted = sqlx::query(concat!(
                     "INSERT INTO replication_history (",
                     history_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
                 ))
                 .bind(DbUuid(record.id))
                 .bind(DbUuid(record.share_instance_id))
@@ -317,6 +318,7 @@ macro_rules! replica_sql {
                 .bind(record.files_deleted)
                 .bind(&record.outcome)
                 .bind(&record.detail)
+                .bind(record.wire_bytes)
                 .execute(&store.pool)
                 .await;
                 match inserted {

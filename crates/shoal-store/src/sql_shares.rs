@@ -27,7 +27,8 @@ macro_rules! instance_columns {
     () => {
         "id, share_id, status, replica_state, host, availability_zone, share_type_id, \
          share_network_id, share_server_id, cast_rules_to_readonly, access_rules_status, \
-         progress, created_at, updated_at, scheduled_at, launched_at, terminated_at"
+         progress, created_at, updated_at, scheduled_at, launched_at, terminated_at, \
+         replica_epoch"
     };
 }
 pub(crate) use instance_columns;
@@ -143,6 +144,7 @@ macro_rules! share_sql {
                     scheduled_at: opt_time(row, "scheduled_at")?,
                     launched_at: opt_time(row, "launched_at")?,
                     terminated_at: opt_time(row, "terminated_at")?,
+                    replica_epoch: get(row, "replica_epoch")?,
                 })
             }
 
@@ -759,10 +761,11 @@ macro_rules! share_sql {
                          launched_at = COALESCE($13, launched_at), \
                          terminated_at = COALESCE($14, terminated_at), \
                          scheduled_at = COALESCE($15, scheduled_at), \
-                         updated_at = $16 \
-                     WHERE id = $17",
+                         replica_epoch = COALESCE($16, replica_epoch), \
+                         updated_at = $17 \
+                     WHERE id = $18",
                 );
-                let mut next = 18;
+                let mut next = 19;
                 if !cond.statuses.is_empty() {
                     sql.push_str(&format!(
                         " AND status IN ({})",
@@ -792,6 +795,7 @@ macro_rules! share_sql {
                     .bind(update.launched_at.map(DbTime::new))
                     .bind(update.terminated_at.map(DbTime::new))
                     .bind(update.scheduled_at.map(DbTime::new))
+                    .bind(update.replica_epoch)
                     .bind(DbTime::new(now))
                     .bind(DbUuid(id));
                 for status in cond.statuses {

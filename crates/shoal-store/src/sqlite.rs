@@ -12,10 +12,11 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 use crate::PoolConfig;
 use crate::error::{Result, StoreError};
+use crate::model::{NewOperation, OperationNotices};
 
 /// Migrations for SQLite, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -86,6 +87,16 @@ impl SqliteStore {
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
+
+    /// Nothing to do: a SQLite deployment is one process, whose workers are woken in-process.
+    async fn notify_enqueued(_conn: &mut SqliteConnection, _ops: &[NewOperation]) -> Result<()> {
+        Ok(())
+    }
+
+    /// No cross-process wake-ups on SQLite (see [`Store::listen_for_operations`](crate::Store::listen_for_operations)).
+    async fn listen_for_operations_impl(&self) -> Option<OperationNotices> {
+        None
+    }
 }
 
 crate::sql_impl::impl_store!(SqliteStore, sqlx::Sqlite);
@@ -117,6 +128,16 @@ mod tests {
             .expect("pragma");
         assert_eq!(fk, 1);
         assert_eq!(store.backend_name(), "sqlite");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn there_are_no_operation_notices() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
+        assert!(store.listen_for_operations().await.is_none());
         store.close().await;
     }
 

@@ -16,9 +16,9 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::model::{
-    AvailabilityZoneRow, ClaimRequest, NewOperation, NewShareType, OperationRow, OperationState,
-    PoolRow, ServiceFilter, ServiceHeartbeat, ServiceRow, ShareTypeFilter, ShareTypeRow,
-    ShareTypeUpdate,
+    AvailabilityZoneRow, ClaimRequest, NewOperation, NewShareType, OperationNotices, OperationRow,
+    OperationState, PoolRow, ServiceFilter, ServiceHeartbeat, ServiceRow, ShareTypeFilter,
+    ShareTypeRow, ShareTypeUpdate,
 };
 use crate::model_identity::{
     IdentityProjectRow, IdentityUserRow, IdentityUserUpdate, NewIdentityProject, NewIdentityUser,
@@ -192,6 +192,16 @@ pub trait Store: Send + Sync + 'static {
         retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<OperationRow>;
+
+    /// Wake-ups for the operation workers from every node on this database: on PostgreSQL a
+    /// task `LISTEN`s on [`OPERATIONS_CHANNEL`](crate::OPERATIONS_CHANNEL), to which every
+    /// enqueue notifies in its own transaction, reconnecting with backoff when the
+    /// connection drops (then a [`Listening`](crate::OperationNotice::Listening) notice says
+    /// that some may have been missed). When it returns, the first `LISTEN` has been tried
+    /// (and, unless it failed, is active). `None` on SQLite, where every role of a
+    /// deployment runs in one process and in-process wake-ups suffice. Polling stays the
+    /// fallback either way: a notice can be lost, and retries wait for `not_before`.
+    async fn listen_for_operations(&self) -> Option<OperationNotices>;
 
     /// Reads one operation.
     async fn get_operation(&self, id: i64) -> Result<OperationRow>;

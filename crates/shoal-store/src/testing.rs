@@ -37,6 +37,8 @@ enum Cleanup {
 /// A migrated store private to one test, plus what it takes to remove it.
 pub struct TestDb<S: ?Sized> {
     store: Arc<S>,
+    /// A URL naming the same database, for another store or another process.
+    url: String,
     /// `None` once cleaned up (or moved into another `TestDb`).
     cleanup: Option<Cleanup>,
 }
@@ -45,6 +47,21 @@ impl<S: Store + ?Sized> TestDb<S> {
     /// The store under test.
     pub fn store(&self) -> &Arc<S> {
         &self.store
+    }
+
+    /// A database URL for this test's database that `open_store` and `shoal serve` accept:
+    /// `sqlite://<file>`, or `TEST_DATABASE_URL` with the test schema as `search_path`.
+    /// Another node of a multi-node test opens its own store with it.
+    pub fn database_url(&self) -> &str {
+        &self.url
+    }
+
+    /// Another store (its own connection pool) on this test's database, as a second node
+    /// would have. Not closed by [`Self::finish`]; close it first.
+    pub async fn open_another(&self) -> Arc<dyn Store> {
+        crate::open_store(&self.url)
+            .await
+            .expect("open a second store on the test database")
     }
 
     /// Closes the store and removes its database (temp dir or PG schema). Call at the end of
@@ -65,6 +82,7 @@ impl<S: Store> TestDb<S> {
         let store: Arc<dyn Store> = self.store.clone();
         TestDb {
             store,
+            url: std::mem::take(&mut self.url),
             cleanup: self.cleanup.take(),
         }
     }
@@ -125,12 +143,14 @@ impl ForTest for SqliteStore {
             max_connections: TEST_MAX_CONNECTIONS,
             ..PoolConfig::default()
         };
-        let store = SqliteStore::open_with(&dir.path().join("shoal.db"), &config)
+        let path = dir.path().join("shoal.db");
+        let store = SqliteStore::open_with(&path, &config)
             .await
             .expect("open test sqlite store");
         store.migrate().await.expect("migrate test sqlite store");
         Some(TestDb {
             store: Arc::new(store),
+            url: format!("sqlite://{}", path.display()),
             cleanup: Some(Cleanup::TempDir(dir)),
         })
     }
@@ -165,12 +185,20 @@ impl ForTest for PgStore {
         store.migrate().await.expect("migrate test postgres store");
         Some(TestDb {
             store: Arc::new(store),
+            url: url_with_search_path(&url, &schema),
             cleanup: Some(Cleanup::PgSchema {
                 options: Box::new(admin),
                 schema,
             }),
         })
     }
+}
+
+/// `url` with `search_path` set to `schema` through libpq's `options` parameter, which
+/// sqlx and `shoal serve` understand.
+fn url_with_search_path(url: &str, schema: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options=-c%20search_path%3D{schema}")
 }
 
 /// A fresh store for another crate's tests: PostgreSQL when `TEST_DATABASE_URL` is set (so CI

@@ -63,6 +63,21 @@ pub enum BenchCommand {
         #[arg(long, default_value = "")]
         database_url: String,
     },
+    /// API throughput with one API node against two, separate processes on one PostgreSQL.
+    ApiNodes {
+        /// PostgreSQL URL; the benchmark works in a schema of its own and drops it.
+        #[arg(long)]
+        database_url: String,
+        /// API node counts to measure, comma-separated (1 and/or 2).
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        nodes: Vec<usize>,
+        /// Concurrent clients per workload.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Seconds each workload runs.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// The local back end's replication engine against `cp -a` and `rsync -a`.
     Replication {
         /// Scratch directory (default: a temp dir under the current directory).

@@ -77,6 +77,24 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Bench {
             command:
+                BenchCommand::ApiNodes {
+                    database_url,
+                    nodes,
+                    clients,
+                    seconds,
+                },
+        } => {
+            let settings = shoal::bench_api_nodes::ApiNodesBench {
+                database_url,
+                nodes,
+                clients,
+                duration: std::time::Duration::from_secs(seconds),
+            };
+            let rows = shoal::bench_api_nodes::run(&settings).await?;
+            shoal::bench_api_nodes::print(&rows);
+        }
+        Command::Bench {
+            command:
                 BenchCommand::Replication {
                     dir,
                     files,

@@ -16,9 +16,14 @@ use shoal_core::reporter::Reporter;
 use shoal_core::workers::OperationWorker;
 use shoal_core::workers::scheduler::SchedulerHandler;
 use shoal_core::workers::share_manager::ShareManagerHandler;
+use shoal_core::workers::wakeups::RemoteWakeups;
 use shoal_core::{Config, Core};
 use shoal_keystone::{KeystoneConfig, KeystoneValidator};
 use shoal_policy::Enforcer;
+use shoal_replication::peer_auth::ClusterKey;
+use shoal_replication::transport::server::FenceCheck;
+use shoal_replication::transport::tls;
+use shoal_replication::transport::{ClientOptions, PeerClient, RootPolicy, ServerState};
 use shoal_store::Store;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -153,6 +158,145 @@ fn write_secret_file(path: &std::path::Path, text: &str) -> std::io::Result<()> 
     file.sync_all()
 }
 
+/// The share role's side of node-to-node replication.
+#[derive(Default)]
+struct Peers {
+    /// Client of other nodes' endpoints (for secondaries whose active is elsewhere).
+    client: Option<Arc<PeerClient>>,
+    /// Where this node's endpoint is reached, published with the heartbeats.
+    advertised: Option<String>,
+}
+
+/// Loads the cluster secret, builds the peer client and, with `[replication] listen`, starts
+/// this node's replication endpoint serving the pools of its `local` back ends. Nothing when
+/// the node has no `local` back end.
+async fn replication_peers(
+    config: &Config,
+    store: Arc<dyn Store>,
+    cancel: &CancellationToken,
+    tasks: &TaskTracker,
+) -> anyhow::Result<Peers> {
+    let pools = shoal_core::drivers::local_pool_paths(config);
+    if pools.is_empty() {
+        return Ok(Peers::default());
+    }
+    let (secret, origin) = config
+        .load_cluster_secret()
+        .context("loading the cluster secret")?;
+    info!(from = %origin, "cluster secret loaded from {origin}");
+    let key = ClusterKey::derive(&secret);
+    let r = &config.replication;
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let tls_ca_pem = r.tls_ca.as_deref().map(read).transpose()?;
+    let client = PeerClient::new(
+        &config.host,
+        key.clone(),
+        ClientOptions {
+            connect_timeout: r.connect_timeout,
+            read_timeout: r.read_timeout,
+            tls_ca_pem,
+        },
+    )
+    .context("building the replication client")?;
+    let mut advertised = None;
+    if let Some(listen) = r.listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding the replication endpoint {listen}"))?;
+        let bound = listener.local_addr()?;
+        advertised = r.advertised_address().map(|a| {
+            // Port 0 in the configuration: publish the port actually bound.
+            if a == listen.to_string() {
+                bound.to_string()
+            } else {
+                a
+            }
+        });
+        let state = Arc::new(
+            ServerState::new(
+                key,
+                i64::try_from(r.max_clock_skew.as_secs()).unwrap_or(i64::MAX),
+                RootPolicy::pools(pools),
+            )
+            .with_fence(active_fence(store, config.host.clone())),
+        );
+        let app = shoal_replication::transport::router(state);
+        let shutdown = cancel.clone();
+        let scheme = match (&r.tls_cert, &r.tls_key) {
+            (Some(cert), Some(key)) => {
+                let acceptor = tls::acceptor(&read(cert)?, &read(key)?)
+                    .context("setting up the replication endpoint's TLS")?;
+                let listener = tls::TlsListener::new(listener, acceptor);
+                tasks.spawn(serve_endpoint(listener, app, shutdown));
+                "https"
+            }
+            _ => {
+                tasks.spawn(serve_endpoint(listener, app, shutdown));
+                "http"
+            }
+        };
+        info!(
+            %bound,
+            advertised = advertised.as_deref().unwrap_or(""),
+            "replication endpoint listening on {scheme}://{bound}, advertised as {}",
+            advertised.as_deref().unwrap_or("")
+        );
+    }
+    Ok(Peers {
+        client: Some(Arc::new(client)),
+        advertised,
+    })
+}
+
+/// Serves the replication endpoint on `listener` until `shutdown`.
+async fn serve_endpoint<L>(listener: L, app: axum::Router, shutdown: CancellationToken)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(err) = served {
+        tracing::error!(error = %err, "replication endpoint failed: {err}");
+    }
+}
+
+/// The endpoint's fence: a share instance's data is served only while the database says it
+/// is the active replica, on this node, at the epoch the requester expects. A node that
+/// comes back after its replica was promoted away (or that cannot read the database) thus
+/// never passes its copy off as the active's.
+fn active_fence(store: Arc<dyn Store>, host: String) -> FenceCheck {
+    Arc::new(move |instance: String, epoch: i64| {
+        let (store, host) = (store.clone(), host.clone());
+        Box::pin(async move {
+            let id = uuid::Uuid::parse_str(&instance)
+                .map_err(|_| format!("{instance} is not a share instance id"))?;
+            let row = store
+                .get_share_instance(id)
+                .await
+                .map_err(|err| format!("share instance {instance}: {err}"))?;
+            let on_this_node = row.host.split('@').next().is_some_and(|node| node == host);
+            if row.replica_state.as_deref() != Some("active") || !on_this_node {
+                return Err(format!(
+                    "share instance {instance} is not an active replica on this node \
+                     (replica_state {:?}, host {:?})",
+                    row.replica_state, row.host
+                ));
+            }
+            if row.replica_epoch != epoch {
+                return Err(format!(
+                    "share instance {instance} is the active replica at epoch {}, not {epoch}",
+                    row.replica_epoch
+                ));
+            }
+            Ok(())
+        })
+    })
+}
+
 impl Server {
     /// Starts every role of `config`. Returns once the API (if any) is accepting.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
@@ -169,8 +313,15 @@ impl Server {
         let config = Arc::new(config);
         let core = Arc::new(Core::new(config.clone(), store));
 
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let peers = if config.runs(Role::Share) {
+            replication_peers(&config, core.store.clone(), &cancel, &tasks).await?
+        } else {
+            Peers::default()
+        };
         let backends = if config.runs(Role::Share) {
-            let backends = shoal_core::drivers::build_backends(&config);
+            let backends = shoal_core::drivers::build_backends(&config, peers.client.clone());
             for backend in &backends {
                 backend
                     .driver
@@ -192,8 +343,6 @@ impl Server {
             Vec::new()
         };
 
-        let cancel = CancellationToken::new();
-        let tasks = TaskTracker::new();
         let mut workers = Vec::new();
         if config.runs(Role::Scheduler) {
             workers.push(Arc::new(OperationWorker::new(
@@ -210,8 +359,16 @@ impl Server {
                 handler,
             )));
         }
+        // Listen before the first heartbeat, so a node the others see as up hears their
+        // enqueues (the notice of a (re)connection wakes the workers once more anyway).
+        if let Some(wakeups) = RemoteWakeups::subscribe(&core, &workers).await {
+            let cancel = cancel.clone();
+            tasks.spawn(async move { wakeups.run(cancel).await });
+        }
         let replica_updater = Arc::new(ReplicaUpdater::new(core.clone(), backends.clone()));
-        let reporter = Arc::new(Reporter::new(core.clone(), backends));
+        let reporter = Arc::new(
+            Reporter::new(core.clone(), backends).with_replication_address(peers.advertised),
+        );
         if config.runs(Role::Scheduler) || config.runs(Role::Share) {
             reporter.run_once().await.context("first service report")?;
             let (reporter, cancel) = (reporter.clone(), cancel.clone());

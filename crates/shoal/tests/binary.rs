@@ -6,7 +6,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+#[path = "binary/scaleout.rs"]
+mod scaleout;
+
 const BIN: &str = env!("CARGO_BIN_EXE_shoal");
+
+#[path = "binary/netns.rs"]
+mod netns;
 
 /// A running `shoal serve` child; killed on drop if the test did not stop it.
 struct Served {
@@ -29,16 +35,33 @@ fn serve(args: &[&str], envs: &[(&str, &str)]) -> Served {
     serve_as_configured(&args, envs)
 }
 
+/// `shoal serve` with `args` on an ephemeral port of 127.0.0.1; returns once the API listens.
+fn serve_as_configured(args: &[&str], envs: &[(&str, &str)]) -> Served {
+    let mut all = vec!["--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let (mut served, line) = serve_until(&all, envs, API_LISTENING);
+    let addr = line
+        .split(API_LISTENING)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("address after the marker")
+        .to_owned();
+    served.base = format!("http://{addr}");
+    served
+}
+
+/// What `shoal serve` logs once its API accepts, followed by the bound address.
+const API_LISTENING: &str = "API listening on http://";
+
+/// Spawns `shoal serve` with `args` and waits (bounded) for a log line containing `marker`,
+/// which it returns. `base` is left empty.
 #[expect(
     clippy::zombie_processes,
     reason = "the child is owned by Served, whose Drop kills and waits for it"
 )]
-fn serve_as_configured(args: &[&str], envs: &[(&str, &str)]) -> Served {
+fn serve_until(args: &[&str], envs: &[(&str, &str)], marker: &str) -> (Served, String) {
     let mut command = Command::new(BIN);
-    command
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args);
+    command.arg("serve").args(args);
     command
         .env_remove("SHOAL_CONFIG")
         .env_remove("SHOAL_ADMIN_PASSWORD")
@@ -60,28 +83,23 @@ fn serve_as_configured(args: &[&str], envs: &[(&str, &str)]) -> Served {
             }
         }
     });
-    // The start-up log names the bound address; wait for it (bounded).
     let mut seen = Vec::new();
     loop {
         let line = rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| {
                 panic!(
-                    "shoal did not report its address; log so far:\n{}",
+                    "shoal did not log {marker:?}; log so far:\n{}",
                     seen.join("\n")
                 )
             });
-        if let Some(rest) = line.split("API listening on http://").nth(1) {
-            let addr = rest
-                .split_whitespace()
-                .next()
-                .expect("address after the marker")
-                .to_owned();
-            return Served {
+        if line.contains(marker) {
+            let served = Served {
                 child,
-                base: format!("http://{addr}"),
+                base: String::new(),
                 log: rx,
             };
+            return (served, line);
         }
         seen.push(line);
     }
@@ -270,6 +288,55 @@ fn config_check_and_db_sync() {
     assert!(data.join("shoal.db").is_file());
 }
 
+/// The multi-node example configs of README's "Multi-node deployment" pass `shoal config
+/// check` as they are (it does not connect to the database), and hold the role they are named
+/// for; the netns tests run them.
+#[test]
+fn multinode_example_configs_pass_config_check() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/multinode");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let mut command = Command::new(BIN);
+        command.args(["config", "check", "--config"]).arg(&path);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("SHOAL_") {
+                command.env_remove(key);
+            }
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let effective: toml::Table = String::from_utf8_lossy(&out.stdout).parse().unwrap();
+        let role = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let roles = effective["roles"].as_array().unwrap();
+        assert!(
+            roles.iter().any(|r| r.as_str() == Some(role.as_str())),
+            "{} runs {roles:?}",
+            path.display()
+        );
+        assert!(
+            effective["database_url"]
+                .as_str()
+                .unwrap()
+                .starts_with("postgres://"),
+            "{} is on PostgreSQL",
+            path.display()
+        );
+        checked.push(role);
+    }
+    checked.sort();
+    assert_eq!(checked, ["api", "scheduler", "share"]);
+}
+
 async fn post(url: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
     let response = reqwest::Client::new()
         .post(url)
@@ -405,7 +472,17 @@ async fn poll_until(
     what: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    poll_until_within(url, what, Duration::from_secs(90), done).await
+}
+
+/// [`poll_until`] with its own bound.
+async fn poll_until_within(
+    url: &str,
+    what: &str,
+    within: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + within;
     loop {
         let (status, body) = call(reqwest::Method::GET, url, "2.56", None).await;
         if status == 200 && done(&body) {

@@ -485,6 +485,7 @@ fn history_item(record: &ReplicationRecord) -> Value {
         "bytes_total": record.bytes_total,
         "files_transferred": record.files_transferred,
         "bytes_transferred": record.bytes_transferred,
+        "wire_bytes": record.wire_bytes,
         "files_deleted": record.files_deleted,
         "outcome": record.outcome,
         "detail": record.detail,

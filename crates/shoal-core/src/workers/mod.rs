@@ -10,14 +10,18 @@
 //! is idempotent. Handlers turn back-end failures into `error` states themselves and return
 //! `Ok`; an `Err` means "could not decide" (database down, a bug) and is retried.
 //!
-//! Tests call [`OperationWorker::run_once`] to process everything queued, instead of
-//! waiting for the loop.
+//! A worker runs a pass when woken ([`Core::wake_workers`]: by this process after an
+//! enqueue, or by [`wakeups`] on a notice from the database that another node enqueued
+//! work) and at least every `operations.poll_interval`. Tests call
+//! [`OperationWorker::run_once`] to process everything queued, instead of waiting for the
+//! loop.
 
 pub mod lifecycle;
 pub mod replica_manager;
 pub mod scheduler;
 pub mod share_manager;
 pub mod snapshot_manager;
+pub mod wakeups;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +68,12 @@ impl OperationWorker {
             host,
             handler,
         }
+    }
+
+    /// The share host (`host@backend`) whose queue this worker serves; `None` for the
+    /// scheduler's.
+    pub fn queue_host(&self) -> Option<&str> {
+        self.host.as_deref()
     }
 
     /// Processes every claimable operation of the queue, up to `operations.concurrency` at a

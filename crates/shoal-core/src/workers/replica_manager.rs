@@ -120,6 +120,7 @@ fn replication_record(
         files_deleted: saturating_i64(sync.files_deleted),
         outcome: sync.outcome,
         detail: sync.detail,
+        wire_bytes: saturating_i64(sync.wire_bytes),
     }
 }
 
@@ -274,11 +275,18 @@ impl ReplicaManager {
                 metadata: l.metadata,
             })
             .collect();
+        let replication_address = if instance.host.is_empty() {
+            None
+        } else {
+            crate::services::replication_address(&self.core, &instance.host).await?
+        };
         Ok(ReplicaRef {
             instance: instance_ref(instance, share),
             host: instance.host.clone(),
             replica_state: instance.replica_state.clone(),
             export_locations,
+            replication_address,
+            replica_epoch: instance.replica_epoch,
         })
     }
 
@@ -426,13 +434,15 @@ impl ReplicaManager {
                     ..status_and_state("error", Some("error"))
                 };
                 if self.cas(id, &["creating"], update).await?.is_some() {
-                    self.message(
-                        &set.share,
-                        id,
-                        messages::ACTION_CREATE,
-                        messages::DETAIL_UNEXPECTED,
-                    )
-                    .await;
+                    // The cause, when the driver knows it, rather than "unknown error".
+                    let detail = match err {
+                        DriverError::SourceUnavailable(_) => {
+                            messages::DETAIL_REPLICA_SOURCE_UNAVAILABLE
+                        }
+                        _ => messages::DETAIL_UNEXPECTED,
+                    };
+                    self.message(&set.share, id, messages::ACTION_CREATE, detail)
+                        .await;
                 }
                 return Ok(());
             }
@@ -746,6 +756,11 @@ impl ReplicaManager {
                     replica_state: Some(Some(REPLICA_STATE_ACTIVE.to_owned())),
                     cast_rules_to_readonly: Some(false),
                     access_rules_status: syncing(&set.replica),
+                    // A new epoch: the former active's node serves its copy only at its
+                    // own epoch, so nothing reads the old copy as the active's any more.
+                    replica_epoch: Some(
+                        set.all.iter().map(|r| r.replica_epoch).max().unwrap_or(0) + 1,
+                    ),
                     ..Default::default()
                 },
             },
@@ -914,6 +929,7 @@ mod tests {
             scheduled_at: None,
             launched_at: None,
             terminated_at: None,
+            replica_epoch: 0,
         }
     }
 
@@ -987,9 +1003,11 @@ mod tests {
                 files_deleted: 0,
                 outcome: "clean".to_owned(),
                 detail: None,
+                wire_bytes: 7,
             },
         );
         assert_eq!(record.share_instance_id, replica);
+        assert_eq!(record.wire_bytes, 7);
         assert_eq!(record.source_instance_id, Some(source));
         assert_eq!(record.trigger, "periodic");
         assert_eq!(record.version, i64::MAX);
@@ -1083,7 +1101,7 @@ mod tests {
                 backend_config("dummy1", "az1"),
                 backend_config("dummy2", "az2"),
             ];
-            let backends = build_backends(&config);
+            let backends = build_backends(&config, None);
             let core = Arc::new(Core::new(Arc::new(config), db.store().clone()));
             let now = Utc::now();
             let share = ShareRow {

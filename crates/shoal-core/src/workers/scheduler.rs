@@ -70,6 +70,13 @@ impl SchedulerHandler {
                     Value::Object(map) => map,
                     _ => serde_json::Map::new(),
                 };
+                // Where the pool's node serves replication (ReplicationPeerFilter).
+                if let Some(address) = service.and_then(|s| s.replication_address.clone()) {
+                    capabilities.insert(
+                        shoal_scheduler::REPLICATION_ADDRESS_CAPABILITY.to_owned(),
+                        Value::String(address),
+                    );
+                }
                 // The report is up to one interval old; allocations are read now.
                 let allocated_now = allocated.get(&pool.name).copied().unwrap_or(0) as f64;
                 if let (Some(total), Some(free)) = (
@@ -504,6 +511,7 @@ mod tests {
             scheduled_at: None,
             launched_at: None,
             terminated_at: None,
+            replica_epoch: 0,
         }
     }
 

@@ -366,11 +366,18 @@ impl SnapshotManager {
                     metadata: l.metadata,
                 })
                 .collect();
+            let replication_address = if replica.host.is_empty() {
+                None
+            } else {
+                crate::services::replication_address(&self.core, &replica.host).await?
+            };
             refs.push(ReplicaRef {
                 instance: ShareManagerHandler::instance_ref(&replica, share),
                 host: replica.host.clone(),
                 replica_state: replica.replica_state.clone(),
                 export_locations,
+                replication_address,
+                replica_epoch: replica.replica_epoch,
             });
         }
         let rules = store

@@ -130,6 +130,8 @@ pub struct LocalDriver {
     info: BackendInfo,
     pools: Vec<LocalPool>,
     options: LocalOptions,
+    /// Reaches the replication endpoints of other nodes (secondaries of actives there).
+    peers: Option<std::sync::Arc<shoal_replication::transport::PeerClient>>,
 }
 
 /// Which layout an instance has on disk (see the module documentation).
@@ -271,7 +273,23 @@ impl LocalDriver {
             info,
             pools,
             options,
+            peers: None,
         }
+    }
+
+    /// Lets the driver sync secondaries whose active lives on another node, through that
+    /// node's replication endpoint.
+    pub fn with_peer_client(
+        mut self,
+        client: std::sync::Arc<shoal_replication::transport::PeerClient>,
+    ) -> Self {
+        self.peers = Some(client);
+        self
+    }
+
+    /// The pool directories of this back end (the roots its replication endpoint serves).
+    pub fn pool_paths(&self) -> Vec<PathBuf> {
+        self.pools.iter().map(|p| p.path.clone()).collect()
     }
 
     /// The access rules last recorded for `share` (empty when none were applied). The NFS data
@@ -398,6 +416,7 @@ impl LocalDriver {
             share_backend_name: self.info.backend_name.clone(),
             driver_name: "local".to_owned(),
             storage_protocol: "NFS_CIFS".to_owned(),
+            replication_peer_transport: true,
         })
     }
 }

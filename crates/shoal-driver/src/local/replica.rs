@@ -7,8 +7,10 @@
 //! what state the replica is in.
 //!
 //! Sync source: the active replica's admin-only export location `local://<host><path>`
-//! names its data root (`<pool>/shares/<active-id>`). Only this host's paths are read;
-//! cross-host replication needs a transport that does not exist yet.
+//! names its data root (`<pool>/shares/<active-id>`). On this host the engine reads it
+//! directly; on another host it reads it through that node's replication endpoint, whose
+//! address the node publishes with the heartbeat of its share services
+//! ([`ReplicaRef::replication_address`]).
 //!
 //! Persisted in `<pool>/replicas/<id>.state.json` and why: the replication type (so
 //! `ensure_share` after a restart answers the right export locations without the database),
@@ -33,6 +35,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
@@ -43,6 +46,7 @@ use super::{
     write_json,
 };
 use crate::fsutil;
+use crate::replication::transport::PeerClient;
 use crate::replication::{ReplicaDir, SyncError, SyncOptions, SyncReport};
 use crate::{
     DriverError, ExportLocation, ReplicaContext, ReplicaRef, ReplicaResult, ShareInstanceRef,
@@ -134,14 +138,15 @@ impl LocalDriver {
         }
     }
 
-    /// The active's data root, from its admin-only `local://` export location (any
-    /// `local://` location of a share created before every active had an admin-only one).
-    /// Only the form is checked here; [`check_source`] looks at the directory.
-    fn source_root(
+    /// Where to sync from: the active's data root, from its admin-only `local://` export
+    /// location (any `local://` location of a share created before every active had an
+    /// admin-only one), on this host or through the endpoint of the active's node. Only the
+    /// form is checked here; [`check_source`] (or the peer) looks at the directory.
+    fn sync_source(
         &self,
         replica: &ReplicaRef,
         active: &ReplicaRef,
-    ) -> Result<PathBuf, DriverError> {
+    ) -> Result<SyncSource, DriverError> {
         let active_id = &active.instance.id;
         if !fsutil::is_canonical_uuid(active_id) {
             return Err(DriverError::InvalidInput(format!(
@@ -173,13 +178,6 @@ impl LocalDriver {
             ))
         })?;
         let (host, path) = rest.split_at(slash);
-        if host != self.info.host {
-            return Err(DriverError::InvalidInput(format!(
-                "cross-host replication is not supported yet: the active replica {active_id} is \
-                 on host {host:?}, this back end is on {:?}",
-                self.info.host
-            )));
-        }
         let path = PathBuf::from(path);
         // The path must be an active's data root, `<pool>/shares/<active-id>`, reached
         // without `..`: a stray or edited location cannot make the driver copy another tree.
@@ -197,7 +195,27 @@ impl LocalDriver {
                 location.path
             )));
         }
-        Ok(path)
+        if host == self.info.host {
+            return Ok(SyncSource::Local(path));
+        }
+        let Some(client) = &self.peers else {
+            return Ok(SyncSource::Unavailable(format!(
+                "the active replica {active_id} is on host {host:?}, and this node has no \
+                 replication client to reach it"
+            )));
+        };
+        let Some(address) = active.replication_address.clone() else {
+            return Ok(SyncSource::Unavailable(format!(
+                "the active replica {active_id} is on host {host:?}, which publishes no \
+                 replication endpoint (its [replication] listen is not set)"
+            )));
+        };
+        Ok(SyncSource::Peer {
+            client: client.clone(),
+            address,
+            root: path,
+            epoch: active.replica_epoch,
+        })
     }
 
     /// The active's instance when it lives in one of this driver's pools.
@@ -231,7 +249,7 @@ impl LocalDriver {
                 replica.instance.share_id
             ))
         })?;
-        let source = self.source_root(replica, active)?;
+        let source = self.sync_source(replica, active)?;
         let job = self.job(replica, ctx);
         blocking(move || create_secondary(&instance, &job, &source)).await
     }
@@ -258,7 +276,7 @@ impl LocalDriver {
                 sync: None,
             });
         }
-        let source = self.source_root(replica, active)?;
+        let source = self.sync_source(replica, active)?;
         let job = self.job(replica, ctx);
         let stored = replica.export_locations.clone();
         blocking(move || update_secondary(&instance, &job, &source, &stored)).await
@@ -273,7 +291,7 @@ impl LocalDriver {
         check_replication_type(ctx.replication_type)?;
         let instance = self.instance(&replica.instance)?;
         let active = ctx.active.filter(|a| a.instance.id != replica.instance.id);
-        let source = active.map(|a| self.source_root(replica, a)).transpose()?;
+        let source = active.map(|a| self.sync_source(replica, a)).transpose()?;
         // (1) Quiesce the active when it is ours. No data plane serves it yet, so there
         // are no writers to wait for: `quiesce_wait` bounds nothing today.
         let _ = quiesce_wait;
@@ -347,9 +365,45 @@ fn check_source(source: &Path) -> Result<(), SyncError> {
     })
 }
 
-fn sync(dir: &ReplicaDir, source: &Path, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
-    check_source(source)?;
-    dir.sync_from(source, opts)
+/// Where a secondary syncs from.
+#[derive(Debug, Clone)]
+enum SyncSource {
+    /// The active's data root on this host.
+    Local(PathBuf),
+    /// The active's data root on another node, read through that node's endpoint.
+    Peer {
+        client: Arc<PeerClient>,
+        address: String,
+        root: PathBuf,
+        /// The active's epoch: its node refuses to serve the data at any other.
+        epoch: i64,
+    },
+    /// On another node that cannot be reached (why): every sync fails as for an unreachable
+    /// active, so the replica's state follows the same facts.
+    Unavailable(String),
+}
+
+fn sync(
+    dir: &ReplicaDir,
+    source: &SyncSource,
+    opts: &SyncOptions,
+) -> Result<SyncReport, SyncError> {
+    match source {
+        SyncSource::Local(root) => {
+            check_source(root)?;
+            dir.sync_from(root, opts)
+        }
+        SyncSource::Peer {
+            client,
+            address,
+            root,
+            epoch,
+        } => dir.sync_from_peer(&client.source(address, root, *epoch), opts),
+        SyncSource::Unavailable(reason) => Err(SyncError::SourceUnavailable {
+            path: PathBuf::new(),
+            source: io::Error::other(reason.clone()),
+        }),
+    }
 }
 
 /// Creates `replicas/` if a pool set up before replication lacks it.
@@ -502,6 +556,7 @@ fn record_of(report: &SyncReport) -> SyncRecord {
         }
         .to_owned(),
         detail: (!details.is_empty()).then(|| details.join("; ")),
+        wire_bytes: report.wire_bytes,
     }
 }
 
@@ -519,6 +574,7 @@ fn failed_record(started_at: DateTime<Utc>, version: u64, detail: String) -> Syn
         files_deleted: 0,
         outcome: "failed".to_owned(),
         detail: Some(detail),
+        wire_bytes: 0,
     }
 }
 
@@ -541,7 +597,7 @@ fn locations_differ(stored: &[ExportLocation], wanted: &[ExportLocation]) -> boo
 fn create_secondary(
     instance: &Instance,
     job: &Job,
-    source: &Path,
+    source: &SyncSource,
 ) -> Result<ReplicaResult, DriverError> {
     if instance.exists()? && !instance.replica_exists()? {
         return Err(DriverError::InvalidInput(format!(
@@ -558,9 +614,7 @@ fn create_secondary(
     let report = match sync(&dir, source, &job.opts) {
         Ok(report) => report,
         Err(err @ SyncError::SourceUnavailable { .. }) => {
-            return Err(DriverError::Other(
-                anyhow::Error::from(err).context("cannot copy the active replica"),
-            ));
+            return Err(DriverError::SourceUnavailable(err.to_string()));
         }
         Err(err) => return Err(pool_error(instance, err)),
     };
@@ -626,7 +680,7 @@ fn demote_if_needed(instance: &Instance, job: &Job) -> Result<bool, DriverError>
 fn update_secondary(
     instance: &Instance,
     job: &Job,
-    source: &Path,
+    source: &SyncSource,
     stored: &[ExportLocation],
 ) -> Result<ReplicaResult, DriverError> {
     demote_if_needed(instance, job)?;
@@ -659,7 +713,7 @@ fn update_secondary(
 fn promote_secondary(
     instance: &Instance,
     job: &Job,
-    source: Option<PathBuf>,
+    source: Option<SyncSource>,
 ) -> Result<ReplicaResult, DriverError> {
     let finish = |sync: Option<SyncRecord>| -> Result<ReplicaResult, DriverError> {
         let size_gb = instance.size_gb(&job.share, Role::Active)?;
@@ -721,7 +775,12 @@ fn promote_secondary(
                         .to_rfc3339_opts(SecondsFormat::Secs, true)
                 );
                 tracing::warn!(share_instance.id = %instance.id, "replica {}: {detail}", instance.id);
-                Some(failed_record(started_at, published.version, detail))
+                // What the new active holds: the source point of its last version (anything
+                // the old active took after it may be lost).
+                Some(SyncRecord {
+                    source_point: Some(published.source_point),
+                    ..failed_record(started_at, published.version, detail)
+                })
             }
             Err(err) => return Err(pool_error(instance, err)),
         }
@@ -799,6 +858,8 @@ pub(super) mod tests {
                 host: format!("node1@{}#pool1", self.name),
                 replica_state: state.map(str::to_owned),
                 export_locations: locations.to_vec(),
+                replication_address: None,
+                replica_epoch: 0,
             }
         }
 
@@ -1438,10 +1499,6 @@ pub(super) mod tests {
             a.replica(ACTIVE, Some("active"), &[location])
         };
         for (location, needle) in [
-            (
-                format!("local://node2{}", data_root.display()),
-                "cross-host replication is not supported yet",
-            ),
             ("local://node1".to_owned(), "no absolute path"),
             (
                 format!("local://node1{}/../{ACTIVE}", data_root.display()),
@@ -1502,6 +1559,32 @@ pub(super) mod tests {
         );
         assert!(names_in(&b.replicas()).is_empty());
         assert!(names_in(&b.shares()).is_empty());
+
+        // On another host with no way to reach it (no peer client here): the create fails
+        // naming the cause, and an update is a failed sync, so the state follows the facts.
+        let active = with_path(format!("local://node2{}", data_root.display()));
+        let replicas = [active.clone(), secondary.clone()];
+        let ctx = ctx("readable", Some(&active), &replicas);
+        match b.driver.create_replica(&secondary, &ctx).await {
+            Err(DriverError::SourceUnavailable(reason)) => {
+                assert!(reason.contains("no replication client"), "{reason}")
+            }
+            other => panic!("expected SourceUnavailable, got {other:?}"),
+        }
+        let updated = b
+            .driver
+            .update_replica_state(&secondary, &ctx)
+            .await
+            .unwrap();
+        assert_eq!(updated.replica_state, "out_of_sync");
+        let sync = updated.sync.expect("a failed sync is recorded");
+        assert_eq!(sync.outcome, "failed");
+        assert!(
+            sync.detail
+                .as_deref()
+                .is_some_and(|d| d.contains("no replication client")),
+            "{sync:?}"
+        );
     }
 
     #[tokio::test]

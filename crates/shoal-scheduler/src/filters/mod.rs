@@ -14,6 +14,7 @@ mod capacity;
 mod create_from_snapshot;
 mod driver;
 mod only_host;
+mod replication_peer;
 mod share_replication;
 
 pub use affinity::{AffinityFilter, AntiAffinityFilter};
@@ -23,6 +24,9 @@ pub use capacity::CapacityFilter;
 pub use create_from_snapshot::CreateFromSnapshotFilter;
 pub use driver::DriverFilter;
 pub use only_host::OnlyHostFilter;
+pub use replication_peer::{
+    PEER_TRANSPORT_CAPABILITY, REPLICATION_ADDRESS_CAPABILITY, ReplicationPeerFilter,
+};
 pub use share_replication::ShareReplicationFilter;
 
 use crate::{PoolState, ScheduleRequest};
@@ -39,8 +43,8 @@ pub trait Filter {
 
 /// Manila's `scheduler_default_filters`, in order, for one request: `OnlyHostFilter`,
 /// `AvailabilityZoneFilter`, `CapacityFilter`, `CapabilitiesFilter`, `DriverFilter`,
-/// `ShareReplicationFilter`, `CreateFromSnapshotFilter`, `AffinityFilter`,
-/// `AntiAffinityFilter`.
+/// `ShareReplicationFilter`, then shoal's `ReplicationPeerFilter`, then
+/// `CreateFromSnapshotFilter`, `AffinityFilter`, `AntiAffinityFilter`.
 ///
 /// `pools` is the whole snapshot: the share replication filter looks the active replica's
 /// pool up in it (among pools whose service is usable, as Manila does) to learn the
@@ -53,6 +57,7 @@ pub fn default_filters(req: &ScheduleRequest, pools: &[PoolState]) -> Vec<Box<dy
         Box::new(CapabilitiesFilter),
         Box::new(DriverFilter),
         Box::new(ShareReplicationFilter::for_request(req, pools)),
+        Box::new(ReplicationPeerFilter::for_request(req, pools)),
         Box::new(CreateFromSnapshotFilter::for_request(req, pools)),
         Box::new(AffinityFilter),
         Box::new(AntiAffinityFilter),

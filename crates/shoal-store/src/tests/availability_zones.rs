@@ -81,6 +81,7 @@ fn beat(host: &str, zone: &str, secs: i64) -> ServiceHeartbeat {
         topic: "manila-share".to_owned(),
         availability_zone: zone.to_owned(),
         now: at(secs),
+        replication_address: None,
     }
 }
 

@@ -84,6 +84,7 @@ fn record(instance: Uuid, secs: i64, outcome: &str) -> ReplicationRecord {
         files_deleted: 1,
         outcome: outcome.to_owned(),
         detail: None,
+        wire_bytes: secs * 3,
     }
 }
 

@@ -11,6 +11,7 @@ fn beat(host: &str, binary: &str, zone: &str, secs: i64) -> ServiceHeartbeat {
         topic: binary.to_owned(),
         availability_zone: zone.to_owned(),
         now: at(secs),
+        replication_address: None,
     }
 }
 
@@ -50,6 +51,21 @@ pub(crate) async fn heartbeat_creates_then_increments<S: ForTest>() {
         .expect("third beat");
     assert_eq!(moved.report_count, 3);
     assert_eq!(moved.availability_zone, "az2");
+    assert_eq!(moved.replication_address, None);
+    // The replication address follows the latest report too (a node that moved, or that
+    // stopped serving its endpoint).
+    let mut addressed = beat("h1@b", "manila-share", "az2", 70);
+    addressed.replication_address = Some("10.0.0.2:8787".to_owned());
+    let addressed = store.record_service_heartbeat(addressed).await.unwrap();
+    assert_eq!(
+        addressed.replication_address.as_deref(),
+        Some("10.0.0.2:8787")
+    );
+    let moved = store
+        .record_service_heartbeat(beat("h1@b", "manila-share", "az2", 80))
+        .await
+        .unwrap();
+    assert_eq!(moved.replication_address, None);
     let listed = store.list_services(ServiceFilter::default()).await.unwrap();
     assert_eq!(listed, vec![moved]);
     db.finish().await;

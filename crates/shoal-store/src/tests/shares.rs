@@ -632,6 +632,7 @@ pub(crate) async fn update_share_instance_if_is_compare_and_set<S: ForTest>() {
                 launched_at: Some(at(4)),
                 terminated_at: Some(at(5)),
                 scheduled_at: Some(at(3)),
+                replica_epoch: Some(7),
             },
             vec![],
             at(6),
@@ -649,6 +650,7 @@ pub(crate) async fn update_share_instance_if_is_compare_and_set<S: ForTest>() {
     assert_eq!(updated.launched_at, Some(at(4)));
     assert_eq!(updated.terminated_at, Some(at(5)));
     assert_eq!(updated.scheduled_at, Some(at(3)));
+    assert_eq!(updated.replica_epoch, 7);
     assert_eq!(updated.updated_at, Some(at(6)));
     assert_eq!(store.get_share_instance(inst.id).await.unwrap(), updated);
 

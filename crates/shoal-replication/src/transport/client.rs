@@ -1,0 +1,668 @@
+//! The requesting side: a secondary's node reading the active's tree from the active's node.
+//!
+//! [`PeerSource`] is a [`Source`] of the engine, so a sync from a peer builds, checks and
+//! publishes a version exactly as a local sync does. The engine is blocking and runs on
+//! blocking threads; each request is driven on the node's tokio runtime through its
+//! [`Handle`], and the response is read frame by frame as it arrives.
+//!
+//! What is checked before anything received counts: the response MAC (the answer comes from a
+//! node holding the cluster secret and was not changed on the way), each file's content hash
+//! or block hashes from its trailer, and the sizes. A response that breaks off, times out or
+//! fails a check fails the sync, which leaves the published version as it was; files that
+//! arrived whole stay in the staging tree, and the next sync confirms them with a hash
+//! request instead of fetching them again. A large file that broke off keeps what arrived,
+//! and the next sync asks only for the blocks it lacks.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Buf, BytesMut};
+use tokio::runtime::Handle;
+
+use super::wire::{self, Trailer};
+use super::{HEADER_MAC, HEADER_NODE, HEADER_NONCE, HEADER_TIMESTAMP};
+use crate::copy::{self, CopyError, Patched, Written};
+use crate::manifest::{Entry, Reader};
+use crate::peer_auth::{self, ClusterKey};
+use crate::source::{BatchItem, Source};
+use crate::walk::{WalkError, WalkResult, walk_trees};
+use crate::{ReplicaDir, SyncError, SyncOptions, SyncReport};
+
+/// Small files asked for in one request.
+const BATCH_FILES: usize = 256;
+
+/// Timeouts and TLS of the replication client.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Connecting to a peer.
+    pub connect_timeout: Duration,
+    /// Silence on an open connection (no byte for this long) before the request fails.
+    pub read_timeout: Duration,
+    /// PEM of the CA that issues the peers' endpoint certificates: with it every peer is
+    /// reached over HTTPS (see [`super::tls`]); without it, plain HTTP.
+    pub tls_ca_pem: Option<Vec<u8>>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(3),
+            read_timeout: Duration::from_secs(10),
+            tls_ca_pem: None,
+        }
+    }
+}
+
+/// A node's client of its peers' replication endpoints.
+#[derive(Debug, Clone)]
+pub struct PeerClient {
+    http: reqwest::Client,
+    key: ClusterKey,
+    node: String,
+    handle: Handle,
+    scheme: &'static str,
+}
+
+impl PeerClient {
+    /// A client signing as `node` with `key`. Must be called inside a multi-threaded tokio
+    /// runtime, which then carries every request.
+    pub fn new(node: &str, key: ClusterKey, options: ClientOptions) -> io::Result<Self> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .read_timeout(options.read_timeout)
+            .pool_idle_timeout(Duration::from_secs(30));
+        let mut scheme = "http";
+        if let Some(ca) = &options.tls_ca_pem {
+            let ca = reqwest::Certificate::from_pem(ca).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("the replication CA: {e}"),
+                )
+            })?;
+            builder = builder
+                .use_rustls_tls()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(ca)
+                .https_only(true);
+            scheme = "https";
+        }
+        let http = builder.build().map_err(io::Error::other)?;
+        Ok(Self {
+            http,
+            key,
+            node: node.to_owned(),
+            handle: Handle::current(),
+            scheme,
+        })
+    }
+
+    /// The tree `root` of the node whose replication endpoint is `address` (`host:port`),
+    /// the data root of an active replica at `epoch` (the node refuses it at any other).
+    pub fn source(&self, address: &str, root: &Path, epoch: i64) -> PeerSource<'_> {
+        PeerSource {
+            client: self,
+            base: format!("{}://{address}", self.scheme),
+            address: address.to_owned(),
+            root: root.as_os_str().as_bytes().to_vec(),
+            epoch,
+            wire: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Another node's share data root, read over its replication endpoint.
+#[derive(Debug)]
+pub struct PeerSource<'a> {
+    client: &'a PeerClient,
+    base: String,
+    address: String,
+    root: Vec<u8>,
+    epoch: i64,
+    wire: AtomicU64,
+}
+
+impl ReplicaDir {
+    /// One sync from another node's tree (see [`ReplicaDir::sync_from`]).
+    pub fn sync_from_peer(
+        &self,
+        source: &PeerSource<'_>,
+        opts: &SyncOptions,
+    ) -> Result<SyncReport, SyncError> {
+        self.sync_with(source, opts)
+    }
+}
+
+/// A response being read: frames as they arrive, the running MAC, the bytes counted.
+struct Frames<'a> {
+    response: reqwest::Response,
+    handle: &'a Handle,
+    buf: BytesMut,
+    mac: blake3::Hasher,
+    wire: &'a AtomicU64,
+    ended: bool,
+}
+
+fn bad(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.into())
+}
+
+impl Frames<'_> {
+    /// The next frame. The `M` frame is checked here and ends the response; an `E` frame is
+    /// the source's read error.
+    fn next(&mut self) -> io::Result<(u8, bytes::Bytes)> {
+        if self.ended {
+            return Err(bad("read past the end of a response"));
+        }
+        loop {
+            if self.buf.len() >= 5 {
+                let len = u32::from_le_bytes(self.buf[1..5].try_into().expect("4 bytes")) as usize;
+                if len > wire::MAX_FRAME {
+                    return Err(bad(format!("a frame of {len} bytes is too large")));
+                }
+                if self.buf.len() >= 5 + len {
+                    let tag = self.buf[0];
+                    let frame = self.buf.split_to(5 + len).freeze();
+                    if tag == wire::TAG_MAC {
+                        self.ended = true;
+                        let expected =
+                            std::mem::replace(&mut self.mac, blake3::Hasher::new()).finalize();
+                        let got: [u8; 32] = frame[5..]
+                            .try_into()
+                            .map_err(|_| bad("a response MAC of the wrong size"))?;
+                        // blake3::Hash compares in constant time.
+                        if expected != blake3::Hash::from(got) {
+                            return Err(bad("the response MAC does not verify"));
+                        }
+                        return Ok((tag, frame.slice(5..)));
+                    }
+                    if wire::maced(tag) {
+                        self.mac.update(&frame);
+                    }
+                    if tag == wire::TAG_ERROR {
+                        return Err(io::Error::other(format!(
+                            "the peer could not read its source: {}",
+                            String::from_utf8_lossy(&frame[5..])
+                        )));
+                    }
+                    return Ok((tag, frame.slice(5..)));
+                }
+            }
+            let chunk = self
+                .handle
+                .block_on(async { self.response.chunk().await })
+                .map_err(io::Error::other)?;
+            let Some(chunk) = chunk else {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the response ended before its MAC",
+                ));
+            };
+            self.wire.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            self.buf.extend_from_slice(&chunk);
+        }
+    }
+
+    /// Expects the end of the response (its verified MAC).
+    fn finish(&mut self) -> io::Result<()> {
+        match self.next()? {
+            (wire::TAG_MAC, _) => Ok(()),
+            (tag, _) => Err(bad(format!("unexpected frame {:?}", tag as char))),
+        }
+    }
+
+    fn expect(&mut self, want: u8) -> io::Result<bytes::Bytes> {
+        match self.next()? {
+            (tag, payload) if tag == want => Ok(payload),
+            (tag, _) => Err(bad(format!(
+                "expected frame {:?}, got {:?}",
+                want as char, tag as char
+            ))),
+        }
+    }
+}
+
+/// A file's `H` frame: `None` when the file is gone, else its size.
+fn parse_head(payload: &[u8]) -> io::Result<Option<u64>> {
+    let mut r = Reader(payload);
+    let status = r.u8().ok_or_else(|| bad("short H frame"))?;
+    let size = r.u64().ok_or_else(|| bad("short H frame"))?;
+    match status {
+        wire::HEAD_OK => Ok(Some(size)),
+        wire::HEAD_VANISHED => Ok(None),
+        other => Err(bad(format!("unknown file status {other}"))),
+    }
+}
+
+fn trailer(payload: &[u8]) -> io::Result<Trailer> {
+    wire::get_trailer(payload).ok_or_else(|| bad("malformed T frame"))
+}
+
+impl PeerSource<'_> {
+    fn request(&self, endpoint: &str, request: Vec<u8>) -> io::Result<Frames<'_>> {
+        let path = format!("/replication/v1/{endpoint}");
+        let body = wire::with_epoch(self.epoch, &request);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let client = self.client;
+        let sig = peer_auth::sign(&client.key, &client.node, "POST", &path, &body, now);
+        let url = format!("{}{path}", self.base);
+        // Built inside the runtime: reqwest arms its timeouts when the request is made.
+        let response = client
+            .handle
+            .block_on(async {
+                client
+                    .http
+                    .post(url)
+                    .header(HEADER_NODE, &sig.node)
+                    .header(HEADER_TIMESTAMP, sig.timestamp.to_string())
+                    .header(HEADER_NONCE, &sig.nonce)
+                    .header(HEADER_MAC, &sig.mac)
+                    .body(body)
+                    .send()
+                    .await
+            })
+            .map_err(|err| io::Error::new(io::ErrorKind::ConnectionAborted, err.to_string()))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = client
+                .handle
+                .block_on(async { response.text().await })
+                .unwrap_or_default();
+            let kind = if matches!(status.as_u16(), 401 | 403 | 409) {
+                io::ErrorKind::PermissionDenied
+            } else {
+                io::ErrorKind::Other
+            };
+            return Err(io::Error::new(
+                kind,
+                format!("{} answered {endpoint} with {status}: {text}", self.address),
+            ));
+        }
+        Ok(Frames {
+            response,
+            handle: &client.handle,
+            buf: BytesMut::new(),
+            mac: client.key.response_mac(&sig.nonce),
+            wire: &self.wire,
+            ended: false,
+        })
+    }
+
+    fn source_error(&self, err: io::Error) -> CopyError {
+        CopyError::Source(self.describe(), err)
+    }
+
+    fn walk_remote(&self) -> io::Result<WalkResult> {
+        let mut frames = self.request("walk", wire::walk_request(&self.root))?;
+        let mut result = WalkResult::default();
+        loop {
+            let (tag, payload) = frames.next()?;
+            let mut r = Reader(&payload);
+            match tag {
+                wire::TAG_LIST => {
+                    let n = r.u32().ok_or_else(|| bad("short L frame"))?;
+                    for _ in 0..n {
+                        result
+                            .entries
+                            .push(wire::get_entry(&mut r).ok_or_else(|| bad("short L frame"))?);
+                    }
+                }
+                wire::TAG_LIST_END => {
+                    result.vanished = r.u64().ok_or_else(|| bad("short W frame"))?;
+                    let n = r.u32().ok_or_else(|| bad("short W frame"))?;
+                    for _ in 0..n {
+                        result
+                            .specials
+                            .push(r.bytes().ok_or_else(|| bad("short W frame"))?);
+                    }
+                    frames.finish()?;
+                    return Ok(result);
+                }
+                other => return Err(bad(format!("unexpected frame {:?}", other as char))),
+            }
+        }
+    }
+
+    /// Receives one file of a `files` response into the new path `dst`. Transport failures
+    /// are `Err(io)` (the response is unusable); the file's own outcome is the inner result.
+    fn receive(
+        &self,
+        frames: &mut Frames<'_>,
+        dst: &Path,
+        mode: u32,
+        block: Option<usize>,
+    ) -> io::Result<Result<Written, CopyError>> {
+        let Some(_size) = parse_head(&frames.expect(wire::TAG_HEAD)?)? else {
+            return Ok(Err(CopyError::Vanished));
+        };
+        let rep = |err| CopyError::Replica(dst.to_path_buf(), err);
+        let file = match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dst)
+        {
+            Ok(file) => file,
+            Err(err) => return Ok(Err(rep(err))),
+        };
+        let mut receiving = Receiving {
+            file: &file,
+            block,
+            whole: blake3::Hasher::new(),
+            blocks: Vec::new(),
+            partial: Vec::new(),
+            size: 0,
+        };
+        let outcome = (|| -> io::Result<Result<Written, CopyError>> {
+            let t = loop {
+                match frames.next()? {
+                    (wire::TAG_DATA, data) => {
+                        if let Err(err) = receiving.write(&data) {
+                            return Ok(Err(rep(err)));
+                        }
+                    }
+                    (wire::TAG_TRAILER, payload) => break trailer(&payload)?,
+                    (tag, _) => return Err(bad(format!("unexpected frame {:?}", tag as char))),
+                }
+            };
+            let hashes = receiving.hashes();
+            if t.size != receiving.size || t.hashes != hashes {
+                return Err(bad(format!(
+                    "{} does not match the source's hash",
+                    dst.display()
+                )));
+            }
+            if t.changed {
+                return Ok(Err(CopyError::Changed));
+            }
+            copy::start_writeback(&file, 0, 0);
+            Ok(copy::finish_file(&file, mode, t.mtime)
+                .and_then(|()| file.metadata())
+                .map(|meta| Written {
+                    size: t.size,
+                    mtime: t.mtime,
+                    rep_ino: meta.ino(),
+                    blocks: if block.is_some() { hashes } else { Vec::new() },
+                    bytes: t.size,
+                })
+                .map_err(rep))
+        })();
+        let keep_partial = block.is_some() && outcome.is_err();
+        if !matches!(outcome, Ok(Ok(_))) && !keep_partial {
+            // A half-written copy must not stay under the final name (a large one may: the
+            // next sync's block delta then asks only for what is missing).
+            let _ = fs::remove_file(dst);
+        }
+        outcome
+    }
+
+    fn fetch(&self, items: &[(BatchItem<'_>, Option<usize>)]) -> Vec<Result<Written, CopyError>> {
+        let check = items.iter().any(|(i, _)| i.check);
+        let files: Vec<(&[u8], u32)> = items
+            .iter()
+            .map(|(i, block)| (i.rel, block.map_or(0, |b| b as u32)))
+            .collect();
+        let all_failed = |err: io::Error| -> Vec<Result<Written, CopyError>> {
+            let msg = err.to_string();
+            items
+                .iter()
+                .map(|_| Err(self.source_error(io::Error::new(err.kind(), msg.clone()))))
+                .collect()
+        };
+        let mut frames = match self.request("files", wire::files_request(&self.root, check, &files))
+        {
+            Ok(frames) => frames,
+            Err(err) => return all_failed(err),
+        };
+        let mut results = Vec::with_capacity(items.len());
+        for (item, block) in items {
+            match self.receive(&mut frames, item.dst, item.mode, *block) {
+                Ok(result) => results.push(result),
+                Err(err) => {
+                    // The rest of the response is unusable: every file not yet confirmed
+                    // fails with the transport error.
+                    let mut rest = all_failed(err);
+                    rest.drain(..results.len());
+                    results.extend(rest);
+                    return results;
+                }
+            }
+        }
+        if let Err(err) = frames.finish() {
+            // Nothing of an unauthenticated response is kept.
+            for (item, _) in items {
+                let _ = fs::remove_file(item.dst);
+            }
+            return all_failed(err);
+        }
+        results
+    }
+}
+
+/// A file being received: written as it comes and hashed the way its trailer is.
+struct Receiving<'a> {
+    file: &'a File,
+    block: Option<usize>,
+    whole: blake3::Hasher,
+    blocks: Vec<[u8; 32]>,
+    partial: Vec<u8>,
+    size: u64,
+}
+
+impl Receiving<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut file = self.file;
+        file.write_all(data)?;
+        self.size += data.len() as u64;
+        match self.block {
+            None => {
+                self.whole.update(data);
+            }
+            Some(block) => {
+                let mut data = data;
+                if !self.partial.is_empty() {
+                    let take = (block - self.partial.len()).min(data.len());
+                    self.partial.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    if self.partial.len() == block {
+                        self.blocks.push(*blake3::hash(&self.partial).as_bytes());
+                        self.partial.clear();
+                    }
+                }
+                let whole_blocks = data.len() / block * block;
+                self.blocks.extend(
+                    data[..whole_blocks]
+                        .chunks(block)
+                        .map(|b| *blake3::hash(b).as_bytes()),
+                );
+                self.partial.extend_from_slice(&data[whole_blocks..]);
+            }
+        }
+        if self.size % (8 << 20) < data.len() as u64 {
+            copy::start_writeback(self.file, 0, 0);
+        }
+        Ok(())
+    }
+
+    fn hashes(&mut self) -> Vec<[u8; 32]> {
+        match self.block {
+            None => vec![*self.whole.finalize().as_bytes()],
+            Some(_) => {
+                let mut blocks = std::mem::take(&mut self.blocks);
+                if !self.partial.is_empty() {
+                    blocks.push(*blake3::hash(&self.partial).as_bytes());
+                }
+                blocks
+            }
+        }
+    }
+}
+
+impl Source for PeerSource<'_> {
+    fn describe(&self) -> PathBuf {
+        let mut name = format!("{}:", self.address).into_bytes();
+        name.extend_from_slice(&self.root);
+        PathBuf::from(std::ffi::OsStr::from_bytes(&name))
+    }
+
+    fn check_root(&self) -> io::Result<()> {
+        // The walk checks it on the peer, which answers with an `E` frame when it is not a
+        // real directory.
+        Ok(())
+    }
+
+    fn walk_with(
+        &self,
+        published: Option<&Path>,
+    ) -> (
+        Result<WalkResult, WalkError>,
+        Option<Result<WalkResult, WalkError>>,
+    ) {
+        std::thread::scope(|scope| {
+            let local = published.map(|p| scope.spawn(move || walk_trees(&[p], false)));
+            let remote = self.walk_remote().map_err(|source| WalkError {
+                path: self.describe(),
+                source,
+            });
+            let local = local.map(|h| {
+                h.join()
+                    .expect("a walk does not panic")
+                    .pop()
+                    .expect("one result per root")
+            });
+            (remote, local)
+        })
+    }
+
+    fn hash(&self, rel: &[u8]) -> io::Result<blake3::Hash> {
+        let mut frames = self.request("hash", wire::hash_request(&self.root, &[rel]))?;
+        let payload = frames.expect(wire::TAG_HASHES)?;
+        frames.finish()?;
+        match payload.first() {
+            Some(&wire::HEAD_OK) if payload.len() == 33 => {
+                let h: [u8; 32] = payload[1..].try_into().expect("32 bytes");
+                Ok(blake3::Hash::from(h))
+            }
+            Some(&wire::HEAD_VANISHED) => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the file is gone from the source",
+            )),
+            _ => Err(bad("malformed S frame")),
+        }
+    }
+
+    fn copy_file(
+        &self,
+        rel: &[u8],
+        dst: &Path,
+        mode: u32,
+        blocks: Option<usize>,
+        check: bool,
+    ) -> Result<Written, CopyError> {
+        let item = BatchItem {
+            rel,
+            dst,
+            mode,
+            check,
+        };
+        self.fetch(&[(item, blocks)])
+            .pop()
+            .expect("one result per item")
+    }
+
+    fn delta_file(
+        &self,
+        rel: &[u8],
+        dst: &Path,
+        mode: u32,
+        block: usize,
+        old: Option<&Entry>,
+        check: bool,
+    ) -> Result<Written, CopyError> {
+        copy::delta_into(dst, mode, block, old, |tfile, old_hashes| {
+            let body = wire::delta_request(&self.root, rel, check, block as u32, old_hashes);
+            let patched = (|| -> io::Result<Result<Patched, CopyError>> {
+                let mut frames = self.request("delta", body)?;
+                if parse_head(&frames.expect(wire::TAG_HEAD)?)?.is_none() {
+                    frames.finish()?;
+                    return Ok(Err(CopyError::Vanished));
+                }
+                let mut received: Vec<(usize, [u8; 32])> = Vec::new();
+                let mut written: u64 = 0;
+                let t = loop {
+                    match frames.next()? {
+                        (wire::TAG_BLOCK, payload) => {
+                            let mut payload = payload;
+                            if payload.len() < 8 {
+                                return Err(bad("short B frame"));
+                            }
+                            let index = payload.get_u64_le() as usize;
+                            let at = index as u64 * block as u64;
+                            if let Err(err) = tfile.write_all_at(&payload, at) {
+                                return Ok(Err(CopyError::Replica(dst.to_path_buf(), err)));
+                            }
+                            written += payload.len() as u64;
+                            received.push((index, *blake3::hash(&payload).as_bytes()));
+                        }
+                        (wire::TAG_TRAILER, payload) => break trailer(&payload)?,
+                        (tag, _) => {
+                            return Err(bad(format!("unexpected frame {:?}", tag as char)));
+                        }
+                    }
+                };
+                frames.finish()?;
+                // Every block sent must hash to the trailer's value, and every block not
+                // sent must be one the copy already had.
+                let sent_ok = received.iter().all(|(i, h)| t.hashes.get(*i) == Some(h));
+                let mut was_sent = vec![false; t.hashes.len()];
+                for (i, _) in &received {
+                    if let Some(slot) = was_sent.get_mut(*i) {
+                        *slot = true;
+                    }
+                }
+                let kept_ok = t
+                    .hashes
+                    .iter()
+                    .zip(&was_sent)
+                    .enumerate()
+                    .all(|(i, (h, sent))| *sent || old_hashes.get(i) == Some(h));
+                let size_ok = t.size.div_ceil(block as u64) == t.hashes.len() as u64;
+                if !(sent_ok && kept_ok && size_ok) {
+                    return Err(bad(format!(
+                        "{} does not match the source's block hashes",
+                        dst.display()
+                    )));
+                }
+                if t.changed {
+                    return Ok(Err(CopyError::Changed));
+                }
+                Ok(Ok(Patched {
+                    hashes: t.hashes,
+                    written,
+                    size: t.size,
+                    mtime: t.mtime,
+                }))
+            })();
+            patched.unwrap_or_else(|err| Err(self.source_error(err)))
+        })
+    }
+
+    fn copy_batch(&self, items: &[BatchItem<'_>]) -> Vec<Result<Written, CopyError>> {
+        let items: Vec<(BatchItem<'_>, Option<usize>)> = items.iter().map(|i| (*i, None)).collect();
+        self.fetch(&items)
+    }
+
+    fn batch_size(&self) -> usize {
+        BATCH_FILES
+    }
+
+    fn wire_bytes(&self) -> u64 {
+        self.wire.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,310 @@
+//! The bytes of the replication protocol: request bodies and response frames.
+//!
+//! Requests are small binary bodies (paths are bytes, not always UTF-8). A response is a
+//! sequence of frames `tag (1 byte) | length (u32 LE) | payload`, ending with an `M` frame:
+//! the response MAC (see [`ClusterKey::response_mac`]) over every frame before it except
+//! the bulk data frames (`D`, `B`). Those are covered by the hashes in the file's `T`
+//! trailer, which the MAC covers, so the requester checks every byte it keeps without the
+//! answering node hashing the data twice.
+//!
+//! [`ClusterKey::response_mac`]: crate::peer_auth::ClusterKey::response_mac
+
+use crate::manifest::{Kind, Reader, Ts, Writer};
+use crate::walk::WalkEntry;
+
+/// Listing entries (a batch of the walk).
+pub(crate) const TAG_LIST: u8 = b'L';
+/// End of a listing: vanished count and special files.
+pub(crate) const TAG_LIST_END: u8 = b'W';
+/// Start of a file: status and size.
+pub(crate) const TAG_HEAD: u8 = b'H';
+/// File data (not MACed; covered by the trailer's hash).
+pub(crate) const TAG_DATA: u8 = b'D';
+/// One block of a delta: index and data (not MACed; covered by the trailer's hashes).
+pub(crate) const TAG_BLOCK: u8 = b'B';
+/// End of a file: change check, final size and mtime, content or block hashes.
+pub(crate) const TAG_TRAILER: u8 = b'T';
+/// Hash answers.
+pub(crate) const TAG_HASHES: u8 = b'S';
+/// The source could not be read: a message, and the response ends.
+pub(crate) const TAG_ERROR: u8 = b'E';
+/// The response MAC; always the last frame.
+pub(crate) const TAG_MAC: u8 = b'M';
+
+/// Largest payload of one frame the requester accepts.
+pub(crate) const MAX_FRAME: usize = 8 << 20;
+
+/// Bytes of one data frame.
+pub(crate) const DATA_CHUNK: usize = 256 << 10;
+
+/// `H` status: the file is there and follows.
+pub(crate) const HEAD_OK: u8 = 0;
+/// `H` status: the file is gone (or is no longer a regular file).
+pub(crate) const HEAD_VANISHED: u8 = 1;
+
+/// Whether a frame with this tag is fed to the response MAC.
+pub(crate) fn maced(tag: u8) -> bool {
+    tag != TAG_DATA && tag != TAG_BLOCK
+}
+
+/// Frame header bytes.
+pub(crate) fn header(tag: u8, len: usize) -> [u8; 5] {
+    let len = u32::try_from(len).expect("frames are far below 4 GiB");
+    let l = len.to_le_bytes();
+    [tag, l[0], l[1], l[2], l[3]]
+}
+
+/// Every request body: the epoch of the active replica the requester expects to read (its
+/// node refuses any other), then the endpoint's own fields.
+pub(crate) fn with_epoch(epoch: i64, request: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(8 + request.len());
+    body.extend_from_slice(&epoch.to_le_bytes());
+    body.extend_from_slice(request);
+    body
+}
+
+/// Splits a request body into its epoch and the rest.
+pub(crate) fn split_epoch(body: &[u8]) -> Option<(i64, &[u8])> {
+    let (epoch, rest) = body.split_first_chunk::<8>()?;
+    Some((i64::from_le_bytes(*epoch), rest))
+}
+
+/// `POST walk`: the root to list.
+pub(crate) fn walk_request(root: &[u8]) -> Vec<u8> {
+    let mut w = Writer(Vec::new());
+    w.bytes(root);
+    w.0
+}
+
+/// `POST files`: the root, whether to check for changes, and the files (with the block
+/// size to hash them by, 0 for a whole-file hash).
+pub(crate) fn files_request(root: &[u8], check: bool, files: &[(&[u8], u32)]) -> Vec<u8> {
+    let mut w = Writer(Vec::new());
+    w.bytes(root);
+    w.u8(u8::from(check));
+    w.u32(u32::try_from(files.len()).expect("a batch is small"));
+    for (rel, block) in files {
+        w.bytes(rel);
+        w.u32(*block);
+    }
+    w.0
+}
+
+/// A parsed `files` request.
+pub(crate) struct FilesRequest {
+    pub root: Vec<u8>,
+    pub check: bool,
+    pub files: Vec<(Vec<u8>, u32)>,
+}
+
+pub(crate) fn parse_files(body: &[u8]) -> Option<FilesRequest> {
+    let mut r = Reader(body);
+    let root = r.bytes()?;
+    let check = r.u8()? != 0;
+    let n = r.u32()? as usize;
+    let mut files = Vec::with_capacity(n.min(4096));
+    for _ in 0..n {
+        files.push((r.bytes()?, r.u32()?));
+    }
+    r.0.is_empty()
+        .then_some(FilesRequest { root, check, files })
+}
+
+/// `POST delta`: the root, the file, the change check, the block size and the block
+/// hashes of the requester's copy.
+pub(crate) fn delta_request(
+    root: &[u8],
+    rel: &[u8],
+    check: bool,
+    block: u32,
+    old: &[[u8; 32]],
+) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(64 + old.len() * 32));
+    w.bytes(root);
+    w.bytes(rel);
+    w.u8(u8::from(check));
+    w.u32(block);
+    w.u32(u32::try_from(old.len()).expect("block count fits u32"));
+    for h in old {
+        w.0.extend_from_slice(h);
+    }
+    w.0
+}
+
+/// A parsed `delta` request.
+pub(crate) struct DeltaRequest {
+    pub root: Vec<u8>,
+    pub rel: Vec<u8>,
+    pub check: bool,
+    pub block: u32,
+    pub old: Vec<[u8; 32]>,
+}
+
+pub(crate) fn parse_delta(body: &[u8]) -> Option<DeltaRequest> {
+    let mut r = Reader(body);
+    let root = r.bytes()?;
+    let rel = r.bytes()?;
+    let check = r.u8()? != 0;
+    let block = r.u32()?;
+    let n = r.u32()? as usize;
+    let mut old = Vec::with_capacity(n.min(1 << 20));
+    for _ in 0..n {
+        old.push(r.take(32)?.try_into().ok()?);
+    }
+    (r.0.is_empty() && block > 0).then_some(DeltaRequest {
+        root,
+        rel,
+        check,
+        block,
+        old,
+    })
+}
+
+/// `POST hash`: the root and the files.
+pub(crate) fn hash_request(root: &[u8], rels: &[&[u8]]) -> Vec<u8> {
+    let mut w = Writer(Vec::new());
+    w.bytes(root);
+    w.u32(u32::try_from(rels.len()).expect("a batch is small"));
+    for rel in rels {
+        w.bytes(rel);
+    }
+    w.0
+}
+
+/// A parsed `hash` request.
+pub(crate) fn parse_hash(body: &[u8]) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
+    let mut r = Reader(body);
+    let root = r.bytes()?;
+    let n = r.u32()? as usize;
+    let mut rels = Vec::with_capacity(n.min(4096));
+    for _ in 0..n {
+        rels.push(r.bytes()?);
+    }
+    r.0.is_empty().then_some((root, rels))
+}
+
+pub(crate) fn parse_walk(body: &[u8]) -> Option<Vec<u8>> {
+    let mut r = Reader(body);
+    let root = r.bytes()?;
+    r.0.is_empty().then_some(root)
+}
+
+/// One listing entry.
+pub(crate) fn put_entry(w: &mut Writer, e: &WalkEntry) {
+    w.bytes(&e.path);
+    w.u8(e.kind.code());
+    w.u32(e.mode);
+    w.u64(e.size);
+    put_ts(w, e.mtime);
+    put_ts(w, e.ctime);
+    w.u64(e.ino);
+    w.bytes(&e.target);
+}
+
+pub(crate) fn get_entry(r: &mut Reader<'_>) -> Option<WalkEntry> {
+    Some(WalkEntry {
+        path: r.bytes()?,
+        kind: Kind::from_code(r.u8()?)?,
+        mode: r.u32()?,
+        size: r.u64()?,
+        mtime: get_ts(r)?,
+        ctime: get_ts(r)?,
+        ino: r.u64()?,
+        target: r.bytes()?,
+    })
+}
+
+pub(crate) fn put_ts(w: &mut Writer, ts: Ts) {
+    w.i64(ts.sec);
+    w.u32(ts.nsec);
+}
+
+pub(crate) fn get_ts(r: &mut Reader<'_>) -> Option<Ts> {
+    Some(Ts {
+        sec: r.i64()?,
+        nsec: r.u32()?,
+    })
+}
+
+/// The `T` trailer of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Trailer {
+    /// The source changed while it was read (only reported when the request asked).
+    pub changed: bool,
+    /// Size and mtime after the read.
+    pub size: u64,
+    pub mtime: Ts,
+    /// Whole-file hash (whole-file transfers) or one hash per block.
+    pub hashes: Vec<[u8; 32]>,
+}
+
+pub(crate) fn put_trailer(t: &Trailer) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(32 + t.hashes.len() * 32));
+    w.u8(u8::from(t.changed));
+    w.u64(t.size);
+    put_ts(&mut w, t.mtime);
+    w.u32(u32::try_from(t.hashes.len()).expect("block count fits u32"));
+    for h in &t.hashes {
+        w.0.extend_from_slice(h);
+    }
+    w.0
+}
+
+pub(crate) fn get_trailer(payload: &[u8]) -> Option<Trailer> {
+    let mut r = Reader(payload);
+    let changed = r.u8()? != 0;
+    let size = r.u64()?;
+    let mtime = get_ts(&mut r)?;
+    let n = r.u32()? as usize;
+    let mut hashes = Vec::with_capacity(n.min(1 << 20));
+    for _ in 0..n {
+        hashes.push(r.take(32)?.try_into().ok()?);
+    }
+    r.0.is_empty().then_some(Trailer {
+        changed,
+        size,
+        mtime,
+        hashes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_refuse_trailing_bytes() {
+        let body = files_request(b"/p/shares/x", true, &[(b"a/b", 0), (b"c", 65536)]);
+        let parsed = parse_files(&body).unwrap();
+        assert_eq!(parsed.root, b"/p/shares/x");
+        assert!(parsed.check);
+        assert_eq!(
+            parsed.files,
+            vec![(b"a/b".to_vec(), 0), (b"c".to_vec(), 65536)]
+        );
+        let mut longer = body.clone();
+        longer.push(0);
+        assert!(parse_files(&longer).is_none());
+        assert!(parse_files(&body[..body.len() - 1]).is_none());
+
+        let old = [[7u8; 32], [9u8; 32]];
+        let d = parse_delta(&delta_request(b"/r", b"big", false, 4096, &old)).unwrap();
+        assert_eq!(
+            (d.rel.as_slice(), d.check, d.block),
+            (&b"big"[..], false, 4096)
+        );
+        assert_eq!(d.old, old.to_vec());
+        assert!(parse_delta(&delta_request(b"/r", b"big", false, 0, &old)).is_none());
+
+        let (root, rels) = parse_hash(&hash_request(b"/r", &[b"x", b"y"])).unwrap();
+        assert_eq!((root.as_slice(), rels.len()), (&b"/r"[..], 2));
+
+        let t = Trailer {
+            changed: true,
+            size: 5,
+            mtime: Ts { sec: -3, nsec: 7 },
+            hashes: vec![[1u8; 32]],
+        };
+        assert_eq!(get_trailer(&put_trailer(&t)).unwrap(), t);
+    }
+}
