@@ -4,6 +4,7 @@
 //! `shoal-testkit` start the same [`server::Server`] in-process.
 
 pub mod bench;
+pub mod bench_peer;
 pub mod bench_replication;
 pub mod cli;
 pub mod identity_cli;
