@@ -17,6 +17,9 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use shoal_replication::{ReplicaDir, SyncOptions, SyncReport};
 
+/// Name of the large file in the generated tree.
+const BIG_FILE: &str = "big.bin";
+
 /// Settings of one run.
 #[derive(Debug, Clone)]
 pub struct ReplicationBench {
@@ -44,17 +47,17 @@ pub struct Row {
 }
 
 /// xorshift64*: reproducible data without a dependency.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn fill(&mut self, buf: &mut [u8]) {
+    pub(crate) fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
             let v = self.next().to_le_bytes();
             chunk.copy_from_slice(&v[..chunk.len()]);
@@ -68,7 +71,7 @@ impl Rng {
     }
 }
 
-fn require_tool(name: &str) -> anyhow::Result<()> {
+pub(crate) fn require_tool(name: &str) -> anyhow::Result<()> {
     let ok = Command::new(name)
         .arg("--version")
         .output()
@@ -80,11 +83,11 @@ fn require_tool(name: &str) -> anyhow::Result<()> {
 }
 
 /// Flushes every dirty page (sync(1)), outside the timings.
-fn flush() {
+pub(crate) fn flush() {
     let _ = Command::new("sync").status();
 }
 
-fn timed_cmd(args: &[&str]) -> anyhow::Result<f64> {
+pub(crate) fn timed_cmd(args: &[&str]) -> anyhow::Result<f64> {
     timed_cmds(&[args])
 }
 
@@ -115,20 +118,21 @@ fn timed_sync(
     Ok((started.elapsed().as_secs_f64(), report))
 }
 
-fn s(p: &Path) -> &str {
+pub(crate) fn s(p: &Path) -> &str {
     p.to_str().expect("scratch paths are UTF-8")
 }
 
 /// Builds the source tree: `files` files of log-uniform sizes (1 KiB – 1 MiB) in 50 × 7
-/// directories, plus one `big_gib` GiB file. Returns the small files' paths.
-fn build_tree(
+/// directories, plus one `big_gib` GiB file (none for 0). Returns the small files' paths.
+pub(crate) fn build_tree(
     src: &Path,
-    settings: &ReplicationBench,
+    files: usize,
+    big_gib: u64,
     rng: &mut Rng,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    let mut paths = Vec::with_capacity(settings.files);
+    let mut paths = Vec::with_capacity(files);
     let mut buf = vec![0u8; 1 << 20];
-    for i in 0..settings.files {
+    for i in 0..files {
         let dir = src.join(format!("d{:02}/s{}", i % 50, (i / 50) % 7));
         if i < 350 {
             fs::create_dir_all(&dir)?;
@@ -139,14 +143,44 @@ fn build_tree(
         fs::write(&path, &buf[..size])?;
         paths.push(path);
     }
-    if settings.big_gib > 0 {
-        let mut big = fs::File::create(src.join("big.bin"))?;
-        for _ in 0..settings.big_gib * 1024 {
+    if big_gib > 0 {
+        let mut big = fs::File::create(src.join(BIG_FILE))?;
+        for _ in 0..big_gib * 1024 {
             rng.fill(&mut buf);
             big.write_all(&buf)?;
         }
     }
     Ok(paths)
+}
+
+/// Step 2: changes 1% of the small files (`paths`), half overwritten at the start (1 KiB),
+/// half appended to (4 KiB).
+pub(crate) fn change_files(paths: &[PathBuf], rng: &mut Rng) -> anyhow::Result<()> {
+    let mut buf = vec![0u8; 4096];
+    let count = (paths.len() / 100).max(1);
+    for k in 0..count {
+        let idx = (rng.next() % paths.len() as u64) as usize;
+        rng.fill(&mut buf);
+        let f = fs::OpenOptions::new().write(true).open(&paths[idx])?;
+        if k % 2 == 0 {
+            f.write_all_at(&buf[..1024], 0)?;
+        } else {
+            let len = f.metadata()?.len();
+            f.write_all_at(&buf, len)?;
+        }
+    }
+    Ok(())
+}
+
+/// Step 4: overwrites 4 KiB in the middle of the `big_gib` GiB file of the tree `src`.
+pub(crate) fn change_big(src: &Path, big_gib: u64, rng: &mut Rng) -> anyhow::Result<()> {
+    let mut buf = vec![0u8; 4096];
+    let big = fs::OpenOptions::new()
+        .write(true)
+        .open(src.join(BIG_FILE))?;
+    rng.fill(&mut buf);
+    big.write_all_at(&buf, big_gib * (1 << 29))?;
+    Ok(())
 }
 
 /// Runs the four steps and returns one row each.
@@ -174,7 +208,7 @@ fn run_in(root: &Path, settings: &ReplicationBench) -> anyhow::Result<Vec<Row>> 
     let src = root.join("src");
     fs::create_dir(&src)?;
     eprintln!("building the source tree in {} ...", src.display());
-    let paths = build_tree(&src, settings, &mut rng)?;
+    let paths = build_tree(&src, settings.files, settings.big_gib, &mut rng)?;
     let cp_dst = root.join("cp");
     let rsync_dst = root.join("rsync");
     let replica = ReplicaDir::open(&root.join("replica"))?;
@@ -199,19 +233,7 @@ fn run_in(root: &Path, settings: &ReplicationBench) -> anyhow::Result<Vec<Row>> 
     });
 
     // 2. 1% of the files changed (half overwritten at the start, half appended to).
-    let mut buf = vec![0u8; 4096];
-    let count = (paths.len() / 100).max(1);
-    for k in 0..count {
-        let idx = (rng.next() % paths.len() as u64) as usize;
-        rng.fill(&mut buf);
-        let f = fs::OpenOptions::new().write(true).open(&paths[idx])?;
-        if k % 2 == 0 {
-            f.write_all_at(&buf[..1024], 0)?;
-        } else {
-            let len = f.metadata()?.len();
-            f.write_all_at(&buf, len)?;
-        }
-    }
+    change_files(&paths, &mut rng)?;
     let rs = timed_cmd(&["rsync", "-a", &src_slash, &rsync_slash])?;
     let (sh, report) = timed_sync(&replica, &src, &opts)?;
     rows.push(Row {
@@ -233,12 +255,7 @@ fn run_in(root: &Path, settings: &ReplicationBench) -> anyhow::Result<Vec<Row>> 
 
     // 4. 4 KiB in the middle of the big file.
     if settings.big_gib > 0 {
-        let big = fs::OpenOptions::new()
-            .write(true)
-            .open(src.join("big.bin"))?;
-        rng.fill(&mut buf);
-        big.write_all_at(&buf, settings.big_gib * (1 << 29))?;
-        drop(big);
+        change_big(&src, settings.big_gib, &mut rng)?;
         let rs = timed_cmd(&[
             "rsync",
             "-a",

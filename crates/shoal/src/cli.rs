@@ -93,6 +93,51 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Replication between two network namespaces of this host (root, `ip netns`): the
+    /// engine over its node-to-node endpoint against `rsync -a` over ssh and an rsync daemon.
+    ReplicationPeer {
+        /// Scratch directory (default: a temp dir under the current directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Small files in the source tree.
+        #[arg(long, default_value_t = 20_000)]
+        files: usize,
+        /// Size of the one large file, in GiB.
+        #[arg(long, default_value_t = 1)]
+        big_gib: u64,
+        /// Seed of the generated data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Serve the share data roots `<pool>/shares/<uuid>` on the replication endpoint until
+    /// killed (the serving side of `replication-peer`).
+    PeerServe {
+        /// Pool directory.
+        #[arg(long)]
+        pool: PathBuf,
+        /// Address to listen on.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// File holding the cluster secret.
+        #[arg(long)]
+        secret_file: PathBuf,
+    },
+    /// One sync of a replica from a share data root on another node's endpoint; prints the
+    /// report as one JSON line (the syncing side of `replication-peer`).
+    PeerSync {
+        /// Replica directory (created if missing).
+        #[arg(long)]
+        replica: PathBuf,
+        /// The peer's replication endpoint, `host:port`.
+        #[arg(long)]
+        peer: String,
+        /// The share data root on the peer, `<pool>/shares/<uuid>`.
+        #[arg(long)]
+        root: PathBuf,
+        /// File holding the cluster secret.
+        #[arg(long)]
+        secret_file: PathBuf,
+    },
 }
 
 /// `shoal identity ...`: works on the database directly, so it needs no running server and
@@ -390,5 +435,104 @@ mod tests {
             panic!("serve expected")
         };
         assert_eq!(args.auth, Some(AuthStrategy::Builtin));
+    }
+
+    #[test]
+    fn bench_peer_flags_parse() {
+        let cli = Cli::parse_from([
+            "shoal",
+            "bench",
+            "replication-peer",
+            "--dir",
+            "/tmp/x",
+            "--files",
+            "100",
+        ]);
+        let Command::Bench {
+            command:
+                BenchCommand::ReplicationPeer {
+                    dir,
+                    files,
+                    big_gib,
+                    seed,
+                },
+        } = cli.command
+        else {
+            panic!("bench replication-peer expected")
+        };
+        assert_eq!(dir, Some(PathBuf::from("/tmp/x")));
+        assert_eq!((files, big_gib, seed), (100, 1, 1));
+
+        let cli = Cli::parse_from([
+            "shoal",
+            "bench",
+            "peer-serve",
+            "--pool",
+            "/p",
+            "--listen",
+            "10.77.0.1:7390",
+            "--secret-file",
+            "/s",
+        ]);
+        let Command::Bench {
+            command:
+                BenchCommand::PeerServe {
+                    pool,
+                    listen,
+                    secret_file,
+                },
+        } = cli.command
+        else {
+            panic!("bench peer-serve expected")
+        };
+        assert_eq!(pool, PathBuf::from("/p"));
+        assert_eq!(listen, "10.77.0.1:7390".parse::<SocketAddr>().unwrap());
+        assert_eq!(secret_file, PathBuf::from("/s"));
+
+        let cli = Cli::parse_from([
+            "shoal",
+            "bench",
+            "peer-sync",
+            "--replica",
+            "/r",
+            "--peer",
+            "10.77.0.1:7390",
+            "--root",
+            "/p/shares/6b1f1f8e-2f0a-4c55-9d3e-5a0c7b9e4d21",
+            "--secret-file",
+            "/s",
+        ]);
+        let Command::Bench {
+            command:
+                BenchCommand::PeerSync {
+                    replica,
+                    peer,
+                    root,
+                    secret_file,
+                },
+        } = cli.command
+        else {
+            panic!("bench peer-sync expected")
+        };
+        assert_eq!(replica, PathBuf::from("/r"));
+        assert_eq!(peer, "10.77.0.1:7390");
+        assert_eq!(
+            root,
+            PathBuf::from("/p/shares/6b1f1f8e-2f0a-4c55-9d3e-5a0c7b9e4d21")
+        );
+        assert_eq!(secret_file, PathBuf::from("/s"));
+        assert!(
+            Cli::try_parse_from([
+                "shoal",
+                "bench",
+                "peer-serve",
+                "--pool",
+                "/p",
+                "--listen",
+                "x"
+            ])
+            .is_err(),
+            "a listen address that is not host:port is refused"
+        );
     }
 }

@@ -113,6 +113,52 @@ async fn main() -> anyhow::Result<()> {
                     .await??;
             shoal::bench_replication::print(&rows);
         }
+        Command::Bench {
+            command:
+                BenchCommand::ReplicationPeer {
+                    dir,
+                    files,
+                    big_gib,
+                    seed,
+                },
+        } => {
+            let settings = shoal::bench_peer::PeerBench {
+                dir,
+                files,
+                big_gib,
+                seed,
+            };
+            let mut run = tokio::task::spawn_blocking(move || shoal::bench_peer::run(&settings));
+            let results = tokio::select! {
+                results = &mut run => results??,
+                _ = shutdown_signal() => {
+                    // The run fails at once and removes its namespaces and scratch dir.
+                    shoal::bench_peer::interrupt();
+                    run.await??
+                }
+            };
+            shoal::bench_peer::print(&results);
+        }
+        Command::Bench {
+            command:
+                BenchCommand::PeerServe {
+                    pool,
+                    listen,
+                    secret_file,
+                },
+        } => shoal::bench_peer::serve(&pool, listen, &secret_file, shutdown_signal()).await?,
+        Command::Bench {
+            command:
+                BenchCommand::PeerSync {
+                    replica,
+                    peer,
+                    root,
+                    secret_file,
+                },
+        } => {
+            let report = shoal::bench_peer::sync_once(replica, peer, root, &secret_file).await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
         Command::Identity { command } => shoal::identity_cli::run(command).await?,
         Command::Config {
             command: ConfigCommand::Check(args),

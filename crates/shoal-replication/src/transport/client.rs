@@ -145,6 +145,8 @@ struct Frames<'a> {
     mac: blake3::Hasher,
     wire: &'a AtomicU64,
     ended: bool,
+    /// Payload bytes still to come of the `D` frame being handed out in pieces.
+    data_left: usize,
 }
 
 fn bad(message: impl Into<String>) -> io::Error {
@@ -153,16 +155,28 @@ fn bad(message: impl Into<String>) -> io::Error {
 
 impl Frames<'_> {
     /// The next frame. The `M` frame is checked here and ends the response; an `E` frame is
-    /// the source's read error.
+    /// the source's read error. A `D` frame that has not fully arrived comes in pieces, each
+    /// as a `D` frame of its own, as the bytes arrive: file data is not gathered into a
+    /// buffer first (it is not MACed, so nothing needs the whole frame at once).
     fn next(&mut self) -> io::Result<(u8, bytes::Bytes)> {
         if self.ended {
             return Err(bad("read past the end of a response"));
         }
         loop {
-            if self.buf.len() >= 5 {
+            if self.data_left > 0 && !self.buf.is_empty() {
+                let n = self.data_left.min(self.buf.len());
+                self.data_left -= n;
+                return Ok((wire::TAG_DATA, self.buf.split_to(n).freeze()));
+            }
+            if self.data_left == 0 && self.buf.len() >= 5 {
                 let len = u32::from_le_bytes(self.buf[1..5].try_into().expect("4 bytes")) as usize;
                 if len > wire::MAX_FRAME {
                     return Err(bad(format!("a frame of {len} bytes is too large")));
+                }
+                if self.buf[0] == wire::TAG_DATA && self.buf.len() < 5 + len {
+                    self.buf.advance(5);
+                    self.data_left = len;
+                    continue;
                 }
                 if self.buf.len() >= 5 + len {
                     let tag = self.buf[0];
@@ -203,6 +217,13 @@ impl Frames<'_> {
                 ));
             };
             self.wire.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            if self.data_left > 0 && self.buf.is_empty() {
+                // Straight from the received chunk; only what follows the frame is kept.
+                let n = self.data_left.min(chunk.len());
+                self.data_left -= n;
+                self.buf.extend_from_slice(&chunk[n..]);
+                return Ok((wire::TAG_DATA, chunk.slice(..n)));
+            }
             self.buf.extend_from_slice(&chunk);
         }
     }
@@ -291,6 +312,7 @@ impl PeerSource<'_> {
             mac: client.key.response_mac(&sig.nonce),
             wire: &self.wire,
             ended: false,
+            data_left: 0,
         })
     }
 

@@ -9,7 +9,7 @@
 
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
@@ -26,7 +26,7 @@ use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 
 use super::wire::{self, Trailer};
 use super::{ENDPOINTS, signature_from_headers};
-use crate::copy::{hash_open, read_full, read_full_at};
+use crate::copy::{hash_open, read_full_at};
 use crate::fsutil;
 use crate::manifest::Writer;
 use crate::peer_auth::{ClusterKey, Verifier};
@@ -35,6 +35,10 @@ use crate::walk::{self, walk_trees};
 /// Largest request body (the block hashes of a delta: 32 bytes per 64 KiB block, so this
 /// admits files of 128 GiB).
 const MAX_REQUEST_BODY: usize = 64 << 20;
+
+/// Capacity of each outgoing buffer: below `DATA_CHUNK` of frames plus one data frame
+/// (the largest reads are `DATA_CHUNK` rounded down to whole blocks).
+const SINK_CAPACITY: usize = 2 * wire::DATA_CHUNK + 4096;
 
 /// Listing entries per `L` frame.
 const ENTRIES_PER_FRAME: usize = 512;
@@ -292,11 +296,47 @@ impl Sink {
         Ok(())
     }
 
+    /// A `D` frame of up to `max` bytes read from `file` straight into the outgoing
+    /// buffer; `inspect` sees the data (to hash it). Returns the bytes read, fewer than
+    /// `max` only at the end of the file (no frame for 0).
+    fn data_from(
+        &mut self,
+        file: &mut File,
+        max: usize,
+        inspect: impl FnOnce(&[u8]),
+    ) -> io::Result<usize> {
+        debug_assert!(!wire::maced(wire::TAG_DATA));
+        let start = self.buf.len();
+        self.buf.reserve(5 + max);
+        self.buf.extend_from_slice(&wire::header(wire::TAG_DATA, 0));
+        // `read_to_end` reads into the spare capacity: no zeroing, no intermediate buffer.
+        let n = match Read::take(&mut *file, max as u64).read_to_end(&mut self.buf) {
+            Ok(n) => n,
+            Err(err) => {
+                self.buf.truncate(start);
+                return Err(err);
+            }
+        };
+        if n == 0 {
+            self.buf.truncate(start);
+            return Ok(0);
+        }
+        self.buf[start..start + 5].copy_from_slice(&wire::header(wire::TAG_DATA, n));
+        inspect(&self.buf[start + 5..]);
+        if self.buf.len() >= wire::DATA_CHUNK {
+            self.flush()?;
+        }
+        Ok(n)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        // The next buffer holds what accumulates below DATA_CHUNK plus one data frame
+        // without growing (growing would copy it).
+        let next = Vec::with_capacity(SINK_CAPACITY);
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, next));
         self.tx
             .blocking_send(chunk)
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the requester went away"))
@@ -322,7 +362,7 @@ fn stream(
         let mut sink = Sink {
             tx,
             mac,
-            buf: Vec::with_capacity(2 * wire::DATA_CHUNK),
+            buf: Vec::with_capacity(SINK_CAPACITY),
         };
         match produce(&mut sink) {
             Ok(()) => {}
@@ -428,20 +468,17 @@ fn send_file(dir: &File, rel: &[u8], block: usize, check: bool, sink: &mut Sink)
         .max(block)
         .checked_div(block)
         .map_or(wire::DATA_CHUNK, |blocks| blocks * block);
-    let mut buf = vec![0u8; chunk];
     let mut sent: u64 = 0;
     loop {
-        let n = read_full(&mut file, &mut buf)?;
-        if n > 0 {
+        let n = sink.data_from(&mut file, chunk, |data| {
             if block > 0 {
-                blocks.extend(buf[..n].chunks(block).map(|b| *blake3::hash(b).as_bytes()));
+                blocks.extend(data.chunks(block).map(|b| *blake3::hash(b).as_bytes()));
             } else {
-                whole.update(&buf[..n]);
+                whole.update(data);
             }
-            sink.frame(wire::TAG_DATA, &buf[..n])?;
-            sent += n as u64;
-        }
-        if n < buf.len() {
+        })?;
+        sent += n as u64;
+        if n < chunk {
             break;
         }
     }
