@@ -1,6 +1,6 @@
 //! The requesting side: a secondary's node reading the active's tree from the active's node.
 //!
-//! [`PeerSource`] is a [`Source`] of the engine, so a sync from a peer builds, checks and
+//! [`PeerSource`] is a `Source` of the engine, so a sync from a peer builds, checks and
 //! publishes a version exactly as a local sync does. The engine is blocking and runs on
 //! blocking threads; each request is driven on the node's tokio runtime through its
 //! [`Handle`], and the response is read frame by frame as it arrives.

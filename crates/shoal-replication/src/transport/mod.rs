@@ -5,7 +5,7 @@
 //! local sync reads (a listing, whole files, block deltas, hashes), each with one request to
 //! the active's node: `POST /replication/v1/{walk,files,delta,hash}`. Small files travel in
 //! batches of up to 256 per request; large files travel by blocks. The formats are in
-//! [`wire`].
+//! `wire`.
 //!
 //! Authentication is the cluster secret (see [`crate::peer_auth`]): every request is signed
 //! (node, method, path, timestamp, nonce, body hash) and the endpoint refuses unsigned,
