@@ -39,18 +39,34 @@ pub fn is_up(core: &Core, updated_at: DateTime<Utc>, now: DateTime<Utc>) -> bool
     now.signed_duration_since(updated_at) <= down_time
 }
 
-/// The replication endpoint the node of the share service behind `host` (`host@backend`
-/// or `host@backend#pool`) last published; `None` when it publishes none.
-pub async fn replication_address(core: &Core, host: &str) -> CoreResult<Option<String>> {
-    let service_host = host.split('#').next().unwrap_or(host);
+/// Where the node of each share service (`host@backend`) serves its replication endpoint,
+/// as last published; services that publish none are left out. One query serves a whole
+/// replica set (see [`ReplicationAddresses::of`]).
+pub async fn replication_addresses(core: &Core) -> CoreResult<ReplicationAddresses> {
     let rows = core
         .store
         .list_services(ServiceFilter {
-            host: Some(service_host.to_owned()),
+            host: None,
             binary: Some(crate::config::Role::Share.binary().to_owned()),
         })
         .await?;
-    Ok(rows.into_iter().find_map(|row| row.replication_address))
+    Ok(ReplicationAddresses(
+        rows.into_iter()
+            .filter_map(|row| Some((row.host, row.replication_address?)))
+            .collect(),
+    ))
+}
+
+/// Replication endpoints by share service host (from [`replication_addresses`]).
+#[derive(Debug, Default)]
+pub struct ReplicationAddresses(std::collections::HashMap<String, String>);
+
+impl ReplicationAddresses {
+    /// The endpoint of the node behind `host` (`host@backend#pool` or `host@backend`).
+    pub fn of(&self, host: &str) -> Option<String> {
+        let service_host = host.split('#').next().unwrap_or(host);
+        self.0.get(service_host).cloned()
+    }
 }
 
 /// Services matching the query, in id order.

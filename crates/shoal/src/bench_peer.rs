@@ -59,18 +59,8 @@ const RSYNC_MODULE: &str = "bench";
 /// Names of this benchmark's namespaces: `shoalpb-<pid>-a`, `shoalpb-<pid>-b`.
 const NS_PREFIX: &str = "shoalpb-";
 
-/// Settings of one run.
-#[derive(Debug, Clone)]
-pub struct PeerBench {
-    /// Scratch directory (created; a temp dir in it is removed at the end). `None`: `.`.
-    pub dir: Option<PathBuf>,
-    /// Small files in the tree.
-    pub files: usize,
-    /// Size of the one large file, in GiB (0 for none).
-    pub big_gib: u64,
-    /// Seed of the generated data.
-    pub seed: u64,
-}
+/// Settings of one run: the same tree and scratch directory as `bench replication`.
+pub type PeerBench = crate::bench_replication::ReplicationBench;
 
 /// What `shoal bench peer-sync` reports (one JSON line on stdout).
 #[derive(Debug, Clone, Serialize, Deserialize)]

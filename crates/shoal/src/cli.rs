@@ -79,36 +79,10 @@ pub enum BenchCommand {
         seconds: u64,
     },
     /// The local back end's replication engine against `cp -a` and `rsync -a`.
-    Replication {
-        /// Scratch directory (default: a temp dir under the current directory).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Small files in the source tree.
-        #[arg(long, default_value_t = 20_000)]
-        files: usize,
-        /// Size of the one large file, in GiB.
-        #[arg(long, default_value_t = 1)]
-        big_gib: u64,
-        /// Seed of the generated data.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
+    Replication(TreeArgs),
     /// Replication between two network namespaces of this host (root, `ip netns`): the
     /// engine over its node-to-node endpoint against `rsync -a` over ssh and an rsync daemon.
-    ReplicationPeer {
-        /// Scratch directory (default: a temp dir under the current directory).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Small files in the source tree.
-        #[arg(long, default_value_t = 20_000)]
-        files: usize,
-        /// Size of the one large file, in GiB.
-        #[arg(long, default_value_t = 1)]
-        big_gib: u64,
-        /// Seed of the generated data.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
+    ReplicationPeer(TreeArgs),
     /// Serve the share data roots `<pool>/shares/<uuid>` on the replication endpoint until
     /// killed (the serving side of `replication-peer`).
     PeerServe {
@@ -254,6 +228,34 @@ pub enum RoleCommand {
 }
 
 /// Who gets or loses which role where.
+/// The replication benchmarks' tree and scratch directory.
+#[derive(Debug, Args, Clone, PartialEq, Eq)]
+pub struct TreeArgs {
+    /// Scratch directory (default: a temp dir under the current directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Small files in the source tree.
+    #[arg(long, default_value_t = 20_000)]
+    pub files: usize,
+    /// Size of the one large file, in GiB.
+    #[arg(long, default_value_t = 1)]
+    pub big_gib: u64,
+    /// Seed of the generated data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl From<TreeArgs> for crate::bench_replication::ReplicationBench {
+    fn from(a: TreeArgs) -> Self {
+        Self {
+            dir: a.dir,
+            files: a.files,
+            big_gib: a.big_gib,
+            seed: a.seed,
+        }
+    }
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct RoleArgs {
     /// Role name.
@@ -450,12 +452,12 @@ mod tests {
         ]);
         let Command::Bench {
             command:
-                BenchCommand::ReplicationPeer {
+                BenchCommand::ReplicationPeer(TreeArgs {
                     dir,
                     files,
                     big_gib,
                     seed,
-                },
+                }),
         } = cli.command
         else {
             panic!("bench replication-peer expected")

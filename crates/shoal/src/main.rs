@@ -94,40 +94,18 @@ async fn main() -> anyhow::Result<()> {
             shoal::bench_api_nodes::print(&rows);
         }
         Command::Bench {
-            command:
-                BenchCommand::Replication {
-                    dir,
-                    files,
-                    big_gib,
-                    seed,
-                },
+            command: BenchCommand::Replication(tree),
         } => {
-            let settings = shoal::bench_replication::ReplicationBench {
-                dir,
-                files,
-                big_gib,
-                seed,
-            };
+            let settings = shoal::bench_replication::ReplicationBench::from(tree);
             let rows =
                 tokio::task::spawn_blocking(move || shoal::bench_replication::run(&settings))
                     .await??;
             shoal::bench_replication::print(&rows);
         }
         Command::Bench {
-            command:
-                BenchCommand::ReplicationPeer {
-                    dir,
-                    files,
-                    big_gib,
-                    seed,
-                },
+            command: BenchCommand::ReplicationPeer(tree),
         } => {
-            let settings = shoal::bench_peer::PeerBench {
-                dir,
-                files,
-                big_gib,
-                seed,
-            };
+            let settings = shoal::bench_replication::ReplicationBench::from(tree);
             let mut run = tokio::task::spawn_blocking(move || shoal::bench_peer::run(&settings));
             let results = tokio::select! {
                 results = &mut run => results??,

@@ -18,6 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::services::ReplicationAddresses;
 use shoal_driver::{
     AccessRule, DriverError, ExportLocation, ReplicaContext, ReplicaRef, ShareInstanceRef,
     SyncRecord,
@@ -250,17 +251,21 @@ impl ReplicaManager {
 
     /// The driver's view of every replica of the set, with stored export locations.
     async fn replica_refs(&self, set: &ReplicaSet) -> CoreResult<Vec<ReplicaRef>> {
+        let addresses = crate::services::replication_addresses(&self.core).await?;
         let mut refs = Vec::with_capacity(set.all.len());
         for instance in &set.all {
-            refs.push(self.replica_ref(instance, &set.share).await?);
+            refs.push(self.replica_ref(instance, &set.share, &addresses).await?);
         }
         Ok(refs)
     }
 
+    /// The driver's view of one replica; `addresses` gives the replication endpoints of
+    /// the nodes (only calls that sync need them).
     async fn replica_ref(
         &self,
         instance: &ShareInstanceRow,
         share: &ShareRow,
+        addresses: &ReplicationAddresses,
     ) -> CoreResult<ReplicaRef> {
         let export_locations = self
             .core
@@ -275,17 +280,12 @@ impl ReplicaManager {
                 metadata: l.metadata,
             })
             .collect();
-        let replication_address = if instance.host.is_empty() {
-            None
-        } else {
-            crate::services::replication_address(&self.core, &instance.host).await?
-        };
         Ok(ReplicaRef {
             instance: instance_ref(instance, share),
             host: instance.host.clone(),
             replica_state: instance.replica_state.clone(),
             export_locations,
-            replication_address,
+            replication_address: addresses.of(&instance.host),
             replica_epoch: instance.replica_epoch,
         })
     }
@@ -571,8 +571,10 @@ impl ReplicaManager {
             return Ok(());
         }
 
-        // 2. Delete the replica's data.
-        let replica_ref = self.replica_ref(replica, share).await?;
+        // 2. Delete the replica's data (no sync: no endpoints needed).
+        let replica_ref = self
+            .replica_ref(replica, share, &ReplicationAddresses::default())
+            .await?;
         match self.backend.driver.delete_replica(&replica_ref).await {
             Ok(()) | Err(DriverError::NotFound { .. }) => {}
             Err(err) => {

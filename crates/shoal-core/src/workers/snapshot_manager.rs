@@ -353,6 +353,7 @@ impl SnapshotManager {
         share: &ShareRow,
     ) -> CoreResult<(Vec<ReplicaRef>, Vec<AccessRule>)> {
         let store = &self.core.store;
+        let addresses = crate::services::replication_addresses(&self.core).await?;
         let mut refs = Vec::new();
         for replica in store.list_share_replicas(None, Some(share.id)).await? {
             let export_locations = store
@@ -366,17 +367,12 @@ impl SnapshotManager {
                     metadata: l.metadata,
                 })
                 .collect();
-            let replication_address = if replica.host.is_empty() {
-                None
-            } else {
-                crate::services::replication_address(&self.core, &replica.host).await?
-            };
             refs.push(ReplicaRef {
                 instance: ShareManagerHandler::instance_ref(&replica, share),
                 host: replica.host.clone(),
                 replica_state: replica.replica_state.clone(),
                 export_locations,
-                replication_address,
+                replication_address: addresses.of(&replica.host),
                 replica_epoch: replica.replica_epoch,
             });
         }
