@@ -991,7 +991,7 @@ mod tests {
                 backend_config("dummy1", "az1"),
                 backend_config("dummy2", "az2"),
             ];
-            let backends = build_backends(&config, None);
+            let backends = build_backends(&config, None, None);
             let core = Arc::new(Core::new(Arc::new(config), db.store().clone()));
             Reporter::new(core.clone(), backends)
                 .run_once()

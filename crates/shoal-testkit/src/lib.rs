@@ -5,6 +5,8 @@
 //! personas (admin, project members, a reader); in builtin mode the node's own `/identity`
 //! does, for the [`BUILTIN_USERS`].
 
+pub mod nfs;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -126,6 +128,8 @@ impl TestAppBuilder {
             ..Config::default()
         };
         config.api.listen = "127.0.0.1:0".parse().expect("literal address");
+        // Tests run side by side: every node's NFS server takes a port of its own.
+        config.nfs.listen = "127.0.0.1:0".parse().expect("literal address");
         config.api.auth_strategy = self.auth;
         if !self.backends.is_empty() {
             config.backends = self.backends;
@@ -266,6 +270,16 @@ impl TestApp {
 
     fn server(&self) -> &Server {
         self.server.as_ref().expect("server runs until finish")
+    }
+
+    /// Address of the node's NFS server (MOUNT and NFS on one port), when it serves shares.
+    pub fn nfs_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server().nfs_addr
+    }
+
+    /// What the node's NFS server exports.
+    pub fn nfs_exports(&self) -> Option<&Arc<shoal_nfs::Exports>> {
+        self.server().nfs_exports.as_ref()
     }
 
     /// The service layer of the node.

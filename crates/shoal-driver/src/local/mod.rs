@@ -42,8 +42,11 @@
 //! Capacity is measured, never configured: total and free space come from `statvfs` of the
 //! pool directory, so two pools on one filesystem each see its full size.
 
+mod export;
 mod replica;
 mod snapshot;
+
+pub use export::DataPlane;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -132,7 +135,13 @@ pub struct LocalDriver {
     options: LocalOptions,
     /// Reaches the replication endpoints of other nodes (secondaries of actives there).
     peers: Option<std::sync::Arc<shoal_replication::transport::PeerClient>>,
+    /// The node's NFS server, when it serves this back end's instances.
+    nfs: Option<DataPlane>,
 }
+
+/// Scheme of the `local://<host><path>` export locations (the admin-only one of an active is
+/// how its secondaries find the data to sync from).
+const LOCAL_SCHEME: &str = "local://";
 
 /// Which layout an instance has on disk (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -156,6 +165,10 @@ struct ShareMeta {
     /// Layout of the instance, for operators; the directories are what the driver trusts.
     #[serde(default)]
     role: Role,
+    /// `NFS` or `CIFS`: only NFS instances are exported by the data plane. Meta files written
+    /// before the data plane have none and count as NFS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    share_proto: Option<String>,
 }
 
 /// Contents of `<id>.access.json`.
@@ -244,11 +257,17 @@ impl Instance {
         read_json(&self.shares.join(self.meta_name()))
     }
 
-    fn write_meta(&self, share_id: &str, size_gb: u64, role: Role) -> Result<(), DriverError> {
+    fn write_meta(
+        &self,
+        share: &ShareInstanceRef,
+        size_gb: u64,
+        role: Role,
+    ) -> Result<(), DriverError> {
         let meta = ShareMeta {
-            share_id: share_id.to_owned(),
+            share_id: share.share_id.clone(),
             size_gb,
             role,
+            share_proto: Some(share.share_proto.to_ascii_uppercase()),
         };
         write_json(&self.shares, &self.meta_name(), &meta)
     }
@@ -259,7 +278,7 @@ impl Instance {
         match self.read_meta()? {
             Some(meta) => Ok(meta.size_gb),
             None => {
-                self.write_meta(&share.share_id, share.size_gb, role)?;
+                self.write_meta(share, share.size_gb, role)?;
                 Ok(share.size_gb)
             }
         }
@@ -274,7 +293,14 @@ impl LocalDriver {
             pools,
             options,
             peers: None,
+            nfs: None,
         }
+    }
+
+    /// Lets the node's NFS server serve this back end's instances (see [`DataPlane`]).
+    pub fn with_data_plane(mut self, plane: DataPlane) -> Self {
+        self.nfs = Some(plane);
+        self
     }
 
     /// Lets the driver sync secondaries whose active lives on another node, through that
@@ -488,7 +514,7 @@ fn create(
     fs::set_permissions(&creating, fs::Permissions::from_mode(SHARE_DIR_MODE))
         .map_err(|e| io_error(e, context()))?;
     // The size goes first: an instance directory that is visible always has its meta file.
-    instance.write_meta(&share.share_id, share.size_gb, Role::Active)?;
+    instance.write_meta(share, share.size_gb, Role::Active)?;
     if let Err(err) = fs::rename(&creating, &instance.dir) {
         // Someone else put the instance in place meanwhile: theirs stands.
         if !instance.exists()? {
@@ -542,7 +568,7 @@ fn resize(
             return Err(DriverError::ShrinkBelowUsage { used_bytes });
         }
     }
-    instance.write_meta(&share.share_id, new_size_gb, role)
+    instance.write_meta(share, new_size_gb, role)
 }
 
 /// Bytes an instance holds: its data root's, or for a secondary its published version's.
@@ -682,7 +708,7 @@ impl ShareDriver for LocalDriver {
                 .await
                 .inspect_err(|err| tracing::error!(pool = %name, error = %err, "setting up pool {name} failed: {err}"))?;
         }
-        Ok(())
+        self.refresh_all_exports().await
     }
 
     /// Stats of the pools that can be measured. A pool whose directory vanished or became
@@ -716,12 +742,16 @@ impl ShareDriver for LocalDriver {
             ));
         }
         let instance = self.instance(share)?;
-        let (host, share) = (self.info.host.clone(), share.clone());
-        blocking(move || create(&host, &instance, &share)).await
+        let (host, share, created) = (self.info.host.clone(), share.clone(), instance.clone());
+        let locations = blocking(move || create(&host, &created, &share)).await?;
+        self.refresh_export(&instance).await?;
+        Ok(self.present(&instance.id, locations))
     }
 
     async fn delete_share(&self, share: &ShareInstanceRef) -> Result<(), DriverError> {
         let instance = self.instance(share)?;
+        // No client may write into a tree on its way out.
+        self.unexport(&instance.id);
         blocking(move || delete(&instance)).await
     }
 
@@ -731,8 +761,9 @@ impl ShareDriver for LocalDriver {
         new_size_gb: u64,
     ) -> Result<(), DriverError> {
         let instance = self.instance(share)?;
-        let share = share.clone();
-        blocking(move || resize(&instance, &share, new_size_gb, true)).await
+        let (share, resized) = (share.clone(), instance.clone());
+        blocking(move || resize(&resized, &share, new_size_gb, true)).await?;
+        self.refresh_export(&instance).await
     }
 
     async fn shrink_share(
@@ -741,8 +772,9 @@ impl ShareDriver for LocalDriver {
         new_size_gb: u64,
     ) -> Result<(), DriverError> {
         let instance = self.instance(share)?;
-        let share = share.clone();
-        blocking(move || resize(&instance, &share, new_size_gb, false)).await
+        let (share, resized) = (share.clone(), instance.clone());
+        blocking(move || resize(&resized, &share, new_size_gb, false)).await?;
+        self.refresh_export(&instance).await
     }
 
     async fn ensure_share(
@@ -750,19 +782,21 @@ impl ShareDriver for LocalDriver {
         share: &ShareInstanceRef,
     ) -> Result<Vec<ExportLocation>, DriverError> {
         let instance = self.instance(share)?;
-        let (host, share) = (self.info.host.clone(), share.clone());
+        let (host, share, ensured) = (self.info.host.clone(), share.clone(), instance.clone());
         let fallback_type = self.info.replication_type.clone();
-        blocking(move || {
-            let role = instance.require_any()?;
-            instance.size_gb(&share, role)?;
+        let locations = blocking(move || {
+            let role = ensured.require_any()?;
+            ensured.size_gb(&share, role)?;
             match role {
-                Role::Active => LocalDriver::export_locations(&host, &instance),
+                Role::Active => LocalDriver::export_locations(&host, &ensured),
                 Role::Secondary => {
-                    replica::ensure_secondary(&host, &instance, fallback_type.as_deref())
+                    replica::ensure_secondary(&host, &ensured, fallback_type.as_deref())
                 }
             }
         })
-        .await
+        .await?;
+        self.refresh_export(&instance).await?;
+        Ok(self.present(&instance.id, locations))
     }
 
     async fn update_access(
@@ -774,8 +808,12 @@ impl ShareDriver for LocalDriver {
     ) -> Result<BTreeMap<String, AccessRuleResult>, DriverError> {
         let instance = self.instance(share)?;
         let (all_rules, add, delete) = (all_rules.to_vec(), add.to_vec(), delete.to_vec());
-        let proto = share.share_proto.clone();
-        blocking(move || update_access(&instance, &proto, &all_rules, &add, &delete)).await
+        let (proto, updated) = (share.share_proto.clone(), instance.clone());
+        let results =
+            blocking(move || update_access(&updated, &proto, &all_rules, &add, &delete)).await?;
+        // A rule is reported applied only once the NFS server enforces it.
+        self.refresh_export(&instance).await?;
+        Ok(results)
     }
 
     async fn get_share_usage_bytes(&self, share: &ShareInstanceRef) -> Result<u64, DriverError> {
@@ -792,11 +830,13 @@ impl ShareDriver for LocalDriver {
         replica: &ReplicaRef,
         ctx: &ReplicaContext<'_>,
     ) -> Result<ReplicaResult, DriverError> {
-        self.create_replica_impl(replica, ctx).await
+        let result = self.create_replica_impl(replica, ctx).await?;
+        self.replica_exported(replica, result).await
     }
 
     async fn delete_replica(&self, replica: &ReplicaRef) -> Result<(), DriverError> {
         let instance = self.instance(&replica.instance)?;
+        self.unexport(&instance.id);
         blocking(move || delete(&instance)).await
     }
 
@@ -806,7 +846,8 @@ impl ShareDriver for LocalDriver {
         ctx: &ReplicaContext<'_>,
         quiesce_wait: Option<Duration>,
     ) -> Result<ReplicaResult, DriverError> {
-        self.promote_replica_impl(replica, ctx, quiesce_wait).await
+        let result = self.promote_replica_impl(replica, ctx, quiesce_wait).await?;
+        self.replica_exported(replica, result).await
     }
 
     async fn update_replica_state(
@@ -814,7 +855,8 @@ impl ShareDriver for LocalDriver {
         replica: &ReplicaRef,
         ctx: &ReplicaContext<'_>,
     ) -> Result<ReplicaResult, DriverError> {
-        self.update_replica_state_impl(replica, ctx).await
+        let result = self.update_replica_state_impl(replica, ctx).await?;
+        self.replica_exported(replica, result).await
     }
 
     async fn create_snapshot(&self, snapshot: &SnapshotRef) -> Result<SnapshotResult, DriverError> {
@@ -826,7 +868,12 @@ impl ShareDriver for LocalDriver {
     }
 
     async fn revert_to_snapshot(&self, snapshot: &SnapshotRef) -> Result<(), DriverError> {
-        self.revert_to_snapshot_impl(snapshot).await
+        self.revert_to_snapshot_impl(snapshot).await?;
+        // The tree was replaced under the server: handles of changed files go stale and the
+        // quota's usage is measured again.
+        let instance = self.instance(&snapshot.share_instance)?;
+        self.refresh_export(&instance).await?;
+        self.recount_usage(&instance).await
     }
 
     async fn create_share_from_snapshot(
@@ -834,7 +881,10 @@ impl ShareDriver for LocalDriver {
         share: &ShareInstanceRef,
         snapshot: &SnapshotRef,
     ) -> Result<Vec<ExportLocation>, DriverError> {
-        self.create_share_from_snapshot_impl(share, snapshot).await
+        let locations = self.create_share_from_snapshot_impl(share, snapshot).await?;
+        let instance = self.instance(share)?;
+        self.refresh_export(&instance).await?;
+        Ok(self.present(&instance.id, locations))
     }
 
     async fn snapshot_update_access(
@@ -894,10 +944,16 @@ impl ShareDriver for LocalDriver {
         driver_options: &BTreeMap<String, String>,
     ) -> Result<ManageResult, DriverError> {
         ignore_driver_options(driver_options);
-        self.manage_existing_impl(share, export_path).await
+        let mut managed = self.manage_existing_impl(share, export_path).await?;
+        let instance = self.instance(share)?;
+        self.refresh_export(&instance).await?;
+        managed.export_locations = self.present(&instance.id, managed.export_locations);
+        Ok(managed)
     }
 
     async fn unmanage(&self, share: &ShareInstanceRef) -> Result<(), DriverError> {
+        // shoal stops serving the share; its data stays where it is.
+        self.unexport(&share.id);
         self.unmanage_impl(share).await
     }
 }

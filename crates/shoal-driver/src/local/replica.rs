@@ -27,9 +27,11 @@
 //! retried after a crash finishes the job.
 //!
 //! Quiescing: promotion writes `<pool>/shares/<active-id>.quiesced` when the active lives in
-//! one of this driver's pools. Nothing serves a local share to clients yet, so there are no
-//! writers to drain and `quiesce_wait` is not waited for; the NFS data plane will refuse
-//! writes to a quiesced share and acknowledge within that bound.
+//! one of this driver's pools, and the NFS data plane then refuses new writes to it
+//! (`NFS3ERR_JUKEBOX`: clients retry) and waits, at most `quiesce_wait`, for the writes under
+//! way; only then does the final sync start. A failed promotion lifts both. An active on
+//! another node is not quiesced (its node is not asked): the final sync there reads a share
+//! that may still take writes.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -42,7 +44,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Instance, LocalDriver, Role, SYNC_PAUSE_DEFAULT, blocking, io_error, location_path, read_json,
+    Instance, LOCAL_SCHEME, LocalDriver, Role, SYNC_PAUSE_DEFAULT, blocking, io_error, location_path, read_json,
     write_json,
 };
 use crate::fsutil;
@@ -53,11 +55,13 @@ use crate::{
     SyncRecord, check_protocol,
 };
 
+/// How long a promotion waits for the writes under way on the active to finish, when the
+/// request gives no `quiesce_wait_time`.
+pub(crate) const QUIESCE_WAIT_DEFAULT: Duration = Duration::from_secs(10);
+
 /// Failed syncs in a row after which a secondary is reported in `error`.
 pub(crate) const FAILED_SYNCS_FOR_ERROR: u32 = 3;
 
-/// Scheme of every export location of the local driver.
-const LOCAL_SCHEME: &str = "local://";
 
 /// Contents of `replicas/<id>.state.json`.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -292,16 +296,23 @@ impl LocalDriver {
         let instance = self.instance(&replica.instance)?;
         let active = ctx.active.filter(|a| a.instance.id != replica.instance.id);
         let source = active.map(|a| self.sync_source(replica, a)).transpose()?;
-        // (1) Quiesce the active when it is ours. No data plane serves it yet, so there
-        // are no writers to wait for: `quiesce_wait` bounds nothing today.
-        let _ = quiesce_wait;
+        // (1) Quiesce the active when it is ours: the marker survives a restart, the data
+        // plane refuses new writes (clients are told to retry) and the writes under way are
+        // waited for, at most `quiesce_wait`, so none is acknowledged after the final sync
+        // starts.
         let quiesced = active.and_then(|a| self.own_instance(a));
         if let Some(active_instance) = quiesced.clone() {
             let promoting = replica.instance.id.clone();
-            let marked = blocking(move || write_quiesced(&active_instance, &promoting)).await;
+            let marking = active_instance.clone();
+            let marked = blocking(move || write_quiesced(&marking, &promoting)).await;
             if let Err(err) = marked {
                 // The active's pool may be the very thing that failed: promote anyway.
                 tracing::warn!(share_instance.id = %replica.instance.id, error = %err, "could not quiesce the active replica: {err}");
+            }
+            let wait = quiesce_wait.unwrap_or(QUIESCE_WAIT_DEFAULT);
+            if let Err(err) = self.drain_writes(&active_instance, wait).await {
+                self.unquiesce(replica, active_instance).await;
+                return Err(err);
             }
         }
         let job = self.job(replica, ctx);
@@ -311,16 +322,48 @@ impl LocalDriver {
             && let Some(active_instance) = quiesced
         {
             // The active stays active: let it take writes again.
-            let unquiesce = blocking(move || {
-                fsutil::remove_any(&active_instance.shares.join(active_instance.quiesced_name()))
-                    .map_err(|e| io_error(e, "removing a quiesce marker".to_owned()))
-            })
-            .await;
-            if let Err(err) = unquiesce {
-                tracing::warn!(share_instance.id = %replica.instance.id, error = %err, "could not remove the quiesce marker of the active replica: {err}");
-            }
+            self.unquiesce(replica, active_instance).await;
         }
         result
+    }
+
+    /// Makes the data plane refuse writes to `active` and waits, at most `wait`, for the
+    /// writes under way to finish.
+    async fn drain_writes(&self, active: &Instance, wait: Duration) -> Result<(), DriverError> {
+        let Some(plane) = &self.nfs else {
+            return Ok(());
+        };
+        match tokio::time::timeout(wait, plane.exports.quiesce(&active.id)).await {
+            Ok(Ok(())) => Ok(()),
+            // Not exported (a CIFS share, an export that failed): no NFS writer to wait for.
+            Ok(Err(err)) => {
+                tracing::debug!(share_instance.id = %active.id, error = %err, "nothing to quiesce on the data plane: {err}");
+                Ok(())
+            }
+            Err(_) => Err(DriverError::Other(anyhow::anyhow!(
+                "the writes under way on active replica {} did not finish within the quiesce \
+                 wait time of {wait:?}",
+                active.id
+            ))),
+        }
+    }
+
+    /// Lets a still-active replica take writes again: removes its marker and refreshes its
+    /// export from that.
+    async fn unquiesce(&self, replica: &ReplicaRef, active: Instance) {
+        let unmarking = active.clone();
+        let unmarked = blocking(move || {
+            fsutil::remove_any(&unmarking.shares.join(unmarking.quiesced_name()))
+                .map_err(|e| io_error(e, "removing a quiesce marker".to_owned()))
+        })
+        .await;
+        let refreshed = match unmarked {
+            Ok(()) => self.refresh_export(&active).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = refreshed {
+            tracing::warn!(share_instance.id = %replica.instance.id, error = %err, "could not unquiesce the active replica: {err}");
+        }
     }
 }
 
@@ -480,6 +523,12 @@ fn secondary_locations(
     ])
 }
 
+/// The replication type a secondary was created with, `None` when its bookkeeping is gone
+/// (then it is not exported: a `dr` copy must never be served by mistake).
+pub(super) fn replication_type(instance: &Instance) -> Result<Option<String>, DriverError> {
+    Ok(read_book(instance)?.and_then(|book| book.replication_type))
+}
+
 /// `ensure_share` of a secondary: its export locations, by the replication type it was
 /// created with (the back end's when its bookkeeping was lost).
 pub(super) fn ensure_secondary(
@@ -606,7 +655,7 @@ fn create_secondary(
         )));
     }
     ensure_replicas_dir(instance)?;
-    instance.write_meta(&job.share.share_id, job.share.size_gb, Role::Secondary)?;
+    instance.write_meta(&job.share, job.share.size_gb, Role::Secondary)?;
     let mut book = read_book(instance)?.unwrap_or_default();
     book.replication_type = Some(job.replication_type.clone());
     write_book(instance, &book)?;
@@ -643,7 +692,7 @@ fn demote_if_needed(instance: &Instance, job: &Job) -> Result<bool, DriverError>
     let size_gb = instance.size_gb(&job.share, Role::Secondary)?;
     // The role goes first: a crash below leaves a secondary whose data is still in
     // `shares/<id>`, which the next update demotes again.
-    instance.write_meta(&job.share.share_id, size_gb, Role::Secondary)?;
+    instance.write_meta(&job.share, size_gb, Role::Secondary)?;
     if instance.replica_exists()? {
         let leftover =
             ReplicaDir::open(&instance.replica_root).map_err(|e| engine_error(instance, e))?;
@@ -717,7 +766,7 @@ fn promote_secondary(
 ) -> Result<ReplicaResult, DriverError> {
     let finish = |sync: Option<SyncRecord>| -> Result<ReplicaResult, DriverError> {
         let size_gb = instance.size_gb(&job.share, Role::Active)?;
-        instance.write_meta(&job.share.share_id, size_gb, Role::Active)?;
+        instance.write_meta(&job.share, size_gb, Role::Active)?;
         for path in [
             instance.replicas.join(instance.state_name()),
             instance.shares.join(instance.quiesced_name()),
