@@ -518,6 +518,9 @@ const NAMES_PER_INODE: usize = 4;
 /// Longest parent chain followed when building a path (a table corrupted into a loop ends here).
 const MAX_DEPTH: usize = 2048;
 
+/// Inode -> its known names: (parent directory key, name), most recent first.
+type NameMap = HashMap<u64, Vec<(u64, Box<[u8]>)>>;
+
 /// Inode -> the names (parent inode, name) it was last seen under, as learned from LOOKUP,
 /// CREATE, READDIRPLUS and friends and updated by RENAME and REMOVE. Used to turn a handle
 /// back into a path below the root; the result is always verified by inode and birth time,
@@ -525,7 +528,7 @@ const MAX_DEPTH: usize = 2048;
 /// distinct files clients have looked at (about 100 bytes each) and is lost on restart.
 #[derive(Default)]
 pub(crate) struct NameTable {
-    map: RwLock<HashMap<u64, Vec<(u64, Box<[u8]>)>>>,
+    map: RwLock<NameMap>,
 }
 
 impl NameTable {
@@ -559,7 +562,7 @@ impl NameTable {
         self.map.write().expect("names lock").clear();
     }
 
-    fn chain(map: &HashMap<u64, Vec<(u64, Box<[u8]>)>>, key: u64) -> Option<PathBuf> {
+    fn chain(map: &NameMap, key: u64) -> Option<PathBuf> {
         let mut parts: Vec<&[u8]> = Vec::new();
         let mut current = key;
         while current != ROOT_KEY {
