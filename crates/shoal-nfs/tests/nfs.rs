@@ -1414,3 +1414,45 @@ async fn binding_a_used_port_names_the_address() {
     );
     assert!(text.contains("in use"), "{text}");
 }
+
+#[tokio::test]
+async fn after_a_restart_only_the_root_handle_resolves() {
+    let fx = Fixture::start().await;
+    let (id, root_dir) = fx.rw_share();
+    let mut conn = fx.mount(&id).await.unwrap();
+    let root = conn.root_nfs_fh3();
+    let f = create_file(&mut conn, &root, "f").await;
+    let first = write(&mut conn, &f, 0, b"x", stable_how::UNSTABLE)
+        .await
+        .unwrap();
+
+    // a new server process: a new registry (empty name table), the same export
+    let restarted = Fixture::start().await;
+    restarted
+        .exports
+        .export(
+            &id,
+            ExportSpec {
+                root: ExportRoot::Directory(root_dir.clone()),
+                read_only: false,
+                rules: vec![rule("127.0.0.1", "rw")],
+                quota_bytes: None,
+            },
+        )
+        .unwrap();
+    let mut conn = restarted.mount(&id).await.unwrap();
+    assert_eq!(conn.root_nfs_fh3(), root, "the root handle is the same");
+    assert_eq!(
+        getattr(&mut conn, &f).await.err(),
+        Some(nfsstat3::NFS3ERR_STALE)
+    );
+    let again = lookup(&mut conn, &root, "f").await.unwrap();
+    assert_eq!(again, f, "the same file gets the same handle");
+    let second = write(&mut conn, &f, 0, b"y", stable_how::UNSTABLE)
+        .await
+        .unwrap();
+    assert_ne!(
+        first.verf, second.verf,
+        "clients must resend uncommitted writes"
+    );
+}
