@@ -1176,11 +1176,13 @@ async fn concurrent_writers_never_overshoot_the_quota() {
             let root = conn.root_nfs_fh3();
             let fh = create_file(&mut conn, &root, &format!("w{t}")).await;
             let mut written = 0u64;
-            for i in 0..100u64 {
+            // Appending at the file's own end: a refused write leaves no hole, so every
+            // success grows the usage by exactly 1000 bytes.
+            for _ in 0..100 {
                 match write(
                     &mut conn,
                     &fh,
-                    i * 1000,
+                    written,
                     &[t as u8; 1000],
                     stable_how::UNSTABLE,
                 )
