@@ -137,13 +137,10 @@ impl Exports {
         let usage = if same_root {
             None
         } else {
-            let path = usage_path(&spec.root);
-            Some(
-                fs::tree_usage_bytes(&path).map_err(|source| ExportError::Root {
-                    path: path.clone(),
-                    source,
-                })?,
-            )
+            Some(count_usage(&spec.root).map_err(|source| ExportError::Root {
+                path: usage_path(&spec.root),
+                source,
+            })?)
         };
         let config = Arc::new(ExportConfig {
             root: spec.root,
@@ -247,7 +244,7 @@ impl Exports {
         let export = self
             .get(instance_id)
             .map_err(|err| io::Error::new(io::ErrorKind::NotFound, err))?;
-        let usage = fs::tree_usage_bytes(&usage_path(&export.config().root))?;
+        let usage = count_usage(&export.config().root)?;
         export.usage.store(usage, Ordering::SeqCst);
         Ok(())
     }
@@ -340,6 +337,20 @@ fn check_root(root: &ExportRoot) -> Result<Option<u64>, ExportError> {
         });
     }
     Ok(published.then_some(meta.ino()))
+}
+
+/// The usage of an export's tree by a walk. A replica that has published no version yet
+/// (no `current`) holds nothing: it is exported, and served once `current` appears.
+fn count_usage(root: &ExportRoot) -> io::Result<u64> {
+    match fs::tree_usage_bytes(&usage_path(root)) {
+        Err(err)
+            if matches!(root, ExportRoot::Published(_))
+                && err.kind() == io::ErrorKind::NotFound =>
+        {
+            Ok(0)
+        }
+        result => result,
+    }
 }
 
 /// The directory whose tree the quota counts.
@@ -518,6 +529,9 @@ const NAMES_PER_INODE: usize = 4;
 /// Longest parent chain followed when building a path (a table corrupted into a loop ends here).
 const MAX_DEPTH: usize = 2048;
 
+/// Inode -> its known names: (parent directory key, name), most recent first.
+type NameMap = HashMap<u64, Vec<(u64, Box<[u8]>)>>;
+
 /// Inode -> the names (parent inode, name) it was last seen under, as learned from LOOKUP,
 /// CREATE, READDIRPLUS and friends and updated by RENAME and REMOVE. Used to turn a handle
 /// back into a path below the root; the result is always verified by inode and birth time,
@@ -525,7 +539,7 @@ const MAX_DEPTH: usize = 2048;
 /// distinct files clients have looked at (about 100 bytes each) and is lost on restart.
 #[derive(Default)]
 pub(crate) struct NameTable {
-    map: RwLock<HashMap<u64, Vec<(u64, Box<[u8]>)>>>,
+    map: RwLock<NameMap>,
 }
 
 impl NameTable {
@@ -559,7 +573,7 @@ impl NameTable {
         self.map.write().expect("names lock").clear();
     }
 
-    fn chain(map: &HashMap<u64, Vec<(u64, Box<[u8]>)>>, key: u64) -> Option<PathBuf> {
+    fn chain(map: &NameMap, key: u64) -> Option<PathBuf> {
         let mut parts: Vec<&[u8]> = Vec::new();
         let mut current = key;
         while current != ROOT_KEY {
@@ -772,6 +786,21 @@ mod tests {
         assert_eq!(exports.usage_bytes(ID), Some(u64::MAX / 2));
         exports.recount_usage(ID).unwrap();
         assert_eq!(exports.usage_bytes(ID), Some(1000));
+    }
+
+    #[test]
+    fn a_replica_without_a_published_version_is_exported_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let exports = Exports::new();
+        let mut spec = spec(dir.path());
+        spec.root = ExportRoot::Published(dir.path().to_path_buf());
+        exports.export(ID, spec).unwrap();
+        assert_eq!(exports.usage_bytes(ID), Some(0));
+        std::fs::create_dir(dir.path().join("v1")).unwrap();
+        std::fs::write(dir.path().join("v1/f"), b"12345").unwrap();
+        std::os::unix::fs::symlink("v1", dir.path().join("current")).unwrap();
+        exports.recount_usage(ID).unwrap();
+        assert_eq!(exports.usage_bytes(ID), Some(5));
     }
 
     #[test]

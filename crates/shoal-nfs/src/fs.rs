@@ -209,7 +209,7 @@ fn timespec(t: SetTime) -> libc::timespec {
         },
         SetTime::To(sec, nsec) => libc::timespec {
             tv_sec: sec,
-            tv_nsec: libc::c_long::from(nsec.min(999_999_999) as i32),
+            tv_nsec: nsec.min(999_999_999) as libc::c_long,
         },
     }
 }

@@ -7,6 +7,13 @@
 //! birth time). The export root has its own flag instead of an inode: it always means the
 //! root as it is now, which for a published replica is the version `current` points to.
 //!
+//! Limit: the birth time is only as fine as the file system's clock. Linux 6.13+ stamps
+//! ext4/xfs/btrfs/tmpfs files with fine-grained (multigrain) times, so a recreated file
+//! always differs; older kernels use the timer tick, and a file deleted and recreated
+//! within one tick that also gets the freed inode number would pass the check. Adding the
+//! inode generation (`FS_IOC_GETVERSION`, what knfsd uses; it needs a non-`O_PATH`
+//! descriptor) to the handle would close that gap.
+//!
 //! Layout (40 bytes, big-endian, well below the 64-byte NFSv3 limit):
 //! ```text
 //! 0      format version (1)
