@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 
-use nfs3_client::nfs3_types::mount::mountstat3;
 use nfs3_client::nfs3_types::nfs3::{
     self, CREATE3args, LOOKUP3args, MKDIR3args, Nfs3Option, Nfs3Result, READ3args, REMOVE3args,
     WRITE3args, createhow3, diropargs3, nfs_fh3, nfsstat3, sattr3, stable_how,
@@ -16,11 +15,17 @@ use nfs3_client::{Nfs3Connection, Nfs3ConnectionBuilder};
 /// Largest piece a call reads or writes.
 const CHUNK: usize = 256 * 1024;
 
+/// `MNT3ERR_ACCES`: the export exists but no rule admits the client.
+pub const MOUNT_ACCES: u32 = nfs3_client::nfs3_types::mount::mountstat3::MNT3ERR_ACCES as u32;
+/// `MNT3ERR_NOENT`: no such export.
+pub const MOUNT_NOENT: u32 = nfs3_client::nfs3_types::mount::mountstat3::MNT3ERR_NOENT as u32;
+
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NfsError {
-    /// MOUNT refused the export with this status.
-    Mount(mountstat3),
+    /// MOUNT refused the export with this status (`mountstat3` as its number: the type
+    /// has no equality).
+    Mount(u32),
     /// An NFS call answered with this status.
     Status(nfsstat3),
     /// The connection or the RPC layer failed.
@@ -53,7 +58,7 @@ impl NfsMount {
             .map_err(|err| match err {
                 nfs3_client::ConnectError::Mount(
                     nfs3_client::MountError::Denied(status),
-                ) => NfsError::Mount(status),
+                ) => NfsError::Mount(status as u32),
                 other => NfsError::Transport(other.to_string()),
             })?;
         let root = conn.root_nfs_fh3();

@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 
 use serde_json::{Value, json};
 use shoal_testkit::TestApp;
-use shoal_testkit::nfs::{NfsError, NfsMount, export_path};
+use shoal_core::config::AuthStrategy;
+use shoal_testkit::nfs::{MOUNT_ACCES, MOUNT_NOENT, NfsError, NfsMount, export_path};
 
 use crate::replica_fixtures::*;
 
-use nfs3_client::nfs3_types::mount::mountstat3;
 use nfs3_client::nfs3_types::nfs3::nfsstat3;
 
 /// Two local back ends (az1, az2) replicating `replication`; the share type `readable` has it.
@@ -74,8 +74,15 @@ async fn mount(app: &TestApp, location: &str) -> Result<NfsMount, NfsError> {
 
 #[tokio::test]
 async fn export_locations_take_the_nfs_form_and_name_the_instance() {
-    let app = nfs_app("readable").await;
-    let share = available_share(&app, "alice").await;
+    // Built-in identity: under noauth every caller is an admin.
+    let app = TestApp::builder()
+        .auth(AuthStrategy::Builtin)
+        .with_local_backend("local1", "az1")
+        .with_local_backend("local2", "az2")
+        .build()
+        .await;
+    create_type(&app, "readable", json!({"replication_type": "readable"})).await;
+    let share = available_share(&app, "demo").await;
     let active = active_of(&app, &share).await;
     let location = nfs_location(&app, &active).await;
     assert_eq!(location, format!("127.0.0.1:/shares/{active}"));
@@ -83,7 +90,7 @@ async fn export_locations_take_the_nfs_form_and_name_the_instance() {
     let resp = app
         .get(&format!("/v2/shares/{share}/export_locations"))
         .version(V)
-        .token(&app.token_for("alice"))
+        .token(&app.token_for("demo"))
         .send()
         .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
@@ -117,14 +124,14 @@ async fn an_ip_rule_admits_its_client_live_and_its_removal_cuts_it_off() {
     // No rule: no access.
     assert_eq!(
         mount(&app, &location).await.err(),
-        Some(NfsError::Mount(mountstat3::MNT3ERR_ACCES))
+        Some(NfsError::Mount(MOUNT_ACCES))
     );
     // A rule for another address does not admit this client.
     let other = allow(&app, &share, "10.9.9.9", "rw").await;
     assert_eq!(rule_state(&app, &other).await, "active");
     assert_eq!(
         mount(&app, &location).await.err(),
-        Some(NfsError::Mount(mountstat3::MNT3ERR_ACCES))
+        Some(NfsError::Mount(MOUNT_ACCES))
     );
 
     let rule = allow(&app, &share, "127.0.0.1", "rw").await;
@@ -233,7 +240,7 @@ async fn a_dr_secondary_is_not_exported() {
         NfsMount::mount(server(&app), &format!("/shares/{secondary}"))
             .await
             .err(),
-        Some(NfsError::Mount(mountstat3::MNT3ERR_NOENT))
+        Some(NfsError::Mount(MOUNT_NOENT))
     );
     app.finish().await;
 }

@@ -116,23 +116,17 @@ fn fs_exists(path: &Path) -> Result<bool, DriverError> {
 }
 
 impl DataPlane {
-    /// Applies `wanted` to the instance's export. Blocking: a new export measures the tree
-    /// for its quota.
-    pub(super) fn apply(&self, id: &str, wanted: Option<Wanted>) -> Result<(), DriverError> {
+    /// Applies `wanted` to the instance's export, except its quiesce state; returns that.
+    /// Blocking: a new export measures the tree for its quota.
+    pub(super) fn apply(&self, id: &str, wanted: Option<Wanted>) -> Result<bool, DriverError> {
         let Some(wanted) = wanted else {
             self.exports.unexport(id);
-            return Ok(());
+            return Ok(false);
         };
-        let failed = |err: &dyn std::fmt::Display| {
-            DriverError::Other(anyhow::anyhow!("exporting share instance {id}: {err}"))
-        };
-        self.exports
-            .export(id, wanted.spec)
-            .map_err(|e| failed(&e))?;
-        self.exports
-            .set_quiesced(id, wanted.quiesced)
-            .map_err(|e| failed(&e))?;
-        Ok(())
+        self.exports.export(id, wanted.spec).map_err(|e| {
+            DriverError::Other(anyhow::anyhow!("exporting share instance {id}: {e}"))
+        })?;
+        Ok(wanted.quiesced)
     }
 
     /// The NFS location of instance `id`.
@@ -162,12 +156,25 @@ impl LocalDriver {
         let Some(plane) = self.nfs.clone() else {
             return Ok(());
         };
-        let instance = instance.clone();
-        super::blocking(move || {
+        let (id, instance) = (instance.id.clone(), instance.clone());
+        let blocking_plane = plane.clone();
+        let exported = super::blocking(move || {
             let wanted = wanted(&instance)?;
-            plane.apply(&instance.id, wanted)
+            let exported = wanted.is_some();
+            let quiesced = blocking_plane.apply(&instance.id, wanted)?;
+            Ok(exported.then_some(quiesced))
         })
-        .await
+        .await?;
+        if let Some(quiesced) = exported {
+            plane
+                .exports
+                .set_quiesced(&id, quiesced)
+                .await
+                .map_err(|e| {
+                    DriverError::Other(anyhow::anyhow!("exporting share instance {id}: {e}"))
+                })?;
+        }
+        Ok(())
     }
 
     /// Removes the instance's export before its data goes away.

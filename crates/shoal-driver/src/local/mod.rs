@@ -831,6 +831,12 @@ impl ShareDriver for LocalDriver {
         ctx: &ReplicaContext<'_>,
     ) -> Result<ReplicaResult, DriverError> {
         let result = self.create_replica_impl(replica, ctx).await?;
+        // Manila hands the share's rules (already cast to read-only for a readable
+        // secondary) to `create_replica` for the driver to apply: record them as
+        // `update_access` would, so the new replica's export admits the same clients.
+        let instance = self.instance(&replica.instance)?;
+        let (rules, proto) = (ctx.access_rules.to_vec(), replica.instance.share_proto.clone());
+        blocking(move || update_access(&instance, &proto, &rules, &[], &[]).map(|_| ())).await?;
         self.replica_exported(replica, result).await
     }
 

@@ -333,7 +333,7 @@ impl LocalDriver {
         let Some(plane) = &self.nfs else {
             return Ok(());
         };
-        match tokio::time::timeout(wait, plane.exports.quiesce(&active.id)).await {
+        match tokio::time::timeout(wait, plane.exports.set_quiesced(&active.id, true)).await {
             Ok(Ok(())) => Ok(()),
             // Not exported (a CIFS share, an export that failed): no NFS writer to wait for.
             Ok(Err(err)) => {
