@@ -79,6 +79,7 @@
 mod changes;
 mod copy;
 pub mod fsutil;
+pub mod journal;
 mod manifest;
 pub mod peer_auth;
 pub mod snapshot;
