@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use dummy::{DummyDriver, DummyMethod, DummyOptions};
-pub use local::{DataPlane, LocalDriver, LocalOptions};
+pub use local::{DataPlane, Journals, LocalDriver, LocalOptions};
 
 /// Errors a driver reports. The share manager turns them into `error` states.
 #[derive(Debug, thiserror::Error)]

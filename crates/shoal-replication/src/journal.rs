@@ -16,7 +16,8 @@
 //!
 //! What it does not promise, and what covers it: records are written with `write(2)` and
 //! never fsynced, and a change the process makes but dies before recording leaves no record.
-//! So every [`ChangeJournal::open`] (a process start) appends a restart record, and a cursor
+//! A record that cannot be written (a full disk) breaks the journal: it serves no cursor
+//! until it is reset. So every [`ChangeJournal::open`] (a process start) appends a restart record, and a cursor
 //! before a restart is not served: the reader walks the tree once instead. A reset (a new
 //! journal id) does the same; the journal resets itself when it outgrows its size limit.
 //! Changes made behind the data plane's back are never in the journal: the periodic full
@@ -71,6 +72,8 @@ struct Inner {
     len: u64,
     /// The path of the last record, so a stream of writes to one file records it once.
     last: Vec<u8>,
+    /// A record could not be written: nothing since then can be vouched for until a reset.
+    broken: bool,
 }
 
 fn checksum(tag: u8, path: &[u8]) -> [u8; 4] {
@@ -163,6 +166,7 @@ impl ChangeJournal {
             id,
             len,
             last: Vec::new(),
+            broken: false,
         }))
     }
 
@@ -186,6 +190,7 @@ impl ChangeJournal {
             id,
             len: HEADER_LEN,
             last: Vec::new(),
+            broken: false,
         })
     }
 
@@ -205,7 +210,10 @@ impl ChangeJournal {
         }
         let mut record = Vec::with_capacity(9 + path.len());
         encode(tag, path, &mut record);
-        inner.file.write_all(&record)?;
+        if let Err(err) = inner.file.write_all(&record) {
+            inner.broken = true;
+            return Err(err);
+        }
         inner.len += record.len() as u64;
         inner.last = if tag == TAG_PATH {
             path.to_vec()
@@ -234,6 +242,9 @@ impl ChangeJournal {
     pub fn since(&self, cursor: Cursor) -> io::Result<Since> {
         let (id, len, mut file) = {
             let inner = self.inner.lock().expect("journal lock");
+            if inner.broken {
+                return Ok(Since::Unknown);
+            }
             (inner.id, inner.len, inner.file.try_clone()?)
         };
         if cursor.journal != id || cursor.offset < HEADER_LEN || cursor.offset > len {

@@ -41,6 +41,9 @@ pub struct Server {
     pub nfs_addr: Option<SocketAddr>,
     /// What the NFS server exports, for tests and admin commands.
     pub nfs_exports: Option<Arc<shoal_nfs::Exports>>,
+    /// The change journals of the data plane, whose changes the replica updater follows
+    /// (tests wait for it to be idle).
+    pub nfs_journals: Option<Arc<shoal_driver::Journals>>,
     /// The service layer, for tests and admin commands.
     pub core: Arc<Core>,
     /// The periodic reporter, so tests can tick it with `run_once()`.
@@ -180,7 +183,9 @@ async fn nfs_server(
         .export_host()
         .context("nfs.export_address is needed when nfs.listen is a wildcard address")?;
     let exports = shoal_nfs::Exports::new();
-    let server = shoal_nfs::NfsServer::bind(nfs.listen, exports.clone())
+    // The journals observe the exports before the server takes its first call.
+    let plane = DataPlane::new(exports.clone(), address.clone());
+    let server = shoal_nfs::NfsServer::bind(nfs.listen, exports)
         .await
         .context(
             "starting the NFS server (set [nfs] listen to a free address, or \
@@ -190,7 +195,7 @@ async fn nfs_server(
     info!(%bound, export_address = %address, "NFS server (NFSv3 and MOUNT) listening on {bound}, exports at {address}:/shares/<instance-id>");
     let shutdown = cancel.clone();
     tasks.spawn(async move { server.run(shutdown).await });
-    Ok(Some((bound, DataPlane { exports, address })))
+    Ok(Some((bound, plane)))
 }
 
 /// The share role's side of node-to-node replication.
@@ -425,8 +430,14 @@ impl Server {
                 retention = ?config.periodic.soft_deleted_share_retention,
                 "recycle bin purge started"
             );
-            let (updater, cancel) = (replica_updater.clone(), cancel.clone());
-            tasks.spawn(async move { updater.run(cancel).await });
+            let (updater, stop) = (replica_updater.clone(), cancel.clone());
+            tasks.spawn(async move { updater.run(stop).await });
+            if let Some((_, plane)) = &nfs {
+                // Secondaries follow the writes made through the data plane.
+                let (updater, journals, stop) =
+                    (replica_updater.clone(), plane.journals.clone(), cancel.clone());
+                tasks.spawn(async move { updater.follow_changes(journals, stop).await });
+            }
             info!(
                 interval = ?config.periodic.replica_state_update_interval,
                 "periodic replica update started"
@@ -469,6 +480,7 @@ impl Server {
         Ok(Self {
             api_addr,
             nfs_addr: nfs.as_ref().map(|(addr, _)| *addr),
+            nfs_journals: nfs.as_ref().map(|(_, plane)| plane.journals.clone()),
             nfs_exports: nfs.map(|(_, plane)| plane.exports),
             core,
             reporter,

@@ -276,3 +276,188 @@ async fn the_share_size_is_its_quota_and_extend_moves_it() {
     client.write_at(&file, gib - 2, b"crosses").await.unwrap();
     app.finish().await;
 }
+
+/// The newest record of the replica's replication history.
+async fn last_sync(app: &TestApp, replica: &str) -> Value {
+    let resp = app
+        .get(&format!("/v2/share-replicas/{replica}/replication-history"))
+        .version("2.56")
+        .send()
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let records = resp.json()["replication_history"].as_array().unwrap().clone();
+    records
+        .into_iter()
+        .max_by_key(|r| r["started_at"].as_str().unwrap().to_owned())
+        .expect("a sync was recorded")
+}
+
+/// The records of the replica's syncs that started after `after`, oldest first.
+async fn syncs_since(app: &TestApp, replica: &str, after: &Value) -> Vec<Value> {
+    let resp = app
+        .get(&format!("/v2/share-replicas/{replica}/replication-history"))
+        .version("2.56")
+        .send()
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let since = after["started_at"].as_str().unwrap().to_owned();
+    let mut records: Vec<Value> = resp.json()["replication_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["started_at"].as_str().unwrap() > since.as_str())
+        .cloned()
+        .collect();
+    records.sort_by_key(|r| r["started_at"].as_str().unwrap().to_owned());
+    records
+}
+
+/// The data directory of an active instance, from its admin-only `local://` location.
+async fn active_dir(app: &TestApp, active: &str) -> std::path::PathBuf {
+    let locations = els(&replica_els(app, "admin", V, active).await);
+    let local = locations
+        .iter()
+        .find(|el| el["is_admin_only"] == true)
+        .unwrap_or_else(|| panic!("{locations:?}"))["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rest = local.strip_prefix("local://").unwrap();
+    std::path::PathBuf::from(&rest[rest.find('/').unwrap()..])
+}
+
+/// A readable share with 200 files (written before the replica, so its first sync walks
+/// them), an `ip 127.0.0.1 rw` rule, an in-sync secondary, and a mounted client of the active.
+async fn journaled_share(app: &TestApp) -> (String, String, NfsMount) {
+    let share = available_share(app, "admin").await;
+    let active = active_of(app, &share).await;
+    let dir = active_dir(app, &active).await;
+    // Old files, as most of a real share is (a file modified just before a sync is looked at
+    // again by the next one, whatever the journal says).
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for i in 0..200 {
+        let path = dir.join(format!("seed-{i:03}"));
+        std::fs::write(&path, format!("seed {i}")).unwrap();
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(old).unwrap();
+    }
+    allow(app, &share, "127.0.0.1", "rw").await;
+    let secondary = in_sync_replica(app, "admin", &share).await;
+    let client = mount(app, &nfs_location(app, &active).await).await.unwrap();
+    (active, secondary, client)
+}
+
+#[tokio::test]
+async fn a_sync_after_writes_over_nfs_reads_the_journal_not_the_tree() {
+    let app = nfs_app("readable").await;
+    let (active, secondary, mut client) = journaled_share(&app).await;
+    let first = last_sync(&app, &secondary).await;
+    assert_eq!(first["files_total"], 200, "{first}");
+    assert!(first["detail"].is_null() || !first["detail"].as_str().unwrap().contains("journal"), "{first}");
+
+    client.mkdir("docs").await.unwrap();
+    client.write_file("docs/a.txt", b"alpha").await.unwrap();
+    client.write_file("seed-007", b"rewritten").await.unwrap();
+    // Written behind the server's back: no journal record, so a journal sync misses it.
+    std::fs::write(active_dir(&app, &active).await.join("unseen"), b"x").unwrap();
+    app.update_replicas_once().await;
+
+    // The syncs since (the debounced one may have run before the periodic one): all from
+    // the journal, looking at the changed paths and their parents only.
+    let records = syncs_since(&app, &secondary, &first).await;
+    assert!(!records.is_empty());
+    let mut transferred = 0;
+    for record in &records {
+        let detail = record["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("from the change journal"), "{record}");
+        assert!(detail.contains("no tree walk"), "{record}");
+        let examined: u64 = detail
+            .split(": ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{record}"));
+        // docs, docs/a.txt, seed-007, their parent (the root) and what the previous sync
+        // flagged racy: a handful, against 202 entries.
+        assert!(examined <= 6, "{record}");
+        assert_eq!(record["files_total"], 202, "{record}");
+        transferred += record["files_transferred"].as_u64().unwrap();
+    }
+    // docs, docs/a.txt and seed-007 (the root's new mtime rides along).
+    assert_eq!(transferred, 3, "{records:?}");
+    let mut reader = mount(&app, &nfs_location(&app, &secondary).await).await.unwrap();
+    assert_eq!(reader.read_file("docs/a.txt").await.unwrap(), b"alpha");
+    assert_eq!(reader.read_file("seed-007").await.unwrap(), b"rewritten");
+    assert_eq!(
+        reader.read_file("unseen").await.err(),
+        Some(NfsError::Status(nfsstat3::NFS3ERR_NOENT))
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn the_verification_walk_catches_changes_behind_the_servers_back() {
+    // Every sync verifies (walks the whole tree): the change made on disk is found.
+    let app = TestApp::builder()
+        .with_local_backend("local1", "az1")
+        .with_local_backend("local2", "az2")
+        .configure(|config| {
+            for backend in &mut config.backends {
+                backend.local = Some(shoal_driver::LocalOptions {
+                    verify_interval: std::time::Duration::ZERO,
+                    ..shoal_driver::LocalOptions::default()
+                });
+            }
+        })
+        .build()
+        .await;
+    create_type(&app, "readable", json!({"replication_type": "readable"})).await;
+    let (active, secondary, mut client) = journaled_share(&app).await;
+    client.write_file("through-nfs", b"seen").await.unwrap();
+    std::fs::write(active_dir(&app, &active).await.join("unseen"), b"x").unwrap();
+    app.update_replicas_once().await;
+    let record = last_sync(&app, &secondary).await;
+    assert!(
+        !record["detail"].as_str().unwrap_or_default().contains("journal"),
+        "{record}"
+    );
+    let mut reader = mount(&app, &nfs_location(&app, &secondary).await).await.unwrap();
+    assert_eq!(reader.read_file("unseen").await.unwrap(), b"x");
+    assert_eq!(reader.read_file("through-nfs").await.unwrap(), b"seen");
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn secondaries_follow_writes_without_the_periodic_update() {
+    let app = nfs_app("readable").await;
+    let (_active, secondary, mut client) = journaled_share(&app).await;
+    let mut reader = mount(&app, &nfs_location(&app, &secondary).await).await.unwrap();
+    // Several rounds: each write reaches the secondary through the debounced update alone
+    // (nothing here ticks the periodic one).
+    for round in 0..3 {
+        let name = format!("round-{round}");
+        client.write_file(&name, name.as_bytes()).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match reader.read_file(&name).await {
+                Ok(data) => {
+                    assert_eq!(data, name.as_bytes());
+                    break;
+                }
+                Err(NfsError::Status(nfsstat3::NFS3ERR_NOENT)) => {}
+                Err(other) => panic!("{other:?}"),
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} never reached the secondary"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    let record = last_sync(&app, &secondary).await;
+    assert!(
+        record["detail"].as_str().unwrap_or_default().contains("from the change journal"),
+        "{record}"
+    );
+    app.finish().await;
+}

@@ -32,6 +32,21 @@ pub struct DataPlane {
     pub exports: Arc<Exports>,
     /// Host part of export locations (an IPv6 address in brackets).
     pub address: String,
+    /// The change journals of the exported actives (the server's change observer).
+    pub journals: Arc<super::journal::Journals>,
+}
+
+impl DataPlane {
+    /// A data plane over `exports`, whose changes it journals.
+    pub fn new(exports: Arc<Exports>, address: String) -> DataPlane {
+        let journals = super::journal::Journals::new();
+        exports.set_observer(journals.clone());
+        DataPlane {
+            exports,
+            address,
+            journals,
+        }
+    }
 }
 
 impl std::fmt::Debug for DataPlane {
@@ -118,11 +133,26 @@ fn fs_exists(path: &Path) -> Result<bool, DriverError> {
 impl DataPlane {
     /// Applies `wanted` to the instance's export, except its quiesce state; returns that.
     /// Blocking: a new export measures the tree for its quota.
-    pub(super) fn apply(&self, id: &str, wanted: Option<Wanted>) -> Result<bool, DriverError> {
+    pub(super) fn apply(
+        &self,
+        instance: &Instance,
+        wanted: Option<Wanted>,
+    ) -> Result<bool, DriverError> {
+        let id = &instance.id;
         let Some(wanted) = wanted else {
             self.exports.unexport(id);
+            self.journals.close(id);
             return Ok(false);
         };
+        if wanted.spec.read_only {
+            self.journals.close(id);
+        } else {
+            // Open before exporting: no write through the server goes unrecorded.
+            let path = instance.shares.join(instance.journal_name());
+            self.journals.ensure(id, &path).map_err(|e| {
+                super::io_error(e, format!("opening the change journal {}", path.display()))
+            })?;
+        }
         self.exports.export(id, wanted.spec).map_err(|e| {
             DriverError::Other(anyhow::anyhow!("exporting share instance {id}: {e}"))
         })?;
@@ -161,7 +191,7 @@ impl LocalDriver {
         let exported = super::blocking(move || {
             let wanted = wanted(&instance)?;
             let exported = wanted.is_some();
-            let quiesced = blocking_plane.apply(&instance.id, wanted)?;
+            let quiesced = blocking_plane.apply(&instance, wanted)?;
             Ok(exported.then_some(quiesced))
         })
         .await?;
@@ -181,7 +211,16 @@ impl LocalDriver {
     pub(super) fn unexport(&self, id: &str) {
         if let Some(plane) = &self.nfs {
             plane.exports.unexport(id);
+            plane.journals.close(id);
         }
+    }
+
+    /// The change journal of active instance `id` of this node, if it has one.
+    pub(super) fn journal_of(
+        &self,
+        id: &str,
+    ) -> Option<Arc<shoal_replication::journal::ChangeJournal>> {
+        self.nfs.as_ref().and_then(|plane| plane.journals.get(id))
     }
 
     /// Export locations as clients see them (unchanged without a data plane).
@@ -193,17 +232,20 @@ impl LocalDriver {
     }
 
     /// Refreshes a replica's export after a replica call and presents the locations the call
-    /// returned; locations equal to the stored ones come back as `None` (nothing to change).
+    /// returned. With `only_changes` (a periodic update), locations equal to the stored ones
+    /// come back as `None`: nothing to change.
     pub(super) async fn replica_exported(
         &self,
         replica: &crate::ReplicaRef,
         mut result: crate::ReplicaResult,
+        only_changes: bool,
     ) -> Result<crate::ReplicaResult, DriverError> {
         let instance = self.instance(&replica.instance)?;
         self.refresh_export(&instance).await?;
         if let Some(locations) = result.export_locations.take() {
             let presented = self.present(&instance.id, locations);
-            result.export_locations = (presented != replica.export_locations).then_some(presented);
+            let unchanged = only_changes && presented == replica.export_locations;
+            result.export_locations = (!unchanged).then_some(presented);
         }
         Ok(result)
     }

@@ -43,10 +43,12 @@
 //! pool directory, so two pools on one filesystem each see its full size.
 
 mod export;
+mod journal;
 mod replica;
 mod snapshot;
 
 pub use export::DataPlane;
+pub use journal::Journals;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -115,7 +117,16 @@ pub struct LocalOptions {
     /// How long the pause of `sync_pause_after_entries` lasts (default 10 s).
     #[serde(with = "humantime_serde")]
     pub sync_pause: Option<Duration>,
+    /// Longest time between two syncs of a secondary that walk the whole active tree. In
+    /// between, a secondary whose active this node serves over NFS looks only at the paths
+    /// the active's change journal recorded; the walk finds changes made behind the data
+    /// plane's back.
+    #[serde(with = "humantime_serde")]
+    pub verify_interval: Duration,
 }
+
+/// How often a secondary's sync walks the whole source, unless configured.
+pub const VERIFY_INTERVAL_DEFAULT: Duration = Duration::from_secs(60 * 60);
 
 impl Default for LocalOptions {
     fn default() -> Self {
@@ -123,6 +134,7 @@ impl Default for LocalOptions {
             replication_rpo: REPLICATION_RPO_DEFAULT,
             sync_pause_after_entries: None,
             sync_pause: None,
+            verify_interval: VERIFY_INTERVAL_DEFAULT,
         }
     }
 }
@@ -234,6 +246,11 @@ impl Instance {
 
     fn access_name(&self) -> String {
         format!("{}.access.json", self.id)
+    }
+
+    /// The change journal of an active instance (see `journal.rs`).
+    fn journal_name(&self) -> String {
+        format!("{}.journal", self.id)
     }
 
     /// Where a half-created instance lives until it is renamed into place.
@@ -543,6 +560,7 @@ fn delete(instance: &Instance) -> Result<(), DriverError> {
         instance.shares.join(instance.meta_name()),
         instance.shares.join(instance.access_name()),
         instance.shares.join(instance.quiesced_name()),
+        instance.shares.join(instance.journal_name()),
         instance.creating(),
         deleting,
     ] {
@@ -837,7 +855,7 @@ impl ShareDriver for LocalDriver {
         let instance = self.instance(&replica.instance)?;
         let (rules, proto) = (ctx.access_rules.to_vec(), replica.instance.share_proto.clone());
         blocking(move || update_access(&instance, &proto, &rules, &[], &[]).map(|_| ())).await?;
-        self.replica_exported(replica, result).await
+        self.replica_exported(replica, result, false).await
     }
 
     async fn delete_replica(&self, replica: &ReplicaRef) -> Result<(), DriverError> {
@@ -853,7 +871,7 @@ impl ShareDriver for LocalDriver {
         quiesce_wait: Option<Duration>,
     ) -> Result<ReplicaResult, DriverError> {
         let result = self.promote_replica_impl(replica, ctx, quiesce_wait).await?;
-        self.replica_exported(replica, result).await
+        self.replica_exported(replica, result, false).await
     }
 
     async fn update_replica_state(
@@ -862,7 +880,7 @@ impl ShareDriver for LocalDriver {
         ctx: &ReplicaContext<'_>,
     ) -> Result<ReplicaResult, DriverError> {
         let result = self.update_replica_state_impl(replica, ctx).await?;
-        self.replica_exported(replica, result).await
+        self.replica_exported(replica, result, true).await
     }
 
     async fn create_snapshot(&self, snapshot: &SnapshotRef) -> Result<SnapshotResult, DriverError> {
@@ -875,9 +893,17 @@ impl ShareDriver for LocalDriver {
 
     async fn revert_to_snapshot(&self, snapshot: &SnapshotRef) -> Result<(), DriverError> {
         self.revert_to_snapshot_impl(snapshot).await?;
-        // The tree was replaced under the server: handles of changed files go stale and the
-        // quota's usage is measured again.
+        // The tree was replaced under the server: handles of changed files go stale, the
+        // quota's usage is measured again, and the secondaries walk (the journal starts over).
         let instance = self.instance(&snapshot.share_instance)?;
+        if let Some(journal) = self.journal_of(&instance.id) {
+            let reset = blocking(move || {
+                journal
+                    .reset()
+                    .map_err(|e| io_error(e, "resetting a change journal".to_owned()))
+            });
+            reset.await?;
+        }
         self.refresh_export(&instance).await?;
         self.recount_usage(&instance).await
     }

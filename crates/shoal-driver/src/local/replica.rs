@@ -49,6 +49,7 @@ use super::{
 };
 use crate::fsutil;
 use crate::replication::transport::PeerClient;
+use crate::replication::journal::{ChangeJournal, Cursor, Since};
 use crate::replication::{ReplicaDir, SyncError, SyncOptions, SyncReport};
 use crate::{
     DriverError, ExportLocation, ReplicaContext, ReplicaRef, ReplicaResult, ShareInstanceRef,
@@ -73,6 +74,13 @@ struct ReplicaBook {
     last_clean_source_point: Option<DateTime<Utc>>,
     /// Syncs that failed in a row because the active was unreachable.
     consecutive_failures: u32,
+    /// Position in the active's change journal that the published version reflects: the
+    /// next sync looks only at the paths recorded since (see [`sync_secondary`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    journal_cursor: Option<Cursor>,
+    /// When the last sync that walked the whole source started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_walk: Option<DateTime<Utc>>,
 }
 
 impl ReplicaBook {
@@ -115,6 +123,8 @@ struct Job {
     replication_type: String,
     opts: SyncOptions,
     rpo: Duration,
+    /// Longest time between two syncs that walk the whole source (see [`sync_secondary`]).
+    verify_interval: Duration,
 }
 
 impl LocalDriver {
@@ -139,6 +149,7 @@ impl LocalDriver {
             replication_type: ctx.replication_type.to_owned(),
             opts: self.sync_options(ctx.replication_type),
             rpo: self.options.replication_rpo,
+            verify_interval: self.options.verify_interval,
         }
     }
 
@@ -200,7 +211,10 @@ impl LocalDriver {
             )));
         }
         if host == self.info.host {
-            return Ok(SyncSource::Local(path));
+            return Ok(SyncSource::Local {
+                root: path,
+                journal: self.journal_of(active_id),
+            });
         }
         let Some(client) = &self.peers else {
             return Ok(SyncSource::Unavailable(format!(
@@ -411,8 +425,12 @@ fn check_source(source: &Path) -> Result<(), SyncError> {
 /// Where a secondary syncs from.
 #[derive(Debug, Clone)]
 enum SyncSource {
-    /// The active's data root on this host.
-    Local(PathBuf),
+    /// The active's data root on this host, with its change journal when this process
+    /// serves the active over NFS.
+    Local {
+        root: PathBuf,
+        journal: Option<Arc<ChangeJournal>>,
+    },
     /// The active's data root on another node, read through that node's endpoint.
     Peer {
         client: Arc<PeerClient>,
@@ -426,13 +444,64 @@ enum SyncSource {
     Unavailable(String),
 }
 
+/// The update of a secondary: when the active is served by this process, its change
+/// journal says what changed since the secondary's last sync and only that is looked at;
+/// otherwise, when the journal cannot say (a restart or reset since, another active), and at
+/// least every `verify_interval` (changes made behind the data plane's back), the whole
+/// source is walked. The position taken before the sync becomes the new cursor: a change
+/// recorded after it is looked at again next time, one recorded before it was on disk when
+/// the sync started (the server records after the change, before answering).
+fn sync_secondary(
+    dir: &ReplicaDir,
+    source: &SyncSource,
+    book: &mut ReplicaBook,
+    job: &Job,
+) -> Result<SyncReport, SyncError> {
+    let SyncSource::Local {
+        root,
+        journal: Some(journal),
+    } = source
+    else {
+        book.journal_cursor = None;
+        let report = sync(dir, source, &job.opts)?;
+        book.last_walk = Some(report.started_at);
+        return Ok(report);
+    };
+    check_source(root)?;
+    let position = journal.position();
+    let verify_due = book.last_walk.is_none_or(|walked| {
+        Utc::now().signed_duration_since(walked)
+            >= TimeDelta::from_std(job.verify_interval).unwrap_or(TimeDelta::MAX)
+    });
+    let changed = match book.journal_cursor {
+        Some(cursor) if !verify_due => match journal.since(cursor) {
+            Ok(Since::Changed(paths)) => Some(paths),
+            Ok(Since::Unknown) => None,
+            Err(err) => {
+                tracing::warn!(journal = %journal.path().display(), error = %err, "reading the change journal failed: {err}; walking the source");
+                None
+            }
+        },
+        _ => None,
+    };
+    let report = match changed {
+        Some(paths) => dir.sync_changes_from(root, &paths, &job.opts)?,
+        None => dir.sync_from(root, &job.opts)?,
+    };
+    book.journal_cursor = Some(position);
+    if report.walked {
+        book.last_walk = Some(report.started_at);
+    }
+    Ok(report)
+}
+
 fn sync(
     dir: &ReplicaDir,
     source: &SyncSource,
     opts: &SyncOptions,
 ) -> Result<SyncReport, SyncError> {
     match source {
-        SyncSource::Local(root) => {
+        SyncSource::Local { root, .. } => {
             check_source(root)?;
             dir.sync_from(root, opts)
         }
@@ -576,6 +645,12 @@ pub(super) fn remove_secondary(instance: &Instance) -> Result<(), DriverError> {
 /// The record of a sync that read the source.
 fn record_of(report: &SyncReport) -> SyncRecord {
     let mut details = Vec::new();
+    if !report.walked {
+        details.push(format!(
+            "from the change journal: {} paths examined, no tree walk",
+            report.examined
+        ));
+    }
     if !report.published_new_version {
         details.push("nothing changed".to_owned());
     }
@@ -660,7 +735,8 @@ fn create_secondary(
     book.replication_type = Some(job.replication_type.clone());
     write_book(instance, &book)?;
     let dir = ReplicaDir::open(&instance.replica_root).map_err(|e| engine_error(instance, e))?;
-    let report = match sync(&dir, source, &job.opts) {
+    // The first sync walks; it also takes the journal cursor the next one starts from.
+    let report = match sync_secondary(&dir, source, &mut book, job) {
         Ok(report) => report,
         Err(err @ SyncError::SourceUnavailable { .. }) => {
             return Err(DriverError::SourceUnavailable(err.to_string()));
@@ -712,14 +788,15 @@ fn demote_if_needed(instance: &Instance, job: &Job) -> Result<bool, DriverError>
     let published = dir
         .adopt(&instance.dir, &job.opts)
         .map_err(|e| engine_error(instance, e))?;
-    fsutil::remove_any(&instance.shares.join(instance.quiesced_name()))
-        .map_err(|e| pool_error(instance, e))?;
+    // The marker and the change journal of its time as the active go with the role.
+    for leftover in [instance.quiesced_name(), instance.journal_name()] {
+        fsutil::remove_any(&instance.shares.join(leftover)).map_err(|e| pool_error(instance, e))?;
+    }
     write_book(
         instance,
         &ReplicaBook {
             replication_type: Some(job.replication_type.clone()),
-            last_clean_source_point: None,
-            consecutive_failures: 0,
+            ..ReplicaBook::default()
         },
     )?;
     tracing::info!(share_instance.id = %instance.id, version = published.version, "demoted former active replica {} to a secondary (version {})", instance.id, published.version);
@@ -740,7 +817,7 @@ fn update_secondary(
     book.replication_type = Some(job.replication_type.clone());
     let started_at = Utc::now();
     let dir = ReplicaDir::open(&instance.replica_root).map_err(|e| engine_error(instance, e))?;
-    let (state, record) = match sync(&dir, source, &job.opts) {
+    let (state, record) = match sync_secondary(&dir, source, &mut book, job) {
         Ok(report) => (book.record_sync(&report, job.rpo), record_of(&report)),
         Err(err @ SyncError::SourceUnavailable { .. }) => {
             let state = book.record_failure(Utc::now(), job.rpo);
