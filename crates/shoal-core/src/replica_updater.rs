@@ -120,7 +120,10 @@ impl ReplicaUpdater {
     /// active instance is in `actives` (ids of instances that changed through the data
     /// plane). Returns the actives with a secondary whose update is still pending or
     /// running: their changes may have come too late for it, so the caller asks again.
-    pub async fn run_for_changes(&self, actives: &BTreeSet<String>) -> CoreResult<BTreeSet<String>> {
+    pub async fn run_for_changes(
+        &self,
+        actives: &BTreeSet<String>,
+    ) -> CoreResult<BTreeSet<String>> {
         let store = &self.core.store;
         let mut shares = std::collections::BTreeMap::new();
         for active in actives {
@@ -181,7 +184,11 @@ impl ReplicaUpdater {
 
     /// Follows the changes the data plane journals until cancelled: [`CHANGE_DEBOUNCE`]
     /// after a change, the secondaries of the changed shares on this node are updated.
-    pub async fn follow_changes(self: Arc<Self>, journals: Arc<Journals>, cancel: CancellationToken) {
+    pub async fn follow_changes(
+        self: Arc<Self>,
+        journals: Arc<Journals>,
+        cancel: CancellationToken,
+    ) {
         loop {
             tokio::select! {
                 () = journals.wait_for_changes() => {}
@@ -192,7 +199,11 @@ impl ReplicaUpdater {
                 () = cancel.cancelled() => return,
             }
             let changed = journals.begin_round();
-            match self.run_for_changes(&changed).instrument(info_span!("replica_follow")).await {
+            match self
+                .run_for_changes(&changed)
+                .instrument(info_span!("replica_follow"))
+                .await
+            {
                 Ok(retry) => journals.end_round(retry),
                 Err(err) => {
                     warn!(error = %err, "replica update after changes failed: {err}");

@@ -9,8 +9,9 @@ use nfs3_client::nfs3_types::nfs3::{
     WRITE3args, createhow3, diropargs3, nfs_fh3, nfsstat3, sattr3, stable_how,
 };
 use nfs3_client::nfs3_types::xdr_codec::Opaque;
-use nfs3_client::tokio::TokioConnector;
 use nfs3_client::{Nfs3Connection, Nfs3ConnectionBuilder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// Largest piece a call reads or writes.
 const CHUNK: usize = 256 * 1024;
@@ -34,8 +35,48 @@ pub enum NfsError {
 
 /// One mounted export.
 pub struct NfsMount {
-    conn: Nfs3Connection<nfs3_client::tokio::TokioIo<tokio::net::TcpStream>>,
+    conn: Nfs3Connection<Stream>,
     root: nfs_fh3,
+}
+
+/// A TCP connection for `nfs3_client` on which the peer closing the connection is an error.
+/// (`nfs3_client`'s own tokio wrapper hands it a 0-byte read, which its read loop retries
+/// forever: a test whose server was killed would spin instead of failing.)
+pub struct Stream(TcpStream);
+
+impl nfs3_client::io::AsyncRead for Stream {
+    async fn async_read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf).await?;
+        if n == 0 && !buf.is_empty() {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(n)
+    }
+}
+
+impl nfs3_client::io::AsyncWrite for Stream {
+    async fn async_write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).await
+    }
+}
+
+/// Connects [`Stream`]s (from any local port: shoal accepts unprivileged ones).
+struct Connector;
+
+impl nfs3_client::net::Connector for Connector {
+    type Connection = Stream;
+
+    async fn connect(&self, addr: SocketAddr) -> std::io::Result<Stream> {
+        Ok(Stream(TcpStream::connect(addr).await?))
+    }
+
+    async fn connect_with_port(
+        &self,
+        addr: SocketAddr,
+        _local_port: u16,
+    ) -> std::io::Result<Stream> {
+        self.connect(addr).await
+    }
 }
 
 /// The path part of an NFS export location (`<address>:/shares/<id>` -> `/shares/<id>`).
@@ -49,16 +90,16 @@ pub fn export_path(location: &str) -> &str {
 impl NfsMount {
     /// Mounts `path` of the server at `server` (MOUNT and NFS on the same port).
     pub async fn mount(server: SocketAddr, path: &str) -> Result<NfsMount, NfsError> {
-        let conn = Nfs3ConnectionBuilder::new(TokioConnector, server.ip().to_string(), path)
+        let conn = Nfs3ConnectionBuilder::new(Connector, server.ip().to_string(), path)
             .mount_port(server.port())
             .nfs3_port(server.port())
             .connect_from_privileged_port(false)
             .mount()
             .await
             .map_err(|err| match err {
-                nfs3_client::ConnectError::Mount(
-                    nfs3_client::MountError::Denied(status),
-                ) => NfsError::Mount(status as u32),
+                nfs3_client::ConnectError::Mount(nfs3_client::MountError::Denied(status)) => {
+                    NfsError::Mount(status as u32)
+                }
                 other => NfsError::Transport(other.to_string()),
             })?;
         let root = conn.root_nfs_fh3();

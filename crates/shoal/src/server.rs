@@ -434,8 +434,11 @@ impl Server {
             tasks.spawn(async move { updater.run(stop).await });
             if let Some((_, plane)) = &nfs {
                 // Secondaries follow the writes made through the data plane.
-                let (updater, journals, stop) =
-                    (replica_updater.clone(), plane.journals.clone(), cancel.clone());
+                let (updater, journals, stop) = (
+                    replica_updater.clone(),
+                    plane.journals.clone(),
+                    cancel.clone(),
+                );
                 tasks.spawn(async move { updater.follow_changes(journals, stop).await });
             }
             info!(

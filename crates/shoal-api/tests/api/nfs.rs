@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 
 use serde_json::{Value, json};
-use shoal_testkit::TestApp;
 use shoal_core::config::AuthStrategy;
+use shoal_testkit::TestApp;
 use shoal_testkit::nfs::{MOUNT_ACCES, MOUNT_NOENT, NfsError, NfsMount, export_path};
 
 use crate::replica_fixtures::*;
@@ -31,7 +31,8 @@ async fn nfs_app(replication: &'static str) -> TestApp {
 }
 
 fn server(app: &TestApp) -> SocketAddr {
-    app.nfs_addr().expect("a node with local back ends serves NFS")
+    app.nfs_addr()
+        .expect("a node with local back ends serves NFS")
 }
 
 /// The client-facing (non admin-only) location of a replica, as the admin sees it.
@@ -49,7 +50,9 @@ async fn allow(app: &TestApp, share: &str, to: &str, level: &str) -> String {
     let resp = app
         .post(&format!("/v2/shares/{share}/action"))
         .version(V)
-        .json(&json!({"allow_access": {"access_type": "ip", "access_to": to, "access_level": level}}))
+        .json(
+            &json!({"allow_access": {"access_type": "ip", "access_to": to, "access_level": level}}),
+        )
         .send()
         .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
@@ -108,7 +111,10 @@ async fn export_locations_take_the_nfs_form_and_name_the_instance() {
         .await;
     let all = admin.json()["export_locations"].as_array().unwrap().clone();
     assert_eq!(all.len(), 2, "{all:?}");
-    let nfs = all.iter().find(|el| el["path"] == location.as_str()).unwrap();
+    let nfs = all
+        .iter()
+        .find(|el| el["path"] == location.as_str())
+        .unwrap();
     assert_eq!(nfs["preferred"], true, "{all:?}");
     assert_eq!(nfs["is_admin_only"], false, "{all:?}");
     app.finish().await;
@@ -136,8 +142,13 @@ async fn an_ip_rule_admits_its_client_live_and_its_removal_cuts_it_off() {
 
     let rule = allow(&app, &share, "127.0.0.1", "rw").await;
     assert_eq!(rule_state(&app, &rule).await, "active");
-    assert_eq!(share_view(&app, &share).await["access_rules_status"], "active");
-    let mut client = mount(&app, &location).await.expect("the rule admits 127.0.0.1");
+    assert_eq!(
+        share_view(&app, &share).await["access_rules_status"],
+        "active"
+    );
+    let mut client = mount(&app, &location)
+        .await
+        .expect("the rule admits 127.0.0.1");
     client.mkdir("docs").await.unwrap();
     let data: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
     client.write_file("docs/report.bin", &data).await.unwrap();
@@ -191,14 +202,24 @@ async fn a_readable_secondary_serves_the_synced_data_read_only() {
     let active = active_of(&app, &share).await;
     allow(&app, &share, "127.0.0.1", "rw").await;
     let secondary = in_sync_replica(&app, "admin", &share).await;
-    let mut writer = mount(&app, &nfs_location(&app, &active).await).await.unwrap();
-    writer.write_file("hello.txt", b"from the active").await.unwrap();
+    let mut writer = mount(&app, &nfs_location(&app, &active).await)
+        .await
+        .unwrap();
+    writer
+        .write_file("hello.txt", b"from the active")
+        .await
+        .unwrap();
 
     app.update_replicas_once().await;
     let location = nfs_location(&app, &secondary).await;
     assert_eq!(location, format!("127.0.0.1:/shares/{secondary}"));
-    let mut reader = mount(&app, &location).await.expect("the rw rule admits reads");
-    assert_eq!(reader.read_file("hello.txt").await.unwrap(), b"from the active");
+    let mut reader = mount(&app, &location)
+        .await
+        .expect("the rw rule admits reads");
+    assert_eq!(
+        reader.read_file("hello.txt").await.unwrap(),
+        b"from the active"
+    );
     assert_eq!(
         reader.write_file("hello.txt", b"overwrite").await.err(),
         Some(NfsError::Status(nfsstat3::NFS3ERR_ROFS))
@@ -210,18 +231,27 @@ async fn a_readable_secondary_serves_the_synced_data_read_only() {
     app.settle().await;
     assert_eq!(replica(&app, &secondary).await["replica_state"], "active");
     app.update_replicas_once().await;
-    let mut new_writer = mount(&app, &nfs_location(&app, &secondary).await).await.unwrap();
+    let mut new_writer = mount(&app, &nfs_location(&app, &secondary).await)
+        .await
+        .unwrap();
     new_writer
         .write_file("after.txt", b"written on the new active")
         .await
         .unwrap();
-    let mut old = mount(&app, &nfs_location(&app, &active).await).await.unwrap();
-    assert_eq!(old.read_file("hello.txt").await.unwrap(), b"from the active");
+    let mut old = mount(&app, &nfs_location(&app, &active).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        old.read_file("hello.txt").await.unwrap(),
+        b"from the active"
+    );
     let refused = old.write_file("late.txt", b"too late").await.err();
     assert!(
         matches!(
             refused,
-            Some(NfsError::Status(nfsstat3::NFS3ERR_ROFS | nfsstat3::NFS3ERR_JUKEBOX))
+            Some(NfsError::Status(
+                nfsstat3::NFS3ERR_ROFS | nfsstat3::NFS3ERR_JUKEBOX
+            ))
         ),
         "{refused:?}"
     );
@@ -251,7 +281,9 @@ async fn the_share_size_is_its_quota_and_extend_moves_it() {
     let share = available_share(&app, "admin").await;
     let active = active_of(&app, &share).await;
     allow(&app, &share, "127.0.0.1", "rw").await;
-    let mut client = mount(&app, &nfs_location(&app, &active).await).await.unwrap();
+    let mut client = mount(&app, &nfs_location(&app, &active).await)
+        .await
+        .unwrap();
     client.write_file("big", b"start").await.unwrap();
     let file = client.lookup("big").await.unwrap();
     // A write ending past 1 GiB fails whole and leaves the file as it was.
@@ -285,7 +317,10 @@ async fn last_sync(app: &TestApp, replica: &str) -> Value {
         .send()
         .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
-    let records = resp.json()["replication_history"].as_array().unwrap().clone();
+    let records = resp.json()["replication_history"]
+        .as_array()
+        .unwrap()
+        .clone();
     records
         .into_iter()
         .max_by_key(|r| r["started_at"].as_str().unwrap().to_owned())
@@ -353,7 +388,10 @@ async fn a_sync_after_writes_over_nfs_reads_the_journal_not_the_tree() {
     let (active, secondary, mut client) = journaled_share(&app).await;
     let first = last_sync(&app, &secondary).await;
     assert_eq!(first["files_total"], 200, "{first}");
-    assert!(first["detail"].is_null() || !first["detail"].as_str().unwrap().contains("journal"), "{first}");
+    assert!(
+        first["detail"].is_null() || !first["detail"].as_str().unwrap().contains("journal"),
+        "{first}"
+    );
 
     client.mkdir("docs").await.unwrap();
     client.write_file("docs/a.txt", b"alpha").await.unwrap();
@@ -385,7 +423,9 @@ async fn a_sync_after_writes_over_nfs_reads_the_journal_not_the_tree() {
     }
     // docs, docs/a.txt and seed-007 (the root's new mtime rides along).
     assert_eq!(transferred, 3, "{records:?}");
-    let mut reader = mount(&app, &nfs_location(&app, &secondary).await).await.unwrap();
+    let mut reader = mount(&app, &nfs_location(&app, &secondary).await)
+        .await
+        .unwrap();
     assert_eq!(reader.read_file("docs/a.txt").await.unwrap(), b"alpha");
     assert_eq!(reader.read_file("seed-007").await.unwrap(), b"rewritten");
     assert_eq!(
@@ -418,10 +458,15 @@ async fn the_verification_walk_catches_changes_behind_the_servers_back() {
     app.update_replicas_once().await;
     let record = last_sync(&app, &secondary).await;
     assert!(
-        !record["detail"].as_str().unwrap_or_default().contains("journal"),
+        !record["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("journal"),
         "{record}"
     );
-    let mut reader = mount(&app, &nfs_location(&app, &secondary).await).await.unwrap();
+    let mut reader = mount(&app, &nfs_location(&app, &secondary).await)
+        .await
+        .unwrap();
     assert_eq!(reader.read_file("unseen").await.unwrap(), b"x");
     assert_eq!(reader.read_file("through-nfs").await.unwrap(), b"seen");
     app.finish().await;
@@ -431,7 +476,9 @@ async fn the_verification_walk_catches_changes_behind_the_servers_back() {
 async fn secondaries_follow_writes_without_the_periodic_update() {
     let app = nfs_app("readable").await;
     let (_active, secondary, mut client) = journaled_share(&app).await;
-    let mut reader = mount(&app, &nfs_location(&app, &secondary).await).await.unwrap();
+    let mut reader = mount(&app, &nfs_location(&app, &secondary).await)
+        .await
+        .unwrap();
     // Several rounds: each write reaches the secondary through the debounced update alone
     // (nothing here ticks the periodic one).
     for round in 0..3 {
@@ -456,7 +503,10 @@ async fn secondaries_follow_writes_without_the_periodic_update() {
     }
     let record = last_sync(&app, &secondary).await;
     assert!(
-        record["detail"].as_str().unwrap_or_default().contains("from the change journal"),
+        record["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("from the change journal"),
         "{record}"
     );
     app.finish().await;

@@ -126,7 +126,10 @@ fn fs_exists(path: &Path) -> Result<bool, DriverError> {
     match std::fs::symlink_metadata(path) {
         Ok(_) => Ok(true),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(err) => Err(super::io_error(err, format!("inspecting {}", path.display()))),
+        Err(err) => Err(super::io_error(
+            err,
+            format!("inspecting {}", path.display()),
+        )),
     }
 }
 

@@ -853,7 +853,10 @@ impl ShareDriver for LocalDriver {
         // secondary) to `create_replica` for the driver to apply: record them as
         // `update_access` would, so the new replica's export admits the same clients.
         let instance = self.instance(&replica.instance)?;
-        let (rules, proto) = (ctx.access_rules.to_vec(), replica.instance.share_proto.clone());
+        let (rules, proto) = (
+            ctx.access_rules.to_vec(),
+            replica.instance.share_proto.clone(),
+        );
         blocking(move || update_access(&instance, &proto, &rules, &[], &[]).map(|_| ())).await?;
         self.replica_exported(replica, result, false).await
     }
@@ -870,7 +873,9 @@ impl ShareDriver for LocalDriver {
         ctx: &ReplicaContext<'_>,
         quiesce_wait: Option<Duration>,
     ) -> Result<ReplicaResult, DriverError> {
-        let result = self.promote_replica_impl(replica, ctx, quiesce_wait).await?;
+        let result = self
+            .promote_replica_impl(replica, ctx, quiesce_wait)
+            .await?;
         self.replica_exported(replica, result, false).await
     }
 
@@ -913,7 +918,9 @@ impl ShareDriver for LocalDriver {
         share: &ShareInstanceRef,
         snapshot: &SnapshotRef,
     ) -> Result<Vec<ExportLocation>, DriverError> {
-        let locations = self.create_share_from_snapshot_impl(share, snapshot).await?;
+        let locations = self
+            .create_share_from_snapshot_impl(share, snapshot)
+            .await?;
         let instance = self.instance(share)?;
         self.refresh_export(&instance).await?;
         Ok(self.present(&instance.id, locations))

@@ -44,12 +44,12 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Instance, LOCAL_SCHEME, LocalDriver, Role, SYNC_PAUSE_DEFAULT, blocking, io_error, location_path, read_json,
-    write_json,
+    Instance, LOCAL_SCHEME, LocalDriver, Role, SYNC_PAUSE_DEFAULT, blocking, io_error,
+    location_path, read_json, write_json,
 };
 use crate::fsutil;
-use crate::replication::transport::PeerClient;
 use crate::replication::journal::{ChangeJournal, Cursor, Since};
+use crate::replication::transport::PeerClient;
 use crate::replication::{ReplicaDir, SyncError, SyncOptions, SyncReport};
 use crate::{
     DriverError, ExportLocation, ReplicaContext, ReplicaRef, ReplicaResult, ShareInstanceRef,
@@ -62,7 +62,6 @@ pub(crate) const QUIESCE_WAIT_DEFAULT: Duration = Duration::from_secs(10);
 
 /// Failed syncs in a row after which a secondary is reported in `error`.
 pub(crate) const FAILED_SYNCS_FOR_ERROR: u32 = 3;
-
 
 /// Contents of `replicas/<id>.state.json`.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]

@@ -80,8 +80,10 @@ async fn nfs_cp_writes_a_share_and_a_readable_replica_serves_it_read_only() {
         Method::POST,
         &format!("{v2}/shares/{share}/action"),
         "2.56",
-        Some(json!({"allow_access": {"access_type": "ip", "access_to": "127.0.0.1",
-            "access_level": "rw"}})),
+        Some(
+            json!({"allow_access": {"access_type": "ip", "access_to": "127.0.0.1",
+            "access_level": "rw"}}),
+        ),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -166,7 +168,134 @@ async fn nfs_cp_writes_a_share_and_a_readable_replica_serves_it_read_only() {
             &url(&replica_location, server, "intruder.txt"),
         ],
     );
-    assert!(!out.status.success(), "a readable replica took a write: {out:?}");
-    let out = run("nfs-cat", &[&url(&replica_location, server, "intruder.txt")]);
+    assert!(
+        !out.status.success(),
+        "a readable replica took a write: {out:?}"
+    );
+    let out = run(
+        "nfs-cat",
+        &[&url(&replica_location, server, "intruder.txt")],
+    );
     assert!(!out.status.success(), "the refused file exists: {out:?}");
+}
+
+/// Content of file number `i` of the kill test.
+fn content(i: usize) -> Vec<u8> {
+    format!("file {i} ").repeat(100 + i % 50).into_bytes()
+}
+
+/// kill -9 of the node while a client writes files (each acknowledged `FILE_SYNC`): after a
+/// restart, every acknowledged file is in the active's change journal, and the readable
+/// replica's next sync brings every one of them, intact.
+#[tokio::test]
+async fn kill_9_with_writes_in_flight_loses_no_acknowledged_write() {
+    use shoal_testkit::nfs::NfsMount;
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap().to_owned();
+    let env = [
+        ("SHOAL_OPERATIONS__LEASE", "2s"),
+        ("SHOAL_OPERATIONS__POLL_INTERVAL", "100ms"),
+        ("SHOAL_PERIODIC__REPLICA_STATE_UPDATE_INTERVAL", "1s"),
+    ];
+    let mut served = serve(&["--data-dir", &data_arg], &env);
+    let v2 = format!("{}/v2", served.base);
+    let (share, active) = readable_share_in_az1(&v2).await;
+    let (status, body) = call(
+        Method::POST,
+        &format!("{v2}/shares/{share}/action"),
+        "2.56",
+        Some(json!({"allow_access": {"access_type": "ip", "access_to": "127.0.0.1"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rule = body["access"]["id"].as_str().unwrap().to_owned();
+    poll_until(
+        &format!("{v2}/share-access-rules/{rule}"),
+        "rule active",
+        |b| b["access"]["state"] == "active",
+    )
+    .await;
+    let (status, body) = call(
+        Method::POST,
+        &format!("{v2}/share-replicas"),
+        "2.56",
+        Some(json!({"share_replica": {"share_id": share, "availability_zone": "az2"}})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let replica = body["share_replica"]["id"].as_str().unwrap().to_owned();
+    poll_until(
+        &format!("{v2}/share-replicas/{replica}"),
+        "replica in_sync",
+        |b| b["share_replica"]["replica_state"] == "in_sync",
+    )
+    .await;
+
+    let active_path = format!("/shares/{active}");
+    let mut writer = NfsMount::mount(served.nfs_addr(), &active_path)
+        .await
+        .unwrap();
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let acked_by_writer = acked.clone();
+    let writing = tokio::spawn(async move {
+        for i in 0.. {
+            if writer
+                .write_file(&format!("f{i:05}"), &content(i))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            acked_by_writer.lock().unwrap().push(i);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.lock().unwrap().len() < 100 {
+        assert!(Instant::now() < deadline, "the writer never got going");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    drop(served);
+    writing.await.unwrap();
+    let acked = acked.lock().unwrap().clone();
+
+    // Every acknowledged write was recorded before it was acknowledged.
+    let journal = std::fs::read(
+        data.join("pools/local1/shares")
+            .join(format!("{active}.journal")),
+    )
+    .expect("the active's change journal");
+    for i in &acked {
+        let name = format!("f{i:05}");
+        assert!(
+            journal.windows(name.len()).any(|w| w == name.as_bytes()),
+            "{name} acknowledged but not in the journal"
+        );
+    }
+
+    // After the restart the replica catches up with every acknowledged file.
+    let served = serve(&["--data-dir", &data_arg], &env);
+    let replica_path = format!("/shares/{replica}");
+    let last = *acked.last().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut reader = loop {
+        if let Ok(mut reader) = NfsMount::mount(served.nfs_addr(), &replica_path).await
+            && reader.read_file(&format!("f{last:05}")).await.is_ok()
+        {
+            break reader;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica never caught up with f{last:05}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for i in &acked {
+        let got = reader.read_file(&format!("f{i:05}")).await.unwrap();
+        assert_eq!(got, content(*i), "f{i:05}");
+    }
 }
