@@ -612,7 +612,7 @@ pub async fn resync_replica(
         return Ok(ActionOutcome::NoOp);
     }
     let payload = json!(ops::UpdateReplicaPayload {
-        trigger: "resync".to_owned()
+        trigger: ops::TRIGGER_RESYNC.to_owned()
     });
     let Some(op) = ops::for_instance_host(
         ops::UPDATE_SHARE_REPLICA,

@@ -124,6 +124,8 @@ struct Job {
     rpo: Duration,
     /// Longest time between two syncs that walk the whole source (see [`sync_secondary`]).
     verify_interval: Duration,
+    /// This sync walks the whole source whatever the journal says (an admin's resync).
+    full_sync: bool,
 }
 
 impl LocalDriver {
@@ -149,6 +151,7 @@ impl LocalDriver {
             opts: self.sync_options(ctx.replication_type),
             rpo: self.options.replication_rpo,
             verify_interval: self.options.verify_interval,
+            full_sync: ctx.full_sync,
         }
     }
 
@@ -445,9 +448,9 @@ enum SyncSource {
 
 /// The update of a secondary: when the active is served by this process, its change
 /// journal says what changed since the secondary's last sync and only that is looked at;
-/// otherwise, when the journal cannot say (a restart or reset since, another active), and at
-/// least every `verify_interval` (changes made behind the data plane's back), the whole
-/// source is walked. The position taken before the sync becomes the new cursor: a change
+/// otherwise, when the journal cannot say (a restart or reset since, another active), when
+/// asked (an admin's resync), and at least every `verify_interval` (changes made behind the
+/// data plane's back), the whole source is walked. The position taken before the sync becomes the new cursor: a change
 /// recorded after it is looked at again next time, one recorded before it was on disk when
 /// the sync started (the server records after the change, before answering).
 fn sync_secondary(
@@ -473,7 +476,7 @@ fn sync_secondary(
             >= TimeDelta::from_std(job.verify_interval).unwrap_or(TimeDelta::MAX)
     });
     let changed = match book.journal_cursor {
-        Some(cursor) if !verify_due => match journal.since(cursor) {
+        Some(cursor) if !verify_due && !job.full_sync => match journal.since(cursor) {
             Ok(Since::Changed(paths)) => Some(paths),
             Ok(Since::Unknown) => None,
             Err(err) => {
@@ -1042,6 +1045,7 @@ pub(super) mod tests {
             active,
             replicas,
             access_rules: &[],
+            full_sync: false,
         }
     }
 
