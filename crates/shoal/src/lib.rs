@@ -9,6 +9,7 @@ pub mod bench_peer;
 pub mod bench_replication;
 pub mod cli;
 pub mod identity_cli;
+pub mod netns;
 pub mod server;
 
 pub use shoal_core::Config;
