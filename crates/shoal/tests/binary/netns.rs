@@ -843,3 +843,6 @@ mod multinode;
 
 #[path = "replication.rs"]
 mod replication;
+
+#[path = "nfs_clients.rs"]
+mod nfs_clients;
