@@ -73,18 +73,7 @@ impl ReplicaUpdater {
                 if skips_update(&instance) || pending.contains(&instance.id.to_string()) {
                     continue;
                 }
-                let payload = serde_json::to_value(UpdateReplicaPayload {
-                    trigger: TRIGGER_PERIODIC.to_owned(),
-                })
-                .map_err(anyhow::Error::from)?;
-                if let Some(op) = ops::for_instance_host(
-                    ops::UPDATE_SHARE_REPLICA,
-                    instance.id,
-                    &instance.host,
-                    payload,
-                    self.core.now(),
-                ) {
-                    store.insert_operation(op).await?;
+                if self.queue_update(&instance, TRIGGER_PERIODIC).await? {
                     queued += 1;
                 }
             }
@@ -94,6 +83,30 @@ impl ReplicaUpdater {
             self.core.wake_workers();
         }
         Ok(queued)
+    }
+
+    /// Queues an `update_share_replica` of `instance` recording `trigger`; false when the
+    /// instance has no host to run it.
+    async fn queue_update(
+        &self,
+        instance: &shoal_store::ShareInstanceRow,
+        trigger: &str,
+    ) -> CoreResult<bool> {
+        let payload = serde_json::to_value(UpdateReplicaPayload {
+            trigger: trigger.to_owned(),
+        })
+        .map_err(anyhow::Error::from)?;
+        let Some(op) = ops::for_instance_host(
+            ops::UPDATE_SHARE_REPLICA,
+            instance.id,
+            &instance.host,
+            payload,
+            self.core.now(),
+        ) else {
+            return Ok(false);
+        };
+        self.core.store.insert_operation(op).await?;
+        Ok(true)
     }
 
     /// The updates and replica-snapshot updates already pending or running, by target id.
@@ -159,18 +172,7 @@ impl ReplicaUpdater {
                     retry.insert(active.clone());
                     continue;
                 }
-                let payload = serde_json::to_value(UpdateReplicaPayload {
-                    trigger: TRIGGER_CHANGES.to_owned(),
-                })
-                .map_err(anyhow::Error::from)?;
-                if let Some(op) = ops::for_instance_host(
-                    ops::UPDATE_SHARE_REPLICA,
-                    instance.id,
-                    &instance.host,
-                    payload,
-                    self.core.now(),
-                ) {
-                    store.insert_operation(op).await?;
+                if self.queue_update(&instance, TRIGGER_CHANGES).await? {
                     queued += 1;
                 }
             }
