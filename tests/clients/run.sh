@@ -110,7 +110,7 @@ run_mode() {
   out="$dir/e2e.out"
   printf '\n--- mode %s: shoal on %s, data in %s\n' "$mode" "$url" "$dir/data"
 
-  local -a server_env=(SHOAL_PERIODIC__REPLICA_STATE_UPDATE_INTERVAL=2s)
+  local -a server_env=(SHOAL_PERIODIC__REPLICA_STATE_UPDATE_INTERVAL=2s SHOAL_NFS__LISTEN=127.0.0.1:0)
   local -a e2e_args=(--openstack "$OPENSTACK" --url "$url" --mode "$mode" --data-dir "$dir/data")
   if [ -n "${E2E_FLOW:-}" ]; then e2e_args+=(--flow "$E2E_FLOW"); fi
   if [ "$mode" = builtin ]; then

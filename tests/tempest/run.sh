@@ -132,6 +132,8 @@ write_shoal_config() {
   {
     printf 'host = "tempest"\ndata_dir = "%s"\n' "$dir/data"
     printf '[api]\nlisten = "127.0.0.1:%s"\nauth_strategy = "builtin"\n' "$port"
+    # runs go side by side: each node's NFS server on a port of its own
+    printf '[nfs]\nlisten = "127.0.0.1:0"\n'
     printf '[identity]\npublic_endpoint = "%s"\n' "$public"
     # tempest logs in many times from one address; the lock-out is not under test here.
     printf 'address_failure_limit = 0\nuser_failure_limit = 0\n'

@@ -129,6 +129,54 @@ pub struct Config {
     pub cluster_secret_file: Option<PathBuf>,
     /// The replication endpoint of this node's share role.
     pub replication: ReplicationConfig,
+    /// The NFS data plane of this node's share role.
+    pub nfs: NfsConfig,
+}
+
+/// Port NFS clients use unless told otherwise (NFS and, with shoal, MOUNT too).
+pub const NFS_PORT: u16 = 2049;
+
+/// The embedded NFS server (`[nfs]`) that serves every share instance of this node's `local`
+/// back ends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NfsConfig {
+    /// Whether a share node with `local` back ends serves its shares over NFS. Off, shares
+    /// keep only their admin-only `local://` location and cannot be mounted.
+    pub enabled: bool,
+    /// Address MOUNT and NFS listen on, one TCP port for both.
+    pub listen: SocketAddr,
+    /// Address clients reach the server at, the host part of every export location
+    /// (`<export_address>:/shares/<instance-id>`); defaults to the IP of `listen`, which then
+    /// must not be a wildcard address.
+    pub export_address: Option<String>,
+}
+
+impl Default for NfsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], NFS_PORT)),
+            export_address: None,
+        }
+    }
+}
+
+impl NfsConfig {
+    /// The host part of export locations: `export_address`, else the IP of `listen` (IPv6 in
+    /// brackets, as Manila writes `[addr]:/path`). `None` when neither names one.
+    pub fn export_host(&self) -> Option<String> {
+        let host = match &self.export_address {
+            Some(a) if !a.trim().is_empty() => a.trim().to_owned(),
+            _ if self.listen.ip().is_unspecified() => return None,
+            _ => self.listen.ip().to_string(),
+        };
+        Some(if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host
+        })
+    }
 }
 
 /// Name of the file under `data_dir` that holds a generated cluster secret.
@@ -456,6 +504,7 @@ impl Default for Config {
             cluster_secret: String::new(),
             cluster_secret_file: None,
             replication: ReplicationConfig::default(),
+            nfs: NfsConfig::default(),
         }
     }
 }
@@ -673,6 +722,23 @@ impl Config {
         {
             return invalid(format!(
                 "replication.advertise {advertise:?} is not host:port"
+            ));
+        }
+        let serves_nfs = self.nfs.enabled
+            && self.roles.contains(&Role::Share)
+            && self.backends.iter().any(|b| b.driver == "local");
+        if serves_nfs && self.nfs.export_host().is_none() {
+            return invalid(format!(
+                "nfs.listen {} is a wildcard address: set nfs.export_address to the address \
+                 clients mount this node's shares at",
+                self.nfs.listen
+            ));
+        }
+        if let Some(address) = &self.nfs.export_address
+            && (address.contains('/') || address.chars().any(char::is_whitespace))
+        {
+            return invalid(format!(
+                "nfs.export_address {address:?} must be a host name or an IP address"
             ));
         }
         if self.replication.tls_cert.is_some() != self.replication.tls_key.is_some() {
@@ -940,6 +1006,11 @@ mod tests {
                 format!("{:?}", defaults.identity)
             );
             assert_eq!(config.backends.len(), defaults.backends.len());
+            assert_eq!(format!("{:?}", config.nfs), format!("{:?}", defaults.nfs));
+            assert_eq!(
+                format!("{:?}", config.replication),
+                format!("{:?}", defaults.replication)
+            );
             Ok(())
         });
     }
@@ -1129,6 +1200,31 @@ mod tests {
             ..config
         };
         assert!(short.validate().is_err());
+    }
+
+    #[test]
+    fn nfs_export_address_defaults_to_the_listen_address() {
+        let mut config = Config::default();
+        assert_eq!(config.nfs.listen, "127.0.0.1:2049".parse().unwrap());
+        assert_eq!(config.nfs.export_host().as_deref(), Some("127.0.0.1"));
+        config.nfs.listen = "0.0.0.0:2049".parse().unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("nfs.export_address"), "{err}");
+        config.nfs.export_address = Some("fd00::5".to_owned());
+        config.validate().unwrap();
+        assert_eq!(config.nfs.export_host().as_deref(), Some("[fd00::5]"));
+        config.nfs.export_address = Some("10.0.0.1:/x".to_owned());
+        assert!(config.validate().is_err());
+        // Nothing to export: a node without local back ends needs no address.
+        config.nfs.export_address = None;
+        config.backends.clear();
+        config.validate().unwrap();
+        let toml: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string("[nfs]\nlisten = \"10.0.0.7:12049\"\n"))
+            .extract()
+            .unwrap();
+        assert_eq!(toml.nfs.export_host().as_deref(), Some("10.0.0.7"));
+        assert!(toml.nfs.enabled);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use shoal_driver::dummy::DummyPool;
 use shoal_driver::local::LocalPool;
-use shoal_driver::{BackendInfo, DummyDriver, LocalDriver, ShareDriver};
+use shoal_driver::{BackendInfo, DataPlane, DummyDriver, LocalDriver, ShareDriver};
 use shoal_replication::transport::PeerClient;
 
 use crate::Config;
@@ -44,8 +44,13 @@ pub fn local_pool_paths(config: &Config) -> Vec<std::path::PathBuf> {
 }
 
 /// Instantiates every back end of `config`. Config validation has already checked names.
-/// `peers` lets `local` back ends sync secondaries whose active is on another node.
-pub fn build_backends(config: &Config, peers: Option<Arc<PeerClient>>) -> Vec<Backend> {
+/// `peers` lets `local` back ends sync secondaries whose active is on another node; `nfs` is
+/// the node's NFS data plane, which serves the instances of every `local` back end.
+pub fn build_backends(
+    config: &Config,
+    peers: Option<Arc<PeerClient>>,
+    nfs: Option<DataPlane>,
+) -> Vec<Backend> {
     config
         .backends
         .iter()
@@ -86,8 +91,12 @@ pub fn build_backends(config: &Config, peers: Option<Arc<PeerClient>>) -> Vec<Ba
                             .collect(),
                         backend.local.clone().unwrap_or_default(),
                     );
-                    Arc::new(match &peers {
+                    let driver = match &peers {
                         Some(peers) => driver.with_peer_client(peers.clone()),
+                        None => driver,
+                    };
+                    Arc::new(match &nfs {
+                        Some(plane) => driver.with_data_plane(plane.clone()),
                         None => driver,
                     })
                 }

@@ -93,10 +93,13 @@ pub struct PromotePayload {
 /// Payload of [`UPDATE_SHARE_REPLICA`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UpdateReplicaPayload {
-    /// `periodic`, `resync` or `promote` (recorded in `replication_history`).
+    /// `periodic`, `resync`, `promote` or `changes` (recorded in `replication_history`).
     #[serde(default)]
     pub trigger: String,
 }
+
+/// Trigger of an admin's `resync`: its sync reads the whole source.
+pub const TRIGGER_RESYNC: &str = "resync";
 
 /// Payload of [`DELETE_SHARE_INSTANCE`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

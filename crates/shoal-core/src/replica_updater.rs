@@ -16,6 +16,9 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_driver::Journals;
 
 use shoal_store::OperationState;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +31,13 @@ use crate::{Core, CoreResult};
 
 /// Trigger recorded for syncs this task asks for.
 const TRIGGER_PERIODIC: &str = "periodic";
+
+/// Trigger recorded for syncs asked for because an active changed through the data plane.
+const TRIGGER_CHANGES: &str = "changes";
+
+/// How long changes through the data plane settle before the secondaries are updated: a
+/// burst of writes costs one sync, and a steady load is followed a few times a second.
+pub const CHANGE_DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// The periodic replica refresh of this node's back ends.
 pub struct ReplicaUpdater {
@@ -48,20 +58,7 @@ impl ReplicaUpdater {
             return Ok(0);
         }
         let store = &self.core.store;
-        let mut pending = BTreeSet::new();
-        for state in [OperationState::Pending, OperationState::Running] {
-            pending.extend(
-                store
-                    .list_operations(Some(state))
-                    .await?
-                    .into_iter()
-                    .filter(|op| {
-                        op.kind == ops::UPDATE_SHARE_REPLICA
-                            || op.kind == ops::UPDATE_REPLICA_SNAPSHOT
-                    })
-                    .map(|op| op.target_id),
-            );
-        }
+        let pending = self.pending_updates().await?;
         let mut queued = 0;
         for backend in &self.backends {
             // Secondaries' snapshot instances still being copied.
@@ -76,18 +73,7 @@ impl ReplicaUpdater {
                 if skips_update(&instance) || pending.contains(&instance.id.to_string()) {
                     continue;
                 }
-                let payload = serde_json::to_value(UpdateReplicaPayload {
-                    trigger: TRIGGER_PERIODIC.to_owned(),
-                })
-                .map_err(anyhow::Error::from)?;
-                if let Some(op) = ops::for_instance_host(
-                    ops::UPDATE_SHARE_REPLICA,
-                    instance.id,
-                    &instance.host,
-                    payload,
-                    self.core.now(),
-                ) {
-                    store.insert_operation(op).await?;
+                if self.queue_update(&instance, TRIGGER_PERIODIC).await? {
                     queued += 1;
                 }
             }
@@ -97,6 +83,136 @@ impl ReplicaUpdater {
             self.core.wake_workers();
         }
         Ok(queued)
+    }
+
+    /// Queues an `update_share_replica` of `instance` recording `trigger`; false when the
+    /// instance has no host to run it.
+    async fn queue_update(
+        &self,
+        instance: &shoal_store::ShareInstanceRow,
+        trigger: &str,
+    ) -> CoreResult<bool> {
+        let payload = serde_json::to_value(UpdateReplicaPayload {
+            trigger: trigger.to_owned(),
+        })
+        .map_err(anyhow::Error::from)?;
+        let Some(op) = ops::for_instance_host(
+            ops::UPDATE_SHARE_REPLICA,
+            instance.id,
+            &instance.host,
+            payload,
+            self.core.now(),
+        ) else {
+            return Ok(false);
+        };
+        self.core.store.insert_operation(op).await?;
+        Ok(true)
+    }
+
+    /// The updates and replica-snapshot updates already pending or running, by target id.
+    async fn pending_updates(&self) -> CoreResult<BTreeSet<String>> {
+        let mut pending = BTreeSet::new();
+        for state in [OperationState::Pending, OperationState::Running] {
+            pending.extend(
+                self.core
+                    .store
+                    .list_operations(Some(state))
+                    .await?
+                    .into_iter()
+                    .filter(|op| {
+                        op.kind == ops::UPDATE_SHARE_REPLICA
+                            || op.kind == ops::UPDATE_REPLICA_SNAPSHOT
+                    })
+                    .map(|op| op.target_id),
+            );
+        }
+        Ok(pending)
+    }
+
+    /// Queues an update for each secondary on this node's back ends of the shares whose
+    /// active instance is in `actives` (ids of instances that changed through the data
+    /// plane). Returns the actives with a secondary whose update is still pending or
+    /// running: their changes may have come too late for it, so the caller asks again.
+    pub async fn run_for_changes(
+        &self,
+        actives: &BTreeSet<String>,
+    ) -> CoreResult<BTreeSet<String>> {
+        let store = &self.core.store;
+        let mut shares = std::collections::BTreeMap::new();
+        for active in actives {
+            let Ok(id) = uuid::Uuid::parse_str(active) else {
+                continue;
+            };
+            match store.get_share_instance(id).await {
+                Ok(row) => {
+                    shares.insert(row.share_id, active.clone());
+                }
+                Err(shoal_store::StoreError::NotFound(_)) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        if shares.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let pending = self.pending_updates().await?;
+        let mut retry = BTreeSet::new();
+        let mut queued = 0;
+        for backend in &self.backends {
+            for instance in store
+                .list_share_instances_on_host(&backend.service_host)
+                .await?
+            {
+                let Some(active) = shares.get(&instance.share_id) else {
+                    continue;
+                };
+                if skips_update(&instance) {
+                    continue;
+                }
+                if pending.contains(&instance.id.to_string()) {
+                    retry.insert(active.clone());
+                    continue;
+                }
+                if self.queue_update(&instance, TRIGGER_CHANGES).await? {
+                    queued += 1;
+                }
+            }
+        }
+        if queued > 0 {
+            debug!(queued, "queued {queued} replica updates after changes");
+            self.core.wake_workers();
+        }
+        Ok(retry)
+    }
+
+    /// Follows the changes the data plane journals until cancelled: [`CHANGE_DEBOUNCE`]
+    /// after a change, the secondaries of the changed shares on this node are updated.
+    pub async fn follow_changes(
+        self: Arc<Self>,
+        journals: Arc<Journals>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                () = journals.wait_for_changes() => {}
+                () = cancel.cancelled() => return,
+            }
+            tokio::select! {
+                () = tokio::time::sleep(CHANGE_DEBOUNCE) => {}
+                () = cancel.cancelled() => return,
+            }
+            let changed = journals.begin_round();
+            match self
+                .run_for_changes(&changed)
+                .instrument(info_span!("replica_follow"))
+                .await
+            {
+                Ok(retry) => journals.end_round(retry),
+                Err(err) => {
+                    warn!(error = %err, "replica update after changes failed: {err}");
+                    journals.end_round(changed);
+                }
+            }
+        }
     }
 
     /// Runs [`Self::run_once`] every `replica_state_update_interval` until cancelled. The

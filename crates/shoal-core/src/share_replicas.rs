@@ -612,7 +612,7 @@ pub async fn resync_replica(
         return Ok(ActionOutcome::NoOp);
     }
     let payload = json!(ops::UpdateReplicaPayload {
-        trigger: "resync".to_owned()
+        trigger: ops::TRIGGER_RESYNC.to_owned()
     });
     let Some(op) = ops::for_instance_host(
         ops::UPDATE_SHARE_REPLICA,
@@ -991,7 +991,7 @@ mod tests {
                 backend_config("dummy1", "az1"),
                 backend_config("dummy2", "az2"),
             ];
-            let backends = build_backends(&config, None);
+            let backends = build_backends(&config, None, None);
             let core = Arc::new(Core::new(Arc::new(config), db.store().clone()));
             Reporter::new(core.clone(), backends)
                 .run_once()

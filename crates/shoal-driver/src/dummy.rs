@@ -1118,6 +1118,7 @@ mod tests {
             active,
             replicas,
             access_rules: &[],
+            full_sync: false,
         }
     }
 

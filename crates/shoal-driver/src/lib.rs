@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use dummy::{DummyDriver, DummyMethod, DummyOptions};
-pub use local::{LocalDriver, LocalOptions};
+pub use local::{DataPlane, Journals, LocalDriver, LocalOptions};
 
 /// Errors a driver reports. The share manager turns them into `error` states.
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +214,9 @@ pub struct ReplicaContext<'a> {
     /// The share's access rules (with their wanted levels; the driver casts them to `ro`
     /// on replicas whose `cast_rules_to_readonly` is set).
     pub access_rules: &'a [AccessRule],
+    /// Whether the sync must read the whole source, whatever a change journal says: an
+    /// admin's `resync` asks for a complete check.
+    pub full_sync: bool,
 }
 
 /// One synchronisation a driver ran, for `replication_history`.

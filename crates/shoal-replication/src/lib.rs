@@ -76,8 +76,10 @@
 //! phases to stderr (for `shoal bench replication`); otherwise the same line is a `debug`
 //! tracing event.
 
+mod changes;
 mod copy;
 pub mod fsutil;
+pub mod journal;
 mod manifest;
 pub mod peer_auth;
 pub mod snapshot;
@@ -188,6 +190,13 @@ pub struct SyncReport {
     /// Bytes received from a peer node for this sync (listing, hashes, file data and
     /// framing); 0 when the source was read from this host's filesystem.
     pub wire_bytes: u64,
+    /// Whether the source tree was walked; false for a sync from a change list
+    /// ([`ReplicaDir::sync_changes_from`]), which looks only at the changed paths.
+    pub walked: bool,
+    /// Source entries examined: the whole tree for a walk; for a change list the paths
+    /// looked at again (changed paths, their parents, entries the last sync could not vouch
+    /// for) plus the entries of directories that appeared as a whole.
+    pub examined: u64,
 }
 
 /// Errors of the engine.
@@ -328,6 +337,18 @@ fn parent_of(path: &[u8]) -> &[u8] {
 
 fn show_path(path: &[u8]) -> String {
     String::from_utf8_lossy(path).into_owned()
+}
+
+/// How a sync learns what the source holds.
+#[derive(Debug, Clone, Copy)]
+enum Scan<'a> {
+    /// Walk the source, and the published version for the tamper check.
+    Walk,
+    /// The published manifest with `paths` of the local tree `root` looked at again.
+    Changes {
+        root: &'a Path,
+        paths: &'a [Vec<u8>],
+    },
 }
 
 /// What `root` holds besides `current`.
@@ -546,11 +567,43 @@ impl ReplicaDir {
         self.sync_with(&LocalSource { root: source }, opts)
     }
 
+    /// A sync from the local tree `source` that does not walk it: the published version's
+    /// manifest stands for the source, except for `changed` (relative paths that may have
+    /// changed since the published version's source point, in any order, duplicates
+    /// allowed), which are looked at again (see `changes.rs`). The caller vouches that
+    /// nothing else changed; anything changed behind its back is found only by the next
+    /// [`Self::sync_from`]. Without a published version (or its manifest) this is a
+    /// `sync_from`.
+    pub fn sync_changes_from(
+        &self,
+        source: &Path,
+        changed: &[Vec<u8>],
+        opts: &SyncOptions,
+    ) -> Result<SyncReport, SyncError> {
+        self.sync_scan(
+            &LocalSource { root: source },
+            opts,
+            Scan::Changes {
+                root: source,
+                paths: changed,
+            },
+        )
+    }
+
     /// One sync from any [`Source`]: this host's filesystem or a peer node.
     pub(crate) fn sync_with(
         &self,
         source: &dyn Source,
         opts: &SyncOptions,
+    ) -> Result<SyncReport, SyncError> {
+        self.sync_scan(source, opts, Scan::Walk)
+    }
+
+    fn sync_scan(
+        &self,
+        source: &dyn Source,
+        opts: &SyncOptions,
+        scan: Scan<'_>,
     ) -> Result<SyncReport, SyncError> {
         let started_at = Utc::now();
         let mut phases = Phases::new();
@@ -576,13 +629,24 @@ impl ReplicaDir {
         let racy_limit = ts_from_nanos(ts_nanos(scan_start) - opts.racy_window.as_nanos() as i128);
 
         let pub_path = layout.published.map(|v| self.version_path(v));
-        let (src, pub_walk) = source.walk_with(pub_path.as_deref());
-        let src = src.map_err(|e| SyncError::SourceUnavailable {
+        let unavailable = |e: walk::WalkError| SyncError::SourceUnavailable {
             path: e.path,
             source: e.source,
-        })?;
-        let pub_walk = pub_walk.and_then(Result::ok);
-        phases.mark("walk");
+        };
+        let (src, pub_walk, examined, walked) = match (scan, &pub_manifest) {
+            (Scan::Changes { root, paths }, Some(m)) => {
+                let (src, looked) = changes::listing(root, m, paths).map_err(unavailable)?;
+                phases.mark("changes");
+                (src, None, looked.looked_at + looked.walked, false)
+            }
+            _ => {
+                let (src, pub_walk) = source.walk_with(pub_path.as_deref());
+                let src = src.map_err(unavailable)?;
+                phases.mark("walk");
+                let examined = src.entries.len() as u64;
+                (src, pub_walk.and_then(Result::ok), examined, true)
+            }
+        };
         if !src.specials.is_empty() {
             tracing::warn!(
                 source = %source_name.display(),
@@ -604,6 +668,8 @@ impl ReplicaDir {
         // Tamper check of the published version.
         let tampered: Option<Vec<Vec<u8>>> = match (&pub_manifest, &pub_walk) {
             (Some(m), Some(w)) => Some(diff_published(m, w)),
+            // A change-list sync trusts the published version (the next walk checks it).
+            (Some(_), None) if !walked => Some(Vec::new()),
             _ => None,
         };
         let tampered_count = match &tampered {
@@ -649,6 +715,8 @@ impl ReplicaDir {
                 tampered: 0,
                 clean: true,
                 wire_bytes: source.wire_bytes(),
+                walked,
+                examined,
             });
         }
 
@@ -755,6 +823,8 @@ impl ReplicaDir {
             tampered: tampered_count,
             clean,
             wire_bytes: source.wire_bytes(),
+            walked,
+            examined,
         })
     }
 

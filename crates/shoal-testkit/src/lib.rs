@@ -5,6 +5,8 @@
 //! personas (admin, project members, a reader); in builtin mode the node's own `/identity`
 //! does, for the [`BUILTIN_USERS`].
 
+pub mod nfs;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -126,6 +128,8 @@ impl TestAppBuilder {
             ..Config::default()
         };
         config.api.listen = "127.0.0.1:0".parse().expect("literal address");
+        // Tests run side by side: every node's NFS server takes a port of its own.
+        config.nfs.listen = "127.0.0.1:0".parse().expect("literal address");
         config.api.auth_strategy = self.auth;
         if !self.backends.is_empty() {
             config.backends = self.backends;
@@ -268,6 +272,16 @@ impl TestApp {
         self.server.as_ref().expect("server runs until finish")
     }
 
+    /// Address of the node's NFS server (MOUNT and NFS on one port), when it serves shares.
+    pub fn nfs_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server().nfs_addr
+    }
+
+    /// What the node's NFS server exports.
+    pub fn nfs_exports(&self) -> Option<&Arc<shoal_nfs::Exports>> {
+        self.server().nfs_exports.as_ref()
+    }
+
     /// The service layer of the node.
     pub fn core(&self) -> &Arc<Core> {
         &self.server().core
@@ -315,12 +329,18 @@ impl TestApp {
                 .count_unfinished_operations()
                 .await
                 .expect("count operations");
-            if left == 0 {
+            // Writes through the data plane queue replica updates a moment later.
+            let following = self
+                .server()
+                .nfs_journals
+                .as_ref()
+                .is_some_and(|journals| !journals.is_idle());
+            if left == 0 && !following {
                 return;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "{left} operations still unfinished after 30 s"
+                "{left} operations still unfinished after 30 s (changes being followed: {following})"
             );
             // Another worker holds the claim: give it a moment to finish.
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -388,6 +408,16 @@ impl TestApp {
     /// Stops the node and drops its database. Asserts the invariant every test must leave:
     /// no durable operation is left unfinished.
     pub async fn finish(mut self) {
+        // Replica updates that writes through the data plane asked for are background work,
+        // like the periodic ones: let them end.
+        if self
+            .server()
+            .nfs_journals
+            .as_ref()
+            .is_some_and(|journals| journals.saw_changes())
+        {
+            self.settle().await;
+        }
         let server = self.server.take().expect("finish is called once");
         let unfinished = server
             .core

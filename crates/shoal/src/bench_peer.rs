@@ -25,11 +25,9 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
@@ -41,6 +39,7 @@ use shoal_replication::{ReplicaDir, SyncOptions};
 use crate::bench_replication::{
     Rng, build_tree, change_big, change_files, flush, require_tool, s, timed_cmd,
 };
+use crate::netns::{Lab, LabSpec, check_stopped, find_program};
 
 /// Share id of the served tree (the endpoint serves `<pool>/shares/<uuid>` only).
 const SHARE: &str = "6b1f1f8e-2f0a-4c55-9d3e-5a0c7b9e4d21";
@@ -166,221 +165,26 @@ pub async fn sync_once(
     .await?
 }
 
-/// Set by [`interrupt`]: the run stops at its next step.
-static STOPPED: AtomicBool = AtomicBool::new(false);
-/// Namespaces of the running lab, for [`interrupt`].
-static ACTIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-/// Stops a running benchmark (for SIGINT/SIGTERM): kills every process in its namespaces,
-/// so the step under way fails and the run removes the lab and its scratch dir.
+/// Stops a running benchmark (for SIGINT/SIGTERM): see [`crate::netns::interrupt`].
 pub fn interrupt() {
-    STOPPED.store(true, Ordering::SeqCst);
-    let names = ACTIVE.lock().map(|a| a.clone()).unwrap_or_default();
-    for ns in names {
-        kill_all_in(&ns);
-    }
+    crate::netns::interrupt();
 }
 
-fn check_stopped() -> anyhow::Result<()> {
-    if STOPPED.load(Ordering::SeqCst) {
-        bail!("interrupted");
-    }
-    Ok(())
-}
+/// The lab: A serves, B syncs.
+const LAB: LabSpec = LabSpec {
+    prefix: NS_PREFIX,
+    veth_a: "pba",
+    veth_b: "pbb",
+    addr_a: ADDR_A,
+    addr_b: ADDR_B,
+};
 
-/// Runs `ip args`; the error carries its stderr.
-fn ip(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .context("running ip")?;
-    if !out.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// SIGKILLs every process in namespace `ns` (a namespace lives on while a process is in it).
-fn kill_all_in(ns: &str) {
-    let pids = ip(&["netns", "pids", ns]).unwrap_or_default();
-    for pid in pids.split_whitespace() {
-        let _ = Command::new("kill")
-            .args(["-KILL", pid])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn remove_netns(ns: &str) {
-    kill_all_in(ns);
-    // Killed processes may take a moment to leave the namespace.
-    for _ in 0..50 {
-        if ip(&["netns", "pids", ns]).is_ok_and(|p| p.trim().is_empty()) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if let Err(err) = ip(&["netns", "del", ns]) {
-        eprintln!("bench: could not remove namespace {ns}: {err}");
-    }
-}
-
-/// Whether process `pid` runs (a zombie does not).
-fn alive(pid: &str) -> bool {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The state follows the parenthesised command name.
-    let state = stat
-        .rsplit_once(") ")
-        .and_then(|(_, rest)| rest.chars().next());
-    state.is_some_and(|s| s != 'Z' && s != 'X')
-}
-
-/// Removes the namespaces of earlier runs whose process is gone (killed outright).
-fn sweep_stale() {
-    let list = ip(&["netns", "list"]).unwrap_or_default();
-    for line in list.lines() {
-        let Some(name) = line.split_whitespace().next() else {
-            continue;
-        };
-        let Some(pid) = name
-            .strip_prefix(NS_PREFIX)
-            .and_then(|rest| rest.split('-').next())
-        else {
-            continue;
-        };
-        if !alive(pid) {
-            eprintln!("bench: removing namespace {name} left by an earlier run");
-            remove_netns(name);
-        }
-    }
-}
-
-/// The two namespaces, their veth pair and the servers in A; all removed on drop.
-struct Lab {
-    a: String,
-    b: String,
-    /// Serving processes in A, by name, each with its log file.
-    servers: Vec<(&'static str, Child, PathBuf)>,
-}
-
-impl Lab {
-    fn create() -> anyhow::Result<Lab> {
-        sweep_stale();
-        let pid = std::process::id();
-        let lab = Lab {
-            a: format!("{NS_PREFIX}{pid}-a"),
-            b: format!("{NS_PREFIX}{pid}-b"),
-            servers: Vec::new(),
-        };
-        if let Ok(mut active) = ACTIVE.lock() {
-            active.extend([lab.a.clone(), lab.b.clone()]);
-        }
-        ip(&["netns", "add", &lab.a])?;
-        ip(&["netns", "add", &lab.b])?;
-        let (veth_a, veth_b) = (format!("pba{pid}"), format!("pbb{pid}"));
-        ip(&[
-            "link", "add", &veth_a, "netns", &lab.a, "type", "veth", "peer", "name", &veth_b,
-            "netns", &lab.b,
-        ])?;
-        for (ns, dev, addr) in [(&lab.a, &veth_a, ADDR_A), (&lab.b, &veth_b, ADDR_B)] {
-            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev])?;
-            ip(&["-n", ns, "link", "set", "dev", dev, "up"])?;
-            ip(&["-n", ns, "link", "set", "dev", "lo", "up"])?;
-        }
-        Ok(lab)
-    }
-
-    /// `program` to be run in namespace `ns`.
-    fn exec_in(ns: &str, program: &str) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", ns, program]);
-        command
-    }
-
-    /// Starts a server in A (its output goes to `log`) and waits until `port` accepts
-    /// connections from B.
-    fn start_server(
-        &mut self,
-        name: &'static str,
-        program: &str,
-        args: &[&str],
-        log: PathBuf,
-        port: u16,
-    ) -> anyhow::Result<()> {
-        let out = fs::File::create(&log)?;
-        let child = Self::exec_in(&self.a, program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        self.servers.push((name, child, log.clone()));
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let probe = format!("exec 3<>/dev/tcp/{ADDR_A}/{port}");
-        loop {
-            let up = Self::exec_in(&self.b, "bash")
-                .args(["-c", &probe])
-                .stdin(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|st| st.success());
-            if up {
-                return Ok(());
-            }
-            let exited = self
-                .servers
-                .last_mut()
-                .and_then(|(_, child, _)| child.try_wait().ok().flatten());
-            if exited.is_some() || Instant::now() > deadline {
-                let text = fs::read_to_string(&log).unwrap_or_default();
-                bail!(
-                    "{name} did not start listening on {ADDR_A}:{port} ({}); its log:\n{text}",
-                    exited.map_or("timed out".to_owned(), |st| st.to_string())
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Runs `program args` in B and returns its wall time (dirty pages flushed first).
-    fn timed_in_b(&self, program: &str, args: &[&str]) -> anyhow::Result<f64> {
-        check_stopped()?;
-        let mut all = vec!["ip", "netns", "exec", &self.b, program];
-        all.extend_from_slice(args);
-        timed_cmd(&all)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for (name, child, _) in &mut self.servers {
-            if let Err(err) = child.kill() {
-                eprintln!("bench: could not kill {name}: {err}");
-            }
-            let _ = child.wait();
-        }
-        remove_netns(&self.a);
-        remove_netns(&self.b);
-        if let Ok(mut active) = ACTIVE.lock() {
-            active.retain(|ns| *ns != self.a && *ns != self.b);
-        }
-    }
-}
-
-/// `path`, or `name` found on `PATH` or in /usr/sbin and /sbin.
-fn find_program(name: &str) -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .with_context(|| format!("`{name}` is required by this benchmark but was not found"))
+/// Runs `program args` in B and returns its wall time (dirty pages flushed first).
+fn timed_in_b(lab: &Lab, program: &str, args: &[&str]) -> anyhow::Result<f64> {
+    check_stopped()?;
+    let mut all = vec!["ip", "netns", "exec", &lab.b, program];
+    all.extend_from_slice(args);
+    timed_cmd(&all)
 }
 
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -504,7 +308,7 @@ fn run_in(root: &Path, settings: &PeerBench) -> anyhow::Result<PeerResults> {
     let paths = build_tree(&src, settings.files, settings.big_gib, &mut rng)?;
     check_stopped()?;
 
-    let mut lab = Lab::create()?;
+    let mut lab = Lab::create(LAB)?;
     let secret = root.join("cluster-secret");
     write_secret(&secret)?;
     let exe = std::env::current_exe().context("the path of this program")?;
@@ -540,7 +344,7 @@ fn run_in(root: &Path, settings: &PeerBench) -> anyhow::Result<PeerResults> {
             args.extend(["-e", ssh.as_str()]);
         }
         args.extend([from, to]);
-        lab.timed_in_b("rsync", &args)
+        timed_in_b(&lab, "rsync", &args)
     };
     let shoal = || -> anyhow::Result<(f64, PeerSyncReport)> {
         check_stopped()?;
@@ -579,7 +383,7 @@ fn run_in(root: &Path, settings: &PeerBench) -> anyhow::Result<PeerResults> {
     let mut ssh_args: Vec<&str> = ssh.split(' ').skip(1).collect();
     let login = format!("root@{ADDR_A}");
     ssh_args.extend([login.as_str(), "true"]);
-    let ssh_connect = lab.timed_in_b("ssh", &ssh_args)?;
+    let ssh_connect = timed_in_b(&lab, "ssh", &ssh_args)?;
     let mut rows = Vec::new();
     let mut step = |name: &'static str, extra: &[&str]| -> anyhow::Result<()> {
         eprintln!("{name} ...");

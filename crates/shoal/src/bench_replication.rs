@@ -1,6 +1,8 @@
 //! `shoal bench replication`: the `local` back end's replication engine against `cp -a` and
 //! `rsync -a` on the same tree, in one run: initial copy, 1% of the files changed, nothing
-//! changed, and 4 KiB changed in the middle of a large file. Every tool reads the same warm
+//! changed, and 4 KiB changed in the middle of a large file; then 1% changed and nothing
+//! changed again, synced from a change list (what the NFS data plane's journal gives)
+//! instead of a walk. Every tool reads the same warm
 //! source (no cache is dropped); dirty pages are flushed with sync(2) before each timed run,
 //! outside the timing, so no tool pays for another's writes. The engine's own timings include
 //! its `syncfs` (it publishes only durable versions); `cp` and `rsync` do not flush, so the
@@ -118,6 +120,18 @@ fn timed_sync(
     Ok((started.elapsed().as_secs_f64(), report))
 }
 
+fn timed_change_sync(
+    replica: &ReplicaDir,
+    src: &Path,
+    changed: &[Vec<u8>],
+    opts: &SyncOptions,
+) -> anyhow::Result<(f64, SyncReport)> {
+    flush();
+    let started = Instant::now();
+    let report = replica.sync_changes_from(src, changed, opts)?;
+    Ok((started.elapsed().as_secs_f64(), report))
+}
+
 pub(crate) fn s(p: &Path) -> &str {
     p.to_str().expect("scratch paths are UTF-8")
 }
@@ -154,12 +168,14 @@ pub(crate) fn build_tree(
 }
 
 /// Step 2: changes 1% of the small files (`paths`), half overwritten at the start (1 KiB),
-/// half appended to (4 KiB).
-pub(crate) fn change_files(paths: &[PathBuf], rng: &mut Rng) -> anyhow::Result<()> {
+/// half appended to (4 KiB). Returns the files changed.
+pub(crate) fn change_files(paths: &[PathBuf], rng: &mut Rng) -> anyhow::Result<Vec<PathBuf>> {
     let mut buf = vec![0u8; 4096];
     let count = (paths.len() / 100).max(1);
+    let mut changed = Vec::with_capacity(count);
     for k in 0..count {
         let idx = (rng.next() % paths.len() as u64) as usize;
+        changed.push(paths[idx].clone());
         rng.fill(&mut buf);
         let f = fs::OpenOptions::new().write(true).open(&paths[idx])?;
         if k % 2 == 0 {
@@ -169,7 +185,7 @@ pub(crate) fn change_files(paths: &[PathBuf], rng: &mut Rng) -> anyhow::Result<(
             f.write_all_at(&buf, len)?;
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// Step 4: overwrites 4 KiB in the middle of the `big_gib` GiB file of the tree `src`.
@@ -272,6 +288,38 @@ fn run_in(root: &Path, settings: &ReplicationBench) -> anyhow::Result<Vec<Row>> 
             report,
         });
     }
+
+    // 5-6. The same with the change list the NFS data plane's journal would give: the
+    // published manifest stands for the source, only the listed paths are looked at.
+    let changed = change_files(&paths, &mut rng)?;
+    let listed: Vec<Vec<u8>> = changed
+        .iter()
+        .map(|p| {
+            use std::os::unix::ffi::OsStrExt;
+            p.strip_prefix(&src)
+                .expect("a file of the source")
+                .as_os_str()
+                .as_bytes()
+                .to_vec()
+        })
+        .collect();
+    let rs = timed_cmd(&["rsync", "-a", &src_slash, &rsync_slash])?;
+    let (sh, report) = timed_change_sync(&replica, &src, &listed, &opts)?;
+    rows.push(Row {
+        step: "1% of files changed, change list",
+        shoal: sh,
+        tools: vec![("rsync -a", rs)],
+        report,
+    });
+    let rs = timed_cmd(&["rsync", "-a", &src_slash, &rsync_slash])?;
+    let (sh, report) = timed_change_sync(&replica, &src, &[], &opts)?;
+    rows.push(Row {
+        step: "nothing changed, change list",
+        shoal: sh,
+        tools: vec![("rsync -a", rs)],
+        report,
+    });
+
     let diffs = replica.verify_against(&src)?;
     if !diffs.is_empty() {
         bail!(

@@ -83,6 +83,23 @@ pub enum BenchCommand {
     /// Replication between two network namespaces of this host (root, `ip netns`): the
     /// engine over its node-to-node endpoint against `rsync -a` over ssh and an rsync daemon.
     ReplicationPeer(TreeArgs),
+    /// The embedded NFSv3 server against NFS-Ganesha (root, `ip netns`; Debian packages
+    /// nfs-ganesha, nfs-ganesha-vfs, rpcbind): sequential write and read of a large file,
+    /// create + write of small files, through the same client.
+    Nfs(NfsArgs),
+    /// Serve `--dir` over NFSv3 (shoal-nfs) until killed (the shoal side of `bench nfs`).
+    #[command(hide = true)]
+    NfsServe {
+        /// Directory to export (as `/shares/<fixed id>`).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address to listen on (NFS and MOUNT).
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Clients admitted read-write (address or CIDR).
+        #[arg(long)]
+        client: String,
+    },
     /// Serve the share data roots `<pool>/shares/<uuid>` on the replication endpoint until
     /// killed (the serving side of `replication-peer`).
     PeerServe {
@@ -252,6 +269,47 @@ impl From<TreeArgs> for crate::bench_replication::ReplicationBench {
             files: a.files,
             big_gib: a.big_gib,
             seed: a.seed,
+        }
+    }
+}
+
+/// Settings of `shoal bench nfs`. Sizes take a unit: 4096, 4KiB, 1MiB, 1GiB, 1GB.
+#[derive(Debug, Args, Clone, PartialEq, Eq)]
+pub struct NfsArgs {
+    /// Scratch directory; the export is made in it (default: a temp dir under the current
+    /// directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Size of the large file.
+    #[arg(long, default_value = "1GiB", value_parser = crate::bench_nfs::parse_size)]
+    pub size: u64,
+    /// Bytes per READ and WRITE of the large file (at most 1 MiB).
+    #[arg(long, default_value = "1MiB", value_parser = crate::bench_nfs::parse_size)]
+    pub io_size: u64,
+    /// Small files created.
+    #[arg(long, default_value_t = 10_000)]
+    pub files: usize,
+    /// Size of each small file (at most 1 MiB).
+    #[arg(long, default_value = "4KiB", value_parser = crate::bench_nfs::parse_size)]
+    pub file_size: u64,
+    /// TCP connections (one mount each) the client uses at once per server.
+    #[arg(long, default_value_t = 4)]
+    pub streams: usize,
+    /// Runs; the medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+}
+
+impl From<NfsArgs> for crate::bench_nfs::NfsBench {
+    fn from(a: NfsArgs) -> Self {
+        Self {
+            dir: a.dir,
+            size: a.size,
+            io_size: a.io_size,
+            files: a.files,
+            file_size: a.file_size,
+            streams: a.streams,
+            runs: a.runs,
         }
     }
 }
@@ -437,6 +495,96 @@ mod tests {
             panic!("serve expected")
         };
         assert_eq!(args.auth, Some(AuthStrategy::Builtin));
+    }
+
+    #[test]
+    fn bench_nfs_flags_parse() {
+        let cli = Cli::parse_from(["shoal", "bench", "nfs"]);
+        let Command::Bench {
+            command: BenchCommand::Nfs(args),
+        } = cli.command
+        else {
+            panic!("bench nfs expected")
+        };
+        let settings = crate::bench_nfs::NfsBench::from(args);
+        assert_eq!(
+            (
+                settings.size,
+                settings.io_size,
+                settings.files,
+                settings.file_size
+            ),
+            (1 << 30, 1 << 20, 10_000, 4096)
+        );
+        assert_eq!(
+            (settings.streams, settings.runs, settings.dir),
+            (4, 3, None)
+        );
+
+        let cli = Cli::parse_from([
+            "shoal",
+            "bench",
+            "nfs",
+            "--size",
+            "64MiB",
+            "--io-size",
+            "256k",
+            "--files",
+            "10",
+            "--file-size",
+            "1KB",
+            "--streams",
+            "2",
+            "--runs",
+            "1",
+            "--dir",
+            "/tmp/x",
+        ]);
+        let Command::Bench {
+            command: BenchCommand::Nfs(args),
+        } = cli.command
+        else {
+            panic!("bench nfs expected")
+        };
+        assert_eq!(
+            args,
+            NfsArgs {
+                dir: Some(PathBuf::from("/tmp/x")),
+                size: 64 << 20,
+                io_size: 256 << 10,
+                files: 10,
+                file_size: 1000,
+                streams: 2,
+                runs: 1,
+            }
+        );
+        assert!(Cli::try_parse_from(["shoal", "bench", "nfs", "--size", "1XB"]).is_err());
+
+        let cli = Cli::parse_from([
+            "shoal",
+            "bench",
+            "nfs-serve",
+            "--dir",
+            "/e",
+            "--listen",
+            "10.78.0.1:12049",
+            "--client",
+            "10.78.0.0/24",
+        ]);
+        let Command::Bench {
+            command:
+                BenchCommand::NfsServe {
+                    dir,
+                    listen,
+                    client,
+                },
+        } = cli.command
+        else {
+            panic!("bench nfs-serve expected")
+        };
+        assert_eq!(dir, PathBuf::from("/e"));
+        assert_eq!(listen, "10.78.0.1:12049".parse::<SocketAddr>().unwrap());
+        assert_eq!(client, "10.78.0.0/24");
     }
 
     #[test]

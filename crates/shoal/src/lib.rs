@@ -5,10 +5,12 @@
 
 pub mod bench;
 pub mod bench_api_nodes;
+pub mod bench_nfs;
 pub mod bench_peer;
 pub mod bench_replication;
 pub mod cli;
 pub mod identity_cli;
+pub mod netns;
 pub mod server;
 
 pub use shoal_core::Config;

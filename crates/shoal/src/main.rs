@@ -118,6 +118,29 @@ async fn main() -> anyhow::Result<()> {
             shoal::bench_peer::print(&results);
         }
         Command::Bench {
+            command: BenchCommand::Nfs(args),
+        } => {
+            let settings = shoal::bench_nfs::NfsBench::from(args);
+            let mut run = tokio::task::spawn_blocking(move || shoal::bench_nfs::run(&settings));
+            let results = tokio::select! {
+                results = &mut run => results??,
+                _ = shutdown_signal() => {
+                    // The run fails at once and removes its namespaces and scratch dir.
+                    shoal::netns::interrupt();
+                    run.await??
+                }
+            };
+            shoal::bench_nfs::print(&results);
+        }
+        Command::Bench {
+            command:
+                BenchCommand::NfsServe {
+                    dir,
+                    listen,
+                    client,
+                },
+        } => shoal::bench_nfs::serve(&dir, listen, &client, shutdown_signal()).await?,
+        Command::Bench {
             command:
                 BenchCommand::PeerServe {
                     pool,

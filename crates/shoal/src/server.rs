@@ -18,6 +18,7 @@ use shoal_core::workers::scheduler::SchedulerHandler;
 use shoal_core::workers::share_manager::ShareManagerHandler;
 use shoal_core::workers::wakeups::RemoteWakeups;
 use shoal_core::{Config, Core};
+use shoal_driver::DataPlane;
 use shoal_keystone::{KeystoneConfig, KeystoneValidator};
 use shoal_policy::Enforcer;
 use shoal_replication::peer_auth::ClusterKey;
@@ -36,6 +37,13 @@ const EXIT_DEADLINE: Duration = Duration::from_secs(10);
 pub struct Server {
     /// Address the API listens on, when the api role runs.
     pub api_addr: Option<SocketAddr>,
+    /// Address the NFS server listens on (MOUNT and NFS), when this node serves shares.
+    pub nfs_addr: Option<SocketAddr>,
+    /// What the NFS server exports, for tests and admin commands.
+    pub nfs_exports: Option<Arc<shoal_nfs::Exports>>,
+    /// The change journals of the data plane, whose changes the replica updater follows
+    /// (tests wait for it to be idle).
+    pub nfs_journals: Option<Arc<shoal_driver::Journals>>,
     /// The service layer, for tests and admin commands.
     pub core: Arc<Core>,
     /// The periodic reporter, so tests can tick it with `run_once()`.
@@ -156,6 +164,38 @@ fn write_secret_file(path: &std::path::Path, text: &str) -> std::io::Result<()> 
         .open(path)?;
     writeln!(file, "{text}")?;
     file.sync_all()
+}
+
+/// Starts the NFS server of the share role when `[nfs]` is enabled and the node has a
+/// `local` back end: its address and the data plane the back ends export on. It listens
+/// before the back ends are set up, so a share is never reported available on a node that
+/// cannot serve it.
+async fn nfs_server(
+    config: &Config,
+    cancel: &CancellationToken,
+    tasks: &TaskTracker,
+) -> anyhow::Result<Option<(SocketAddr, DataPlane)>> {
+    let nfs = &config.nfs;
+    if !nfs.enabled || shoal_core::drivers::local_pool_paths(config).is_empty() {
+        return Ok(None);
+    }
+    let address = nfs
+        .export_host()
+        .context("nfs.export_address is needed when nfs.listen is a wildcard address")?;
+    let exports = shoal_nfs::Exports::new();
+    // The journals observe the exports before the server takes its first call.
+    let plane = DataPlane::new(exports.clone(), address.clone());
+    let server = shoal_nfs::NfsServer::bind(nfs.listen, exports)
+        .await
+        .context(
+            "starting the NFS server (set [nfs] listen to a free address, or \
+             [nfs] enabled = false to serve no shares over NFS)",
+        )?;
+    let bound = server.local_addr();
+    info!(%bound, export_address = %address, "NFS server (NFSv3 and MOUNT) listening on {bound}, exports at {address}:/shares/<instance-id>");
+    let shutdown = cancel.clone();
+    tasks.spawn(async move { server.run(shutdown).await });
+    Ok(Some((bound, plane)))
 }
 
 /// The share role's side of node-to-node replication.
@@ -320,8 +360,15 @@ impl Server {
         } else {
             Peers::default()
         };
+        let nfs = if config.runs(Role::Share) {
+            nfs_server(&config, &cancel, &tasks).await?
+        } else {
+            None
+        };
         let backends = if config.runs(Role::Share) {
-            let backends = shoal_core::drivers::build_backends(&config, peers.client.clone());
+            let plane = nfs.as_ref().map(|(_, plane)| plane.clone());
+            let backends =
+                shoal_core::drivers::build_backends(&config, peers.client.clone(), plane);
             for backend in &backends {
                 backend
                     .driver
@@ -383,8 +430,17 @@ impl Server {
                 retention = ?config.periodic.soft_deleted_share_retention,
                 "recycle bin purge started"
             );
-            let (updater, cancel) = (replica_updater.clone(), cancel.clone());
-            tasks.spawn(async move { updater.run(cancel).await });
+            let (updater, stop) = (replica_updater.clone(), cancel.clone());
+            tasks.spawn(async move { updater.run(stop).await });
+            if let Some((_, plane)) = &nfs {
+                // Secondaries follow the writes made through the data plane.
+                let (updater, journals, stop) = (
+                    replica_updater.clone(),
+                    plane.journals.clone(),
+                    cancel.clone(),
+                );
+                tasks.spawn(async move { updater.follow_changes(journals, stop).await });
+            }
             info!(
                 interval = ?config.periodic.replica_state_update_interval,
                 "periodic replica update started"
@@ -426,6 +482,9 @@ impl Server {
         tasks.close();
         Ok(Self {
             api_addr,
+            nfs_addr: nfs.as_ref().map(|(addr, _)| *addr),
+            nfs_journals: nfs.as_ref().map(|(_, plane)| plane.journals.clone()),
+            nfs_exports: nfs.map(|(_, plane)| plane.exports),
             core,
             reporter,
             replica_updater,

@@ -14,12 +14,35 @@ const BIN: &str = env!("CARGO_BIN_EXE_shoal");
 #[path = "binary/netns.rs"]
 mod netns;
 
+#[path = "binary/nfs.rs"]
+mod nfs;
+
 /// A running `shoal serve` child; killed on drop if the test did not stop it.
 struct Served {
     child: Child,
     base: String,
     log: mpsc::Receiver<String>,
+    /// What the node logged before the marker `serve_until` waited for.
+    startup_log: Vec<String>,
 }
+
+impl Served {
+    /// The address the node's NFS server listens on, from its start-up log.
+    fn nfs_addr(&self) -> std::net::SocketAddr {
+        self.startup_log
+            .iter()
+            .find_map(|line| {
+                line.split(NFS_LISTENING)
+                    .nth(1)
+                    .and_then(|rest| rest.split(|c: char| c == ',' || c.is_whitespace()).next())
+                    .and_then(|addr| addr.parse().ok())
+            })
+            .unwrap_or_else(|| panic!("no {NFS_LISTENING:?} in {:?}", self.startup_log))
+    }
+}
+
+/// What `shoal serve` logs once its NFS server listens, followed by the bound address.
+const NFS_LISTENING: &str = "NFS server (NFSv3 and MOUNT) listening on ";
 
 impl Drop for Served {
     fn drop(&mut self) {
@@ -65,7 +88,9 @@ fn serve_until(args: &[&str], envs: &[(&str, &str)], marker: &str) -> (Served, S
     command
         .env_remove("SHOAL_CONFIG")
         .env_remove("SHOAL_ADMIN_PASSWORD")
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", "info")
+        // Tests run side by side: each node's NFS server on a port of its own.
+        .env("SHOAL_NFS__LISTEN", "127.0.0.1:0");
     for (k, v) in envs {
         command.env(k, v);
     }
@@ -98,6 +123,7 @@ fn serve_until(args: &[&str], envs: &[(&str, &str)], marker: &str) -> (Served, S
                 child,
                 base: String::new(),
                 log: rx,
+                startup_log: seen,
             };
             return (served, line);
         }
@@ -641,7 +667,8 @@ async fn replica_walkthrough_copies_real_data_on_embedded_defaults() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|l| local_path(l["path"].as_str().unwrap()))
+                .filter_map(|l| l["path"].as_str().filter(|p| p.starts_with("local://")))
+                .map(local_path)
                 .collect::<Vec<_>>()
         }
     };

@@ -10,6 +10,7 @@ mod identity;
 mod identity_admin;
 mod lifecycle;
 mod messages;
+mod nfs;
 mod plumbing;
 mod quotas;
 mod replica_access;

@@ -554,6 +554,8 @@ async fn force_delete_of_the_last_instance_removes_the_share_and_its_quota() {
         .expect("id")
         .to_owned();
     assert_eq!(usage(&app, project, "shares").await, (1, 0));
+    // The workers wait until the `deleting` state was seen.
+    let held = app.hold_workers().await;
     // From any status, even one a plain delete refuses.
     let resp = instance_action(
         &app,
@@ -570,6 +572,7 @@ async fn force_delete_of_the_last_instance_removes_the_share_and_its_quota() {
     let shown = get(&app, "admin", "2.71", &format!("/v2/share_instances/{id}")).await;
     assert_eq!(shown.status, 200, "{}", shown.text());
     assert_eq!(shown.json()["share_instance"]["status"], "deleting");
+    drop(held);
     app.settle().await;
     get(&app, "admin", "2.71", &format!("/v2/share_instances/{id}"))
         .await

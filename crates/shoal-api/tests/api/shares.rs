@@ -596,11 +596,14 @@ async fn local_share_becomes_available_with_a_directory_and_deletes_it() {
     assert_eq!(share["progress"], "100%");
     let host = share["host"].as_str().unwrap().to_owned();
     assert!(host.starts_with("testhost@local"), "{host}");
+    // For the admin: the NFS location clients mount, and the admin-only `local://` one.
     let els = export_locations(&app, &id).await;
-    assert_eq!(els.len(), 1, "{els:?}");
+    assert_eq!(els.len(), 2, "{els:?}");
     assert_eq!(els[0]["preferred"], true);
     assert_eq!(els[0]["is_admin_only"], false);
     let instance_id = els[0]["share_instance_id"].as_str().unwrap();
+    assert_eq!(els[0]["path"], format!("127.0.0.1:/shares/{instance_id}"));
+    assert_eq!(els[1]["is_admin_only"], true, "{els:?}");
     let dir = local_instance_dir(&app, &host, instance_id);
     assert!(dir.is_dir(), "{} exists", dir.display());
     assert!(els[0]["path"].as_str().unwrap().ends_with(instance_id));

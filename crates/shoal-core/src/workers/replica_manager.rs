@@ -424,6 +424,7 @@ impl ReplicaManager {
             active: Some(active_ref),
             replicas: &refs,
             access_rules: &access_rules,
+            full_sync: false,
         };
         let result = match self.backend.driver.create_replica(replica_ref, &ctx).await {
             Ok(result) => result,
@@ -656,6 +657,7 @@ impl ReplicaManager {
             active: Some(active_ref),
             replicas: &refs,
             access_rules: &access_rules,
+            full_sync: false,
         };
         let quiesce_wait = quiesce_wait.map(Duration::from_secs);
         let result = match self
@@ -855,6 +857,7 @@ impl ReplicaManager {
             active: Some(active_ref),
             replicas: &refs,
             access_rules: &access_rules,
+            full_sync: trigger == ops::TRIGGER_RESYNC,
         };
         let result = match self
             .backend
@@ -1103,7 +1106,7 @@ mod tests {
                 backend_config("dummy1", "az1"),
                 backend_config("dummy2", "az2"),
             ];
-            let backends = build_backends(&config, None);
+            let backends = build_backends(&config, None, None);
             let core = Arc::new(Core::new(Arc::new(config), db.store().clone()));
             let now = Utc::now();
             let share = ShareRow {

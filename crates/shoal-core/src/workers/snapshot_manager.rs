@@ -459,6 +459,7 @@ impl SnapshotManager {
             active: Some(active_ref),
             replicas: &refs,
             access_rules: &rules,
+            full_sync: false,
         };
         let reference = snapshot_ref(&l.instance, &l.snapshot, &l.share_instance, &l.share);
         let active_reference = snapshot_ref(active_instance, &l.snapshot, active, &l.share);

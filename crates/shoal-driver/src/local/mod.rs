@@ -42,8 +42,13 @@
 //! Capacity is measured, never configured: total and free space come from `statvfs` of the
 //! pool directory, so two pools on one filesystem each see its full size.
 
+mod export;
+mod journal;
 mod replica;
 mod snapshot;
+
+pub use export::DataPlane;
+pub use journal::Journals;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -112,7 +117,16 @@ pub struct LocalOptions {
     /// How long the pause of `sync_pause_after_entries` lasts (default 10 s).
     #[serde(with = "humantime_serde")]
     pub sync_pause: Option<Duration>,
+    /// Longest time between two syncs of a secondary that walk the whole active tree. In
+    /// between, a secondary whose active this node serves over NFS looks only at the paths
+    /// the active's change journal recorded; the walk finds changes made behind the data
+    /// plane's back.
+    #[serde(with = "humantime_serde")]
+    pub verify_interval: Duration,
 }
+
+/// How often a secondary's sync walks the whole source, unless configured.
+pub const VERIFY_INTERVAL_DEFAULT: Duration = Duration::from_secs(60 * 60);
 
 impl Default for LocalOptions {
     fn default() -> Self {
@@ -120,6 +134,7 @@ impl Default for LocalOptions {
             replication_rpo: REPLICATION_RPO_DEFAULT,
             sync_pause_after_entries: None,
             sync_pause: None,
+            verify_interval: VERIFY_INTERVAL_DEFAULT,
         }
     }
 }
@@ -132,7 +147,13 @@ pub struct LocalDriver {
     options: LocalOptions,
     /// Reaches the replication endpoints of other nodes (secondaries of actives there).
     peers: Option<std::sync::Arc<shoal_replication::transport::PeerClient>>,
+    /// The node's NFS server, when it serves this back end's instances.
+    nfs: Option<DataPlane>,
 }
+
+/// Scheme of the `local://<host><path>` export locations (the admin-only one of an active is
+/// how its secondaries find the data to sync from).
+const LOCAL_SCHEME: &str = "local://";
 
 /// Which layout an instance has on disk (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -156,6 +177,10 @@ struct ShareMeta {
     /// Layout of the instance, for operators; the directories are what the driver trusts.
     #[serde(default)]
     role: Role,
+    /// `NFS` or `CIFS`: only NFS instances are exported by the data plane. Meta files written
+    /// before the data plane have none and count as NFS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    share_proto: Option<String>,
 }
 
 /// Contents of `<id>.access.json`.
@@ -223,6 +248,11 @@ impl Instance {
         format!("{}.access.json", self.id)
     }
 
+    /// The change journal of an active instance (see `journal.rs`).
+    fn journal_name(&self) -> String {
+        format!("{}.journal", self.id)
+    }
+
     /// Where a half-created instance lives until it is renamed into place.
     fn creating(&self) -> PathBuf {
         self.shares.join(format!("{TMP_PREFIX}{}", self.id))
@@ -244,11 +274,17 @@ impl Instance {
         read_json(&self.shares.join(self.meta_name()))
     }
 
-    fn write_meta(&self, share_id: &str, size_gb: u64, role: Role) -> Result<(), DriverError> {
+    fn write_meta(
+        &self,
+        share: &ShareInstanceRef,
+        size_gb: u64,
+        role: Role,
+    ) -> Result<(), DriverError> {
         let meta = ShareMeta {
-            share_id: share_id.to_owned(),
+            share_id: share.share_id.clone(),
             size_gb,
             role,
+            share_proto: Some(share.share_proto.to_ascii_uppercase()),
         };
         write_json(&self.shares, &self.meta_name(), &meta)
     }
@@ -259,7 +295,7 @@ impl Instance {
         match self.read_meta()? {
             Some(meta) => Ok(meta.size_gb),
             None => {
-                self.write_meta(&share.share_id, share.size_gb, role)?;
+                self.write_meta(share, share.size_gb, role)?;
                 Ok(share.size_gb)
             }
         }
@@ -274,7 +310,14 @@ impl LocalDriver {
             pools,
             options,
             peers: None,
+            nfs: None,
         }
+    }
+
+    /// Lets the node's NFS server serve this back end's instances (see [`DataPlane`]).
+    pub fn with_data_plane(mut self, plane: DataPlane) -> Self {
+        self.nfs = Some(plane);
+        self
     }
 
     /// Lets the driver sync secondaries whose active lives on another node, through that
@@ -488,7 +531,7 @@ fn create(
     fs::set_permissions(&creating, fs::Permissions::from_mode(SHARE_DIR_MODE))
         .map_err(|e| io_error(e, context()))?;
     // The size goes first: an instance directory that is visible always has its meta file.
-    instance.write_meta(&share.share_id, share.size_gb, Role::Active)?;
+    instance.write_meta(share, share.size_gb, Role::Active)?;
     if let Err(err) = fs::rename(&creating, &instance.dir) {
         // Someone else put the instance in place meanwhile: theirs stands.
         if !instance.exists()? {
@@ -517,6 +560,7 @@ fn delete(instance: &Instance) -> Result<(), DriverError> {
         instance.shares.join(instance.meta_name()),
         instance.shares.join(instance.access_name()),
         instance.shares.join(instance.quiesced_name()),
+        instance.shares.join(instance.journal_name()),
         instance.creating(),
         deleting,
     ] {
@@ -542,7 +586,7 @@ fn resize(
             return Err(DriverError::ShrinkBelowUsage { used_bytes });
         }
     }
-    instance.write_meta(&share.share_id, new_size_gb, role)
+    instance.write_meta(share, new_size_gb, role)
 }
 
 /// Bytes an instance holds: its data root's, or for a secondary its published version's.
@@ -682,7 +726,7 @@ impl ShareDriver for LocalDriver {
                 .await
                 .inspect_err(|err| tracing::error!(pool = %name, error = %err, "setting up pool {name} failed: {err}"))?;
         }
-        Ok(())
+        self.refresh_all_exports().await
     }
 
     /// Stats of the pools that can be measured. A pool whose directory vanished or became
@@ -716,12 +760,16 @@ impl ShareDriver for LocalDriver {
             ));
         }
         let instance = self.instance(share)?;
-        let (host, share) = (self.info.host.clone(), share.clone());
-        blocking(move || create(&host, &instance, &share)).await
+        let (host, share, created) = (self.info.host.clone(), share.clone(), instance.clone());
+        let locations = blocking(move || create(&host, &created, &share)).await?;
+        self.refresh_export(&instance).await?;
+        Ok(self.present(&instance.id, locations))
     }
 
     async fn delete_share(&self, share: &ShareInstanceRef) -> Result<(), DriverError> {
         let instance = self.instance(share)?;
+        // No client may write into a tree on its way out.
+        self.unexport(&instance.id);
         blocking(move || delete(&instance)).await
     }
 
@@ -731,8 +779,9 @@ impl ShareDriver for LocalDriver {
         new_size_gb: u64,
     ) -> Result<(), DriverError> {
         let instance = self.instance(share)?;
-        let share = share.clone();
-        blocking(move || resize(&instance, &share, new_size_gb, true)).await
+        let (share, resized) = (share.clone(), instance.clone());
+        blocking(move || resize(&resized, &share, new_size_gb, true)).await?;
+        self.refresh_export(&instance).await
     }
 
     async fn shrink_share(
@@ -741,8 +790,9 @@ impl ShareDriver for LocalDriver {
         new_size_gb: u64,
     ) -> Result<(), DriverError> {
         let instance = self.instance(share)?;
-        let share = share.clone();
-        blocking(move || resize(&instance, &share, new_size_gb, false)).await
+        let (share, resized) = (share.clone(), instance.clone());
+        blocking(move || resize(&resized, &share, new_size_gb, false)).await?;
+        self.refresh_export(&instance).await
     }
 
     async fn ensure_share(
@@ -750,19 +800,21 @@ impl ShareDriver for LocalDriver {
         share: &ShareInstanceRef,
     ) -> Result<Vec<ExportLocation>, DriverError> {
         let instance = self.instance(share)?;
-        let (host, share) = (self.info.host.clone(), share.clone());
+        let (host, share, ensured) = (self.info.host.clone(), share.clone(), instance.clone());
         let fallback_type = self.info.replication_type.clone();
-        blocking(move || {
-            let role = instance.require_any()?;
-            instance.size_gb(&share, role)?;
+        let locations = blocking(move || {
+            let role = ensured.require_any()?;
+            ensured.size_gb(&share, role)?;
             match role {
-                Role::Active => LocalDriver::export_locations(&host, &instance),
+                Role::Active => LocalDriver::export_locations(&host, &ensured),
                 Role::Secondary => {
-                    replica::ensure_secondary(&host, &instance, fallback_type.as_deref())
+                    replica::ensure_secondary(&host, &ensured, fallback_type.as_deref())
                 }
             }
         })
-        .await
+        .await?;
+        self.refresh_export(&instance).await?;
+        Ok(self.present(&instance.id, locations))
     }
 
     async fn update_access(
@@ -774,8 +826,12 @@ impl ShareDriver for LocalDriver {
     ) -> Result<BTreeMap<String, AccessRuleResult>, DriverError> {
         let instance = self.instance(share)?;
         let (all_rules, add, delete) = (all_rules.to_vec(), add.to_vec(), delete.to_vec());
-        let proto = share.share_proto.clone();
-        blocking(move || update_access(&instance, &proto, &all_rules, &add, &delete)).await
+        let (proto, updated) = (share.share_proto.clone(), instance.clone());
+        let results =
+            blocking(move || update_access(&updated, &proto, &all_rules, &add, &delete)).await?;
+        // A rule is reported applied only once the NFS server enforces it.
+        self.refresh_export(&instance).await?;
+        Ok(results)
     }
 
     async fn get_share_usage_bytes(&self, share: &ShareInstanceRef) -> Result<u64, DriverError> {
@@ -792,11 +848,22 @@ impl ShareDriver for LocalDriver {
         replica: &ReplicaRef,
         ctx: &ReplicaContext<'_>,
     ) -> Result<ReplicaResult, DriverError> {
-        self.create_replica_impl(replica, ctx).await
+        let result = self.create_replica_impl(replica, ctx).await?;
+        // Manila hands the share's rules (already cast to read-only for a readable
+        // secondary) to `create_replica` for the driver to apply: record them as
+        // `update_access` would, so the new replica's export admits the same clients.
+        let instance = self.instance(&replica.instance)?;
+        let (rules, proto) = (
+            ctx.access_rules.to_vec(),
+            replica.instance.share_proto.clone(),
+        );
+        blocking(move || update_access(&instance, &proto, &rules, &[], &[]).map(|_| ())).await?;
+        self.replica_exported(replica, result, false).await
     }
 
     async fn delete_replica(&self, replica: &ReplicaRef) -> Result<(), DriverError> {
         let instance = self.instance(&replica.instance)?;
+        self.unexport(&instance.id);
         blocking(move || delete(&instance)).await
     }
 
@@ -806,7 +873,10 @@ impl ShareDriver for LocalDriver {
         ctx: &ReplicaContext<'_>,
         quiesce_wait: Option<Duration>,
     ) -> Result<ReplicaResult, DriverError> {
-        self.promote_replica_impl(replica, ctx, quiesce_wait).await
+        let result = self
+            .promote_replica_impl(replica, ctx, quiesce_wait)
+            .await?;
+        self.replica_exported(replica, result, false).await
     }
 
     async fn update_replica_state(
@@ -814,7 +884,8 @@ impl ShareDriver for LocalDriver {
         replica: &ReplicaRef,
         ctx: &ReplicaContext<'_>,
     ) -> Result<ReplicaResult, DriverError> {
-        self.update_replica_state_impl(replica, ctx).await
+        let result = self.update_replica_state_impl(replica, ctx).await?;
+        self.replica_exported(replica, result, true).await
     }
 
     async fn create_snapshot(&self, snapshot: &SnapshotRef) -> Result<SnapshotResult, DriverError> {
@@ -826,7 +897,20 @@ impl ShareDriver for LocalDriver {
     }
 
     async fn revert_to_snapshot(&self, snapshot: &SnapshotRef) -> Result<(), DriverError> {
-        self.revert_to_snapshot_impl(snapshot).await
+        self.revert_to_snapshot_impl(snapshot).await?;
+        // The tree was replaced under the server: handles of changed files go stale, the
+        // quota's usage is measured again, and the secondaries walk (the journal starts over).
+        let instance = self.instance(&snapshot.share_instance)?;
+        if let Some(journal) = self.journal_of(&instance.id) {
+            let reset = blocking(move || {
+                journal
+                    .reset()
+                    .map_err(|e| io_error(e, "resetting a change journal".to_owned()))
+            });
+            reset.await?;
+        }
+        self.refresh_export(&instance).await?;
+        self.recount_usage(&instance).await
     }
 
     async fn create_share_from_snapshot(
@@ -834,7 +918,12 @@ impl ShareDriver for LocalDriver {
         share: &ShareInstanceRef,
         snapshot: &SnapshotRef,
     ) -> Result<Vec<ExportLocation>, DriverError> {
-        self.create_share_from_snapshot_impl(share, snapshot).await
+        let locations = self
+            .create_share_from_snapshot_impl(share, snapshot)
+            .await?;
+        let instance = self.instance(share)?;
+        self.refresh_export(&instance).await?;
+        Ok(self.present(&instance.id, locations))
     }
 
     async fn snapshot_update_access(
@@ -894,10 +983,16 @@ impl ShareDriver for LocalDriver {
         driver_options: &BTreeMap<String, String>,
     ) -> Result<ManageResult, DriverError> {
         ignore_driver_options(driver_options);
-        self.manage_existing_impl(share, export_path).await
+        let mut managed = self.manage_existing_impl(share, export_path).await?;
+        let instance = self.instance(share)?;
+        self.refresh_export(&instance).await?;
+        managed.export_locations = self.present(&instance.id, managed.export_locations);
+        Ok(managed)
     }
 
     async fn unmanage(&self, share: &ShareInstanceRef) -> Result<(), DriverError> {
+        // shoal stops serving the share; its data stays where it is.
+        self.unexport(&share.id);
         self.unmanage_impl(share).await
     }
 }

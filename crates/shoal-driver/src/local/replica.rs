@@ -27,9 +27,11 @@
 //! retried after a crash finishes the job.
 //!
 //! Quiescing: promotion writes `<pool>/shares/<active-id>.quiesced` when the active lives in
-//! one of this driver's pools. Nothing serves a local share to clients yet, so there are no
-//! writers to drain and `quiesce_wait` is not waited for; the NFS data plane will refuse
-//! writes to a quiesced share and acknowledge within that bound.
+//! one of this driver's pools, and the NFS data plane then refuses new writes to it
+//! (`NFS3ERR_JUKEBOX`: clients retry) and waits, at most `quiesce_wait`, for the writes under
+//! way; only then does the final sync start. A failed promotion lifts both. An active on
+//! another node is not quiesced (its node is not asked): the final sync there reads a share
+//! that may still take writes.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -42,10 +44,11 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Instance, LocalDriver, Role, SYNC_PAUSE_DEFAULT, blocking, io_error, location_path, read_json,
-    write_json,
+    Instance, LOCAL_SCHEME, LocalDriver, Role, SYNC_PAUSE_DEFAULT, blocking, io_error,
+    location_path, read_json, write_json,
 };
 use crate::fsutil;
+use crate::replication::journal::{ChangeJournal, Cursor, Since};
 use crate::replication::transport::PeerClient;
 use crate::replication::{ReplicaDir, SyncError, SyncOptions, SyncReport};
 use crate::{
@@ -53,11 +56,12 @@ use crate::{
     SyncRecord, check_protocol,
 };
 
+/// How long a promotion waits for the writes under way on the active to finish, when the
+/// request gives no `quiesce_wait_time`.
+pub(crate) const QUIESCE_WAIT_DEFAULT: Duration = Duration::from_secs(10);
+
 /// Failed syncs in a row after which a secondary is reported in `error`.
 pub(crate) const FAILED_SYNCS_FOR_ERROR: u32 = 3;
-
-/// Scheme of every export location of the local driver.
-const LOCAL_SCHEME: &str = "local://";
 
 /// Contents of `replicas/<id>.state.json`.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -69,6 +73,13 @@ struct ReplicaBook {
     last_clean_source_point: Option<DateTime<Utc>>,
     /// Syncs that failed in a row because the active was unreachable.
     consecutive_failures: u32,
+    /// Position in the active's change journal that the published version reflects: the
+    /// next sync looks only at the paths recorded since (see [`sync_secondary`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    journal_cursor: Option<Cursor>,
+    /// When the last sync that walked the whole source started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_walk: Option<DateTime<Utc>>,
 }
 
 impl ReplicaBook {
@@ -111,6 +122,10 @@ struct Job {
     replication_type: String,
     opts: SyncOptions,
     rpo: Duration,
+    /// Longest time between two syncs that walk the whole source (see [`sync_secondary`]).
+    verify_interval: Duration,
+    /// This sync walks the whole source whatever the journal says (an admin's resync).
+    full_sync: bool,
 }
 
 impl LocalDriver {
@@ -135,6 +150,8 @@ impl LocalDriver {
             replication_type: ctx.replication_type.to_owned(),
             opts: self.sync_options(ctx.replication_type),
             rpo: self.options.replication_rpo,
+            verify_interval: self.options.verify_interval,
+            full_sync: ctx.full_sync,
         }
     }
 
@@ -196,7 +213,10 @@ impl LocalDriver {
             )));
         }
         if host == self.info.host {
-            return Ok(SyncSource::Local(path));
+            return Ok(SyncSource::Local {
+                root: path,
+                journal: self.journal_of(active_id),
+            });
         }
         let Some(client) = &self.peers else {
             return Ok(SyncSource::Unavailable(format!(
@@ -292,16 +312,23 @@ impl LocalDriver {
         let instance = self.instance(&replica.instance)?;
         let active = ctx.active.filter(|a| a.instance.id != replica.instance.id);
         let source = active.map(|a| self.sync_source(replica, a)).transpose()?;
-        // (1) Quiesce the active when it is ours. No data plane serves it yet, so there
-        // are no writers to wait for: `quiesce_wait` bounds nothing today.
-        let _ = quiesce_wait;
+        // (1) Quiesce the active when it is ours: the marker survives a restart, the data
+        // plane refuses new writes (clients are told to retry) and the writes under way are
+        // waited for, at most `quiesce_wait`, so none is acknowledged after the final sync
+        // starts.
         let quiesced = active.and_then(|a| self.own_instance(a));
         if let Some(active_instance) = quiesced.clone() {
             let promoting = replica.instance.id.clone();
-            let marked = blocking(move || write_quiesced(&active_instance, &promoting)).await;
+            let marking = active_instance.clone();
+            let marked = blocking(move || write_quiesced(&marking, &promoting)).await;
             if let Err(err) = marked {
                 // The active's pool may be the very thing that failed: promote anyway.
                 tracing::warn!(share_instance.id = %replica.instance.id, error = %err, "could not quiesce the active replica: {err}");
+            }
+            let wait = quiesce_wait.unwrap_or(QUIESCE_WAIT_DEFAULT);
+            if let Err(err) = self.drain_writes(&active_instance, wait).await {
+                self.unquiesce(replica, active_instance).await;
+                return Err(err);
             }
         }
         let job = self.job(replica, ctx);
@@ -311,16 +338,48 @@ impl LocalDriver {
             && let Some(active_instance) = quiesced
         {
             // The active stays active: let it take writes again.
-            let unquiesce = blocking(move || {
-                fsutil::remove_any(&active_instance.shares.join(active_instance.quiesced_name()))
-                    .map_err(|e| io_error(e, "removing a quiesce marker".to_owned()))
-            })
-            .await;
-            if let Err(err) = unquiesce {
-                tracing::warn!(share_instance.id = %replica.instance.id, error = %err, "could not remove the quiesce marker of the active replica: {err}");
-            }
+            self.unquiesce(replica, active_instance).await;
         }
         result
+    }
+
+    /// Makes the data plane refuse writes to `active` and waits, at most `wait`, for the
+    /// writes under way to finish.
+    async fn drain_writes(&self, active: &Instance, wait: Duration) -> Result<(), DriverError> {
+        let Some(plane) = &self.nfs else {
+            return Ok(());
+        };
+        match tokio::time::timeout(wait, plane.exports.set_quiesced(&active.id, true)).await {
+            Ok(Ok(())) => Ok(()),
+            // Not exported (a CIFS share, an export that failed): no NFS writer to wait for.
+            Ok(Err(err)) => {
+                tracing::debug!(share_instance.id = %active.id, error = %err, "nothing to quiesce on the data plane: {err}");
+                Ok(())
+            }
+            Err(_) => Err(DriverError::Other(anyhow::anyhow!(
+                "the writes under way on active replica {} did not finish within the quiesce \
+                 wait time of {wait:?}",
+                active.id
+            ))),
+        }
+    }
+
+    /// Lets a still-active replica take writes again: removes its marker and refreshes its
+    /// export from that.
+    async fn unquiesce(&self, replica: &ReplicaRef, active: Instance) {
+        let unmarking = active.clone();
+        let unmarked = blocking(move || {
+            fsutil::remove_any(&unmarking.shares.join(unmarking.quiesced_name()))
+                .map_err(|e| io_error(e, "removing a quiesce marker".to_owned()))
+        })
+        .await;
+        let refreshed = match unmarked {
+            Ok(()) => self.refresh_export(&active).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = refreshed {
+            tracing::warn!(share_instance.id = %replica.instance.id, error = %err, "could not unquiesce the active replica: {err}");
+        }
     }
 }
 
@@ -368,8 +427,12 @@ fn check_source(source: &Path) -> Result<(), SyncError> {
 /// Where a secondary syncs from.
 #[derive(Debug, Clone)]
 enum SyncSource {
-    /// The active's data root on this host.
-    Local(PathBuf),
+    /// The active's data root on this host, with its change journal when this process
+    /// serves the active over NFS.
+    Local {
+        root: PathBuf,
+        journal: Option<Arc<ChangeJournal>>,
+    },
     /// The active's data root on another node, read through that node's endpoint.
     Peer {
         client: Arc<PeerClient>,
@@ -383,13 +446,64 @@ enum SyncSource {
     Unavailable(String),
 }
 
+/// The update of a secondary: when the active is served by this process, its change
+/// journal says what changed since the secondary's last sync and only that is looked at;
+/// otherwise, when the journal cannot say (a restart or reset since, another active), when
+/// asked (an admin's resync), and at least every `verify_interval` (changes made behind the
+/// data plane's back), the whole source is walked. The position taken before the sync becomes the new cursor: a change
+/// recorded after it is looked at again next time, one recorded before it was on disk when
+/// the sync started (the server records after the change, before answering).
+fn sync_secondary(
+    dir: &ReplicaDir,
+    source: &SyncSource,
+    book: &mut ReplicaBook,
+    job: &Job,
+) -> Result<SyncReport, SyncError> {
+    let SyncSource::Local {
+        root,
+        journal: Some(journal),
+    } = source
+    else {
+        book.journal_cursor = None;
+        let report = sync(dir, source, &job.opts)?;
+        book.last_walk = Some(report.started_at);
+        return Ok(report);
+    };
+    check_source(root)?;
+    let position = journal.position();
+    let verify_due = book.last_walk.is_none_or(|walked| {
+        Utc::now().signed_duration_since(walked)
+            >= TimeDelta::from_std(job.verify_interval).unwrap_or(TimeDelta::MAX)
+    });
+    let changed = match book.journal_cursor {
+        Some(cursor) if !verify_due && !job.full_sync => match journal.since(cursor) {
+            Ok(Since::Changed(paths)) => Some(paths),
+            Ok(Since::Unknown) => None,
+            Err(err) => {
+                tracing::warn!(journal = %journal.path().display(), error = %err, "reading the change journal failed: {err}; walking the source");
+                None
+            }
+        },
+        _ => None,
+    };
+    let report = match changed {
+        Some(paths) => dir.sync_changes_from(root, &paths, &job.opts)?,
+        None => dir.sync_from(root, &job.opts)?,
+    };
+    book.journal_cursor = Some(position);
+    if report.walked {
+        book.last_walk = Some(report.started_at);
+    }
+    Ok(report)
+}
+
 fn sync(
     dir: &ReplicaDir,
     source: &SyncSource,
     opts: &SyncOptions,
 ) -> Result<SyncReport, SyncError> {
     match source {
-        SyncSource::Local(root) => {
+        SyncSource::Local { root, .. } => {
             check_source(root)?;
             dir.sync_from(root, opts)
         }
@@ -480,6 +594,12 @@ fn secondary_locations(
     ])
 }
 
+/// The replication type a secondary was created with, `None` when its bookkeeping is gone
+/// (then it is not exported: a `dr` copy must never be served by mistake).
+pub(super) fn replication_type(instance: &Instance) -> Result<Option<String>, DriverError> {
+    Ok(read_book(instance)?.and_then(|book| book.replication_type))
+}
+
 /// `ensure_share` of a secondary: its export locations, by the replication type it was
 /// created with (the back end's when its bookkeeping was lost).
 pub(super) fn ensure_secondary(
@@ -527,6 +647,12 @@ pub(super) fn remove_secondary(instance: &Instance) -> Result<(), DriverError> {
 /// The record of a sync that read the source.
 fn record_of(report: &SyncReport) -> SyncRecord {
     let mut details = Vec::new();
+    if !report.walked {
+        details.push(format!(
+            "from the change journal: {} paths examined, no tree walk",
+            report.examined
+        ));
+    }
     if !report.published_new_version {
         details.push("nothing changed".to_owned());
     }
@@ -606,12 +732,13 @@ fn create_secondary(
         )));
     }
     ensure_replicas_dir(instance)?;
-    instance.write_meta(&job.share.share_id, job.share.size_gb, Role::Secondary)?;
+    instance.write_meta(&job.share, job.share.size_gb, Role::Secondary)?;
     let mut book = read_book(instance)?.unwrap_or_default();
     book.replication_type = Some(job.replication_type.clone());
     write_book(instance, &book)?;
     let dir = ReplicaDir::open(&instance.replica_root).map_err(|e| engine_error(instance, e))?;
-    let report = match sync(&dir, source, &job.opts) {
+    // The first sync walks; it also takes the journal cursor the next one starts from.
+    let report = match sync_secondary(&dir, source, &mut book, job) {
         Ok(report) => report,
         Err(err @ SyncError::SourceUnavailable { .. }) => {
             return Err(DriverError::SourceUnavailable(err.to_string()));
@@ -643,7 +770,7 @@ fn demote_if_needed(instance: &Instance, job: &Job) -> Result<bool, DriverError>
     let size_gb = instance.size_gb(&job.share, Role::Secondary)?;
     // The role goes first: a crash below leaves a secondary whose data is still in
     // `shares/<id>`, which the next update demotes again.
-    instance.write_meta(&job.share.share_id, size_gb, Role::Secondary)?;
+    instance.write_meta(&job.share, size_gb, Role::Secondary)?;
     if instance.replica_exists()? {
         let leftover =
             ReplicaDir::open(&instance.replica_root).map_err(|e| engine_error(instance, e))?;
@@ -663,14 +790,15 @@ fn demote_if_needed(instance: &Instance, job: &Job) -> Result<bool, DriverError>
     let published = dir
         .adopt(&instance.dir, &job.opts)
         .map_err(|e| engine_error(instance, e))?;
-    fsutil::remove_any(&instance.shares.join(instance.quiesced_name()))
-        .map_err(|e| pool_error(instance, e))?;
+    // The marker and the change journal of its time as the active go with the role.
+    for leftover in [instance.quiesced_name(), instance.journal_name()] {
+        fsutil::remove_any(&instance.shares.join(leftover)).map_err(|e| pool_error(instance, e))?;
+    }
     write_book(
         instance,
         &ReplicaBook {
             replication_type: Some(job.replication_type.clone()),
-            last_clean_source_point: None,
-            consecutive_failures: 0,
+            ..ReplicaBook::default()
         },
     )?;
     tracing::info!(share_instance.id = %instance.id, version = published.version, "demoted former active replica {} to a secondary (version {})", instance.id, published.version);
@@ -691,7 +819,7 @@ fn update_secondary(
     book.replication_type = Some(job.replication_type.clone());
     let started_at = Utc::now();
     let dir = ReplicaDir::open(&instance.replica_root).map_err(|e| engine_error(instance, e))?;
-    let (state, record) = match sync(&dir, source, &job.opts) {
+    let (state, record) = match sync_secondary(&dir, source, &mut book, job) {
         Ok(report) => (book.record_sync(&report, job.rpo), record_of(&report)),
         Err(err @ SyncError::SourceUnavailable { .. }) => {
             let state = book.record_failure(Utc::now(), job.rpo);
@@ -717,7 +845,7 @@ fn promote_secondary(
 ) -> Result<ReplicaResult, DriverError> {
     let finish = |sync: Option<SyncRecord>| -> Result<ReplicaResult, DriverError> {
         let size_gb = instance.size_gb(&job.share, Role::Active)?;
-        instance.write_meta(&job.share.share_id, size_gb, Role::Active)?;
+        instance.write_meta(&job.share, size_gb, Role::Active)?;
         for path in [
             instance.replicas.join(instance.state_name()),
             instance.shares.join(instance.quiesced_name()),
@@ -917,6 +1045,7 @@ pub(super) mod tests {
             active,
             replicas,
             access_rules: &[],
+            full_sync: false,
         }
     }
 

@@ -543,7 +543,7 @@ impl LocalDriver {
             let context = || format!("creating {}", instance.dir.display());
             engine::remove(&creating).map_err(snapshot_error)?;
             engine::copy_out(&source, &creating).map_err(snapshot_error)?;
-            instance.write_meta(&share.share_id, share.size_gb, Role::Active)?;
+            instance.write_meta(&share, share.size_gb, Role::Active)?;
             fs::rename(&creating, &instance.dir).map_err(|e| io_error(e, context()))?;
             fsutil::fsync_dir(&instance.shares).map_err(|e| io_error(e, context()))?;
             tracing::info!(share_instance.id = %instance.id, "created share instance {} from snapshot instance {snapshot_id}", instance.id);
@@ -734,7 +734,7 @@ impl LocalDriver {
                 let bytes = fsutil::tree_usage_bytes(&from)
                     .map_err(|e| io_error(e, format!("measuring {}", from.display())))?;
                 // The size goes first, as for a created share: a visible instance is sized.
-                instance.write_meta(&share.share_id, size_for(bytes), Role::Active)?;
+                instance.write_meta(&share, size_for(bytes), Role::Active)?;
                 let context = || format!("moving {} to {}", from.display(), instance.dir.display());
                 fs::rename(&from, &instance.dir).map_err(|e| io_error(e, context()))?;
                 if let Some(parent) = from.parent() {
@@ -750,7 +750,7 @@ impl LocalDriver {
                 Some(meta) => meta.size_gb.max(size_for(bytes)),
                 None => size_for(bytes),
             };
-            instance.write_meta(&share.share_id, size_gb, Role::Active)?;
+            instance.write_meta(&share, size_gb, Role::Active)?;
             Ok(ManageResult {
                 size_gb,
                 export_locations: LocalDriver::export_locations(&host, &instance)?,

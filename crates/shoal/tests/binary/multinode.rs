@@ -47,7 +47,7 @@ async fn share_in(v2: &str, zone: &str) -> serde_json::Value {
     .await
 }
 
-/// The directory of a share's (single) export location.
+/// The directory of a share's (single) `local://` export location.
 async fn share_dir(v2: &str, id: &str) -> std::path::PathBuf {
     let (status, body) = call(
         Method::GET,
@@ -57,9 +57,14 @@ async fn share_dir(v2: &str, id: &str) -> std::path::PathBuf {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let locations = body["export_locations"].as_array().unwrap();
+    let locations: Vec<&str> = body["export_locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["path"].as_str().filter(|p| p.starts_with("local://")))
+        .collect();
     assert_eq!(locations.len(), 1, "{body}");
-    local_path(locations[0]["path"].as_str().unwrap())
+    local_path(locations[0])
 }
 
 /// An API+scheduler node and two share nodes (the README's examples), each in its own

@@ -43,6 +43,9 @@ pub const API_PORT: u16 = 8786;
 /// Port of every node's replication endpoint (each node has its own address).
 pub const REPLICATION_PORT: u16 = 8787;
 
+/// Port every node's NFS server listens on, inside its own namespace (the standard one).
+pub const NFS_PORT: u16 = 2049;
+
 /// The cluster secret's file in the cluster's directory.
 const CLUSTER_SECRET: &str = "cluster-secret";
 
@@ -628,6 +631,7 @@ impl Cluster {
             "host = {host_name}\ndata_dir = {data_dir}\ndatabase_url = {url}\n\
              cluster_secret_file = {secret}\n\
              [api]\nlisten = \"{ip}:{API_PORT}\"\nauth_strategy = \"noauth\"\n\
+             [nfs]\nlisten = \"{ip}:{NFS_PORT}\"\n\
              [replication]\nlisten = \"{ip}:{REPLICATION_PORT}\"\n\
              advertise = \"{ip}:{REPLICATION_PORT}\"\n\
              [periodic]\nreport_interval = \"500ms\"\nservice_down_time = \"3s\"\n\
@@ -839,3 +843,6 @@ mod multinode;
 
 #[path = "replication.rs"]
 mod replication;
+
+#[path = "nfs_clients.rs"]
+mod nfs_clients;

@@ -188,7 +188,8 @@ impl Replicated {
             .as_array()
             .unwrap()
             .iter()
-            .map(|l| local_path(l["path"].as_str().unwrap()))
+            .filter_map(|l| l["path"].as_str().filter(|p| p.starts_with("local://")))
+            .map(local_path)
             .collect()
     }
 
