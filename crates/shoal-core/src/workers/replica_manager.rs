@@ -884,6 +884,11 @@ impl ReplicaManager {
                 return Ok(());
             }
         };
+        // Locations first: whoever sees the new state (a demoted active now `in_sync`) also
+        // finds the locations that go with it.
+        if let Some(locations) = result.export_locations {
+            self.replace_export_locations(id, locations).await?;
+        }
         if UPDATABLE_REPLICA_STATES.contains(&result.replica_state.as_str()) {
             let update = ShareInstanceUpdate {
                 replica_state: Some(Some(result.replica_state.clone())),
@@ -892,9 +897,6 @@ impl ReplicaManager {
             self.cas(id, &[status], update).await?;
         } else if !result.replica_state.is_empty() {
             warn!(share_replica.id = %id, reported = %result.replica_state, "replica {id} cannot be set to {} by an update", result.replica_state);
-        }
-        if let Some(locations) = result.export_locations {
-            self.replace_export_locations(id, locations).await?;
         }
         self.record_sync(id, Some(active), trigger, result.sync)
             .await;
