@@ -211,6 +211,18 @@ def local_path(export_path: str) -> Path:
     return Path(rest[slash:])
 
 
+def split_locations(rows: list[dict[str, Any]], instance_id: str) -> Path:
+    """An instance's export locations as an admin lists them: one NFS location
+    `<address>:/shares/<instance id>` for clients and one admin-only `local://<host><path>`
+    (where the data lives, which the replication reads). Checks both; returns the path."""
+    nfs = [r["path"] for r in rows if not r["path"].startswith("local://")]
+    local = [r["path"] for r in rows if r["path"].startswith("local://")]
+    require(len(nfs) == 1 and nfs[0].endswith(f":/shares/{instance_id}"),
+            f"expected one NFS location .../shares/{instance_id}, got {[r['path'] for r in rows]}")
+    require(len(local) == 1, f"expected one local:// location, got {[r['path'] for r in rows]}")
+    return local_path(local[0])
+
+
 def tree(root: Path) -> dict[str, str]:
     """Every entry below `root`: relative path → 'dir', 'link:<target>' or 'file:<sha256>'."""
     require(root.is_dir(), f"{root} is not a directory")
@@ -371,14 +383,18 @@ class E2E:
     def share_export_path(self, share_id: str) -> Path:
         rows = [norm(r) for r in self.admin.json("share", "export", "location", "list", share_id)]
         require(len(rows) >= 1, f"share {share_id} has no export location")
-        path = local_path(rows[0]["path"])
+        local = [r for r in rows if r["path"].startswith("local://")]
+        require(len(local) == 1, f"share {share_id}: export locations {[r['path'] for r in rows]}")
+        path = local_path(local[0]["path"])
+        require(any(r["path"].endswith(f":/shares/{path.name}") for r in rows),
+                f"share {share_id} has no NFS location: {[r['path'] for r in rows]}")
         self.pools.add(path.parent.parent)
         return path
 
     def replica_export_path(self, rid: str, version: str | None = None) -> Path:
         rows = [norm(r) for r in self.admin.json("share", "replica", "export", "location", "list", rid, version=version)]
         require(len(rows) >= 1, f"replica {rid} has no export location")
-        path = local_path(rows[0]["path"])
+        path = split_locations(rows, rid)
         self.pools.add(path.parent.parent.parent)
         return path
 
@@ -543,8 +559,8 @@ class E2E:
 
         def replica_exports() -> None:
             rows = [norm(r) for r in admin.json("share", "replica", "export", "location", "list", s["replica"])]
-            require(len(rows) == 1, f"{len(rows)} export locations")
-            path = local_path(rows[0]["path"])
+            require(len(rows) == 2, f"{len(rows)} export locations")
+            path = split_locations(rows, s["replica"])
             require(path.name == "current" and path.parent.name == s["replica"] and path.parent.parent.name == "replicas",
                     f"replica export path {path} is not .../replicas/{s['replica']}/current")
             shown = admin.json("share", "replica", "export", "location", "show", s["replica"], rows[0]["id"])
@@ -1100,10 +1116,10 @@ class E2E:
                                  ("availability_zone", "az2")):
                 require(shown.get(field) == value, f"instance show {field}={shown.get(field)!r}, expected {value!r}")
             rows = [norm(r) for r in admin.json("share", "instance", "export", "location", "list", s["snap_active"])]
-            require([local_path(r["path"]) for r in rows] == [s["snap_share_path"]],
+            require(split_locations(rows, s["snap_active"]) == s["snap_share_path"],
                     f"active instance export locations {[r['path'] for r in rows]}")
             rows = [norm(r) for r in admin.json("share", "instance", "export", "location", "list", s["snap_replica"])]
-            require([local_path(r["path"]) for r in rows] == [s["snap_replica_path"]],
+            require(split_locations(rows, s["snap_replica"]) == s["snap_replica_path"],
                     f"replica instance export locations {[r['path'] for r in rows]}")
 
         self.step("share instance list, show, export location list", instances, needs=("snap_replica",))

@@ -776,6 +776,7 @@ impl LocalDriver {
             for path in [
                 instance.shares.join(instance.access_name()),
                 instance.shares.join(instance.quiesced_name()),
+                instance.shares.join(instance.journal_name()),
                 instance.shares.join(instance.meta_name()),
             ] {
                 fsutil::remove_any(&path).map_err(|e| io_error(e, context()))?;
