@@ -320,6 +320,25 @@ impl LocalDriver {
     ) -> Result<(PathBuf, bool), DriverError> {
         let invalid =
             |why: String| DriverError::InvalidInput(format!("cannot manage {given:?}: {why}"));
+        // The NFS export location of an unmanaged instance, `<address>:/shares/<id>`: its
+        // directory stayed in this pool's `shares/` (Manila's manage takes a driver's export
+        // path).
+        let nfs_dir;
+        let given_nfs = given
+            .split_once(":/shares/")
+            .filter(|(host, id)| {
+                !host.is_empty() && !host.contains('/') && fsutil::is_canonical_uuid(id)
+            })
+            .map(|(_, id)| id);
+        let given = match given_nfs {
+            Some(id) => {
+                nfs_dir = pool.path.join("shares").join(id);
+                nfs_dir
+                    .to_str()
+                    .ok_or_else(|| invalid("the pool path is not valid UTF-8".to_owned()))?
+            }
+            None => given,
+        };
         let raw = match given.strip_prefix("local://") {
             Some(rest) => {
                 let slash = rest
