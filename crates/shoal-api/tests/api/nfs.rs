@@ -16,12 +16,18 @@ use nfs3_client::nfs3_types::nfs3::nfsstat3;
 
 /// Two local back ends (az1, az2) replicating `replication`; the share type `readable` has it.
 async fn nfs_app(replication: &'static str) -> TestApp {
+    nfs_app_with(replication, shoal_driver::LocalOptions::default()).await
+}
+
+/// [`nfs_app`] with the local back ends' `options`.
+async fn nfs_app_with(replication: &'static str, options: shoal_driver::LocalOptions) -> TestApp {
     let app = TestApp::builder()
         .with_local_backend("local1", "az1")
         .with_local_backend("local2", "az2")
         .configure(move |config| {
             for backend in &mut config.backends {
                 backend.replication_type = Some(replication.to_owned());
+                backend.local = Some(options.clone());
             }
         })
         .build()
@@ -438,20 +444,14 @@ async fn a_sync_after_writes_over_nfs_reads_the_journal_not_the_tree() {
 #[tokio::test]
 async fn the_verification_walk_catches_changes_behind_the_servers_back() {
     // Every sync verifies (walks the whole tree): the change made on disk is found.
-    let app = TestApp::builder()
-        .with_local_backend("local1", "az1")
-        .with_local_backend("local2", "az2")
-        .configure(|config| {
-            for backend in &mut config.backends {
-                backend.local = Some(shoal_driver::LocalOptions {
-                    verify_interval: std::time::Duration::ZERO,
-                    ..shoal_driver::LocalOptions::default()
-                });
-            }
-        })
-        .build()
-        .await;
-    create_type(&app, "readable", json!({"replication_type": "readable"})).await;
+    let app = nfs_app_with(
+        "readable",
+        shoal_driver::LocalOptions {
+            verify_interval: std::time::Duration::ZERO,
+            ..shoal_driver::LocalOptions::default()
+        },
+    )
+    .await;
     let (active, secondary, mut client) = journaled_share(&app).await;
     client.write_file("through-nfs", b"seen").await.unwrap();
     std::fs::write(active_dir(&app, &active).await.join("unseen"), b"x").unwrap();

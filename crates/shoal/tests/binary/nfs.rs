@@ -54,6 +54,51 @@ async fn location(v2: &str, replica: &str) -> String {
     client[0]["path"].as_str().unwrap().to_owned()
 }
 
+/// Allows `ip 127.0.0.1 rw` on `share` and waits until the rule is active.
+async fn allow_this_host(v2: &str, share: &str) {
+    let (status, body) = call(
+        Method::POST,
+        &format!("{v2}/shares/{share}/action"),
+        "2.56",
+        Some(
+            json!({"allow_access": {"access_type": "ip", "access_to": "127.0.0.1",
+            "access_level": "rw"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rule = body["access"]["id"].as_str().unwrap().to_owned();
+    poll_until(
+        &format!("{v2}/share-access-rules/{rule}"),
+        "rule active",
+        |b| b["access"]["state"] == "active",
+    )
+    .await;
+}
+
+/// Adds a replica of `share` in az2 and waits until it is available and in_sync; its id.
+async fn replica_in_az2(v2: &str, share: &str) -> String {
+    let (status, body) = call(
+        Method::POST,
+        &format!("{v2}/share-replicas"),
+        "2.56",
+        Some(json!({"share_replica": {"share_id": share, "availability_zone": "az2"}})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let replica = body["share_replica"]["id"].as_str().unwrap().to_owned();
+    poll_until(
+        &format!("{v2}/share-replicas/{replica}"),
+        "replica in_sync",
+        |b| {
+            b["share_replica"]["status"] == "available"
+                && b["share_replica"]["replica_state"] == "in_sync"
+        },
+    )
+    .await;
+    replica
+}
+
 /// Fresh `shoal serve`: allow `ip 127.0.0.1 rw`, write a file with `nfs-cp` to the share's
 /// export location, see it on a readable replica's export after the next sync, and see that
 /// replica refuse a write.
@@ -76,24 +121,7 @@ async fn nfs_cp_writes_a_share_and_a_readable_replica_serves_it_read_only() {
     let v2 = format!("{}/v2", served.base);
     let (share, active) = readable_share_in_az1(&v2).await;
 
-    let (status, body) = call(
-        Method::POST,
-        &format!("{v2}/shares/{share}/action"),
-        "2.56",
-        Some(
-            json!({"allow_access": {"access_type": "ip", "access_to": "127.0.0.1",
-            "access_level": "rw"}}),
-        ),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let rule = body["access"]["id"].as_str().unwrap().to_owned();
-    poll_until(
-        &format!("{v2}/share-access-rules/{rule}"),
-        "rule active",
-        |b| b["access"]["state"] == "active",
-    )
-    .await;
+    allow_this_host(&v2, &share).await;
 
     let active_location = location(&v2, &active).await;
     assert_eq!(active_location, format!("127.0.0.1:/shares/{active}"));
@@ -109,24 +137,7 @@ async fn nfs_cp_writes_a_share_and_a_readable_replica_serves_it_read_only() {
     assert!(out.status.success(), "nfs-cp to the share: {out:?}");
 
     // A readable replica; then a second file, which only the next periodic sync carries.
-    let (status, body) = call(
-        Method::POST,
-        &format!("{v2}/share-replicas"),
-        "2.56",
-        Some(json!({"share_replica": {"share_id": share, "availability_zone": "az2"}})),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
-    let replica = body["share_replica"]["id"].as_str().unwrap().to_owned();
-    poll_until(
-        &format!("{v2}/share-replicas/{replica}"),
-        "replica in_sync",
-        |b| {
-            b["share_replica"]["status"] == "available"
-                && b["share_replica"]["replica_state"] == "in_sync"
-        },
-    )
-    .await;
+    let replica = replica_in_az2(&v2, &share).await;
     let second = dir.path().join("second.txt");
     std::fs::write(&second, "written after the replica was made\n").unwrap();
     let out = run(
@@ -203,36 +214,8 @@ async fn kill_9_with_writes_in_flight_loses_no_acknowledged_write() {
     let mut served = serve(&["--data-dir", &data_arg], &env);
     let v2 = format!("{}/v2", served.base);
     let (share, active) = readable_share_in_az1(&v2).await;
-    let (status, body) = call(
-        Method::POST,
-        &format!("{v2}/shares/{share}/action"),
-        "2.56",
-        Some(json!({"allow_access": {"access_type": "ip", "access_to": "127.0.0.1"}})),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let rule = body["access"]["id"].as_str().unwrap().to_owned();
-    poll_until(
-        &format!("{v2}/share-access-rules/{rule}"),
-        "rule active",
-        |b| b["access"]["state"] == "active",
-    )
-    .await;
-    let (status, body) = call(
-        Method::POST,
-        &format!("{v2}/share-replicas"),
-        "2.56",
-        Some(json!({"share_replica": {"share_id": share, "availability_zone": "az2"}})),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
-    let replica = body["share_replica"]["id"].as_str().unwrap().to_owned();
-    poll_until(
-        &format!("{v2}/share-replicas/{replica}"),
-        "replica in_sync",
-        |b| b["share_replica"]["replica_state"] == "in_sync",
-    )
-    .await;
+    allow_this_host(&v2, &share).await;
+    let replica = replica_in_az2(&v2, &share).await;
 
     let active_path = format!("/shares/{active}");
     let mut writer = NfsMount::mount(served.nfs_addr(), &active_path)
