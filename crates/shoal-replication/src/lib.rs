@@ -628,6 +628,45 @@ impl ReplicaDir {
         let source_point = Utc::now();
         let racy_limit = ts_from_nanos(ts_nanos(scan_start) - opts.racy_window.as_nanos() as i128);
 
+        // Nothing listed and nothing the last sync could not vouch for: the published
+        // version is the source, without building its listing or comparing 20,000 entries.
+        if let (Scan::Changes { paths: &[], .. }, Some(m), Some(version)) =
+            (scan, &pub_manifest, layout.published)
+            && m.entries
+                .iter()
+                .all(|e| e.flags & (FLAG_RACY | FLAG_DIRTY) == 0)
+        {
+            self.advance_state(&State {
+                version,
+                source_point,
+                clean: true,
+            })?;
+            phases.mark("state");
+            phases.finish("unchanged");
+            return Ok(SyncReport {
+                source_point,
+                started_at,
+                finished_at: Utc::now(),
+                version,
+                published_new_version: false,
+                files_total: m.entries.len().saturating_sub(1) as u64,
+                bytes_total: m
+                    .entries
+                    .iter()
+                    .filter(|e| e.kind == Kind::File)
+                    .map(|e| e.size)
+                    .sum(),
+                files_transferred: 0,
+                bytes_transferred: 0,
+                files_deleted: 0,
+                files_renamed: 0,
+                tampered: 0,
+                clean: true,
+                wire_bytes: source.wire_bytes(),
+                walked: false,
+                examined: 0,
+            });
+        }
         let pub_path = layout.published.map(|v| self.version_path(v));
         let unavailable = |e: walk::WalkError| SyncError::SourceUnavailable {
             path: e.path,
@@ -725,6 +764,8 @@ impl ReplicaDir {
         let tampered_paths = tampered.clone().unwrap_or_default();
         let (stg, base) = self.prepare_staging(&layout, pub_manifest.as_ref(), &tampered_paths)?;
         phases.mark("staging");
+        let mut tampered_sorted = tampered_paths.clone();
+        tampered_sorted.sort_unstable();
         let build = Build {
             src: source,
             stg: &stg,
@@ -732,14 +773,25 @@ impl ReplicaDir {
             racy_limit,
             base_read_only: base.read_only,
             base_block_size: base.block_size,
+            // Only a published version the tamper check could vouch for.
+            published: match (&pub_path, &pub_manifest, &tampered) {
+                (Some(root), Some(manifest), Some(_)) => Some(PublishedVersion {
+                    root: root.as_path(),
+                    manifest,
+                    tampered: &tampered_sorted,
+                }),
+                _ => None,
+            },
             entries_written: AtomicU64::new(0),
             files_transferred: AtomicU64::new(0),
             bytes_transferred: AtomicU64::new(0),
             unclean: AtomicBool::new(src.vanished > 0),
         };
         let built = build.run(&src, base.entries, &mut phases)?;
-
         let clean = !build.unclean.load(Ordering::Relaxed);
+        let files_transferred = build.files_transferred.load(Ordering::Relaxed);
+        let bytes_transferred = build.bytes_transferred.load(Ordering::Relaxed);
+
         let version = layout.published.map_or(1, |v| v + 1);
         let manifest = Manifest {
             read_only: opts.read_only,
@@ -816,8 +868,8 @@ impl ReplicaDir {
             published_new_version: true,
             files_total,
             bytes_total,
-            files_transferred: build.files_transferred.load(Ordering::Relaxed),
-            bytes_transferred: build.bytes_transferred.load(Ordering::Relaxed),
+            files_transferred,
+            bytes_transferred,
             files_deleted: built.deleted,
             files_renamed: built.renamed,
             tampered: tampered_count,
@@ -1554,6 +1606,17 @@ struct Built {
     renamed: u64,
 }
 
+/// The published version as a build sees it: a local copy of whatever it holds as the
+/// source still has it.
+struct PublishedVersion<'a> {
+    /// `v<N>`.
+    root: &'a Path,
+    /// Its manifest (entries sorted by path).
+    manifest: &'a Manifest,
+    /// Its entries changed behind the engine's back (sorted): never linked.
+    tampered: &'a [Vec<u8>],
+}
+
 /// One build of a staging tree into the next version.
 struct Build<'a> {
     src: &'a dyn Source,
@@ -1562,6 +1625,7 @@ struct Build<'a> {
     racy_limit: Ts,
     base_read_only: bool,
     base_block_size: u64,
+    published: Option<PublishedVersion<'a>>,
     entries_written: AtomicU64,
     files_transferred: AtomicU64,
     bytes_transferred: AtomicU64,
@@ -1790,9 +1854,29 @@ impl Build<'_> {
             };
             work.push((i, action));
         }
+        // The base is the version before the published one, so what the previous sync
+        // wrote differs from it too; the published version has those files as the source
+        // still has them, and a link costs no data (nor a request to a peer).
+        let mut linked = HashMap::new();
+        if self.published.is_some() {
+            let mut rest = Vec::with_capacity(work.len());
+            for (i, action) in work {
+                match action {
+                    Action::New | Action::Update => match self.link_published(&s[i])? {
+                        Some(outcome) => {
+                            linked.insert(i, outcome);
+                        }
+                        None => rest.push((i, action)),
+                    },
+                    Action::Verify | Action::Chmod => rest.push((i, action)),
+                }
+            }
+            work = rest;
+        }
         work.sort_by_key(|(i, _)| std::cmp::Reverse(s[*i].size));
         phases.mark("plan");
-        let outcomes = self.run_work(s, &b, &work)?;
+        let mut outcomes = self.run_work(s, &b, &work)?;
+        outcomes.extend(linked);
         phases.mark("copy");
 
         // Directory metadata, deepest first (a child's changes move its parent's mtime).
@@ -1876,6 +1960,75 @@ impl Build<'_> {
             deleted,
             renamed,
         })
+    }
+
+    /// Links the published version's copy of regular file `n` into the staging tree when
+    /// that copy is trusted to equal the source: its manifest entry has the source's size
+    /// and mtime and is neither racy, dirty nor tampered, and the inode on disk is still
+    /// the one the manifest names, with the mode the new version wants. The shared inode is
+    /// never written in place afterwards (see the module doc). `None`: copy it instead.
+    fn link_published(&self, n: &WalkEntry) -> Result<Option<Outcome>, SyncError> {
+        let Some(published) = &self.published else {
+            return Ok(None);
+        };
+        if n.kind != Kind::File
+            || published.manifest.block_size != self.opts.block_size as u64
+            || published
+                .tampered
+                .binary_search_by(|t| t.as_slice().cmp(&n.path))
+                .is_ok()
+        {
+            return Ok(None);
+        }
+        let entries = &published.manifest.entries;
+        let Ok(at) = entries.binary_search_by(|e| e.path.as_slice().cmp(&n.path)) else {
+            return Ok(None);
+        };
+        let e = &entries[at];
+        if e.kind != Kind::File
+            || e.flags & (FLAG_RACY | FLAG_DIRTY) != 0
+            || e.size != n.size
+            || e.mtime != n.mtime
+        {
+            return Ok(None);
+        }
+        let from = abs(published.root, &n.path);
+        let Ok(meta) = fs::symlink_metadata(&from) else {
+            return Ok(None);
+        };
+        if !meta.is_file()
+            || meta.ino() != e.rep_ino
+            || meta.len() != n.size
+            || walk::ts_mtime(&meta) != n.mtime
+            || meta.mode() & 0o7777 != self.want_mode(n)
+        {
+            return Ok(None);
+        }
+        let dp = abs(self.stg, &n.path);
+        match fs::remove_file(&dp) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                return Err(SyncError::Io {
+                    path: dp,
+                    source: err,
+                });
+            }
+            _ => {}
+        }
+        if fs::hard_link(&from, &dp).is_err() {
+            // Too many links, another filesystem: a copy does the same job.
+            return Ok(None);
+        }
+        self.written()?;
+        Ok(Some(Outcome::Written(
+            Written {
+                size: e.size,
+                mtime: e.mtime,
+                rep_ino: e.rep_ino,
+                blocks: e.blocks.clone(),
+                bytes: 0,
+            },
+            false,
+        )))
     }
 
     /// A base entry kept as it is, with the source's current identity.

@@ -193,6 +193,52 @@ fn published_version_is_never_modified_by_later_syncs() {
 }
 
 #[test]
+fn what_the_previous_sync_wrote_is_linked_from_the_published_version_not_sent_again() {
+    let (tmp, src, rep) = setup();
+    rep.sync_from(&src, &opts()).unwrap();
+    write(&src.join("a/f0.txt"), &[b'q'; 300], 0o644, 500);
+    let r2 = rep.sync_from(&src, &opts()).unwrap();
+    assert_eq!((r2.version, r2.bytes_transferred), (2, 300), "{r2:?}");
+    let v2_ino = fs::metadata(tmp.path().join("replica/v2/a/f0.txt"))
+        .unwrap()
+        .ino();
+    // Sync 3 builds from v1, which lacks sync 2's change: f0 comes from v2 by a link.
+    write(&src.join("a/f10.txt"), b"ten", 0o644, 501);
+    let r3 = rep.sync_from(&src, &opts()).unwrap();
+    assert_eq!(r3.version, 3);
+    assert_eq!(
+        (r3.files_transferred, r3.bytes_transferred),
+        (1, 3),
+        "{r3:?}"
+    );
+    let v3 = tmp.path().join("replica/v3/a/f0.txt");
+    assert_eq!(fs::metadata(&v3).unwrap().ino(), v2_ino);
+    assert_same(&rep, &src);
+    // The shared inode is never written in place: sync 4 (staging = v2) replaces it, and
+    // the published v3 keeps its content.
+    write(&src.join("a/f0.txt"), &[b'r'; 300], 0o644, 502);
+    let r4 = rep.sync_from(&src, &opts()).unwrap();
+    assert_eq!(r4.version, 4);
+    assert_eq!(fs::read(&v3).unwrap(), vec![b'q'; 300]);
+    assert_same(&rep, &src);
+    // A published copy replaced behind the engine's back (another inode, same content)
+    // is tampered: sync 5 re-creates it and copies f0 from the source, not the link.
+    let v4 = tmp.path().join("replica/v4/a/f0.txt");
+    fs::set_permissions(v4.parent().unwrap(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::rename(&v4, tmp.path().join("aside")).unwrap();
+    fs::copy(tmp.path().join("aside"), &v4).unwrap();
+    set_mtime(&v4, old_time(502)).unwrap();
+    fs::set_permissions(&v4, fs::Permissions::from_mode(0o444)).unwrap();
+    fs::set_permissions(v4.parent().unwrap(), fs::Permissions::from_mode(0o550)).unwrap();
+    write(&src.join("a/f10.txt"), b"eleven", 0o644, 503);
+    let r5 = rep.sync_from(&src, &opts()).unwrap();
+    // f0 and its directory (whose mtime the replacement moved).
+    assert_eq!((r5.version, r5.tampered), (5, 2), "{r5:?}");
+    assert_eq!(r5.bytes_transferred, 300 + 6, "{r5:?}");
+    assert_same(&rep, &src);
+}
+
+#[test]
 fn racy_change_with_same_size_and_mtime_is_caught() {
     let (_tmp, src, rep) = setup();
     // A window far above the time this test takes, so "fresh" is racy however slow the

@@ -89,7 +89,7 @@ async fn create_and_wait(client: &reqwest::Client, base: &str) -> anyhow::Result
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

@@ -221,7 +221,7 @@ pub struct NfsResults {
 
 /// A connector that sets TCP_NODELAY, like the kernel's RPC client: a call must leave at
 /// once, not wait for the ACK of the previous one.
-struct NoDelay;
+pub(crate) struct NoDelay;
 
 impl Connector for NoDelay {
     type Connection = TokioIo<TcpStream>;
@@ -248,16 +248,16 @@ impl Connector for NoDelay {
     }
 }
 
-type Client = Nfs3Client<TokioIo<TcpStream>>;
+pub(crate) type Client = Nfs3Client<TokioIo<TcpStream>>;
 
 /// One mounted TCP connection.
-struct Stream {
-    nfs: Client,
-    root: nfs_fh3,
+pub(crate) struct Stream {
+    pub(crate) nfs: Client,
+    pub(crate) root: nfs_fh3,
 }
 
 /// Awaits one call with [`CALL_TIMEOUT`].
-async fn call<T, E: std::fmt::Display>(
+pub(crate) async fn call<T, E: std::fmt::Display>(
     what: &str,
     fut: impl Future<Output = Result<T, E>>,
 ) -> anyhow::Result<T> {
@@ -268,21 +268,21 @@ async fn call<T, E: std::fmt::Display>(
     }
 }
 
-fn ok<T, E>(what: &str, result: Nfs3Result<T, E>) -> anyhow::Result<T> {
+pub(crate) fn ok<T, E>(what: &str, result: Nfs3Result<T, E>) -> anyhow::Result<T> {
     match result {
         Nfs3Result::Ok(ok) => Ok(ok),
         Nfs3Result::Err((status, _)) => bail!("{what}: {status:?}"),
     }
 }
 
-fn dirop<'a>(dir: &nfs_fh3, name: &'a str) -> diropargs3<'a> {
+pub(crate) fn dirop<'a>(dir: &nfs_fh3, name: &'a str) -> diropargs3<'a> {
     diropargs3 {
         dir: dir.clone(),
         name: name.as_bytes().into(),
     }
 }
 
-fn mode(mode: u32) -> sattr3 {
+pub(crate) fn mode(mode: u32) -> sattr3 {
     sattr3 {
         mode: Nfs3Option::Some(mode),
         ..Default::default()
@@ -359,7 +359,7 @@ where
     first_err.map_or(Ok(()), Err)
 }
 
-async fn create(s: &mut Stream, dir: &nfs_fh3, name: &str) -> anyhow::Result<nfs_fh3> {
+pub(crate) async fn create(s: &mut Stream, dir: &nfs_fh3, name: &str) -> anyhow::Result<nfs_fh3> {
     let args = CREATE3args {
         where_: dirop(dir, name),
         how: createhow3::UNCHECKED(mode(0o644)),

@@ -87,6 +87,9 @@ pub enum BenchCommand {
     /// nfs-ganesha, nfs-ganesha-vfs, rpcbind): sequential write and read of a large file,
     /// create + write of small files, through the same client.
     Nfs(NfsArgs),
+    /// Replication lag of a readable secondary under a steady write load through NFS, on
+    /// an in-process node (embedded default: SQLite, two `local` back ends).
+    NfsLag(LagArgs),
     /// Serve `--dir` over NFSv3 (shoal-nfs) until killed (the shoal side of `bench nfs`).
     #[command(hide = true)]
     NfsServe {
@@ -310,6 +313,43 @@ impl From<NfsArgs> for crate::bench_nfs::NfsBench {
             file_size: a.file_size,
             streams: a.streams,
             runs: a.runs,
+        }
+    }
+}
+
+/// Settings of `shoal bench nfs-lag`.
+#[derive(Debug, Args, Clone, PartialEq)]
+pub struct LagArgs {
+    /// Scratch directory for the node's data (default: a temp dir under the current
+    /// directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Files of the replication benchmark's tree in the share before the load.
+    #[arg(long, default_value_t = 20_000)]
+    pub tree_files: usize,
+    /// Seconds the writer writes.
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
+    /// Files written per second.
+    #[arg(long, default_value_t = 20.0)]
+    pub rate: f64,
+    /// Size of each written file (at most 1 MiB).
+    #[arg(long, default_value = "64KiB", value_parser = crate::bench_nfs::parse_size)]
+    pub file_size: u64,
+    /// Milliseconds between two looks of the reader at the secondary.
+    #[arg(long, default_value_t = 10)]
+    pub poll_ms: u64,
+}
+
+impl From<LagArgs> for crate::bench_lag::LagBench {
+    fn from(a: LagArgs) -> Self {
+        Self {
+            dir: a.dir,
+            tree_files: a.tree_files,
+            duration: std::time::Duration::from_secs(a.seconds),
+            rate: a.rate,
+            file_size: a.file_size,
+            poll: std::time::Duration::from_millis(a.poll_ms),
         }
     }
 }
@@ -585,6 +625,37 @@ mod tests {
         assert_eq!(dir, PathBuf::from("/e"));
         assert_eq!(listen, "10.78.0.1:12049".parse::<SocketAddr>().unwrap());
         assert_eq!(client, "10.78.0.0/24");
+    }
+
+    #[test]
+    fn bench_nfs_lag_flags_parse() {
+        let cli = Cli::parse_from([
+            "shoal",
+            "bench",
+            "nfs-lag",
+            "--tree-files",
+            "100",
+            "--seconds",
+            "5",
+            "--rate",
+            "50",
+            "--file-size",
+            "4KiB",
+            "--poll-ms",
+            "5",
+        ]);
+        let Command::Bench {
+            command: BenchCommand::NfsLag(args),
+        } = cli.command
+        else {
+            panic!("bench nfs-lag expected")
+        };
+        let settings = crate::bench_lag::LagBench::from(args);
+        assert_eq!(settings.tree_files, 100);
+        assert_eq!(settings.duration, std::time::Duration::from_secs(5));
+        assert_eq!((settings.rate, settings.file_size), (50.0, 4096));
+        assert_eq!(settings.poll, std::time::Duration::from_millis(5));
+        assert!(Cli::try_parse_from(["shoal", "bench", "nfs-lag", "--rate", "fast"]).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod bench_api_nodes;
+pub mod bench_lag;
 pub mod bench_nfs;
 pub mod bench_peer;
 pub mod bench_replication;

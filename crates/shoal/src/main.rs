@@ -118,6 +118,13 @@ async fn main() -> anyhow::Result<()> {
             shoal::bench_peer::print(&results);
         }
         Command::Bench {
+            command: BenchCommand::NfsLag(args),
+        } => {
+            let settings = shoal::bench_lag::LagBench::from(args);
+            let results = shoal::bench_lag::run(&settings).await?;
+            shoal::bench_lag::print(&settings, &results);
+        }
+        Command::Bench {
             command: BenchCommand::Nfs(args),
         } => {
             let settings = shoal::bench_nfs::NfsBench::from(args);
