@@ -24,6 +24,10 @@
 //!    next version: only what differs from its manifest is written (renames detected by source
 //!    inode are renamed, large files get block deltas, the rest is copied with
 //!    `copy_file_range` on two threads). Entries flagged dirty or tampered are re-created.
+//!    A file the retired version lacks but the published one holds as the source still
+//!    has it (what the previous sync wrote: same size and mtime, not racy, dirty or
+//!    tampered, the inode its manifest names) is hard-linked from the published version
+//!    instead of read from the source again; for a peer source that saves the transfer.
 //! 5. Publish with as few syncs as durability needs: the manifest and `state.json` are
 //!    written to `.tmp` names, one `syncfs` makes them and the whole staging tree durable,
 //!    then rename manifest and staging -> `v<N+1>`, fsync(root) (the version exists under its
