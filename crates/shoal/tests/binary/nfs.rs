@@ -282,3 +282,38 @@ async fn kill_9_with_writes_in_flight_loses_no_acknowledged_write() {
         assert_eq!(got, content(*i), "f{i:05}");
     }
 }
+
+/// `shoal bench nfs-lag` on a small tree for two seconds: the benchmark's whole path (a node
+/// on the embedded default, a replica, NFS writes followed by the change follower) works and
+/// prints its table; the figures themselves are for docs/BENCHMARKS.md, not for tests.
+#[test]
+fn bench_nfs_lag_runs_and_reports_syncs_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(crate::BIN)
+        .args(["bench", "nfs-lag", "--tree-files", "50", "--seconds", "2"])
+        .args(["--rate", "10", "--file-size", "4KiB", "--dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = stdout
+        .lines()
+        .last()
+        .expect("a result row")
+        .split('|')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect::<Vec<_>>();
+    // entries, writes, rate, size, syncs, from the journal, p50, p99, max
+    assert_eq!(row.len(), 9, "{stdout}");
+    assert_eq!(row[1], "20", "{stdout}");
+    let syncs: usize = row[4].parse().unwrap();
+    let journal: usize = row[5].parse().unwrap();
+    assert!(syncs >= 1 && journal >= 1, "{stdout}");
+}
