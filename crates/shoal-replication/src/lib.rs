@@ -24,10 +24,11 @@
 //!    next version: only what differs from its manifest is written (renames detected by source
 //!    inode are renamed, large files get block deltas, the rest is copied with
 //!    `copy_file_range` on two threads). Entries flagged dirty or tampered are re-created.
-//!    A file the retired version lacks but the published one holds as the source still
-//!    has it (what the previous sync wrote: same size and mtime, not racy, dirty or
-//!    tampered, the inode its manifest names) is hard-linked from the published version
-//!    instead of read from the source again; for a peer source that saves the transfer.
+//!    A file below the delta threshold that the retired version lacks but the published
+//!    one holds as the source still has it (what the previous sync wrote: same size and
+//!    mtime, not racy, dirty or tampered, the inode its manifest names) is hard-linked from
+//!    the published version instead of read from the source again; for a peer source that
+//!    saves the transfer. Large files are not linked: they keep a copy per slot for deltas.
 //! 5. Publish with as few syncs as durability needs: the manifest and `state.json` are
 //!    written to `.tmp` names, one `syncfs` makes them and the whole staging tree durable,
 //!    then rename manifest and staging -> `v<N+1>`, fsync(root) (the version exists under its
@@ -1861,6 +1862,7 @@ impl Build<'_> {
         // The base is the version before the published one, so what the previous sync
         // wrote differs from it too; the published version has those files as the source
         // still has them, and a link costs no data (nor a request to a peer).
+        phases.mark("plan");
         let mut linked = HashMap::new();
         if self.published.is_some() {
             let mut rest = Vec::with_capacity(work.len());
@@ -1876,9 +1878,9 @@ impl Build<'_> {
                 }
             }
             work = rest;
+            phases.mark("link");
         }
         work.sort_by_key(|(i, _)| std::cmp::Reverse(s[*i].size));
-        phases.mark("plan");
         let mut outcomes = self.run_work(s, &b, &work)?;
         outcomes.extend(linked);
         phases.mark("copy");
@@ -1966,8 +1968,8 @@ impl Build<'_> {
         })
     }
 
-    /// Links the published version's copy of regular file `n` into the staging tree when
-    /// that copy is trusted to equal the source: its manifest entry has the source's size
+    /// Links the published version's copy of regular file `n` (below the delta threshold)
+    /// into the staging tree when that copy is trusted to equal the source: its manifest entry has the source's size
     /// and mtime and is neither racy, dirty nor tampered, and the inode on disk is still
     /// the one the manifest names, with the mode the new version wants. The shared inode is
     /// never written in place afterwards (see the module doc). `None`: copy it instead.
@@ -1975,7 +1977,10 @@ impl Build<'_> {
         let Some(published) = &self.published else {
             return Ok(None);
         };
+        // A large file keeps a copy of its own in each slot so block deltas patch it in
+        // place (see the module doc); a link would make the next delta duplicate it whole.
         if n.kind != Kind::File
+            || n.size >= self.opts.delta_threshold
             || published.manifest.block_size != self.opts.block_size as u64
             || published
                 .tampered

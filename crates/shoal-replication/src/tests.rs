@@ -197,22 +197,37 @@ fn what_the_previous_sync_wrote_is_linked_from_the_published_version_not_sent_ag
     let (tmp, src, rep) = setup();
     rep.sync_from(&src, &opts()).unwrap();
     write(&src.join("a/f0.txt"), &[b'q'; 300], 0o644, 500);
+    let mut big = big_data();
+    big[10] ^= 1;
+    write(&src.join("big.bin"), &big, 0o644, 500);
     let r2 = rep.sync_from(&src, &opts()).unwrap();
-    assert_eq!((r2.version, r2.bytes_transferred), (2, 300), "{r2:?}");
+    let block = 64 * 1024;
+    assert_eq!(
+        (r2.version, r2.bytes_transferred),
+        (2, 300 + block),
+        "{r2:?}"
+    );
     let v2_ino = fs::metadata(tmp.path().join("replica/v2/a/f0.txt"))
         .unwrap()
         .ino();
-    // Sync 3 builds from v1, which lacks sync 2's change: f0 comes from v2 by a link.
+    // Sync 3 builds from v1, which lacks sync 2's changes: f0 comes from v2 by a link; the
+    // large file keeps its own copy and gets the missing block as a delta.
     write(&src.join("a/f10.txt"), b"ten", 0o644, 501);
     let r3 = rep.sync_from(&src, &opts()).unwrap();
     assert_eq!(r3.version, 3);
     assert_eq!(
         (r3.files_transferred, r3.bytes_transferred),
-        (1, 3),
+        (2, 3 + block),
         "{r3:?}"
     );
     let v3 = tmp.path().join("replica/v3/a/f0.txt");
     assert_eq!(fs::metadata(&v3).unwrap().ino(), v2_ino);
+    let big_ino = |v: &str| {
+        fs::metadata(tmp.path().join(format!("replica/{v}/big.bin")))
+            .unwrap()
+            .ino()
+    };
+    assert_ne!(big_ino("v3"), big_ino("v2"));
     assert_same(&rep, &src);
     // The shared inode is never written in place: sync 4 (staging = v2) replaces it, and
     // the published v3 keeps its content.

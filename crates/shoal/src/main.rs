@@ -7,10 +7,23 @@ use shoal::server::{Server, load_policy, open_store};
 use tracing_subscriber::EnvFilter;
 
 /// `default` is the level when `RUST_LOG` is unset.
+/// Colour only for a person at a terminal: a log file or a pipe to journald would keep the
+/// escape codes, and `NO_COLOR` set to anything but the empty string turns it off
+/// (no-color.org).
+fn use_color(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 fn init_logging(default: &str) {
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let color = use_color(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(color)
         .with_writer(std::io::stderr);
     // RUST_LOG_FORMAT=json switches to structured logs for log shippers.
     if std::env::var("RUST_LOG_FORMAT").is_ok_and(|f| f == "json") {
@@ -180,4 +193,19 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::use_color;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_and_never_with_no_color() {
+        assert!(use_color(true, None));
+        assert!(use_color(true, Some(OsStr::new(""))));
+        assert!(!use_color(true, Some(OsStr::new("1"))));
+        assert!(!use_color(false, None));
+        assert!(!use_color(false, Some(OsStr::new("1"))));
+    }
 }

@@ -221,6 +221,14 @@ async fn serve_on_embedded_defaults_answers_and_stops_on_sigterm() {
         rest.iter().any(|l| l.contains("SIGTERM received")),
         "{rest:?}"
     );
+    // stderr is a pipe here, as with `shoal serve 2>file`: plain text, no colour codes.
+    let coloured: Vec<&String> = served
+        .startup_log
+        .iter()
+        .chain(&rest)
+        .filter(|l| l.contains('\u{1b}'))
+        .collect();
+    assert!(coloured.is_empty(), "{coloured:?}");
 }
 
 #[tokio::test]
