@@ -12,6 +12,10 @@
 //! any other operation. A replica that still has an unfinished update operation gets no
 //! second one, so a slow back end does not pile them up.
 //!
+//! Between passes, [`ReplicaUpdater::follow_changes`] queues the same operation for every
+//! secondary, on this node or another, of a share whose active changed through this node's
+//! NFS data plane (trigger `changes`); the operation is routed to the secondary's node.
+//!
 //! Tests call [`ReplicaUpdater::run_once`] instead of waiting for the interval.
 
 use std::collections::BTreeSet;
@@ -129,10 +133,12 @@ impl ReplicaUpdater {
         Ok(pending)
     }
 
-    /// Queues an update for each secondary on this node's back ends of the shares whose
-    /// active instance is in `actives` (ids of instances that changed through the data
-    /// plane). Returns the actives with a secondary whose update is still pending or
-    /// running: their changes may have come too late for it, so the caller asks again.
+    /// Queues an update for each secondary, on any node, of the shares whose active
+    /// instance is in `actives` (ids of instances that changed through this node's data
+    /// plane). Each operation goes to the node of its secondary (`ops::for_instance_host`),
+    /// whose workers claim it (woken by the database's notification on Postgres). Returns
+    /// the actives with a secondary whose update is still pending or running: their
+    /// changes may have come too late for it, so the caller asks again.
     pub async fn run_for_changes(
         &self,
         actives: &BTreeSet<String>,
@@ -157,14 +163,8 @@ impl ReplicaUpdater {
         let pending = self.pending_updates().await?;
         let mut retry = BTreeSet::new();
         let mut queued = 0;
-        for backend in &self.backends {
-            for instance in store
-                .list_share_instances_on_host(&backend.service_host)
-                .await?
-            {
-                let Some(active) = shares.get(&instance.share_id) else {
-                    continue;
-                };
+        for (share_id, active) in &shares {
+            for instance in store.list_share_instances(*share_id).await? {
                 if skips_update(&instance) {
                     continue;
                 }
@@ -185,7 +185,7 @@ impl ReplicaUpdater {
     }
 
     /// Follows the changes the data plane journals until cancelled: [`CHANGE_DEBOUNCE`]
-    /// after a change, the secondaries of the changed shares on this node are updated.
+    /// after a change, the secondaries of the changed shares (on any node) are updated.
     pub async fn follow_changes(
         self: Arc<Self>,
         journals: Arc<Journals>,

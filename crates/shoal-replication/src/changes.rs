@@ -8,6 +8,12 @@
 //! directories, whose mtimes move with every create, remove and rename), so the rest of the
 //! sync (compare, build, publish) is unchanged.
 //!
+//! It comes in two halves, so a secondary on another node shares the implementation:
+//! [`look`] needs the tree and runs where it is (this host for a local source, the active's
+//! node behind `POST /replication/v1/changes` for a peer); [`merge`] needs only the published
+//! manifest and runs on the secondary's node. What crosses between them is a list of
+//! [`Looked`] results, in path order (parents first).
+//!
 //! What it trusts and why that is safe: changes made behind the server's back are invisible
 //! here, so the caller must still run a full walk from time to time (the periodic
 //! verification) and whenever the change list may be incomplete. Entries the published
@@ -15,15 +21,27 @@
 //! sync could not vouch for them. A directory that appears in place of a non-directory (a
 //! directory renamed or created with content the list names only by its root) is walked,
 //! and only that subtree.
+//!
+//! Every path is resolved below the root with `openat2(RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS)`: a changed path whose parent has since become a symbolic link is
+//! gone from the tree (a walk would not descend into the link either), never looked at
+//! through the link.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::ffi::OsStr;
+use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::ffi::OsStringExt;
-use std::path::Path;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+
+use crate::journal::{ChangeJournal, Cursor, Since};
 use crate::manifest::{FLAG_DIRTY, FLAG_RACY, Kind, Manifest};
-use crate::walk::{WalkEntry, WalkError, WalkResult, abs, entry_of, walk_trees};
+use crate::walk::{WalkEntry, WalkError, WalkResult, entry_of, walk_trees};
 
 /// What building a listing from a change list looked at.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +50,26 @@ pub(crate) struct ChangeScan {
     pub looked_at: u64,
     /// Entries found by walking subtrees that appeared as a whole (a directory renamed in).
     pub walked: u64,
+}
+
+/// One result of looking at the tree, in the order [`merge`] applies them.
+#[derive(Debug, Clone)]
+pub(crate) enum Looked {
+    /// The path is gone (or a parent is no longer a directory): it and everything below it
+    /// leave the listing.
+    Gone(Vec<u8>),
+    /// A fifo, socket or device now: it and everything below leave the listing, and it is
+    /// reported as skipped.
+    Special(Vec<u8>),
+    /// The path as it is now. A directory the listing already had as one keeps its children.
+    Found(WalkEntry),
+    /// A directory new to the listing, replacing whatever was there; what lies below it
+    /// follows as [`Looked::Below`] and [`Looked::BelowSpecial`].
+    NewDir(WalkEntry),
+    /// An entry below the last [`Looked::NewDir`] (its path relative to the root).
+    Below(WalkEntry),
+    /// A special file below the last [`Looked::NewDir`].
+    BelowSpecial(Vec<u8>),
 }
 
 /// Removes `path` and everything below it from `map`, touching only those keys (a sorted
@@ -58,6 +96,11 @@ fn ancestors(path: &[u8]) -> impl Iterator<Item = &[u8]> {
     std::iter::once(&path[..0]).chain(cuts.map(move |i| &path[..i]))
 }
 
+/// Whether `path` lies strictly below `dir` (`dir` non-empty).
+fn strictly_below(path: &[u8], dir: &[u8]) -> bool {
+    path.len() > dir.len() && path.starts_with(dir) && path[dir.len()] == b'/'
+}
+
 /// A changed path as the journal gives it, made relative and plain: no leading or trailing
 /// `/`, no empty, `.` or `..` component (such a path could name something outside the tree,
 /// so it is refused rather than cleaned).
@@ -81,13 +124,157 @@ pub(crate) fn normalize(path: &[u8]) -> Option<Vec<u8>> {
     plain.then(|| trimmed.to_vec())
 }
 
-/// The source listing: `published` with every path of `changed` (and its parents) looked at
-/// again on the local tree `root`.
-pub(crate) fn listing(
+/// The entries of `published` the last sync could not vouch for (flagged racy or dirty):
+/// looked at again whatever the change list says.
+pub(crate) fn must_look(published: &Manifest) -> Vec<Vec<u8>> {
+    published
+        .entries
+        .iter()
+        .filter(|e| e.flags & (FLAG_RACY | FLAG_DIRTY) != 0)
+        .map(|e| e.path.clone())
+        .collect()
+}
+
+/// The directories of `published` (what [`look`] asks to tell a new directory from one the
+/// listing has).
+pub(crate) fn dirs_of(published: &Manifest) -> Vec<Vec<u8>> {
+    published
+        .entries
+        .iter()
+        .filter(|e| e.kind == Kind::Dir)
+        .map(|e| e.path.clone())
+        .collect()
+}
+
+/// The paths to look at: every changed and must-look path and all their parents, sorted
+/// (parents first).
+pub(crate) fn todo(changed: &[Vec<u8>], must: &[Vec<u8>]) -> BTreeSet<Vec<u8>> {
+    let mut todo: BTreeSet<Vec<u8>> = BTreeSet::new();
+    for path in changed.iter().chain(must) {
+        let Some(path) = normalize(path) else {
+            // Not a path of this tree: nothing to look at, and nothing to trust either, so
+            // the root is looked at (its listing is cheap) and the entry is ignored.
+            todo.insert(Vec::new());
+            continue;
+        };
+        for parent in ancestors(&path) {
+            todo.insert(parent.to_vec());
+        }
+        todo.insert(path);
+    }
+    todo
+}
+
+/// Opens `rel` below the directory `root` without following any symbolic link (a final
+/// link is opened itself, `O_PATH`). `None` when it is not there as a real path.
+fn open_nofollow(root: &File, rel: &[u8]) -> io::Result<Option<File>> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
+    let name: &OsStr = if rel.is_empty() {
+        OsStr::new(".")
+    } else {
+        OsStr::from_bytes(rel)
+    };
+    match openat2(root, name, how) {
+        Ok(fd) => Ok(Some(File::from(fd))),
+        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP | Errno::EXDEV) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Looks at every path of `todo` (sorted, parents first) in the tree `root`. `was_dir`
+/// says whether the listing being updated has a path as a directory; a directory it does
+/// not have is walked. Runs where the tree is.
+pub(crate) fn look(
     root: &Path,
-    published: &Manifest,
-    changed: &[Vec<u8>],
-) -> Result<(WalkResult, ChangeScan), WalkError> {
+    todo: &BTreeSet<Vec<u8>>,
+    was_dir: &dyn Fn(&[u8]) -> bool,
+) -> Result<(Vec<Looked>, ChangeScan), WalkError> {
+    let fail = |rel: &[u8], source: io::Error| WalkError {
+        path: crate::walk::abs(root, rel),
+        source,
+    };
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+        .open(root)
+        .map_err(|e| fail(b"", e))?;
+    let mut scan = ChangeScan::default();
+    let mut out = Vec::with_capacity(todo.len());
+    // The last directory walked whole: paths below it are covered by that walk.
+    let mut walked_dir: Option<&[u8]> = None;
+    for path in todo {
+        if walked_dir.is_some_and(|d| strictly_below(path, d)) {
+            continue;
+        }
+        scan.looked_at += 1;
+        let Some(file) = open_nofollow(&dir, path).map_err(|e| fail(path, e))? else {
+            if path.is_empty() {
+                return Err(fail(path, io::ErrorKind::NotFound.into()));
+            }
+            out.push(Looked::Gone(path.clone()));
+            continue;
+        };
+        let meta = file.metadata().map_err(|e| fail(path, e))?;
+        let target = if meta.file_type().is_symlink() {
+            match nix::fcntl::readlinkat(&file, "") {
+                Ok(t) => t.into_vec(),
+                Err(Errno::ENOENT) => {
+                    out.push(Looked::Gone(path.clone()));
+                    continue;
+                }
+                Err(err) => return Err(fail(path, err.into())),
+            }
+        } else {
+            Vec::new()
+        };
+        let Some(entry) = entry_of(path.clone(), &meta, target) else {
+            // A fifo, socket or device: never replicated.
+            out.push(Looked::Special(path.clone()));
+            continue;
+        };
+        if entry.kind != Kind::Dir || was_dir(path) {
+            out.push(Looked::Found(entry));
+            continue;
+        }
+        // A directory new to the listing: everything below it is new too. It is walked
+        // through the descriptor just opened, so the walk starts below the root.
+        let fd_path = PathBuf::from(format!("/proc/self/fd/{}/.", file.as_raw_fd()));
+        let walked = walk_trees(&[&fd_path], false)
+            .pop()
+            .expect("one result per root")
+            .map_err(|e| fail(path, e.source))?;
+        out.push(Looked::NewDir(entry));
+        let under = |rel: &[u8]| {
+            let mut p = path.clone();
+            p.push(b'/');
+            p.extend_from_slice(rel);
+            p
+        };
+        for mut e in walked.entries.into_iter().skip(1) {
+            e.path = under(&e.path);
+            scan.walked += 1;
+            out.push(Looked::Below(e));
+        }
+        out.extend(
+            walked
+                .specials
+                .iter()
+                .map(|s| Looked::BelowSpecial(under(s))),
+        );
+        walked_dir = Some(path);
+    }
+    Ok((out, scan))
+}
+
+/// The source listing: `published` with `looked` (from [`look`]) applied in order. Runs on
+/// the secondary's node.
+pub(crate) fn merge(published: &Manifest, looked: Vec<Looked>) -> WalkResult {
     let mut map: BTreeMap<Vec<u8>, WalkEntry> = published
         .entries
         .iter()
@@ -107,104 +294,105 @@ pub(crate) fn listing(
             )
         })
         .collect();
-    let mut todo: BTreeSet<Vec<u8>> = BTreeSet::new();
-    for path in changed {
-        let Some(path) = normalize(path) else {
-            // Not a path of this tree: nothing to look at, and nothing to trust either, so
-            // the root is looked at (its listing is cheap) and the entry is ignored.
-            todo.insert(Vec::new());
-            continue;
-        };
-        for parent in ancestors(&path) {
-            todo.insert(parent.to_vec());
-        }
-        todo.insert(path);
-    }
-    for e in &published.entries {
-        if e.flags & (FLAG_RACY | FLAG_DIRTY) != 0 {
-            for parent in ancestors(&e.path) {
-                todo.insert(parent.to_vec());
-            }
-            todo.insert(e.path.clone());
-        }
-    }
-    let mut scan = ChangeScan::default();
     let mut specials = Vec::new();
-    // Parents sort before their children, so a removed or replaced directory drops its
-    // subtree before anything below it is looked at.
-    for path in todo {
-        scan.looked_at += 1;
-        let full = abs(root, &path);
-        let meta = match fs::symlink_metadata(&full) {
-            Ok(meta) => meta,
-            Err(err)
-                if err.kind() == io::ErrorKind::NotFound
-                    || err.raw_os_error() == Some(nix::libc::ENOTDIR) =>
-            {
-                if path.is_empty() {
-                    return Err(WalkError {
-                        path: full,
-                        source: err,
-                    });
-                }
+    for item in looked {
+        match item {
+            Looked::Gone(path) => remove_subtree(&mut map, &path),
+            Looked::Special(path) => {
                 remove_subtree(&mut map, &path);
-                continue;
+                specials.push(path);
             }
-            Err(source) => return Err(WalkError { path: full, source }),
-        };
-        let target = if meta.file_type().is_symlink() {
-            match fs::read_link(&full) {
-                Ok(t) => t.into_os_string().into_vec(),
-                Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                    remove_subtree(&mut map, &path);
-                    continue;
+            Looked::Found(entry) => {
+                // A directory that was one keeps its children (their changes are listed on
+                // their own); anything else replaces the whole subtree.
+                let keeps_children = entry.kind == Kind::Dir
+                    && map.get(&entry.path).is_some_and(|e| e.kind == Kind::Dir);
+                if !keeps_children {
+                    remove_subtree(&mut map, &entry.path);
                 }
-                Err(source) => return Err(WalkError { path: full, source }),
+                map.insert(entry.path.clone(), entry);
             }
-        } else {
-            Vec::new()
-        };
-        let was_dir = map.get(&path).is_some_and(|e| e.kind == Kind::Dir);
-        let Some(entry) = entry_of(path.clone(), &meta, target) else {
-            // A fifo, socket or device: never replicated.
-            remove_subtree(&mut map, &path);
-            specials.push(path);
-            continue;
-        };
-        if entry.kind != Kind::Dir || !was_dir {
-            remove_subtree(&mut map, &path);
-        }
-        if entry.kind == Kind::Dir && !was_dir {
-            // A directory new to the listing: everything below it is new too.
-            let walked = walk_trees(&[&full], false)
-                .pop()
-                .expect("one result per root")?;
-            for mut e in walked.entries.into_iter().skip(1) {
-                let mut p = path.clone();
-                p.push(b'/');
-                p.extend_from_slice(&e.path);
-                e.path = p;
-                scan.walked += 1;
-                map.insert(e.path.clone(), e);
+            Looked::NewDir(entry) => {
+                remove_subtree(&mut map, &entry.path);
+                map.insert(entry.path.clone(), entry);
             }
-            specials.extend(walked.specials.into_iter().map(|s| {
-                let mut p = path.clone();
-                p.push(b'/');
-                p.extend_from_slice(&s);
-                p
-            }));
+            Looked::Below(entry) => {
+                map.insert(entry.path.clone(), entry);
+            }
+            Looked::BelowSpecial(path) => specials.push(path),
         }
-        map.insert(path, entry);
     }
     specials.sort_unstable();
-    Ok((
-        WalkResult {
-            entries: map.into_values().collect(),
-            specials,
-            vanished: 0,
-        },
-        scan,
-    ))
+    WalkResult {
+        entries: map.into_values().collect(),
+        specials,
+        vanished: 0,
+    }
+}
+
+/// What the side holding the tree answers a secondary that follows its change journal.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// The journal's position, taken before anything was looked at: a change recorded after
+    /// it is looked at by the next sync.
+    pub position: Cursor,
+    /// The paths changed since the requester's cursor, looked at; `None` when the journal
+    /// cannot say (no cursor, another journal, a restart or reset since): walk.
+    pub looked: Option<(Vec<Looked>, ChangeScan)>,
+}
+
+/// The active's half of a change-list sync, the same for a secondary on this host and one
+/// on another node: takes the journal's position, reads the paths recorded since `cursor`
+/// and looks at them (with `must` and every parent) in the tree `root`. `dirs` are the
+/// directories of the requester's published manifest.
+pub(crate) fn answer(
+    root: &Path,
+    journal: &ChangeJournal,
+    cursor: Option<Cursor>,
+    must: &[Vec<u8>],
+    dirs: &HashSet<Vec<u8>>,
+) -> Result<Answer, WalkError> {
+    let position = journal.position();
+    let Some(cursor) = cursor else {
+        return Ok(Answer {
+            position,
+            looked: None,
+        });
+    };
+    let changed = match journal.since(cursor) {
+        Ok(Since::Changed(paths)) => paths,
+        Ok(Since::Unknown) => {
+            return Ok(Answer {
+                position,
+                looked: None,
+            });
+        }
+        Err(err) => {
+            tracing::warn!(journal = %journal.path().display(), error = %err, "reading the change journal {} failed: {err}; the secondary walks the source", journal.path().display());
+            return Ok(Answer {
+                position,
+                looked: None,
+            });
+        }
+    };
+    let looked = look(root, &todo(&changed, must), &|p| dirs.contains(p))?;
+    Ok(Answer {
+        position,
+        looked: Some(looked),
+    })
+}
+
+/// The source listing: `published` with every path of `changed` (and its parents, and the
+/// entries it flags racy or dirty) looked at again on the local tree `root`.
+pub(crate) fn listing(
+    root: &Path,
+    published: &Manifest,
+    changed: &[Vec<u8>],
+) -> Result<(WalkResult, ChangeScan), WalkError> {
+    let todo = todo(changed, &must_look(published));
+    let dirs: HashSet<Vec<u8>> = dirs_of(published).into_iter().collect();
+    let (looked, scan) = look(root, &todo, &|p| dirs.contains(p))?;
+    Ok((merge(published, looked), scan))
 }
 
 #[cfg(test)]

@@ -344,16 +344,20 @@ fn show_path(path: &[u8]) -> String {
     String::from_utf8_lossy(path).into_owned()
 }
 
+/// The source listing of a change-list sync, or `None` when the sync must walk. It is given
+/// the published manifest (`None` before the first version, when the answer is ignored
+/// and the sync walks).
+type Lister<'a> = &'a dyn Fn(
+    Option<&Manifest>,
+) -> Result<Option<(WalkResult, changes::ChangeScan)>, walk::WalkError>;
+
 /// How a sync learns what the source holds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 enum Scan<'a> {
     /// Walk the source, and the published version for the tamper check.
     Walk,
-    /// The published manifest with `paths` of the local tree `root` looked at again.
-    Changes {
-        root: &'a Path,
-        paths: &'a [Vec<u8>],
-    },
+    /// Ask the lister first (right after the scan start is taken); walk when it says so.
+    Changes(Lister<'a>),
 }
 
 /// What `root` holds besides `current`.
@@ -585,14 +589,46 @@ impl ReplicaDir {
         changed: &[Vec<u8>],
         opts: &SyncOptions,
     ) -> Result<SyncReport, SyncError> {
-        self.sync_scan(
-            &LocalSource { root: source },
-            opts,
-            Scan::Changes {
-                root: source,
-                paths: changed,
-            },
-        )
+        let list = |published: Option<&Manifest>| {
+            published
+                .map(|m| changes::listing(source, m, changed))
+                .transpose()
+        };
+        self.sync_scan(&LocalSource { root: source }, opts, Scan::Changes(&list))
+    }
+
+    /// A sync from the local tree `source` that follows its change journal: with a `cursor`
+    /// the journal covers (and a published version), only the paths recorded since are
+    /// looked at, as [`Self::sync_changes_from`] does; otherwise the source is walked.
+    /// Returns the report and the journal's position taken before the source was looked at,
+    /// the cursor of the next sync.
+    pub fn sync_from_journal(
+        &self,
+        source: &Path,
+        journal: &journal::ChangeJournal,
+        cursor: Option<journal::Cursor>,
+        opts: &SyncOptions,
+    ) -> Result<(SyncReport, journal::Cursor), SyncError> {
+        let position = std::cell::Cell::new(None);
+        let list = |published: Option<&Manifest>| {
+            let must = published.map(changes::must_look).unwrap_or_default();
+            let dirs: HashSet<Vec<u8>> = published
+                .map(changes::dirs_of)
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            let cursor = cursor.filter(|_| published.is_some());
+            let answer = changes::answer(source, journal, cursor, &must, &dirs)?;
+            position.set(Some(answer.position));
+            Ok(published
+                .zip(answer.looked)
+                .map(|(m, (looked, scan))| (changes::merge(m, looked), scan)))
+        };
+        let report = self.sync_scan(&LocalSource { root: source }, opts, Scan::Changes(&list))?;
+        let position = position
+            .get()
+            .expect("a sync that succeeded asked its lister");
+        Ok((report, position))
     }
 
     /// One sync from any [`Source`]: this host's filesystem or a peer node.
@@ -677,13 +713,18 @@ impl ReplicaDir {
             path: e.path,
             source: e.source,
         };
-        let (src, pub_walk, examined, walked) = match (scan, &pub_manifest) {
-            (Scan::Changes { root, paths }, Some(m)) => {
-                let (src, looked) = changes::listing(root, m, paths).map_err(unavailable)?;
+        let listed = match scan {
+            Scan::Walk => None,
+            Scan::Changes(list) => list(pub_manifest.as_ref())
+                .map_err(unavailable)?
+                .filter(|_| pub_manifest.is_some()),
+        };
+        let (src, pub_walk, examined, walked) = match listed {
+            Some((src, looked)) => {
                 phases.mark("changes");
                 (src, None, looked.looked_at + looked.walked, false)
             }
-            _ => {
+            None => {
                 let (src, pub_walk) = source.walk_with(pub_path.as_deref());
                 let src = src.map_err(unavailable)?;
                 phases.mark("walk");

@@ -1,7 +1,9 @@
 //! Start-up and shutdown of a shoal node. Phases, each logged: open and migrate the store,
 //! set up the back ends of the share role, publish a first heartbeat and pool report (so the
 //! node is visible as soon as the listener accepts), start the periodic tasks, then bind the
-//! API. Shutdown is ordered: stop accepting HTTP, cancel the periodic tasks, wait for them.
+//! API. The replication endpoint is bound early (its address goes out with the first
+//! heartbeat) but serves once the back ends are set up, because its `changes` and
+//! `quiesce` requests reach into them and into the NFS data plane's journals. Shutdown is ordered: stop accepting HTTP, cancel the periodic tasks, wait for them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,12 +21,15 @@ use shoal_core::workers::share_manager::ShareManagerHandler;
 use shoal_core::workers::wakeups::RemoteWakeups;
 use shoal_core::{Config, Core};
 use shoal_driver::DataPlane;
+use shoal_driver::LocalDriver;
 use shoal_keystone::{KeystoneConfig, KeystoneValidator};
 use shoal_policy::Enforcer;
 use shoal_replication::peer_auth::ClusterKey;
 use shoal_replication::transport::server::FenceCheck;
 use shoal_replication::transport::tls;
-use shoal_replication::transport::{ClientOptions, PeerClient, RootPolicy, ServerState};
+use shoal_replication::transport::{
+    ClientOptions, PeerClient, QuiesceCall, QuiesceError, QuiesceHook, RootPolicy, ServerState,
+};
 use shoal_store::Store;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -205,17 +210,23 @@ struct Peers {
     client: Option<Arc<PeerClient>>,
     /// Where this node's endpoint is reached, published with the heartbeats.
     advertised: Option<String>,
+    /// This node's endpoint, bound but not serving until the back ends it needs exist
+    /// ([`serve_replication`]).
+    endpoint: Option<Endpoint>,
 }
 
-/// Loads the cluster secret, builds the peer client and, with `[replication] listen`, starts
-/// this node's replication endpoint serving the pools of its `local` back ends. Nothing when
-/// the node has no `local` back end.
-async fn replication_peers(
-    config: &Config,
-    store: Arc<dyn Store>,
-    cancel: &CancellationToken,
-    tasks: &TaskTracker,
-) -> anyhow::Result<Peers> {
+/// A bound replication endpoint waiting for its hooks.
+struct Endpoint {
+    listener: tokio::net::TcpListener,
+    tls: Option<tls::TlsAcceptor>,
+    state: ServerState,
+    bound: SocketAddr,
+}
+
+/// Loads the cluster secret, builds the peer client and, with `[replication] listen`, binds
+/// this node's replication endpoint serving the pools of its `local` back ends (it starts
+/// serving in [`serve_replication`]). Nothing when the node has no `local` back end.
+async fn replication_peers(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Peers> {
     let pools = shoal_core::drivers::local_pool_paths(config);
     if pools.is_empty() {
         return Ok(Peers::default());
@@ -241,6 +252,7 @@ async fn replication_peers(
     )
     .context("building the replication client")?;
     let mut advertised = None;
+    let mut endpoint = None;
     if let Some(listen) = r.listen {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -254,39 +266,103 @@ async fn replication_peers(
                 a
             }
         });
-        let state = Arc::new(
-            ServerState::new(
-                key,
-                i64::try_from(r.max_clock_skew.as_secs()).unwrap_or(i64::MAX),
-                RootPolicy::pools(pools),
-            )
-            .with_fence(active_fence(store, config.host.clone())),
-        );
-        let app = shoal_replication::transport::router(state);
-        let shutdown = cancel.clone();
-        let scheme = match (&r.tls_cert, &r.tls_key) {
-            (Some(cert), Some(key)) => {
-                let acceptor = tls::acceptor(&read(cert)?, &read(key)?)
-                    .context("setting up the replication endpoint's TLS")?;
-                let listener = tls::TlsListener::new(listener, acceptor);
-                tasks.spawn(serve_endpoint(listener, app, shutdown));
-                "https"
-            }
-            _ => {
-                tasks.spawn(serve_endpoint(listener, app, shutdown));
-                "http"
-            }
+        let state = ServerState::new(
+            key,
+            i64::try_from(r.max_clock_skew.as_secs()).unwrap_or(i64::MAX),
+            RootPolicy::pools(pools),
+        )
+        .with_fence(active_fence(store, config.host.clone()));
+        let tls = match (&r.tls_cert, &r.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                tls::acceptor(&read(cert)?, &read(key)?)
+                    .context("setting up the replication endpoint's TLS")?,
+            ),
+            _ => None,
         };
-        info!(
-            %bound,
-            advertised = advertised.as_deref().unwrap_or(""),
-            "replication endpoint listening on {scheme}://{bound}, advertised as {}",
-            advertised.as_deref().unwrap_or("")
-        );
+        endpoint = Some(Endpoint {
+            listener,
+            tls,
+            state,
+            bound,
+        });
     }
     Ok(Peers {
         client: Some(Arc::new(client)),
         advertised,
+        endpoint,
+    })
+}
+
+/// Starts serving the replication endpoint, once the back ends exist: `changes` reads the
+/// journals of the data plane (`journals`), `quiesce` and `unquiesce` go to the `local`
+/// back end holding the data root.
+fn serve_replication(
+    endpoint: Endpoint,
+    advertised: Option<&str>,
+    journals: Option<Arc<shoal_driver::Journals>>,
+    backends: &[shoal_core::drivers::Backend],
+    cancel: &CancellationToken,
+    tasks: &TaskTracker,
+) {
+    let Endpoint {
+        listener,
+        tls,
+        mut state,
+        bound,
+    } = endpoint;
+    if let Some(journals) = journals {
+        state = state.with_journals(Arc::new(move |id: &str| journals.get(id)));
+    }
+    let drivers: Vec<Arc<dyn shoal_driver::ShareDriver>> =
+        backends.iter().map(|b| b.driver.clone()).collect();
+    state = state.with_quiesce(quiesce_hook(drivers));
+    let app = shoal_replication::transport::router(Arc::new(state));
+    let shutdown = cancel.clone();
+    let scheme = match tls {
+        Some(acceptor) => {
+            let listener = tls::TlsListener::new(listener, acceptor);
+            tasks.spawn(serve_endpoint(listener, app, shutdown));
+            "https"
+        }
+        None => {
+            tasks.spawn(serve_endpoint(listener, app, shutdown));
+            "http"
+        }
+    };
+    info!(
+        %bound,
+        advertised = advertised.unwrap_or(""),
+        "replication endpoint listening on {scheme}://{bound}, advertised as {}",
+        advertised.unwrap_or("")
+    );
+}
+
+/// The endpoint's quiesce hook: the `local` back end whose pool holds the data root
+/// quiesces or unquiesces it, as it does for a promotion on this node.
+fn quiesce_hook(drivers: Vec<Arc<dyn shoal_driver::ShareDriver>>) -> QuiesceHook {
+    Arc::new(move |call: QuiesceCall| {
+        let drivers = drivers.clone();
+        Box::pin(async move {
+            let driver = drivers.iter().find_map(|d| {
+                d.as_any()
+                    .downcast_ref::<LocalDriver>()
+                    .filter(|local| local.has_active_at(&call.root))
+            });
+            let Some(driver) = driver else {
+                return Err(QuiesceError::Failed(format!(
+                    "{} is not an active share instance of this node",
+                    call.root.display()
+                )));
+            };
+            match call.wait {
+                Some(wait) => {
+                    driver
+                        .quiesce_active(&call.root, &call.promoting, wait)
+                        .await
+                }
+                None => driver.unquiesce_active(&call.root).await,
+            }
+        })
     })
 }
 
@@ -355,8 +431,8 @@ impl Server {
 
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let peers = if config.runs(Role::Share) {
-            replication_peers(&config, core.store.clone(), &cancel, &tasks).await?
+        let mut peers = if config.runs(Role::Share) {
+            replication_peers(&config, core.store.clone()).await?
         } else {
             Peers::default()
         };
@@ -383,6 +459,16 @@ impl Server {
                     backend.service_host,
                     backend.driver.driver_name(),
                     backend.config.availability_zone
+                );
+            }
+            if let Some(endpoint) = peers.endpoint.take() {
+                serve_replication(
+                    endpoint,
+                    peers.advertised.as_deref(),
+                    nfs.as_ref().map(|(_, plane)| plane.journals.clone()),
+                    &backends,
+                    &cancel,
+                    &tasks,
                 );
             }
             backends

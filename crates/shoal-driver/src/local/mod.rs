@@ -118,9 +118,9 @@ pub struct LocalOptions {
     #[serde(with = "humantime_serde")]
     pub sync_pause: Option<Duration>,
     /// Longest time between two syncs of a secondary that walk the whole active tree. In
-    /// between, a secondary whose active this node serves over NFS looks only at the paths
-    /// the active's change journal recorded; the walk finds changes made behind the data
-    /// plane's back.
+    /// between, a secondary whose active is served over NFS (by this node or another) looks
+    /// only at the paths the active's change journal recorded; the walk finds changes made
+    /// behind the data plane's back.
     #[serde(with = "humantime_serde")]
     pub verify_interval: Duration,
 }

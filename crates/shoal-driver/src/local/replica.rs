@@ -26,12 +26,23 @@
 //! after a promotion sends only differences. Every step is idempotent, so an operation
 //! retried after a crash finishes the job.
 //!
-//! Quiescing: promotion writes `<pool>/shares/<active-id>.quiesced` when the active lives in
-//! one of this driver's pools, and the NFS data plane then refuses new writes to it
-//! (`NFS3ERR_JUKEBOX`: clients retry) and waits, at most `quiesce_wait`, for the writes under
-//! way; only then does the final sync start. A failed promotion lifts both. An active on
-//! another node is not quiesced (its node is not asked): the final sync there reads a share
-//! that may still take writes.
+//! Following the active's change journal: a secondary keeps, in its book, its cursor in
+//! the active's change journal; each sync looks only at the paths recorded since, on this
+//! host directly or, for an active on another node, through that node's `changes` request
+//! (the same code looks at the paths in both cases, on the node holding the tree). It
+//! walks when the journal cannot say, when the periodic verification is due, on an
+//! admin's resync, and when the active keeps no journal (see [`sync_secondary`]).
+//!
+//! Quiescing: promotion quiesces the active first. On this node (the active lives in one
+//! of this driver's pools) it writes `<pool>/shares/<active-id>.quiesced`, and the NFS data
+//! plane then refuses new writes to it (`NFS3ERR_JUKEBOX`: clients retry) and waits, at
+//! most `quiesce_wait`, for the writes under way; only then does the final sync start. On
+//! another node the same is asked of that node through its replication endpoint
+//! (`quiesce`, answered by [`LocalDriver::quiesce_active`] there). Writes that do not
+//! finish in time fail the promotion, and a failed promotion lifts the quiesce (locally or
+//! with `unquiesce`). When the active's node cannot be reached (the disaster case: it is
+//! gone) or cannot quiesce, the promotion goes on without, which is logged: the final sync
+//! then reads a share that may still take writes, or the last published version.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -48,8 +59,8 @@ use super::{
     location_path, read_json, write_json,
 };
 use crate::fsutil;
-use crate::replication::journal::{ChangeJournal, Cursor, Since};
-use crate::replication::transport::PeerClient;
+use crate::replication::journal::{ChangeJournal, Cursor};
+use crate::replication::transport::{PeerClient, QuiesceError, QuiesceFailure};
 use crate::replication::{ReplicaDir, SyncError, SyncOptions, SyncReport};
 use crate::{
     DriverError, ExportLocation, ReplicaContext, ReplicaRef, ReplicaResult, ShareInstanceRef,
@@ -312,40 +323,87 @@ impl LocalDriver {
         let instance = self.instance(&replica.instance)?;
         let active = ctx.active.filter(|a| a.instance.id != replica.instance.id);
         let source = active.map(|a| self.sync_source(replica, a)).transpose()?;
-        // (1) Quiesce the active when it is ours: the marker survives a restart, the data
-        // plane refuses new writes (clients are told to retry) and the writes under way are
-        // waited for, at most `quiesce_wait`, so none is acknowledged after the final sync
-        // starts.
-        let quiesced = active.and_then(|a| self.own_instance(a));
-        if let Some(active_instance) = quiesced.clone() {
-            let promoting = replica.instance.id.clone();
-            let marking = active_instance.clone();
-            let marked = blocking(move || write_quiesced(&marking, &promoting)).await;
-            if let Err(err) = marked {
-                // The active's pool may be the very thing that failed: promote anyway.
-                tracing::warn!(share_instance.id = %replica.instance.id, error = %err, "could not quiesce the active replica: {err}");
+        // (1) Quiesce the active, on this node or on its own: the marker survives a restart,
+        // the data plane refuses new writes (clients are told to retry) and the writes under
+        // way are waited for, at most `quiesce_wait`, so none is acknowledged after the
+        // final sync starts.
+        let wait = quiesce_wait.unwrap_or(QUIESCE_WAIT_DEFAULT);
+        let promoting = &replica.instance.id;
+        let quiesced = match (active.and_then(|a| self.own_instance(a)), &source) {
+            (Some(active_instance), _) => {
+                if let Err(err) = self
+                    .quiesce_instance(&active_instance, promoting, wait)
+                    .await
+                {
+                    self.unquiesce_instance(&active_instance).await;
+                    return Err(DriverError::Other(anyhow::anyhow!("{err}")));
+                }
+                Some(Quiesced::Here(active_instance))
             }
-            let wait = quiesce_wait.unwrap_or(QUIESCE_WAIT_DEFAULT);
-            if let Err(err) = self.drain_writes(&active_instance, wait).await {
-                self.unquiesce(replica, active_instance).await;
-                return Err(err);
+            (None, Some(peer @ SyncSource::Peer { .. })) => {
+                match peer_quiesce(peer.clone(), promoting, Some(wait)).await? {
+                    Ok(()) => {
+                        tracing::info!(share_instance.id = %promoting, "the active replica's node quiesced it for the promotion of {promoting}");
+                        Some(Quiesced::Peer(peer.clone()))
+                    }
+                    Err(QuiesceFailure::TimedOut(why)) => {
+                        unquiesce_peer(peer.clone(), promoting).await;
+                        return Err(DriverError::Other(anyhow::anyhow!(
+                            "the active replica's node could not quiesce it: {why}"
+                        )));
+                    }
+                    Err(err) => {
+                        // The disaster case (the node is gone) or a node that cannot:
+                        // promote anyway, from whatever the final sync can still read.
+                        tracing::warn!(share_instance.id = %promoting, error = %err, "promoting {promoting} without quiescing the active replica: {err}");
+                        None
+                    }
+                }
             }
-        }
+            (None, Some(SyncSource::Unavailable(why))) => {
+                tracing::warn!(share_instance.id = %promoting, "promoting {promoting} without quiescing the active replica: {why}");
+                None
+            }
+            _ => None,
+        };
         let job = self.job(replica, ctx);
         let promote_instance = instance.clone();
         let result = blocking(move || promote_secondary(&promote_instance, &job, source)).await;
-        if result.is_err()
-            && let Some(active_instance) = quiesced
-        {
+        if result.is_err() {
             // The active stays active: let it take writes again.
-            self.unquiesce(replica, active_instance).await;
+            match quiesced {
+                Some(Quiesced::Here(active_instance)) => {
+                    self.unquiesce_instance(&active_instance).await;
+                }
+                Some(Quiesced::Peer(peer)) => unquiesce_peer(peer, promoting).await,
+                None => {}
+            }
         }
         result
     }
 
+    /// Quiesces `active` for the promotion of `promoting`: writes its marker (a failure is
+    /// logged, not fatal: the active's pool may be the very thing that failed), makes the
+    /// data plane refuse new writes and waits, at most `wait`, for the writes under way.
+    /// On [`QuiesceError::TimedOut`] the active stays quiesced until
+    /// [`Self::unquiesce_instance`].
+    async fn quiesce_instance(
+        &self,
+        active: &Instance,
+        promoting: &str,
+        wait: Duration,
+    ) -> Result<(), QuiesceError> {
+        let (marking, promoting_id) = (active.clone(), promoting.to_owned());
+        let marked = blocking(move || write_quiesced(&marking, &promoting_id)).await;
+        if let Err(err) = marked {
+            tracing::warn!(share_instance.id = %active.id, error = %err, "could not write the quiesce marker of {}: {err}", active.id);
+        }
+        self.drain_writes(active, wait).await
+    }
+
     /// Makes the data plane refuse writes to `active` and waits, at most `wait`, for the
     /// writes under way to finish.
-    async fn drain_writes(&self, active: &Instance, wait: Duration) -> Result<(), DriverError> {
+    async fn drain_writes(&self, active: &Instance, wait: Duration) -> Result<(), QuiesceError> {
         let Some(plane) = &self.nfs else {
             return Ok(());
         };
@@ -356,7 +414,7 @@ impl LocalDriver {
                 tracing::debug!(share_instance.id = %active.id, error = %err, "nothing to quiesce on the data plane: {err}");
                 Ok(())
             }
-            Err(_) => Err(DriverError::Other(anyhow::anyhow!(
+            Err(_) => Err(QuiesceError::TimedOut(format!(
                 "the writes under way on active replica {} did not finish within the quiesce \
                  wait time of {wait:?}",
                 active.id
@@ -364,21 +422,130 @@ impl LocalDriver {
         }
     }
 
+    /// The active instance whose data root is `root` (`<pool>/shares/<id>` of one of this
+    /// driver's pools), if there is one.
+    fn active_at(&self, root: &Path) -> Option<Instance> {
+        let id = root.file_name()?.to_str()?;
+        let shares = root.parent()?;
+        let pool = self.pools.iter().find(|p| {
+            let dir = p.path.join("shares");
+            dir == shares || fs::canonicalize(&dir).is_ok_and(|c| c == shares)
+        })?;
+        let instance = self
+            .instance(&ShareInstanceRef {
+                id: id.to_owned(),
+                share_id: String::new(),
+                pool: pool.name.clone(),
+                size_gb: 0,
+                share_proto: String::new(),
+            })
+            .ok()?;
+        matches!(instance.layout(), Ok(Some(Role::Active))).then_some(instance)
+    }
+
+    /// Whether the data root `root` is an active instance of this driver (the replication
+    /// endpoint picks the driver to quiesce it with).
+    pub fn has_active_at(&self, root: &Path) -> bool {
+        self.active_at(root).is_some()
+    }
+
+    /// Quiesces the active instance whose data root is `root` for the promotion of
+    /// `promoting` on another node (the replication endpoint's `quiesce`); the same steps
+    /// as a promotion on this node.
+    pub async fn quiesce_active(
+        &self,
+        root: &Path,
+        promoting: &str,
+        wait: Duration,
+    ) -> Result<(), QuiesceError> {
+        let active = self.active_at(root).ok_or_else(|| {
+            QuiesceError::Failed(format!(
+                "{} is not an active share instance of this node",
+                root.display()
+            ))
+        })?;
+        self.quiesce_instance(&active, promoting, wait).await
+    }
+
+    /// Lets the active instance whose data root is `root` take writes again (the
+    /// replication endpoint's `unquiesce`, after a promotion on another node failed).
+    pub async fn unquiesce_active(&self, root: &Path) -> Result<(), QuiesceError> {
+        let active = self.active_at(root).ok_or_else(|| {
+            QuiesceError::Failed(format!(
+                "{} is not an active share instance of this node",
+                root.display()
+            ))
+        })?;
+        self.lift_quiesce(&active)
+            .await
+            .map_err(|err| QuiesceError::Failed(err.to_string()))
+    }
+
     /// Lets a still-active replica take writes again: removes its marker and refreshes its
-    /// export from that.
-    async fn unquiesce(&self, replica: &ReplicaRef, active: Instance) {
+    /// export from that. Failures are logged.
+    async fn unquiesce_instance(&self, active: &Instance) {
+        if let Err(err) = self.lift_quiesce(active).await {
+            tracing::warn!(share_instance.id = %active.id, error = %err, "could not unquiesce the active replica {}: {err}", active.id);
+        }
+    }
+
+    async fn lift_quiesce(&self, active: &Instance) -> Result<(), DriverError> {
         let unmarking = active.clone();
-        let unmarked = blocking(move || {
+        blocking(move || {
             fsutil::remove_any(&unmarking.shares.join(unmarking.quiesced_name()))
                 .map_err(|e| io_error(e, "removing a quiesce marker".to_owned()))
         })
-        .await;
-        let refreshed = match unmarked {
-            Ok(()) => self.refresh_export(&active).await,
-            Err(err) => Err(err),
+        .await?;
+        self.refresh_export(active).await
+    }
+}
+
+/// The active a promotion quiesced.
+enum Quiesced {
+    /// In one of this driver's pools.
+    Here(Instance),
+    /// On another node (a [`SyncSource::Peer`]).
+    Peer(SyncSource),
+}
+
+/// Asks the node of the active `peer` (a [`SyncSource::Peer`]) to quiesce it (`wait`) or
+/// unquiesce it (`None`).
+async fn peer_quiesce(
+    peer: SyncSource,
+    promoting: &str,
+    wait: Option<Duration>,
+) -> Result<Result<(), QuiesceFailure>, DriverError> {
+    let promoting = promoting.to_owned();
+    blocking(move || {
+        let SyncSource::Peer {
+            client,
+            address,
+            root,
+            epoch,
+        } = &peer
+        else {
+            return Ok(Err(QuiesceFailure::Refused(
+                "the active replica is not on a peer node".to_owned(),
+            )));
         };
-        if let Err(err) = refreshed {
-            tracing::warn!(share_instance.id = %replica.instance.id, error = %err, "could not unquiesce the active replica: {err}");
+        let source = client.source(address, root, *epoch);
+        Ok(match wait {
+            Some(wait) => source.quiesce(&promoting, wait),
+            None => source.unquiesce(&promoting),
+        })
+    })
+    .await
+}
+
+/// Lifts the quiesce of an active on another node; failures are logged.
+async fn unquiesce_peer(peer: SyncSource, promoting: &str) {
+    match peer_quiesce(peer, promoting, None).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            tracing::warn!(share_instance.id = %promoting, error = %err, "could not unquiesce the active replica on its node: {err}");
+        }
+        Err(err) => {
+            tracing::warn!(share_instance.id = %promoting, error = %err, "could not unquiesce the active replica on its node: {err}");
         }
     }
 }
@@ -446,51 +613,50 @@ enum SyncSource {
     Unavailable(String),
 }
 
-/// The update of a secondary: when the active is served by this process, its change
-/// journal says what changed since the secondary's last sync and only that is looked at;
-/// otherwise, when the journal cannot say (a restart or reset since, another active), when
-/// asked (an admin's resync), and at least every `verify_interval` (changes made behind the
-/// data plane's back), the whole source is walked. The position taken before the sync becomes the new cursor: a change
-/// recorded after it is looked at again next time, one recorded before it was on disk when
-/// the sync started (the server records after the change, before answering).
+/// The update of a secondary: when the active's change journal (kept by the process that
+/// serves the active over NFS, on this node or another) covers the secondary's cursor, only
+/// the paths recorded since are looked at; otherwise, when the journal cannot say (a
+/// restart or reset since, another active), when the active keeps no journal, when asked
+/// (an admin's resync), and at least every `verify_interval` (changes made behind the data
+/// plane's back), the whole source is walked. The journal's position taken before the
+/// source is looked at becomes the new cursor: a change recorded after it is looked at
+/// again next time, one recorded before it was on disk when the sync looked (the server
+/// records after the change, before answering).
 fn sync_secondary(
     dir: &ReplicaDir,
     source: &SyncSource,
     book: &mut ReplicaBook,
     job: &Job,
 ) -> Result<SyncReport, SyncError> {
-    let SyncSource::Local {
-        root,
-        journal: Some(journal),
-    } = source
-    else {
-        book.journal_cursor = None;
-        let report = sync(dir, source, &job.opts)?;
-        book.last_walk = Some(report.started_at);
-        return Ok(report);
-    };
-    check_source(root)?;
-    let position = journal.position();
     let verify_due = book.last_walk.is_none_or(|walked| {
         Utc::now().signed_duration_since(walked)
             >= TimeDelta::from_std(job.verify_interval).unwrap_or(TimeDelta::MAX)
     });
-    let changed = match book.journal_cursor {
-        Some(cursor) if !verify_due && !job.full_sync => match journal.since(cursor) {
-            Ok(Since::Changed(paths)) => Some(paths),
-            Ok(Since::Unknown) => None,
-            Err(err) => {
-                tracing::warn!(journal = %journal.path().display(), error = %err, "reading the change journal failed: {err}; walking the source");
-                None
-            }
-        },
-        _ => None,
+    let cursor = book
+        .journal_cursor
+        .filter(|_| !verify_due && !job.full_sync);
+    let (report, next) = match source {
+        SyncSource::Local {
+            root,
+            journal: Some(journal),
+        } => {
+            check_source(root)?;
+            let (report, position) = dir.sync_from_journal(root, journal, cursor, &job.opts)?;
+            (report, Some(position))
+        }
+        SyncSource::Peer {
+            client,
+            address,
+            root,
+            epoch,
+        } => {
+            dir.sync_from_peer_journal(&client.source(address, root, *epoch), cursor, &job.opts)?
+        }
+        SyncSource::Local { journal: None, .. } | SyncSource::Unavailable(_) => {
+            (sync(dir, source, &job.opts)?, None)
+        }
     };
-    let report = match changed {
-        Some(paths) => dir.sync_changes_from(root, &paths, &job.opts)?,
-        None => dir.sync_from(root, &job.opts)?,
-    };
-    book.journal_cursor = Some(position);
+    book.journal_cursor = next;
     if report.walked {
         book.last_walk = Some(report.started_at);
     }

@@ -12,6 +12,14 @@
 //! arrived whole stay in the staging tree, and the next sync confirms them with a hash
 //! request instead of fetching them again. A large file that broke off keeps what arrived,
 //! and the next sync asks only for the blocks it lacks.
+//!
+//! A secondary that follows the active's change journal syncs with
+//! [`ReplicaDir::sync_from_peer_journal`]: one `changes` request replaces the walk when the
+//! active's journal covers the secondary's cursor. A node too old to know the request
+//! (404) or without a journal for the share is walked as before. [`PeerSource::quiesce`]
+//! and [`PeerSource::unquiesce`] are a promotion's calls to the active's node; they wait
+//! longer than the read timeout (the node holds the answer until the writes under way are
+//! done), so they go through a client with a total deadline instead.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -26,15 +34,50 @@ use tokio::runtime::Handle;
 
 use super::wire::{self, Trailer};
 use super::{HEADER_MAC, HEADER_NODE, HEADER_NONCE, HEADER_TIMESTAMP};
+use crate::changes::{self, ChangeScan, Looked};
 use crate::copy::{self, CopyError, Patched, Written};
-use crate::manifest::{Entry, Reader};
+use crate::journal::Cursor;
+use crate::manifest::{Entry, Manifest, Reader};
 use crate::peer_auth::{self, ClusterKey};
 use crate::source::{BatchItem, Source};
 use crate::walk::{WalkError, WalkResult, walk_trees};
-use crate::{ReplicaDir, SyncError, SyncOptions, SyncReport};
+use crate::{ReplicaDir, Scan, SyncError, SyncOptions, SyncReport};
 
 /// Small files asked for in one request.
 const BATCH_FILES: usize = 256;
+
+/// A `changes` request larger than this (a published version with a great many
+/// directories) is not sent with a cursor: the secondary walks instead. Below the
+/// endpoint's request limit.
+const MAX_CHANGES_REQUEST: usize = 32 << 20;
+
+/// Time allowed for a `quiesce` answer beyond the wait it asks for.
+const QUIESCE_MARGIN: Duration = Duration::from_secs(10);
+
+/// Why the active's node did not quiesce (or unquiesce) its share.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuiesceFailure {
+    /// The writes under way did not finish within the wait; the share stays quiesced until
+    /// it is unquiesced.
+    #[error("{0}")]
+    TimedOut(String),
+    /// The node answered but did not do it (it cannot, it is too old to know the request,
+    /// or the fence refused it).
+    #[error("{0}")]
+    Refused(String),
+    /// The node could not be reached.
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+/// What the active's node answered a `changes` request.
+#[derive(Debug)]
+struct ChangesReply {
+    /// Its journal's position before it looked; `None` when it keeps no journal of the share.
+    position: Option<Cursor>,
+    /// The looked-at paths, when its journal covered the cursor.
+    looked: Option<(Vec<Looked>, ChangeScan)>,
+}
 
 /// Timeouts and TLS of the replication client.
 #[derive(Debug, Clone)]
@@ -62,6 +105,9 @@ impl Default for ClientOptions {
 #[derive(Debug, Clone)]
 pub struct PeerClient {
     http: reqwest::Client,
+    /// Without a read timeout, for requests that wait on purpose (`quiesce`); each gets a
+    /// total deadline instead.
+    control: reqwest::Client,
     key: ClusterKey,
     node: String,
     handle: Handle,
@@ -72,28 +118,37 @@ impl PeerClient {
     /// A client signing as `node` with `key`. Must be called inside a multi-threaded tokio
     /// runtime, which then carries every request.
     pub fn new(node: &str, key: ClusterKey, options: ClientOptions) -> io::Result<Self> {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .read_timeout(options.read_timeout)
-            .pool_idle_timeout(Duration::from_secs(30));
-        let mut scheme = "http";
-        if let Some(ca) = &options.tls_ca_pem {
-            let ca = reqwest::Certificate::from_pem(ca).map_err(|e| {
+        let ca = options
+            .tls_ca_pem
+            .as_deref()
+            .map(reqwest::Certificate::from_pem)
+            .transpose()
+            .map_err(|e| {
                 io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!("the replication CA: {e}"),
                 )
             })?;
-            builder = builder
-                .use_rustls_tls()
-                .tls_built_in_root_certs(false)
-                .add_root_certificate(ca)
-                .https_only(true);
-            scheme = "https";
-        }
-        let http = builder.build().map_err(io::Error::other)?;
+        let build = |read_timeout: Option<Duration>| {
+            let mut builder = reqwest::Client::builder()
+                .connect_timeout(options.connect_timeout)
+                .pool_idle_timeout(Duration::from_secs(30));
+            if let Some(timeout) = read_timeout {
+                builder = builder.read_timeout(timeout);
+            }
+            if let Some(ca) = &ca {
+                builder = builder
+                    .use_rustls_tls()
+                    .tls_built_in_root_certs(false)
+                    .add_root_certificate(ca.clone())
+                    .https_only(true);
+            }
+            builder.build().map_err(io::Error::other)
+        };
+        let scheme = if ca.is_some() { "https" } else { "http" };
         Ok(Self {
-            http,
+            http: build(Some(options.read_timeout))?,
+            control: build(None)?,
             key,
             node: node.to_owned(),
             handle: Handle::current(),
@@ -134,6 +189,35 @@ impl ReplicaDir {
         opts: &SyncOptions,
     ) -> Result<SyncReport, SyncError> {
         self.sync_with(source, opts)
+    }
+
+    /// One sync from another node's tree that follows the active's change journal there:
+    /// with a `cursor` its journal covers (and a published version here), only the paths
+    /// recorded since are looked at, on that node; otherwise (no cursor, a journal that
+    /// cannot say, a node without a journal of the share or too old to know the request)
+    /// the tree is walked. Returns the report and the cursor of the next sync (the position
+    /// the node took before looking; `None` when it keeps no journal).
+    pub fn sync_from_peer_journal(
+        &self,
+        source: &PeerSource<'_>,
+        cursor: Option<Cursor>,
+        opts: &SyncOptions,
+    ) -> Result<(SyncReport, Option<Cursor>), SyncError> {
+        let position = std::cell::Cell::new(None);
+        let list = |published: Option<&Manifest>| {
+            let reply = source
+                .changes(cursor.filter(|_| published.is_some()), published)
+                .map_err(|err| WalkError {
+                    path: source.describe(),
+                    source: err,
+                })?;
+            position.set(reply.position);
+            Ok(published
+                .zip(reply.looked)
+                .map(|(m, (looked, scan))| (changes::merge(m, looked), scan)))
+        };
+        let report = self.sync_scan(source, opts, Scan::Changes(&list))?;
+        Ok((report, position.get()))
     }
 }
 
@@ -265,6 +349,17 @@ fn trailer(payload: &[u8]) -> io::Result<Trailer> {
 
 impl PeerSource<'_> {
     fn request(&self, endpoint: &str, request: Vec<u8>) -> io::Result<Frames<'_>> {
+        self.request_with(endpoint, request, None)
+    }
+
+    /// A request; with `deadline`, through the client without a read timeout, bounded by
+    /// that total time instead.
+    fn request_with(
+        &self,
+        endpoint: &str,
+        request: Vec<u8>,
+        deadline: Option<Duration>,
+    ) -> io::Result<Frames<'_>> {
         let path = format!("/replication/v1/{endpoint}");
         let body = wire::with_epoch(self.epoch, &request);
         let now = SystemTime::now()
@@ -277,9 +372,11 @@ impl PeerSource<'_> {
         let response = client
             .handle
             .block_on(async {
-                client
-                    .http
-                    .post(url)
+                let builder = match deadline {
+                    None => client.http.post(url),
+                    Some(deadline) => client.control.post(url).timeout(deadline),
+                };
+                builder
                     .header(HEADER_NODE, &sig.node)
                     .header(HEADER_TIMESTAMP, sig.timestamp.to_string())
                     .header(HEADER_NONCE, &sig.nonce)
@@ -295,10 +392,11 @@ impl PeerSource<'_> {
                 .handle
                 .block_on(async { response.text().await })
                 .unwrap_or_default();
-            let kind = if matches!(status.as_u16(), 401 | 403 | 409) {
-                io::ErrorKind::PermissionDenied
-            } else {
-                io::ErrorKind::Other
+            let kind = match status.as_u16() {
+                401 | 403 | 409 => io::ErrorKind::PermissionDenied,
+                // A node too old to know the request.
+                404 => io::ErrorKind::Unsupported,
+                _ => io::ErrorKind::Other,
             };
             return Err(io::Error::new(
                 kind,
@@ -314,6 +412,132 @@ impl PeerSource<'_> {
             ended: false,
             data_left: 0,
         })
+    }
+
+    /// Asks the active's node for the paths changed since `cursor`, looked at there (see
+    /// [`ReplicaDir::sync_from_peer_journal`]); without a cursor, only for its journal's
+    /// position. A node that does not know the request answers as one without a journal.
+    fn changes(
+        &self,
+        cursor: Option<Cursor>,
+        published: Option<&Manifest>,
+    ) -> io::Result<ChangesReply> {
+        let mut body = Vec::new();
+        if let (Some(cursor), Some(m)) = (cursor, published) {
+            body = wire::changes_request(
+                &self.root,
+                Some(cursor),
+                &changes::must_look(m),
+                &changes::dirs_of(m),
+            );
+        }
+        if body.is_empty() || body.len() > MAX_CHANGES_REQUEST {
+            body = wire::changes_request(&self.root, None, &[], &[]);
+        }
+        let mut frames = match self.request("changes", body) {
+            Ok(frames) => frames,
+            Err(err) if err.kind() == io::ErrorKind::Unsupported => {
+                return Ok(ChangesReply {
+                    position: None,
+                    looked: None,
+                });
+            }
+            Err(err) => return Err(err),
+        };
+        let (position, known) = wire::get_position(&frames.expect(wire::TAG_POSITION)?)
+            .ok_or_else(|| bad("malformed C frame"))?;
+        if !known {
+            frames.finish()?;
+            return Ok(ChangesReply {
+                position,
+                looked: None,
+            });
+        }
+        if position.is_none() {
+            return Err(bad("looked-at paths without a journal position"));
+        }
+        let mut looked = Vec::new();
+        loop {
+            let (tag, payload) = frames.next()?;
+            match tag {
+                wire::TAG_LOOKED => {
+                    let mut r = Reader(&payload);
+                    let n = r.u32().ok_or_else(|| bad("short K frame"))?;
+                    for _ in 0..n {
+                        looked.push(wire::get_looked(&mut r).ok_or_else(|| bad("short K frame"))?);
+                    }
+                    if !r.0.is_empty() {
+                        return Err(bad("trailing bytes in a K frame"));
+                    }
+                }
+                wire::TAG_LOOKED_END => {
+                    let scan = wire::get_scan(&payload).ok_or_else(|| bad("malformed Z frame"))?;
+                    frames.finish()?;
+                    return Ok(ChangesReply {
+                        position,
+                        looked: Some((looked, scan)),
+                    });
+                }
+                other => return Err(bad(format!("unexpected frame {:?}", other as char))),
+            }
+        }
+    }
+
+    /// Asks the active's node to quiesce its share (this source's root) for the promotion
+    /// of `promoting`: new writes are refused and the writes under way are waited for, at
+    /// most `wait`. Blocking.
+    pub fn quiesce(&self, promoting: &str, wait: Duration) -> Result<(), QuiesceFailure> {
+        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        self.quiesce_call("quiesce", promoting, wait_ms, wait + QUIESCE_MARGIN)
+    }
+
+    /// Asks the active's node to let its share take writes again (a promotion that
+    /// failed). Blocking.
+    pub fn unquiesce(&self, promoting: &str) -> Result<(), QuiesceFailure> {
+        self.quiesce_call("unquiesce", promoting, 0, QUIESCE_MARGIN)
+    }
+
+    fn quiesce_call(
+        &self,
+        endpoint: &str,
+        promoting: &str,
+        wait_ms: u64,
+        deadline: Duration,
+    ) -> Result<(), QuiesceFailure> {
+        let body = wire::quiesce_request(&self.root, promoting.as_bytes(), wait_ms);
+        let answered = (|| {
+            let mut frames = self.request_with(endpoint, body, Some(deadline))?;
+            let payload = frames.expect(wire::TAG_QUIESCE)?;
+            frames.finish()?;
+            Ok::<_, io::Error>(payload)
+        })();
+        let payload = match answered {
+            Ok(payload) => payload,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::Unsupported
+                ) =>
+            {
+                return Err(QuiesceFailure::Refused(err.to_string()));
+            }
+            Err(err) => {
+                return Err(QuiesceFailure::Unreachable(format!(
+                    "{endpoint} on {}: {err}",
+                    self.address
+                )));
+            }
+        };
+        let message = String::from_utf8_lossy(payload.get(1..).unwrap_or_default()).into_owned();
+        match payload.first() {
+            Some(&wire::QUIESCE_DONE) => Ok(()),
+            Some(&wire::QUIESCE_TIMED_OUT) => Err(QuiesceFailure::TimedOut(message)),
+            Some(&wire::QUIESCE_FAILED) => Err(QuiesceFailure::Refused(message)),
+            _ => Err(QuiesceFailure::Refused(format!(
+                "{} answered {endpoint} with a malformed Q frame",
+                self.address
+            ))),
+        }
     }
 
     fn source_error(&self, err: io::Error) -> CopyError {

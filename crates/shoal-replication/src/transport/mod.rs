@@ -7,6 +7,13 @@
 //! batches of up to 256 per request; large files travel by blocks. The formats are in
 //! `wire`.
 //!
+//! A secondary that follows the active's change journal asks `POST
+//! /replication/v1/changes` instead of walking: the active's node reads its journal since
+//! the requester's cursor and looks at the recorded paths there (the same code as a local
+//! change-list sync), and the requester merges the answer into its published manifest.
+//! A promotion on another node quiesces the active first with `POST
+//! /replication/v1/quiesce` (and lifts it with `unquiesce` when the promotion fails).
+//!
 //! Authentication is the cluster secret (see [`crate::peer_auth`]): every request is signed
 //! (node, method, path, timestamp, nonce, body hash) and the endpoint refuses unsigned,
 //! wrongly signed, stale and replayed requests; every response carries a MAC bound to the
@@ -21,8 +28,10 @@ use axum::http::HeaderMap;
 
 use crate::peer_auth::RequestSignature;
 
-pub use client::{ClientOptions, PeerClient, PeerSource};
-pub use server::{RootPolicy, ServerState, router};
+pub use client::{ClientOptions, PeerClient, PeerSource, QuiesceFailure};
+pub use server::{
+    JournalLookup, QuiesceCall, QuiesceError, QuiesceHook, RootPolicy, ServerState, router,
+};
 
 /// Header naming the requesting node.
 pub const HEADER_NODE: &str = "x-shoal-node";
@@ -34,7 +43,15 @@ pub const HEADER_NONCE: &str = "x-shoal-nonce";
 pub const HEADER_MAC: &str = "x-shoal-signature";
 
 /// The endpoints, under `/replication/v1/`.
-pub(crate) const ENDPOINTS: [&str; 4] = ["walk", "files", "delta", "hash"];
+pub(crate) const ENDPOINTS: [&str; 7] = [
+    "walk",
+    "files",
+    "delta",
+    "hash",
+    "changes",
+    "quiesce",
+    "unquiesce",
+];
 
 /// The signature a request carries, if all four headers are there and readable.
 pub(crate) fn signature_from_headers(headers: &HeaderMap) -> Option<RequestSignature> {

@@ -6,7 +6,15 @@
 //! Only roots the [`RootPolicy`] admits are served (403 otherwise), and every file is opened
 //! with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` below the root, so neither a
 //! crafted path nor a symbolic link inside a share can reach anything outside it.
+//!
+//! Two kinds of request need more of the node than its pools, through hooks the node wires
+//! in: `changes` reads the change journal of the active ([`JournalLookup`]) and looks at the
+//! paths recorded since the requester's cursor (the same code as a local change-list sync,
+//! `crate::changes::answer`); `quiesce` and `unquiesce` stop and restart writes to the
+//! active during a promotion on another node ([`QuiesceHook`]). Both go through the same
+//! signature check, root policy and epoch fence as the data requests.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
@@ -14,7 +22,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -26,8 +34,10 @@ use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 
 use super::wire::{self, Trailer};
 use super::{ENDPOINTS, signature_from_headers};
+use crate::changes;
 use crate::copy::{hash_open, read_full_at};
 use crate::fsutil;
+use crate::journal::ChangeJournal;
 use crate::manifest::Writer;
 use crate::peer_auth::{ClusterKey, Verifier};
 use crate::walk::{self, walk_trees};
@@ -40,8 +50,15 @@ const MAX_REQUEST_BODY: usize = 64 << 20;
 /// (the largest reads are `DATA_CHUNK` rounded down to whole blocks).
 const SINK_CAPACITY: usize = 2 * wire::DATA_CHUNK + 4096;
 
-/// Listing entries per `L` frame.
+/// Listing entries per `L` frame (and at most per `K` frame).
 const ENTRIES_PER_FRAME: usize = 512;
+
+/// A `K` frame is closed once it holds this many bytes (one more result is far below
+/// `MAX_FRAME`: a path and a link target).
+const LOOKED_FRAME_BYTES: usize = 1 << 20;
+
+/// Longest wait for the writes under way that a `quiesce` request gets, whatever it asks.
+pub const MAX_QUIESCE_WAIT: Duration = Duration::from_secs(300);
 
 /// Which directories a node serves: the data roots `<pool>/shares/<share-instance-id>` of
 /// its own pools, nothing else.
@@ -85,11 +102,49 @@ pub type FenceCheck = Arc<
         + Sync,
 >;
 
+/// The change journal of share instance `id` of this node, if its data plane keeps one.
+pub type JournalLookup = Arc<dyn Fn(&str) -> Option<Arc<ChangeJournal>> + Send + Sync>;
+
+/// A request to quiesce or unquiesce an active share instance of this node.
+#[derive(Debug, Clone)]
+pub struct QuiesceCall {
+    /// The share instance.
+    pub instance: String,
+    /// Its data root, admitted by the [`RootPolicy`].
+    pub root: PathBuf,
+    /// The replica being promoted in its place (recorded in the marker).
+    pub promoting: String,
+    /// `Some`: quiesce, waiting at most this long for the writes under way (already bounded
+    /// by [`MAX_QUIESCE_WAIT`]); `None`: unquiesce.
+    pub wait: Option<Duration>,
+}
+
+/// Why a quiesce did not finish.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuiesceError {
+    /// The writes under way did not finish within the wait; the share stays quiesced until
+    /// it is unquiesced.
+    #[error("{0}")]
+    TimedOut(String),
+    /// The node could not do it.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Quiesces or unquiesces an active share instance of this node (the data plane's side).
+pub type QuiesceHook = Arc<
+    dyn Fn(QuiesceCall) -> std::pin::Pin<Box<dyn Future<Output = Result<(), QuiesceError>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// What the endpoint needs.
 pub struct ServerState {
     key: ClusterKey,
     verifier: Verifier,
     roots: RootPolicy,
+    journals: Option<JournalLookup>,
+    quiesce: Option<QuiesceHook>,
     fence: Option<FenceCheck>,
 }
 
@@ -111,7 +166,22 @@ impl ServerState {
             key,
             roots,
             fence: None,
+            journals: None,
+            quiesce: None,
         }
+    }
+
+    /// Answers `changes` from the journals `lookup` finds; without it every `changes`
+    /// request is told to walk.
+    pub fn with_journals(mut self, lookup: JournalLookup) -> Self {
+        self.journals = Some(lookup);
+        self
+    }
+
+    /// Carries out `quiesce` and `unquiesce` with `hook`; without it they fail.
+    pub fn with_quiesce(mut self, hook: QuiesceHook) -> Self {
+        self.quiesce = Some(hook);
+        self
     }
 
     /// Serves a root only when `check` admits its share instance at the request's epoch:
@@ -122,7 +192,8 @@ impl ServerState {
     }
 }
 
-/// The endpoint's routes (`POST /replication/v1/{walk,files,delta,hash}`).
+/// The endpoint's routes (`POST /replication/v1/{walk,files,delta,hash,changes,quiesce,
+/// unquiesce}`).
 pub fn router(state: Arc<ServerState>) -> Router {
     let mut router = Router::new();
     for endpoint in ENDPOINTS {
@@ -173,6 +244,10 @@ async fn handle(
         "files" => wire::parse_files(request).map(Job::Files),
         "delta" => wire::parse_delta(request).map(Job::Delta),
         "hash" => wire::parse_hash(request).map(|(root, rels)| Job::Hash(root, rels)),
+        "changes" => wire::parse_changes(request).map(Job::Changes),
+        "quiesce" | "unquiesce" => {
+            wire::parse_quiesce(request).map(|q| Job::Quiesce(q, endpoint == "quiesce"))
+        }
         _ => None,
     };
     let Some(job) = parsed else {
@@ -195,19 +270,124 @@ async fn handle(
             "malformed relative path".to_owned(),
         );
     }
-    if let Some(fence) = &state.fence {
-        let instance = root
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if let Err(reason) = fence(instance, epoch).await {
-            tracing::warn!(root = %root.display(), epoch, "refused to serve {} at epoch {epoch}: {reason}", root.display());
-            return refuse(StatusCode::CONFLICT, reason);
+    let instance = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some(fence) = &state.fence
+        && let Err(reason) = fence(instance.clone(), epoch).await
+    {
+        tracing::warn!(root = %root.display(), epoch, "refused to serve {} at epoch {epoch}: {reason}", root.display());
+        return refuse(StatusCode::CONFLICT, reason);
+    }
+    let mac = state.key.response_mac(&nonce);
+    match job {
+        Job::Changes(request) => {
+            let journal = state.journals.as_ref().and_then(|lookup| lookup(&instance));
+            stream(mac, move |sink| {
+                send_changes(&root, journal.as_deref(), request, sink)
+            })
+        }
+        Job::Quiesce(request, on) => {
+            let payload = quiesce(&state, instance, root, request, on).await;
+            stream(mac, move |sink| sink.frame(wire::TAG_QUIESCE, &payload))
+        }
+        job => stream(mac, move |sink| job.run(&root, sink)),
+    }
+}
+
+/// Carries out a `quiesce` (`on`) or `unquiesce` through the node's hook; the `Q` payload.
+async fn quiesce(
+    state: &ServerState,
+    instance: String,
+    root: PathBuf,
+    request: wire::QuiesceRequest,
+    on: bool,
+) -> Vec<u8> {
+    let wait = on.then(|| Duration::from_millis(request.wait_ms).min(MAX_QUIESCE_WAIT));
+    let outcome = match &state.quiesce {
+        None => Err(QuiesceError::Failed(
+            "this node does not quiesce shares for its peers".to_owned(),
+        )),
+        Some(hook) => {
+            let promoting = String::from_utf8_lossy(&request.promoting).into_owned();
+            tracing::info!(share_instance.id = %instance, promoting = %promoting, ?wait, "{} share instance {instance} for the promotion of {promoting}", if on { "quiescing" } else { "unquiescing" });
+            hook(QuiesceCall {
+                instance: instance.clone(),
+                root,
+                promoting,
+                wait,
+            })
+            .await
+        }
+    };
+    let (status, message) = match outcome {
+        Ok(()) => (wire::QUIESCE_DONE, String::new()),
+        Err(QuiesceError::TimedOut(m)) => (wire::QUIESCE_TIMED_OUT, m),
+        Err(QuiesceError::Failed(m)) => {
+            tracing::warn!(share_instance.id = %instance, error = %m, "could not quiesce or unquiesce share instance {instance}: {m}");
+            (wire::QUIESCE_FAILED, m)
+        }
+    };
+    let mut payload = vec![status];
+    payload.extend_from_slice(message.as_bytes());
+    payload
+}
+
+/// A `changes` answer: `C` (the position, and whether the journal covered the cursor),
+/// then, when it did, the looked-at results in `K` frames and the counts in `Z`. A node
+/// without a journal for the root answers a `C` without a position: walk, keep no cursor.
+fn send_changes(
+    root: &Path,
+    journal: Option<&ChangeJournal>,
+    request: wire::ChangesRequest,
+    sink: &mut Sink,
+) -> io::Result<()> {
+    fsutil::require_real_dir(root)?;
+    let Some(journal) = journal else {
+        return sink.frame(wire::TAG_POSITION, &wire::put_position(None, false));
+    };
+    let dirs: HashSet<Vec<u8>> = request.dirs.into_iter().collect();
+    let answer = changes::answer(root, journal, request.cursor, &request.must, &dirs)
+        .map_err(walk_io_error)?;
+    let Some((looked, scan)) = answer.looked else {
+        return sink.frame(
+            wire::TAG_POSITION,
+            &wire::put_position(Some(answer.position), false),
+        );
+    };
+    sink.frame(
+        wire::TAG_POSITION,
+        &wire::put_position(Some(answer.position), true),
+    )?;
+    let mut batch = Writer(Vec::new());
+    let mut count: u32 = 0;
+    let flush = |batch: &mut Writer, count: &mut u32, sink: &mut Sink| {
+        if *count == 0 {
+            return Ok(());
+        }
+        let mut payload = Vec::with_capacity(4 + batch.0.len());
+        payload.extend_from_slice(&count.to_le_bytes());
+        payload.append(&mut batch.0);
+        *count = 0;
+        sink.frame(wire::TAG_LOOKED, &payload)
+    };
+    for item in &looked {
+        wire::put_looked(&mut batch, item);
+        count += 1;
+        if count as usize >= ENTRIES_PER_FRAME || batch.0.len() >= LOOKED_FRAME_BYTES {
+            flush(&mut batch, &mut count, sink)?;
         }
     }
-    stream(state.key.response_mac(&nonce), move |sink| {
-        job.run(&root, sink)
-    })
+    flush(&mut batch, &mut count, sink)?;
+    sink.frame(wire::TAG_LOOKED_END, &wire::put_scan(scan))
+}
+
+fn walk_io_error(e: walk::WalkError) -> io::Error {
+    io::Error::new(
+        e.source.kind(),
+        format!("{}: {}", e.path.display(), e.source),
+    )
 }
 
 /// A relative path of a walk: non-empty components, no `.`, `..` or leading slash.
@@ -224,6 +404,9 @@ enum Job {
     Files(wire::FilesRequest),
     Delta(wire::DeltaRequest),
     Hash(Vec<u8>, Vec<Vec<u8>>),
+    Changes(wire::ChangesRequest),
+    /// `true`: quiesce; `false`: unquiesce.
+    Quiesce(wire::QuiesceRequest, bool),
 }
 
 impl Job {
@@ -232,12 +415,16 @@ impl Job {
             Job::Walk(root) | Job::Hash(root, _) => root,
             Job::Files(f) => &f.root,
             Job::Delta(d) => &d.root,
+            Job::Changes(c) => &c.root,
+            Job::Quiesce(q, _) => &q.root,
         }
     }
 
     fn rels(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
         match self {
-            Job::Walk(_) => Box::new(std::iter::empty()),
+            // The paths of a `changes` request are looked at below the root without
+            // following links, whatever they say (see `crate::changes`).
+            Job::Walk(_) | Job::Changes(_) | Job::Quiesce(..) => Box::new(std::iter::empty()),
             Job::Files(f) => Box::new(f.files.iter().map(|(rel, _)| rel.as_slice())),
             Job::Delta(d) => Box::new(std::iter::once(d.rel.as_slice())),
             Job::Hash(_, rels) => Box::new(rels.iter().map(Vec::as_slice)),
@@ -270,6 +457,7 @@ impl Job {
                 }
                 Ok(())
             }
+            Job::Changes(_) | Job::Quiesce(..) => Err(io::Error::other("not a request for data")),
         }
     }
 }
@@ -393,12 +581,7 @@ fn send_walk(root: &Path, sink: &mut Sink) -> io::Result<()> {
     let walked = walk_trees(&[root], false)
         .pop()
         .expect("one result per root")
-        .map_err(|e| {
-            io::Error::new(
-                e.source.kind(),
-                format!("{}: {}", e.path.display(), e.source),
-            )
-        })?;
+        .map_err(walk_io_error)?;
     for chunk in walked.entries.chunks(ENTRIES_PER_FRAME) {
         let mut w = Writer(Vec::with_capacity(chunk.len() * 64));
         w.u32(chunk.len() as u32);

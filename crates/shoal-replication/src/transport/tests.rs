@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::net::SocketAddr;
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -16,6 +17,7 @@ use super::*;
 use crate::peer_auth::{ClusterKey, RequestSignature};
 use crate::source::Source;
 use crate::tests::{MIB, big_data, make_tree, opts, write};
+use crate::walk::walk_trees;
 use crate::{ReplicaDir, SyncError};
 
 const SHARE: &str = "3f0b6c2e-8a4d-4e1f-9c7b-2d5e6f708192";
@@ -38,6 +40,14 @@ fn peer() -> Peer {
 }
 
 fn peer_with(fence: Option<server::FenceCheck>, tls: Option<tokio_rustls::TlsAcceptor>) -> Peer {
+    peer_configured(fence, tls, |state| state)
+}
+
+fn peer_configured(
+    fence: Option<server::FenceCheck>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    configure: impl FnOnce(ServerState) -> ServerState,
+) -> Peer {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -52,7 +62,7 @@ fn peer_with(fence: Option<server::FenceCheck>, tls: Option<tokio_rustls::TlsAcc
     if let Some(fence) = fence {
         state = state.with_fence(fence);
     }
-    let state = Arc::new(state);
+    let state = Arc::new(configure(state));
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
     match tls {
@@ -512,4 +522,333 @@ fn with_tls_a_sync_goes_over_https_to_a_certificate_of_the_cluster_ca_only() {
         .unwrap();
     assert!(r.clean && r.published_new_version, "{r:?}");
     assert_same(&p.replica, &p.src);
+}
+
+/// A fence admitting SHARE at epoch 2 only.
+fn epoch_two_fence() -> server::FenceCheck {
+    Arc::new(|instance: String, epoch: i64| {
+        Box::pin(async move {
+            if instance == SHARE && epoch == 2 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{instance} is not the active replica at epoch {epoch}"
+                ))
+            }
+        })
+    })
+}
+
+/// A peer whose SHARE has a change journal (at `<pool>/shares/SHARE.journal`), fenced at
+/// epoch 2.
+fn journaled_peer() -> (Peer, Arc<crate::journal::ChangeJournal>) {
+    let slot: Arc<std::sync::OnceLock<Arc<crate::journal::ChangeJournal>>> = Arc::default();
+    let lookup_slot = slot.clone();
+    let p = peer_configured(Some(epoch_two_fence()), None, move |state| {
+        state.with_journals(Arc::new(move |id: &str| {
+            (id == SHARE).then(|| lookup_slot.get().cloned()).flatten()
+        }))
+    });
+    let journal = Arc::new(
+        crate::journal::ChangeJournal::open(
+            &p.pool.join("shares").join(format!("{SHARE}.journal")),
+        )
+        .unwrap(),
+    );
+    slot.set(journal.clone()).unwrap();
+    (p, journal)
+}
+
+#[test]
+fn changes_are_refused_unsigned_and_at_another_epoch() {
+    let (p, _journal) = journaled_peer();
+    let root = p.src.as_os_str().as_encoded_bytes().to_vec();
+    let body = wire::with_epoch(2, &wire::changes_request(&root, None, &[], &[]));
+    assert_eq!(
+        post(&p, "/replication/v1/changes", None, &body, 1),
+        vec![401]
+    );
+    // Signed, at the active's epoch: answered.
+    let sig = crate::peer_auth::sign(
+        &key(),
+        "n2",
+        "POST",
+        "/replication/v1/changes",
+        &body,
+        now(),
+    );
+    assert_eq!(
+        post(&p, "/replication/v1/changes", Some(&sig), &body, 1),
+        vec![200]
+    );
+    // At another epoch: fenced, and a sync that follows the journal fails like any read.
+    let stale = wire::with_epoch(1, &wire::changes_request(&root, None, &[], &[]));
+    let sig = crate::peer_auth::sign(
+        &key(),
+        "n2",
+        "POST",
+        "/replication/v1/changes",
+        &stale,
+        now(),
+    );
+    assert_eq!(
+        post(&p, "/replication/v1/changes", Some(&sig), &stale, 1),
+        vec![409]
+    );
+    let client = p.client(key());
+    let err = p
+        .replica
+        .sync_from_peer_journal(
+            &client.source(&p.addr.to_string(), &p.src, 1),
+            None,
+            &opts(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, SyncError::SourceUnavailable { source, .. } if source.to_string().contains("409")),
+        "{err}"
+    );
+    assert_eq!(p.replica.published().unwrap(), None);
+}
+
+/// Changes a change-list sync must get right, each recorded in `journal` the way the NFS
+/// server records them (a rename records both names).
+fn change_the_tree(src: &Path, journal: &crate::journal::ChangeJournal) {
+    let record = |paths: &[&str]| {
+        for path in paths {
+            journal.record(path.as_bytes()).unwrap();
+        }
+    };
+    // A directory with content renamed.
+    fs::rename(src.join("a/b"), src.join("moved b")).unwrap();
+    record(&["a/b", "moved b"]);
+    // A removal and an overwrite.
+    fs::remove_file(src.join("dir with space/f3.txt")).unwrap();
+    write(&src.join("a/f0.txt"), &[b'o'; 321], 0o644, 900);
+    record(&["dir with space/f3.txt", "a/f0.txt"]);
+    // New nested directories with files.
+    fs::create_dir_all(src.join("new/deeper/deepest")).unwrap();
+    write(
+        &src.join("new/deeper/deepest/leaf.txt"),
+        b"leaf",
+        0o600,
+        901,
+    );
+    write(&src.join("new/top.txt"), b"top", 0o644, 902);
+    record(&[
+        "new",
+        "new/deeper",
+        "new/deeper/deepest",
+        "new/deeper/deepest/leaf.txt",
+        "new/top.txt",
+    ]);
+    // A symbolic link.
+    symlink("moved b/f1.txt", src.join("a/link")).unwrap();
+    record(&["a/link"]);
+}
+
+#[test]
+fn a_peer_change_list_sync_equals_a_walk_without_walking() {
+    let (p, journal) = journaled_peer();
+    let client = p.client(key());
+    let addr = p.addr.to_string();
+    let source = client.source(&addr, &p.src, 2);
+    // No cursor yet: the first sync walks and takes the journal's position.
+    let (first, cursor) = p
+        .replica
+        .sync_from_peer_journal(&source, None, &opts())
+        .unwrap();
+    assert!(first.walked && first.published_new_version, "{first:?}");
+    assert_eq!(cursor, Some(journal.position()));
+
+    change_the_tree(&p.src, &journal);
+    let source = client.source(&addr, &p.src, 2);
+    let (r, next) = p
+        .replica
+        .sync_from_peer_journal(&source, cursor, &opts())
+        .unwrap();
+    assert!(!r.walked && r.published_new_version && r.clean, "{r:?}");
+    assert_eq!(next, Some(journal.position()));
+    assert_same(&p.replica, &p.src);
+    // Only the changes, their parents and the subtrees that arrived whole were examined.
+    assert!(r.examined < r.files_total, "{r:?}");
+
+    // A walk of the same tree into another replica publishes the same tree.
+    let walked = ReplicaDir::open(&p.pool.join("walked")).unwrap();
+    let w = walked
+        .sync_from_peer(&client.source(&addr, &p.src, 2), &opts())
+        .unwrap();
+    assert!(w.walked && w.files_total == r.files_total, "{w:?} {r:?}");
+    assert_same(&walked, &p.src);
+
+    // Nothing recorded since: nothing looked at, no new version.
+    let (idle, _) = p
+        .replica
+        .sync_from_peer_journal(&client.source(&addr, &p.src, 2), next, &opts())
+        .unwrap();
+    assert!(!idle.walked && !idle.published_new_version, "{idle:?}");
+}
+
+#[test]
+fn an_unknown_cursor_or_no_journal_makes_a_peer_sync_walk() {
+    let (p, journal) = journaled_peer();
+    let client = p.client(key());
+    let addr = p.addr.to_string();
+    let (_, cursor) = p
+        .replica
+        .sync_from_peer_journal(&client.source(&addr, &p.src, 2), None, &opts())
+        .unwrap();
+    // A reset since the cursor (a revert): the journal cannot say, the sync walks and
+    // takes the new journal's position.
+    journal.reset().unwrap();
+    write(&p.src.join("a/f0.txt"), b"after the reset", 0o644, 950);
+    let (r, next) = p
+        .replica
+        .sync_from_peer_journal(&client.source(&addr, &p.src, 2), cursor, &opts())
+        .unwrap();
+    assert!(r.walked && r.published_new_version, "{r:?}");
+    assert_eq!(next, Some(journal.position()));
+    assert_ne!(next, cursor);
+    assert_same(&p.replica, &p.src);
+
+    // A node that keeps no journal of the share: walk, no cursor.
+    let plain = peer_with(Some(epoch_two_fence()), None);
+    let client = plain.client(key());
+    let (r, none) = plain
+        .replica
+        .sync_from_peer_journal(
+            &client.source(&plain.addr.to_string(), &plain.src, 2),
+            next,
+            &opts(),
+        )
+        .unwrap();
+    assert!(r.walked && none.is_none(), "{r:?}");
+    assert_same(&plain.replica, &plain.src);
+}
+
+#[test]
+fn a_changed_path_below_a_link_is_not_looked_at_through_it() {
+    let (p, journal) = journaled_peer();
+    let client = p.client(key());
+    let addr = p.addr.to_string();
+    let (_, cursor) = p
+        .replica
+        .sync_from_peer_journal(&client.source(&addr, &p.src, 2), None, &opts())
+        .unwrap();
+    // A directory written to, then replaced by a link to a directory outside the share.
+    let outside = p.pool.join("outside");
+    fs::create_dir_all(outside.join("secret dir")).unwrap();
+    fs::write(outside.join("secret dir/secret"), b"not yours").unwrap();
+    fs::remove_dir_all(p.src.join("a/b/c")).unwrap();
+    symlink(&outside, p.src.join("a/b/c")).unwrap();
+    journal.record(b"a/b/c/secret dir").unwrap();
+    let (r, _) = p
+        .replica
+        .sync_from_peer_journal(&client.source(&addr, &p.src, 2), cursor, &opts())
+        .unwrap();
+    assert!(!r.walked, "{r:?}");
+    assert_same(&p.replica, &p.src);
+    // The replica holds the link, and nothing of what it points to.
+    let copied = fs::symlink_metadata(p.replica.current_path().join("a/b/c")).unwrap();
+    assert!(copied.file_type().is_symlink());
+    let published = p.replica.published().unwrap().unwrap().path;
+    assert!(
+        !walk_trees(&[&published], false)
+            .pop()
+            .unwrap()
+            .unwrap()
+            .entries
+            .iter()
+            .any(|e| e.path.ends_with(b"secret"))
+    );
+}
+
+#[test]
+fn quiesce_calls_the_hook_with_the_wait_and_is_fenced() {
+    let calls: Arc<std::sync::Mutex<Vec<QuiesceCall>>> = Arc::default();
+    let recorded = calls.clone();
+    let hook: QuiesceHook = Arc::new(move |call: QuiesceCall| {
+        recorded.lock().unwrap().push(call.clone());
+        Box::pin(async move {
+            match call.wait {
+                Some(wait) if wait > std::time::Duration::from_secs(5) => {
+                    Err(QuiesceError::TimedOut("writes still under way".to_owned()))
+                }
+                _ => Ok(()),
+            }
+        })
+    });
+    let p = peer_configured(Some(epoch_two_fence()), None, |state| {
+        state.with_quiesce(hook)
+    });
+    let client = p.client(key());
+    let addr = p.addr.to_string();
+    let source = client.source(&addr, &p.src, 2);
+    source
+        .quiesce("the promoted one", std::time::Duration::from_millis(1500))
+        .unwrap();
+    assert_eq!(
+        source.quiesce("the promoted one", std::time::Duration::from_secs(9)),
+        Err(QuiesceFailure::TimedOut(
+            "writes still under way".to_owned()
+        ))
+    );
+    source.unquiesce("the promoted one").unwrap();
+    {
+        let calls = calls.lock().unwrap();
+        let seen: Vec<_> = calls
+            .iter()
+            .map(|c| (c.instance.as_str(), c.promoting.as_str(), c.wait))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (
+                    SHARE,
+                    "the promoted one",
+                    Some(std::time::Duration::from_millis(1500))
+                ),
+                (
+                    SHARE,
+                    "the promoted one",
+                    Some(std::time::Duration::from_secs(9))
+                ),
+                (SHARE, "the promoted one", None),
+            ]
+        );
+        assert!(calls.iter().all(|c| c.root == p.src));
+    }
+
+    // At another epoch the hook is not called; unsigned requests are refused.
+    let stale = client.source(&addr, &p.src, 1);
+    assert!(
+        matches!(stale.quiesce("x", std::time::Duration::from_secs(1)), Err(QuiesceFailure::Refused(m)) if m.contains("409")),
+    );
+    let root = p.src.as_os_str().as_encoded_bytes().to_vec();
+    let body = wire::with_epoch(2, &wire::quiesce_request(&root, b"x", 1000));
+    assert_eq!(
+        post(&p, "/replication/v1/quiesce", None, &body, 1),
+        vec![401]
+    );
+    assert_eq!(calls.lock().unwrap().len(), 3);
+
+    // A node without the hook answers that it cannot; a dead node is unreachable.
+    let plain = peer_with(Some(epoch_two_fence()), None);
+    let plain_client = plain.client(key());
+    assert!(matches!(
+        plain_client
+            .source(&plain.addr.to_string(), &plain.src, 2)
+            .quiesce("x", std::time::Duration::from_secs(1)),
+        Err(QuiesceFailure::Refused(_))
+    ));
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    assert!(matches!(
+        plain_client
+            .source(&dead.to_string(), &plain.src, 2)
+            .quiesce("x", std::time::Duration::from_secs(1)),
+        Err(QuiesceFailure::Unreachable(_))
+    ));
 }

@@ -9,6 +9,8 @@
 //!
 //! [`ClusterKey::response_mac`]: crate::peer_auth::ClusterKey::response_mac
 
+use crate::changes::{ChangeScan, Looked};
+use crate::journal::Cursor;
 use crate::manifest::{Kind, Reader, Ts, Writer};
 use crate::walk::WalkEntry;
 
@@ -30,6 +32,15 @@ pub(crate) const TAG_HASHES: u8 = b'S';
 pub(crate) const TAG_ERROR: u8 = b'E';
 /// The response MAC; always the last frame.
 pub(crate) const TAG_MAC: u8 = b'M';
+/// First frame of a `changes` answer: the journal position taken before looking, and
+/// whether the looked-at entries follow (see [`put_position`]).
+pub(crate) const TAG_POSITION: u8 = b'C';
+/// Looked-at results of a `changes` answer (a batch).
+pub(crate) const TAG_LOOKED: u8 = b'K';
+/// End of a `changes` answer: what was looked at and walked.
+pub(crate) const TAG_LOOKED_END: u8 = b'Z';
+/// The outcome of a `quiesce` or `unquiesce` request.
+pub(crate) const TAG_QUIESCE: u8 = b'Q';
 
 /// Largest payload of one frame the requester accepts.
 pub(crate) const MAX_FRAME: usize = 8 << 20;
@@ -189,6 +200,197 @@ pub(crate) fn parse_walk(body: &[u8]) -> Option<Vec<u8>> {
     r.0.is_empty().then_some(root)
 }
 
+/// `POST changes`: the root, the requester's cursor in the active's change journal (none:
+/// only the position is wanted, the requester walks), the paths to look at whatever the
+/// journal says (its published manifest's racy and dirty entries) and the directories of
+/// that manifest (a directory not among them is walked where the tree is).
+pub(crate) fn changes_request(
+    root: &[u8],
+    cursor: Option<Cursor>,
+    must: &[Vec<u8>],
+    dirs: &[Vec<u8>],
+) -> Vec<u8> {
+    let mut w = Writer(Vec::new());
+    w.bytes(root);
+    match cursor {
+        None => w.u8(0),
+        Some(c) => {
+            w.u8(1);
+            w.0.extend_from_slice(&c.journal.to_le_bytes());
+            w.u64(c.offset);
+        }
+    }
+    for list in [must, dirs] {
+        w.u32(u32::try_from(list.len()).expect("a path list fits u32"));
+        for p in list {
+            w.bytes(p);
+        }
+    }
+    w.0
+}
+
+/// A parsed `changes` request.
+pub(crate) struct ChangesRequest {
+    pub root: Vec<u8>,
+    pub cursor: Option<Cursor>,
+    pub must: Vec<Vec<u8>>,
+    pub dirs: Vec<Vec<u8>>,
+}
+
+pub(crate) fn parse_changes(body: &[u8]) -> Option<ChangesRequest> {
+    let mut r = Reader(body);
+    let root = r.bytes()?;
+    let cursor = match r.u8()? {
+        0 => None,
+        1 => Some(Cursor {
+            journal: u128::from_le_bytes(r.take(16)?.try_into().ok()?),
+            offset: r.u64()?,
+        }),
+        _ => return None,
+    };
+    let mut lists = [Vec::new(), Vec::new()];
+    for list in &mut lists {
+        let n = r.u32()? as usize;
+        list.reserve(n.min(1 << 16));
+        for _ in 0..n {
+            list.push(r.bytes()?);
+        }
+    }
+    let [must, dirs] = lists;
+    r.0.is_empty().then_some(ChangesRequest {
+        root,
+        cursor,
+        must,
+        dirs,
+    })
+}
+
+/// `C` frame: bit 0 of the flags says a position follows (the active has a journal), bit 1
+/// that the journal covered the cursor (the looked-at entries follow; otherwise: walk).
+pub(crate) fn put_position(position: Option<Cursor>, known: bool) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(25));
+    w.u8(u8::from(position.is_some()) | (u8::from(known) << 1));
+    if let Some(c) = position {
+        w.0.extend_from_slice(&c.journal.to_le_bytes());
+        w.u64(c.offset);
+    }
+    w.0
+}
+
+/// A parsed `C` frame: the position and whether looked-at entries follow.
+pub(crate) fn get_position(payload: &[u8]) -> Option<(Option<Cursor>, bool)> {
+    let mut r = Reader(payload);
+    let flags = r.u8()?;
+    if flags & !3 != 0 {
+        return None;
+    }
+    let position = if flags & 1 != 0 {
+        Some(Cursor {
+            journal: u128::from_le_bytes(r.take(16)?.try_into().ok()?),
+            offset: r.u64()?,
+        })
+    } else {
+        None
+    };
+    r.0.is_empty().then_some((position, flags & 2 != 0))
+}
+
+/// One looked-at result of a `K` frame.
+pub(crate) fn put_looked(w: &mut Writer, item: &Looked) {
+    match item {
+        Looked::Gone(p) => {
+            w.u8(0);
+            w.bytes(p);
+        }
+        Looked::Special(p) => {
+            w.u8(1);
+            w.bytes(p);
+        }
+        Looked::Found(e) => {
+            w.u8(2);
+            put_entry(w, e);
+        }
+        Looked::NewDir(e) => {
+            w.u8(3);
+            put_entry(w, e);
+        }
+        Looked::Below(e) => {
+            w.u8(4);
+            put_entry(w, e);
+        }
+        Looked::BelowSpecial(p) => {
+            w.u8(5);
+            w.bytes(p);
+        }
+    }
+}
+
+pub(crate) fn get_looked(r: &mut Reader<'_>) -> Option<Looked> {
+    Some(match r.u8()? {
+        0 => Looked::Gone(r.bytes()?),
+        1 => Looked::Special(r.bytes()?),
+        2 => Looked::Found(get_entry(r)?),
+        3 => Looked::NewDir(get_entry(r)?),
+        4 => Looked::Below(get_entry(r)?),
+        5 => Looked::BelowSpecial(r.bytes()?),
+        _ => return None,
+    })
+}
+
+/// `Z` frame.
+pub(crate) fn put_scan(scan: ChangeScan) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(16));
+    w.u64(scan.looked_at);
+    w.u64(scan.walked);
+    w.0
+}
+
+pub(crate) fn get_scan(payload: &[u8]) -> Option<ChangeScan> {
+    let mut r = Reader(payload);
+    let scan = ChangeScan {
+        looked_at: r.u64()?,
+        walked: r.u64()?,
+    };
+    r.0.is_empty().then_some(scan)
+}
+
+/// `POST quiesce` and `POST unquiesce`: the root, the replica being promoted in its place,
+/// and (quiesce) how long to wait for the writes under way, in milliseconds.
+pub(crate) fn quiesce_request(root: &[u8], promoting: &[u8], wait_ms: u64) -> Vec<u8> {
+    let mut w = Writer(Vec::new());
+    w.bytes(root);
+    w.bytes(promoting);
+    w.u64(wait_ms);
+    w.0
+}
+
+/// A parsed `quiesce` or `unquiesce` request.
+pub(crate) struct QuiesceRequest {
+    pub root: Vec<u8>,
+    pub promoting: Vec<u8>,
+    pub wait_ms: u64,
+}
+
+pub(crate) fn parse_quiesce(body: &[u8]) -> Option<QuiesceRequest> {
+    let mut r = Reader(body);
+    let root = r.bytes()?;
+    let promoting = r.bytes()?;
+    let wait_ms = r.u64()?;
+    r.0.is_empty().then_some(QuiesceRequest {
+        root,
+        promoting,
+        wait_ms,
+    })
+}
+
+/// `Q` status: done.
+pub(crate) const QUIESCE_DONE: u8 = 0;
+/// `Q` status: the writes under way did not finish within the wait (the share stays
+/// quiesced until unquiesced).
+pub(crate) const QUIESCE_TIMED_OUT: u8 = 1;
+/// `Q` status: the node could not do it (a message follows).
+pub(crate) const QUIESCE_FAILED: u8 = 2;
+
 /// One listing entry.
 pub(crate) fn put_entry(w: &mut Writer, e: &WalkEntry) {
     w.bytes(&e.path);
@@ -306,5 +508,31 @@ mod tests {
             hashes: vec![[1u8; 32]],
         };
         assert_eq!(get_trailer(&put_trailer(&t)).unwrap(), t);
+
+        let cursor = Cursor {
+            journal: u128::MAX - 5,
+            offset: 77,
+        };
+        let c = parse_changes(&changes_request(
+            b"/r",
+            Some(cursor),
+            &[b"racy".to_vec()],
+            &[Vec::new(), b"d".to_vec()],
+        ))
+        .unwrap();
+        assert_eq!(c.cursor, Some(cursor));
+        assert_eq!((c.must.len(), c.dirs.len()), (1, 2));
+        let mut longer = changes_request(b"/r", None, &[], &[]);
+        assert!(parse_changes(&longer).unwrap().cursor.is_none());
+        longer.push(0);
+        assert!(parse_changes(&longer).is_none());
+        for (position, known) in [(None, false), (Some(cursor), false), (Some(cursor), true)] {
+            assert_eq!(
+                get_position(&put_position(position, known)),
+                Some((position, known))
+            );
+        }
+        let q = parse_quiesce(&quiesce_request(b"/r", b"id", 1500)).unwrap();
+        assert_eq!((q.promoting.as_slice(), q.wait_ms), (&b"id"[..], 1500));
     }
 }

@@ -768,3 +768,158 @@ async fn netns_replication_over_tls() {
     let (_, current) = r.replica_in(&share, "az2").await;
     assert_eq!(tree(&current), tree(&root));
 }
+
+/// The active on n1 takes writes through its NFS export; its readable replica on n2 follows
+/// them through n1's change journal (the change follower on n1 queues the update for n2, and
+/// n2's sync asks n1 for the changed paths instead of walking); then promoting the replica
+/// on n2 first quiesces the active on n1 through its replication endpoint: n1 refuses the
+/// next write, and n2 takes writes as the new active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netns_a_replica_on_another_node_follows_nfs_writes_by_the_journal_and_promotion_quiesces_the_active()
+ {
+    use shoal_testkit::nfs::NfsMount;
+
+    let specs = [Spec::new("n1", "az1"), Spec::new("n2", "az2")];
+    let Some(mut r) = Replicated::start(&specs).await else {
+        return;
+    };
+    let v2 = r.v2();
+    let (share, active, root) = r.share().await;
+    write_tree(&root, 20);
+    // The test process reaches the nodes' NFS servers from the bridge's address.
+    let (status, body) = call(
+        Method::POST,
+        &format!("{v2}/shares/{share}/action"),
+        "2.56",
+        Some(json!({"allow_access": {"access_type": "ip",
+            "access_to": r.cluster.bridge_ip().to_string()}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rule = body["access"]["id"].as_str().unwrap().to_owned();
+    poll_until_within(
+        &format!("{v2}/share-access-rules/{rule}"),
+        "rule active",
+        WAIT,
+        |b| b["access"]["state"] == "active",
+    )
+    .await;
+    let (replica, current) = r.replica_in(&share, "az2").await;
+    assert_eq!(tree(&current), tree(&root));
+    let synced_before = r.history(&replica).await.len();
+
+    // Writes through n1's export: a file, and a new directory with a file in it.
+    let n1_nfs = std::net::SocketAddr::from((r.nodes[0].host.ip, super::NFS_PORT));
+    let mut on_n1 = NfsMount::mount(n1_nfs, &format!("/shares/{active}"))
+        .await
+        .unwrap();
+    on_n1
+        .write_file("through-nfs.txt", b"written on n1")
+        .await
+        .unwrap();
+    on_n1.mkdir("new dir").await.unwrap();
+    on_n1
+        .write_file("new dir/inside.txt", b"also on n1")
+        .await
+        .unwrap();
+
+    // n2's replica gets them without a periodic update (it is an hour away) or a resync.
+    let deadline = Instant::now() + WAIT;
+    while tree(&current) != tree(&root) {
+        assert!(
+            Instant::now() < deadline,
+            "the replica on n2 did not follow the writes on n1"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let history = r.history(&replica).await;
+    let followed: Vec<&Value> = history[..history.len() - synced_before]
+        .iter()
+        .filter(|h| h["trigger"] == "changes")
+        .collect();
+    assert!(!followed.is_empty(), "{history:#?}");
+    for record in &followed {
+        let detail = record["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("from the change journal") && detail.contains("no tree walk"),
+            "{record}"
+        );
+        assert_eq!(record["outcome"], "clean", "{record}");
+    }
+    assert!(
+        followed
+            .iter()
+            .any(|h| h["files_transferred"].as_i64().unwrap_or(0) > 0),
+        "{followed:#?}"
+    );
+
+    // Promote n2's replica: n1 quiesces its active first, then the final sync runs.
+    let (status, body) = call(
+        Method::POST,
+        &format!("{v2}/share-replicas/{replica}/action"),
+        "2.56",
+        Some(json!({"promote": null})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    poll_until_within(
+        &format!("{v2}/share-replicas/{replica}"),
+        "promoted",
+        WAIT,
+        |b| {
+            assert_ne!(b["share_replica"]["status"], "error", "{b}");
+            b["share_replica"]["replica_state"] == "active"
+                && b["share_replica"]["status"] == "available"
+        },
+    )
+    .await;
+    let quiesced = r.nodes[0]
+        .wait_for_log(&format!("quiescing share instance {active}"), WAIT)
+        .await;
+    assert!(quiesced.contains(&replica), "{quiesced}");
+    r.nodes[1]
+        .wait_for_log("the active replica's node quiesced it", WAIT)
+        .await;
+    let promoted = r.history(&replica).await[0].clone();
+    assert_eq!(promoted["trigger"], "promote", "{promoted}");
+    assert_eq!(promoted["outcome"], "clean", "{promoted}");
+
+    // n1 no longer takes writes to its former active.
+    let refused = tokio::time::timeout(
+        Duration::from_secs(10),
+        on_n1.write_file("after-the-promotion.txt", b"must not land"),
+    )
+    .await;
+    assert!(
+        !matches!(refused, Ok(Ok(()))),
+        "n1 took a write after the promotion"
+    );
+
+    // n2 takes writes as the new active.
+    let n2_nfs = std::net::SocketAddr::from((r.nodes[1].host.ip, super::NFS_PORT));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let written = match NfsMount::mount(n2_nfs, &format!("/shares/{replica}")).await {
+            Ok(mut on_n2) => on_n2.write_file("on-the-new-active.txt", b"n2").await,
+            Err(err) => Err(err),
+        };
+        match written {
+            Ok(()) => break,
+            Err(err) => assert!(
+                Instant::now() < deadline,
+                "the new active on n2 refuses writes: {err:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let new_root = r
+        .paths(&replica)
+        .await
+        .into_iter()
+        .find(|p| p.is_dir() && !p.ends_with("current"))
+        .expect("the new active's data directory");
+    let new_tree = tree(&new_root);
+    assert!(new_tree.contains_key("on-the-new-active.txt"));
+    assert!(new_tree.contains_key("new dir/inside.txt"));
+    assert!(!new_tree.contains_key("after-the-promotion.txt"));
+}
