@@ -272,6 +272,25 @@ pub(crate) fn look(
     Ok((out, scan))
 }
 
+/// What a change list gives a sync in place of a walk.
+pub(crate) enum Listing {
+    /// The source listing (the published manifest with what was looked at applied), and
+    /// what building it looked at.
+    Entries(WalkResult, ChangeScan),
+    /// Nothing was looked at: nothing changed since the published version's source point
+    /// and the last sync vouched for every entry, so the published version is the source.
+    Unchanged,
+}
+
+/// The listing of a sync from what [`look`] found for `published`.
+pub(crate) fn listed(published: &Manifest, looked: Vec<Looked>, scan: ChangeScan) -> Listing {
+    if looked.is_empty() {
+        Listing::Unchanged
+    } else {
+        Listing::Entries(merge(published, looked), scan)
+    }
+}
+
 /// The source listing: `published` with `looked` (from [`look`]) applied in order. Runs on
 /// the secondary's node.
 pub(crate) fn merge(published: &Manifest, looked: Vec<Looked>) -> WalkResult {
@@ -388,11 +407,11 @@ pub(crate) fn listing(
     root: &Path,
     published: &Manifest,
     changed: &[Vec<u8>],
-) -> Result<(WalkResult, ChangeScan), WalkError> {
+) -> Result<Listing, WalkError> {
     let todo = todo(changed, &must_look(published));
     let dirs: HashSet<Vec<u8>> = dirs_of(published).into_iter().collect();
     let (looked, scan) = look(root, &todo, &|p| dirs.contains(p))?;
-    Ok((merge(published, looked), scan))
+    Ok(listed(published, looked, scan))
 }
 
 #[cfg(test)]

@@ -347,9 +347,8 @@ fn show_path(path: &[u8]) -> String {
 /// The source listing of a change-list sync, or `None` when the sync must walk. It is given
 /// the published manifest (`None` before the first version, when the answer is ignored
 /// and the sync walks).
-type Lister<'a> = &'a dyn Fn(
-    Option<&Manifest>,
-) -> Result<Option<(WalkResult, changes::ChangeScan)>, walk::WalkError>;
+type Lister<'a> =
+    &'a dyn Fn(Option<&Manifest>) -> Result<Option<changes::Listing>, walk::WalkError>;
 
 /// How a sync learns what the source holds.
 #[derive(Clone, Copy)]
@@ -622,7 +621,7 @@ impl ReplicaDir {
             position.set(Some(answer.position));
             Ok(published
                 .zip(answer.looked)
-                .map(|(m, (looked, scan))| (changes::merge(m, looked), scan)))
+                .map(|(m, (looked, scan))| changes::listed(m, looked, scan)))
         };
         let report = self.sync_scan(&LocalSource { root: source }, opts, Scan::Changes(&list))?;
         let position = position
@@ -669,13 +668,21 @@ impl ReplicaDir {
         let source_point = Utc::now();
         let racy_limit = ts_from_nanos(ts_nanos(scan_start) - opts.racy_window.as_nanos() as i128);
 
-        // Nothing listed and nothing the last sync could not vouch for: the published
-        // version is the source, without building its listing or comparing 20,000 entries.
-        if let (Scan::Changes { paths: &[], .. }, Some(m), Some(version)) =
-            (scan, &pub_manifest, layout.published)
-            && m.entries
-                .iter()
-                .all(|e| e.flags & (FLAG_RACY | FLAG_DIRTY) == 0)
+        let pub_path = layout.published.map(|v| self.version_path(v));
+        let unavailable = |e: walk::WalkError| SyncError::SourceUnavailable {
+            path: e.path,
+            source: e.source,
+        };
+        let listed = match scan {
+            Scan::Walk => None,
+            Scan::Changes(list) => list(pub_manifest.as_ref())
+                .map_err(unavailable)?
+                .filter(|_| pub_manifest.is_some()),
+        };
+        // Nothing changed and nothing the last sync could not vouch for: the published
+        // version is the source, without building its listing or comparing every entry.
+        if let (Some(changes::Listing::Unchanged), Some(m), Some(version)) =
+            (&listed, &pub_manifest, layout.published)
         {
             self.advance_state(&State {
                 version,
@@ -708,17 +715,10 @@ impl ReplicaDir {
                 examined: 0,
             });
         }
-        let pub_path = layout.published.map(|v| self.version_path(v));
-        let unavailable = |e: walk::WalkError| SyncError::SourceUnavailable {
-            path: e.path,
-            source: e.source,
-        };
-        let listed = match scan {
-            Scan::Walk => None,
-            Scan::Changes(list) => list(pub_manifest.as_ref())
-                .map_err(unavailable)?
-                .filter(|_| pub_manifest.is_some()),
-        };
+        let listed = listed.and_then(|l| match l {
+            changes::Listing::Entries(src, scan) => Some((src, scan)),
+            changes::Listing::Unchanged => None,
+        });
         let (src, pub_walk, examined, walked) = match listed {
             Some((src, looked)) => {
                 phases.mark("changes");

@@ -214,7 +214,7 @@ impl ReplicaDir {
             position.set(reply.position);
             Ok(published
                 .zip(reply.looked)
-                .map(|(m, (looked, scan))| (changes::merge(m, looked), scan)))
+                .map(|(m, (looked, scan))| changes::listed(m, looked, scan)))
         };
         let report = self.sync_scan(source, opts, Scan::Changes(&list))?;
         Ok((report, position.get()))
