@@ -71,6 +71,8 @@ const TOKEN: &str = "bench:bench";
 const VERSION: &str = "2.56";
 /// Longest wait for a control-plane state (share, rule, first replica sync).
 const SETUP_WAIT: Duration = Duration::from_secs(600);
+/// Sync records asked for (the API's default `max_limit`): the load's syncs must fit.
+const HISTORY_LIMIT: usize = 1000;
 /// How long after the last write the reader keeps looking before it gives up.
 const DRAIN_WAIT: Duration = Duration::from_secs(60);
 
@@ -161,6 +163,9 @@ async fn mount(target: &(String, String, u16)) -> anyhow::Result<Stream> {
     let conn = Nfs3ConnectionBuilder::new(NoDelay, host.clone(), path)
         .mount_port(*port)
         .nfs3_port(*port)
+        // The reader mounts again after every new version; privileged ports (724 of them,
+        // each held in TIME_WAIT after use) would run out, and shoal does not ask for them.
+        .connect_from_privileged_port(false)
         .mount();
     let conn = call(&format!("mounting {host}:{path}"), conn).await?;
     let root = conn.root_nfs_fh3();
@@ -419,7 +424,12 @@ async fn measure(settings: &LagBench, server: &Server) -> anyhow::Result<LagResu
         .get(&format!("/share-replicas/{replica_id}/export-locations"))
         .await?;
     let secondary = nfs_target(&location(&replica_locations, false)?, nfs_port)?;
-    let before = history(&api, &replica_id).await?.len();
+    // Syncs that started after the newest one before the load are the load's.
+    let before = history(&api, &replica_id)
+        .await?
+        .last()
+        .and_then(|r| r["started_at"].as_str().map(str::to_owned))
+        .unwrap_or_default();
 
     let count = (settings.duration.as_secs_f64() * settings.rate).ceil() as usize;
     eprintln!(
@@ -443,7 +453,10 @@ async fn measure(settings: &LagBench, server: &Server) -> anyhow::Result<LagResu
         .collect();
     lags.sort();
     let records = history(&api, &replica_id).await?;
-    let during = &records[before.min(records.len())..];
+    let during: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["started_at"].as_str().is_some_and(|t| *t > *before))
+        .collect();
     let journal_syncs = during
         .iter()
         .filter(|r| {
@@ -465,7 +478,9 @@ async fn measure(settings: &LagBench, server: &Server) -> anyhow::Result<LagResu
 /// The replica's sync records, oldest first.
 async fn history(api: &Api, replica: &str) -> anyhow::Result<Vec<Value>> {
     let v = api
-        .get(&format!("/share-replicas/{replica}/replication-history"))
+        .get(&format!(
+            "/share-replicas/{replica}/replication-history?limit={HISTORY_LIMIT}"
+        ))
         .await?;
     let mut records = v["replication_history"]
         .as_array()
