@@ -359,6 +359,43 @@ pub(crate) fn delta_file(
     })
 }
 
+/// Brings the existing copy `dst` to the content of `from`, another copy whose manifest
+/// entry `of` the caller trusts (size, mtime and block hashes of `block` bytes): only the
+/// blocks whose hash differs from `dst`'s are read from `from` and written, so nothing is
+/// hashed but `dst` itself when its own hashes (`old`) are not trustworthy.
+pub(crate) fn delta_from_copy(
+    from: &Path,
+    of: &Entry,
+    dst: &Path,
+    mode: u32,
+    block: usize,
+    old: Option<&Entry>,
+) -> Result<Written, CopyError> {
+    let ffile = File::open(from).map_err(|err| CopyError::Replica(from.to_path_buf(), err))?;
+    delta_into(dst, mode, block, old, |tfile, old_hashes| {
+        let mut buf = vec![0u8; block];
+        let mut written = 0;
+        for (i, hash) in of.blocks.iter().enumerate() {
+            if old_hashes.get(i) == Some(hash) {
+                continue;
+            }
+            let offset = i as u64 * block as u64;
+            let n = read_full_at(&ffile, &mut buf, offset)
+                .map_err(|err| CopyError::Replica(from.to_path_buf(), err))?;
+            tfile
+                .write_all_at(&buf[..n], offset)
+                .map_err(|err| CopyError::Replica(dst.to_path_buf(), err))?;
+            written += n as u64;
+        }
+        Ok(Patched {
+            hashes: of.blocks.clone(),
+            written,
+            size: of.size,
+            mtime: of.mtime,
+        })
+    })
+}
+
 /// What a patch of a copy produced (see [`delta_into`]).
 pub(crate) struct Patched {
     /// Block hashes of the new contents.

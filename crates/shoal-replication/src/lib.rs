@@ -28,7 +28,9 @@
 //!    one holds as the source still has it (what the previous sync wrote: same size and
 //!    mtime, not racy, dirty or tampered, the inode its manifest names) is hard-linked from
 //!    the published version instead of read from the source again; for a peer source that
-//!    saves the transfer. Large files are not linked: they keep a copy per slot for deltas.
+//!    saves the transfer. Large files are not linked (they keep a copy per slot for
+//!    deltas); when the published copy is trusted the same way, the blocks the base's copy
+//!    lacks are read from it instead of reading and hashing the whole source.
 //! 5. Publish with as few syncs as durability needs: the manifest and `state.json` are
 //!    written to `.tmp` names, one `syncfs` makes them and the whole staging tree durable,
 //!    then rename manifest and staging -> `v<N+1>`, fsync(root) (the version exists under its
@@ -2009,51 +2011,57 @@ impl Build<'_> {
         })
     }
 
-    /// Links the published version's copy of regular file `n` (below the delta threshold)
-    /// into the staging tree when that copy is trusted to equal the source: its manifest entry has the source's size
-    /// and mtime and is neither racy, dirty nor tampered, and the inode on disk is still
-    /// the one the manifest names, with the mode the new version wants. The shared inode is
-    /// never written in place afterwards (see the module doc). `None`: copy it instead.
-    fn link_published(&self, n: &WalkEntry) -> Result<Option<Outcome>, SyncError> {
-        let Some(published) = &self.published else {
-            return Ok(None);
-        };
-        // A large file keeps a copy of its own in each slot so block deltas patch it in
-        // place (see the module doc); a link would make the next delta duplicate it whole.
+    /// The published version's copy of regular file `n` and its manifest entry, when that
+    /// copy is trusted to equal the source: its entry has the source's size and mtime and is
+    /// neither racy, dirty nor tampered, its block hashes are of this sync's block size, and
+    /// the inode on disk is still the one the entry names, with the mode the new version
+    /// wants. Such a copy is never written in place (see the module doc), so it can be
+    /// linked or read from instead of the source.
+    fn published_copy(&self, n: &WalkEntry) -> Option<(PathBuf, &Entry)> {
+        let published = self.published.as_ref()?;
         if n.kind != Kind::File
-            || n.size >= self.opts.delta_threshold
             || published.manifest.block_size != self.opts.block_size as u64
             || published
                 .tampered
                 .binary_search_by(|t| t.as_slice().cmp(&n.path))
                 .is_ok()
         {
-            return Ok(None);
+            return None;
         }
         let entries = &published.manifest.entries;
-        let Ok(at) = entries.binary_search_by(|e| e.path.as_slice().cmp(&n.path)) else {
-            return Ok(None);
-        };
+        let at = entries
+            .binary_search_by(|e| e.path.as_slice().cmp(&n.path))
+            .ok()?;
         let e = &entries[at];
         if e.kind != Kind::File
             || e.flags & (FLAG_RACY | FLAG_DIRTY) != 0
             || e.size != n.size
             || e.mtime != n.mtime
         {
-            return Ok(None);
+            return None;
         }
         let from = abs(published.root, &n.path);
-        let Ok(meta) = fs::symlink_metadata(&from) else {
-            return Ok(None);
-        };
-        if !meta.is_file()
-            || meta.ino() != e.rep_ino
-            || meta.len() != n.size
-            || walk::ts_mtime(&meta) != n.mtime
-            || meta.mode() & 0o7777 != self.want_mode(n)
-        {
+        let meta = fs::symlink_metadata(&from).ok()?;
+        let same = meta.is_file()
+            && meta.ino() == e.rep_ino
+            && meta.len() == n.size
+            && walk::ts_mtime(&meta) == n.mtime
+            && meta.mode() & 0o7777 == self.want_mode(n);
+        same.then_some((from, e))
+    }
+
+    /// Links the published version's copy of regular file `n` into the staging tree when
+    /// [`Self::published_copy`] trusts it. Large files are left to [`Self::try_write`]: they
+    /// keep a copy of their own in each slot so block deltas patch them in place (see the
+    /// module doc), and a link would make the next delta duplicate them whole. `None`: not
+    /// linked.
+    fn link_published(&self, n: &WalkEntry) -> Result<Option<Outcome>, SyncError> {
+        if n.size >= self.opts.delta_threshold {
             return Ok(None);
         }
+        let Some((from, e)) = self.published_copy(n) else {
+            return Ok(None);
+        };
         let dp = abs(self.stg, &n.path);
         match fs::remove_file(&dp) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => {
@@ -2353,6 +2361,14 @@ impl Build<'_> {
         let existing = base.filter(|e| e.kind == Kind::File);
         if big && existing.is_some() && dp.is_file() {
             let trusted = existing.filter(|_| self.base_block_size == self.opts.block_size as u64);
+            // The published version already holds the source's content with its block
+            // hashes (the previous sync's delta, which the base lacks): the differing blocks
+            // come from that copy, without reading and hashing the whole source again.
+            if let Some((from, e)) = self.published_copy(n)
+                && e.blocks.len() as u64 == e.size.div_ceil(self.opts.block_size as u64)
+            {
+                return copy::delta_from_copy(&from, e, dp, want, self.opts.block_size, trusted);
+            }
             return self
                 .src
                 .delta_file(&n.path, dp, want, self.opts.block_size, trusted, check);

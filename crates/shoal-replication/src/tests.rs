@@ -251,6 +251,30 @@ fn what_the_previous_sync_wrote_is_linked_from_the_published_version_not_sent_ag
     assert_eq!((r5.version, r5.tampered), (5, 2), "{r5:?}");
     assert_eq!(r5.bytes_transferred, 300 + 6, "{r5:?}");
     assert_same(&rep, &src);
+    // A large file the base lacks comes from the published copy's differing blocks, not
+    // from the source: a source changed behind the size-and-mtime check (which a walk
+    // cannot see either) is not read.
+    let sneaky = {
+        let mut b = big.clone();
+        b[20] ^= 1;
+        b
+    };
+    write(&src.join("big.bin"), &big, 0o644, 600);
+    let ra = rep.sync_from(&src, &opts()).unwrap(); // the big file's delta from the source
+    write(&src.join("big.bin"), &sneaky, 0o644, 600);
+    write(&src.join("a/f11.txt"), b"eleven", 0o644, 601);
+    let rb = rep.sync_from(&src, &opts()).unwrap(); // from ra's copy
+    assert_eq!(rb.version, ra.version + 1);
+    assert_eq!(
+        fs::read(tmp.path().join(format!("replica/v{}/big.bin", rb.version))).unwrap(),
+        big,
+        "{rb:?}"
+    );
+    // Both copies hold the same blocks already (only the mtime moved): nothing rewritten.
+    assert_eq!(rb.bytes_transferred, 6, "{rb:?}");
+    write(&src.join("big.bin"), &big, 0o644, 602);
+    rep.sync_from(&src, &opts()).unwrap();
+    assert_same(&rep, &src);
 }
 
 #[test]
