@@ -281,12 +281,16 @@ impl Exports {
             .ok_or_else(|| ExportError::NotExported(instance_id.to_owned()))
     }
 
-    /// The export whose NFS path is `path` (`/shares/<id>`, a trailing slash tolerated).
-    pub(crate) fn by_path(&self, path: &[u8]) -> Option<Arc<Export>> {
-        let path = std::str::from_utf8(path).ok()?;
-        let id = path.strip_prefix("/shares/")?.trim_end_matches('/');
-        let uuid = parse_instance_id(id).ok()?;
-        self.get_uuid(&uuid)
+    /// The export a MOUNT path names and the rest of the path below its root:
+    /// `/shares/<id>` and `/shares/<id>/` give an empty rest, `/shares/<id>/a/b` gives `a/b`.
+    pub(crate) fn by_path<'p>(&self, path: &'p [u8]) -> Option<(Arc<Export>, &'p [u8])> {
+        let rest = path.strip_prefix(b"/shares/")?;
+        let (id, below) = match rest.iter().position(|b| *b == b'/') {
+            Some(slash) => (&rest[..slash], &rest[slash + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        let uuid = parse_instance_id(std::str::from_utf8(id).ok()?).ok()?;
+        Some((self.get_uuid(&uuid)?, below))
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Export>> {
@@ -748,12 +752,21 @@ mod tests {
         exports.export(ID, spec(dir.path())).unwrap();
         assert_eq!(exports.exported(), vec![ID.to_owned()]);
         assert_eq!(Exports::export_path(ID), format!("/shares/{ID}"));
+        for (path, below) in [
+            (format!("/shares/{ID}"), &b""[..]),
+            (format!("/shares/{ID}/"), b""),
+            (format!("/shares/{ID}/a/b"), b"a/b"),
+        ] {
+            let (export, rest) = exports.by_path(path.as_bytes()).expect("exported");
+            assert_eq!((export.id.as_str(), rest), (ID, below), "{path}");
+        }
+        assert!(exports.by_path(b"/shares/other").is_none());
         assert!(
             exports
-                .by_path(format!("/shares/{ID}/").as_bytes())
-                .is_some()
+                .by_path(format!("/shares/{ID}x").as_bytes())
+                .is_none()
         );
-        assert!(exports.by_path(b"/shares/other").is_none());
+        assert!(exports.by_path(format!("/other/{ID}").as_bytes()).is_none());
         exports.unexport(ID);
         assert!(exports.exported().is_empty());
         assert!(matches!(

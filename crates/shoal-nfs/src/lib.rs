@@ -10,7 +10,8 @@
 //!
 //! # Exports
 //! The driver registers each share instance with [`Exports::export`]; it is served at
-//! `/shares/<instance id>` on one TCP port for MOUNT, NFS and portmap GETPORT. The root is
+//! `/shares/<instance id>` on one TCP port for MOUNT, NFS and portmap GETPORT (a MOUNT of
+//! `/shares/<instance id>/a/b` gives the handle of that directory, see `mount.rs`). The root is
 //! either a directory or a published replica (`current -> v<N>`, re-read on every call).
 //! Rules, quota, read-only flag and quiesce state can change at any time and apply to
 //! connected clients at their next call.

@@ -32,7 +32,8 @@ use crate::xdr::Xdr;
 const MAX_IO: u32 = 1024 * 1024;
 /// Preferred READDIR size (FSINFO dtpref).
 const DIR_PREF: u32 = 64 * 1024;
-const NAME_MAX: usize = 255;
+/// Longest name of one path component.
+pub(crate) const NAME_MAX: usize = 255;
 const PATH_MAX: usize = 4096;
 
 type NfsResult<T> = Result<T, nfsstat3>;

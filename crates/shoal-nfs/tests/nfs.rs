@@ -82,7 +82,12 @@ impl Fixture {
     }
 
     async fn mount(&self, id: &str) -> Result<Conn, ConnectError> {
-        Nfs3ConnectionBuilder::new(TokioConnector, "127.0.0.1", Exports::export_path(id))
+        self.mount_path(&Exports::export_path(id)).await
+    }
+
+    /// Mounts `path` (an export or a directory below one).
+    async fn mount_path(&self, path: &str) -> Result<Conn, ConnectError> {
+        Nfs3ConnectionBuilder::new(TokioConnector, "127.0.0.1", path)
             .mount_port(self.addr.port())
             .nfs3_port(self.addr.port())
             .connect_from_privileged_port(false)
@@ -385,6 +390,98 @@ async fn mount_is_allowed_or_refused_by_rule() {
     expected.sort();
     assert_eq!(listed, expected);
     conn.unmount().await.unwrap();
+}
+
+fn mount_status(result: Result<Conn, ConnectError>) -> mountstat3 {
+    match result {
+        Ok(_) => panic!("mounted"),
+        Err(ConnectError::Mount(MountError::Denied(status))) => status,
+        Err(err) => panic!("{err:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_directory_below_an_export_mounts_under_the_same_rules() {
+    let fx = Fixture::start().await;
+    let (id, root_dir) = fx.rw_share();
+    std::fs::create_dir_all(root_dir.join("a/b")).unwrap();
+    std::fs::write(root_dir.join("a/b/f"), b"nested").unwrap();
+    std::fs::write(root_dir.join("a/plain"), b"x").unwrap();
+    std::os::unix::fs::symlink("b", root_dir.join("a/link")).unwrap();
+    std::os::unix::fs::symlink("/etc", root_dir.join("esc")).unwrap();
+    let export = Exports::export_path(&id);
+
+    let mut conn = fx.mount_path(&format!("{export}/a/b")).await.unwrap();
+    let sub = conn.root_nfs_fh3();
+    let attrs = getattr(&mut conn, &sub).await.unwrap();
+    assert_eq!(attrs.type_, ftype3::NF3DIR);
+    assert_eq!(
+        attrs.fileid,
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(root_dir.join("a/b")).unwrap())
+    );
+    let f = lookup(&mut conn, &sub, "f").await.unwrap();
+    assert_eq!(read_all(&mut conn, &f).await.unwrap(), b"nested");
+    let new = create_file(&mut conn, &sub, "new").await;
+    write_all(&mut conn, &new, b"through the subdirectory", 7).await;
+    assert_eq!(
+        std::fs::read(root_dir.join("a/b/new")).unwrap(),
+        b"through the subdirectory"
+    );
+    // ".." leads up to the export's own directories, and no further than its root
+    let a = lookup(&mut conn, &sub, "..").await.unwrap();
+    assert_eq!(lookup(&mut conn, &a, "plain").await.map(|_| ()), Ok(()));
+    let top = lookup(&mut conn, &a, "..").await.unwrap();
+    let above = lookup(&mut conn, &top, "..").await.unwrap();
+    assert_eq!(above, top, "the export root is its own parent");
+
+    // other spellings of the same directory give the same handle
+    for path in [format!("{export}/a/b/"), format!("{export}//a/./b")] {
+        let other = fx.mount_path(&path).await.unwrap();
+        assert_eq!(other.root_nfs_fh3(), sub, "{path}");
+    }
+    // the export itself, with a trailing slash
+    let whole = fx.mount_path(&format!("{export}/")).await.unwrap();
+    assert_eq!(lookup(&mut conn, &top, "a").await.unwrap(), a);
+    assert_eq!(whole.root_nfs_fh3(), top);
+
+    for (path, expected) in [
+        ("a/missing", mountstat3::MNT3ERR_NOENT),
+        ("a/missing/deeper", mountstat3::MNT3ERR_NOENT),
+        ("a/plain", mountstat3::MNT3ERR_NOTDIR),
+        ("a/plain/x", mountstat3::MNT3ERR_NOTDIR),
+        ("a/../a", mountstat3::MNT3ERR_ACCES),
+        ("..", mountstat3::MNT3ERR_ACCES),
+        ("a/link", mountstat3::MNT3ERR_ACCES),
+        ("esc", mountstat3::MNT3ERR_ACCES),
+        ("esc/ssh", mountstat3::MNT3ERR_ACCES),
+    ] {
+        let status = mount_status(fx.mount_path(&format!("{export}/{path}")).await);
+        assert_eq!(status as u32, expected as u32, "{path}");
+    }
+
+    // the export's rules decide, for the subdirectory too, before anything is looked up
+    fx.exports
+        .set_rules(&id, vec![rule("10.9.9.9", "rw")])
+        .unwrap();
+    for path in ["a/b", "a/missing", "a/plain"] {
+        let status = mount_status(fx.mount_path(&format!("{export}/{path}")).await);
+        assert_eq!(status as u32, mountstat3::MNT3ERR_ACCES as u32, "{path}");
+    }
+    assert_eq!(
+        getattr(&mut conn, &sub).await.err(),
+        Some(nfsstat3::NFS3ERR_ACCES)
+    );
+    fx.exports
+        .set_rules(&id, vec![rule("127.0.0.1", "ro")])
+        .unwrap();
+    let mut ro = fx.mount_path(&format!("{export}/a/b")).await.unwrap();
+    assert_eq!(
+        create(&mut ro, &sub, "refused", createhow3::UNCHECKED(mode(0o644)))
+            .await
+            .err(),
+        Some(nfsstat3::NFS3ERR_ROFS)
+    );
+    assert_eq!(read_all(&mut ro, &f).await.unwrap(), b"nested");
 }
 
 #[tokio::test]
