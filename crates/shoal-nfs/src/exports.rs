@@ -538,8 +538,8 @@ type NameMap = HashMap<u64, Vec<(u64, Box<[u8]>)>>;
 
 /// Inode -> the names (parent inode, name) it was last seen under, as learned from LOOKUP,
 /// CREATE, READDIRPLUS and friends and updated by RENAME and REMOVE. Used to turn a handle
-/// back into a path below the root; the result is always verified by inode and birth time,
-/// so a stale entry costs a `NFS3ERR_STALE`, never a wrong file. It grows with the number of
+/// back into a path below the root; the result is always verified by inode, birth time and
+/// generation, so a stale entry costs a `NFS3ERR_STALE`, never a wrong file. It grows with the number of
 /// distinct files clients have looked at (about 100 bytes each) and is lost on restart.
 #[derive(Default)]
 pub(crate) struct NameTable {
@@ -610,9 +610,12 @@ impl NameTable {
     }
 }
 
-/// Open files kept for READ/WRITE/COMMIT so that a stream of writes does not reopen the file
-/// for each call. Keyed by instance, inode and birth time: a key never names another file.
-/// Handles are still resolved (and verified) on every call; this only saves the open.
+/// Open regular files and directories, for READ/WRITE/COMMIT (a stream of calls does not
+/// reopen the file for each) and for the inode generation of handles (`handle.rs`), which
+/// only a readable descriptor tells. Keyed by instance, inode and birth time: a key never
+/// names another file. Handles are still resolved on every call; a cached descriptor keeps
+/// its inode allocated, so an object found under a cached key is the cached one, and its
+/// generation (read once, at the open) is the object's.
 pub(crate) struct FdCache {
     inner: Mutex<FdCacheInner>,
     capacity: usize,
@@ -629,9 +632,18 @@ struct FdCacheInner {
 }
 
 struct CachedFile {
-    file: Arc<File>,
-    writable: bool,
+    open: OpenFile,
     used: u64,
+}
+
+/// A descriptor from the cache.
+#[derive(Clone)]
+pub(crate) struct OpenFile {
+    pub file: Arc<File>,
+    /// Opened read-write (else read-only).
+    pub writable: bool,
+    /// The inode generation (`fs::generation`).
+    pub generation: u32,
 }
 
 impl FdCache {
@@ -642,23 +654,23 @@ impl FdCache {
         }
     }
 
-    /// The cached file for `key` (writable if `write`), or the result of `open(write)`
-    /// (which returns the file and whether it is writable).
+    /// The cached file for `key` (writable if `write`), or the result of `open()` (which
+    /// returns the file and whether it is writable), cached.
     pub(crate) fn get_or_open(
         &self,
         key: FdKey,
         write: bool,
         open: impl FnOnce() -> io::Result<(File, bool)>,
-    ) -> io::Result<Arc<File>> {
+    ) -> io::Result<OpenFile> {
         {
             let mut inner = self.inner.lock().expect("fd cache lock");
             inner.tick += 1;
             let tick = inner.tick;
             if let Some(cached) = inner.map.get_mut(&key)
-                && (cached.writable || !write)
+                && (cached.open.writable || !write)
             {
                 cached.used = tick;
-                return Ok(cached.file.clone());
+                return Ok(cached.open.clone());
             }
         }
         // Opened outside the lock: an open can block (slow storage).
@@ -666,15 +678,23 @@ impl FdCache {
         if write && !writable {
             return Err(io::Error::from_raw_os_error(nix::libc::EACCES));
         }
-        let file = Arc::new(file);
+        self.insert(key, file, writable)
+    }
+
+    /// Caches `file`, just opened (or created) for `key`, replacing what was cached for it.
+    pub(crate) fn insert(&self, key: FdKey, file: File, writable: bool) -> io::Result<OpenFile> {
+        let open = OpenFile {
+            generation: fs::generation(std::os::fd::AsFd::as_fd(&file))?,
+            file: Arc::new(file),
+            writable,
+        };
         let mut inner = self.inner.lock().expect("fd cache lock");
         inner.tick += 1;
         let used = inner.tick;
         inner.map.insert(
             key,
             CachedFile {
-                file: file.clone(),
-                writable,
+                open: open.clone(),
                 used,
             },
         );
@@ -689,7 +709,7 @@ impl FdCache {
                 inner.map.remove(&oldest);
             }
         }
-        Ok(file)
+        Ok(open)
     }
 
     /// Forgets the open file of one inode (removed: its space must be freed).

@@ -17,12 +17,12 @@
 //! connected clients at their next call.
 //!
 //! # File handles
-//! A handle holds the instance UUID, the inode number and the birth time of the file (see
-//! `handle.rs`); the root has a flag of its own. An in-memory name table (inode -> parent
+//! A handle holds the instance UUID, the inode number, the birth time and the inode
+//! generation of the file (see `handle.rs`); the root has a flag of its own. An in-memory name table (inode -> parent
 //! and name, learned from LOOKUP, CREATE, READDIRPLUS, ...) turns a handle back into a
 //! path, which is opened below the root with `openat2(RESOLVE_BENEATH |
-//! RESOLVE_NO_SYMLINKS)`; the file found must have the same inode AND birth time, else the
-//! call gets `NFS3ERR_STALE`. So a handle never yields another file's data, and after a
+//! RESOLVE_NO_SYMLINKS)`; the file found must have the same inode, birth time and
+//! generation, else the call gets `NFS3ERR_STALE`. So a handle never yields another file's data, and after a
 //! restart (table lost) clients get STALE for everything but the root and look names up
 //! again. The server never follows a symbolic link itself, and ".." of the root is the root.
 //!

@@ -31,6 +31,7 @@ use nfs3_types::xdr_codec::{List, Opaque};
 
 use nix::libc;
 
+use crate::access::AccessLevel;
 use crate::exports::{Export, ROOT_KEY};
 use crate::fs::{self, Attr};
 use crate::handle::FileHandle;
@@ -101,10 +102,10 @@ fn mnt(state: &ServerState, client: IpAddr, path: &[u8]) -> mountres3<'static> {
         return mountres3::Err(mountstat3::MNT3ERR_NOENT);
     };
     let config = export.config();
-    if config.level_for(client).is_none() {
+    let Some(level) = config.level_for(client) else {
         tracing::info!(%client, share_instance.id = %export.id, "MNT of {shown} refused: no rule admits {client}");
         return mountres3::Err(mountstat3::MNT3ERR_ACCES);
-    }
+    };
     let root = match &config.root {
         crate::ExportRoot::Directory(dir) => fs::open_root_dir(dir),
         crate::ExportRoot::Published(dir) => fs::open_published_root(dir),
@@ -120,7 +121,7 @@ fn mnt(state: &ServerState, client: IpAddr, path: &[u8]) -> mountres3<'static> {
             });
         }
     };
-    let handle = match subdirectory(&export, root.as_fd(), below) {
+    let handle = match subdirectory(state, &export, level, root.as_fd(), below) {
         Ok(handle) => handle,
         Err(status) => {
             tracing::debug!(%client, share_instance.id = %export.id, "MNT of {shown} refused: {status:?}");
@@ -139,7 +140,9 @@ fn mnt(state: &ServerState, client: IpAddr, path: &[u8]) -> mountres3<'static> {
 /// walked one component at a time (see the module documentation). Empty and `.`
 /// components are skipped.
 fn subdirectory(
+    state: &ServerState,
     export: &Export,
+    level: AccessLevel,
     root: BorrowedFd<'_>,
     below: &[u8],
 ) -> Result<FileHandle, mountstat3> {
@@ -170,10 +173,18 @@ fn subdirectory(
         export.names.learn(attr.ino, parent, part);
         found = Some((fd, attr));
     }
-    Ok(match found {
-        None => FileHandle::root(export.uuid),
-        Some((_, attr)) => FileHandle::file(export.uuid, attr.ino, attr.btime),
-    })
+    let Some((fd, attr)) = found else {
+        return Ok(FileHandle::root(export.uuid));
+    };
+    let (generation, _) =
+        crate::nfs::identify(&state.exports.files, export, level, fd.as_fd(), &attr)
+            .map_err(|err| mount_status(&err))?;
+    Ok(FileHandle::file(
+        export.uuid,
+        attr.ino,
+        attr.btime,
+        generation,
+    ))
 }
 
 /// The MOUNT status of a failed step of the walk below the root.

@@ -1132,6 +1132,90 @@ async fn a_recreated_file_is_stale_never_the_new_data() {
     );
 }
 
+/// `fh` with another inode generation (bytes 40..44 of a file handle).
+fn with_generation(fh: &nfs_fh3, generation: u32) -> nfs_fh3 {
+    let mut data = fh.data.to_vec();
+    data[40..44].copy_from_slice(&generation.to_be_bytes());
+    nfs_fh3 {
+        data: Opaque::owned(data),
+    }
+}
+
+#[tokio::test]
+async fn handles_carry_the_inode_generation_and_every_way_to_a_file_gives_one_handle() {
+    let fx = Fixture::start().await;
+    let (id, root_dir) = fx.rw_share();
+    std::fs::create_dir(root_dir.join("d")).unwrap();
+    std::fs::write(root_dir.join("d/f"), b"data").unwrap();
+    let mut conn = fx.mount(&id).await.unwrap();
+    let root = conn.root_nfs_fh3();
+    assert_eq!(
+        root.data.len(),
+        40,
+        "root handles keep their format-1 bytes"
+    );
+    let d = lookup(&mut conn, &root, "d").await.unwrap();
+    let f = lookup(&mut conn, &d, "f").await.unwrap();
+    let g = create_file(&mut conn, &d, "g").await;
+    let e = mkdir(&mut conn, &d, "e").await.unwrap();
+    for fh in [&d, &f, &g, &e] {
+        assert_eq!(fh.data.len(), 44);
+        let generation = u32::from_be_bytes(fh.data[40..44].try_into().unwrap());
+        // /tmp of the test machines is ext4, which keeps generations; tmpfs keeps none
+        if generation != 0 {
+            assert_eq!(
+                getattr(&mut conn, &with_generation(fh, generation.wrapping_add(1)))
+                    .await
+                    .err(),
+                Some(nfsstat3::NFS3ERR_STALE)
+            );
+        }
+        // 0: the generation was not known; inode and birth time decide
+        getattr(&mut conn, &with_generation(fh, 0)).await.unwrap();
+        // a format-1 file handle (from before the generation) is stale, not malformed
+        let mut old = fh.data[..40].to_vec();
+        old[0] = 1;
+        let old = nfs_fh3 {
+            data: Opaque::owned(old),
+        };
+        assert_eq!(
+            getattr(&mut conn, &old).await.err(),
+            Some(nfsstat3::NFS3ERR_STALE)
+        );
+    }
+    // LOOKUP, CREATE, MKDIR, READDIRPLUS and ".." name each object by the same handle
+    assert_eq!(lookup(&mut conn, &d, "g").await.unwrap(), g);
+    assert_eq!(lookup(&mut conn, &d, "e").await.unwrap(), e);
+    assert_eq!(lookup(&mut conn, &e, "..").await.unwrap(), d);
+    assert_eq!(lookup(&mut conn, &d, "..").await.unwrap(), root);
+    assert_eq!(
+        create(&mut conn, &d, "f", createhow3::UNCHECKED(sattr3::default()))
+            .await
+            .unwrap(),
+        f
+    );
+    let args = READDIRPLUS3args {
+        dir: d.clone(),
+        cookie: 0,
+        cookieverf: cookieverf3::default(),
+        dircount: 64 * 1024,
+        maxcount: 64 * 1024,
+    };
+    let listed = ok(conn.readdirplus(&args).await.unwrap()).unwrap();
+    let mut seen = 0;
+    for entry in listed.reply.entries.0 {
+        let expected = match entry.name.0.as_ref() {
+            b"f" => &f,
+            b"g" => &g,
+            b"e" => &e,
+            _ => continue,
+        };
+        assert_eq!(entry.name_handle, Nfs3Option::Some(expected.clone()));
+        seen += 1;
+    }
+    assert_eq!(seen, 3);
+}
+
 #[tokio::test]
 async fn symlinks_never_lead_out_of_the_export() {
     let fx = Fixture::start().await;
