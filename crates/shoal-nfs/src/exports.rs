@@ -399,6 +399,9 @@ pub(crate) struct Export {
     pub names: NameTable,
     quiesce: Mutex<QuiesceState>,
     drained: Notify,
+    /// The inode of the root the last call found (0: none yet), to notice a published
+    /// replica's switch to a new version (see `root_changed`).
+    served_root: AtomicU64,
     /// Size changes of one inode (extending WRITE, truncate, remove) are made under its stripe,
     /// so that "size before" and "size after" of concurrent changes of one file do not
     /// interleave and the accounting stays exact.
@@ -426,7 +429,15 @@ impl Export {
             quiesce: Mutex::new(QuiesceState::default()),
             drained: Notify::new(),
             file_locks: (0..FILE_LOCKS).map(|_| Mutex::new(())).collect(),
+            served_root: AtomicU64::new(0),
         }
+    }
+
+    /// Records that a call found the root at inode `ino`; whether that is another root
+    /// than the previous call found (a published replica's new version).
+    pub(crate) fn root_changed(&self, ino: u64) -> bool {
+        let previous = self.served_root.swap(ino, Ordering::Relaxed);
+        previous != 0 && previous != ino
     }
 
     pub(crate) fn config(&self) -> Arc<ExportConfig> {
@@ -615,7 +626,11 @@ impl NameTable {
 /// only a readable descriptor tells. Keyed by instance, inode and birth time: a key never
 /// names another file. Handles are still resolved on every call; a cached descriptor keeps
 /// its inode allocated, so an object found under a cached key is the cached one, and its
-/// generation (read once, at the open) is the object's.
+/// generation (read once, at the open) is the object's. For the same reason entries go as
+/// soon as the server knows the object is gone: on its REMOVE, RMDIR or RENAME over it,
+/// when a handle of it turns out stale, when the export's root changes (a published
+/// replica's new version), at unexport and at a re-export with a new root; else the least
+/// recently used goes beyond `FD_CACHE_CAPACITY`.
 pub(crate) struct FdCache {
     inner: Mutex<FdCacheInner>,
     capacity: usize,
@@ -721,7 +736,8 @@ impl FdCache {
             .retain(|(i, n, _), _| !(i == instance && *n == ino));
     }
 
-    fn purge_instance(&self, instance: &[u8; 16]) {
+    /// Forgets the open files of an instance (unexported, or its root changed).
+    pub(crate) fn purge_instance(&self, instance: &[u8; 16]) {
         self.inner
             .lock()
             .expect("fd cache lock")
@@ -906,6 +922,18 @@ mod tests {
         quiesce.await.unwrap().unwrap();
         exports.set_quiesced(ID, false).await.unwrap();
         assert!(export.begin_write().is_ok());
+    }
+
+    #[test]
+    fn a_new_root_is_noticed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let exports = Exports::new();
+        exports.export(ID, spec(dir.path())).unwrap();
+        let export = exports.get(ID).unwrap();
+        assert!(!export.root_changed(10), "the first root");
+        assert!(!export.root_changed(10));
+        assert!(export.root_changed(11));
+        assert!(!export.root_changed(11));
     }
 
     #[test]

@@ -528,6 +528,11 @@ impl Ctx<'_> {
             return Err(nfsstat3::NFS3ERR_ACCES);
         };
         let root = open_root(&config)?;
+        if export.root_changed(root.ino) {
+            // A published replica's new version: descriptors of the old one would keep
+            // its files allocated after the replication engine deletes it.
+            self.state.exports.files.purge_instance(&export.uuid);
+        }
         if handle.root {
             let attr = root.attr;
             return Ok(Node {
@@ -569,6 +574,12 @@ impl Ctx<'_> {
                 handle,
             });
         }
+        // A descriptor of the file the handle named (deleted behind the server's back, say)
+        // would keep it allocated for nothing.
+        self.state
+            .exports
+            .files
+            .purge_inode(&export.uuid, handle.ino);
         Err(nfsstat3::NFS3ERR_STALE)
     }
 
@@ -800,17 +811,7 @@ impl Ctx<'_> {
         let fields = out.len();
         out.extend_from_slice(&[0; 12]); // count, eof, data length
         let data = out.len();
-        out.resize(data + count, 0);
-        let mut got = 0;
-        while got < count {
-            match file.read_at(&mut out[data + got..data + count], offset + got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(io_status(err)),
-            }
-        }
-        out.truncate(data + got);
+        let got = fs::read_at_append(&file, out, offset, count).map_err(io_status)?;
         out.resize(data + got.div_ceil(4) * 4, 0);
         let eof = got < count || offset.saturating_add(got as u64) >= node.attr.size;
         out[fields..fields + 4].copy_from_slice(&(got as u32).to_be_bytes());
@@ -1079,6 +1080,9 @@ impl Ctx<'_> {
         fs::unlink_at(dfd, name, is_dir).map_err(io_status)?;
         if target.is_file() && target.nlink <= 1 {
             export.settle(0, -i128::from(target.size));
+        }
+        if target.is_dir() || (target.is_file() && target.nlink <= 1) {
+            // gone: our descriptor would keep its inode (and space) allocated
             self.state
                 .exports
                 .files
@@ -1127,6 +1131,8 @@ impl Ctx<'_> {
         if let Some(replaced) = replaced {
             if replaced.is_file() && replaced.nlink <= 1 {
                 export.settle(0, -i128::from(replaced.size));
+            }
+            if replaced.is_dir() || (replaced.is_file() && replaced.nlink <= 1) {
                 self.state
                     .exports
                     .files
