@@ -281,12 +281,16 @@ impl Exports {
             .ok_or_else(|| ExportError::NotExported(instance_id.to_owned()))
     }
 
-    /// The export whose NFS path is `path` (`/shares/<id>`, a trailing slash tolerated).
-    pub(crate) fn by_path(&self, path: &[u8]) -> Option<Arc<Export>> {
-        let path = std::str::from_utf8(path).ok()?;
-        let id = path.strip_prefix("/shares/")?.trim_end_matches('/');
-        let uuid = parse_instance_id(id).ok()?;
-        self.get_uuid(&uuid)
+    /// The export a MOUNT path names and the rest of the path below its root:
+    /// `/shares/<id>` and `/shares/<id>/` give an empty rest, `/shares/<id>/a/b` gives `a/b`.
+    pub(crate) fn by_path<'p>(&self, path: &'p [u8]) -> Option<(Arc<Export>, &'p [u8])> {
+        let rest = path.strip_prefix(b"/shares/")?;
+        let (id, below) = match rest.iter().position(|b| *b == b'/') {
+            Some(slash) => (&rest[..slash], &rest[slash + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        let uuid = parse_instance_id(std::str::from_utf8(id).ok()?).ok()?;
+        Some((self.get_uuid(&uuid)?, below))
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Export>> {
@@ -395,6 +399,9 @@ pub(crate) struct Export {
     pub names: NameTable,
     quiesce: Mutex<QuiesceState>,
     drained: Notify,
+    /// The inode of the root the last call found (0: none yet), to notice a published
+    /// replica's switch to a new version (see `root_changed`).
+    served_root: AtomicU64,
     /// Size changes of one inode (extending WRITE, truncate, remove) are made under its stripe,
     /// so that "size before" and "size after" of concurrent changes of one file do not
     /// interleave and the accounting stays exact.
@@ -422,7 +429,15 @@ impl Export {
             quiesce: Mutex::new(QuiesceState::default()),
             drained: Notify::new(),
             file_locks: (0..FILE_LOCKS).map(|_| Mutex::new(())).collect(),
+            served_root: AtomicU64::new(0),
         }
+    }
+
+    /// Records that a call found the root at inode `ino`; whether that is another root
+    /// than the previous call found (a published replica's new version).
+    pub(crate) fn root_changed(&self, ino: u64) -> bool {
+        let previous = self.served_root.swap(ino, Ordering::Relaxed);
+        previous != 0 && previous != ino
     }
 
     pub(crate) fn config(&self) -> Arc<ExportConfig> {
@@ -534,8 +549,8 @@ type NameMap = HashMap<u64, Vec<(u64, Box<[u8]>)>>;
 
 /// Inode -> the names (parent inode, name) it was last seen under, as learned from LOOKUP,
 /// CREATE, READDIRPLUS and friends and updated by RENAME and REMOVE. Used to turn a handle
-/// back into a path below the root; the result is always verified by inode and birth time,
-/// so a stale entry costs a `NFS3ERR_STALE`, never a wrong file. It grows with the number of
+/// back into a path below the root; the result is always verified by inode, birth time and
+/// generation, so a stale entry costs a `NFS3ERR_STALE`, never a wrong file. It grows with the number of
 /// distinct files clients have looked at (about 100 bytes each) and is lost on restart.
 #[derive(Default)]
 pub(crate) struct NameTable {
@@ -606,9 +621,16 @@ impl NameTable {
     }
 }
 
-/// Open files kept for READ/WRITE/COMMIT so that a stream of writes does not reopen the file
-/// for each call. Keyed by instance, inode and birth time: a key never names another file.
-/// Handles are still resolved (and verified) on every call; this only saves the open.
+/// Open regular files and directories, for READ/WRITE/COMMIT (a stream of calls does not
+/// reopen the file for each) and for the inode generation of handles (`handle.rs`), which
+/// only a readable descriptor tells. Keyed by instance, inode and birth time: a key never
+/// names another file. Handles are still resolved on every call; a cached descriptor keeps
+/// its inode allocated, so an object found under a cached key is the cached one, and its
+/// generation (read once, at the open) is the object's. For the same reason entries go as
+/// soon as the server knows the object is gone: on its REMOVE, RMDIR or RENAME over it,
+/// when a handle of it turns out stale, when the export's root changes (a published
+/// replica's new version), at unexport and at a re-export with a new root; else the least
+/// recently used goes beyond `FD_CACHE_CAPACITY`.
 pub(crate) struct FdCache {
     inner: Mutex<FdCacheInner>,
     capacity: usize,
@@ -625,9 +647,18 @@ struct FdCacheInner {
 }
 
 struct CachedFile {
-    file: Arc<File>,
-    writable: bool,
+    open: OpenFile,
     used: u64,
+}
+
+/// A descriptor from the cache.
+#[derive(Clone)]
+pub(crate) struct OpenFile {
+    pub file: Arc<File>,
+    /// Opened read-write (else read-only).
+    pub writable: bool,
+    /// The inode generation (`fs::generation`).
+    pub generation: u32,
 }
 
 impl FdCache {
@@ -638,23 +669,23 @@ impl FdCache {
         }
     }
 
-    /// The cached file for `key` (writable if `write`), or the result of `open(write)`
-    /// (which returns the file and whether it is writable).
+    /// The cached file for `key` (writable if `write`), or the result of `open()` (which
+    /// returns the file and whether it is writable), cached.
     pub(crate) fn get_or_open(
         &self,
         key: FdKey,
         write: bool,
         open: impl FnOnce() -> io::Result<(File, bool)>,
-    ) -> io::Result<Arc<File>> {
+    ) -> io::Result<OpenFile> {
         {
             let mut inner = self.inner.lock().expect("fd cache lock");
             inner.tick += 1;
             let tick = inner.tick;
             if let Some(cached) = inner.map.get_mut(&key)
-                && (cached.writable || !write)
+                && (cached.open.writable || !write)
             {
                 cached.used = tick;
-                return Ok(cached.file.clone());
+                return Ok(cached.open.clone());
             }
         }
         // Opened outside the lock: an open can block (slow storage).
@@ -662,15 +693,23 @@ impl FdCache {
         if write && !writable {
             return Err(io::Error::from_raw_os_error(nix::libc::EACCES));
         }
-        let file = Arc::new(file);
+        self.insert(key, file, writable)
+    }
+
+    /// Caches `file`, just opened (or created) for `key`, replacing what was cached for it.
+    pub(crate) fn insert(&self, key: FdKey, file: File, writable: bool) -> io::Result<OpenFile> {
+        let open = OpenFile {
+            generation: fs::generation(std::os::fd::AsFd::as_fd(&file))?,
+            file: Arc::new(file),
+            writable,
+        };
         let mut inner = self.inner.lock().expect("fd cache lock");
         inner.tick += 1;
         let used = inner.tick;
         inner.map.insert(
             key,
             CachedFile {
-                file: file.clone(),
-                writable,
+                open: open.clone(),
                 used,
             },
         );
@@ -685,7 +724,7 @@ impl FdCache {
                 inner.map.remove(&oldest);
             }
         }
-        Ok(file)
+        Ok(open)
     }
 
     /// Forgets the open file of one inode (removed: its space must be freed).
@@ -697,7 +736,8 @@ impl FdCache {
             .retain(|(i, n, _), _| !(i == instance && *n == ino));
     }
 
-    fn purge_instance(&self, instance: &[u8; 16]) {
+    /// Forgets the open files of an instance (unexported, or its root changed).
+    pub(crate) fn purge_instance(&self, instance: &[u8; 16]) {
         self.inner
             .lock()
             .expect("fd cache lock")
@@ -748,12 +788,21 @@ mod tests {
         exports.export(ID, spec(dir.path())).unwrap();
         assert_eq!(exports.exported(), vec![ID.to_owned()]);
         assert_eq!(Exports::export_path(ID), format!("/shares/{ID}"));
+        for (path, below) in [
+            (format!("/shares/{ID}"), &b""[..]),
+            (format!("/shares/{ID}/"), b""),
+            (format!("/shares/{ID}/a/b"), b"a/b"),
+        ] {
+            let (export, rest) = exports.by_path(path.as_bytes()).expect("exported");
+            assert_eq!((export.id.as_str(), rest), (ID, below), "{path}");
+        }
+        assert!(exports.by_path(b"/shares/other").is_none());
         assert!(
             exports
-                .by_path(format!("/shares/{ID}/").as_bytes())
-                .is_some()
+                .by_path(format!("/shares/{ID}x").as_bytes())
+                .is_none()
         );
-        assert!(exports.by_path(b"/shares/other").is_none());
+        assert!(exports.by_path(format!("/other/{ID}").as_bytes()).is_none());
         exports.unexport(ID);
         assert!(exports.exported().is_empty());
         assert!(matches!(
@@ -873,6 +922,18 @@ mod tests {
         quiesce.await.unwrap().unwrap();
         exports.set_quiesced(ID, false).await.unwrap();
         assert!(export.begin_write().is_ok());
+    }
+
+    #[test]
+    fn a_new_root_is_noticed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let exports = Exports::new();
+        exports.export(ID, spec(dir.path())).unwrap();
+        let export = exports.get(ID).unwrap();
+        assert!(!export.root_changed(10), "the first root");
+        assert!(!export.root_changed(10));
+        assert!(export.root_changed(11));
+        assert!(!export.root_changed(11));
     }
 
     #[test]

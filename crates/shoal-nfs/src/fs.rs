@@ -179,6 +179,67 @@ pub(crate) fn reopen(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<File>
     Ok(unsafe { File::from_raw_fd(raw) })
 }
 
+/// The inode generation of what `fd` (a readable descriptor, not `O_PATH`) refers to, as
+/// `FS_IOC_GETVERSION` reports it (ext4, xfs, btrfs: a new value for every new inode; what
+/// knfsd puts in its handles); 0 where the file system keeps none.
+pub(crate) fn generation(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    // The request is declared with a `long` argument, but file systems store an `int` into
+    // its first bytes; a zeroed `long` takes either without writing out of bounds.
+    let mut word: libc::c_long = 0;
+    // SAFETY: `word` is a live, writable `long`, the size the request number declares.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_GETVERSION, &mut word) };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::ENOTTY | libc::EOPNOTSUPP | libc::EINVAL) => Ok(0),
+            _ => Err(err),
+        };
+    }
+    let bytes = word.to_ne_bytes();
+    Ok(u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}
+
+/// Appends up to `len` bytes of `file` from `offset` to `buf`, fewer at the end of the file;
+/// returns how many. The space is not zero-filled first: for a 1 MiB READ that doubled the
+/// writes to the reply buffer (a `memset` was ~12% of the server's CPU in a cold-cache
+/// sequential read).
+pub(crate) fn read_at_append(
+    file: &File,
+    buf: &mut Vec<u8>,
+    offset: u64,
+    len: usize,
+) -> io::Result<usize> {
+    buf.reserve(len);
+    let mut got = 0;
+    while got < len {
+        let spare = &mut buf.spare_capacity_mut()[..len - got];
+        let at = offset
+            .checked_add(got as u64)
+            .and_then(|at| libc::off_t::try_from(at).ok())
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: `spare` is the buffer's own unused capacity, valid for writes of
+        // `spare.len()` bytes; pread writes at most that many.
+        let n =
+            unsafe { libc::pread(file.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), at) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if n == 0 {
+            break;
+        }
+        let n = n as usize;
+        debug_assert!(n <= spare.len());
+        // SAFETY: pread initialised the first `n` bytes of the spare capacity.
+        unsafe { buf.set_len(buf.len() + n) };
+        got += n;
+    }
+    Ok(got)
+}
+
 /// `chmod` of a regular file or directory given by an `O_PATH` descriptor (see `reopen`).
 pub(crate) fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     let path = proc_path(fd);
@@ -558,6 +619,53 @@ mod tests {
             let since = created.duration_since(std::time::UNIX_EPOCH).unwrap();
             assert_eq!(attr.btime.sec, since.as_secs() as i64);
         }
+    }
+
+    #[test]
+    fn a_recreated_file_has_a_new_generation_where_the_file_system_keeps_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let generation_of = |path: &Path| generation(File::open(path).unwrap().as_fd()).unwrap();
+        std::fs::write(&path, b"1").unwrap();
+        let first = generation_of(&path);
+        assert_eq!(generation_of(&path), first, "stable for one inode");
+        assert_eq!(
+            generation(File::open(dir.path()).unwrap().as_fd())
+                .map(|_| ())
+                .ok(),
+            Some(()),
+            "directories too"
+        );
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..20 {
+            std::fs::remove_file(&path).unwrap();
+            std::fs::write(&path, b"2").unwrap();
+            seen.insert(generation_of(&path));
+        }
+        // ext4/xfs/btrfs (the test machines' /tmp) give each new inode a new generation;
+        // tmpfs keeps none (all 0).
+        assert!(seen.len() > 1 || seen == [0].into(), "{seen:?}");
+    }
+
+    #[test]
+    fn read_at_append_appends_what_the_file_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let file = File::open(&path).unwrap();
+        let mut buf = b"head".to_vec();
+        assert_eq!(read_at_append(&file, &mut buf, 10, 50_000).unwrap(), 50_000);
+        assert_eq!(&buf[..4], b"head");
+        assert_eq!(&buf[4..], &data[10..50_010]);
+        // short at the end of the file, nothing past it
+        let mut buf = Vec::with_capacity(8);
+        assert_eq!(read_at_append(&file, &mut buf, 99_990, 4096).unwrap(), 10);
+        assert_eq!(buf, &data[99_990..]);
+        let mut buf = Vec::new();
+        assert_eq!(read_at_append(&file, &mut buf, 200_000, 10).unwrap(), 0);
+        assert!(buf.is_empty());
+        assert!(read_at_append(&file, &mut buf, u64::MAX, 10).is_err());
     }
 
     #[test]

@@ -10,18 +10,19 @@
 //!
 //! # Exports
 //! The driver registers each share instance with [`Exports::export`]; it is served at
-//! `/shares/<instance id>` on one TCP port for MOUNT, NFS and portmap GETPORT. The root is
+//! `/shares/<instance id>` on one TCP port for MOUNT, NFS and portmap GETPORT (a MOUNT of
+//! `/shares/<instance id>/a/b` gives the handle of that directory, see `mount.rs`). The root is
 //! either a directory or a published replica (`current -> v<N>`, re-read on every call).
 //! Rules, quota, read-only flag and quiesce state can change at any time and apply to
 //! connected clients at their next call.
 //!
 //! # File handles
-//! A handle holds the instance UUID, the inode number and the birth time of the file (see
-//! `handle.rs`); the root has a flag of its own. An in-memory name table (inode -> parent
+//! A handle holds the instance UUID, the inode number, the birth time and the inode
+//! generation of the file (see `handle.rs`); the root has a flag of its own. An in-memory name table (inode -> parent
 //! and name, learned from LOOKUP, CREATE, READDIRPLUS, ...) turns a handle back into a
 //! path, which is opened below the root with `openat2(RESOLVE_BENEATH |
-//! RESOLVE_NO_SYMLINKS)`; the file found must have the same inode AND birth time, else the
-//! call gets `NFS3ERR_STALE`. So a handle never yields another file's data, and after a
+//! RESOLVE_NO_SYMLINKS)`; the file found must have the same inode, birth time and
+//! generation, else the call gets `NFS3ERR_STALE`. So a handle never yields another file's data, and after a
 //! restart (table lost) clients get STALE for everything but the root and look names up
 //! again. The server never follows a symbolic link itself, and ".." of the root is the root.
 //!

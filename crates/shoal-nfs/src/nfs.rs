@@ -2,8 +2,10 @@
 //!
 //! Every call that takes a handle resolves it first (`Ctx::resolve`): the export must still
 //! be exported, one of its rules must admit the client (else `NFS3ERR_ACCES`), and the file
-//! must be found again below the current root with the same inode and birth time (else
-//! `NFS3ERR_STALE`). Modifying calls then need the read-write level (else `NFS3ERR_ROFS`)
+//! must be found again below the current root with the same inode, birth time and inode
+//! generation (else `NFS3ERR_STALE`; see `handle.rs`). Resolving a regular file or a
+//! directory opens it through the descriptor cache (`exports.rs`), which tells the
+//! generation and serves READ/WRITE/COMMIT. Modifying calls then need the read-write level (else `NFS3ERR_ROFS`)
 //! and an unquiesced export (else `NFS3ERR_JUKEBOX`), account size changes against the
 //! quota before touching data, and tell the observer after they succeeded.
 
@@ -22,9 +24,11 @@ use nix::libc;
 
 use crate::ExportRoot;
 use crate::access::AccessLevel;
-use crate::exports::{Change, ChangeKind, Export, ExportConfig, ROOT_KEY, WriteGuard};
+use crate::exports::{
+    Change, ChangeKind, Export, ExportConfig, FdCache, OpenFile, ROOT_KEY, WriteGuard,
+};
 use crate::fs::{self, Attr, SetTime};
-use crate::handle::FileHandle;
+use crate::handle::{BadHandle, FileHandle};
 use crate::rpc::{CallError, MAX_RECORD, ServerState, put};
 use crate::xdr::Xdr;
 
@@ -32,7 +36,8 @@ use crate::xdr::Xdr;
 const MAX_IO: u32 = 1024 * 1024;
 /// Preferred READDIR size (FSINFO dtpref).
 const DIR_PREF: u32 = 64 * 1024;
-const NAME_MAX: usize = 255;
+/// Longest name of one path component.
+pub(crate) const NAME_MAX: usize = 255;
 const PATH_MAX: usize = 4096;
 
 type NfsResult<T> = Result<T, nfsstat3>;
@@ -284,6 +289,9 @@ struct Node {
     root: RootDir,
     /// `O_PATH` descriptor of the object; `None` for the root itself.
     fd: Option<OwnedFd>,
+    /// The object open, from the cache: regular files and directories below the root that
+    /// the server may open (see `identify`).
+    open: Option<OpenFile>,
     attr: Attr,
     /// Path below the root (empty for the root).
     rel: PathBuf,
@@ -366,21 +374,23 @@ impl Node {
         }
     }
 
-    /// The handle of `a`, an object below this node's root.
-    fn handle_of(&self, a: &Attr) -> FileHandle {
+    /// The handle of `a`, an object below this node's root with inode generation
+    /// `generation`.
+    fn handle_of(&self, a: &Attr, generation: u32) -> FileHandle {
         if a.ino == self.root.ino {
             FileHandle::root(self.export.uuid)
         } else {
-            FileHandle::file(self.export.uuid, a.ino, a.btime)
+            FileHandle::file(self.export.uuid, a.ino, a.btime, generation)
         }
     }
 
-    /// Remembers that `a` is `name` in this directory and returns its handle.
-    fn learn(&self, name: &[u8], a: &Attr) -> nfs_fh3 {
+    /// Remembers that `a` (generation `generation`) is `name` in this directory and returns
+    /// its handle.
+    fn learn(&self, name: &[u8], a: &Attr, generation: u32) -> nfs_fh3 {
         if a.ino != self.root.ino {
             self.export.names.learn(a.ino, self.key(), name);
         }
-        fh3(&self.handle_of(a))
+        fh3(&self.handle_of(a, generation))
     }
 
     fn child_rel(&self, name: &[u8]) -> PathBuf {
@@ -390,7 +400,43 @@ impl Node {
 
 fn fh3(handle: &FileHandle) -> nfs_fh3 {
     nfs_fh3 {
-        data: Opaque::owned(handle.encode().to_vec()),
+        data: Opaque::owned(handle.encode()),
+    }
+}
+
+/// The inode generation of the object the `O_PATH` descriptor `fd` refers to (attributes
+/// `attr`, of export `export`) and, for a regular file or a directory, the object open from
+/// the cache: read-write for a client that may write (so that its WRITEs find it), else
+/// read-only. `(0, None)` for other objects, which cannot be opened, and for one the server
+/// may not open (`EACCES`, `EPERM`; see `handle.rs`).
+pub(crate) fn identify(
+    files: &FdCache,
+    export: &Export,
+    level: AccessLevel,
+    fd: BorrowedFd<'_>,
+    attr: &Attr,
+) -> io::Result<(u32, Option<OpenFile>)> {
+    let key = (export.uuid, attr.ino, attr.btime);
+    let opened = if attr.is_dir() {
+        files.get_or_open(key, false, || {
+            fs::reopen(fd, libc::O_RDONLY | libc::O_DIRECTORY).map(|dir| (dir, false))
+        })
+    } else if attr.is_file() {
+        files.get_or_open(key, false, || {
+            if level == AccessLevel::ReadWrite
+                && let Ok(file) = fs::reopen(fd, libc::O_RDWR)
+            {
+                return Ok((file, true));
+            }
+            fs::reopen(fd, libc::O_RDONLY).map(|file| (file, false))
+        })
+    } else {
+        return Ok((0, None));
+    };
+    match opened {
+        Ok(open) => Ok((open.generation, Some(open))),
+        Err(err) if matches!(err.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => Ok((0, None)),
+        Err(err) => Err(err),
     }
 }
 
@@ -467,7 +513,10 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn resolve(&self, fh: &[u8]) -> NfsResult<Node> {
-        let handle = FileHandle::decode(fh).ok_or(nfsstat3::NFS3ERR_BADHANDLE)?;
+        let handle = FileHandle::decode(fh).map_err(|bad| match bad {
+            BadHandle::Malformed => nfsstat3::NFS3ERR_BADHANDLE,
+            BadHandle::Outdated => nfsstat3::NFS3ERR_STALE,
+        })?;
         let export = self
             .state
             .exports
@@ -479,6 +528,11 @@ impl Ctx<'_> {
             return Err(nfsstat3::NFS3ERR_ACCES);
         };
         let root = open_root(&config)?;
+        if export.root_changed(root.ino) {
+            // A published replica's new version: descriptors of the old one would keep
+            // its files allocated after the replication engine deletes it.
+            self.state.exports.files.purge_instance(&export.uuid);
+        }
         if handle.root {
             let attr = root.attr;
             return Ok(Node {
@@ -486,6 +540,7 @@ impl Ctx<'_> {
                 level,
                 root,
                 fd: None,
+                open: None,
                 attr,
                 rel: PathBuf::new(),
                 handle,
@@ -498,18 +553,33 @@ impl Ctx<'_> {
             let Ok(attr) = fs::stat_fd(fd.as_fd()) else {
                 continue;
             };
-            if attr.ino == handle.ino && attr.btime == handle.btime {
-                return Ok(Node {
-                    export,
-                    level,
-                    root,
-                    fd: Some(fd),
-                    attr,
-                    rel,
-                    handle,
-                });
+            if attr.ino != handle.ino || attr.btime != handle.btime {
+                continue;
             }
+            let (generation, open) =
+                identify(&self.state.exports.files, &export, level, fd.as_fd(), &attr)
+                    .map_err(io_status)?;
+            // 0 on either side: not known when the handle was made, or not readable now.
+            if generation != handle.generation && generation != 0 && handle.generation != 0 {
+                continue;
+            }
+            return Ok(Node {
+                export,
+                level,
+                root,
+                fd: Some(fd),
+                open,
+                attr,
+                rel,
+                handle,
+            });
         }
+        // A descriptor of the file the handle named (deleted behind the server's back, say)
+        // would keep it allocated for nothing.
+        self.state
+            .exports
+            .files
+            .purge_inode(&export.uuid, handle.ino);
         Err(nfsstat3::NFS3ERR_STALE)
     }
 
@@ -527,21 +597,50 @@ impl Ctx<'_> {
             .notify(&node.export, Change { kind, path, to });
     }
 
-    /// An open regular file (from the cache). Callers checked that `node` is one.
+    /// An open regular file (the one resolving opened, else from the cache). Callers
+    /// checked that `node` is one.
     fn open_file(&self, node: &Node, write: bool) -> NfsResult<Arc<File>> {
+        if let Some(open) = &node.open
+            && (open.writable || !write)
+        {
+            return Ok(open.file.clone());
+        }
         let key = (node.export.uuid, node.attr.ino, node.attr.btime);
-        // A client that may write gets a read-write descriptor at once, so that its next
-        // WRITE finds one in the cache.
-        let want_write = write || node.level == AccessLevel::ReadWrite;
         self.state
             .exports
             .files
-            .get_or_open(key, write, || match fs::reopen(node.fd(), libc::O_RDWR) {
-                Ok(file) if want_write => Ok((file, true)),
-                Err(err) if write => Err(err),
-                _ => fs::reopen(node.fd(), libc::O_RDONLY).map(|file| (file, false)),
+            .get_or_open(key, write, || {
+                let flags = if write { libc::O_RDWR } else { libc::O_RDONLY };
+                fs::reopen(node.fd(), flags).map(|file| (file, write))
             })
+            .map(|open| open.file)
             .map_err(io_status)
+    }
+
+    /// `name` in directory `dir` (a symbolic link itself, not followed): its attributes and
+    /// inode generation.
+    fn child(&self, dir: &Node, name: &[u8]) -> NfsResult<(Attr, u32)> {
+        let fd = fs::open_path_beneath(dir.fd(), Path::new(std::ffi::OsStr::from_bytes(name)))
+            .map_err(io_status)?;
+        self.identified(dir, fd.as_fd())
+    }
+
+    /// The attributes and inode generation of what `fd` (`O_PATH`, below `near`'s root)
+    /// refers to.
+    fn identified(&self, near: &Node, fd: BorrowedFd<'_>) -> NfsResult<(Attr, u32)> {
+        let attr = fs::stat_fd(fd).map_err(io_status)?;
+        if attr.ino == near.root.ino {
+            return Ok((attr, 0));
+        }
+        let (generation, _) = identify(
+            &self.state.exports.files,
+            &near.export,
+            near.level,
+            fd,
+            &attr,
+        )
+        .map_err(io_status)?;
+        Ok((attr, generation))
     }
 
     /// Sets the size of a regular file, accounting the change against the quota first.
@@ -645,12 +744,16 @@ impl Ctx<'_> {
                 // ".." of the root is the root: nothing above it is served
                 b".." if dir.is_root() => Ok((fh3(&dir.handle), dir.attr)),
                 b".." => {
-                    let attr = fs::stat_at(dir.fd(), b"..").map_err(io_status)?;
-                    Ok((fh3(&dir.handle_of(&attr)), attr))
+                    // the parent on the path the directory was found by
+                    let parent = dir.rel.parent().unwrap_or(Path::new(""));
+                    let fd = fs::open_dir_beneath(dir.root.fd.as_fd(), parent)
+                        .map_err(|_| nfsstat3::NFS3ERR_STALE)?;
+                    let (attr, generation) = self.identified(&dir, fd.as_fd())?;
+                    Ok((fh3(&dir.handle_of(&attr, generation)), attr))
                 }
                 _ => {
-                    let attr = fs::stat_at(dir.fd(), name).map_err(io_status)?;
-                    Ok((dir.learn(name, &attr), attr))
+                    let (attr, generation) = self.child(&dir, name)?;
+                    Ok((dir.learn(name, &attr, generation), attr))
                 }
             }
         })();
@@ -708,17 +811,7 @@ impl Ctx<'_> {
         let fields = out.len();
         out.extend_from_slice(&[0; 12]); // count, eof, data length
         let data = out.len();
-        out.resize(data + count, 0);
-        let mut got = 0;
-        while got < count {
-            match file.read_at(&mut out[data + got..data + count], offset + got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(io_status(err)),
-            }
-        }
-        out.truncate(data + got);
+        let got = fs::read_at_append(&file, out, offset, count).map_err(io_status)?;
         out.resize(data + got.div_ceil(4) * 4, 0);
         let eof = got < count || offset.saturating_add(got as u64) >= node.attr.size;
         out[fields..fields + 4].copy_from_slice(&(got as u32).to_be_bytes());
@@ -834,7 +927,7 @@ impl Ctx<'_> {
                         (file, true)
                     }
                     Err(err) if err.raw_os_error() == Some(libc::EEXIST) => {
-                        let attr = fs::stat_at(dfd, name).map_err(io_status)?;
+                        let (attr, generation) = self.child(&dir, name)?;
                         if !(attr.is_file()
                             && attr.size == 0
                             && attr.mtime.0 == mtime
@@ -842,7 +935,7 @@ impl Ctx<'_> {
                         {
                             return Err(nfsstat3::NFS3ERR_EXIST);
                         }
-                        let obj = dir.learn(name, &attr);
+                        let obj = dir.learn(name, &attr, generation);
                         return Ok(CREATE3resok {
                             obj: Nfs3Option::Some(obj),
                             obj_attributes: dir.attr_of(&attr),
@@ -872,7 +965,21 @@ impl Ctx<'_> {
         }
         let changed = created || matches!(&how, How::Unchecked(a) if a.size.is_some());
         let attr = fs::stat_fd(file.as_fd()).map_err(io_status)?;
-        let obj = dir.learn(name, &attr);
+        // The new file's descriptor goes to the cache: it tells the generation, and the
+        // client's WRITEs that usually follow find it there.
+        let generation = if attr.is_file() {
+            let key = (dir.export.uuid, attr.ino, attr.btime);
+            let open = self
+                .state
+                .exports
+                .files
+                .insert(key, file, true)
+                .map_err(io_status)?;
+            open.generation
+        } else {
+            0
+        };
+        let obj = dir.learn(name, &attr, generation);
         let dir_wcc = dir.wcc();
         if changed {
             self.notify(&dir, ChangeKind::Create, dir.child_rel(name), None);
@@ -902,7 +1009,15 @@ impl Ctx<'_> {
             fs::chmod_fd(fd.as_fd(), mode).map_err(io_status)?;
             attr = fs::stat_fd(fd.as_fd()).map_err(io_status)?;
         }
-        let obj = dir.learn(name, &attr);
+        let (generation, _) = identify(
+            &self.state.exports.files,
+            &dir.export,
+            dir.level,
+            fd.as_fd(),
+            &attr,
+        )
+        .map_err(io_status)?;
+        let obj = dir.learn(name, &attr, generation);
         let dir_wcc = dir.wcc();
         self.notify(&dir, ChangeKind::Mkdir, dir.child_rel(name), None);
         Ok(MKDIR3resok {
@@ -925,8 +1040,8 @@ impl Ctx<'_> {
         }
         // The target is stored as given: the server never follows a symlink itself.
         fs::symlink_at(dir.fd(), name, target).map_err(io_status)?;
-        let attr = fs::stat_at(dir.fd(), name).map_err(io_status)?;
-        let obj = dir.learn(name, &attr);
+        let (attr, generation) = self.child(&dir, name)?;
+        let obj = dir.learn(name, &attr, generation);
         let dir_wcc = dir.wcc();
         self.notify(&dir, ChangeKind::Symlink, dir.child_rel(name), None);
         Ok(SYMLINK3resok {
@@ -965,6 +1080,9 @@ impl Ctx<'_> {
         fs::unlink_at(dfd, name, is_dir).map_err(io_status)?;
         if target.is_file() && target.nlink <= 1 {
             export.settle(0, -i128::from(target.size));
+        }
+        if target.is_dir() || (target.is_file() && target.nlink <= 1) {
+            // gone: our descriptor would keep its inode (and space) allocated
             self.state
                 .exports
                 .files
@@ -1013,6 +1131,8 @@ impl Ctx<'_> {
         if let Some(replaced) = replaced {
             if replaced.is_file() && replaced.nlink <= 1 {
                 export.settle(0, -i128::from(replaced.size));
+            }
+            if replaced.is_dir() || (replaced.is_file() && replaced.nlink <= 1) {
                 self.state
                     .exports
                     .files
@@ -1056,7 +1176,7 @@ impl Ctx<'_> {
             return Err(nfsstat3::NFS3ERR_ISDIR);
         }
         fs::link_fd_at(file.fd(), file.attr.is_symlink(), dir.fd(), name).map_err(io_status)?;
-        dir.learn(name, &file.attr);
+        dir.learn(name, &file.attr, file.handle.generation);
         let linkdir_wcc = dir.wcc();
         self.notify(
             &dir,
@@ -1152,8 +1272,11 @@ impl Ctx<'_> {
             let (attrs, handle) = match entry.name.as_slice() {
                 b"." => (dir.attr_of(&dir.attr), Nfs3Option::Some(fh3(&dir.handle))),
                 b".." => (Nfs3Option::None, Nfs3Option::None),
-                name => match fs::stat_at(dir.fd(), name) {
-                    Ok(attr) => (dir.attr_of(&attr), Nfs3Option::Some(dir.learn(name, &attr))),
+                name => match self.child(dir, name) {
+                    Ok((attr, generation)) => (
+                        dir.attr_of(&attr),
+                        Nfs3Option::Some(dir.learn(name, &attr, generation)),
+                    ),
                     // gone since it was listed
                     Err(_) => (Nfs3Option::None, Nfs3Option::None),
                 },
@@ -1164,7 +1287,10 @@ impl Ctx<'_> {
                 + entry.name.len().div_ceil(4) * 4
                 + 8
                 + if attrs.is_some() { 88 } else { 4 }
-                + if handle.is_some() { 8 + 40 } else { 4 };
+                + match &handle {
+                    Nfs3Option::Some(fh) => 8 + fh.data.len(),
+                    Nfs3Option::None => 4,
+                };
             let item = entryplus3 {
                 fileid,
                 name: filename3(Opaque::owned(entry.name)),

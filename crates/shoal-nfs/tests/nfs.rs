@@ -82,7 +82,12 @@ impl Fixture {
     }
 
     async fn mount(&self, id: &str) -> Result<Conn, ConnectError> {
-        Nfs3ConnectionBuilder::new(TokioConnector, "127.0.0.1", Exports::export_path(id))
+        self.mount_path(&Exports::export_path(id)).await
+    }
+
+    /// Mounts `path` (an export or a directory below one).
+    async fn mount_path(&self, path: &str) -> Result<Conn, ConnectError> {
+        Nfs3ConnectionBuilder::new(TokioConnector, "127.0.0.1", path)
             .mount_port(self.addr.port())
             .nfs3_port(self.addr.port())
             .connect_from_privileged_port(false)
@@ -385,6 +390,98 @@ async fn mount_is_allowed_or_refused_by_rule() {
     expected.sort();
     assert_eq!(listed, expected);
     conn.unmount().await.unwrap();
+}
+
+fn mount_status(result: Result<Conn, ConnectError>) -> mountstat3 {
+    match result {
+        Ok(_) => panic!("mounted"),
+        Err(ConnectError::Mount(MountError::Denied(status))) => status,
+        Err(err) => panic!("{err:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_directory_below_an_export_mounts_under_the_same_rules() {
+    let fx = Fixture::start().await;
+    let (id, root_dir) = fx.rw_share();
+    std::fs::create_dir_all(root_dir.join("a/b")).unwrap();
+    std::fs::write(root_dir.join("a/b/f"), b"nested").unwrap();
+    std::fs::write(root_dir.join("a/plain"), b"x").unwrap();
+    std::os::unix::fs::symlink("b", root_dir.join("a/link")).unwrap();
+    std::os::unix::fs::symlink("/etc", root_dir.join("esc")).unwrap();
+    let export = Exports::export_path(&id);
+
+    let mut conn = fx.mount_path(&format!("{export}/a/b")).await.unwrap();
+    let sub = conn.root_nfs_fh3();
+    let attrs = getattr(&mut conn, &sub).await.unwrap();
+    assert_eq!(attrs.type_, ftype3::NF3DIR);
+    assert_eq!(
+        attrs.fileid,
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(root_dir.join("a/b")).unwrap())
+    );
+    let f = lookup(&mut conn, &sub, "f").await.unwrap();
+    assert_eq!(read_all(&mut conn, &f).await.unwrap(), b"nested");
+    let new = create_file(&mut conn, &sub, "new").await;
+    write_all(&mut conn, &new, b"through the subdirectory", 7).await;
+    assert_eq!(
+        std::fs::read(root_dir.join("a/b/new")).unwrap(),
+        b"through the subdirectory"
+    );
+    // ".." leads up to the export's own directories, and no further than its root
+    let a = lookup(&mut conn, &sub, "..").await.unwrap();
+    assert_eq!(lookup(&mut conn, &a, "plain").await.map(|_| ()), Ok(()));
+    let top = lookup(&mut conn, &a, "..").await.unwrap();
+    let above = lookup(&mut conn, &top, "..").await.unwrap();
+    assert_eq!(above, top, "the export root is its own parent");
+
+    // other spellings of the same directory give the same handle
+    for path in [format!("{export}/a/b/"), format!("{export}//a/./b")] {
+        let other = fx.mount_path(&path).await.unwrap();
+        assert_eq!(other.root_nfs_fh3(), sub, "{path}");
+    }
+    // the export itself, with a trailing slash
+    let whole = fx.mount_path(&format!("{export}/")).await.unwrap();
+    assert_eq!(lookup(&mut conn, &top, "a").await.unwrap(), a);
+    assert_eq!(whole.root_nfs_fh3(), top);
+
+    for (path, expected) in [
+        ("a/missing", mountstat3::MNT3ERR_NOENT),
+        ("a/missing/deeper", mountstat3::MNT3ERR_NOENT),
+        ("a/plain", mountstat3::MNT3ERR_NOTDIR),
+        ("a/plain/x", mountstat3::MNT3ERR_NOTDIR),
+        ("a/../a", mountstat3::MNT3ERR_ACCES),
+        ("..", mountstat3::MNT3ERR_ACCES),
+        ("a/link", mountstat3::MNT3ERR_ACCES),
+        ("esc", mountstat3::MNT3ERR_ACCES),
+        ("esc/ssh", mountstat3::MNT3ERR_ACCES),
+    ] {
+        let status = mount_status(fx.mount_path(&format!("{export}/{path}")).await);
+        assert_eq!(status as u32, expected as u32, "{path}");
+    }
+
+    // the export's rules decide, for the subdirectory too, before anything is looked up
+    fx.exports
+        .set_rules(&id, vec![rule("10.9.9.9", "rw")])
+        .unwrap();
+    for path in ["a/b", "a/missing", "a/plain"] {
+        let status = mount_status(fx.mount_path(&format!("{export}/{path}")).await);
+        assert_eq!(status as u32, mountstat3::MNT3ERR_ACCES as u32, "{path}");
+    }
+    assert_eq!(
+        getattr(&mut conn, &sub).await.err(),
+        Some(nfsstat3::NFS3ERR_ACCES)
+    );
+    fx.exports
+        .set_rules(&id, vec![rule("127.0.0.1", "ro")])
+        .unwrap();
+    let mut ro = fx.mount_path(&format!("{export}/a/b")).await.unwrap();
+    assert_eq!(
+        create(&mut ro, &sub, "refused", createhow3::UNCHECKED(mode(0o644)))
+            .await
+            .err(),
+        Some(nfsstat3::NFS3ERR_ROFS)
+    );
+    assert_eq!(read_all(&mut ro, &f).await.unwrap(), b"nested");
 }
 
 #[tokio::test]
@@ -1033,6 +1130,90 @@ async fn a_recreated_file_is_stale_never_the_new_data() {
         read(&mut conn, &fh, 0, 100).await,
         Err(nfsstat3::NFS3ERR_STALE)
     );
+}
+
+/// `fh` with another inode generation (bytes 40..44 of a file handle).
+fn with_generation(fh: &nfs_fh3, generation: u32) -> nfs_fh3 {
+    let mut data = fh.data.to_vec();
+    data[40..44].copy_from_slice(&generation.to_be_bytes());
+    nfs_fh3 {
+        data: Opaque::owned(data),
+    }
+}
+
+#[tokio::test]
+async fn handles_carry_the_inode_generation_and_every_way_to_a_file_gives_one_handle() {
+    let fx = Fixture::start().await;
+    let (id, root_dir) = fx.rw_share();
+    std::fs::create_dir(root_dir.join("d")).unwrap();
+    std::fs::write(root_dir.join("d/f"), b"data").unwrap();
+    let mut conn = fx.mount(&id).await.unwrap();
+    let root = conn.root_nfs_fh3();
+    assert_eq!(
+        root.data.len(),
+        40,
+        "root handles keep their format-1 bytes"
+    );
+    let d = lookup(&mut conn, &root, "d").await.unwrap();
+    let f = lookup(&mut conn, &d, "f").await.unwrap();
+    let g = create_file(&mut conn, &d, "g").await;
+    let e = mkdir(&mut conn, &d, "e").await.unwrap();
+    for fh in [&d, &f, &g, &e] {
+        assert_eq!(fh.data.len(), 44);
+        let generation = u32::from_be_bytes(fh.data[40..44].try_into().unwrap());
+        // /tmp of the test machines is ext4, which keeps generations; tmpfs keeps none
+        if generation != 0 {
+            assert_eq!(
+                getattr(&mut conn, &with_generation(fh, generation.wrapping_add(1)))
+                    .await
+                    .err(),
+                Some(nfsstat3::NFS3ERR_STALE)
+            );
+        }
+        // 0: the generation was not known; inode and birth time decide
+        getattr(&mut conn, &with_generation(fh, 0)).await.unwrap();
+        // a format-1 file handle (from before the generation) is stale, not malformed
+        let mut old = fh.data[..40].to_vec();
+        old[0] = 1;
+        let old = nfs_fh3 {
+            data: Opaque::owned(old),
+        };
+        assert_eq!(
+            getattr(&mut conn, &old).await.err(),
+            Some(nfsstat3::NFS3ERR_STALE)
+        );
+    }
+    // LOOKUP, CREATE, MKDIR, READDIRPLUS and ".." name each object by the same handle
+    assert_eq!(lookup(&mut conn, &d, "g").await.unwrap(), g);
+    assert_eq!(lookup(&mut conn, &d, "e").await.unwrap(), e);
+    assert_eq!(lookup(&mut conn, &e, "..").await.unwrap(), d);
+    assert_eq!(lookup(&mut conn, &d, "..").await.unwrap(), root);
+    assert_eq!(
+        create(&mut conn, &d, "f", createhow3::UNCHECKED(sattr3::default()))
+            .await
+            .unwrap(),
+        f
+    );
+    let args = READDIRPLUS3args {
+        dir: d.clone(),
+        cookie: 0,
+        cookieverf: cookieverf3::default(),
+        dircount: 64 * 1024,
+        maxcount: 64 * 1024,
+    };
+    let listed = ok(conn.readdirplus(&args).await.unwrap()).unwrap();
+    let mut seen = 0;
+    for entry in listed.reply.entries.0 {
+        let expected = match entry.name.0.as_ref() {
+            b"f" => &f,
+            b"g" => &g,
+            b"e" => &e,
+            _ => continue,
+        };
+        assert_eq!(entry.name_handle, Nfs3Option::Some(expected.clone()));
+        seen += 1;
+    }
+    assert_eq!(seen, 3);
 }
 
 #[tokio::test]

@@ -100,7 +100,8 @@ async fn replica_in_az2(v2: &str, share: &str) -> String {
 }
 
 /// Fresh `shoal serve`: allow `ip 127.0.0.1 rw`, write a file with `nfs-cp` to the share's
-/// export location, see it on a readable replica's export after the next sync, and see that
+/// export location and one to a nested path below it (a subdirectory MOUNT), list and read
+/// them, see the first on a readable replica's export after the next sync, and see that
 /// replica refuse a write.
 #[tokio::test]
 async fn nfs_cp_writes_a_share_and_a_readable_replica_serves_it_read_only() {
@@ -135,6 +136,46 @@ async fn nfs_cp_writes_a_share_and_a_readable_replica_serves_it_read_only() {
         ],
     );
     assert!(out.status.success(), "nfs-cp to the share: {out:?}");
+
+    // A URL with a nested path: libnfs mounts the file's directory below the export.
+    let share_dir = data.join("pools/local1/shares").join(&active);
+    assert_eq!(
+        std::fs::read(share_dir.join("hello.txt")).unwrap(),
+        b"hello over NFS\n"
+    );
+    std::fs::create_dir_all(share_dir.join("sub/dir")).unwrap();
+    let out = run(
+        "nfs-cp",
+        &[
+            local.to_str().unwrap(),
+            &url(&active_location, server, "sub/dir/nested.txt"),
+        ],
+    );
+    assert!(out.status.success(), "nfs-cp to a nested path: {out:?}");
+    assert_eq!(
+        std::fs::read(share_dir.join("sub/dir/nested.txt")).unwrap(),
+        b"hello over NFS\n"
+    );
+    let out = run("nfs-ls", &[&url(&active_location, server, "sub")]);
+    assert!(out.status.success(), "nfs-ls of a subdirectory: {out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("dir"),
+        "{out:?}"
+    );
+    let out = run(
+        "nfs-cat",
+        &[&url(&active_location, server, "sub/dir/nested.txt")],
+    );
+    assert!(out.status.success(), "nfs-cat of a nested path: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello over NFS\n");
+    let out = run(
+        "nfs-cat",
+        &[&url(&active_location, server, "sub/missing/nested.txt")],
+    );
+    assert!(
+        !out.status.success(),
+        "nfs-cat below a missing directory: {out:?}"
+    );
 
     // A readable replica; then a second file, which only the next periodic sync carries.
     let replica = replica_in_az2(&v2, &share).await;
