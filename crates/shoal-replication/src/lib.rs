@@ -372,6 +372,14 @@ struct Layout {
     staging: Vec<(String, Ts)>,
 }
 
+/// What a sync found in the source, for its report.
+struct Totals {
+    files: u64,
+    bytes: u64,
+    walked: bool,
+    examined: u64,
+}
+
 /// The base a new version is built from.
 struct Base {
     entries: HashMap<Vec<u8>, Entry>,
@@ -686,36 +694,25 @@ impl ReplicaDir {
         if let (Some(changes::Listing::Unchanged), Some(m), Some(version)) =
             (&listed, &pub_manifest, layout.published)
         {
-            self.advance_state(&State {
-                version,
-                source_point,
-                clean: true,
-            })?;
-            phases.mark("state");
-            phases.finish("unchanged");
-            return Ok(SyncReport {
-                source_point,
-                started_at,
-                finished_at: Utc::now(),
-                version,
-                published_new_version: false,
-                files_total: m.entries.len().saturating_sub(1) as u64,
-                bytes_total: m
+            let totals = Totals {
+                files: m.entries.len().saturating_sub(1) as u64,
+                bytes: m
                     .entries
                     .iter()
                     .filter(|e| e.kind == Kind::File)
                     .map(|e| e.size)
                     .sum(),
-                files_transferred: 0,
-                bytes_transferred: 0,
-                files_deleted: 0,
-                files_renamed: 0,
-                tampered: 0,
-                clean: true,
-                wire_bytes: source.wire_bytes(),
                 walked: false,
                 examined: 0,
-            });
+            };
+            return self.confirm_unchanged(
+                version,
+                source_point,
+                started_at,
+                totals,
+                source,
+                phases,
+            );
         }
         let listed = listed.and_then(|l| match l {
             changes::Listing::Entries(src, scan) => Some((src, scan)),
@@ -780,31 +777,20 @@ impl ReplicaDir {
                 }
                 self.write_manifest(version, &m2)?;
             }
-            self.advance_state(&State {
-                version,
-                source_point,
-                clean: true,
-            })?;
-            phases.mark("state");
-            phases.finish("unchanged");
-            return Ok(SyncReport {
-                source_point,
-                started_at,
-                finished_at: Utc::now(),
-                version,
-                published_new_version: false,
-                files_total,
-                bytes_total,
-                files_transferred: 0,
-                bytes_transferred: 0,
-                files_deleted: 0,
-                files_renamed: 0,
-                tampered: 0,
-                clean: true,
-                wire_bytes: source.wire_bytes(),
+            let totals = Totals {
+                files: files_total,
+                bytes: bytes_total,
                 walked,
                 examined,
-            });
+            };
+            return self.confirm_unchanged(
+                version,
+                source_point,
+                started_at,
+                totals,
+                source,
+                phases,
+            );
         }
 
         // Build a new version.
@@ -925,6 +911,44 @@ impl ReplicaDir {
             wire_bytes: source.wire_bytes(),
             walked,
             examined,
+        })
+    }
+
+    /// The end of a sync that found the source equal to published `version`: only
+    /// `state.json` moves to the new source point.
+    fn confirm_unchanged(
+        &self,
+        version: u64,
+        source_point: DateTime<Utc>,
+        started_at: DateTime<Utc>,
+        totals: Totals,
+        source: &dyn Source,
+        mut phases: Phases,
+    ) -> Result<SyncReport, SyncError> {
+        self.advance_state(&State {
+            version,
+            source_point,
+            clean: true,
+        })?;
+        phases.mark("state");
+        phases.finish("unchanged");
+        Ok(SyncReport {
+            source_point,
+            started_at,
+            finished_at: Utc::now(),
+            version,
+            published_new_version: false,
+            files_total: totals.files,
+            bytes_total: totals.bytes,
+            files_transferred: 0,
+            bytes_transferred: 0,
+            files_deleted: 0,
+            files_renamed: 0,
+            tampered: 0,
+            clean: true,
+            wire_bytes: source.wire_bytes(),
+            walked: totals.walked,
+            examined: totals.examined,
         })
     }
 
