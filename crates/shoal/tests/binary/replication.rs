@@ -500,6 +500,24 @@ async fn netns_a_link_cut_mid_sync_keeps_the_last_version_and_the_next_sync_fini
 }
 
 /// The user messages of a resource, newest first.
+/// Promotes `replica` and waits until it is the available active (`what` names the wait).
+async fn promote(v2: &str, replica: &str, what: &str) {
+    let (status, body) = call(
+        Method::POST,
+        &format!("{v2}/share-replicas/{replica}/action"),
+        "2.56",
+        Some(json!({"promote": null})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    poll_until_within(&format!("{v2}/share-replicas/{replica}"), what, WAIT, |b| {
+        assert_ne!(b["share_replica"]["status"], "error", "{b}");
+        b["share_replica"]["replica_state"] == "active"
+            && b["share_replica"]["status"] == "available"
+    })
+    .await;
+}
+
 async fn messages_of(v2: &str, resource_id: &str) -> Vec<Value> {
     let (status, body) = call(
         Method::GET,
@@ -633,25 +651,7 @@ async fn netns_promote_after_the_active_node_dies_fences_and_resyncs_the_old_act
     r.nodes[0].kill9();
     r.nodes[0].link_down();
     let asked = Instant::now();
-    let (status, body) = call(
-        Method::POST,
-        &format!("{v2}/share-replicas/{replica}/action"),
-        "2.56",
-        Some(json!({"promote": null})),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
-    poll_until_within(
-        &format!("{v2}/share-replicas/{replica}"),
-        "promoted with the active's node dead",
-        WAIT,
-        |b| {
-            assert_ne!(b["share_replica"]["status"], "error", "{b}");
-            b["share_replica"]["replica_state"] == "active"
-                && b["share_replica"]["status"] == "available"
-        },
-    )
-    .await;
+    promote(&v2, &replica, "promoted with the active's node dead").await;
     let rto = asked.elapsed();
     eprintln!("promote RTO with the active's node dead: {rto:?}");
     assert!(rto <= Duration::from_secs(10), "RTO {rto:?}");
@@ -854,25 +854,7 @@ async fn netns_a_replica_on_another_node_follows_nfs_writes_by_the_journal_and_p
     );
 
     // Promote n2's replica: n1 quiesces its active first, then the final sync runs.
-    let (status, body) = call(
-        Method::POST,
-        &format!("{v2}/share-replicas/{replica}/action"),
-        "2.56",
-        Some(json!({"promote": null})),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
-    poll_until_within(
-        &format!("{v2}/share-replicas/{replica}"),
-        "promoted",
-        WAIT,
-        |b| {
-            assert_ne!(b["share_replica"]["status"], "error", "{b}");
-            b["share_replica"]["replica_state"] == "active"
-                && b["share_replica"]["status"] == "available"
-        },
-    )
-    .await;
+    promote(&v2, &replica, "promoted").await;
     let quiesced = r.nodes[0]
         .wait_for_log(&format!("quiescing share instance {active}"), WAIT)
         .await;
