@@ -70,9 +70,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     }
-    let store = shoal_store::open_store(&url)
-        .await
-        .context("opening the database")?;
+    let store = open_with_retries(&url).await?;
     store
         .migrate()
         .await
@@ -83,6 +81,37 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         store.backend_name()
     );
     Ok(store)
+}
+
+/// How long start-up keeps trying to reach an unreachable database, and how often: a node
+/// started with its database (or the network to it) a moment behind waits for it, as
+/// oslo.db's `max_retries`/`retry_interval` make Manila's services do, instead of exiting.
+const DATABASE_START_WAIT: Duration = Duration::from_secs(30);
+const DATABASE_START_RETRY: Duration = Duration::from_secs(1);
+
+/// Opens the store at `url`, retrying while a database server is unavailable (connection
+/// refused, no route, timed out) for at most [`DATABASE_START_WAIT`]; any other error, such
+/// as a malformed URL or a refused password, and every SQLite error (a local file, nothing
+/// to wait for) fails at once.
+async fn open_with_retries(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let wait = if url.starts_with("sqlite:") {
+        Duration::ZERO
+    } else {
+        DATABASE_START_WAIT
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match shoal_store::open_store(url).await {
+            Ok(store) => return Ok(store),
+            Err(shoal_store::StoreError::Unavailable(reason))
+                if tokio::time::Instant::now() + DATABASE_START_RETRY < deadline =>
+            {
+                tracing::warn!(error = %reason, "the database is unavailable ({reason}); retrying in {DATABASE_START_RETRY:?}");
+                tokio::time::sleep(DATABASE_START_RETRY).await;
+            }
+            Err(err) => return Err(anyhow::Error::from(err).context("opening the database")),
+        }
+    }
 }
 
 /// Loads Manila's default policy plus the operator's override file.
