@@ -8,7 +8,7 @@
 //! * `shutdown`: the node has not begun shutting down ([`crate::ApiState::shutdown`]).
 //!
 //! All pass: 200 `text/plain` `OK`. One fails: 503 with the failing reasons, one a line.
-//! `HEAD` gets the same status and no body. Like oslo's `detailed` mode, but only for a
+//! `HEAD` gets no body, and 204 rather than 200 when healthy (as oslo answers it). Like oslo's `detailed` mode, but only for a
 //! caller with a valid admin token (the `context_is_admin` policy, any auth strategy) who
 //! prefers `application/json`, the answer is JSON naming each check, whether it passed,
 //! its reason and the cause of a failure, plus the node's host name and roles. Everybody
@@ -147,7 +147,7 @@ async fn caller_is_admin(state: &ApiState, headers: &HeaderMap) -> bool {
     }
 }
 
-/// `GET /healthcheck` (axum answers `HEAD` with the same status and headers, no body).
+/// `GET /healthcheck`, and `HEAD` (axum drops the body).
 pub async fn healthcheck(
     State(state): State<ApiState>,
     method: Method,
@@ -155,10 +155,11 @@ pub async fn healthcheck(
 ) -> Response {
     let checks = run_checks(&state).await;
     let healthy = checks.iter().all(|c| c.passed);
-    let status = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    // oslo answers a healthy HEAD with 204 (`HEAD_HEALTHY_TO_STATUS_CODES`).
+    let status = match (healthy, method == Method::HEAD) {
+        (true, false) => StatusCode::OK,
+        (true, true) => StatusCode::NO_CONTENT,
+        (false, _) => StatusCode::SERVICE_UNAVAILABLE,
     };
     // The token is only looked at when details are asked for, so polling stays cheap.
     if method != Method::HEAD && prefers_json(&headers) && caller_is_admin(&state, &headers).await {

@@ -47,7 +47,7 @@ async fn head_answers_the_status_without_a_body() {
         .anonymous()
         .send()
         .await;
-    assert_eq!(resp.status, 200);
+    assert_eq!(resp.status, 204);
     assert!(resp.body.is_empty());
     app.finish().await;
 }
