@@ -117,60 +117,86 @@ fn identity_unavailable(err: &dyn std::fmt::Display) -> Response {
     raw((StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response())
 }
 
+/// Why a presented token does not identify anybody.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The token is unknown, expired, revoked or (built-in identity) not project-scoped.
+    Invalid,
+    /// The token could not be checked: Keystone or the database is down (the cause).
+    Unavailable(String),
+}
+
+/// Who `token` belongs to, under the configured strategy. Shared by the `/v2` middleware
+/// and the detailed `/healthcheck`, so both decide identity the same way.
+pub async fn identify(auth: &Authenticator, token: &str) -> Result<Identity, Refusal> {
+    match auth {
+        Authenticator::Noauth => Ok(noauth_identity(token)),
+        Authenticator::Keystone(validator) => match validator.validate(token).await {
+            Ok(info) => Ok(Identity {
+                user_id: info.user_id,
+                project_id: info.project_id,
+                roles: info.roles,
+                force_admin: false,
+            }),
+            Err(ValidateError::Invalid) => Err(Refusal::Invalid),
+            Err(err) => Err(Refusal::Unavailable(err.to_string())),
+        },
+        Authenticator::Builtin(identity) => {
+            match identity.validate(token, chrono::Utc::now()).await {
+                Ok(valid) => match valid.project {
+                    Some(project) => Ok(Identity {
+                        user_id: valid.user.id,
+                        project_id: project.id,
+                        roles: valid.roles,
+                        force_admin: false,
+                    }),
+                    // Manila needs a project: an unscoped token is not enough.
+                    None => Err(Refusal::Invalid),
+                },
+                Err(err @ shoal_identity::IdentityError::Unavailable(_)) => {
+                    Err(Refusal::Unavailable(err.to_string()))
+                }
+                Err(_) => Err(Refusal::Invalid),
+            }
+        }
+    }
+}
+
+/// The token of a request, if it carries a non-empty one.
+pub fn request_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTH_TOKEN)
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| !t.is_empty())
+}
+
+/// The answer to a request without a usable token: noauth's fake-token reply (noauth
+/// takes every token, so it only gets here without one), otherwise the 401 envelope.
+fn refuse(auth: &Authenticator, request: &Request) -> Response {
+    match auth {
+        Authenticator::Noauth => noauth_token_reply(request),
+        Authenticator::Keystone(validator) => {
+            keystone_unauthorized(&validator.www_authenticate_header())
+        }
+        Authenticator::Builtin(identity) => keystone_unauthorized(
+            &crate::identity::www_authenticate(identity, request.headers()),
+        ),
+    }
+}
+
 /// Middleware authenticating every `/v2` request.
 pub async fn authenticate(
     State(auth): State<Authenticator>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let token = header_text(&request, AUTH_TOKEN).filter(|t| !t.is_empty());
-    let identity = match (&auth, token) {
-        (Authenticator::Noauth, None) => return noauth_token_reply(&request),
-        (Authenticator::Noauth, Some(token)) => noauth_identity(&token),
-        (Authenticator::Keystone(validator), None) => {
-            return keystone_unauthorized(&validator.www_authenticate_header());
-        }
-        (Authenticator::Keystone(validator), Some(token)) => match validator.validate(&token).await
-        {
-            Ok(info) => Identity {
-                user_id: info.user_id,
-                project_id: info.project_id,
-                roles: info.roles,
-                force_admin: false,
-            },
-            Err(ValidateError::Invalid) => {
-                return keystone_unauthorized(&validator.www_authenticate_header());
-            }
-            Err(err) => return identity_unavailable(&err),
-        },
-        (Authenticator::Builtin(identity), token) => {
-            // Built only on the refusal paths: a valid token is the hot path.
-            let refuse = |request: &Request| {
-                keystone_unauthorized(&crate::identity::www_authenticate(
-                    identity,
-                    request.headers(),
-                ))
-            };
-            let Some(token) = token else {
-                return refuse(&request);
-            };
-            match identity.validate(&token, chrono::Utc::now()).await {
-                Ok(valid) => match valid.project {
-                    Some(project) => Identity {
-                        user_id: valid.user.id,
-                        project_id: project.id,
-                        roles: valid.roles,
-                        force_admin: false,
-                    },
-                    // Manila needs a project: an unscoped token is not enough.
-                    None => return refuse(&request),
-                },
-                Err(err @ shoal_identity::IdentityError::Unavailable(_)) => {
-                    return identity_unavailable(&err);
-                }
-                Err(_) => return refuse(&request),
-            }
-        }
+    let Some(token) = request_token(request.headers()).map(str::to_owned) else {
+        return refuse(&auth, &request);
+    };
+    let identity = match identify(&auth, &token).await {
+        Ok(identity) => identity,
+        Err(Refusal::Invalid) => return refuse(&auth, &request),
+        Err(Refusal::Unavailable(cause)) => return identity_unavailable(&cause),
     };
     request.extensions_mut().insert(identity);
     next.run(request).await

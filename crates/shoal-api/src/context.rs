@@ -4,7 +4,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use shoal_policy::{Credentials, Target};
+use shoal_policy::{Credentials, Enforcer, Target};
 use shoal_types::ApiVersion;
 
 use crate::ApiState;
@@ -87,6 +87,19 @@ impl RequestContext {
     }
 }
 
+/// Policy credentials of `identity`, with `is_admin` decided once: forced (noauth) or by
+/// the `context_is_admin` rule. Every admin check of the API goes through here.
+pub fn credentials(policy: &Enforcer, identity: &Identity) -> Credentials {
+    let mut credentials = Credentials {
+        user_id: identity.user_id.clone(),
+        project_id: identity.project_id.clone(),
+        roles: identity.roles.clone(),
+        is_admin: identity.force_admin,
+    };
+    credentials.is_admin = identity.force_admin || policy.is_admin(&credentials);
+    credentials
+}
+
 impl FromRequestParts<ApiState> for RequestContext {
     type Rejection = ApiError;
 
@@ -110,14 +123,8 @@ impl FromRequestParts<ApiState> for RequestContext {
         {
             return Err(ApiError::bad_request("Malformed request url"));
         }
-        let mut credentials = Credentials {
-            user_id: identity.user_id.clone(),
-            project_id: identity.project_id.clone(),
-            roles: identity.roles.clone(),
-            is_admin: identity.force_admin,
-        };
-        let is_admin = identity.force_admin || state.policy.is_admin(&credentials);
-        credentials.is_admin = is_admin;
+        let credentials = credentials(&state.policy, &identity);
+        let is_admin = credentials.is_admin;
         Ok(Self {
             identity,
             is_admin,

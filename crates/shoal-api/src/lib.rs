@@ -5,12 +5,14 @@
 //! Layering of a `/v2` request, outermost first: request id and project-segment rewrite
 //! ([`routing`]), tracing, panic catcher, authentication ([`auth`]), microversion
 //! ([`microversion`]), then the resource handlers in [`v2`]. With the built-in identity,
-//! `/identity` ([`identity`]) sits beside `/v2`, outside authentication.
+//! `/identity` ([`identity`]) sits beside `/v2`, outside authentication, and so does
+//! `/healthcheck` ([`healthcheck`]), which load balancers poll without a token.
 
 pub mod auth;
 pub mod body;
 pub mod context;
 pub mod error;
+pub mod healthcheck;
 pub mod identity;
 pub mod microversion;
 pub mod pagination;
@@ -27,6 +29,7 @@ use axum::response::{IntoResponse, Response};
 use shoal_core::Core;
 use shoal_core::config::ApiConfig;
 use shoal_policy::Enforcer;
+use tokio_util::sync::CancellationToken;
 use tower::Layer;
 
 pub use auth::Authenticator;
@@ -43,6 +46,9 @@ pub struct ApiState {
     pub auth: Authenticator,
     /// API settings.
     pub config: Arc<ApiConfig>,
+    /// The node's shutdown signal (the server's `CancellationToken`): once it fires,
+    /// `/healthcheck` answers 503 so load balancers stop sending requests here.
+    pub shutdown: CancellationToken,
 }
 
 impl FromRef<ApiState> for Authenticator {
@@ -75,9 +81,10 @@ fn panic_to_fault(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal().into_response()
 }
 
-/// Builds the complete HTTP service: `/` (public versions), `/v2` (authenticated API).
+/// Builds the complete HTTP service: `/` (public versions), `/healthcheck` (public, with
+/// details for admins), `/v2` (authenticated API).
 pub fn service(state: ApiState) -> routing::Plumbing<Router> {
-    // Everything but the two public routes goes through authentication first, as in
+    // Everything but the public routes goes through authentication first, as in
     // Manila's paste pipeline; a route miss under it is webob's raw 404.
     let v2 = v2::router()
         .method_not_allowed_fallback(method_not_found)
@@ -90,7 +97,11 @@ pub fn service(state: ApiState) -> routing::Plumbing<Router> {
         .with_state(state.clone());
     let mut router = Router::new()
         .route("/", axum::routing::get(versions::root))
-        .route("/v2", axum::routing::get(versions::redirect_v2));
+        .route("/v2", axum::routing::get(versions::redirect_v2))
+        .route(
+            healthcheck::PATH,
+            axum::routing::get(healthcheck::healthcheck),
+        );
     if let Authenticator::Builtin(service) = &state.auth {
         router = router.merge(identity::router(identity::IdentityApi {
             service: service.clone(),

@@ -574,6 +574,8 @@ impl Server {
                 policy: Arc::new(load_policy(&config)?),
                 auth: authenticator(&config, &core.store).await?,
                 config: Arc::new(config.api.clone()),
+                // `/healthcheck` answers 503 from the moment shutdown begins.
+                shutdown: cancel.clone(),
             };
             let listener = tokio::net::TcpListener::bind(config.api.listen)
                 .await

@@ -172,6 +172,12 @@ async fn serve_on_embedded_defaults_answers_and_stops_on_sigterm() {
     let (status, versions) = get(&format!("{}/", served.base), None).await;
     assert_eq!(status, 300);
     assert_eq!(versions["versions"][0]["version"], "2.99");
+    // The load balancers' probe needs no token.
+    let health = reqwest::get(format!("{}/healthcheck", served.base))
+        .await
+        .expect("healthcheck request");
+    assert_eq!(health.status().as_u16(), 200);
+    assert_eq!(health.text().await.expect("healthcheck body"), "OK");
     // The default is the built-in identity: noauth tokens are refused, and the first admin's
     // generated password is where the README says.
     let (status, _) = get(
