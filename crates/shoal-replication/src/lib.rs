@@ -696,12 +696,7 @@ impl ReplicaDir {
         {
             let totals = Totals {
                 files: m.entries.len().saturating_sub(1) as u64,
-                bytes: m
-                    .entries
-                    .iter()
-                    .filter(|e| e.kind == Kind::File)
-                    .map(|e| e.size)
-                    .sum(),
+                bytes: m.file_bytes(),
                 walked: false,
                 examined: 0,
             };

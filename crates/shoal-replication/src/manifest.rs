@@ -262,6 +262,15 @@ impl Manifest {
             .collect()
     }
 
+    /// Bytes of the regular files it lists.
+    pub(crate) fn file_bytes(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter(|e| e.kind == Kind::File)
+            .map(|e| e.size)
+            .sum()
+    }
+
     pub(crate) fn source_point(&self) -> DateTime<Utc> {
         DateTime::from_timestamp_micros(self.source_point_us).unwrap_or_default()
     }

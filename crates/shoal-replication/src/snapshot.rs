@@ -117,12 +117,7 @@ fn info_of(m: &Manifest) -> SnapshotInfo {
     SnapshotInfo {
         source_point: m.source_point(),
         entries: m.entries.len() as u64,
-        bytes: m
-            .entries
-            .iter()
-            .filter(|e| e.kind == Kind::File)
-            .map(|e| e.size)
-            .sum(),
+        bytes: m.file_bytes(),
     }
 }
 

@@ -506,6 +506,31 @@ async fn call(
     )
 }
 
+/// Allows `ip <to> rw` on `share` and waits, at most `within`, until the rule is active
+/// (the server enforces it); the rule's id.
+async fn allow_ip(v2: &str, share: &str, to: &str, within: Duration) -> String {
+    let (status, body) = call(
+        reqwest::Method::POST,
+        &format!("{v2}/shares/{share}/action"),
+        "2.56",
+        Some(
+            serde_json::json!({"allow_access": {"access_type": "ip", "access_to": to,
+            "access_level": "rw"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rule = body["access"]["id"].as_str().unwrap().to_owned();
+    poll_until_within(
+        &format!("{v2}/share-access-rules/{rule}"),
+        "rule active",
+        within,
+        |b| b["access"]["state"] == "active",
+    )
+    .await;
+    rule
+}
+
 /// Polls `GET url` until `done(body)` holds (bounded; black-box tests can only poll).
 async fn poll_until(
     url: &str,

@@ -56,24 +56,7 @@ async fn location(v2: &str, replica: &str) -> String {
 
 /// Allows `ip 127.0.0.1 rw` on `share` and waits until the rule is active.
 async fn allow_this_host(v2: &str, share: &str) {
-    let (status, body) = call(
-        Method::POST,
-        &format!("{v2}/shares/{share}/action"),
-        "2.56",
-        Some(
-            json!({"allow_access": {"access_type": "ip", "access_to": "127.0.0.1",
-            "access_level": "rw"}}),
-        ),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let rule = body["access"]["id"].as_str().unwrap().to_owned();
-    poll_until(
-        &format!("{v2}/share-access-rules/{rule}"),
-        "rule active",
-        |b| b["access"]["state"] == "active",
-    )
-    .await;
+    crate::allow_ip(v2, share, "127.0.0.1", Duration::from_secs(90)).await;
 }
 
 /// Adds a replica of `share` in az2 and waits until it is available and in_sync; its id.

@@ -108,26 +108,9 @@ async fn netns_an_ip_rule_admits_its_client_address_and_refuses_another() {
     );
 
     let allow = |who: &Host| {
-        let (v2, share, ip) = (v2.clone(), share.clone(), who.ip.to_string());
-        async move {
-            let (status, body) = call(
-                Method::POST,
-                &format!("{v2}/shares/{share}/action"),
-                "2.56",
-                Some(json!({"allow_access": {"access_type": "ip", "access_to": ip}})),
-            )
-            .await;
-            assert_eq!(status, 200, "{body}");
-            let rule = body["access"]["id"].as_str().unwrap().to_owned();
-            poll_until_within(
-                &format!("{v2}/share-access-rules/{rule}"),
-                "rule active",
-                WAIT,
-                |b| b["access"]["state"] == "active",
-            )
-            .await;
-            rule
-        }
+        let ip = who.ip.to_string();
+        let (v2, share) = (v2.clone(), share.clone());
+        async move { crate::allow_ip(&v2, &share, &ip, WAIT).await }
     };
     let file = alice.dir.join("note.txt");
     std::fs::write(&file, "from alice\n").unwrap();

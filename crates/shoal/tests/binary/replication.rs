@@ -787,23 +787,7 @@ async fn netns_a_replica_on_another_node_follows_nfs_writes_by_the_journal_and_p
     let (share, active, root) = r.share().await;
     write_tree(&root, 20);
     // The test process reaches the nodes' NFS servers from the bridge's address.
-    let (status, body) = call(
-        Method::POST,
-        &format!("{v2}/shares/{share}/action"),
-        "2.56",
-        Some(json!({"allow_access": {"access_type": "ip",
-            "access_to": r.cluster.bridge_ip().to_string()}})),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let rule = body["access"]["id"].as_str().unwrap().to_owned();
-    poll_until_within(
-        &format!("{v2}/share-access-rules/{rule}"),
-        "rule active",
-        WAIT,
-        |b| b["access"]["state"] == "active",
-    )
-    .await;
+    crate::allow_ip(&v2, &share, &r.cluster.bridge_ip().to_string(), WAIT).await;
     let (replica, current) = r.replica_in(&share, "az2").await;
     assert_eq!(tree(&current), tree(&root));
     let synced_before = r.history(&replica).await.len();
