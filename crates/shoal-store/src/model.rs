@@ -167,6 +167,17 @@ pub struct PoolRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// How many operations of one kind are in one state ([`Store::count_operations_by_kind`](crate::Store::count_operations_by_kind)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationCount {
+    /// Handler name.
+    pub kind: String,
+    /// The state counted.
+    pub state: OperationState,
+    /// Number of operations.
+    pub count: i64,
+}
+
 /// Life cycle of an operation: `pending` → `running` → `done` | `failed`, with `running` →
 /// `pending` on a retryable failure and `running` → `running` (new owner) on lease expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -375,6 +375,19 @@ pub struct ShareInstanceCas {
     pub update: ShareInstanceUpdate,
 }
 
+/// Where a non-active replica stands ([`Store::list_replica_sync_status`](crate::Store::list_replica_sync_status)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaSyncStatus {
+    /// The replica (share instance).
+    pub instance_id: Uuid,
+    /// Its `replica_state` (`in_sync`, `out_of_sync` or `error`).
+    pub replica_state: String,
+    /// Its newest sync, if it had one.
+    pub latest: Option<ReplicationRecord>,
+    /// The source point of its newest `clean` sync, if it had one.
+    pub last_clean_source_point: Option<DateTime<Utc>>,
+}
+
 /// One sync of a replica (`replication_history`), as a driver reported it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicationRecord {

@@ -175,7 +175,7 @@ macro_rules! impl_store {
                 is_foreign_key_violation, is_unique_violation, Result, StoreError,
             };
             use $crate::model::{
-                AvailabilityZoneRow, ClaimRequest, NewOperation, NewShareType, OperationNotices, OperationRow,
+                AvailabilityZoneRow, ClaimRequest, NewOperation, NewShareType, OperationCount, OperationNotices, OperationRow,
                 OperationState, PoolRow, ServiceFilter, ServiceHeartbeat, ServiceRow,
                 ShareTypeFilter, ShareTypeRow, ShareTypeUpdate,
             };
@@ -185,7 +185,7 @@ macro_rules! impl_store {
             };
             use $crate::model_shares::{
                 AccessRuleRow, ExportLocationRow, MessageRow, NewAccessRule, NewExportLocation,
-                NewShare, NewShareInstance, QuotaRequest, QuotaUsage, ReplicationRecord,
+                NewShare, NewShareInstance, QuotaRequest, QuotaUsage, ReplicaSyncStatus, ReplicationRecord,
                 ShareInstanceCas, ShareInstanceRow, ShareInstanceUpdate,
                 ShareListFilter, ShareRow, ShareUpdate,
             };
@@ -1064,6 +1064,25 @@ macro_rules! impl_store {
                     get(&row, "n")
                 }
 
+                async fn count_operations_by_kind(&self) -> Result<Vec<OperationCount>> {
+                    let rows = sqlx::query(
+                        "SELECT kind, state, COUNT(*) AS n FROM operations \
+                         GROUP BY kind, state ORDER BY kind, state",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter()
+                        .map(|row| {
+                            let state: String = get(row, "state")?;
+                            Ok(OperationCount {
+                                kind: get(row, "kind")?,
+                                state: state.parse().map_err(StoreError::other)?,
+                                count: get(row, "n")?,
+                            })
+                        })
+                        .collect()
+                }
+
                 // ---- shares (queries in sql_shares.rs) ----
 
                 async fn create_share(
@@ -1589,6 +1608,10 @@ macro_rules! impl_store {
 
                 async fn insert_replication_record(&self, record: ReplicationRecord) -> Result<()> {
                     super::replica_sql::insert_replication_record(self, record).await
+                }
+
+                async fn list_replica_sync_status(&self) -> Result<Vec<ReplicaSyncStatus>> {
+                    super::replica_sql::list_replica_sync_status(self).await
                 }
 
                 async fn list_replication_history(

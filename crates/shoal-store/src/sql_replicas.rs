@@ -49,7 +49,9 @@ macro_rules! replica_sql {
                 Result, StoreError, is_foreign_key_violation, is_unique_violation,
             };
             use $crate::model::NewOperation;
-            use $crate::model_shares::{ReplicationRecord, ShareInstanceCas, ShareInstanceRow};
+            use $crate::model_shares::{
+                ReplicaSyncStatus, ReplicationRecord, ShareInstanceCas, ShareInstanceRow,
+            };
             use $crate::sql_replicas::{IN_LIST_CHUNK, history_columns};
 
             // ---- multi-instance compare-and-set ----
@@ -333,6 +335,59 @@ macro_rules! replica_sql {
                     ))),
                     Err(e) => Err(e.into()),
                 }
+            }
+
+            pub(super) async fn list_replica_sync_status(
+                store: &$store,
+            ) -> Result<Vec<ReplicaSyncStatus>> {
+                // Each subquery walks the history index backwards from the newest row of
+                // one replica, so a long history costs nothing here.
+                let rows = sqlx::query(
+                    "SELECT i.id, i.replica_state, \
+                     (SELECT h.id FROM replication_history h WHERE h.share_instance_id = i.id \
+                      ORDER BY h.started_at DESC, h.id DESC LIMIT 1) AS latest_id, \
+                     (SELECT h.source_point FROM replication_history h \
+                      WHERE h.share_instance_id = i.id AND h.outcome = 'clean' \
+                      ORDER BY h.started_at DESC, h.id DESC LIMIT 1) AS clean_point \
+                     FROM share_instances i \
+                     WHERE i.replica_state IS NOT NULL AND i.replica_state <> 'active' \
+                     ORDER BY i.id",
+                )
+                .fetch_all(&store.pool)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                let mut latest_ids = Vec::new();
+                for row in &rows {
+                    if let Some(id) = opt_uuid(row, "latest_id")? {
+                        latest_ids.push(id);
+                    }
+                    out.push(ReplicaSyncStatus {
+                        instance_id: uuid(row, "id")?,
+                        replica_state: get(row, "replica_state")?,
+                        latest: None,
+                        last_clean_source_point: opt_time(row, "clean_point")?,
+                    });
+                }
+                let mut latest: BTreeMap<Uuid, ReplicationRecord> = BTreeMap::new();
+                for chunk in latest_ids.chunks(IN_LIST_CHUNK) {
+                    let sql = format!(
+                        "SELECT {} FROM replication_history WHERE id IN ({})",
+                        history_columns!(),
+                        placeholders(1, chunk.len())
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for id in chunk {
+                        query = query.bind(DbUuid(*id));
+                    }
+                    for row in query.fetch_all(&store.pool).await? {
+                        let record = record_from_row(&row)?;
+                        latest.insert(record.share_instance_id, record);
+                    }
+                }
+                for status in &mut out {
+                    status.latest = latest.remove(&status.instance_id);
+                }
+                Ok(out)
             }
 
             pub(super) async fn list_replication_history(

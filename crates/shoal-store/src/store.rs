@@ -16,9 +16,9 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::model::{
-    AvailabilityZoneRow, ClaimRequest, NewOperation, NewShareType, OperationNotices, OperationRow,
-    OperationState, PoolRow, ServiceFilter, ServiceHeartbeat, ServiceRow, ShareTypeFilter,
-    ShareTypeRow, ShareTypeUpdate,
+    AvailabilityZoneRow, ClaimRequest, NewOperation, NewShareType, OperationCount,
+    OperationNotices, OperationRow, OperationState, PoolRow, ServiceFilter, ServiceHeartbeat,
+    ServiceRow, ShareTypeFilter, ShareTypeRow, ShareTypeUpdate,
 };
 use crate::model_identity::{
     IdentityProjectRow, IdentityUserRow, IdentityUserUpdate, NewIdentityProject, NewIdentityUser,
@@ -26,9 +26,9 @@ use crate::model_identity::{
 };
 use crate::model_shares::{
     AccessRuleRow, ExportLocationRow, MessageRow, NewAccessRule, NewExportLocation, NewShare,
-    NewShareInstance, QuotaRequest, QuotaUsage, ReplicationRecord, ShareInstanceCas,
-    ShareInstanceFilter, ShareInstanceRow, ShareInstanceUpdate, ShareListFilter, ShareRow,
-    ShareUpdate,
+    NewShareInstance, QuotaRequest, QuotaUsage, ReplicaSyncStatus, ReplicationRecord,
+    ShareInstanceCas, ShareInstanceFilter, ShareInstanceRow, ShareInstanceUpdate, ShareListFilter,
+    ShareRow, ShareUpdate,
 };
 use crate::model_snapshots::{
     NewSnapshot, NewSnapshotAccessRule, NewSnapshotExportLocation, NewSnapshotInstance,
@@ -211,6 +211,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Number of `pending` plus `running` operations (teardown checks, metrics).
     async fn count_unfinished_operations(&self) -> Result<i64>;
+
+    /// Number of operations per kind and state, ordered by kind then state (metrics).
+    async fn count_operations_by_kind(&self) -> Result<Vec<OperationCount>>;
 
     // ---- shares ----
 
@@ -495,6 +498,12 @@ pub trait Store: Send + Sync + 'static {
     /// Appends one sync to `replication_history`. `Conflict` if the id exists, `NotFound`
     /// if `share_instance_id` is missing. The history goes with its instance on deletion.
     async fn insert_replication_record(&self, record: ReplicationRecord) -> Result<()>;
+
+    /// Every replica that is not `active` (`replica_state` set), with its newest sync and
+    /// the source point of its newest clean sync, ordered by instance id (metrics: lag and
+    /// the last sync's figures). Reads one history row per replica through the history's
+    /// index, so its cost does not grow with the history.
+    async fn list_replica_sync_status(&self) -> Result<Vec<ReplicaSyncStatus>>;
 
     /// The newest `limit` syncs of an instance (by `started_at`, then id), newest first.
     /// Empty when `limit <= 0` or the instance has none.

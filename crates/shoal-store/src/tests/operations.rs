@@ -441,5 +441,27 @@ pub(crate) async fn list_and_count_operations<S: ForTest>() {
         .collect();
     assert_eq!(all, ids);
     assert_eq!(store.count_unfinished_operations().await.unwrap(), 2);
+
+    store
+        .insert_operation(op("another", "9", None, 12))
+        .await
+        .unwrap();
+    let counts: Vec<(String, OperationState, i64)> = store
+        .count_operations_by_kind()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.kind, c.state, c.count))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("another".to_owned(), OperationState::Pending, 1),
+            ("k".to_owned(), OperationState::Done, 1),
+            ("k".to_owned(), OperationState::Failed, 1),
+            ("k".to_owned(), OperationState::Pending, 1),
+            ("k".to_owned(), OperationState::Running, 1),
+        ]
+    );
     db.finish().await;
 }

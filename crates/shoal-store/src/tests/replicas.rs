@@ -657,6 +657,11 @@ pub(crate) async fn replication_history_insert_and_list<S: ForTest>() {
     };
     let store = db.store();
     let (_, active, secondary) = replicated_share(&**store, 0).await;
+    let status = store.list_replica_sync_status().await.unwrap();
+    assert_eq!(status.len(), 1, "the active is not listed: {status:?}");
+    assert_eq!(status[0].instance_id, secondary.id);
+    assert_eq!(status[0].latest, None);
+    assert_eq!(status[0].last_clean_source_point, None);
     let mut records = Vec::new();
     // Inserted out of order; listing orders by start time.
     for secs in [30, 10, 50, 20, 40] {
@@ -676,6 +681,16 @@ pub(crate) async fn replication_history_insert_and_list<S: ForTest>() {
         .unwrap();
     records.push(failed.clone());
     records.sort_by_key(|r| std::cmp::Reverse(r.started_at));
+
+    // The newest sync failed; the newest clean one started at 50.
+    let status = store.list_replica_sync_status().await.unwrap();
+    assert_eq!(status.len(), 1);
+    assert_eq!(
+        Some(status[0].replica_state.as_str()),
+        secondary.replica_state.as_deref()
+    );
+    assert_eq!(status[0].latest.as_ref(), Some(&failed));
+    assert_eq!(status[0].last_clean_source_point, Some(at(50)));
 
     assert_eq!(
         store
