@@ -191,12 +191,21 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let Some(token) = request_token(request.headers()).map(str::to_owned) else {
+        metrics::counter!("shoal_auth_refusals_total", "reason" => "no_token").increment(1);
         return refuse(&auth, &request);
     };
     let identity = match identify(&auth, &token).await {
         Ok(identity) => identity,
-        Err(Refusal::Invalid) => return refuse(&auth, &request),
-        Err(Refusal::Unavailable(cause)) => return identity_unavailable(&cause),
+        Err(Refusal::Invalid) => {
+            metrics::counter!("shoal_auth_refusals_total", "reason" => "invalid_token")
+                .increment(1);
+            return refuse(&auth, &request);
+        }
+        Err(Refusal::Unavailable(cause)) => {
+            metrics::counter!("shoal_auth_refusals_total", "reason" => "identity_unavailable")
+                .increment(1);
+            return identity_unavailable(&cause);
+        }
     };
     request.extensions_mut().insert(identity);
     next.run(request).await

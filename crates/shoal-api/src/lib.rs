@@ -5,8 +5,9 @@
 //! Layering of a `/v2` request, outermost first: request id and project-segment rewrite
 //! ([`routing`]), tracing, panic catcher, authentication ([`auth`]), microversion
 //! ([`microversion`]), then the resource handlers in [`v2`]. With the built-in identity,
-//! `/identity` ([`identity`]) sits beside `/v2`, outside authentication, and so does
-//! `/healthcheck` ([`healthcheck`]), which load balancers poll without a token.
+//! `/identity` ([`identity`]) sits beside `/v2`, outside authentication, and so do
+//! `/healthcheck` ([`healthcheck`]), which load balancers poll without a token, and
+//! `/metrics` ([`metrics`]), which Prometheus scrapes without one.
 
 pub mod auth;
 pub mod body;
@@ -14,6 +15,7 @@ pub mod context;
 pub mod error;
 pub mod healthcheck;
 pub mod identity;
+pub mod metrics;
 pub mod microversion;
 pub mod pagination;
 pub mod routing;
@@ -82,11 +84,13 @@ fn panic_to_fault(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 /// Builds the complete HTTP service: `/` (public versions), `/healthcheck` (public, with
-/// details for admins), `/v2` (authenticated API).
+/// details for admins), `/metrics` (public), `/v2` (authenticated API).
 pub fn service(state: ApiState) -> routing::Plumbing<Router> {
+    metrics::install();
     // Everything but the public routes goes through authentication first, as in
     // Manila's paste pipeline; a route miss under it is webob's raw 404.
     let v2 = v2::router()
+        .route_layer(axum::middleware::from_fn(metrics::note_route))
         .method_not_allowed_fallback(method_not_found)
         .fallback(route_not_found)
         .layer(axum::middleware::from_fn(microversion::negotiate))
@@ -101,7 +105,8 @@ pub fn service(state: ApiState) -> routing::Plumbing<Router> {
         .route(
             healthcheck::PATH,
             axum::routing::get(healthcheck::healthcheck),
-        );
+        )
+        .route(metrics::PATH, axum::routing::get(metrics::serve));
     if let Authenticator::Builtin(service) = &state.auth {
         router = router.merge(identity::router(identity::IdentityApi {
             service: service.clone(),
@@ -109,6 +114,7 @@ pub fn service(state: ApiState) -> routing::Plumbing<Router> {
         }));
     }
     let router = router
+        .route_layer(axum::middleware::from_fn(metrics::note_route))
         .fallback_service(v2)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_to_fault))
         .layer(
@@ -121,6 +127,7 @@ pub fn service(state: ApiState) -> routing::Plumbing<Router> {
                 tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
             }),
         )
+        .layer(axum::middleware::from_fn(metrics::track_http))
         .with_state(state);
     routing::PlumbingLayer.layer(router)
 }

@@ -261,6 +261,9 @@ pub struct ApiConfig {
     /// back end or replication domain, in any zone) instead of on the snapshot's pool
     /// (Manila `use_scheduler_creating_share_from_snapshot`, default false).
     pub use_scheduler_creating_share_from_snapshot: bool,
+    /// Serve Prometheus metrics at `GET /metrics` on this listener, without authentication
+    /// (default true). Off, `/metrics` is an unknown path.
+    pub metrics: bool,
 }
 
 /// Keystone connection of the `keystone` auth strategy. The password is never logged.
@@ -520,6 +523,7 @@ impl Default for ApiConfig {
             enabled_share_protocols: vec!["NFS".to_owned(), "CIFS".to_owned()],
             max_limit: 1000,
             use_scheduler_creating_share_from_snapshot: false,
+            metrics: true,
         }
     }
 }

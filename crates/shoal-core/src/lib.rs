@@ -10,6 +10,7 @@ pub mod drivers;
 pub mod error;
 pub mod export_locations;
 pub mod messages;
+pub mod metrics;
 pub mod ops;
 pub mod pools;
 pub mod quota_sets;

@@ -15,6 +15,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod metrics;
 pub mod password;
 pub mod ratelimit;
 pub mod token;
@@ -544,7 +545,23 @@ impl IdentityService {
 
     /// `POST /v3/auth/tokens`: checks the credentials and issues a token.
     /// `source` is the client's address, for the per-address failure limit.
+    /// Every outcome is counted in `shoal_identity_logins_total` by method and result.
     pub async fn authenticate(
+        &self,
+        request: AuthRequest,
+        source: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> IdentityResult<IssuedToken> {
+        let method = match request.method {
+            AuthMethod::Password { .. } => "password",
+            AuthMethod::Token { .. } => "token",
+        };
+        let outcome = self.authenticate_unmetered(request, source, now).await;
+        metrics::login(method, &outcome);
+        outcome
+    }
+
+    async fn authenticate_unmetered(
         &self,
         request: AuthRequest,
         source: Option<IpAddr>,

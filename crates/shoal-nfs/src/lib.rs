@@ -55,6 +55,7 @@ mod access;
 mod exports;
 mod fs;
 mod handle;
+pub mod metrics;
 mod mount;
 mod nfs;
 mod rpc;

@@ -122,13 +122,11 @@ pub(crate) fn dispatch(
                 _ => return Err(CallError::Garbage),
             };
             let len = data.len().min(count as usize);
-            put(
-                out,
-                &res(
-                    ctx.write(fh, offset, stable, &data[..len]),
-                    WRITE3resfail::default,
-                ),
-            );
+            let written = ctx.write(fh, offset, stable, &data[..len]);
+            if written.is_ok() {
+                crate::metrics::written(len);
+            }
+            put(out, &res(written, WRITE3resfail::default));
         }
         8 => {
             let (dir, name) = x.dirop()?;
@@ -812,6 +810,7 @@ impl Ctx<'_> {
         out.extend_from_slice(&[0; 12]); // count, eof, data length
         let data = out.len();
         let got = fs::read_at_append(&file, out, offset, count).map_err(io_status)?;
+        crate::metrics::read(got);
         out.resize(data + got.div_ceil(4) * 4, 0);
         let eof = got < count || offset.saturating_add(got as u64) >= node.attr.size;
         out[fields..fields + 4].copy_from_slice(&(got as u32).to_be_bytes());

@@ -439,6 +439,7 @@ pub(crate) fn handle_record_into(
         return Some(denied(xid, &[AUTH_ERROR, AUTH_BADCRED]));
     }
     let mut out = accepted_header_in(buf, xid, SUCCESS);
+    let body_at = out.len();
     let result = match (prog, vers) {
         (nfs3_types::nfs3::PROGRAM, nfs3_types::nfs3::VERSION) => {
             crate::nfs::dispatch(state, client, proc, &mut x, &mut out)
@@ -454,6 +455,7 @@ pub(crate) fn handle_record_into(
         (nfs3_types::portmap::PROGRAM, _) => return Some(mismatch(xid, 2)),
         _ => return Some(finish(accepted_header(xid, PROG_UNAVAIL))),
     };
+    crate::metrics::call(prog, proc, &result, &out[body_at..], record.len());
     match result {
         Ok(()) => Some(finish(out)),
         Err(CallError::ProcUnavail) => Some(finish(accepted_header(xid, PROC_UNAVAIL))),

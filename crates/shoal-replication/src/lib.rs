@@ -88,6 +88,7 @@ mod copy;
 pub mod fsutil;
 pub mod journal;
 mod manifest;
+pub mod metrics;
 pub mod peer_auth;
 pub mod snapshot;
 mod source;

@@ -207,6 +207,20 @@ async fn serve_on_embedded_defaults_answers_and_stops_on_sigterm() {
         .map(|z| z["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["az1", "az2"]);
+    // Prometheus scrapes without a token; the default pools report their capacity.
+    let metrics = reqwest::get(format!("{}/metrics", served.base))
+        .await
+        .expect("metrics request");
+    assert_eq!(metrics.status().as_u16(), 200);
+    let metrics = metrics.text().await.expect("metrics body");
+    for series in [
+        "shoal_http_requests_total{method=\"GET\",route=\"/v2/availability-zones\",status=\"200\"} 1",
+        "shoal_identity_logins_total{method=\"password\",result=\"issued\"} 1",
+        "shoal_metrics_database_up 1",
+        "shoal_pool_capacity_total_bytes{pool=",
+    ] {
+        assert!(metrics.contains(series), "{series} missing from {metrics}");
+    }
     // Everything the default writes is under the data dir.
     assert!(data.join("shoal.db").is_file());
     assert!(data.join("pools/local1/shares").is_dir());

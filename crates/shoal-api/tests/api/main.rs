@@ -11,6 +11,7 @@ mod identity;
 mod identity_admin;
 mod lifecycle;
 mod messages;
+mod metrics;
 mod nfs;
 mod plumbing;
 mod quotas;

@@ -198,6 +198,16 @@ async fn a_ro_rule_refuses_writes_and_a_level_change_applies_to_mounted_clients(
     app.settle().await;
     client.write_file("yes.txt", b"written").await.unwrap();
     assert_eq!(client.read_file("yes.txt").await.unwrap(), b"written");
+    // Both answers are counted in /metrics by procedure and status, never by path.
+    let body = app.get("/metrics").anonymous().send().await.text();
+    for series in [
+        "shoal_nfs_calls_total{program=\"nfs\",procedure=\"CREATE\",status=\"ROFS\"}",
+        "shoal_nfs_calls_total{program=\"nfs\",procedure=\"WRITE\",status=\"OK\"}",
+        "shoal_nfs_calls_total{program=\"mount\",procedure=\"MNT\",status=\"OK\"}",
+    ] {
+        assert!(body.contains(series), "{series} missing");
+    }
+    assert!(!body.contains("yes.txt") && !body.contains(&active));
     app.finish().await;
 }
 

@@ -32,6 +32,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
+use crate::metrics::{self, Attempt};
 use crate::{Core, CoreError, CoreResult};
 
 /// Does the work of one kind of operation.
@@ -97,14 +98,19 @@ impl OperationWorker {
     }
 
     async fn claim(&self) -> CoreResult<Option<OperationRow>> {
+        let now = self.core.now();
         let request = ClaimRequest {
             worker: &self.name,
             host: self.host.as_deref(),
             kinds: None,
-            now: self.core.now(),
+            now,
             lease: self.core.config.operations.lease,
         };
-        Ok(self.core.store.claim_next_operation(request).await?)
+        let claimed = self.core.store.claim_next_operation(request).await?;
+        if let Some(op) = &claimed {
+            crate::metrics::operation_claimed(op, now);
+        }
+        Ok(claimed)
     }
 
     /// Runs one claimed operation with lease renewal, then records the outcome.
@@ -128,16 +134,20 @@ impl OperationWorker {
                 }
             })
         };
+        let started = std::time::Instant::now();
         let outcome = self.handler.handle(&op).await;
+        let took = started.elapsed().as_secs_f64();
         renewer.abort();
         let now = self.core.now();
         let recorded = match outcome {
-            Ok(()) => self
-                .core
-                .store
-                .complete_operation(op.id, &self.name, now)
-                .await
-                .map(|_| ()),
+            Ok(()) => {
+                metrics::operation_finished(&op.kind, Attempt::Completed, took);
+                self.core
+                    .store
+                    .complete_operation(op.id, &self.name, now)
+                    .await
+                    .map(|_| ())
+            }
             Err(err) => {
                 // Waiting for another node's per-share lock is not a failed attempt: retry
                 // soon, and never give up on it (the lock's lease bounds the wait).
@@ -153,6 +163,12 @@ impl OperationWorker {
                 };
                 let retry_at = (!give_up)
                     .then(|| now + chrono::Duration::from_std(backoff).unwrap_or_default());
+                let attempt = match (busy, give_up) {
+                    (true, _) => Attempt::LockBusy,
+                    (false, true) => Attempt::GaveUp,
+                    (false, false) => Attempt::Retried,
+                };
+                metrics::operation_finished(&op.kind, attempt, took);
                 warn!(op.id = op.id, error = %err, give_up, "operation {} ({}) failed: {err}", op.id, op.kind);
                 self.core
                     .store

@@ -348,6 +348,7 @@ impl ReplicaManager {
     ) {
         let Some(sync) = sync else { return };
         let record = replication_record(replica_id, source, trigger, sync);
+        crate::metrics::sync_finished(&record);
         if let Err(err) = self.core.store.insert_replication_record(record).await {
             warn!(share_replica.id = %replica_id, error = %err, "recording a sync of replica {replica_id} failed: {err}");
         }

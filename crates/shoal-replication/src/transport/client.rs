@@ -301,6 +301,7 @@ impl Frames<'_> {
                 ));
             };
             self.wire.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            crate::metrics::received(chunk.len());
             if self.data_left > 0 && self.buf.is_empty() {
                 // Straight from the received chunk; only what follows the frame is kept.
                 let n = self.data_left.min(chunk.len());
@@ -385,8 +386,12 @@ impl PeerSource<'_> {
                     .send()
                     .await
             })
-            .map_err(|err| io::Error::new(io::ErrorKind::ConnectionAborted, err.to_string()))?;
+            .map_err(|err| {
+                crate::metrics::asked(endpoint, "unreachable");
+                io::Error::new(io::ErrorKind::ConnectionAborted, err.to_string())
+            })?;
         let status = response.status();
+        crate::metrics::asked(endpoint, status.as_str());
         if !status.is_success() {
             let text = client
                 .handle

@@ -213,7 +213,21 @@ fn refuse(status: StatusCode, message: String) -> Response {
         .into_response()
 }
 
+/// Serves one request and counts it by endpoint and status.
 async fn handle(
+    state: State<Arc<ServerState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // Only the fixed endpoints are routed here, so the label set is bounded.
+    let endpoint = uri.path().rsplit('/').next().unwrap_or_default().to_owned();
+    let response = handle_unmetered(state, uri, headers, body).await;
+    crate::metrics::served(endpoint, response.status().as_u16());
+    response
+}
+
+async fn handle_unmetered(
     State(state): State<Arc<ServerState>>,
     uri: Uri,
     headers: HeaderMap,
@@ -525,6 +539,7 @@ impl Sink {
         // without growing (growing would copy it).
         let next = Vec::with_capacity(SINK_CAPACITY);
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, next));
+        crate::metrics::sent(chunk.len());
         self.tx
             .blocking_send(chunk)
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the requester went away"))
