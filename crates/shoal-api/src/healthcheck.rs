@@ -137,7 +137,7 @@ fn prefers_json(headers: &HeaderMap) -> bool {
 
 /// Whether the request carries a valid token of an admin. Any failure (no token, a bad
 /// one, identity unavailable) only means "not an admin": the probe stays anonymous.
-async fn caller_is_admin(state: &ApiState, headers: &HeaderMap) -> bool {
+pub(crate) async fn caller_is_admin(state: &ApiState, headers: &HeaderMap) -> bool {
     let Some(token) = auth::request_token(headers) else {
         return false;
     };

@@ -11,13 +11,16 @@
 //!   Every node serves the same values for these; aggregate them with `max`, not `sum`.
 //!
 //! Labels never carry tenant data: no project ids, share names or raw paths. HTTP requests
-//! are labelled by route template (`/v2/shares/{share_id}`), replicas by their id.
+//! are labelled by route template (`/v2/shares/{id}`). The per-replica series are labelled
+//! with the replica's id, an object of a project, so they are only in the answer to a
+//! scrape that carries an admin token (`context_is_admin`); everyone else gets the replica
+//! series aggregated over all replicas (count by state, the largest lag).
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{counter, gauge, histogram};
@@ -149,7 +152,7 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// `GET /metrics`.
-pub async fn serve(State(state): State<ApiState>) -> Response {
+pub async fn serve(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     if !state.config.metrics {
         return crate::route_not_found().await;
     }
@@ -160,14 +163,16 @@ pub async fn serve(State(state): State<ApiState>) -> Response {
         )
             .into_response();
     };
+    let per_replica = crate::healthcheck::caller_is_admin(&state, &headers).await;
     let mut body = handle.render();
-    body.push_str(&deployment_state(&state.core).await);
+    body.push_str(&deployment_state(&state.core, per_replica).await);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
 
 /// The database's view of the deployment, rendered from a recorder that lives for this
 /// scrape only. A database error gives `shoal_metrics_database_up 0` and nothing else.
-async fn deployment_state(core: &Core) -> String {
+/// Series labelled with replica ids only when `per_replica` (an admin asked).
+async fn deployment_state(core: &Core, per_replica: bool) -> String {
     let read = async {
         let operations = core.store.count_operations_by_kind().await?;
         let pools = core.store.list_pools().await?;
@@ -206,7 +211,22 @@ async fn deployment_state(core: &Core) -> String {
             let age = (now - pool.updated_at).num_milliseconds().max(0) as f64 / 1000.0;
             gauge!("shoal_pool_report_age_seconds", &labels).set(age);
         }
-        for replica in replicas {
+        let mut by_state: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut max_lag: Option<f64> = None;
+        for replica in &replicas {
+            *by_state.entry(replica.replica_state.clone()).or_default() += 1;
+            if let Some(point) = replica.last_clean_source_point {
+                let lag = (now - point).num_milliseconds().max(0) as f64 / 1000.0;
+                max_lag = Some(max_lag.map_or(lag, |m: f64| m.max(lag)));
+            }
+        }
+        for (replica_state, count) in by_state {
+            gauge!("shoal_replicas", "replica_state" => replica_state).set(count as f64);
+        }
+        if let Some(lag) = max_lag {
+            gauge!("shoal_replica_lag_max_seconds").set(lag);
+        }
+        for replica in replicas.into_iter().filter(|_| per_replica) {
             let id = replica.instance_id.to_string();
             gauge!("shoal_replica_info", "replica_id" => id.clone(), "replica_state" => replica.replica_state.clone())
                 .set(1.0);
@@ -266,14 +286,20 @@ fn describe_deployment_state() {
         Unit::Seconds,
         "Time since a pool's back end last reported"
     );
+    describe_gauge!("shoal_replicas", "Non-active replicas, by replica_state");
+    describe_gauge!(
+        "shoal_replica_lag_max_seconds",
+        Unit::Seconds,
+        "The largest lag of any non-active replica that had a clean sync"
+    );
     describe_gauge!(
         "shoal_replica_info",
-        "1 for every non-active replica, with its replica_state"
+        "1 for every non-active replica, with its replica_state (admin scrapes only)"
     );
     describe_gauge!(
         "shoal_replica_lag_seconds",
         Unit::Seconds,
-        "Now minus the source point of a replica's newest clean sync"
+        "Now minus the source point of a replica's newest clean sync (admin scrapes only)"
     );
     describe_gauge!(
         "shoal_replica_last_sync_duration_seconds",

@@ -19,7 +19,16 @@ fn sample(body: &str, name: &str, labels: &[&str]) -> Option<f64> {
 }
 
 async fn scrape(app: &TestApp) -> String {
-    let resp = app.get("/metrics").anonymous().send().await;
+    scrape_as(app, None).await
+}
+
+async fn scrape_as(app: &TestApp, token: Option<&str>) -> String {
+    let request = app.get("/metrics");
+    let request = match token {
+        Some(token) => request.token(token),
+        None => request.anonymous(),
+    };
+    let resp = request.send().await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(
         resp.header("content-type"),
@@ -136,8 +145,18 @@ async fn metrics_give_each_replica_its_lag_and_last_sync() {
     assert_eq!(replica(&app, &secondary).await["replica_state"], "in_sync");
     let active = active_of(&app, &share).await;
 
-    let body = scrape(&app).await;
+    // Replica ids name a project's objects: anonymous scrapes get the aggregates only.
     let id = format!("replica_id=\"{secondary}\"");
+    let body = scrape(&app).await;
+    assert!(!body.contains(&secondary), "{body}");
+    assert_eq!(
+        sample(&body, "shoal_replicas", &["replica_state=\"in_sync\""]),
+        Some(1.0)
+    );
+    let max_lag = sample(&body, "shoal_replica_lag_max_seconds", &[]).expect("largest lag");
+    assert!((0.0..600.0).contains(&max_lag), "{max_lag}");
+
+    let body = scrape_as(&app, Some(&app.token_for("admin"))).await;
     let lag = sample(&body, "shoal_replica_lag_seconds", &[&id]).expect("lag of the replica");
     assert!((0.0..600.0).contains(&lag), "{lag}");
     assert_eq!(
@@ -177,8 +196,9 @@ async fn metrics_give_each_replica_its_lag_and_last_sync() {
         .await;
     assert_eq!(resp.status, 202, "{}", resp.text());
     app.settle().await;
-    let body = scrape(&app).await;
+    let body = scrape_as(&app, Some(&app.token_for("admin"))).await;
     assert!(!body.contains(&id), "{body}");
+    assert_eq!(sample(&body, "shoal_replicas", &[]), None);
     app.finish().await;
 }
 
