@@ -215,7 +215,7 @@ async fn check_replica_quota(core: &Core, req: &QuotaRequest) -> CoreResult<()> 
         let (in_use, reserved) = usages
             .get(resource)
             .map_or((0, 0), |u| (u.in_use, u.reserved));
-        if in_use + reserved + delta > limit {
+        if in_use.saturating_add(reserved).saturating_add(delta) > limit {
             let over = StoreError::QuotaExceeded {
                 resource: resource.to_owned(),
                 requested: delta,

@@ -582,7 +582,7 @@ async fn first_over_quota(
         let (in_use, reserved) = usages
             .get(*resource)
             .map_or((0, 0), |u| (u.in_use, u.reserved));
-        if in_use + reserved + delta > limit {
+        if in_use.saturating_add(reserved).saturating_add(delta) > limit {
             return Ok(Some(StoreError::QuotaExceeded {
                 resource: (*resource).to_owned(),
                 requested: delta,

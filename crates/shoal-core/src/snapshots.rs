@@ -400,7 +400,7 @@ async fn first_over(
                 continue;
             }
             let (in_use, reserved) = usages.get(key).map_or((0, 0), |u| (u.in_use, u.reserved));
-            if in_use + reserved + delta > limit {
+            if in_use.saturating_add(reserved).saturating_add(delta) > limit {
                 return Ok(Some(StoreError::QuotaExceeded {
                     resource: key.clone(),
                     requested: delta,
