@@ -268,6 +268,8 @@ struct World {
     personas: Vec<(String, String)>,
     /// Project ids of the personas and a few others.
     projects: Vec<String>,
+    /// Projects of the fixtures' owners, learnt from the shares they created.
+    owner_projects: BTreeMap<String, String>,
     /// Real ids by kind (`share`, `replica`, `snapshot`, ...), of every owner.
     ids: BTreeMap<&'static str, Vec<String>>,
 }
@@ -286,6 +288,9 @@ impl World {
             .find(|p| p.0 == persona)
             .map(|p| p.1.clone())
             .unwrap_or_default()
+    }
+    fn project_of(&self, persona: &str) -> Option<String> {
+        self.owner_projects.get(persona).cloned()
     }
     fn set_token(&mut self, persona: &str, token: &str) {
         if let Some(entry) = self.personas.iter_mut().find(|p| p.0 == persona) {
@@ -1241,9 +1246,9 @@ fn describe(request: &Generated, outcome: &Outcome, answer: &str) -> String {
     out
 }
 
-/// Waits for the operations the stream queued; a stuck one is a finding, reported with
+/// Waits for the operations the stream queued. A stuck one is a finding: the error lists
 /// every unfinished operation (kind, target, attempts, last error).
-async fn settle(app: &TestApp) {
+async fn settle(app: &TestApp) -> Result<(), String> {
     let deadline = Instant::now() + std::time::Duration::from_secs(20);
     let store = &app.core().store;
     while Instant::now() < deadline {
@@ -1253,7 +1258,8 @@ async fn settle(app: &TestApp) {
             .expect("count operations")
             == 0
         {
-            return app.settle().await;
+            app.settle().await;
+            return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
@@ -1268,10 +1274,10 @@ async fn settle(app: &TestApp) {
         })
         .map(|op| format!("{op:?}"))
         .collect();
-    panic!(
+    Err(format!(
         "operations left unfinished by the stream:\n{}",
         stuck.join("\n")
-    );
+    ))
 }
 
 /// Whether the admin persona's token still works.
@@ -1290,7 +1296,7 @@ fn json_of(response: &TestResponse) -> Value {
 }
 
 /// Creates the objects of a phase (again, after the stream broke them) and harvests ids.
-async fn populate(app: &TestApp, world: &mut World, owners: &[&str]) {
+async fn populate(app: &TestApp, world: &mut World, owners: &[&str]) -> Result<(), String> {
     if world.builtin {
         // The stream may have revoked the tokens issued at start (or changed passwords).
         for (user, password, project, _) in shoal_testkit::BUILTIN_USERS {
@@ -1337,6 +1343,21 @@ async fn populate(app: &TestApp, world: &mut World, owners: &[&str]) {
             .send()
             .await;
     }
+    // The fixtures' owners get room for the fixtures whatever the stream created.
+    for owner in owners {
+        let Some(project) = world.project_of(owner) else {
+            continue;
+        };
+        let roomy = json!({"quota_set": {"shares": 10_000, "gigabytes": 100_000,
+            "snapshots": 10_000, "snapshot_gigabytes": 100_000, "share_replicas": 10_000,
+            "replica_gigabytes": 100_000, "per_share_gigabytes": -1}});
+        app.put(&format!("/v2/quota-sets/{project}"))
+            .token(&admin)
+            .version(V)
+            .json(&roomy)
+            .send()
+            .await;
+    }
     for owner in owners {
         let token = world.token(owner);
         let create = |share_type: &'static str| {
@@ -1356,9 +1377,14 @@ async fn populate(app: &TestApp, world: &mut World, owners: &[&str]) {
             continue;
         };
         world.add("share", share.clone());
+        if let Some(project) = json_of(&created)["share"]["project_id"].as_str() {
+            world
+                .owner_projects
+                .insert((*owner).to_owned(), project.to_owned());
+        }
         let created = create("snap").await;
         let snap_share = json_of(&created)["share"]["id"].as_str().map(str::to_owned);
-        settle(app).await;
+        settle(app).await?;
         // A secondary replica, a snapshot of a snapshot-capable share, an access rule and
         // metadata; their outcome does not matter here, only that they exist.
         let replica = app
@@ -1400,7 +1426,7 @@ async fn populate(app: &TestApp, world: &mut World, owners: &[&str]) {
             .json(&json!({"metadata": {"k1": "v1", "k2": "v2"}}))
             .send()
             .await;
-        settle(app).await;
+        settle(app).await?;
     }
     let harvest: &[(&str, &str, &'static str)] = &[
         ("/v2/types?is_public=all", "share_types", "type"),
@@ -1494,6 +1520,7 @@ async fn populate(app: &TestApp, world: &mut World, owners: &[&str]) {
     for action in ["enable", "disable", "os-disable", "x"] {
         world.add("service_action", action);
     }
+    Ok(())
 }
 
 /// One phase: a node with `auth`, fixtures owned by `owners`, `count` requests.
@@ -1518,6 +1545,7 @@ async fn phase(
             .chain(["admin".to_owned(), "demo".to_owned()])
             .collect(),
         ids: BTreeMap::new(),
+        owner_projects: BTreeMap::new(),
     };
     let mut app = custom_app(auth, REFERENCE, json!({})).await;
     let mut world = new_world(&app);
@@ -1554,16 +1582,26 @@ async fn phase(
     let mut sent = 0;
     while sent < count {
         if sent % REFRESH_EVERY == 0 {
-            populate(&app, &mut world, owners).await;
-            if !admin_works(&app, &world).await {
+            let mut ready = populate(&app, &mut world, owners).await;
+            if ready.is_ok() && !admin_works(&app, &world).await {
                 // The stream locked the admin out (built-in identity: a changed password, a
                 // disabled user): nothing can repair the fixtures, so start a new node.
                 println!("fuzz phase {label}: admin locked out after {sent} requests, new node");
-                settle(&app).await;
-                app.finish().await;
-                app = custom_app(auth, REFERENCE, json!({})).await;
-                world = new_world(&app);
-                populate(&app, &mut world, owners).await;
+                ready = settle(&app).await;
+                if ready.is_ok() {
+                    app.finish().await;
+                    app = custom_app(auth, REFERENCE, json!({})).await;
+                    world = new_world(&app);
+                    ready = populate(&app, &mut world, owners).await;
+                }
+            }
+            if let Err(stuck) = ready {
+                // The node cannot be finished cleanly: report and end the phase here.
+                totals
+                    .failures
+                    .push(format!("[{label} after #{sent}] {stuck}"));
+                totals.requests += sent;
+                return;
             }
         }
         let batch_len = concurrency
@@ -1624,8 +1662,12 @@ async fn phase(
         started.elapsed().as_secs_f64(),
         distinct_routes
     );
-    settle(&app).await;
-    app.finish().await;
+    match settle(&app).await {
+        Ok(()) => app.finish().await,
+        Err(stuck) => totals
+            .failures
+            .push(format!("[{label} at the end] {stuck}")),
+    }
 }
 
 #[derive(Default)]
