@@ -113,7 +113,8 @@ pub(crate) fn parse_files(body: &[u8]) -> Option<FilesRequest> {
     let root = r.bytes()?;
     let check = r.u8()? != 0;
     let n = r.u32()? as usize;
-    let mut files = Vec::with_capacity(n.min(4096));
+    // Each file takes at least 8 bytes: never trust a count to size an allocation.
+    let mut files = Vec::with_capacity(n.min(r.0.len() / 8));
     for _ in 0..n {
         files.push((r.bytes()?, r.u32()?));
     }
@@ -158,7 +159,7 @@ pub(crate) fn parse_delta(body: &[u8]) -> Option<DeltaRequest> {
     let check = r.u8()? != 0;
     let block = r.u32()?;
     let n = r.u32()? as usize;
-    let mut old = Vec::with_capacity(n.min(1 << 20));
+    let mut old = Vec::with_capacity(n.min(r.0.len() / 32));
     for _ in 0..n {
         old.push(r.take(32)?.try_into().ok()?);
     }
@@ -187,7 +188,7 @@ pub(crate) fn parse_hash(body: &[u8]) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
     let mut r = Reader(body);
     let root = r.bytes()?;
     let n = r.u32()? as usize;
-    let mut rels = Vec::with_capacity(n.min(4096));
+    let mut rels = Vec::with_capacity(n.min(r.0.len() / 4));
     for _ in 0..n {
         rels.push(r.bytes()?);
     }
@@ -251,7 +252,7 @@ pub(crate) fn parse_changes(body: &[u8]) -> Option<ChangesRequest> {
     let mut lists = [Vec::new(), Vec::new()];
     for list in &mut lists {
         let n = r.u32()? as usize;
-        list.reserve(n.min(1 << 16));
+        list.reserve(n.min(r.0.len() / 4));
         for _ in 0..n {
             list.push(r.bytes()?);
         }
@@ -458,7 +459,7 @@ pub(crate) fn get_trailer(payload: &[u8]) -> Option<Trailer> {
     let size = r.u64()?;
     let mtime = get_ts(&mut r)?;
     let n = r.u32()? as usize;
-    let mut hashes = Vec::with_capacity(n.min(1 << 20));
+    let mut hashes = Vec::with_capacity(n.min(r.0.len() / 32));
     for _ in 0..n {
         hashes.push(r.take(32)?.try_into().ok()?);
     }
@@ -473,6 +474,30 @@ pub(crate) fn get_trailer(payload: &[u8]) -> Option<Trailer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_reproduce_a_lying_count_does_not_size_an_allocation() {
+        // Found by the wire proptest: a 25-byte T frame (or delta request) claiming 2^32-1
+        // hashes made the decoder reserve 32 MiB before finding the data short.
+        let ts = Ts { sec: 0, nsec: 0 };
+        let mut frame = put_trailer(&Trailer {
+            changed: false,
+            size: 0,
+            mtime: ts,
+            hashes: vec![],
+        });
+        let n = frame.len() - 4;
+        frame[n..].copy_from_slice(&u32::MAX.to_le_bytes());
+        let (parsed, largest) = crate::alloc_probe::largest_allocation(|| get_trailer(&frame));
+        assert!(parsed.is_none());
+        assert!(largest < 4096, "{largest} bytes reserved");
+        let mut delta = delta_request(b"/r", b"f", false, 4096, &[]);
+        let n = delta.len() - 4;
+        delta[n..].copy_from_slice(&u32::MAX.to_le_bytes());
+        let (parsed, largest) = crate::alloc_probe::largest_allocation(|| parse_delta(&delta));
+        assert!(parsed.is_none());
+        assert!(largest < 4096, "{largest} bytes reserved");
+    }
 
     #[test]
     fn requests_round_trip_and_refuse_trailing_bytes() {
