@@ -26,13 +26,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::routes::Routes;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 
 mod admin;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -59,87 +59,66 @@ const AUTH_TOKEN: &str = "x-auth-token";
 const V3_ID: &str = "v3.14";
 const V3_UPDATED: &str = "2020-04-07T00:00:00Z";
 
-/// The routes under `/identity`, ready to merge into a router of any state.
+/// The routes under `/identity`, ready to merge into a router of any state. A method a
+/// path lacks answers Keystone's 405.
 pub fn router<S: Clone + Send + Sync + 'static>(api: IdentityApi) -> Router<S> {
-    Router::new()
-        .route("/identity", get(versions).fallback(method_not_allowed))
-        .route("/identity/", get(versions).fallback(method_not_allowed))
-        .route("/identity/v3", get(version_v3).fallback(method_not_allowed))
-        .route(
-            "/identity/v3/",
-            get(version_v3).fallback(method_not_allowed),
-        )
-        .route(
-            "/identity/v3/auth/tokens",
-            get(validate_token)
-                .head(validate_token)
-                .post(issue_token)
-                .delete(revoke_token)
-                .fallback(method_not_allowed),
-        )
-        .route(
-            "/identity/v3/auth/projects",
-            get(list_auth_projects).fallback(method_not_allowed),
-        )
-        .route(
-            "/identity/v3/projects",
-            get(list_projects)
-                .post(admin::create_project)
-                .fallback(method_not_allowed),
-        )
-        .route(
-            "/identity/v3/projects/{id}",
-            get(show_project)
-                .delete(admin::delete_project)
-                .fallback(method_not_allowed),
-        )
-        .route(
-            "/identity/v3/projects/{project}/users/{user}/roles",
-            get(admin::list_grants).fallback(method_not_allowed),
-        )
-        .route(
-            "/identity/v3/projects/{project}/users/{user}/roles/{role}",
-            get(admin::check_grant)
-                .head(admin::check_grant)
-                .put(admin::grant_role)
-                .delete(admin::revoke_grant)
-                .fallback(method_not_allowed),
-        )
-        .route(
-            "/identity/v3/users",
-            get(list_users)
-                .post(admin::create_user)
-                .fallback(method_not_allowed),
-        )
-        .route(
-            "/identity/v3/users/{id}",
-            get(show_user)
-                .patch(admin::update_user)
-                .delete(admin::delete_user)
-                .fallback(method_not_allowed),
-        )
-        .route(
-            "/identity/v3/domains",
-            get(admin::list_domains).fallback(method_not_allowed),
-        )
-        .route(
-            "/identity/v3/domains/{id}",
-            get(admin::show_domain).fallback(method_not_allowed),
-        )
-        .route(
-            "/identity/v3/roles",
-            get(admin::list_roles).fallback(method_not_allowed),
-        )
-        .route(
-            "/identity/v3/roles/{id}",
-            get(admin::show_role).fallback(method_not_allowed),
-        )
-        .route(
-            "/identity/v3/role_assignments",
-            get(admin::list_role_assignments).fallback(method_not_allowed),
-        )
-        .route("/identity/{*rest}", axum::routing::any(not_found))
+    routes()
+        .into_router()
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(api)
+}
+
+/// The recorded routes under `/identity` (part of [`crate::route_table`]); a path that is
+/// none of them answers Keystone's 404.
+pub fn routes() -> Routes<IdentityApi> {
+    Routes::new()
+        .get("/identity", versions)
+        .get("/identity/", versions)
+        .get("/identity/v3", version_v3)
+        .get("/identity/v3/", version_v3)
+        .get("/identity/v3/auth/tokens", validate_token)
+        .head("/identity/v3/auth/tokens", validate_token)
+        .post("/identity/v3/auth/tokens", issue_token)
+        .delete("/identity/v3/auth/tokens", revoke_token)
+        .get("/identity/v3/auth/projects", list_auth_projects)
+        .get("/identity/v3/projects", list_projects)
+        .post("/identity/v3/projects", admin::create_project)
+        .get("/identity/v3/projects/{id}", show_project)
+        .delete("/identity/v3/projects/{id}", admin::delete_project)
+        .get(
+            "/identity/v3/projects/{project}/users/{user}/roles",
+            admin::list_grants,
+        )
+        .get(
+            "/identity/v3/projects/{project}/users/{user}/roles/{role}",
+            admin::check_grant,
+        )
+        .head(
+            "/identity/v3/projects/{project}/users/{user}/roles/{role}",
+            admin::check_grant,
+        )
+        .put(
+            "/identity/v3/projects/{project}/users/{user}/roles/{role}",
+            admin::grant_role,
+        )
+        .delete(
+            "/identity/v3/projects/{project}/users/{user}/roles/{role}",
+            admin::revoke_grant,
+        )
+        .get("/identity/v3/users", list_users)
+        .post("/identity/v3/users", admin::create_user)
+        .get("/identity/v3/users/{id}", show_user)
+        .patch("/identity/v3/users/{id}", admin::update_user)
+        .delete("/identity/v3/users/{id}", admin::delete_user)
+        .get("/identity/v3/domains", admin::list_domains)
+        .get("/identity/v3/domains/{id}", admin::show_domain)
+        .get("/identity/v3/roles", admin::list_roles)
+        .get("/identity/v3/roles/{id}", admin::show_role)
+        .get(
+            "/identity/v3/role_assignments",
+            admin::list_role_assignments,
+        )
+        .catch_all("/identity/{*rest}", not_found)
 }
 
 /// The base URL of this API as the client sees it: the configured public endpoint, else

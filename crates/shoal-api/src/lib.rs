@@ -16,6 +16,7 @@ pub mod healthcheck;
 pub mod identity;
 pub mod microversion;
 pub mod pagination;
+pub mod routes;
 pub mod routing;
 pub mod v2;
 pub mod versions;
@@ -34,6 +35,7 @@ use tower::Layer;
 
 pub use auth::Authenticator;
 pub use error::{ApiError, ApiResult};
+pub use routes::{Route, Routes};
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -81,12 +83,32 @@ fn panic_to_fault(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal().into_response()
 }
 
+/// The routes outside authentication: `/` (public versions), `/v2` (redirect) and
+/// `/healthcheck`.
+fn public_routes() -> Routes<ApiState> {
+    Routes::new()
+        .get("/", versions::root)
+        .get("/v2", versions::redirect_v2)
+        .get(healthcheck::PATH, healthcheck::healthcheck)
+}
+
+/// Every route [`service`] can serve, recorded by the same code that builds it: the public
+/// routes, the `/v2` API and the built-in identity's `/identity` routes (mounted only when
+/// `auth_strategy = "builtin"`). Paths use axum's syntax (`/v2/shares/{id}`).
+pub fn route_table() -> Vec<Route> {
+    let mut table = public_routes().table().to_vec();
+    table.extend_from_slice(v2::router().table());
+    table.extend_from_slice(identity::routes().table());
+    table
+}
+
 /// Builds the complete HTTP service: `/` (public versions), `/healthcheck` (public, with
 /// details for admins), `/v2` (authenticated API).
 pub fn service(state: ApiState) -> routing::Plumbing<Router> {
     // Everything but the public routes goes through authentication first, as in
     // Manila's paste pipeline; a route miss under it is webob's raw 404.
     let v2 = v2::router()
+        .into_router()
         .method_not_allowed_fallback(method_not_found)
         .fallback(route_not_found)
         .layer(axum::middleware::from_fn(microversion::negotiate))
@@ -95,13 +117,7 @@ pub fn service(state: ApiState) -> routing::Plumbing<Router> {
             auth::authenticate,
         ))
         .with_state(state.clone());
-    let mut router = Router::new()
-        .route("/", axum::routing::get(versions::root))
-        .route("/v2", axum::routing::get(versions::redirect_v2))
-        .route(
-            healthcheck::PATH,
-            axum::routing::get(healthcheck::healthcheck),
-        );
+    let mut router = public_routes().into_router();
     if let Authenticator::Builtin(service) = &state.auth {
         router = router.merge(identity::router(identity::IdentityApi {
             service: service.clone(),
@@ -123,4 +139,29 @@ pub fn service(state: ApiState) -> routing::Plumbing<Router> {
         )
         .with_state(state);
     routing::PlumbingLayer.layer(router)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn route_table_lists_each_route_once() {
+        let table = route_table();
+        let unique: HashSet<&Route> = table.iter().collect();
+        assert_eq!(unique.len(), table.len(), "a route is recorded twice");
+        for expected in [
+            "GET /",
+            "GET /healthcheck",
+            "GET /v2/shares/{id}",
+            "POST /v2/shares/{id}/action",
+        ] {
+            assert!(
+                table.iter().any(|r| r.to_string() == expected),
+                "{expected} missing from the route table"
+            );
+        }
+    }
 }

@@ -23,18 +23,19 @@ use shoal_store::testing::{TestDb, fresh_store_from_env};
 pub const PROJECT_ADMIN: &str = "0a0a0a0a0a0a4a0a8a0a0a0a0a0a0a0a";
 /// Project A: `alice` (member) and `rita` (reader).
 pub const PROJECT_A: &str = "aaaaaaaaaaaa4aaa8aaaaaaaaaaaaaaa";
-/// Project B: `bob` (member).
+/// Project B: `bob` (member) and `rex` (reader).
 pub const PROJECT_B: &str = "bbbbbbbbbbbb4bbb8bbbbbbbbbbbbbbb";
 /// Host name of the test node.
 pub const TEST_HOST: &str = "testhost";
 
 /// Test personas of keystone mode: (user, project, roles). Keystone's bootstrap roles imply
 /// admin ⊃ member ⊃ reader, so tokens carry the implied roles too.
-pub const PERSONAS: [(&str, &str, &[&str]); 5] = [
+pub const PERSONAS: [(&str, &str, &[&str]); 6] = [
     ("admin", PROJECT_ADMIN, &["admin", "member", "reader"]),
     ("alice", PROJECT_A, &["member", "reader"]),
     ("rita", PROJECT_A, &["reader"]),
     ("bob", PROJECT_B, &["member", "reader"]),
+    ("rex", PROJECT_B, &["reader"]),
     ("nobody", PROJECT_B, &[]),
 ];
 

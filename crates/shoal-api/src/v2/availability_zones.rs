@@ -1,24 +1,21 @@
 //! `GET /v2/availability-zones` (≥2.7) and its legacy twin `/v2/os-availability-zone`
 //! (2.0–2.6), Manila's `availability_zones.py`. Unknown query parameters are ignored.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use shoal_types::time::{manila_timestamp, manila_timestamp_opt};
 
 use crate::ApiState;
 use crate::context::RequestContext;
 use crate::error::ApiResult;
+use crate::routes::Routes;
 
 /// Routes of this resource.
-pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/v2/availability-zones", get(list_availability_zones))
-        .route(
-            "/v2/os-availability-zone",
-            get(list_availability_zones_legacy),
-        )
+pub fn router() -> Routes<ApiState> {
+    Routes::new()
+        .get("/v2/availability-zones", list_availability_zones)
+        .get("/v2/os-availability-zone", list_availability_zones_legacy)
 }
 
 async fn index(state: &ApiState, ctx: &RequestContext) -> ApiResult<Json<Value>> {

@@ -3,19 +3,19 @@
 //! exists at every version. `rate` is always empty: Manila's rate-limiting middleware is
 //! not in its default pipeline, and shoal has none.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use shoal_core::quota_sets as core_quotas;
 
 use crate::ApiState;
 use crate::context::RequestContext;
 use crate::error::ApiResult;
+use crate::routes::Routes;
 
 /// Routes of this resource.
-pub fn router() -> Router<ApiState> {
-    Router::new().route("/v2/limits", get(show_limits))
+pub fn router() -> Routes<ApiState> {
+    Routes::new().get("/v2/limits", show_limits)
 }
 
 /// `(resource, limit name, usage name, since)` of every absolute limit.

@@ -7,11 +7,10 @@
 //! `sort_key` (default `created_at`) and `sort_dir` (`desc` unless anything else is given);
 //! paging by `limit`/`offset`, with a `messages_links` next link when a page is exactly `limit` long.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Value, json};
 use shoal_core::messages::{self as core_messages, Caller, MessageQuery, SortDir};
@@ -21,6 +20,7 @@ use shoal_types::time::manila_timestamp;
 use crate::ApiState;
 use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::Routes;
 use crate::versions::base_url;
 
 /// Manila's `osapi_max_limit`: the largest page.
@@ -29,13 +29,11 @@ const MAX_LIMIT: usize = 1000;
 const DB_MAX_INT: usize = 0x7FFF_FFFF;
 
 /// Routes of this resource.
-pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/v2/messages", get(list_messages))
-        .route(
-            "/v2/messages/{id}",
-            get(show_message).delete(delete_message),
-        )
+pub fn router() -> Routes<ApiState> {
+    Routes::new()
+        .get("/v2/messages", list_messages)
+        .get("/v2/messages/{id}", show_message)
+        .delete("/v2/messages/{id}", delete_message)
 }
 
 fn caller(ctx: &RequestContext) -> Caller<'_> {

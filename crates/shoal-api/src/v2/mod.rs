@@ -23,15 +23,13 @@ pub mod share_snapshots;
 pub mod share_types;
 pub mod shares;
 
-use axum::Router;
-use axum::routing::get;
-
 use crate::ApiState;
+use crate::routes::Routes;
 
 /// Every `/v2` route.
-pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/v2/", get(crate::versions::v2_root))
+pub fn router() -> Routes<ApiState> {
+    Routes::new()
+        .get("/v2/", crate::versions::v2_root)
         .merge(share_types::router())
         .merge(shares::router())
         .merge(share_lifecycle::router())

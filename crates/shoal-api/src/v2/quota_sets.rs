@@ -16,11 +16,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use shoal_core::quota_sets::{self as core_quotas, QuotaDetail};
 use shoal_core::quotas::Scope;
@@ -30,33 +29,25 @@ use crate::ApiState;
 use crate::body::JsonBody;
 use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult, GENERIC_400, POLICY_DENIED};
+use crate::routes::Routes;
 
 /// Routes of this resource.
-pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route(
-            "/v2/quota-sets/{project_id}",
-            get(show_quota_set)
-                .put(update_quota_set)
-                .delete(delete_quota_set),
-        )
-        .route(
+pub fn router() -> Routes<ApiState> {
+    Routes::new()
+        .get("/v2/quota-sets/{project_id}", show_quota_set)
+        .put("/v2/quota-sets/{project_id}", update_quota_set)
+        .delete("/v2/quota-sets/{project_id}", delete_quota_set)
+        .get(
             "/v2/quota-sets/{project_id}/defaults",
-            get(show_quota_set_defaults),
+            show_quota_set_defaults,
         )
-        .route(
-            "/v2/quota-sets/{project_id}/detail",
-            get(show_quota_set_detail),
-        )
-        .route(
-            "/v2/os-quota-sets/{project_id}",
-            get(legacy_show_quota_set)
-                .put(legacy_update_quota_set)
-                .delete(legacy_delete_quota_set),
-        )
-        .route(
+        .get("/v2/quota-sets/{project_id}/detail", show_quota_set_detail)
+        .get("/v2/os-quota-sets/{project_id}", legacy_show_quota_set)
+        .put("/v2/os-quota-sets/{project_id}", legacy_update_quota_set)
+        .delete("/v2/os-quota-sets/{project_id}", legacy_delete_quota_set)
+        .get(
             "/v2/os-quota-sets/{project_id}/defaults",
-            get(legacy_show_quota_set_defaults),
+            legacy_show_quota_set_defaults,
         )
 }
 

@@ -7,21 +7,21 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use shoal_core::pools::PoolQuery;
 
 use crate::ApiState;
 use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::Routes;
 
 /// Routes of this resource.
-pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/v2/scheduler-stats/pools", get(list_pools))
-        .route("/v2/scheduler-stats/pools/detail", get(list_pools_detail))
+pub fn router() -> Routes<ApiState> {
+    Routes::new()
+        .get("/v2/scheduler-stats/pools", list_pools)
+        .get("/v2/scheduler-stats/pools/detail", list_pools_detail)
 }
 
 async fn pools(

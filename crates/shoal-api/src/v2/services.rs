@@ -4,9 +4,8 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use shoal_core::services::{ServiceQuery, ServiceView};
 use shoal_types::time::manila_timestamp;
@@ -15,14 +14,15 @@ use crate::ApiState;
 use crate::body::JsonBody;
 use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::Routes;
 
 /// Routes of this resource.
-pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/v2/services", get(list_services))
-        .route("/v2/os-services", get(list_services_legacy))
-        .route("/v2/services/{action}", put(update_service))
-        .route("/v2/os-services/{action}", put(update_service_legacy))
+pub fn router() -> Routes<ApiState> {
+    Routes::new()
+        .get("/v2/services", list_services)
+        .get("/v2/os-services", list_services_legacy)
+        .put("/v2/services/{action}", update_service)
+        .put("/v2/os-services/{action}", update_service_legacy)
 }
 
 fn view(ctx: &RequestContext, service: &ServiceView) -> Value {

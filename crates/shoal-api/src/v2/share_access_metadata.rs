@@ -18,11 +18,10 @@
 //! that is 403 "Policy doesn't allow share:get to be performed.", as for `allow_access`
 //! and `deny_access` on such a share.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, put};
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use shoal_core::share_access::{self as core_access, METADATA_RULE_NOT_FOUND};
 use shoal_store::AccessRuleRow;
@@ -32,21 +31,22 @@ use crate::ApiState;
 use crate::body::JsonBody;
 use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult, GENERIC_400};
+use crate::routes::Routes;
 
 /// The endpoints exist from this version (`@wsgi.Controller.api_version('2.45')`).
 const METADATA_SINCE: (u32, u32) = (2, 45);
 
 /// Routes of this resource. Other methods on these paths answer `itemNotFound` (the
 /// router's method fallback).
-pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route(
+pub fn router() -> Routes<ApiState> {
+    Routes::new()
+        .put(
             "/v2/share-access-rules/{id}/metadata",
-            put(update_access_rule_metadata),
+            update_access_rule_metadata,
         )
-        .route(
+        .delete(
             "/v2/share-access-rules/{id}/metadata/{key}",
-            delete(delete_access_rule_metadata_key),
+            delete_access_rule_metadata_key,
         )
 }
 

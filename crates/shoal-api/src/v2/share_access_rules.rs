@@ -5,9 +5,8 @@
 //! `PUT /v2/share-access-rules/{id}` (≥2.88) changes a rule's level: the rule's mappings
 //! go to `queued_to_update` and the share workers re-apply it with the new level.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use shoal_core::share_access::{self as core_access, RuleFilter};
 use shoal_core::share_types::py_str;
@@ -17,20 +16,18 @@ use crate::ApiState;
 use crate::body::JsonBody;
 use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult, GENERIC_400};
+use crate::routes::Routes;
 
 /// Routes of this resource.
-pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/v2/share-access-rules", get(list_access_rules))
+pub fn router() -> Routes<ApiState> {
+    Routes::new()
+        .get("/v2/share-access-rules", list_access_rules)
         // Routed by Manila (`collection={"detail": "GET"}`), but without a handler.
-        .route(
-            "/v2/share-access-rules/detail",
-            get(|| async { ApiError::generic_not_found() }),
-        )
-        .route(
-            "/v2/share-access-rules/{id}",
-            get(show_access_rule).put(update_access_rule),
-        )
+        .get("/v2/share-access-rules/detail", || async {
+            ApiError::generic_not_found()
+        })
+        .get("/v2/share-access-rules/{id}", show_access_rule)
+        .put("/v2/share-access-rules/{id}", update_access_rule)
 }
 
 /// The last value of a query parameter (repeated keys keep the last one).

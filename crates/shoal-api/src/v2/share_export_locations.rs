@@ -7,9 +7,8 @@
 //! ([`shoal_core::export_locations`]). An unknown share is 404 `"Share '<id>' not found."`;
 //! another project's private share is 403 (`share:get` on it), as in Manila.
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use shoal_core::export_locations::{self as core_els, ExportLocationScope};
 use shoal_core::shares::{self as core_shares, Share};
@@ -19,17 +18,18 @@ use shoal_types::time::{manila_timestamp, manila_timestamp_opt};
 use crate::ApiState;
 use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::Routes;
 
 /// Routes of this resource.
-pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route(
+pub fn router() -> Routes<ApiState> {
+    Routes::new()
+        .get(
             "/v2/shares/{share_id}/export_locations",
-            get(list_share_export_locations),
+            list_share_export_locations,
         )
-        .route(
+        .get(
             "/v2/shares/{share_id}/export_locations/{export_location_id}",
-            get(show_share_export_location),
+            show_share_export_location,
         )
 }
 

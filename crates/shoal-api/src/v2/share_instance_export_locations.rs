@@ -7,9 +7,8 @@
 //! up among all locations: the location must belong to the instance in the URL, otherwise
 //! it is the same 404 as an unknown uuid.
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use shoal_core::share_instances as core_instances;
 use shoal_store::{ExportLocationRow, ShareInstanceRow};
@@ -18,20 +17,21 @@ use shoal_types::time::{manila_timestamp, manila_timestamp_opt};
 use crate::ApiState;
 use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::Routes;
 
 /// Instance export locations exist from this version.
 const SINCE: (u32, u32) = (2, 9);
 
 /// Routes of this resource.
-pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route(
+pub fn router() -> Routes<ApiState> {
+    Routes::new()
+        .get(
             "/v2/share_instances/{id}/export_locations",
-            get(list_share_instance_export_locations),
+            list_share_instance_export_locations,
         )
-        .route(
+        .get(
             "/v2/share_instances/{id}/export_locations/{export_location_id}",
-            get(show_share_instance_export_location),
+            show_share_instance_export_location,
         )
 }
 

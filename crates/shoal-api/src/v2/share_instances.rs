@@ -11,11 +11,10 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use shoal_core::share_instances::{self as core_instances, InstanceListFilters};
 use shoal_core::shares::{RESET_STATUSES, STATUS_CREATING, STATUS_CREATING_FROM_SNAPSHOT};
@@ -28,6 +27,7 @@ use crate::ApiState;
 use crate::body::JsonBody;
 use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult, GENERIC_404};
+use crate::routes::Routes;
 
 /// The share instances API exists from this version.
 pub const SINCE: (u32, u32) = (2, 3);
@@ -47,18 +47,12 @@ const ACTIONS: [&str; 4] = [
 ];
 
 /// Routes of this resource.
-pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/v2/share_instances", get(list_share_instances))
-        .route("/v2/share_instances/{id}", get(show_share_instance))
-        .route(
-            "/v2/share_instances/{id}/action",
-            post(share_instance_action),
-        )
-        .route(
-            "/v2/shares/{share_id}/instances",
-            get(list_instances_of_share),
-        )
+pub fn router() -> Routes<ApiState> {
+    Routes::new()
+        .get("/v2/share_instances", list_share_instances)
+        .get("/v2/share_instances/{id}", show_share_instance)
+        .post("/v2/share_instances/{id}/action", share_instance_action)
+        .get("/v2/shares/{share_id}/instances", list_instances_of_share)
 }
 
 /// A policy refused against a resource (`PolicyNotAuthorized` escaping the controller).

@@ -11,11 +11,10 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use serde_json::Value;
 use shoal_core::share_lifecycle::{self as core_lifecycle, ManageShare};
 use shoal_core::share_types::py_str;
@@ -25,22 +24,24 @@ use crate::ApiState;
 use crate::body::JsonBody;
 use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult, GENERIC_400, GENERIC_404};
+use crate::routes::Routes;
 
 /// Routes of this module. `/v2/shares/manage` answers only `POST`; other methods reach the
 /// share member routes with that literal id, as in Manila's router.
-pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route(
-            "/v2/shares/manage",
-            post(manage_share)
-                .get(|s, c, l| super::shares::show_share(s, c, Path("manage".to_owned()), l))
-                .put(|s, c, l, b| {
-                    super::shares::update_share(s, c, Path("manage".to_owned()), l, b)
-                })
-                .delete(|s, c| super::shares::delete_share(s, c, Path("manage".to_owned()))),
-        )
-        .route("/v2/os-share-manage", post(manage_share_legacy))
-        .route("/v2/os-share-unmanage/{id}/unmanage", post(unmanage_legacy))
+pub fn router() -> Routes<ApiState> {
+    Routes::new()
+        .post("/v2/shares/manage", manage_share)
+        .get("/v2/shares/manage", |s, c, l| {
+            super::shares::show_share(s, c, Path("manage".to_owned()), l)
+        })
+        .put("/v2/shares/manage", |s, c, l, b| {
+            super::shares::update_share(s, c, Path("manage".to_owned()), l, b)
+        })
+        .delete("/v2/shares/manage", |s, c| {
+            super::shares::delete_share(s, c, Path("manage".to_owned()))
+        })
+        .post("/v2/os-share-manage", manage_share_legacy)
+        .post("/v2/os-share-unmanage/{id}/unmanage", unmanage_legacy)
 }
 
 /// `POST /v2/shares/manage` (2.7+) → 200 with the share (`manage_starting`).

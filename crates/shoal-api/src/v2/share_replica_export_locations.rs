@@ -8,9 +8,8 @@
 //! belong to the replica in the URL and be one the caller could list, otherwise it is the
 //! same 404 as an unknown uuid, so a non-admin cannot read admin-only paths through it.
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use shoal_core::share_replicas;
 use shoal_store::{ExportLocationRow, ShareInstanceRow};
@@ -20,20 +19,21 @@ use super::share_replicas::{GA_SINCE, requester};
 use crate::ApiState;
 use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::Routes;
 
 /// Replica export locations exist from this version (experimental until [`GA_SINCE`]).
 const EXPERIMENTAL_SINCE: (u32, u32) = (2, 47);
 
 /// Routes of this resource.
-pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route(
+pub fn router() -> Routes<ApiState> {
+    Routes::new()
+        .get(
             "/v2/share-replicas/{id}/export-locations",
-            get(list_share_replica_export_locations),
+            list_share_replica_export_locations,
         )
-        .route(
+        .get(
             "/v2/share-replicas/{id}/export-locations/{export_location_id}",
-            get(show_share_replica_export_location),
+            show_share_replica_export_location,
         )
 }
 

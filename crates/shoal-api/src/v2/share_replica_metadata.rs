@@ -11,11 +11,10 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use shoal_core::share_replicas::{self, ReplicaWithMetadata};
 use shoal_core::shares::{self as core_shares, MALFORMED_BODY};
@@ -25,6 +24,7 @@ use crate::ApiState;
 use crate::body::JsonBody;
 use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult, GENERIC_400};
+use crate::routes::Routes;
 
 /// The metadata endpoints exist from this version.
 const METADATA_SINCE: (u32, u32) = (2, 95);
@@ -35,19 +35,31 @@ pub const REPLICA_NOT_FOUND: &str = "Share_replica not found.";
 pub const ITEM_NOT_FOUND: &str = "MetadataItemNotFound: Metadata item is not found.";
 
 /// Routes of this resource.
-pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route(
+pub fn router() -> Routes<ApiState> {
+    Routes::new()
+        .get(
             "/v2/share-replicas/{id}/metadata",
-            get(list_share_replica_metadata)
-                .post(create_share_replica_metadata)
-                .put(replace_share_replica_metadata),
+            list_share_replica_metadata,
         )
-        .route(
+        .post(
+            "/v2/share-replicas/{id}/metadata",
+            create_share_replica_metadata,
+        )
+        .put(
+            "/v2/share-replicas/{id}/metadata",
+            replace_share_replica_metadata,
+        )
+        .get(
             "/v2/share-replicas/{id}/metadata/{key}",
-            get(show_share_replica_metadata_item)
-                .post(update_share_replica_metadata_item)
-                .delete(delete_share_replica_metadata_item),
+            show_share_replica_metadata_item,
+        )
+        .post(
+            "/v2/share-replicas/{id}/metadata/{key}",
+            update_share_replica_metadata_item,
+        )
+        .delete(
+            "/v2/share-replicas/{id}/metadata/{key}",
+            delete_share_replica_metadata_item,
         )
 }
 

@@ -15,11 +15,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use shoal_core::share_replicas::{
     self, ActionOutcome, CreateReplica, ReplicaWithMetadata, Requester,
@@ -35,6 +34,7 @@ use crate::body::JsonBody;
 use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult, GENERIC_400};
 use crate::pagination::{limit_offset, limited};
+use crate::routes::Routes;
 
 /// Experimental from this version…
 pub const EXPERIMENTAL_SINCE: (u32, u32) = (2, 11);
@@ -50,27 +50,22 @@ pub const RESET_REPLICA_STATES: [&str; 4] = ["active", "in_sync", "out_of_sync",
 pub const REPLICATION_HISTORY_LIMIT_DEFAULT: usize = 50;
 
 /// Routes of this resource.
-pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route(
-            "/v2/share-replicas",
-            get(list_share_replicas).post(create_share_replica),
-        )
+pub fn router() -> Routes<ApiState> {
+    Routes::new()
+        .get("/v2/share-replicas", list_share_replicas)
+        .post("/v2/share-replicas", create_share_replica)
         // `detail` is a collection route in Manila; a DELETE on it reaches the member
         // route with that literal id.
-        .route(
-            "/v2/share-replicas/detail",
-            get(list_share_replicas_detail)
-                .delete(|s, c| delete_share_replica(s, c, Path("detail".to_owned()))),
-        )
-        .route(
-            "/v2/share-replicas/{id}",
-            get(show_share_replica).delete(delete_share_replica),
-        )
-        .route("/v2/share-replicas/{id}/action", post(share_replica_action))
-        .route(
+        .get("/v2/share-replicas/detail", list_share_replicas_detail)
+        .delete("/v2/share-replicas/detail", |s, c| {
+            delete_share_replica(s, c, Path("detail".to_owned()))
+        })
+        .get("/v2/share-replicas/{id}", show_share_replica)
+        .delete("/v2/share-replicas/{id}", delete_share_replica)
+        .post("/v2/share-replicas/{id}/action", share_replica_action)
+        .get(
             "/v2/share-replicas/{id}/replication-history",
-            get(show_replication_history),
+            show_replication_history,
         )
 }
 

@@ -10,11 +10,10 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use shoal_core::share_types::{
     self as core_types, Caller, CreateShareType, INFERRED_FALSE_EXTRA_SPECS,
@@ -25,49 +24,42 @@ use crate::ApiState;
 use crate::body::JsonBody;
 use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult, GENERIC_400};
+use crate::routes::Routes;
 
 /// Routes of this resource.
-pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/v2/types", get(list_share_types).post(create_share_type))
+pub fn router() -> Routes<ApiState> {
+    Routes::new()
+        .get("/v2/types", list_share_types)
+        .post("/v2/types", create_share_type)
         // `default` and `detail` are collection routes in Manila; other methods on them fall
         // through to the member routes with that literal id.
-        .route(
-            "/v2/types/default",
-            get(show_default_share_type)
-                .put(|s, c, b| update_share_type(s, c, Path("default".to_owned()), b))
-                .delete(|s, c| delete_share_type(s, c, Path("default".to_owned()))),
-        )
-        .route(
-            "/v2/types/detail",
-            get(detail_not_implemented)
-                .put(|s, c, b| update_share_type(s, c, Path("detail".to_owned()), b))
-                .delete(|s, c| delete_share_type(s, c, Path("detail".to_owned()))),
-        )
-        .route(
-            "/v2/types/{id}",
-            get(show_share_type)
-                .put(update_share_type)
-                .delete(delete_share_type),
-        )
-        .route("/v2/types/{id}/action", post(share_type_action))
-        .route(
-            "/v2/types/{id}/extra_specs",
-            get(list_extra_specs).post(create_extra_specs),
-        )
-        .route(
-            "/v2/types/{id}/extra_specs/{key}",
-            get(show_extra_spec)
-                .put(update_extra_spec)
-                .delete(delete_extra_spec),
-        )
-        .route(
-            "/v2/types/{id}/share_type_access",
-            get(list_share_type_access),
-        )
-        .route(
+        .get("/v2/types/default", show_default_share_type)
+        .put("/v2/types/default", |s, c, b| {
+            update_share_type(s, c, Path("default".to_owned()), b)
+        })
+        .delete("/v2/types/default", |s, c| {
+            delete_share_type(s, c, Path("default".to_owned()))
+        })
+        .get("/v2/types/detail", detail_not_implemented)
+        .put("/v2/types/detail", |s, c, b| {
+            update_share_type(s, c, Path("detail".to_owned()), b)
+        })
+        .delete("/v2/types/detail", |s, c| {
+            delete_share_type(s, c, Path("detail".to_owned()))
+        })
+        .get("/v2/types/{id}", show_share_type)
+        .put("/v2/types/{id}", update_share_type)
+        .delete("/v2/types/{id}", delete_share_type)
+        .post("/v2/types/{id}/action", share_type_action)
+        .get("/v2/types/{id}/extra_specs", list_extra_specs)
+        .post("/v2/types/{id}/extra_specs", create_extra_specs)
+        .get("/v2/types/{id}/extra_specs/{key}", show_extra_spec)
+        .put("/v2/types/{id}/extra_specs/{key}", update_extra_spec)
+        .delete("/v2/types/{id}/extra_specs/{key}", delete_extra_spec)
+        .get("/v2/types/{id}/share_type_access", list_share_type_access)
+        .get(
             "/v2/types/{id}/os-share-type-access",
-            get(list_share_type_access),
+            list_share_type_access,
         )
 }
 

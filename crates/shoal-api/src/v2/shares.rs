@@ -18,12 +18,11 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use shoal_core::share_types::{self as core_types, bool_from_string, py_repr, py_str};
 use shoal_core::shares::{
@@ -37,6 +36,7 @@ use crate::ApiState;
 use crate::body::JsonBody;
 use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult, GENERIC_400, GENERIC_404};
+use crate::routes::Routes;
 use crate::routing::UrlProject;
 
 /// webob's 422 text, Manila's answer to a create or update body without a `share` object.
@@ -74,35 +74,30 @@ const NON_ADMIN_SEARCH_OPTIONS: [&str; 24] = [
 ];
 
 /// Routes of this resource.
-pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/v2/shares", get(list_shares).post(create_share))
+pub fn router() -> Routes<ApiState> {
+    Routes::new()
+        .get("/v2/shares", list_shares)
+        .post("/v2/shares", create_share)
         // `detail` is a collection route in Manila; other methods on it reach the member
         // routes with that literal id.
-        .route(
-            "/v2/shares/detail",
-            get(list_shares_detail)
-                .put(|s, c, l, b| update_share(s, c, Path("detail".to_owned()), l, b))
-                .delete(|s, c| delete_share(s, c, Path("detail".to_owned()))),
-        )
-        .route(
-            "/v2/shares/{id}",
-            get(show_share).put(update_share).delete(delete_share),
-        )
-        .route("/v2/shares/{id}/action", post(share_action))
-        .route(
-            "/v2/shares/{id}/metadata",
-            get(list_share_metadata)
-                .post(create_share_metadata)
-                .put(replace_share_metadata),
-        )
-        .route(
-            "/v2/shares/{id}/metadata/{key}",
-            get(show_share_metadata_item)
-                .post(update_share_metadata_item)
-                .put(update_share_metadata_item)
-                .delete(delete_share_metadata_item),
-        )
+        .get("/v2/shares/detail", list_shares_detail)
+        .put("/v2/shares/detail", |s, c, l, b| {
+            update_share(s, c, Path("detail".to_owned()), l, b)
+        })
+        .delete("/v2/shares/detail", |s, c| {
+            delete_share(s, c, Path("detail".to_owned()))
+        })
+        .get("/v2/shares/{id}", show_share)
+        .put("/v2/shares/{id}", update_share)
+        .delete("/v2/shares/{id}", delete_share)
+        .post("/v2/shares/{id}/action", share_action)
+        .get("/v2/shares/{id}/metadata", list_share_metadata)
+        .post("/v2/shares/{id}/metadata", create_share_metadata)
+        .put("/v2/shares/{id}/metadata", replace_share_metadata)
+        .get("/v2/shares/{id}/metadata/{key}", show_share_metadata_item)
+        .post("/v2/shares/{id}/metadata/{key}", update_share_metadata_item)
+        .put("/v2/shares/{id}/metadata/{key}", update_share_metadata_item)
+        .delete("/v2/shares/{id}/metadata/{key}", delete_share_metadata_item)
 }
 
 // ---------------------------------------------------------------------------------------

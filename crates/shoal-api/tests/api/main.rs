@@ -35,4 +35,5 @@ mod shares;
 mod snapshot_fixtures;
 mod snapshots;
 mod snapshots_replicated;
+mod tenant_matrix;
 mod versions;

@@ -261,6 +261,32 @@ async fn other_projects_and_admin_only_actions() {
     app.finish().await;
 }
 
+/// Manila's snapshot `create` has no `@authorize`: it looks the share up first (another
+/// project's share is 404 for anyone there, readers included) and only then checks
+/// `share:create_snapshot` on it (403 for a reader of the owner project). Found by the
+/// tenant matrix: shoal checked the rule first and answered a reader of another project 403.
+#[tokio::test]
+async fn snapshot_create_looks_the_share_up_before_the_rule() {
+    let app = snapshot_app(AuthStrategy::Keystone, json!({})).await;
+    let share = share_of_type(&app, "alice", "snap").await;
+    for user in ["rex", "bob"] {
+        post_snapshot(&app, user, SV, json!({"snapshot": {"share_id": share}}))
+            .await
+            .assert_fault(404, "itemNotFound", None);
+    }
+    post_snapshot(&app, "rex", SV, json!({"snapshot": {"share_id": MISSING}}))
+        .await
+        .assert_fault(404, "itemNotFound", None);
+    post_snapshot(&app, "rita", SV, json!({"snapshot": {"share_id": share}}))
+        .await
+        .assert_fault(403, "forbidden", None);
+    let list = get_as(&app, "admin", SV, "/v2/snapshots?all_tenants=1")
+        .await
+        .json();
+    assert_eq!(list["snapshots"], json!([]), "nothing was created");
+    app.finish().await;
+}
+
 #[tokio::test]
 async fn admin_actions_reset_status_and_force_delete() {
     let app = snapshot_app(AuthStrategy::Noauth, json!({})).await;
