@@ -620,9 +620,12 @@ mod tests {
             any::<(u128, u64)>().prop_map(|(journal, offset)| Cursor { journal, offset })
         }
 
+        /// One decoder, run for its allocations only.
+        type Decoder<'a> = &'a dyn Fn(&[u8]);
+
         /// Runs every decoder on `data`; fails on a disproportionate allocation.
         fn decode_all(data: &[u8]) -> Result<(), TestCaseError> {
-            let decoders: [(&str, &dyn Fn(&[u8])); 12] = [
+            let decoders: [(&str, Decoder<'_>); 12] = [
                 ("split_epoch", &|d| {
                     let _ = split_epoch(d);
                 }),
