@@ -1443,9 +1443,10 @@ async fn phase(
                 let (mut outcome, mut answer) = send(&client, &base, &request).await;
                 let mut retried = false;
                 if outcome.is_err() {
-                    // A pooled keep-alive connection the server had just closed (it closes
-                    // one after answering without reading a whole body, e.g. a 413): ask
-                    // again once on a new connection; a second silence is a failure.
+                    // A pooled keep-alive connection that closed as it was reused: ask again
+                    // once on a new one and count it (answers given before the whole body
+                    // was read say `Connection: close` since the fuzzer found them
+                    // silently closing); a second silence is a failure.
                     retried = true;
                     (outcome, answer) = send(&fresh, &base, &request).await;
                 }
