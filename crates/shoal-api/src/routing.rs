@@ -2,13 +2,19 @@
 //! * the optional `/v2/{project_id}/...` segment (Manila's `ProjectMapper`): a segment made
 //!   only of `[0-9a-f-]` is taken as a project id, stripped, and checked against the
 //!   caller's project later (400 "Malformed request url" on mismatch);
-//! * the request id `req-<uuid>` that every response carries.
+//! * the request id `req-<uuid>` that every response carries;
+//! * `Connection: close` on an answer given without reading the whole request body (413,
+//!   a route miss, a refused token): the server then drops the connection, and a client
+//!   told so opens a new one instead of sending its next request into a closed socket.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, Uri};
+use axum::http::{HeaderValue, Uri, header};
 use axum::response::Response;
+use http_body_util::BodyExt;
 use tower::{Layer, Service};
 
 /// The project segment found in the URL, if any.
@@ -82,9 +88,33 @@ where
                 request.extensions_mut().insert(UrlProject(project));
             }
         }
+        // Count the body bytes the handler reads, to tell whether it read them all.
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let read = Arc::new(AtomicU64::new(0));
+        if declared > 0 {
+            let counter = read.clone();
+            request = request.map(|body| {
+                axum::body::Body::new(body.map_frame(move |frame| {
+                    if let Some(data) = frame.data_ref() {
+                        counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    }
+                    frame
+                }))
+            });
+        }
         let future = self.inner.call(request);
         Box::pin(async move {
             let mut response = future.await?;
+            if read.load(Ordering::Relaxed) < declared {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             if let Ok(value) = HeaderValue::from_str(&request_id) {
                 response
                     .headers_mut()

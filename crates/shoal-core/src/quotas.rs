@@ -214,6 +214,20 @@ pub fn quota_error(err: StoreError, purpose: Purpose) -> CoreError {
     CoreError::over_limit(text)
 }
 
+/// Whether adding `delta` to a usage of `in_use` + `reserved` goes over `limit` (negative:
+/// unlimited). A total beyond `i64` is over whatever the limit says: the usage could not be
+/// recorded (Manila's Python ints have no such bound; its scheduler then finds no pool big
+/// enough, so no such share is ever made there either).
+pub(crate) fn exceeds(in_use: i64, reserved: i64, delta: i64, limit: i64) -> bool {
+    match in_use
+        .checked_add(reserved)
+        .and_then(|sum| sum.checked_add(delta))
+    {
+        None => true,
+        Some(total) => limit >= 0 && total > limit,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,5 +286,15 @@ mod tests {
             quota_error(exceeded("shares"), Purpose::CreateShare).kind(),
             crate::ErrorKind::OverLimit
         );
+    }
+
+    #[test]
+    fn exceeds_is_over_on_overflow_whatever_the_limit() {
+        assert!(!exceeds(1, 0, 1, -1));
+        assert!(!exceeds(1, 1, 1, 3));
+        assert!(exceeds(1, 1, 2, 3));
+        assert!(exceeds(1, 0, i64::MAX, -1));
+        assert!(exceeds(i64::MAX, 1, 1, i64::MAX));
+        assert!(!exceeds(0, 0, i64::MAX, -1));
     }
 }

@@ -189,11 +189,25 @@ fn delete_kind(instance: &ShareInstanceRow) -> &'static str {
 /// status, the instance goes to `deleting` with its back end's delete operation (which
 /// ignores back-end failures because of `force`), or, unplaced, is removed at once with
 /// its quota. Deleting the share's last instance removes the share.
+///
+/// The last instance of a share with snapshots is refused, as deleting the share is:
+/// Manila soft-deletes the share under its snapshots and leaves them orphaned, which our
+/// schema cannot hold (the share row could never be removed and the delete operation
+/// would fail on every retry).
 pub async fn force_delete_instance(
     core: &Core,
     instance: &ShareInstanceRow,
     share: &ShareRow,
 ) -> CoreResult<()> {
+    let siblings = core.store.list_share_instances(share.id).await?;
+    if siblings.iter().all(|s| s.id == instance.id) {
+        let snapshots = shares::dependent_snapshots(core, share.id).await?;
+        if snapshots > 0 {
+            return Err(CoreError::bad_request(format!(
+                "Invalid share instance: Share still has {snapshots} dependent snapshots."
+            )));
+        }
+    }
     let now = core.now();
     let kind = delete_kind(instance);
     // A share whose manage failed never held quota, so its deletion releases none.

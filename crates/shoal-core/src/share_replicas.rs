@@ -209,13 +209,13 @@ async fn check_replica_quota(core: &Core, req: &QuotaRequest) -> CoreResult<()> 
     for resource in quotas::REPLICA_RESOURCES {
         let delta = req.deltas.get(resource).copied().unwrap_or(0);
         let limit = req.limits.get(resource).copied().unwrap_or(-1);
-        if delta <= 0 || limit < 0 {
+        if delta <= 0 {
             continue;
         }
         let (in_use, reserved) = usages
             .get(resource)
             .map_or((0, 0), |u| (u.in_use, u.reserved));
-        if in_use + reserved + delta > limit {
+        if crate::quotas::exceeds(in_use, reserved, delta, limit) {
             let over = StoreError::QuotaExceeded {
                 resource: resource.to_owned(),
                 requested: delta,

@@ -576,13 +576,13 @@ async fn first_over_quota(
             continue;
         };
         let limit = req.limits.get(*resource).copied().unwrap_or(-1);
-        if delta <= 0 || limit < 0 {
+        if delta <= 0 {
             continue;
         }
         let (in_use, reserved) = usages
             .get(*resource)
             .map_or((0, 0), |u| (u.in_use, u.reserved));
-        if in_use + reserved + delta > limit {
+        if crate::quotas::exceeds(in_use, reserved, delta, limit) {
             return Ok(Some(StoreError::QuotaExceeded {
                 resource: (*resource).to_owned(),
                 requested: delta,

@@ -396,11 +396,11 @@ async fn first_over(
             }
             let delta = *delta;
             let limit = req.limits.get(key).copied().unwrap_or(-1);
-            if delta <= 0 || limit < 0 {
+            if delta <= 0 {
                 continue;
             }
             let (in_use, reserved) = usages.get(key).map_or((0, 0), |u| (u.in_use, u.reserved));
-            if in_use + reserved + delta > limit {
+            if crate::quotas::exceeds(in_use, reserved, delta, limit) {
                 return Ok(Some(StoreError::QuotaExceeded {
                     resource: key.clone(),
                     requested: delta,

@@ -685,10 +685,89 @@ mod tests {
         })
     }
 
+    /// One level of nesting: `not` or a parenthesis.
+    #[derive(Debug, Clone, Copy)]
+    enum Nest {
+        Not,
+        Paren,
+    }
+
+    /// `role:a` inside these levels, outermost first, spelled with or without spaces.
+    fn nested_rule(levels: &[Nest], spaced: bool) -> String {
+        let mut out = String::new();
+        for level in levels {
+            out.push_str(match (level, spaced) {
+                (Nest::Not, _) => "not ",
+                (Nest::Paren, true) => "( ",
+                (Nest::Paren, false) => "(",
+            });
+        }
+        out.push_str("role:a");
+        for level in levels.iter().rev() {
+            if let Nest::Paren = level {
+                out.push_str(if spaced { " )" } else { ")" });
+            }
+        }
+        out
+    }
+
+    fn nest() -> impl Strategy<Value = Nest> {
+        prop_oneof![Just(Nest::Not), Just(Nest::Paren)]
+    }
+
     proptest! {
+        // A fixed count keeps each property well under a second in a debug build.
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
         #[test]
         fn parse_never_panics_on_arbitrary_strings(input in any::<String>()) {
             let _ = parse(&input);
+        }
+
+        #[test]
+        fn parse_never_panics_on_long_sentences(
+            words in proptest::collection::vec((grammar_word(), any::<bool>()), 0..600),
+        ) {
+            let input: String = words
+                .into_iter()
+                .map(|(word, space)| if space { format!("{word} ") } else { word })
+                .collect();
+            if let Ok(rule) = parse(&input) {
+                prop_assert_eq!(parse(&rule.to_string()).ok(), Some(rule));
+            }
+        }
+
+        #[test]
+        fn nesting_up_to_the_limit_parses_and_beyond_it_is_refused(
+            levels in proptest::collection::vec(nest(), 0..=MAX_NESTING + 24),
+            spaced in any::<bool>(),
+        ) {
+            let input = nested_rule(&levels, spaced);
+            match parse(&input) {
+                Ok(rule) => {
+                    prop_assert!(levels.len() <= MAX_NESTING, "{} levels accepted", levels.len());
+                    // The printed form of a deep rule parses back to the same tree.
+                    prop_assert_eq!(parse(&rule.to_string()).ok(), Some(rule));
+                }
+                Err(err) => {
+                    prop_assert!(levels.len() > MAX_NESTING, "{} levels: {err}", levels.len());
+                    prop_assert!(err.to_string().contains("nested more than"), "{err}");
+                }
+            }
+        }
+
+        #[test]
+        fn very_deep_nesting_is_an_error_not_a_stack_overflow(
+            depth in MAX_NESTING + 1..40_000usize,
+            pattern in proptest::collection::vec(nest(), 1..8),
+            spaced in any::<bool>(),
+        ) {
+            let levels: Vec<Nest> = pattern.iter().copied().cycle().take(depth).collect();
+            let input = nested_rule(&levels, spaced);
+            prop_assert!(parse(&input).is_err());
+            // Unclosed, too: the parser gives up at the limit, not at the end.
+            let unclosed = "( not ".repeat(depth / 2);
+            prop_assert!(parse(&unclosed).is_err());
         }
 
         #[test]

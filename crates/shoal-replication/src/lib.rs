@@ -83,6 +83,8 @@
 //! phases to stderr (for `shoal bench replication`); otherwise the same line is a `debug`
 //! tracing event.
 
+#[cfg(test)]
+mod alloc_probe;
 mod changes;
 mod copy;
 pub mod fsutil;

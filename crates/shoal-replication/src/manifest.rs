@@ -336,4 +336,189 @@ mod tests {
         flipped[20] ^= 1;
         assert!(Manifest::decode(&flipped).is_none());
     }
+
+    /// Decoder properties (issue 13, item 7): encode then decode gives the manifest back;
+    /// arbitrary bytes and mutated valid manifests (re-sealed with a correct checksum, so
+    /// the parser itself is exercised) give `None` or a manifest, never a panic, and never
+    /// an allocation out of proportion to the input.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::alloc_probe::{allowance, largest_allocation};
+
+        fn arb_entry() -> impl Strategy<Value = Entry> {
+            (
+                proptest::collection::vec(any::<u8>(), 0..24),
+                prop_oneof![Just(Kind::Dir), Just(Kind::File), Just(Kind::Symlink)],
+                any::<(u8, u32, u64, i64, u32, u64, u64)>(),
+                proptest::collection::vec(any::<u8>(), 0..16),
+                proptest::collection::vec(any::<[u8; 32]>(), 0..4),
+            )
+                .prop_map(
+                    |(
+                        path,
+                        kind,
+                        (flags, mode, size, sec, nsec, src_ino, rep_ino),
+                        target,
+                        blocks,
+                    )| {
+                        Entry {
+                            path,
+                            kind,
+                            flags,
+                            mode,
+                            size,
+                            mtime: Ts { sec, nsec },
+                            src_ino,
+                            rep_ino,
+                            target,
+                            blocks,
+                        }
+                    },
+                )
+        }
+
+        fn arb_manifest() -> impl Strategy<Value = Manifest> {
+            (
+                any::<(bool, u64, i64, bool)>(),
+                proptest::collection::vec(arb_entry(), 0..12),
+            )
+                .prop_map(
+                    |((read_only, block_size, source_point_us, clean), entries)| Manifest {
+                        read_only,
+                        block_size,
+                        source_point_us,
+                        clean,
+                        entries,
+                    },
+                )
+        }
+
+        /// `body` with a correct checksum appended.
+        fn seal(mut body: Vec<u8>) -> Vec<u8> {
+            let sum = blake3::hash(&body);
+            body.extend_from_slice(sum.as_bytes());
+            body
+        }
+
+        /// One change to an encoded body: overwrite a stretch with a given value (length
+        /// and count fields become huge or zero), flip a byte, cut, insert or truncate.
+        #[derive(Debug, Clone)]
+        enum Mutation {
+            Overwrite(usize, Vec<u8>),
+            Flip(usize, u8),
+            Remove(usize, usize),
+            Insert(usize, Vec<u8>),
+            Truncate(usize),
+        }
+
+        fn arb_mutation() -> impl Strategy<Value = Mutation> {
+            let value = prop_oneof![
+                Just(u32::MAX.to_le_bytes().to_vec()),
+                Just(u64::MAX.to_le_bytes().to_vec()),
+                Just((1u64 << 40).to_le_bytes().to_vec()),
+                Just(0x0800_0000u32.to_le_bytes().to_vec()),
+                Just(vec![0; 4]),
+                proptest::collection::vec(any::<u8>(), 1..9),
+            ];
+            prop_oneof![
+                (any::<usize>(), value).prop_map(|(at, v)| Mutation::Overwrite(at, v)),
+                (any::<usize>(), 1..=255u8).prop_map(|(at, x)| Mutation::Flip(at, x)),
+                (any::<usize>(), 1..40usize).prop_map(|(at, n)| Mutation::Remove(at, n)),
+                (
+                    any::<usize>(),
+                    proptest::collection::vec(any::<u8>(), 1..40)
+                )
+                    .prop_map(|(at, v)| Mutation::Insert(at, v)),
+                any::<usize>().prop_map(Mutation::Truncate),
+            ]
+        }
+
+        fn apply(body: &mut Vec<u8>, mutation: &Mutation) {
+            let at = |i: usize, len: usize| if len == 0 { 0 } else { i % len };
+            match mutation {
+                Mutation::Overwrite(i, v) => {
+                    let start = at(*i, body.len());
+                    for (k, b) in v.iter().enumerate() {
+                        if let Some(slot) = body.get_mut(start + k) {
+                            *slot = *b;
+                        }
+                    }
+                }
+                Mutation::Flip(i, x) => {
+                    let start = at(*i, body.len());
+                    if let Some(slot) = body.get_mut(start) {
+                        *slot ^= x;
+                    }
+                }
+                Mutation::Remove(i, n) => {
+                    let start = at(*i, body.len());
+                    let end = (start + n).min(body.len());
+                    body.drain(start..end);
+                }
+                Mutation::Insert(i, v) => {
+                    let start = at(*i, body.len() + 1);
+                    let tail = body.split_off(start);
+                    body.extend_from_slice(v);
+                    body.extend_from_slice(&tail);
+                }
+                Mutation::Truncate(i) => body.truncate(at(*i, body.len() + 1)),
+            }
+        }
+
+        fn same(a: &Manifest, b: &Manifest) -> bool {
+            a.read_only == b.read_only
+                && a.clean == b.clean
+                && a.block_size == b.block_size
+                && a.source_point_us == b.source_point_us
+                && a.entries == b.entries
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn encode_then_decode_gives_the_manifest_back(m in arb_manifest()) {
+                let back = Manifest::decode(&m.encode());
+                prop_assert!(back.as_ref().is_some_and(|back| same(back, &m)), "{back:?}");
+            }
+
+            #[test]
+            fn arbitrary_bytes_are_refused(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let (decoded, largest) = largest_allocation(|| Manifest::decode(&data));
+                prop_assert!(decoded.is_none());
+                prop_assert!(largest <= allowance(data.len()), "{largest} bytes");
+                // The same bytes with a valid checksum reach the parser.
+                let sealed = seal(data);
+                let (_, largest) = largest_allocation(|| Manifest::decode(&sealed));
+                prop_assert!(largest <= allowance(sealed.len()), "{largest} bytes");
+            }
+
+            #[test]
+            fn mutated_manifests_decode_or_are_refused(
+                m in arb_manifest(),
+                mutations in proptest::collection::vec(arb_mutation(), 1..4),
+                reseal in any::<bool>(),
+            ) {
+                let mut data = m.encode();
+                if reseal {
+                    data.truncate(data.len() - 32);
+                }
+                for mutation in &mutations {
+                    apply(&mut data, mutation);
+                }
+                if reseal {
+                    data = seal(data);
+                }
+                let (decoded, largest) = largest_allocation(|| Manifest::decode(&data));
+                prop_assert!(largest <= allowance(data.len()), "{largest} bytes for {}", data.len());
+                if let Some(decoded) = decoded {
+                    // Whatever decodes is a manifest that survives its own round trip.
+                    let again = Manifest::decode(&decoded.encode());
+                    prop_assert!(again.is_some_and(|again| same(&again, &decoded)));
+                }
+            }
+        }
+    }
 }

@@ -21,13 +21,15 @@ pub enum VersionError {
     /// Not of the form `MajorNum.MinorNum` (Manila answers 400).
     #[error("API Version String {0} is of invalid format. Must be of format MajorNum.MinorNum.")]
     InvalidFormat(String),
-    /// Well-formed but outside the served range (Manila answers 406).
+    /// Well-formed but outside the served range (Manila answers 406). Carries the version
+    /// as requested: a well-formed number may be too large for [`ApiVersion`] (Manila's
+    /// Python ints have no limit, so `2.4294967296` is out of range there, not malformed).
     #[error(
         "Version {0} is not supported by the API. Minimum is {min} and maximum is {max}.",
         min = ApiVersion::MIN,
         max = ApiVersion::MAX
     )]
-    NotSupported(ApiVersion),
+    NotSupported(String),
 }
 
 impl ApiVersion {
@@ -45,28 +47,38 @@ impl ApiVersion {
 
     /// Parses a header value without range checking. Follows Manila's regex exactly: no
     /// leading zeros (except a lone `0` minor), no sign, no whitespace, no `latest`.
+    /// A number too large for `u32` is refused as malformed here; [`Self::parse_supported`]
+    /// reports it as out of range, as Manila does.
     pub fn parse(text: &str) -> Result<Self, VersionError> {
         let invalid = || VersionError::InvalidFormat(text.to_owned());
-        let (major, minor) = text.split_once('.').ok_or_else(invalid)?;
-        let number = |part: &str, zero_ok: bool| -> Option<u32> {
+        let (major, minor) = Self::well_formed(text).ok_or_else(invalid)?;
+        let major = major.parse().map_err(|_| invalid())?;
+        let minor = minor.parse().map_err(|_| invalid())?;
+        Ok(Self::new(major, minor))
+    }
+
+    /// The major and minor digits when `text` matches Manila's regex.
+    fn well_formed(text: &str) -> Option<(&str, &str)> {
+        let (major, minor) = text.split_once('.')?;
+        let number = |part: &str, zero_ok: bool| {
             let digits_only = !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
             let leading_zero = part.len() > 1 && part.starts_with('0');
             let is_zero = part == "0";
-            if !digits_only || leading_zero || (is_zero && !zero_ok) {
-                return None;
-            }
-            part.parse().ok()
+            digits_only && !leading_zero && (zero_ok || !is_zero)
         };
-        let major = number(major, false).ok_or_else(invalid)?;
-        let minor = number(minor, true).ok_or_else(invalid)?;
-        Ok(Self::new(major, minor))
+        (number(major, false) && number(minor, true)).then_some((major, minor))
     }
 
     /// Parses and checks the served range: the full header rule of Manila.
     pub fn parse_supported(text: &str) -> Result<Self, VersionError> {
-        let version = Self::parse(text)?;
+        let not_supported = || VersionError::NotSupported(text.to_owned());
+        if Self::well_formed(text).is_none() {
+            return Err(VersionError::InvalidFormat(text.to_owned()));
+        }
+        // Well-formed digits that overflow u32 are far above the maximum.
+        let version = Self::parse(text).map_err(|_| not_supported())?;
         if version < Self::MIN || version > Self::MAX {
-            return Err(VersionError::NotSupported(version));
+            return Err(not_supported());
         }
         Ok(version)
     }
@@ -129,6 +141,29 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "API Version String latest is of invalid format. Must be of format MajorNum.MinorNum."
+        );
+    }
+
+    #[test]
+    fn test_reproduce_huge_version_is_out_of_range_not_malformed() {
+        // Found by the microversion proptest: Manila reads `2.4294967296` with Python ints,
+        // so it is well-formed and out of range (406), not malformed (400).
+        for huge in [
+            "2.4294967296",
+            "99999999999999999999.1",
+            "2.99999999999999999999",
+        ] {
+            assert_eq!(
+                ApiVersion::parse_supported(huge),
+                Err(VersionError::NotSupported(huge.to_owned())),
+                "{huge}"
+            );
+        }
+        assert_eq!(
+            ApiVersion::parse_supported("2.4294967296")
+                .unwrap_err()
+                .to_string(),
+            "Version 2.4294967296 is not supported by the API. Minimum is 2.0 and maximum is 2.99."
         );
     }
 

@@ -6,6 +6,7 @@ mod access;
 mod auth;
 mod catalog;
 mod clients;
+mod fuzz_http;
 mod healthcheck;
 mod identity;
 mod identity_admin;

@@ -1,5 +1,7 @@
 //! Checklist group C: fault envelope, route misses, bodies and request ids (api-basics §5).
 
+use std::time::Duration;
+
 use serde_json::json;
 use shoal_testkit::TestApp;
 
@@ -250,5 +252,53 @@ async fn c_wrong_json_types_never_give_500() {
             resp.text()
         );
     }
+    app.finish().await;
+}
+
+/// Sends `POST path` with a body of `len` bytes on a new connection and returns the answer's
+/// head, lowercased, and whether a second request on that connection got an answer.
+async fn post_raw(app: &TestApp, path: &str, token: &str, len: usize) -> (String, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         x-auth-token: {token}\r\ncontent-length: {len}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    // The server may answer and close before taking it all.
+    let body = vec![b' '; len];
+    let _ = tokio::time::timeout(Duration::from_millis(500), stream.write_all(&body)).await;
+    let mut buf = vec![0u8; 8192];
+    let n = stream.read(&mut buf).await.unwrap_or(0);
+    let text = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+    let head = text.split("\r\n\r\n").next().unwrap_or_default().to_owned();
+    let reused = stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .is_ok()
+        && tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf))
+            .await
+            .is_ok_and(|read| read.is_ok_and(|n| n > 0));
+    (head, reused)
+}
+
+#[tokio::test]
+async fn test_reproduce_an_answer_before_the_whole_body_says_connection_close() {
+    // Found by the HTTP fuzzer: after a 413 (or a route miss) the server dropped the
+    // connection without saying so, and a client's next request on it got no answer.
+    let app = TestApp::noauth().await;
+    let (head, reused) = post_raw(&app, "/v2/shares", "admin:p", 200_000).await;
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(!reused);
+    let (head, _) = post_raw(&app, "/v2/nothing-here", "admin:p", 60_000).await;
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    // A body read to its end keeps the connection open.
+    let (head, reused) = post_raw(&app, "/v2/shares", "admin:p", 2).await;
+    assert!(head.starts_with("http/1.1 422"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+    assert!(reused);
     app.finish().await;
 }

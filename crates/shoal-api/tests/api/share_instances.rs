@@ -589,6 +589,31 @@ async fn force_delete_of_the_last_instance_removes_the_share_and_its_quota() {
 }
 
 #[tokio::test]
+async fn test_reproduce_force_delete_of_the_last_instance_under_snapshots_is_refused() {
+    // Found by the HTTP fuzzer: the delete operation removed the instance and then failed
+    // on the share row (its snapshot still refers to it) on every retry, forever.
+    let app =
+        crate::snapshot_fixtures::snapshot_app(shoal_core::config::AuthStrategy::Noauth, json!({}))
+            .await;
+    let share = crate::snapshot_fixtures::share_of_type(&app, "admin", "snap").await;
+    crate::snapshot_fixtures::available_snapshot(&app, "admin", &share).await;
+    let id = instance_of(&app, &share).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let resp = instance_action(&app, "admin", "2.7", &id, json!({"force_delete": null})).await;
+    resp.assert_fault(
+        400,
+        "badRequest",
+        Some("Invalid share instance: Share still has 1 dependent snapshots."),
+    );
+    let shown = get(&app, "admin", "2.71", &format!("/v2/share_instances/{id}")).await;
+    assert_eq!(shown.json()["share_instance"]["status"], "available");
+    app.settle().await;
+    app.finish().await;
+}
+
+#[tokio::test]
 async fn force_delete_of_a_secondary_keeps_the_share() {
     let app = app().await;
     let project = project_of("admin");

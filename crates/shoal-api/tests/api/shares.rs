@@ -1377,6 +1377,21 @@ async fn set_quota(app: &TestApp, resource: &str, limit: i64) {
 }
 
 #[tokio::test]
+async fn test_reproduce_huge_size_is_over_quota_not_an_overflow() {
+    // Found by the HTTP fuzzer: size i64::MAX overflowed the quota pre-check's sum (a
+    // panic, so a 500, in debug builds; a wrapped sum that passed the check in release).
+    let app = local_app().await;
+    create_share(&app, json!({})).await;
+    post_share(&app, None, json!({"size": i64::MAX})).await.assert_fault(
+        413,
+        "overLimit",
+        Some("ShareSizeExceedsAvailableQuota: Requested share exceeds allowed project/user or share type gigabytes quota."),
+    );
+    app.settle().await;
+    app.finish().await;
+}
+
+#[tokio::test]
 async fn quota_limits_are_413() {
     let app = local_app().await;
     set_quota(&app, "shares", 1).await;
@@ -1720,5 +1735,23 @@ async fn extend_and_shrink_move_gigabytes_usage_exactly_once() {
     assert_eq!(delete(&app, &id).await.status, 202);
     app.settle().await;
     assert_eq!(gigabytes_in_use(&app).await, 0);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn test_reproduce_huge_size_under_unlimited_quota_is_refused_not_a_500() {
+    // Found probing after the fuzzer's overflow: with unlimited quotas the pre-check was
+    // skipped and the store's usage sum overflowed in the database (500).
+    let app = local_app().await;
+    create_share(&app, json!({})).await;
+    for resource in ["gigabytes", "per_share_gigabytes", "shares"] {
+        set_quota(&app, resource, -1).await;
+    }
+    post_share(&app, None, json!({"size": i64::MAX})).await.assert_fault(
+        413,
+        "overLimit",
+        Some("ShareSizeExceedsAvailableQuota: Requested share exceeds allowed project/user or share type gigabytes quota."),
+    );
+    app.settle().await;
     app.finish().await;
 }

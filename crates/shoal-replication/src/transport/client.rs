@@ -917,3 +917,124 @@ impl Source for PeerSource<'_> {
         self.wire.load(Ordering::Relaxed)
     }
 }
+
+/// Properties of the response frame reader (issue 13, item 7): a response of valid frames
+/// is read to its verified MAC; arbitrary bytes and mutated responses (lying lengths,
+/// flipped, cut) end in an error or the MAC, never a panic, a hang or a huge allocation.
+/// The body arrives as one chunk here.
+#[cfg(test)]
+mod frame_props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::alloc_probe::{allowance, largest_allocation};
+    use crate::peer_auth::ClusterKey;
+
+    const NONCE: &str = "nonce-1";
+
+    fn key() -> ClusterKey {
+        ClusterKey::derive(b"fuzz secret")
+    }
+
+    /// Reads `body` as a response until the MAC frame or an error; returns the frames read
+    /// and whether the response ended with a verified MAC.
+    fn read_all(runtime: &tokio::runtime::Runtime, body: Vec<u8>) -> (usize, bool) {
+        let wire = AtomicU64::new(0);
+        let mut frames = Frames {
+            response: reqwest::Response::from(axum::http::Response::new(body)),
+            handle: runtime.handle(),
+            buf: BytesMut::new(),
+            mac: key().response_mac(NONCE),
+            wire: &wire,
+            ended: false,
+            data_left: 0,
+        };
+        let mut read = 0;
+        // Every frame consumes at least one byte (a D piece) or five: the loop is bounded.
+        loop {
+            match frames.next() {
+                Ok((wire::TAG_MAC, _)) => return (read, true),
+                Ok(_) => read += 1,
+                Err(_) => return (read, false),
+            }
+        }
+    }
+
+    /// A well-formed response: the frames, then the MAC over the MACed ones.
+    fn response(frames: &[(u8, Vec<u8>)]) -> Vec<u8> {
+        let mut mac = key().response_mac(NONCE);
+        let mut out = Vec::new();
+        for (tag, payload) in frames {
+            let mut frame = wire::header(*tag, payload.len()).to_vec();
+            frame.extend_from_slice(payload);
+            if wire::maced(*tag) {
+                mac.update(&frame);
+            }
+            out.extend_from_slice(&frame);
+        }
+        out.extend_from_slice(&wire::header(wire::TAG_MAC, 32));
+        out.extend_from_slice(mac.finalize().as_bytes());
+        out
+    }
+
+    fn arb_frames() -> impl Strategy<Value = Vec<(u8, Vec<u8>)>> {
+        let tag = prop_oneof![
+            Just(wire::TAG_LIST),
+            Just(wire::TAG_HEAD),
+            Just(wire::TAG_DATA),
+            Just(wire::TAG_BLOCK),
+            Just(wire::TAG_TRAILER),
+            Just(wire::TAG_HASHES),
+            Just(wire::TAG_POSITION),
+        ];
+        proptest::collection::vec((tag, proptest::collection::vec(any::<u8>(), 0..64)), 0..8)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn valid_responses_are_read_to_their_mac(frames in arb_frames()) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let (read, verified) = read_all(&runtime, response(&frames));
+            prop_assert!(verified);
+            prop_assert_eq!(read, frames.len());
+        }
+
+        #[test]
+        fn arbitrary_bytes_end_in_an_error_or_the_mac(
+            body in proptest::collection::vec(any::<u8>(), 0..512),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let len = body.len();
+            let ((_, verified), largest) = largest_allocation(|| read_all(&runtime, body));
+            prop_assert!(!verified, "a random body carried a valid MAC");
+            prop_assert!(largest <= allowance(len) + 64 * 1024, "{largest} bytes");
+        }
+
+        #[test]
+        fn mutated_responses_end_in_an_error_or_the_mac(
+            frames in arb_frames(),
+            at in any::<usize>(),
+            lie in prop_oneof![Just(u32::MAX), Just(8u32 << 20), Just((8u32 << 20) + 1), any::<u32>()],
+            flip in any::<(usize, u8)>(),
+            cut in any::<usize>(),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let mut body = response(&frames);
+            // A length field (after any tag byte) that lies.
+            let i = at % body.len();
+            let end = (i + 5).min(body.len());
+            let lie = lie.to_le_bytes();
+            for (k, slot) in body[i + 1..end].iter_mut().enumerate() {
+                *slot = lie[k];
+            }
+            let j = flip.0 % body.len();
+            body[j] ^= flip.1;
+            body.truncate(cut % (body.len() + 1));
+            let len = body.len();
+            let (_, largest) = largest_allocation(|| read_all(&runtime, body));
+            prop_assert!(largest <= allowance(len) + 64 * 1024, "{largest} bytes");
+        }
+    }
+}

@@ -113,7 +113,8 @@ pub(crate) fn parse_files(body: &[u8]) -> Option<FilesRequest> {
     let root = r.bytes()?;
     let check = r.u8()? != 0;
     let n = r.u32()? as usize;
-    let mut files = Vec::with_capacity(n.min(4096));
+    // Each file takes at least 8 bytes: never trust a count to size an allocation.
+    let mut files = Vec::with_capacity(n.min(r.0.len() / 8));
     for _ in 0..n {
         files.push((r.bytes()?, r.u32()?));
     }
@@ -158,7 +159,7 @@ pub(crate) fn parse_delta(body: &[u8]) -> Option<DeltaRequest> {
     let check = r.u8()? != 0;
     let block = r.u32()?;
     let n = r.u32()? as usize;
-    let mut old = Vec::with_capacity(n.min(1 << 20));
+    let mut old = Vec::with_capacity(n.min(r.0.len() / 32));
     for _ in 0..n {
         old.push(r.take(32)?.try_into().ok()?);
     }
@@ -187,7 +188,7 @@ pub(crate) fn parse_hash(body: &[u8]) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
     let mut r = Reader(body);
     let root = r.bytes()?;
     let n = r.u32()? as usize;
-    let mut rels = Vec::with_capacity(n.min(4096));
+    let mut rels = Vec::with_capacity(n.min(r.0.len() / 4));
     for _ in 0..n {
         rels.push(r.bytes()?);
     }
@@ -251,7 +252,7 @@ pub(crate) fn parse_changes(body: &[u8]) -> Option<ChangesRequest> {
     let mut lists = [Vec::new(), Vec::new()];
     for list in &mut lists {
         let n = r.u32()? as usize;
-        list.reserve(n.min(1 << 16));
+        list.reserve(n.min(r.0.len() / 4));
         for _ in 0..n {
             list.push(r.bytes()?);
         }
@@ -458,7 +459,7 @@ pub(crate) fn get_trailer(payload: &[u8]) -> Option<Trailer> {
     let size = r.u64()?;
     let mtime = get_ts(&mut r)?;
     let n = r.u32()? as usize;
-    let mut hashes = Vec::with_capacity(n.min(1 << 20));
+    let mut hashes = Vec::with_capacity(n.min(r.0.len() / 32));
     for _ in 0..n {
         hashes.push(r.take(32)?.try_into().ok()?);
     }
@@ -473,6 +474,30 @@ pub(crate) fn get_trailer(payload: &[u8]) -> Option<Trailer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_reproduce_a_lying_count_does_not_size_an_allocation() {
+        // Found by the wire proptest: a 25-byte T frame (or delta request) claiming 2^32-1
+        // hashes made the decoder reserve 32 MiB before finding the data short.
+        let ts = Ts { sec: 0, nsec: 0 };
+        let mut frame = put_trailer(&Trailer {
+            changed: false,
+            size: 0,
+            mtime: ts,
+            hashes: vec![],
+        });
+        let n = frame.len() - 4;
+        frame[n..].copy_from_slice(&u32::MAX.to_le_bytes());
+        let (parsed, largest) = crate::alloc_probe::largest_allocation(|| get_trailer(&frame));
+        assert!(parsed.is_none());
+        assert!(largest < 4096, "{largest} bytes reserved");
+        let mut delta = delta_request(b"/r", b"f", false, 4096, &[]);
+        let n = delta.len() - 4;
+        delta[n..].copy_from_slice(&u32::MAX.to_le_bytes());
+        let (parsed, largest) = crate::alloc_probe::largest_allocation(|| parse_delta(&delta));
+        assert!(parsed.is_none());
+        assert!(largest < 4096, "{largest} bytes reserved");
+    }
 
     #[test]
     fn requests_round_trip_and_refuse_trailing_bytes() {
@@ -534,5 +559,228 @@ mod tests {
         }
         let q = parse_quiesce(&quiesce_request(b"/r", b"id", 1500)).unwrap();
         assert_eq!((q.promoting.as_slice(), q.wait_ms), (&b"id"[..], 1500));
+    }
+
+    /// Decoder properties (issue 13, item 7): every request body and response frame
+    /// round-trips, and arbitrary or mutated bytes give `None`, never a panic or an
+    /// allocation out of proportion to the input (a count field is not trusted).
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::alloc_probe::{allowance, largest_allocation};
+
+        fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+            proptest::collection::vec(any::<u8>(), 0..max)
+        }
+
+        fn arb_kind() -> impl Strategy<Value = Kind> {
+            prop_oneof![Just(Kind::Dir), Just(Kind::File), Just(Kind::Symlink)]
+        }
+
+        fn arb_ts() -> impl Strategy<Value = Ts> {
+            any::<(i64, u32)>().prop_map(|(sec, nsec)| Ts { sec, nsec })
+        }
+
+        fn arb_walk_entry() -> impl Strategy<Value = WalkEntry> {
+            (
+                bytes(16),
+                arb_kind(),
+                any::<(u32, u64, u64)>(),
+                arb_ts(),
+                arb_ts(),
+                bytes(8),
+            )
+                .prop_map(|(path, kind, (mode, size, ino), mtime, ctime, target)| {
+                    WalkEntry {
+                        path,
+                        kind,
+                        mode,
+                        size,
+                        mtime,
+                        ctime,
+                        ino,
+                        target,
+                    }
+                })
+        }
+
+        fn arb_looked() -> impl Strategy<Value = Looked> {
+            prop_oneof![
+                bytes(16).prop_map(Looked::Gone),
+                bytes(16).prop_map(Looked::Special),
+                arb_walk_entry().prop_map(Looked::Found),
+                arb_walk_entry().prop_map(Looked::NewDir),
+                arb_walk_entry().prop_map(Looked::Below),
+                bytes(16).prop_map(Looked::BelowSpecial),
+            ]
+        }
+
+        fn arb_cursor() -> impl Strategy<Value = Cursor> {
+            any::<(u128, u64)>().prop_map(|(journal, offset)| Cursor { journal, offset })
+        }
+
+        /// One decoder, run for its allocations only.
+        type Decoder<'a> = &'a dyn Fn(&[u8]);
+
+        /// Runs every decoder on `data`; fails on a disproportionate allocation.
+        fn decode_all(data: &[u8]) -> Result<(), TestCaseError> {
+            let decoders: [(&str, Decoder<'_>); 12] = [
+                ("split_epoch", &|d| {
+                    let _ = split_epoch(d);
+                }),
+                ("parse_walk", &|d| {
+                    let _ = parse_walk(d);
+                }),
+                ("parse_files", &|d| {
+                    let _ = parse_files(d);
+                }),
+                ("parse_delta", &|d| {
+                    let _ = parse_delta(d);
+                }),
+                ("parse_hash", &|d| {
+                    let _ = parse_hash(d);
+                }),
+                ("parse_changes", &|d| {
+                    let _ = parse_changes(d);
+                }),
+                ("parse_quiesce", &|d| {
+                    let _ = parse_quiesce(d);
+                }),
+                ("get_position", &|d| {
+                    let _ = get_position(d);
+                }),
+                ("get_scan", &|d| {
+                    let _ = get_scan(d);
+                }),
+                ("get_trailer", &|d| {
+                    let _ = get_trailer(d);
+                }),
+                ("get_entry", &|d| {
+                    let _ = get_entry(&mut Reader(d));
+                }),
+                ("get_looked", &|d| {
+                    let mut r = Reader(d);
+                    while get_looked(&mut r).is_some() {}
+                }),
+            ];
+            for (name, decode) in decoders {
+                let ((), largest) = largest_allocation(|| decode(data));
+                prop_assert!(
+                    largest <= allowance(data.len()),
+                    "{name} reserved {largest} bytes for {} input bytes",
+                    data.len()
+                );
+            }
+            Ok(())
+        }
+
+        /// A count or length field (u32) somewhere in `body` replaced by a large value.
+        fn lie_about_a_count(body: &mut [u8], at: usize, value: u32) {
+            if body.len() >= 4 {
+                let at = at % (body.len() - 3);
+                body[at..at + 4].copy_from_slice(&value.to_le_bytes());
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn arbitrary_bytes_decode_or_are_refused(data in bytes(256)) {
+                decode_all(&data)?;
+            }
+
+            #[test]
+            fn requests_round_trip(
+                root in bytes(24),
+                rel in bytes(24),
+                check in any::<bool>(),
+                block in 1..=u32::MAX,
+                files in proptest::collection::vec((bytes(16), any::<u32>()), 0..6),
+                old in proptest::collection::vec(any::<[u8; 32]>(), 0..6),
+                cursor in proptest::option::of(arb_cursor()),
+                must in proptest::collection::vec(bytes(12), 0..5),
+                dirs in proptest::collection::vec(bytes(12), 0..5),
+                wait_ms in any::<u64>(),
+                epoch in any::<i64>(),
+            ) {
+                prop_assert_eq!(parse_walk(&walk_request(&root)), Some(root.clone()));
+
+                let file_refs: Vec<(&[u8], u32)> = files.iter().map(|(p, b)| (p.as_slice(), *b)).collect();
+                let parsed = parse_files(&files_request(&root, check, &file_refs)).expect("files");
+                prop_assert_eq!((&parsed.root, parsed.check, &parsed.files), (&root, check, &files));
+
+                let parsed = parse_delta(&delta_request(&root, &rel, check, block, &old)).expect("delta");
+                prop_assert_eq!((&parsed.root, &parsed.rel, parsed.check, parsed.block, &parsed.old), (&root, &rel, check, block, &old));
+
+                let rels: Vec<&[u8]> = must.iter().map(Vec::as_slice).collect();
+                prop_assert_eq!(parse_hash(&hash_request(&root, &rels)), Some((root.clone(), must.clone())));
+
+                let parsed = parse_changes(&changes_request(&root, cursor, &must, &dirs)).expect("changes");
+                prop_assert_eq!((&parsed.root, parsed.cursor, &parsed.must, &parsed.dirs), (&root, cursor, &must, &dirs));
+
+                let parsed = parse_quiesce(&quiesce_request(&root, &rel, wait_ms)).expect("quiesce");
+                prop_assert_eq!((&parsed.root, &parsed.promoting, parsed.wait_ms), (&root, &rel, wait_ms));
+
+                let body = with_epoch(epoch, &root);
+                prop_assert_eq!(split_epoch(&body), Some((epoch, root.as_slice())));
+            }
+
+            #[test]
+            fn frames_round_trip(
+                position in proptest::option::of(arb_cursor()),
+                known in any::<bool>(),
+                scan in any::<(u64, u64)>(),
+                trailer in (any::<bool>(), any::<u64>(), arb_ts(), proptest::collection::vec(any::<[u8; 32]>(), 0..6)),
+                looked in proptest::collection::vec(arb_looked(), 0..6),
+            ) {
+                prop_assert_eq!(get_position(&put_position(position, known)), Some((position, known)));
+                let scan = ChangeScan { looked_at: scan.0, walked: scan.1 };
+                prop_assert_eq!(get_scan(&put_scan(scan)), Some(scan));
+                let (changed, size, mtime, hashes) = trailer;
+                let t = Trailer { changed, size, mtime, hashes };
+                prop_assert_eq!(get_trailer(&put_trailer(&t)), Some(t));
+                // K frames: decoding then encoding again gives the same bytes.
+                let mut w = Writer(Vec::new());
+                for item in &looked {
+                    put_looked(&mut w, item);
+                }
+                let mut r = Reader(&w.0);
+                let mut again = Writer(Vec::new());
+                for _ in 0..looked.len() {
+                    put_looked(&mut again, &get_looked(&mut r).expect("looked"));
+                }
+                prop_assert!(r.0.is_empty());
+                prop_assert_eq!(again.0, w.0);
+            }
+
+            #[test]
+            fn lying_counts_and_mutations_are_refused_without_a_huge_allocation(
+                root in bytes(12),
+                at in any::<usize>(),
+                value in prop_oneof![Just(u32::MAX), Just(1u32 << 20), Just(1u32 << 16), Just(4096u32), any::<u32>()],
+                cut in any::<usize>(),
+            ) {
+                let old = [[7u8; 32]; 2];
+                let samples = [
+                    files_request(&root, true, &[(b"a", 0), (b"b", 4096)]),
+                    delta_request(&root, b"f", false, 4096, &old),
+                    hash_request(&root, &[b"x", b"y"]),
+                    changes_request(&root, None, &[b"m".to_vec()], &[b"d".to_vec()]),
+                    quiesce_request(&root, b"p", 5),
+                    put_trailer(&Trailer { changed: false, size: 1, mtime: Ts::default(), hashes: old.to_vec() }),
+                    put_position(Some(Cursor { journal: 1, offset: 2 }), true),
+                ];
+                for sample in samples {
+                    let mut lying = sample.clone();
+                    lie_about_a_count(&mut lying, at, value);
+                    decode_all(&lying)?;
+                    let mut short = sample;
+                    short.truncate(cut % (short.len() + 1));
+                    decode_all(&short)?;
+                }
+            }
+        }
     }
 }
