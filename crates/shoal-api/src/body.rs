@@ -34,9 +34,26 @@ impl FromRequest<ApiState> for JsonBody {
         if !json || bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(None));
         }
-        serde_json::from_slice(&bytes)
-            .map(|v| JsonBody(Some(v)))
-            .map_err(|_| ApiError::bad_request("Malformed request body"))
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| ApiError::bad_request("Malformed request body"))?;
+        if holds_nul(&value) {
+            return Err(ApiError::bad_request(NUL_REFUSED));
+        }
+        Ok(JsonBody(Some(value)))
+    }
+}
+
+/// PostgreSQL cannot store a NUL character in text, so shoal stores none on any engine and
+/// refuses input holding one up front (instead of a database error mid-request).
+pub const NUL_REFUSED: &str = "Invalid input: text may not contain NUL characters.";
+
+/// Whether any key or string of `value` holds a NUL character.
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
     }
 }
 

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, Uri, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use tower::{Layer, Service};
 
@@ -78,6 +78,18 @@ where
         request
             .extensions_mut()
             .insert(RequestId(request_id.clone()));
+        if holds_encoded_nul(request.uri()) {
+            // No id, name or filter holds a NUL (see `body::NUL_REFUSED`), and PostgreSQL
+            // could not even compare one: refuse it before it reaches a query.
+            let mut response =
+                crate::ApiError::bad_request(crate::body::NUL_REFUSED).into_response();
+            if let Ok(value) = HeaderValue::from_str(&request_id) {
+                response
+                    .headers_mut()
+                    .insert("x-openstack-request-id", value);
+            }
+            return Box::pin(async move { Ok(response) });
+        }
         if let Some((path, project)) = strip_project(request.uri().path()) {
             let path_and_query = match request.uri().query() {
                 Some(query) => format!("{path}?{query}"),
@@ -126,9 +138,24 @@ where
     }
 }
 
+/// Whether the path or query holds `%00`, a NUL once decoded.
+fn holds_encoded_nul(uri: &Uri) -> bool {
+    let has = |s: &str| s.as_bytes().windows(3).any(|w| w == b"%00");
+    has(uri.path()) || uri.query().is_some_and(has)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_nuls_are_found_in_path_and_query() {
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        assert!(holds_encoded_nul(&uri("/v2/shares/%00")));
+        assert!(holds_encoded_nul(&uri("/v2/shares?name=a%00b")));
+        assert!(!holds_encoded_nul(&uri("/v2/shares?name=%100")));
+        assert!(!holds_encoded_nul(&uri("/v2/shares/0000")));
+    }
 
     #[test]
     fn strips_hex_project_segments_only() {
