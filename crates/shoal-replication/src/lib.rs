@@ -230,6 +230,24 @@ pub enum SyncError {
     },
 }
 
+impl SyncError {
+    /// The source tree could not be read.
+    pub fn is_source_unavailable(&self) -> bool {
+        matches!(self, SyncError::SourceUnavailable { .. })
+    }
+
+    /// Writing the replica failed because its filesystem is full (or over a disk quota).
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            SyncError::Io { source, .. } => {
+                source.kind() == std::io::ErrorKind::StorageFull
+                    || source.raw_os_error() == Some(nix::libc::EDQUOT)
+            }
+            SyncError::SourceUnavailable { .. } => false,
+        }
+    }
+}
+
 /// What is published right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {

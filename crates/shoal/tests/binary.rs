@@ -17,6 +17,9 @@ mod netns;
 #[path = "binary/nfs.rs"]
 mod nfs;
 
+#[path = "binary/faults.rs"]
+mod faults;
+
 /// A running `shoal serve` child; killed on drop if the test did not stop it.
 struct Served {
     child: Child,

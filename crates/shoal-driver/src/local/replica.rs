@@ -987,7 +987,10 @@ fn update_secondary(
     let dir = ReplicaDir::open(&instance.replica_root).map_err(|e| engine_error(instance, e))?;
     let (state, record) = match sync_secondary(&dir, source, &mut book, job) {
         Ok(report) => (book.record_sync(&report, job.rpo), record_of(&report)),
-        Err(err @ SyncError::SourceUnavailable { .. }) => {
+        // A source that cannot be read, or a replica pool without space: the sync fails,
+        // the published version stays, and a later sync (space freed, source back) goes on
+        // from there. Neither makes the replica unusable, so neither is a driver error.
+        Err(err) if err.is_source_unavailable() || err.is_out_of_space() => {
             let state = book.record_failure(Utc::now(), job.rpo);
             tracing::warn!(share_instance.id = %instance.id, failures = book.consecutive_failures, error = %err, "sync of replica {} failed: {err}", instance.id);
             let record = failed_record(started_at, published_version(&dir), err.to_string());
@@ -995,7 +998,14 @@ fn update_secondary(
         }
         Err(err) => return Err(pool_error(instance, err)),
     };
-    write_book(instance, &book)?;
+    match write_book(instance, &book) {
+        // The book is small; on a full pool it may not fit either. It only counts failures
+        // and clean points, which the next sync records again.
+        Err(err) if record.outcome == "failed" => {
+            tracing::warn!(share_instance.id = %instance.id, error = %err, "replica {} book not updated: {err}", instance.id);
+        }
+        other => other?,
+    }
     let wanted = secondary_locations(&job.host, instance, &job.replication_type)?;
     Ok(ReplicaResult {
         replica_state: state.to_owned(),
