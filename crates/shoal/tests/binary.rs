@@ -69,7 +69,8 @@ fn serve_as_configured(args: &[&str], envs: &[(&str, &str)]) -> Served {
     let addr = line
         .split(API_LISTENING)
         .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
+        // Ends at whitespace, or at the closing quote of a JSON log line's message.
+        .and_then(|rest| rest.split(|c: char| c.is_whitespace() || c == '"').next())
         .expect("address after the marker")
         .to_owned();
     served.base = format!("http://{addr}");

@@ -386,3 +386,81 @@ async fn database_away_gives_503_and_the_node_recovers() {
     drop(served);
     db.finish().await;
 }
+
+/// Log lines carry the request id of the request they concern (the same id the client got
+/// in `x-openstack-request-id`) and the operation id of the operation they concern, in the
+/// text and the JSON format alike.
+#[tokio::test]
+async fn log_lines_carry_request_and_operation_ids() {
+    for json_format in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut env = vec![("RUST_LOG", "info,tower_http=debug")];
+        if json_format {
+            env.push(("RUST_LOG_FORMAT", "json"));
+        }
+        let served = serve(&["--data-dir", data.to_str().unwrap()], &env);
+        let response = reqwest::Client::new()
+            .post(format!("{}/v2/types", served.base))
+            .header("X-Auth-Token", "admin:admin")
+            .header("X-OpenStack-Manila-API-Version", "2.56")
+            .json(&json!({"share_type": {"name": "t", "extra_specs": {"driver_handles_share_servers": false}}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let request_id = response.headers()["x-openstack-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let (status, body) = call(
+            Method::POST,
+            &format!("{}/v2/shares", served.base),
+            "2.56",
+            Some(json!({"share": {"share_proto": "NFS", "size": 1, "share_type": "t"}})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let id = body["share"]["id"].as_str().unwrap().to_owned();
+        poll_until(
+            &format!("{}/v2/shares/{id}", served.base),
+            "share available",
+            |b| b["share"]["status"] == "available",
+        )
+        .await;
+        let lines: Vec<String> = served
+            .startup_log
+            .iter()
+            .cloned()
+            .chain(served.log.try_iter())
+            .collect();
+        let request_line = lines
+            .iter()
+            .find(|l| l.contains(&request_id))
+            .unwrap_or_else(|| panic!("no line names {request_id}: {lines:#?}"));
+        let scheduled = lines
+            .iter()
+            .find(|l| l.contains("scheduled share instance"))
+            .unwrap_or_else(|| panic!("no scheduling line: {lines:#?}"));
+        if json_format {
+            let request: serde_json::Value = serde_json::from_str(request_line).unwrap();
+            assert_eq!(
+                request["span"]["request_id"],
+                request_id.as_str(),
+                "{request}"
+            );
+            let scheduled: serde_json::Value = serde_json::from_str(scheduled).unwrap();
+            assert!(
+                scheduled["span"]["op.id"].is_number(),
+                "the operation's id: {scheduled}"
+            );
+        } else {
+            assert!(request_line.contains("request_id="), "{request_line}");
+            assert!(
+                scheduled.contains("operation{op.id="),
+                "the operation's id: {scheduled}"
+            );
+        }
+        drop(served);
+    }
+}
