@@ -65,9 +65,9 @@ const QUIESCE_WAIT: Duration = Duration::from_secs(120);
 /// Between two polls of one object.
 const POLL: Duration = Duration::from_millis(200);
 /// Shares a client holds at most.
-const SHARES_PER_CLIENT: usize = 3;
+const SHARES_PER_CLIENT: usize = 2;
 /// Largest size a share is extended to, GiB.
-const MAX_SIZE: u64 = 4;
+const MAX_SIZE: u64 = 3;
 /// The node's back ends and their zones.
 const BACKENDS: [(&str, &str); 3] = [("local1", "az1"), ("local2", "az2"), ("local3", "az2")];
 /// Statuses Manila answers to a request that lost a race: invalid state, gone.
@@ -197,6 +197,12 @@ struct Shared {
     failures: Mutex<Vec<String>>,
     /// Every share id ever created (the row checks look up their access rules).
     created: Mutex<Vec<String>>,
+    /// The node's store, read only for the capacity guard and the end checks.
+    store: Arc<dyn Store>,
+    /// GiB a pool may hold allocated before clients stop adding to it.
+    budget_gb: u64,
+    /// When the guard last looked, and whether there was room then.
+    room: Mutex<(Option<Instant>, bool)>,
 }
 
 /// How one action ended.
@@ -301,6 +307,29 @@ impl Shared {
             tokio::time::sleep(POLL).await;
         }
         Err(format!("{what}: not stable after {STABLE_WAIT:?}: {last}"))
+    }
+
+    /// Whether every pool's allocation is under the budget (looked up at most once a
+    /// second). Local pools are thick: past their filesystem's size the scheduler rightly
+    /// finds no valid host, so the clients keep well below it instead of measuring that.
+    async fn has_room(&self) -> Result<bool, String> {
+        {
+            let room = self.room.lock().expect("room lock");
+            if room
+                .0
+                .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+            {
+                return Ok(room.1);
+            }
+        }
+        let allocated = self
+            .store
+            .allocated_gb_by_pool()
+            .await
+            .map_err(|e| format!("reading the pools' allocations: {e}"))?;
+        let ok = allocated.values().all(|gb| *gb < self.budget_gb);
+        *self.room.lock().expect("room lock") = (Some(Instant::now()), ok);
+        Ok(ok)
     }
 
     fn record(&self, kind: &'static str, started: Instant, result: ActionResult) {
@@ -412,7 +441,10 @@ impl Client {
     }
 
     async fn create_share(&mut self) -> ActionResult {
-        let size = 1 + self.rng.below(2);
+        if !self.shared.has_room().await? {
+            return Ok(Outcome::Skipped);
+        }
+        let size = 1;
         let az = if self.rng.below(2) == 0 { "az1" } else { "az2" };
         let body = json!({"share": {"share_proto": "NFS", "size": size, "share_type": "soak",
             "availability_zone": az, "name": format!("soak-{}", self.index)}});
@@ -490,6 +522,9 @@ impl Client {
     }
 
     async fn extend(&mut self, share: usize) -> ActionResult {
+        if !self.shared.has_room().await? {
+            return Ok(Outcome::Skipped);
+        }
         let owned = &self.shares[share];
         if owned.size >= MAX_SIZE {
             return Ok(Outcome::Skipped);
@@ -549,6 +584,9 @@ impl Client {
     }
 
     async fn replica_create(&mut self, share: usize) -> ActionResult {
+        if !self.shared.has_room().await? {
+            return Ok(Outcome::Skipped);
+        }
         let id = self.shares[share].id.clone();
         let Some(replicas) = self.replicas(&id).await? else {
             return Ok(Outcome::Refused(404));
@@ -672,6 +710,9 @@ impl Client {
     }
 
     async fn snapshot_create(&mut self, share: usize) -> ActionResult {
+        if !self.shared.has_room().await? {
+            return Ok(Outcome::Skipped);
+        }
         let id = self.shares[share].id.clone();
         let body = json!({"snapshot": {"share_id": id, "name": format!("soak-{}", self.index)}});
         let answer = match self
@@ -992,6 +1033,17 @@ async fn soak(
     server: &Server,
     pools: &[PathBuf],
 ) -> anyhow::Result<SoakResults> {
+    // A third of the smallest pool's filesystem: snapshots are allocated on top of the
+    // instances the store counts, and the filesystem is shared with everything else.
+    let total_gb = pools
+        .iter()
+        .map(|p| filesystem_gb(p))
+        .collect::<anyhow::Result<Vec<u64>>>()?
+        .into_iter()
+        .min()
+        .unwrap_or(0);
+    let budget_gb = (total_gb / 3).max(1);
+    eprintln!("soak: clients add to a pool while it holds under {budget_gb} GiB allocated");
     let shared = Arc::new(Shared {
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(settings.clients * 2)
@@ -1002,6 +1054,9 @@ async fn soak(
         stats: Mutex::new(BTreeMap::new()),
         failures: Mutex::new(Vec::new()),
         created: Mutex::new(Vec::new()),
+        store: server.core.store.clone(),
+        budget_gb,
+        room: Mutex::new((None, true)),
     });
     let share_type = json!({"share_type": {"name": "soak", "extra_specs": {
         "driver_handles_share_servers": false, "replication_type": "readable",
@@ -1086,6 +1141,13 @@ async fn soak(
         operations_failed,
         checks,
     })
+}
+
+/// Size of the filesystem holding `path`, GiB.
+fn filesystem_gb(path: &std::path::Path) -> anyhow::Result<u64> {
+    let stat = nix::sys::statvfs::statvfs(path)
+        .with_context(|| format!("statvfs of {}", path.display()))?;
+    Ok(stat.blocks() as u64 * stat.fragment_size() as u64 / (1 << 30))
 }
 
 fn check(name: &str, passed: bool, detail: String) -> Check {
