@@ -130,7 +130,9 @@ impl OperationWorker {
     /// Runs one claimed operation with lease renewal, then records the outcome.
     async fn process(self: Arc<Self>, op: OperationRow) {
         let lease = self.core.config.operations.lease;
-        let renewer = {
+        // Aborted on drop too: should this future be dropped mid-way, a renewer left running
+        // would keep the lease alive forever and no worker could ever take the operation over.
+        let renewer = AbortOnDrop({
             let (core, name, id) = (self.core.clone(), self.name.clone(), op.id);
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(lease / 3);
@@ -147,11 +149,11 @@ impl OperationWorker {
                     }
                 }
             })
-        };
+        });
         let started = std::time::Instant::now();
         let outcome = self.handler.handle(&op).await;
         let took = started.elapsed().as_secs_f64();
-        renewer.abort();
+        drop(renewer);
         let now = self.core.now();
         let recorded = match outcome {
             Ok(()) => {
@@ -228,6 +230,15 @@ impl OperationWorker {
     }
 }
 
+/// A spawned task that is aborted when this handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -296,5 +307,50 @@ mod tests {
             "the running operation was aborted by the failed claim"
         );
         drop(db);
+    }
+
+    /// Found by `shoal bench soak` with the bug above: the aborted operations were never
+    /// taken over, because the lease renewer `process` spawns outlived them and renewed
+    /// their leases for as long as the node ran.
+    #[tokio::test]
+    async fn test_reproduce_soak_dropped_operation_stops_renewing_its_lease() {
+        let db = shoal_store::testing::fresh_store_from_env().await;
+        let store = db.store().clone();
+        let mut config = Config::default();
+        config.operations.lease = Duration::from_millis(300);
+        let core = Arc::new(Core::new(Arc::new(config), store.clone()));
+        store
+            .insert_operation(NewOperation {
+                kind: "slow".to_owned(),
+                target_id: "slow".to_owned(),
+                host: Some("h@b".to_owned()),
+                payload: serde_json::Value::Null,
+                now: core.now(),
+            })
+            .await
+            .expect("enqueue");
+        let handler = Arc::new(Handler {
+            store: store.clone(),
+            slow_finished: Arc::new(AtomicBool::new(false)),
+        });
+        let first = Arc::new(OperationWorker::new(
+            core.clone(),
+            Some("h@b".to_owned()),
+            handler.clone(),
+        ));
+        let op = first.claim().await.expect("claim").expect("an operation");
+        let running = tokio::spawn(first.clone().process(op));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        running.abort();
+        let _ = running.await;
+        // Well past the lease: a second worker takes the abandoned operation over.
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        let second = OperationWorker::new(core, Some("h@b".to_owned()), handler);
+        let taken = second.claim().await.expect("claim");
+        assert!(
+            taken.is_some(),
+            "the dropped operation's lease is still being renewed"
+        );
+        db.finish().await;
     }
 }
