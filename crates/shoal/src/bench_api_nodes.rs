@@ -239,7 +239,7 @@ pub async fn run(settings: &ApiNodesBench) -> anyhow::Result<Vec<Row>> {
 }
 
 /// A name suffix unique enough for a scratch schema: the time in nanoseconds and the pid.
-fn scratch_suffix() -> String {
+pub(crate) fn scratch_suffix() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());

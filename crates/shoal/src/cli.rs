@@ -90,6 +90,10 @@ pub enum BenchCommand {
     /// Replication lag of a readable secondary under a steady write load through NFS, on
     /// an in-process node (embedded default: SQLite, two `local` back ends).
     NfsLag(LagArgs),
+    /// Load and soak: concurrent clients mix share, replica, snapshot and access calls on
+    /// an in-process node with three `local` back ends for a while, then delete everything
+    /// and check that no object, operation, quota usage, row or directory is left behind.
+    Soak(SoakArgs),
     /// Serve `--dir` over NFSv3 (shoal-nfs) until killed (the shoal side of `bench nfs`).
     #[command(hide = true)]
     NfsServe {
@@ -350,6 +354,58 @@ impl From<LagArgs> for crate::bench_lag::LagBench {
             rate: a.rate,
             file_size: a.file_size,
             poll: std::time::Duration::from_millis(a.poll_ms),
+        }
+    }
+}
+
+/// Settings of `shoal bench soak`.
+#[derive(Debug, Args, Clone, PartialEq)]
+pub struct SoakArgs {
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// How long the clients load the node before they clean up (`20s`, `10m`).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub duration: std::time::Duration,
+    /// Database URL (default: SQLite in the scratch directory); a PostgreSQL URL gets a
+    /// schema of its own, dropped afterwards.
+    #[arg(long, default_value = "")]
+    pub database_url: String,
+    /// Seed of the clients' random generators.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Scratch directory for the node's data (default: the system's temp dir).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// A duration with a unit: `500ms`, `20s`, `10m`, `1h` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 20s or 10m"))?;
+    let secs = |k: u64| std::time::Duration::from_secs(n.saturating_mul(k));
+    match unit {
+        "ms" => Ok(std::time::Duration::from_millis(n)),
+        "" | "s" => Ok(secs(1)),
+        "m" | "min" => Ok(secs(60)),
+        "h" => Ok(secs(3600)),
+        _ => Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h)")),
+    }
+}
+
+impl From<SoakArgs> for crate::bench_soak::SoakBench {
+    fn from(a: SoakArgs) -> Self {
+        Self {
+            clients: a.clients,
+            duration: a.duration,
+            database_url: a.database_url,
+            seed: a.seed,
+            dir: a.dir,
         }
     }
 }
@@ -625,6 +681,33 @@ mod tests {
         assert_eq!(dir, PathBuf::from("/e"));
         assert_eq!(listen, "10.78.0.1:12049".parse::<SocketAddr>().unwrap());
         assert_eq!(client, "10.78.0.0/24");
+    }
+
+    #[test]
+    fn bench_soak_flags_parse() {
+        let cli = Cli::parse_from(["shoal", "bench", "soak", "--duration", "20s", "--seed", "7"]);
+        let Command::Bench {
+            command: BenchCommand::Soak(args),
+        } = cli.command
+        else {
+            panic!("bench soak expected")
+        };
+        let settings = crate::bench_soak::SoakBench::from(args);
+        assert_eq!(settings.clients, 64);
+        assert_eq!(settings.duration, std::time::Duration::from_secs(20));
+        assert_eq!(settings.seed, 7);
+        assert!(settings.database_url.is_empty());
+        assert_eq!(
+            parse_duration("10m"),
+            Ok(std::time::Duration::from_secs(600))
+        );
+        assert_eq!(parse_duration("90"), Ok(std::time::Duration::from_secs(90)));
+        assert_eq!(
+            parse_duration("250ms"),
+            Ok(std::time::Duration::from_millis(250))
+        );
+        assert!(Cli::try_parse_from(["shoal", "bench", "soak", "--duration", "soon"]).is_err());
+        assert!(Cli::try_parse_from(["shoal", "bench", "soak", "--duration", "5d"]).is_err());
     }
 
     #[test]

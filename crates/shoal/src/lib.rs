@@ -9,6 +9,7 @@ pub mod bench_lag;
 pub mod bench_nfs;
 pub mod bench_peer;
 pub mod bench_replication;
+pub mod bench_soak;
 pub mod cli;
 pub mod identity_cli;
 pub mod netns;

@@ -138,6 +138,20 @@ async fn main() -> anyhow::Result<()> {
             shoal::bench_lag::print(&settings, &results);
         }
         Command::Bench {
+            command: BenchCommand::Soak(args),
+        } => {
+            let settings = shoal::bench_soak::SoakBench::from(args);
+            let results = shoal::bench_soak::run(&settings).await?;
+            shoal::bench_soak::print(&results);
+            if !results.passed() {
+                anyhow::bail!(
+                    "soak failed: {} failures, {} checks broken",
+                    results.failures.len(),
+                    results.checks.iter().filter(|c| !c.passed).count()
+                );
+            }
+        }
+        Command::Bench {
             command: BenchCommand::Nfs(args),
         } => {
             let settings = shoal::bench_nfs::NfsBench::from(args);

@@ -1148,3 +1148,49 @@ async fn builtin_tokens_survive_a_restart_and_the_cli_manages_users() {
     assert!(listing.contains("admin:admin"), "{listing}");
     assert!(listing.contains("demo:member"), "{listing}");
 }
+
+/// `shoal bench soak`, the CI length (issue 13, item 5): 64 clients mix share, replica,
+/// snapshot and access calls on three `local` back ends for 20 s, then delete everything;
+/// the run must exit 0 with every end-state check passed.
+#[test]
+fn bench_soak_short_run_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "soak",
+            "--clients",
+            "64",
+            "--duration",
+            "20s",
+            "--seed",
+            "13",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("running shoal bench soak");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "shoal bench soak failed: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("soak passed: every check held"), "{stdout}");
+    assert!(!stdout.contains("check FAIL"), "{stdout}");
+    // Every check of the brief was made.
+    for check in [
+        "no pending or running operation",
+        "quota usages of the project are zero",
+        "no share instance row",
+        "no snapshot row",
+        "no access rule row",
+        "replicas/ and snapshots/ are empty",
+    ] {
+        assert!(stdout.contains(check), "no check {check:?} in {stdout}");
+    }
+    // The scratch node directory was removed with its pools.
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+}

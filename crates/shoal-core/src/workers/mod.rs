@@ -78,21 +78,35 @@ impl OperationWorker {
     }
 
     /// Processes every claimable operation of the queue, up to `operations.concurrency` at a
-    /// time, and returns how many ran.
+    /// time, and returns how many ran. A failed claim (say, a busy database) stops claiming,
+    /// but the operations already running finish before the error is returned: dropping
+    /// the `JoinSet` would abort them mid-way and leave them `running` until their lease
+    /// expires, with their objects stuck in a transitional state meanwhile.
     pub async fn run_once(self: &Arc<Self>) -> CoreResult<usize> {
         let concurrency = self.core.config.operations.concurrency.max(1);
         let mut running = JoinSet::new();
         let mut count = 0;
+        let mut claim_error = None;
         loop {
-            while running.len() < concurrency {
-                let Some(op) = self.claim().await? else { break };
+            while claim_error.is_none() && running.len() < concurrency {
+                let op = match self.claim().await {
+                    Ok(Some(op)) => op,
+                    Ok(None) => break,
+                    Err(err) => {
+                        claim_error = Some(err);
+                        break;
+                    }
+                };
                 count += 1;
                 let worker = self.clone();
                 let span = info_span!("operation", op.id = op.id, op.kind = %op.kind, target = %op.target_id);
                 running.spawn(async move { worker.process(op).await }.instrument(span));
             }
             if running.join_next().await.is_none() {
-                return Ok(count);
+                return match claim_error {
+                    Some(err) => Err(err),
+                    None => Ok(count),
+                };
             }
         }
     }
@@ -116,7 +130,9 @@ impl OperationWorker {
     /// Runs one claimed operation with lease renewal, then records the outcome.
     async fn process(self: Arc<Self>, op: OperationRow) {
         let lease = self.core.config.operations.lease;
-        let renewer = {
+        // Aborted on drop too: should this future be dropped mid-way, a renewer left running
+        // would keep the lease alive forever and no worker could ever take the operation over.
+        let renewer = AbortOnDrop({
             let (core, name, id) = (self.core.clone(), self.name.clone(), op.id);
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(lease / 3);
@@ -133,11 +149,11 @@ impl OperationWorker {
                     }
                 }
             })
-        };
+        });
         let started = std::time::Instant::now();
         let outcome = self.handler.handle(&op).await;
         let took = started.elapsed().as_secs_f64();
-        renewer.abort();
+        drop(renewer);
         let now = self.core.now();
         let recorded = match outcome {
             Ok(()) => {
@@ -211,5 +227,130 @@ impl OperationWorker {
                 _ = cancel.cancelled() => return,
             }
         }
+    }
+}
+
+/// A spawned task that is aborted when this handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use shoal_store::NewOperation;
+
+    use super::*;
+    use crate::Config;
+
+    /// `slow` sleeps, then notes that it finished; `break_claims` closes the store, so the
+    /// worker's next claim fails.
+    struct Handler {
+        store: Arc<dyn shoal_store::Store>,
+        slow_finished: Arc<AtomicBool>,
+    }
+
+    #[async_trait]
+    impl OperationHandler for Handler {
+        async fn handle(&self, op: &OperationRow) -> CoreResult<()> {
+            match op.kind.as_str() {
+                "slow" => {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    self.slow_finished.store(true, Ordering::SeqCst);
+                }
+                _ => self.store.close().await,
+            }
+            Ok(())
+        }
+    }
+
+    /// Found by `shoal bench soak`: a claim that failed with "database is locked" made
+    /// `run_once` return at once, dropping its `JoinSet` and so aborting every operation
+    /// still running; their replicas stayed `creating` until the leases expired.
+    #[tokio::test]
+    async fn test_reproduce_soak_failed_claim_does_not_abort_running_operations() {
+        let db = shoal_store::testing::fresh_store_from_env().await;
+        let store = db.store().clone();
+        let mut config = Config::default();
+        config.operations.concurrency = 4;
+        let core = Arc::new(Core::new(Arc::new(config), store.clone()));
+        for kind in ["slow", "break_claims"] {
+            store
+                .insert_operation(NewOperation {
+                    kind: kind.to_owned(),
+                    target_id: kind.to_owned(),
+                    host: Some("h@b".to_owned()),
+                    payload: serde_json::Value::Null,
+                    now: core.now(),
+                })
+                .await
+                .expect("enqueue");
+        }
+        let slow_finished = Arc::new(AtomicBool::new(false));
+        let worker = Arc::new(OperationWorker::new(
+            core,
+            Some("h@b".to_owned()),
+            Arc::new(Handler {
+                store: store.clone(),
+                slow_finished: slow_finished.clone(),
+            }),
+        ));
+        let result = worker.run_once().await;
+        assert!(result.is_err(), "the failed claim is reported: {result:?}");
+        assert!(
+            slow_finished.load(Ordering::SeqCst),
+            "the running operation was aborted by the failed claim"
+        );
+        drop(db);
+    }
+
+    /// Found by `shoal bench soak` with the bug above: the aborted operations were never
+    /// taken over, because the lease renewer `process` spawns outlived them and renewed
+    /// their leases for as long as the node ran.
+    #[tokio::test]
+    async fn test_reproduce_soak_dropped_operation_stops_renewing_its_lease() {
+        let db = shoal_store::testing::fresh_store_from_env().await;
+        let store = db.store().clone();
+        let mut config = Config::default();
+        config.operations.lease = Duration::from_millis(300);
+        let core = Arc::new(Core::new(Arc::new(config), store.clone()));
+        store
+            .insert_operation(NewOperation {
+                kind: "slow".to_owned(),
+                target_id: "slow".to_owned(),
+                host: Some("h@b".to_owned()),
+                payload: serde_json::Value::Null,
+                now: core.now(),
+            })
+            .await
+            .expect("enqueue");
+        let handler = Arc::new(Handler {
+            store: store.clone(),
+            slow_finished: Arc::new(AtomicBool::new(false)),
+        });
+        let first = Arc::new(OperationWorker::new(
+            core.clone(),
+            Some("h@b".to_owned()),
+            handler.clone(),
+        ));
+        let op = first.claim().await.expect("claim").expect("an operation");
+        let running = tokio::spawn(first.clone().process(op));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        running.abort();
+        let _ = running.await;
+        // Well past the lease: a second worker takes the abandoned operation over.
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        let second = OperationWorker::new(core, Some("h@b".to_owned()), handler);
+        let taken = second.claim().await.expect("claim");
+        assert!(
+            taken.is_some(),
+            "the dropped operation's lease is still being renewed"
+        );
+        db.finish().await;
     }
 }
