@@ -139,13 +139,23 @@ impl OperationWorker {
                 tick.tick().await;
                 loop {
                     tick.tick().await;
-                    if let Err(err) = core
+                    match core
                         .store
                         .renew_operation_lease(id, &name, core.now(), lease)
                         .await
                     {
-                        warn!(op.id = id, error = %err, "lost the lease of operation {id}: {err}");
-                        return;
+                        Ok(_) => {}
+                        // Another worker holds it now: renewing is over.
+                        Err(err @ (StoreError::Conflict(_) | StoreError::NotFound(_))) => {
+                            warn!(op.id = id, error = %err, "lost the lease of operation {id}: {err}");
+                            return;
+                        }
+                        // A busy or briefly unreachable database: the lease still runs for
+                        // a while, so try again at the next tick rather than let it lapse
+                        // while the handler works on.
+                        Err(err) => {
+                            warn!(op.id = id, error = %err, "could not renew the lease of operation {id}, retrying: {err}");
+                        }
                     }
                 }
             })
