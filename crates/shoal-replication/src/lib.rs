@@ -87,6 +87,7 @@
 mod alloc_probe;
 mod changes;
 mod copy;
+pub mod failpoints;
 pub mod fsutil;
 pub mod journal;
 mod manifest;
@@ -979,6 +980,7 @@ impl ReplicaDir {
     /// previous complete version; `state.json` is only trusted when its version is the one
     /// `current` names, so it may be renamed in either order relative to `current`.
     fn publish(&self, stg: &Path, version: u64) -> Result<(), SyncError> {
+        crate::failpoints::crash_point("sync::before_publish");
         let manifest_tmp = self.root.join(format!("v{version}.manifest{TMP_SUFFIX}"));
         fs::rename(&manifest_tmp, self.manifest_path(version)).map_err(io_err(&manifest_tmp))?;
         let dest = self.version_path(version);
@@ -987,13 +989,16 @@ impl ReplicaDir {
         }
         fs::rename(stg, &dest).map_err(io_err(stg))?;
         fsync_dir(&self.root)?;
+        crate::failpoints::crash_point("sync::before_swap");
         let tmp = self.root.join("current.tmp");
         let _ = fs::remove_file(&tmp);
         std::os::unix::fs::symlink(format!("v{version}"), &tmp).map_err(io_err(&tmp))?;
         fs::rename(&tmp, self.current_path()).map_err(io_err(&tmp))?;
         let state_tmp = self.root.join(format!("state.json{TMP_SUFFIX}"));
         fs::rename(&state_tmp, self.root.join("state.json")).map_err(io_err(&state_tmp))?;
-        fsync_dir(&self.root)
+        fsync_dir(&self.root)?;
+        crate::failpoints::crash_point("sync::after_publish");
+        Ok(())
     }
 
     /// Removes manifests of versions that no longer exist.
@@ -1259,6 +1264,7 @@ impl ReplicaDir {
         if let Some(parent) = dest.parent() {
             fsync_dir(parent)?;
         }
+        crate::failpoints::crash_point("promote::after_move");
         drop(lock);
         remove_tree(&self.root).map_err(io_err(&self.root))
     }
