@@ -529,6 +529,22 @@ impl ReplicaDir {
             let Some(name) = name.to_str() else { continue };
             let is_dir = item.file_type().is_ok_and(|t| t.is_dir());
             if !is_dir {
+                // A manifest temporary of an interrupted sync (the caller holds the lock, so
+                // no sync is writing one): `stage_publish` and `build_spare` write theirs
+                // again, and a "nothing changed" sync would otherwise never remove it (a
+                // crash after publishing, with the first sync's spare half-built).
+                if name
+                    .strip_suffix(TMP_SUFFIX)
+                    .is_some_and(|stem| stem.starts_with('v') && stem.ends_with(".manifest"))
+                {
+                    let p = item.path();
+                    match fs::remove_file(&p) {
+                        Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                            return Err(io_err(&p)(err));
+                        }
+                        _ => {}
+                    }
+                }
                 continue;
             }
             if let Some(n) = name.strip_prefix('v').and_then(|n| n.parse::<u64>().ok()) {
