@@ -32,8 +32,8 @@ use uuid::Uuid;
 
 use super::share_manager::ShareManagerHandler;
 use crate::drivers::Backend;
-use crate::ops::{self, DeletePayload, PromotePayload, UpdateReplicaPayload};
 use crate::failpoints::crash_point;
+use crate::ops::{self, DeletePayload, PromotePayload, UpdateReplicaPayload};
 use crate::shares::{REPLICA_STATE_ACTIVE, TRANSITIONAL_STATUSES};
 use crate::{Core, CoreResult, messages, replica_locks, shares};
 

@@ -58,7 +58,11 @@ const CASES: &[Case] = &[
         "return",
         Flow::CreateShare,
     ),
-    case("share_create::before_available", "return", Flow::CreateShare),
+    case(
+        "share_create::before_available",
+        "return",
+        Flow::CreateShare,
+    ),
     case(
         "share_delete::after_rename_away",
         "return",
@@ -125,6 +129,9 @@ async fn a_crash_at_each_failpoint_leaves_consistent_state() {
     }
 }
 
+/// A tree as [`tree`] reads it.
+type Tree = BTreeMap<String, (char, Vec<u8>, u32, i128)>;
+
 /// What a flow leaves for the checks after the restart.
 #[derive(Default)]
 struct Driven {
@@ -133,7 +140,7 @@ struct Driven {
     active: Option<String>,
     replica: Option<String>,
     /// The replica's published tree before the step that crashed (resync).
-    published_before: Option<BTreeMap<String, (char, Vec<u8>, u32, i128)>>,
+    published_before: Option<Tree>,
 }
 
 async fn crash_and_check(case: &Case) {
@@ -159,7 +166,10 @@ async fn crash_and_check(case: &Case) {
 
     // While the node is down: a replica's published version is a complete one.
     if let Some(replica) = &driven.replica {
-        let current = data.join("pools/local2/replicas").join(replica).join("current");
+        let current = data
+            .join("pools/local2/replicas")
+            .join(replica)
+            .join("current");
         if current.exists() {
             let active = tree(
                 &data
@@ -207,8 +217,10 @@ async fn drive(flow: Flow, v2: &str, data: &Path) -> Driven {
         Method::POST,
         &format!("{v2}/shares"),
         "2.56",
-        Some(json!({"share": {"share_proto": "NFS", "size": 1, "share_type": type_name,
-            "availability_zone": "az1"}})),
+        Some(
+            json!({"share": {"share_proto": "NFS", "size": 1, "share_type": type_name,
+            "availability_zone": "az1"}}),
+        ),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -251,8 +263,13 @@ async fn drive(flow: Flow, v2: &str, data: &Path) -> Driven {
     driven.active = Some(active);
     write_small_tree(&active_root, "first");
     if flow == Flow::DeleteShare {
-        let (status, body) =
-            call(Method::DELETE, &format!("{v2}/shares/{share}"), "2.56", None).await;
+        let (status, body) = call(
+            Method::DELETE,
+            &format!("{v2}/shares/{share}"),
+            "2.56",
+            None,
+        )
+        .await;
         assert_eq!(status, 202, "{body}");
         return driven;
     }
@@ -277,7 +294,10 @@ async fn drive(flow: Flow, v2: &str, data: &Path) -> Driven {
     let replica_url = format!("{v2}/share-replicas/{replica}");
     let (status, body) = match flow {
         Flow::Resync => {
-            let current = data.join("pools/local2/replicas").join(&replica).join("current");
+            let current = data
+                .join("pools/local2/replicas")
+                .join(&replica)
+                .join("current");
             driven.published_before = Some(tree(&current));
             write_small_tree(&active_root, "second");
             call(
@@ -517,7 +537,11 @@ fn check_flow_outcome(case: &Case, driven: &Driven, settled: &Settled) {
             } else {
                 (*other, replica)
             };
-            assert_eq!(active.replica_state.as_deref(), Some("active"), "{fp}: {of_share:?}");
+            assert_eq!(
+                active.replica_state.as_deref(),
+                Some("active"),
+                "{fp}: {of_share:?}"
+            );
             assert_eq!(
                 secondary.replica_state.as_deref(),
                 Some("in_sync"),
@@ -620,14 +644,24 @@ fn check_pools(data: &Path, settled: &Settled, case: &Case) {
             }
         }
     }
-    assert_eq!(found, expected, "{fp}: instance directories vs the database");
+    assert_eq!(
+        found, expected,
+        "{fp}: instance directories vs the database"
+    );
     // Inside a replica directory: versions, manifests and state only.
-    for path in found.iter().filter(|p| p.parent().unwrap().ends_with("replicas")) {
-        for entry in std::fs::read_dir(path).unwrap().map_while(Result::ok) {
-            let name = entry.file_name().to_string_lossy().into_owned();
+    for path in found
+        .iter()
+        .filter(|p| p.parent().unwrap().ends_with("replicas"))
+    {
+        let names: Vec<String> = std::fs::read_dir(path)
+            .unwrap()
+            .map_while(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        for name in &names {
             assert!(
-                !name.starts_with("staging") && !name.contains("tmp"),
-                "{fp}: leftover {name} in {}",
+                !name.starts_with("staging") && !name.starts_with("spare") && !name.contains("tmp"),
+                "{fp}: leftover {name} in {}: {names:?}",
                 path.display()
             );
         }
