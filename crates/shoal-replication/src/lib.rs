@@ -87,6 +87,7 @@
 mod alloc_probe;
 mod changes;
 mod copy;
+pub mod failpoints;
 pub mod fsutil;
 pub mod journal;
 mod manifest;
@@ -546,6 +547,22 @@ impl ReplicaDir {
             let Some(name) = name.to_str() else { continue };
             let is_dir = item.file_type().is_ok_and(|t| t.is_dir());
             if !is_dir {
+                // A manifest temporary of an interrupted sync (the caller holds the lock, so
+                // no sync is writing one): `stage_publish` and `build_spare` write theirs
+                // again, and a "nothing changed" sync would otherwise never remove it (a
+                // crash after publishing, with the first sync's spare half-built).
+                if name
+                    .strip_suffix(TMP_SUFFIX)
+                    .is_some_and(|stem| stem.starts_with('v') && stem.ends_with(".manifest"))
+                {
+                    let p = item.path();
+                    match fs::remove_file(&p) {
+                        Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                            return Err(io_err(&p)(err));
+                        }
+                        _ => {}
+                    }
+                }
                 continue;
             }
             if let Some(n) = name.strip_prefix('v').and_then(|n| n.parse::<u64>().ok()) {
@@ -997,6 +1014,7 @@ impl ReplicaDir {
     /// previous complete version; `state.json` is only trusted when its version is the one
     /// `current` names, so it may be renamed in either order relative to `current`.
     fn publish(&self, stg: &Path, version: u64) -> Result<(), SyncError> {
+        crate::failpoints::crash_point("sync::before_publish");
         let manifest_tmp = self.root.join(format!("v{version}.manifest{TMP_SUFFIX}"));
         fs::rename(&manifest_tmp, self.manifest_path(version)).map_err(io_err(&manifest_tmp))?;
         let dest = self.version_path(version);
@@ -1005,13 +1023,16 @@ impl ReplicaDir {
         }
         fs::rename(stg, &dest).map_err(io_err(stg))?;
         fsync_dir(&self.root)?;
+        crate::failpoints::crash_point("sync::before_swap");
         let tmp = self.root.join("current.tmp");
         let _ = fs::remove_file(&tmp);
         std::os::unix::fs::symlink(format!("v{version}"), &tmp).map_err(io_err(&tmp))?;
         fs::rename(&tmp, self.current_path()).map_err(io_err(&tmp))?;
         let state_tmp = self.root.join(format!("state.json{TMP_SUFFIX}"));
         fs::rename(&state_tmp, self.root.join("state.json")).map_err(io_err(&state_tmp))?;
-        fsync_dir(&self.root)
+        fsync_dir(&self.root)?;
+        crate::failpoints::crash_point("sync::after_publish");
+        Ok(())
     }
 
     /// Removes manifests of versions that no longer exist.
@@ -1277,6 +1298,7 @@ impl ReplicaDir {
         if let Some(parent) = dest.parent() {
             fsync_dir(parent)?;
         }
+        crate::failpoints::crash_point("promote::after_move");
         drop(lock);
         remove_tree(&self.root).map_err(io_err(&self.root))
     }

@@ -479,6 +479,36 @@ fn leftovers_of_an_interrupted_publish_or_spare_build_are_removed() {
     assert_eq!((p.version, p.source_point), (r.version, again.source_point));
 }
 
+/// Regression (failpoint `sync::after_publish` on a replica's first sync): the node died
+/// after publishing v1 and before naming the spare it built alongside, leaving `spare-<pid>`
+/// and `v0.manifest.tmp`; the re-run finds nothing changed, and the temporary stayed for good.
+#[test]
+fn a_nothing_changed_sync_removes_the_leftovers_of_a_crash_after_publishing() {
+    let (_tmp, src, rep) = setup();
+    rep.sync_from(&src, &opts()).unwrap();
+    let v0 = rep.root().join("v0");
+    fs::rename(&v0, rep.root().join("spare-999999")).unwrap();
+    fs::rename(
+        rep.root().join("v0.manifest"),
+        rep.root().join("v0.manifest.tmp"),
+    )
+    .unwrap();
+    let again = rep.sync_from(&src, &opts()).unwrap();
+    assert!(!again.published_new_version && again.clean, "{again:?}");
+    let mut names: Vec<String> = fs::read_dir(rep.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains("tmp") && !n.starts_with("spare-")),
+        "{names:?}"
+    );
+    assert_same(&rep, &src);
+}
+
 fn paths(list: &[&str]) -> Vec<Vec<u8>> {
     list.iter().map(|p| p.as_bytes().to_vec()).collect()
 }

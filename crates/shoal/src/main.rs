@@ -51,6 +51,17 @@ async fn main() -> anyhow::Result<()> {
         Command::Identity { .. } => "warn",
         _ => "info",
     });
+    // Failpoints armed from FAILPOINTS (`<name>=return` aborts there); only in a build with
+    // the `testing` feature, which release builds never have.
+    #[cfg(feature = "testing")]
+    let _failpoints = {
+        let scenario = fail::FailScenario::setup();
+        tracing::warn!(
+            "failpoints compiled in (testing build); FAILPOINTS={:?}",
+            std::env::var("FAILPOINTS").unwrap_or_default()
+        );
+        scenario
+    };
     match cli.command {
         Command::Serve(args) => {
             let config = args.load()?;

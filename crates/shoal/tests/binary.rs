@@ -11,6 +11,9 @@ mod scaleout;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shoal");
 
+#[path = "binary/failpoints.rs"]
+mod failpoints;
+
 #[path = "binary/netns.rs"]
 mod netns;
 

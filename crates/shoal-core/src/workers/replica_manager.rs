@@ -32,6 +32,7 @@ use uuid::Uuid;
 
 use super::share_manager::ShareManagerHandler;
 use crate::drivers::Backend;
+use crate::failpoints::crash_point;
 use crate::ops::{self, DeletePayload, PromotePayload, UpdateReplicaPayload};
 use crate::shares::{REPLICA_STATE_ACTIVE, TRANSITIONAL_STATUSES};
 use crate::{Core, CoreResult, messages, replica_locks, shares};
@@ -449,6 +450,7 @@ impl ReplicaManager {
                 return Ok(());
             }
         };
+        crash_point("replica_create::after_initial_sync");
         if let Some(locations) = result.export_locations {
             self.replace_export_locations(id, locations).await?;
         }
@@ -469,6 +471,7 @@ impl ReplicaManager {
                     .await,
             )?;
         }
+        crash_point("replica_create::before_available");
         let update = ShareInstanceUpdate {
             status: Some("available".to_owned()),
             replica_state: Some(Some(result.replica_state.clone())),
@@ -601,6 +604,7 @@ impl ReplicaManager {
         }
 
         // 3. The rows and the quota. The share stays: its active replica remains.
+        crash_point("replica_delete::before_row_delete");
         let is_last = store.list_share_instances(share.id).await?.len() <= 1;
         let release = shares::instance_release(share, replica, is_last);
         store
@@ -690,6 +694,7 @@ impl ReplicaManager {
             warn!(share_replica.id = %id, reported = %result.replica_state, "driver reported {} for promoted replica {id}; it becomes active anyway", result.replica_state);
         }
 
+        crash_point("promote::after_backend_promote");
         // The back end has already turned the replica's data into the active copy, so its
         // export locations change now, before the swap: a crash after the swap would never
         // come back here (the status is no longer `replication_change`).
@@ -789,6 +794,7 @@ impl ReplicaManager {
             })
             .collect();
         operations.extend(reapply.iter().cloned());
+        crash_point("promote::before_swap");
         match store
             .update_share_instances_if(updates, operations, now)
             .await
@@ -806,6 +812,7 @@ impl ReplicaManager {
             Err(err) => return Err(err.into()),
         }
         info!(share.id = %share.id, share_replica.id = %id, old_active = %old_active.id, "replica {id} promoted, {} demoted", old_active.id);
+        crash_point("promote::after_swap");
 
         // Manila: the promoted replica's snapshot instances that were still being created or
         // deleted cannot be trusted to finish, so they go to `error`.

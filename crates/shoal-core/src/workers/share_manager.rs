@@ -23,6 +23,7 @@ use super::OperationHandler;
 use super::replica_manager::ReplicaManager;
 use super::snapshot_manager::{self, SnapshotManager};
 use crate::drivers::Backend;
+use crate::failpoints::crash_point;
 use crate::ops::{self, DeletePayload, ResizePayload};
 use crate::{Core, CoreResult, messages};
 
@@ -149,11 +150,13 @@ impl ShareManagerHandler {
         };
         match outcome {
             Ok(locations) => {
+                crash_point("share_create::after_backend_create");
                 let locations = crate::export_locations::from_driver(locations);
                 self.core
                     .store
                     .replace_export_locations(instance.id, locations, now)
                     .await?;
+                crash_point("share_create::before_available");
                 let update = ShareInstanceUpdate {
                     status: Some("available".to_owned()),
                     // The first instance of a replicated share becomes its active replica.
@@ -244,6 +247,7 @@ impl ShareManagerHandler {
             }
             warn!(share_instance.id = %instance.id, error = %err, "force delete of {} ignores the back-end error: {err}", instance.id);
         }
+        crash_point("share_delete::before_row_delete");
         let siblings = self.core.store.list_share_instances(share.id).await?;
         let last = siblings.iter().all(|s| s.id == instance.id);
         let release = if payload.no_quota {
