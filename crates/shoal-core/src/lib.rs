@@ -9,7 +9,6 @@ pub mod config;
 pub mod drivers;
 pub mod error;
 pub mod export_locations;
-pub mod failpoints;
 pub mod messages;
 pub mod metrics;
 pub mod ops;

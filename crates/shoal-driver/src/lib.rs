@@ -12,7 +12,6 @@
 //! export locations, deleting what is gone succeeds.
 
 pub mod dummy;
-pub mod failpoints;
 use shoal_replication::fsutil;
 pub mod local;
 use shoal_replication as replication;

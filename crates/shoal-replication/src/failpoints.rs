@@ -2,7 +2,8 @@
 //! `a_crash_at_each_failpoint_leaves_consistent_state`). Only with the `testing` feature:
 //! without it [`crash_point`] is an empty function and the `fail` crate is not linked.
 //! A failpoint armed with `FAILPOINTS=<name>=return` aborts the process on the spot, as
-//! kill -9 would, after one line on stderr naming it.
+//! kill -9 would, after one line on stderr naming it. The one implementation for the whole
+//! workspace: shoal-driver and shoal-core call it too (their `testing` features forward here).
 
 /// Aborts the process when the failpoint `name` is armed; does nothing otherwise.
 #[cfg(feature = "testing")]

@@ -32,10 +32,10 @@ use uuid::Uuid;
 
 use super::share_manager::ShareManagerHandler;
 use crate::drivers::Backend;
-use crate::failpoints::crash_point;
 use crate::ops::{self, DeletePayload, PromotePayload, UpdateReplicaPayload};
 use crate::shares::{REPLICA_STATE_ACTIVE, TRANSITIONAL_STATUSES};
 use crate::{Core, CoreResult, messages, replica_locks, shares};
+use shoal_replication::failpoints::crash_point;
 
 /// Replica states an update call may store (Manila ignores `active` and anything else).
 const UPDATABLE_REPLICA_STATES: [&str; 3] = ["in_sync", "out_of_sync", "error"];

@@ -23,9 +23,9 @@ use super::OperationHandler;
 use super::replica_manager::ReplicaManager;
 use super::snapshot_manager::{self, SnapshotManager};
 use crate::drivers::Backend;
-use crate::failpoints::crash_point;
 use crate::ops::{self, DeletePayload, ResizePayload};
 use crate::{Core, CoreResult, messages};
+use shoal_replication::failpoints::crash_point;
 
 /// Handler of one share service's queue.
 pub struct ShareManagerHandler {

@@ -532,7 +532,7 @@ fn create(
         .map_err(|e| io_error(e, context()))?;
     // The size goes first: an instance directory that is visible always has its meta file.
     instance.write_meta(share, share.size_gb, Role::Active)?;
-    crate::failpoints::crash_point("share_create::after_mkdir");
+    shoal_replication::failpoints::crash_point("share_create::after_mkdir");
     if let Err(err) = fs::rename(&creating, &instance.dir) {
         // Someone else put the instance in place meanwhile: theirs stands.
         if !instance.exists()? {
@@ -556,7 +556,7 @@ fn delete(instance: &Instance) -> Result<(), DriverError> {
         // One rename makes the instance vanish at once; the slow removal happens out of sight
         // (and `do_setup` finishes it after a crash).
         fs::rename(&instance.dir, &deleting).map_err(|e| io_error(e, context()))?;
-        crate::failpoints::crash_point("share_delete::after_rename_away");
+        shoal_replication::failpoints::crash_point("share_delete::after_rename_away");
     }
     for path in [
         instance.shares.join(instance.meta_name()),
