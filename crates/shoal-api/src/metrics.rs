@@ -26,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use shoal_core::Core;
+use shoal_core::metrics::seconds_between;
 
 use crate::ApiState;
 
@@ -208,18 +209,18 @@ async fn deployment_state(core: &Core, per_replica: bool) -> String {
             }
             let allocated_gb = allocated.get(&pool.name).copied().unwrap_or(0);
             gauge!("shoal_pool_allocated_bytes", &labels).set(allocated_gb as f64 * GIB);
-            let age = (now - pool.updated_at).num_milliseconds().max(0) as f64 / 1000.0;
+            let age = seconds_between(pool.updated_at, now);
             gauge!("shoal_pool_report_age_seconds", &labels).set(age);
         }
+        let lag_of = |r: &shoal_store::ReplicaSyncStatus| {
+            r.last_clean_source_point
+                .map(|point| seconds_between(point, now))
+        };
         let mut by_state: std::collections::BTreeMap<String, u64> = Default::default();
-        let mut max_lag: Option<f64> = None;
         for replica in &replicas {
             *by_state.entry(replica.replica_state.clone()).or_default() += 1;
-            if let Some(point) = replica.last_clean_source_point {
-                let lag = (now - point).num_milliseconds().max(0) as f64 / 1000.0;
-                max_lag = Some(max_lag.map_or(lag, |m: f64| m.max(lag)));
-            }
         }
+        let max_lag = replicas.iter().filter_map(lag_of).reduce(f64::max);
         for (replica_state, count) in by_state {
             gauge!("shoal_replicas", "replica_state" => replica_state).set(count as f64);
         }
@@ -230,15 +231,11 @@ async fn deployment_state(core: &Core, per_replica: bool) -> String {
             let id = replica.instance_id.to_string();
             gauge!("shoal_replica_info", "replica_id" => id.clone(), "replica_state" => replica.replica_state.clone())
                 .set(1.0);
-            if let Some(point) = replica.last_clean_source_point {
-                let lag = (now - point).num_milliseconds().max(0) as f64 / 1000.0;
+            if let Some(lag) = lag_of(&replica) {
                 gauge!("shoal_replica_lag_seconds", "replica_id" => id.clone()).set(lag);
             }
             if let Some(last) = replica.latest {
-                let took = (last.finished_at - last.started_at)
-                    .num_milliseconds()
-                    .max(0) as f64
-                    / 1000.0;
+                let took = seconds_between(last.started_at, last.finished_at);
                 gauge!("shoal_replica_last_sync_duration_seconds", "replica_id" => id.clone())
                     .set(took);
                 gauge!("shoal_replica_last_sync_bytes", "replica_id" => id.clone())

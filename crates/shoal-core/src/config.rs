@@ -474,9 +474,11 @@ pub struct PoolConfig {
     pub reserved_percentage: u32,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        let backend = |name: &str, az: &str| BackendConfig {
+impl BackendConfig {
+    /// A `local` back end as the embedded default has them: one pool `pool1` at
+    /// `pools/<name>` under the data dir, replication domain `shoal`, `readable`.
+    pub fn local(name: &str, az: &str) -> Self {
+        BackendConfig {
             name: name.to_owned(),
             driver: "local".to_owned(),
             availability_zone: az.to_owned(),
@@ -490,7 +492,12 @@ impl Default for Config {
             }],
             dummy: None,
             local: None,
-        };
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
         Self {
             host: default_host(),
             data_dir: PathBuf::from("./shoal-data"),
@@ -503,7 +510,10 @@ impl Default for Config {
             periodic: PeriodicConfig::default(),
             quota: QuotaConfig::default(),
             operations: OperationsConfig::default(),
-            backends: vec![backend("local1", "az1"), backend("local2", "az2")],
+            backends: vec![
+                BackendConfig::local("local1", "az1"),
+                BackendConfig::local("local2", "az2"),
+            ],
             cluster_secret: String::new(),
             cluster_secret_file: None,
             replication: ReplicationConfig::default(),

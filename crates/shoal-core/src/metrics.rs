@@ -3,6 +3,7 @@
 //! API crate installs the recorder and serves `/metrics`; [`describe`] gives the help texts
 //! of these series and of the crates below (replication transport, NFS, identity).
 
+use chrono::{DateTime, Utc};
 use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
 use shoal_store::{OperationRow, ReplicationRecord};
 
@@ -62,10 +63,15 @@ pub fn describe() {
     shoal_identity::metrics::describe();
 }
 
+/// Seconds from `from` to `to`, 0 when `to` is earlier (clocks of two nodes may differ).
+pub fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6
+}
+
 /// An operation was claimed at `now`.
-pub(crate) fn operation_claimed(op: &OperationRow, now: chrono::DateTime<chrono::Utc>) {
+pub(crate) fn operation_claimed(op: &OperationRow, now: DateTime<Utc>) {
     let ready = op.not_before.unwrap_or(op.created_at).max(op.created_at);
-    let delay = (now - ready).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+    let delay = seconds_between(ready, now);
     histogram!("shoal_operation_claim_delay_seconds", "kind" => op.kind.clone()).record(delay);
 }
 
@@ -94,11 +100,7 @@ pub(crate) fn operation_finished(kind: &str, attempt: Attempt, seconds: f64) {
 
 /// A replica sync finished on this node.
 pub(crate) fn sync_finished(record: &ReplicationRecord) {
-    let seconds = (record.finished_at - record.started_at)
-        .num_microseconds()
-        .unwrap_or(0)
-        .max(0) as f64
-        / 1e6;
+    let seconds = seconds_between(record.started_at, record.finished_at);
     counter!("shoal_replication_syncs_total", "trigger" => record.trigger.clone(), "outcome" => record.outcome.clone())
         .increment(1);
     histogram!("shoal_replication_sync_duration_seconds", "trigger" => record.trigger.clone())

@@ -91,21 +91,7 @@ impl TestAppBuilder {
 
     /// Adds a `local` back end with one pool `pool1` under the app's data dir.
     pub fn with_local_backend(mut self, name: &str, az: &str) -> Self {
-        self.backends.push(BackendConfig {
-            name: name.to_owned(),
-            driver: "local".to_owned(),
-            availability_zone: az.to_owned(),
-            replication_domain: Some("shoal".to_owned()),
-            replication_type: Some("readable".to_owned()),
-            pools: vec![PoolConfig {
-                name: "pool1".to_owned(),
-                path: Some(format!("pools/{name}").into()),
-                total_capacity_gb: None,
-                reserved_percentage: 0,
-            }],
-            dummy: None,
-            local: None,
-        });
+        self.backends.push(BackendConfig::local(name, az));
         self
     }
 

@@ -27,7 +27,7 @@ use anyhow::{Context, bail};
 use reqwest::Method;
 use serde_json::{Value, json};
 use shoal_core::Config;
-use shoal_core::config::{BackendConfig, PoolConfig};
+use shoal_core::config::BackendConfig;
 use shoal_store::{
     OperationState, ShareInstanceFilter, ShareListFilter, SnapshotInstanceFilter,
     SnapshotListFilter, Store,
@@ -630,33 +630,27 @@ impl Client {
     }
 
     async fn replica_resync(&mut self, share: usize) -> ActionResult {
-        let Some(replica) = self.secondary(share).await? else {
-            return Ok(Outcome::Skipped);
-        };
-        let path = format!("/share-replicas/{replica}");
-        if let Err(status) = self
-            .shared
-            .start(
-                Method::POST,
-                &format!("{path}/action"),
-                Some(json!({"resync": null})),
-            )
-            .await?
-        {
-            return Ok(Outcome::Refused(status));
-        }
-        self.shared
-            .wait(
-                &format!("resync of replica {replica}"),
-                &path,
-                false,
-                replica_stable,
-            )
-            .await?;
-        Ok(Outcome::Done)
+        self.replica_action(share, "resync", replica_stable).await
     }
 
     async fn replica_promote(&mut self, share: usize) -> ActionResult {
+        self.replica_action(share, "promote", |v| {
+            Ok(
+                replica_stable(v)?
+                    && v["share_replica"]["replica_state"].as_str() == Some("active"),
+            )
+        })
+        .await
+    }
+
+    /// `POST /share-replicas/{id}/action {action: null}` on one of the share's secondaries,
+    /// then waits until `stable` holds for it.
+    async fn replica_action(
+        &mut self,
+        share: usize,
+        action: &str,
+        stable: fn(&Value) -> Result<bool, String>,
+    ) -> ActionResult {
         let Some(replica) = self.secondary(share).await? else {
             return Ok(Outcome::Skipped);
         };
@@ -666,7 +660,10 @@ impl Client {
             .start(
                 Method::POST,
                 &format!("{path}/action"),
-                Some(json!({"promote": null})),
+                Some(Value::Object(serde_json::Map::from_iter([(
+                    action.to_owned(),
+                    Value::Null,
+                )]))),
             )
             .await?
         {
@@ -674,13 +671,10 @@ impl Client {
         }
         self.shared
             .wait(
-                &format!("promotion of replica {replica}"),
+                &format!("{action} of replica {replica}"),
                 &path,
                 false,
-                |v| {
-                    Ok(replica_stable(v)?
-                        && v["share_replica"]["replica_state"].as_str() == Some("active"))
-                },
+                stable,
             )
             .await?;
         Ok(Outcome::Done)
@@ -963,24 +957,6 @@ pub async fn run(settings: &SoakBench) -> anyhow::Result<SoakResults> {
     run_on(settings, &settings.database_url).await
 }
 
-fn local_backend(name: &str, az: &str) -> BackendConfig {
-    BackendConfig {
-        name: name.to_owned(),
-        driver: "local".to_owned(),
-        availability_zone: az.to_owned(),
-        replication_domain: Some("soak".to_owned()),
-        replication_type: Some("readable".to_owned()),
-        pools: vec![PoolConfig {
-            name: "pool1".to_owned(),
-            path: Some(PathBuf::from(format!("pools/{name}"))),
-            total_capacity_gb: None,
-            reserved_percentage: 0,
-        }],
-        dummy: None,
-        local: None,
-    }
-}
-
 async fn run_on(settings: &SoakBench, database_url: &str) -> anyhow::Result<SoakResults> {
     let scratch = match &settings.dir {
         Some(dir) => {
@@ -1000,7 +976,7 @@ async fn run_on(settings: &SoakBench, database_url: &str) -> anyhow::Result<Soak
     config.nfs.enabled = false;
     config.backends = BACKENDS
         .iter()
-        .map(|(name, az)| local_backend(name, az))
+        .map(|(name, az)| BackendConfig::local(name, az))
         .collect();
     // Secondaries are refreshed by the periodic update too, so data moves without resyncs.
     config.periodic.replica_state_update_interval = Duration::from_secs(10);

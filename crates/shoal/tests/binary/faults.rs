@@ -139,21 +139,7 @@ async fn a_full_pool_fails_the_sync_clearly_and_keeps_the_published_version() {
         .map(local_path)
         .expect("the active's local location");
     write_sample_tree(&active_root, 100);
-    let (status, body) = call(
-        Method::POST,
-        &format!("{v2}/share-replicas"),
-        "2.56",
-        Some(json!({"share_replica": {"share_id": share_id, "availability_zone": "az2"}})),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
-    let replica_id = body["share_replica"]["id"].as_str().unwrap().to_owned();
-    poll_until(
-        &format!("{v2}/share-replicas/{replica_id}"),
-        "in_sync",
-        |b| b["share_replica"]["replica_state"] == "in_sync",
-    )
-    .await;
+    let replica_id = crate::nfs::replica_in_az2(&v2, &share_id).await;
     let current = full.0.join("replicas").join(&replica_id).join("current");
     let published = tree(&current);
     assert_eq!(published, tree(&active_root));

@@ -60,7 +60,7 @@ async fn allow_this_host(v2: &str, share: &str) {
 }
 
 /// Adds a replica of `share` in az2 and waits until it is available and in_sync; its id.
-async fn replica_in_az2(v2: &str, share: &str) -> String {
+pub(crate) async fn replica_in_az2(v2: &str, share: &str) -> String {
     let (status, body) = call(
         Method::POST,
         &format!("{v2}/share-replicas"),
