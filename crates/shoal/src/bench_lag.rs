@@ -65,6 +65,16 @@ pub struct LagResults {
     pub tree_entries: usize,
 }
 
+/// Gibibytes the share is created with: room for the tree (the replication benchmark's files
+/// average about 150 KiB) and the load, with one to spare, so that a small run does not ask
+/// the pool's capacity filter for space it will never use (a fixed 10 GiB put CI's run in
+/// `error` on a machine with little free disk).
+fn share_size_gib(settings: &LagBench) -> u64 {
+    let tree = settings.tree_files as u64 * 160 * 1024;
+    let load = (settings.duration.as_secs_f64() * settings.rate).ceil() as u64 * settings.file_size;
+    (tree + load).div_ceil(1 << 30) + 1
+}
+
 /// Token of the benchmark's requests (noauth: `user:project`, admin).
 const TOKEN: &str = "bench:bench";
 /// Microversion: replication without the experimental header.
@@ -347,7 +357,7 @@ async fn measure(settings: &LagBench, server: &Server) -> anyhow::Result<LagResu
     let share = api
         .post(
             "/shares",
-            json!({"share": {"share_proto": "NFS", "size": 10, "share_type": "lag",
+            json!({"share": {"share_proto": "NFS", "size": share_size_gib(settings), "share_type": "lag",
                 "availability_zone": "az1"}}),
         )
         .await?;
@@ -524,4 +534,28 @@ pub fn print(settings: &LagBench, r: &LagResults) {
         ms(percentile(&r.lags, 0.99)),
         ms(r.lags.last().copied().unwrap_or_default()),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(tree_files: usize, seconds: u64, rate: f64, file_size: u64) -> LagBench {
+        LagBench {
+            dir: None,
+            tree_files,
+            duration: Duration::from_secs(seconds),
+            rate,
+            file_size,
+            poll: Duration::from_millis(50),
+        }
+    }
+
+    #[test]
+    fn the_share_is_sized_from_the_tree_and_the_load() {
+        // The CI test's run: a few megabytes.
+        assert_eq!(share_size_gib(&settings(50, 2, 10.0, 4096)), 2);
+        // The recorded run: 20,400 files (~3.1 GiB) and 1200 × 64 KiB (75 MiB).
+        assert_eq!(share_size_gib(&settings(20_400, 60, 20.0, 64 << 10)), 5);
+    }
 }
