@@ -127,9 +127,14 @@ pub struct ManagePayload {
 pub struct ResizePayload {
     /// Target size in GiB.
     pub new_size: i64,
-    /// Quota reservations to commit on success or roll back on failure (extend only).
+    /// Quota reservations to commit on success or roll back on failure.
     #[serde(default)]
     pub reservations: Vec<Uuid>,
+    /// Replicas the `replica_gigabytes` reservation was made for, so the commit can correct
+    /// it for replicas deleted (or added) in the meantime. `None` in operations queued
+    /// before it was recorded: no correction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i64>,
 }
 
 /// `host@backend` of a `host@backend#pool`, the share service that must do the work; `None`

@@ -382,10 +382,7 @@ pub async fn unmanage_share(
     } else {
         // Never placed: no back end holds anything, the rows go at once.
         let release = if no_quota {
-            QuotaRequest {
-                project_id: share.row.project_id.clone(),
-                ..Default::default()
-            }
+            shoal_store::InstanceRelease::default()
         } else {
             shares::instance_release(&share.row, instance, true)
         };

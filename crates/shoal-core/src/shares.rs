@@ -28,8 +28,8 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use shoal_store::{
-    NewShare, NewShareInstance, QuotaRequest, ShareInstanceRow, ShareInstanceUpdate,
-    ShareListFilter, ShareRow, ShareTypeRow, ShareUpdate, StoreError,
+    InstanceRelease, NewShare, NewShareInstance, QuotaRequest, ShareInstanceRow,
+    ShareInstanceUpdate, ShareListFilter, ShareRow, ShareTypeRow, ShareUpdate, StoreError,
 };
 use uuid::Uuid;
 
@@ -1541,30 +1541,38 @@ pub async fn delete_share_metadata_key(core: &Core, share: &Share, key: &str) ->
 /// `replica_gigabytes` when it is (or, for the first instance of a replicated share, was
 /// charged as) a replica. Manila's `_update_share_instance_usages`, except that a
 /// replicated share whose primary never became `active` also releases its replica charge
-/// (Manila leaks it). For the share workers too.
+/// (Manila leaks it). The gigabytes are per GiB: the store sizes them by the share's size
+/// when the rows go, so a resize committed after `share` was read is released too. For the
+/// share workers too.
 pub fn instance_release(
     share: &ShareRow,
     instance: &ShareInstanceRow,
     is_last: bool,
-) -> QuotaRequest {
-    let size = share.size_gb;
-    let mut deltas = BTreeMap::new();
+) -> InstanceRelease {
+    let mut counts = BTreeMap::new();
+    let mut per_gib = BTreeMap::new();
     let replica = instance.replica_state.is_some() || (is_last && share.replication_type.is_some());
     if replica {
-        deltas.insert("share_replicas".to_owned(), -1);
-        deltas.insert("replica_gigabytes".to_owned(), -size);
+        counts.insert("share_replicas".to_owned(), -1);
+        per_gib.insert("replica_gigabytes".to_owned(), -1);
     }
     if is_last {
-        deltas.insert("shares".to_owned(), -1);
-        deltas.insert("gigabytes".to_owned(), -size);
+        counts.insert("shares".to_owned(), -1);
+        per_gib.insert("gigabytes".to_owned(), -1);
     }
-    let release = QuotaRequest {
-        project_id: share.project_id.clone(),
-        deltas,
-        limits: BTreeMap::new(),
-    };
     // The owner's and the share type's usage go down with the project's.
-    quotas::with_scopes(release, &share.user_id, share.share_type_id)
+    let scoped = |deltas| {
+        let req = QuotaRequest {
+            project_id: share.project_id.clone(),
+            deltas,
+            limits: BTreeMap::new(),
+        };
+        quotas::with_scopes(req, &share.user_id, share.share_type_id)
+    };
+    InstanceRelease {
+        fixed: scoped(counts),
+        per_gib: scoped(per_gib).deltas,
+    }
 }
 
 /// `ShareBusyException` as the client sees it.
@@ -1675,10 +1683,7 @@ pub async fn delete_share(core: &Core, share: &Share, force: bool) -> CoreResult
             continue;
         }
         let release = if no_quota {
-            QuotaRequest {
-                project_id: share.row.project_id.clone(),
-                ..Default::default()
-            }
+            InstanceRelease::default()
         } else {
             instance_release(&share.row, &updated, is_last)
         };
@@ -1805,6 +1810,7 @@ pub async fn extend_share(core: &Core, share: &Share, req: Extend) -> CoreResult
     let payload = json!(ops::ResizePayload {
         new_size: req.new_size,
         reservations: reservations.clone(),
+        replicas: Some(replicas),
     });
     let result = match ops::for_instance_host(
         ops::EXTEND_SHARE_INSTANCE,
@@ -1904,6 +1910,7 @@ pub async fn shrink_share(core: &Core, share: &Share, new_size: i64) -> CoreResu
     let payload = json!(ops::ResizePayload {
         new_size,
         reservations: reservations.clone(),
+        replicas: Some(replicas),
     });
     let Some(op) = ops::for_instance_host(
         ops::SHRINK_SHARE_INSTANCE,
@@ -2176,10 +2183,11 @@ mod tests {
             is_soft_deleted: false,
             scheduled_to_be_deleted_at: None,
         };
-        let last = instance_release(&share, &instance("error", None), true);
+        let last = instance_release(&share, &instance("error", None), true).sized(share.size_gb);
         assert_eq!(last.deltas.get("shares"), Some(&-1));
         assert_eq!(last.deltas.get("replica_gigabytes"), Some(&-3));
         let secondary = instance_release(&share, &instance("error", Some("error")), false);
+        let secondary = secondary.sized(share.size_gb);
         assert_eq!(secondary.deltas.get("shares"), None);
         assert_eq!(secondary.deltas.get("share_replicas"), Some(&-1));
     }

@@ -326,6 +326,59 @@ pub struct QuotaRequest {
     pub limits: BTreeMap<String, i64>,
 }
 
+/// The quota usage the removal of one share instance gives back. The per-GiB part is sized
+/// by the share's `size_gb` as read in the deleting transaction, under the share's row lock,
+/// so an extend or shrink committed after the caller read the share is released at the size
+/// it left, not the size the caller saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceRelease {
+    /// Deltas applied as they are (`shares`, `share_replicas`), with the project charged.
+    pub fixed: QuotaRequest,
+    /// Deltas per GiB of the share (`gigabytes`, `replica_gigabytes`, usually -1).
+    pub per_gib: BTreeMap<String, i64>,
+}
+
+impl InstanceRelease {
+    /// The request to apply for a share of `size_gb`.
+    pub fn sized(&self, size_gb: i64) -> QuotaRequest {
+        let mut req = self.fixed.clone();
+        for (resource, per_gib) in &self.per_gib {
+            *req.deltas.entry(resource.clone()).or_default() += per_gib.saturating_mul(size_gb);
+        }
+        req
+    }
+}
+
+impl From<QuotaRequest> for InstanceRelease {
+    fn from(fixed: QuotaRequest) -> Self {
+        Self {
+            fixed,
+            per_gib: BTreeMap::new(),
+        }
+    }
+}
+
+/// The end of a successful extend or shrink, done in one transaction under the share's row
+/// lock: the new size, the committed reservations and a correction for replicas added or
+/// removed since the reservations were counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResizeCommit {
+    /// Share resized.
+    pub share_id: Uuid,
+    /// Its new size in GiB.
+    pub new_size: i64,
+    /// Reservations taken when the resize was accepted.
+    pub reservations: Vec<Uuid>,
+    /// Replicas (`replica_state` set) the reservations were made for; `None` makes no
+    /// correction (an operation queued before this was recorded).
+    pub reserved_replicas: Option<i64>,
+    /// Usage per replica per GiB of size change (`replica_gigabytes` and its scopes: 1),
+    /// with the project charged. Charged × (replicas now − `reserved_replicas`) × (new
+    /// size − old size), and only when the reservations were still there to commit, so a
+    /// re-run changes nothing.
+    pub per_replica_gib: QuotaRequest,
+}
+
 /// Usage of one resource by one project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuotaUsage {

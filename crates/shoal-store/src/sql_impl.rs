@@ -185,7 +185,7 @@ macro_rules! impl_store {
             };
             use $crate::model_shares::{
                 AccessRuleRow, ExportLocationRow, MessageRow, NewAccessRule, NewExportLocation,
-                NewShare, NewShareInstance, QuotaRequest, QuotaUsage, ReplicaSyncStatus, ReplicationRecord,
+                InstanceRelease, NewShare, NewShareInstance, QuotaRequest, ResizeCommit, QuotaUsage, ReplicaSyncStatus, ReplicationRecord,
                 ShareInstanceCas, ShareInstanceRow, ShareInstanceUpdate,
                 ShareListFilter, ShareRow, ShareUpdate,
             };
@@ -1216,7 +1216,7 @@ macro_rules! impl_store {
                 async fn delete_share_instance_and_maybe_share(
                     &self,
                     instance_id: Uuid,
-                    release: QuotaRequest,
+                    release: InstanceRelease,
                     now: DateTime<Utc>,
                 ) -> Result<bool> {
                     super::share_sql::delete_share_instance_and_maybe_share(
@@ -1675,6 +1675,14 @@ macro_rules! impl_store {
                     now: DateTime<Utc>,
                 ) -> Result<()> {
                     super::quota_sql::finish_reservations(self, ids, true, now).await
+                }
+
+                async fn commit_share_resize(
+                    &self,
+                    commit: ResizeCommit,
+                    now: DateTime<Utc>,
+                ) -> Result<()> {
+                    super::share_sql::commit_share_resize(self, commit, now).await
                 }
 
                 async fn rollback_reservations(

@@ -366,6 +366,19 @@ macro_rules! quota_sql {
                 Ok(ids)
             }
 
+            /// Commits the given reservations inside the caller's transaction; returns
+            /// whether any was still there to commit.
+            pub(super) async fn commit_in(
+                conn: &mut DbConn,
+                ids: &[Uuid],
+                now: DateTime<Utc>,
+            ) -> Result<bool> {
+                let finished = take_reservations(conn, ids).await?;
+                let any = !finished.is_empty();
+                apply_finished(conn, finished, true, now).await?;
+                Ok(any)
+            }
+
             pub(super) async fn finish_reservations(
                 store: &$store,
                 ids: &[Uuid],

@@ -75,9 +75,9 @@ macro_rules! share_sql {
             };
             use $crate::model::NewOperation;
             use $crate::model_shares::{
-                AccessRuleRow, ExportLocationRow, NewAccessRule, NewExportLocation, NewShare,
-                NewShareInstance, QuotaRequest, ShareInstanceRow, ShareInstanceUpdate,
-                ShareListFilter, ShareRow, ShareUpdate,
+                AccessRuleRow, ExportLocationRow, InstanceRelease, NewAccessRule,
+                NewExportLocation, NewShare, NewShareInstance, QuotaRequest, ResizeCommit,
+                ShareInstanceRow, ShareInstanceUpdate, ShareListFilter, ShareRow, ShareUpdate,
             };
             use $crate::sql_shares::{
                 access_rule_select, export_location_columns, instance_columns, share_select,
@@ -868,7 +868,7 @@ macro_rules! share_sql {
             pub(super) async fn delete_share_instance_and_maybe_share(
                 store: &$store,
                 instance_id: Uuid,
-                release: QuotaRequest,
+                release: InstanceRelease,
                 now: DateTime<Utc>,
             ) -> Result<bool> {
                 let mut tx = store.begin_write().await?;
@@ -899,6 +899,9 @@ macro_rules! share_sql {
                 .fetch_one(&mut *tx)
                 .await?;
                 let share_removed = get::<i64>(&remaining, "n")? == 0;
+                // Read under the lock that a resize's commit also takes (see
+                // `commit_share_resize`): the size this instance was last charged for.
+                let size_gb = share_size(&mut tx, share_id).await?;
                 if share_removed {
                     // Metadata and access rules go with it (ON DELETE CASCADE).
                     sqlx::query("DELETE FROM shares WHERE id = $1")
@@ -906,9 +909,59 @@ macro_rules! share_sql {
                         .execute(&mut *tx)
                         .await?;
                 }
-                super::quota_sql::charge_in(&mut tx, &release, now).await?;
+                super::quota_sql::charge_in(&mut tx, &release.sized(size_gb), now).await?;
                 tx.commit().await?;
                 Ok(share_removed)
+            }
+
+            /// `size_gb` of a share, 0 if it is missing.
+            async fn share_size(conn: &mut DbConn, share_id: Uuid) -> Result<i64> {
+                let row = sqlx::query("SELECT size_gb FROM shares WHERE id = $1")
+                    .bind(DbUuid(share_id))
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                row.map_or(Ok(0), |row| get::<i64>(&row, "size_gb"))
+            }
+
+            pub(super) async fn commit_share_resize(
+                store: &$store,
+                commit: ResizeCommit,
+                now: DateTime<Utc>,
+            ) -> Result<()> {
+                let mut tx = store.begin_write().await?;
+                if !lock_row(&mut tx, "shares", commit.share_id).await? {
+                    return Err(StoreError::NotFound(format!("share {}", commit.share_id)));
+                }
+                let old_size = share_size(&mut tx, commit.share_id).await?;
+                sqlx::query("UPDATE shares SET size_gb = $1, updated_at = $2 WHERE id = $3")
+                    .bind(commit.new_size)
+                    .bind(DbTime::new(now))
+                    .bind(DbUuid(commit.share_id))
+                    .execute(&mut *tx)
+                    .await?;
+                let committed =
+                    super::quota_sql::commit_in(&mut tx, &commit.reservations, now).await?;
+                if let (true, Some(reserved)) = (committed, commit.reserved_replicas) {
+                    let row = sqlx::query(
+                        "SELECT COUNT(*) AS n FROM share_instances \
+                         WHERE share_id = $1 AND replica_state IS NOT NULL",
+                    )
+                    .bind(DbUuid(commit.share_id))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let replicas = get::<i64>(&row, "n")?;
+                    let factor = (replicas - reserved).saturating_mul(commit.new_size - old_size);
+                    if factor != 0 {
+                        let mut correction = commit.per_replica_gib.clone();
+                        correction.limits.clear();
+                        for delta in correction.deltas.values_mut() {
+                            *delta = delta.saturating_mul(factor);
+                        }
+                        super::quota_sql::charge_in(&mut tx, &correction, now).await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
             }
 
             // ---- export locations ----

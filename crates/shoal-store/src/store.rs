@@ -25,10 +25,10 @@ use crate::model_identity::{
     RoleAssignmentRow,
 };
 use crate::model_shares::{
-    AccessRuleRow, ExportLocationRow, MessageRow, NewAccessRule, NewExportLocation, NewShare,
-    NewShareInstance, QuotaRequest, QuotaUsage, ReplicaSyncStatus, ReplicationRecord,
-    ShareInstanceCas, ShareInstanceFilter, ShareInstanceRow, ShareInstanceUpdate, ShareListFilter,
-    ShareRow, ShareUpdate,
+    AccessRuleRow, ExportLocationRow, InstanceRelease, MessageRow, NewAccessRule,
+    NewExportLocation, NewShare, NewShareInstance, QuotaRequest, QuotaUsage, ReplicaSyncStatus,
+    ReplicationRecord, ResizeCommit, ShareInstanceCas, ShareInstanceFilter, ShareInstanceRow,
+    ShareInstanceUpdate, ShareListFilter, ShareRow, ShareUpdate,
 };
 use crate::model_snapshots::{
     NewSnapshot, NewSnapshotAccessRule, NewSnapshotExportLocation, NewSnapshotInstance,
@@ -325,13 +325,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes an instance with its export locations and access mappings; when it was the
     /// share's last instance, also the share with its metadata and access rules. Applies
-    /// `release` to `in_use` (negative deltas, clamped at zero) in the same transaction.
-    /// Returns whether the share was removed. Idempotent: a missing instance gives
-    /// `Ok(false)` and releases nothing.
+    /// `release`, sized by the share's size read under its row lock, to `in_use` (negative
+    /// deltas, clamped at zero) in the same transaction. Returns whether the share was
+    /// removed. Idempotent: a missing instance gives `Ok(false)` and releases nothing.
     async fn delete_share_instance_and_maybe_share(
         &self,
         instance_id: Uuid,
-        release: QuotaRequest,
+        release: InstanceRelease,
         now: DateTime<Utc>,
     ) -> Result<bool>;
 
@@ -755,6 +755,12 @@ pub trait Store: Send + Sync + 'static {
     /// Commits reservations: their deltas move to `in_use` (clamped at zero) and leave
     /// `reserved`. Unknown ids (already committed, rolled back or expired) are skipped.
     async fn commit_reservations(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()>;
+
+    /// Finishes an extend or shrink (see [`ResizeCommit`]): sets the share's size, commits
+    /// the reservations and corrects `replica_gigabytes` for replicas deleted or added
+    /// since they were counted, in one transaction that holds the share's row lock, as
+    /// instance deletes do. Idempotent. `NotFound` if the share is missing.
+    async fn commit_share_resize(&self, commit: ResizeCommit, now: DateTime<Utc>) -> Result<()>;
 
     /// Rolls reservations back, releasing what they hold. Unknown ids are skipped.
     async fn rollback_reservations(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()>;

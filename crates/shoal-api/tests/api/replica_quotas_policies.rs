@@ -456,3 +456,56 @@ async fn v308_policy_denial_comes_before_lookup() {
     }
     app.finish().await;
 }
+
+/// A secondary deleted while its share is extending or shrinking, its delete run before or
+/// after the resize: `replica_gigabytes` ends at what the remaining replica holds (the
+/// resize's reservation was made for two replicas; its commit corrects for one).
+#[tokio::test]
+async fn replica_delete_racing_a_resize_leaves_exact_replica_usage() {
+    let app = app().await;
+    let project = project_of("admin");
+    for (resize, new_size) in [("extend", 5), ("shrink", 1)] {
+        for delete_first in [true, false] {
+            let share = available_share_sized(&app, "admin", 3).await;
+            let secondary = in_sync_replica(&app, "admin", &share).await;
+            let (shares_before, _) = usage(&app, project, "gigabytes").await;
+            let (replica_gb_before, _) = usage(&app, project, "replica_gigabytes").await;
+            let workers = app.hold_workers().await;
+            let resize_call = || async {
+                let resp = app
+                    .post(&format!("/v2/shares/{share}/action"))
+                    .version("2.64")
+                    .token(&app.token_for("admin"))
+                    .json(&json!({resize: {"new_size": new_size}}))
+                    .send()
+                    .await;
+                assert_eq!(resp.status, 202, "{resize}: {}", resp.text());
+            };
+            let delete_call = || async {
+                let resp = delete_replica(&app, "admin", &secondary).await;
+                assert_eq!(resp.status, 202, "{}", resp.text());
+            };
+            // The operations run in the order they were queued.
+            if delete_first {
+                delete_call().await;
+                resize_call().await;
+            } else {
+                resize_call().await;
+                delete_call().await;
+            }
+            drop(workers);
+            app.settle().await;
+            assert_eq!(share_view(&app, &share).await["size"], new_size);
+            assert!(replicas_of(&app, &share).await.len() == 1);
+            let (gb, gb_reserved) = usage(&app, project, "gigabytes").await;
+            assert_eq!((gb, gb_reserved), (shares_before - 3 + new_size, 0));
+            let (replica_gb, reserved) = usage(&app, project, "replica_gigabytes").await;
+            assert_eq!(
+                (replica_gb, reserved),
+                (replica_gb_before - 2 * 3 + new_size, 0),
+                "{resize}, delete first: {delete_first}"
+            );
+        }
+    }
+    app.finish().await;
+}

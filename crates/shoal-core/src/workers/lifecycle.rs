@@ -171,10 +171,7 @@ pub(crate) async fn unmanage(core: &Core, backend: &Backend, id: Uuid) -> CoreRe
     }
     // A share whose manage failed never held quota.
     let release = if status == STATUS_MANAGE_ERROR_UNMANAGING {
-        QuotaRequest {
-            project_id: share.project_id.clone(),
-            ..Default::default()
-        }
+        shoal_store::InstanceRelease::default()
     } else {
         shares::instance_release(&share, &instance, true)
     };

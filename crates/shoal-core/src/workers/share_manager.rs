@@ -14,7 +14,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use shoal_driver::{AccessRule, AccessRuleResult, DriverError, ShareInstanceRef};
 use shoal_store::{
-    OperationRow, ShareInstanceRow, ShareInstanceUpdate, ShareRow, ShareUpdate, StoreError,
+    OperationRow, ResizeCommit, ShareInstanceRow, ShareInstanceUpdate, ShareRow, StoreError,
 };
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -251,10 +251,7 @@ impl ShareManagerHandler {
         let siblings = self.core.store.list_share_instances(share.id).await?;
         let last = siblings.iter().all(|s| s.id == instance.id);
         let release = if payload.no_quota {
-            shoal_store::QuotaRequest {
-                project_id: share.project_id.clone(),
-                ..Default::default()
-            }
+            shoal_store::InstanceRelease::default()
         } else {
             crate::shares::instance_release(&share, &instance, last)
         };
@@ -291,19 +288,25 @@ impl ShareManagerHandler {
         let store = &self.core.store;
         let (outcome_status, detail) = match outcome {
             Ok(()) => {
-                store
-                    .update_share(
-                        share.id,
-                        ShareUpdate {
-                            size_gb: Some(payload.new_size),
-                            ..Default::default()
-                        },
-                        now,
-                    )
-                    .await?;
-                store
-                    .commit_reservations(&payload.reservations, now)
-                    .await?;
+                // The size, the reservations and the replica correction in one
+                // transaction: a replica delete in between releases what it finds.
+                let per_replica_gib = crate::quotas::with_scopes(
+                    shoal_store::QuotaRequest {
+                        project_id: share.project_id.clone(),
+                        deltas: [("replica_gigabytes".to_owned(), 1)].into(),
+                        limits: Default::default(),
+                    },
+                    &share.user_id,
+                    share.share_type_id,
+                );
+                let commit = ResizeCommit {
+                    share_id: share.id,
+                    new_size: payload.new_size,
+                    reservations: payload.reservations.clone(),
+                    reserved_replicas: payload.replicas,
+                    per_replica_gib,
+                };
+                store.commit_share_resize(commit, now).await?;
                 ("available", None)
             }
             // Manila puts a share whose shrink would lose data back to available.

@@ -443,7 +443,7 @@ pub(crate) async fn access_rules_go_with_the_share<S: ForTest>() {
         .unwrap();
     assert!(
         store
-            .delete_share_instance_and_maybe_share(inst.id, quota("p1", &[], &[]), at(30))
+            .delete_share_instance_and_maybe_share(inst.id, quota("p1", &[], &[]).into(), at(30))
             .await
             .unwrap()
     );
@@ -647,7 +647,7 @@ pub(crate) async fn access_rule_metadata_goes_with_the_rule<S: ForTest>() {
         .unwrap();
     assert!(
         store
-            .delete_share_instance_and_maybe_share(inst.id, quota("p1", &[], &[]), at(30))
+            .delete_share_instance_and_maybe_share(inst.id, quota("p1", &[], &[]).into(), at(30))
             .await
             .unwrap()
     );

@@ -87,6 +87,7 @@ macro_rules! store_test_suite {
                 list_all_share_instances_filters,
                 delete_share_instance_and_maybe_share,
                 delete_share_instance_is_idempotent,
+                resize_commit_and_replica_delete_in_either_order,
                 concurrent_deletes_of_last_instances_remove_the_share,
                 export_locations_replace_keeps_ids,
                 allocated_gb_by_pool_sums_placed_instances,

@@ -475,7 +475,7 @@ pub(crate) async fn replica_metadata_and_history_go_with_the_instance<S: ForTest
 
     // Deleting the replica removes its metadata and history, not the other instance's.
     let share_removed = store
-        .delete_share_instance_and_maybe_share(secondary.id, quota("p1", &[], &[]), at(2))
+        .delete_share_instance_and_maybe_share(secondary.id, quota("p1", &[], &[]).into(), at(2))
         .await
         .unwrap();
     assert!(!share_removed);
@@ -508,7 +508,7 @@ pub(crate) async fn replica_metadata_and_history_go_with_the_instance<S: ForTest
 
     // The last instance takes the share and its own rows with it.
     let share_removed = store
-        .delete_share_instance_and_maybe_share(active.id, quota("p1", &[], &[]), at(3))
+        .delete_share_instance_and_maybe_share(active.id, quota("p1", &[], &[]).into(), at(3))
         .await
         .unwrap();
     assert!(share_removed);

@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::{at, new_instance, new_share, new_type, op_for, quota, specs_of};
 use crate::testing::ForTest;
 use crate::{
-    NewExportLocation, OperationState, ShareInstanceUpdate, ShareListFilter, ShareUpdate,
-    StoreError,
+    InstanceRelease, NewExportLocation, NewShareInstance, OperationState, ResizeCommit,
+    ShareInstanceUpdate, ShareListFilter, ShareUpdate, StoreError,
 };
 
 pub(crate) async fn create_and_get_share<S: ForTest>() {
@@ -464,7 +464,7 @@ pub(crate) async fn share_type_in_use_is_counted_and_not_deletable<S: ForTest>()
     // Once its shares are gone the type can go.
     let release = quota("p1", &[], &[]);
     store
-        .delete_share_instance_and_maybe_share(on_share.instance.id, release, at(3))
+        .delete_share_instance_and_maybe_share(on_share.instance.id, release.into(), at(3))
         .await
         .unwrap();
     assert_eq!(
@@ -1086,7 +1086,8 @@ pub(crate) async fn delete_share_instance_and_maybe_share<S: ForTest>() {
                 "p1",
                 &[("share_replicas", -1), ("replica_gigabytes", -4)],
                 &[],
-            ),
+            )
+            .into(),
             at(3),
         )
         .await
@@ -1118,7 +1119,7 @@ pub(crate) async fn delete_share_instance_and_maybe_share<S: ForTest>() {
     let removed = store
         .delete_share_instance_and_maybe_share(
             first.id,
-            quota("p1", &[("shares", -1), ("gigabytes", -4)], &[]),
+            quota("p1", &[("shares", -1), ("gigabytes", -4)], &[]).into(),
             at(4),
         )
         .await
@@ -1145,7 +1146,7 @@ pub(crate) async fn delete_share_instance_is_idempotent<S: ForTest>() {
     let release = quota("p1", &[("shares", -1), ("gigabytes", -3)], &[]);
     assert!(
         store
-            .delete_share_instance_and_maybe_share(inst.id, release.clone(), at(2))
+            .delete_share_instance_and_maybe_share(inst.id, release.clone().into(), at(2))
             .await
             .unwrap()
     );
@@ -1155,12 +1156,107 @@ pub(crate) async fn delete_share_instance_is_idempotent<S: ForTest>() {
     // A retried delete releases nothing more.
     assert!(
         !store
-            .delete_share_instance_and_maybe_share(inst.id, release, at(3))
+            .delete_share_instance_and_maybe_share(inst.id, release.into(), at(3))
             .await
             .unwrap()
     );
     assert_eq!(store.get_quota_usages("p1").await.unwrap(), after_first);
     assert!(store.get_share_instance(keep.id).await.is_ok());
+    db.finish().await;
+}
+
+/// A replica delete racing an extend, in either order, leaves `replica_gigabytes` equal to
+/// what the remaining replicas hold: the delete releases the size it finds under the share's
+/// lock, and the resize's commit corrects its reservation for the replicas it finds.
+pub(crate) async fn resize_commit_and_replica_delete_in_either_order<S: ForTest>() {
+    let Some(db) = S::for_test().await else {
+        return;
+    };
+    let store = db.store();
+    let replica_state = |state: &str| NewShareInstance {
+        replica_state: Some(state.to_owned()),
+        ..new_instance()
+    };
+    let release = || InstanceRelease {
+        fixed: quota("p1", &[("share_replicas", -1)], &[]),
+        per_gib: [("replica_gigabytes".to_owned(), -1)].into(),
+    };
+    for delete_first in [true, false] {
+        // A 2 GiB share with an active replica and one secondary, charged 2 × 2 GiB.
+        let mut new = new_share("p1", 2, 0);
+        new.instance = replica_state("active");
+        new.quota = quota(
+            "p1",
+            &[
+                ("shares", 1),
+                ("gigabytes", 2),
+                ("share_replicas", 1),
+                ("replica_gigabytes", 2),
+            ],
+            &[],
+        );
+        let (share, _) = store.create_share(new).await.unwrap();
+        let secondary = store
+            .create_share_instance(
+                share.id,
+                replica_state("in_sync"),
+                quota(
+                    "p1",
+                    &[("share_replicas", 1), ("replica_gigabytes", 2)],
+                    &[],
+                ),
+                vec![],
+                at(1),
+            )
+            .await
+            .unwrap();
+        let before = store.get_quota_usages("p1").await.unwrap()["replica_gigabytes"].in_use;
+        // Extend to 5 GiB, reserved for the two replicas the API saw.
+        let reservations = store
+            .reserve_quota(
+                quota("p1", &[("gigabytes", 3), ("replica_gigabytes", 6)], &[]),
+                at(100),
+                at(2),
+            )
+            .await
+            .unwrap();
+        let commit = ResizeCommit {
+            share_id: share.id,
+            new_size: 5,
+            reservations,
+            reserved_replicas: Some(2),
+            per_replica_gib: quota("p1", &[("replica_gigabytes", 1)], &[]),
+        };
+        if delete_first {
+            store
+                .delete_share_instance_and_maybe_share(secondary.id, release(), at(3))
+                .await
+                .unwrap();
+            store
+                .commit_share_resize(commit.clone(), at(4))
+                .await
+                .unwrap();
+        } else {
+            store
+                .commit_share_resize(commit.clone(), at(3))
+                .await
+                .unwrap();
+            store
+                .delete_share_instance_and_maybe_share(secondary.id, release(), at(4))
+                .await
+                .unwrap();
+        }
+        // A re-run of the commit changes nothing.
+        store.commit_share_resize(commit, at(5)).await.unwrap();
+        assert_eq!(store.get_share(share.id).await.unwrap().size_gb, 5);
+        let usage = store.get_quota_usages("p1").await.unwrap();
+        assert_eq!(
+            usage["replica_gigabytes"].in_use - before,
+            5 - 4,
+            "delete first: {delete_first}: one 5 GiB replica is left of two 2 GiB ones"
+        );
+        assert_eq!(usage["replica_gigabytes"].reserved, 0);
+    }
     db.finish().await;
 }
 
@@ -1191,7 +1287,11 @@ pub(crate) async fn concurrent_deletes_of_last_instances_remove_the_share<S: For
                 let store = Arc::clone(&store);
                 tokio::spawn(async move {
                     store
-                        .delete_share_instance_and_maybe_share(id, quota("p1", &[], &[]), at(50))
+                        .delete_share_instance_and_maybe_share(
+                            id,
+                            quota("p1", &[], &[]).into(),
+                            at(50),
+                        )
                         .await
                 })
             })

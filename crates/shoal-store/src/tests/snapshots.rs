@@ -301,7 +301,7 @@ pub(crate) async fn share_with_snapshots_keeps_its_row<S: ForTest>() {
         .await
         .unwrap();
     let deleted = store
-        .delete_share_instance_and_maybe_share(instance.id, quota("p1", &[], &[]), at(2))
+        .delete_share_instance_and_maybe_share(instance.id, quota("p1", &[], &[]).into(), at(2))
         .await;
     assert!(deleted.is_err(), "{deleted:?}");
     // Nothing was removed.
