@@ -60,8 +60,11 @@ pub const MAX_CONNECTIONS_DEFAULT: u32 = 10;
 /// Default wait for a free (or new) connection before a call fails with `Unavailable`. Short,
 /// so that a dead database turns into a prompt 503 rather than a hung request.
 pub const ACQUIRE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
-/// Default time a SQLite writer waits for the write lock before giving up.
-pub const SQLITE_BUSY_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+/// Default time a SQLite writer waits for its turn (the writer connection, then the file's
+/// write lock) before giving up. Longer than [`ACQUIRE_TIMEOUT_DEFAULT`]: writers wait in
+/// line, so under a burst the wait is the length of the line, and a slow answer is better
+/// than a 503 for a database that is up.
+pub const SQLITE_BUSY_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 
 /// Connection pool settings shared by both engines.
 #[derive(Debug, Clone, PartialEq, Eq)]

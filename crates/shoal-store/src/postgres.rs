@@ -118,6 +118,11 @@ impl PgStore {
         &MIGRATOR
     }
 
+    /// The pool for writes: the same as for reads, since PostgreSQL has row locks.
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Starts a transaction (READ COMMITTED).
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)

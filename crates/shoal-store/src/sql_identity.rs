@@ -78,7 +78,7 @@ macro_rules! identity_sql {
                 .bind(&new.description)
                 .bind(new.enabled)
                 .bind(DbTime::new(new.created_at))
-                .fetch_one(&store.pool)
+                .fetch_one(store.writer())
                 .await;
                 match inserted {
                     Ok(row) => project_from_row(&row),
@@ -144,7 +144,7 @@ macro_rules! identity_sql {
                 // default project keep none (ON DELETE SET NULL).
                 let deleted = sqlx::query("DELETE FROM identity_projects WHERE id = $1")
                     .bind(id)
-                    .execute(&store.pool)
+                    .execute(store.writer())
                     .await?
                     .rows_affected();
                 if deleted == 0 {
@@ -186,7 +186,7 @@ macro_rules! identity_sql {
                 .bind(new.enabled)
                 .bind(&new.default_project_id)
                 .bind(DbTime::new(new.created_at))
-                .fetch_one(&store.pool)
+                .fetch_one(store.writer())
                 .await;
                 match inserted {
                     Ok(row) => user_from_row(&row),
@@ -278,7 +278,7 @@ macro_rules! identity_sql {
                 .bind(DbTime::new(now))
                 .bind(id)
                 .bind(&update.name)
-                .fetch_optional(&store.pool)
+                .fetch_optional(store.writer())
                 .await;
                 match updated {
                     Ok(Some(row)) => user_from_row(&row),
@@ -299,7 +299,7 @@ macro_rules! identity_sql {
                 // Role assignments go with it (ON DELETE CASCADE).
                 let deleted = sqlx::query("DELETE FROM identity_users WHERE id = $1")
                     .bind(id)
-                    .execute(&store.pool)
+                    .execute(store.writer())
                     .await?
                     .rows_affected();
                 if deleted == 0 {
@@ -342,7 +342,7 @@ macro_rules! identity_sql {
                 .bind(user_id)
                 .bind(project_id)
                 .bind(role)
-                .execute(&store.pool)
+                .execute(store.writer())
                 .await;
                 match granted {
                     Ok(_) => Ok(()),
@@ -366,7 +366,7 @@ macro_rules! identity_sql {
                 .bind(user_id)
                 .bind(project_id)
                 .bind(role)
-                .execute(&store.pool)
+                .execute(store.writer())
                 .await?
                 .rows_affected();
                 if deleted == 0 {
@@ -429,7 +429,7 @@ macro_rules! identity_sql {
                 .bind(audit_id)
                 .bind(DbTime::new(expires_at))
                 .bind(DbTime::new(now))
-                .execute(&store.pool)
+                .execute(store.writer())
                 .await?;
                 Ok(())
             }
@@ -453,7 +453,7 @@ macro_rules! identity_sql {
                 let deleted =
                     sqlx::query("DELETE FROM identity_revoked_tokens WHERE expires_at < $1")
                         .bind(DbTime::new(now))
-                        .execute(&store.pool)
+                        .execute(store.writer())
                         .await?
                         .rows_affected();
                 Ok(deleted)
@@ -474,7 +474,7 @@ macro_rules! identity_sql {
                 )
                 .bind(candidate_hex)
                 .bind(DbTime::new(now))
-                .execute(&store.pool)
+                .execute(store.writer())
                 .await?;
                 let row = sqlx::query("SELECT secret FROM identity_signing_keys WHERE id = 1")
                     .fetch_optional(&store.pool)

@@ -51,6 +51,8 @@ pub(crate) use service_select;
 /// `$store` must provide, as inherent items: `const BACKEND: &'static str`,
 /// `fn migrator() -> &'static sqlx::migrate::Migrator`,
 /// `async fn begin_write(&self) -> Result<sqlx::Transaction<'static, $db>>`,
+/// `fn writer(&self) -> &sqlx::Pool<$db>` (the pool every statement that writes outside a
+/// transaction uses; `pool` is for reads),
 /// `async fn notify_enqueued(conn: &mut <$db as sqlx::Database>::Connection, ops:
 /// &[NewOperation]) -> Result<()>` (called in the transaction that enqueues `ops`) and
 /// `async fn listen_for_operations_impl(&self) -> Option<OperationNotices>`.
@@ -386,7 +388,7 @@ macro_rules! impl_store {
                 }
 
                 async fn migrate(&self) -> Result<()> {
-                    $store::migrator().run(&self.pool).await?;
+                    $store::migrator().run(self.writer()).await?;
                     Ok(())
                 }
 
@@ -397,6 +399,7 @@ macro_rules! impl_store {
 
                 async fn close(&self) {
                     self.pool.close().await;
+                    self.writer().close().await;
                 }
 
                 // ---- share types ----
@@ -515,7 +518,7 @@ macro_rules! impl_store {
                     .bind(update.is_public)
                     .bind(DbTime::new(now))
                     .bind(DbUuid(id))
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await;
                     match updated {
                         Ok(done) if done.rows_affected() == 0 => {
@@ -535,7 +538,7 @@ macro_rules! impl_store {
                     // share instances reference it without cascade.
                     let deleted = match sqlx::query("DELETE FROM share_types WHERE id = $1")
                         .bind(DbUuid(id))
-                        .execute(&self.pool)
+                        .execute(self.writer())
                         .await
                     {
                         Ok(done) => done.rows_affected(),
@@ -595,7 +598,7 @@ macro_rules! impl_store {
                     )
                     .bind(DbUuid(id))
                     .bind(key)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?
                     .rows_affected();
                     if deleted == 0 {
@@ -613,7 +616,7 @@ macro_rules! impl_store {
                     )
                     .bind(DbUuid(id))
                     .bind(project_id)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await;
                     match inserted {
                         Ok(_) => Ok(()),
@@ -638,7 +641,7 @@ macro_rules! impl_store {
                     )
                     .bind(DbUuid(id))
                     .bind(project_id)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?
                     .rows_affected();
                     if deleted == 0 {
@@ -678,7 +681,7 @@ macro_rules! impl_store {
                     .bind(DbUuid(Uuid::new_v4()))
                     .bind(name)
                     .bind(DbTime::new(now))
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                     let row = sqlx::query(
                         "SELECT id, name, created_at, updated_at FROM availability_zones \
@@ -769,7 +772,7 @@ macro_rules! impl_store {
                     .bind(false)
                     .bind(DbTime::new(beat.now))
                     .bind(&beat.replication_address)
-                    .fetch_one(&self.pool)
+                    .fetch_one(self.writer())
                     .await?;
                     service_from_row(&row, Some(&zone.name))
                 }
@@ -802,7 +805,7 @@ macro_rules! impl_store {
                     .bind(reason)
                     .bind(host)
                     .bind(binary)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?
                     .rows_affected();
                     if updated == 0 {
@@ -832,7 +835,7 @@ macro_rules! impl_store {
                     .bind(&pool.availability_zone)
                     .bind(&pool.capabilities)
                     .bind(DbTime::new(pool.updated_at))
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                     Ok(())
                 }
@@ -851,7 +854,7 @@ macro_rules! impl_store {
                 async fn delete_pool(&self, name: &str) -> Result<()> {
                     let deleted = sqlx::query("DELETE FROM pools WHERE name = $1")
                         .bind(name)
-                        .execute(&self.pool)
+                        .execute(self.writer())
                         .await?
                         .rows_affected();
                     if deleted == 0 {
@@ -917,7 +920,7 @@ macro_rules! impl_store {
                     for _ in 0..CLAIM_RACE_RETRIES {
                         let query = sqlx::query(&claim_sql).bind(req.worker).bind(lease_until);
                         let claimed = bind_claim_filter(query, &req)
-                            .fetch_optional(&self.pool)
+                            .fetch_optional(self.writer())
                             .await?;
                         if let Some(row) = claimed {
                             return operation_from_row(&row).map(Some);
@@ -955,7 +958,7 @@ macro_rules! impl_store {
                     .bind(DbTime::new(now))
                     .bind(id)
                     .bind(worker)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.writer())
                     .await?;
                     match row {
                         Some(row) => operation_from_row(&row),
@@ -978,7 +981,7 @@ macro_rules! impl_store {
                     .bind(DbTime::new(now))
                     .bind(id)
                     .bind(worker)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.writer())
                     .await?;
                     match row {
                         Some(row) => operation_from_row(&row),
@@ -1019,7 +1022,7 @@ macro_rules! impl_store {
                         .bind(DbTime::new(now))
                         .bind(id)
                         .bind(worker)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(self.writer())
                         .await?;
                     match row {
                         Some(row) => operation_from_row(&row),

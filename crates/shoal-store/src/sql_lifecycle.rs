@@ -67,7 +67,7 @@ macro_rules! lifecycle_sql {
                 for status in statuses {
                     query = query.bind(*status);
                 }
-                let updated = query.execute(&store.pool).await?.rows_affected();
+                let updated = query.execute(store.writer()).await?.rows_affected();
                 if updated == 0 {
                     return Err(share_cas_lost(
                         store,
@@ -104,7 +104,7 @@ macro_rules! lifecycle_sql {
                 for status in blocking_statuses {
                     query = query.bind(*status);
                 }
-                let updated = query.execute(&store.pool).await?.rows_affected();
+                let updated = query.execute(store.writer()).await?.rows_affected();
                 if updated == 0 {
                     return Err(share_cas_lost(
                         store,

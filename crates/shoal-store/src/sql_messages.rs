@@ -56,7 +56,7 @@ macro_rules! message_sql {
                 .bind(&m.message_level)
                 .bind(DbTime::new(m.created_at))
                 .bind(DbTime::new(m.expires_at))
-                .execute(&store.pool)
+                .execute(store.writer())
                 .await;
                 match inserted {
                     Ok(_) => Ok(()),
@@ -100,7 +100,7 @@ macro_rules! message_sql {
             pub(super) async fn delete_message(store: &$store, id: Uuid) -> Result<()> {
                 let deleted = sqlx::query("DELETE FROM messages WHERE id = $1")
                     .bind(DbUuid(id))
-                    .execute(&store.pool)
+                    .execute(store.writer())
                     .await?
                     .rows_affected();
                 if deleted == 0 {
@@ -115,7 +115,7 @@ macro_rules! message_sql {
             ) -> Result<u64> {
                 let deleted = sqlx::query("DELETE FROM messages WHERE expires_at < $1")
                     .bind(DbTime::new(now))
-                    .execute(&store.pool)
+                    .execute(store.writer())
                     .await?
                     .rows_affected();
                 Ok(deleted)

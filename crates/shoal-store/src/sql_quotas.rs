@@ -306,7 +306,7 @@ macro_rules! quota_sql {
             ) -> Result<()> {
                 sqlx::query("DELETE FROM quotas WHERE project_id = $1")
                     .bind(project_id)
-                    .execute(&store.pool)
+                    .execute(store.writer())
                     .await?;
                 Ok(())
             }

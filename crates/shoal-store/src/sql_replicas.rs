@@ -204,7 +204,7 @@ macro_rules! replica_sql {
                 )
                 .bind(DbUuid(instance_id))
                 .bind(key)
-                .execute(&store.pool)
+                .execute(store.writer())
                 .await?
                 .rows_affected();
                 if deleted > 0 {
@@ -252,7 +252,7 @@ macro_rules! replica_sql {
                 .bind(holder)
                 .bind(DbTime::new(lease_until))
                 .bind(DbTime::new(now))
-                .fetch_optional(&store.pool)
+                .fetch_optional(store.writer())
                 .await?;
                 match row {
                     Some(row) => Ok(get::<String>(&row, "holder")? == holder),
@@ -268,7 +268,7 @@ macro_rules! replica_sql {
                 sqlx::query("DELETE FROM share_locks WHERE share_id = $1 AND holder = $2")
                     .bind(DbUuid(share_id))
                     .bind(holder)
-                    .execute(&store.pool)
+                    .execute(store.writer())
                     .await?;
                 Ok(())
             }
@@ -321,7 +321,7 @@ macro_rules! replica_sql {
                 .bind(&record.outcome)
                 .bind(&record.detail)
                 .bind(record.wire_bytes)
-                .execute(&store.pool)
+                .execute(store.writer())
                 .await;
                 match inserted {
                     Ok(_) => Ok(()),

@@ -467,7 +467,7 @@ macro_rules! share_sql {
                 .bind(update.task_state.flatten())
                 .bind(DbTime::new(now))
                 .bind(DbUuid(id))
-                .execute(&store.pool)
+                .execute(store.writer())
                 .await?
                 .rows_affected();
                 if updated == 0 {
@@ -545,7 +545,7 @@ macro_rules! share_sql {
                     sqlx::query("DELETE FROM share_metadata WHERE share_id = $1 AND key = $2")
                         .bind(DbUuid(id))
                         .bind(key)
-                        .execute(&store.pool)
+                        .execute(store.writer())
                         .await?
                         .rows_affected();
                 if deleted == 0 {
@@ -1207,7 +1207,7 @@ macro_rules! share_sql {
                 for s in expected {
                     query = query.bind(*s);
                 }
-                let updated = query.execute(&store.pool).await?.rows_affected();
+                let updated = query.execute(store.writer()).await?.rows_affected();
                 if updated > 0 {
                     return Ok(());
                 }

@@ -366,7 +366,7 @@ macro_rules! snapshot_sql {
                 .bind(update.size_gb)
                 .bind(DbTime::new(now))
                 .bind(DbUuid(id))
-                .execute(&store.pool)
+                .execute(store.writer())
                 .await?
                 .rows_affected();
                 if updated == 0 {
@@ -448,7 +448,7 @@ macro_rules! snapshot_sql {
                 )
                 .bind(DbUuid(id))
                 .bind(key)
-                .execute(&store.pool)
+                .execute(store.writer())
                 .await?
                 .rows_affected();
                 if deleted > 0 {
@@ -924,7 +924,7 @@ macro_rules! snapshot_sql {
                 .bind(DbUuid(access_id))
                 .bind(DbUuid(instance_id))
                 .bind(&current)
-                .execute(&store.pool)
+                .execute(store.writer())
                 .await?
                 .rows_affected();
                 if done == 0 {

@@ -2,9 +2,15 @@
 //! single-node setup). Queries come from [`impl_store!`](crate::sql_impl); this module only
 //! opens the file and supplies the engine hooks.
 //!
-//! The file is opened in WAL mode (readers never block the writer), with foreign keys on and a
-//! busy timeout so concurrent writers from the pool wait instead of failing. Writers are
-//! serialised by SQLite itself, which is what makes the operation claim race-free here.
+//! The file is opened in WAL mode (readers never block the writer), with foreign keys on.
+//! SQLite has one write lock per database. Writers that wait for it in SQLite's busy handler
+//! poll it with growing sleeps, in no order, so under load (64 API clients and the workers)
+//! one of them could wait past any timeout while others took the lock again and again: the
+//! "database is locked" 503. So every write, a transaction or a single statement, goes
+//! through a pool of ONE connection (`writer`), whose waiters sqlx serves first come, first
+//! served, within `sqlite_busy_timeout`; reads use the other pool and never wait for writes.
+//! The busy timeout stays on both pools for other processes on the same file (`shoal db
+//! ...` commands). Serialised writers are also what makes the operation claim race-free here.
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +30,10 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// Store backed by one SQLite database file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Readers.
     pool: SqlitePool,
+    /// The one writer connection (see the module doc).
+    writer: SqlitePool,
     path: PathBuf,
 }
 
@@ -60,6 +69,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(config.sqlite_busy_timeout);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(config.sqlite_busy_timeout)
+            .connect_with(options.clone())
+            .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
@@ -68,6 +82,7 @@ impl SqliteStore {
         tracing::debug!(path = %path.display(), "opened sqlite store at {}", path.display());
         Ok(Self {
             pool,
+            writer,
             path: path.to_owned(),
         })
     }
@@ -85,7 +100,12 @@ impl SqliteStore {
     /// to the busy timeout), so a transaction that reads before it writes can never fail
     /// with `SQLITE_BUSY_SNAPSHOT` when another writer committed in between.
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// The one writer connection's pool.
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 
     /// Nothing to do: a SQLite deployment is one process, whose workers are woken in-process.
