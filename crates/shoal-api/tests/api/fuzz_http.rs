@@ -1472,6 +1472,14 @@ async fn phase(
                 Ok(status) => *totals.statuses.entry(*status).or_default() += 1,
                 Err(_) => totals.no_answer += 1,
             }
+            if request.body.is_some()
+                && (request.method == Method::POST || request.method == Method::PUT)
+            {
+                *totals
+                    .bodies
+                    .entry((request.method.to_string(), request.route))
+                    .or_default() += 1;
+            }
             if !matches!(outcome, Ok(status) if status < 500) {
                 totals.failures.push(format!(
                     "[{label} #{index}] {}",
@@ -1503,6 +1511,8 @@ struct Totals {
     /// Requests asked again on a new connection after the pooled one failed.
     retried: usize,
     failures: Vec<String>,
+    /// Requests with a body per (method, route template), POST and PUT only.
+    bodies: BTreeMap<(String, &'static str), usize>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1557,6 +1567,28 @@ async fn generated_requests_never_get_a_5xx() {
         totals.no_answer,
         histogram.join(", ")
     );
+    // Item 7 asks for the request bodies of every POST and PUT route: each one got some.
+    let body_routes: Vec<(String, &'static str)> = routes()
+        .into_iter()
+        .filter(|(method, _)| *method == Method::POST || *method == Method::PUT)
+        .map(|(method, route)| (method.to_string(), route))
+        .collect();
+    let fewest = body_routes
+        .iter()
+        .map(|route| totals.bodies.get(route).copied().unwrap_or(0))
+        .min()
+        .unwrap_or(0);
+    println!(
+        "fuzz: {} POST/PUT routes, the fewest request bodies one of them got: {fewest}",
+        body_routes.len()
+    );
+    if total >= REQUESTS_DEFAULT {
+        let missed: Vec<_> = body_routes
+            .iter()
+            .filter(|route| !totals.bodies.contains_key(*route))
+            .collect();
+        assert!(missed.is_empty(), "no body was sent to {missed:?}");
+    }
     assert!(totals.requests >= total, "every generated request was sent");
     assert!(
         totals.failures.is_empty(),
