@@ -321,6 +321,14 @@ pub struct PeriodicConfig {
     /// `check_for_expired_shares_in_recycle_bin_interval`, 1 hour).
     #[serde(with = "humantime_serde")]
     pub expired_share_check_interval: Duration,
+    /// Period of the scheduler role's housekeeping (expired quota reservations, old
+    /// finished operations), 1 hour.
+    #[serde(with = "humantime_serde")]
+    pub housekeeping_interval: Duration,
+    /// How long `done` and `failed` operations are kept before the housekeeping deletes
+    /// them, 7 days.
+    #[serde(with = "humantime_serde")]
+    pub finished_operation_retention: Duration,
 }
 
 /// Default per-project quotas; `-1` means unlimited. Admins override them per project with
@@ -561,6 +569,8 @@ impl Default for PeriodicConfig {
             replica_state_update_interval: REPLICA_STATE_UPDATE_INTERVAL_DEFAULT,
             soft_deleted_share_retention: Duration::from_secs(604_800),
             expired_share_check_interval: Duration::from_secs(3600),
+            housekeeping_interval: Duration::from_secs(3600),
+            finished_operation_retention: Duration::from_secs(604_800),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! shoal's service layer: everything the API and the background roles do, with no HTTP and
 //! no SQL. It owns the configuration ([`config`]), the validation and business rules of each
 //! resource (one module per Manila resource), and the periodic tasks of the scheduler and
-//! share roles ([`reporter`], [`replica_updater`], [`recycle_bin`]). State lives in a
+//! share roles ([`reporter`], [`replica_updater`], [`recycle_bin`], [`housekeeping`]). State lives in a
 //! [`shoal_store::Store`]; back ends are [`shoal_driver::ShareDriver`]s.
 
 pub mod availability_zones;
@@ -9,6 +9,7 @@ pub mod config;
 pub mod drivers;
 pub mod error;
 pub mod export_locations;
+pub mod housekeeping;
 pub mod messages;
 pub mod metrics;
 pub mod ops;

@@ -1067,6 +1067,31 @@ macro_rules! impl_store {
                     get(&row, "n")
                 }
 
+                async fn delete_finished_operations(
+                    &self,
+                    finished_before: DateTime<Utc>,
+                ) -> Result<u64> {
+                    const BATCH: i64 = 1000;
+                    let mut deleted = 0;
+                    loop {
+                        let done = sqlx::query(
+                            "DELETE FROM operations WHERE id IN (\
+                                 SELECT id FROM operations \
+                                 WHERE state IN ('done', 'failed') AND updated_at < $1 \
+                                 ORDER BY id LIMIT $2)",
+                        )
+                        .bind(DbTime::new(finished_before))
+                        .bind(BATCH)
+                        .execute(self.writer())
+                        .await?
+                        .rows_affected();
+                        deleted += done;
+                        if done < BATCH as u64 {
+                            return Ok(deleted);
+                        }
+                    }
+                }
+
                 async fn count_operations_by_kind(&self) -> Result<Vec<OperationCount>> {
                     let rows = sqlx::query(
                         "SELECT kind, state, COUNT(*) AS n FROM operations \

@@ -215,6 +215,11 @@ pub trait Store: Send + Sync + 'static {
     /// Number of operations per kind and state, ordered by kind then state (metrics).
     async fn count_operations_by_kind(&self) -> Result<Vec<OperationCount>>;
 
+    /// Deletes `done` and `failed` operations last updated before `finished_before`, in
+    /// batches (so a SQLite writer never holds the lock for long); returns how many.
+    /// Pending and running operations are never touched.
+    async fn delete_finished_operations(&self, finished_before: DateTime<Utc>) -> Result<u64>;
+
     // ---- shares ----
 
     /// Creates a share with its metadata and first instance, charges `new.quota` directly

@@ -283,6 +283,16 @@ impl TestApp {
             .expect("report succeeds");
     }
 
+    /// Ticks the scheduler role's housekeeping once (expired reservations, old finished
+    /// operations) and says what it cleared.
+    pub async fn housekeeping_once(&self) -> shoal_core::housekeeping::HousekeepingPass {
+        self.server()
+            .housekeeping
+            .run_once()
+            .await
+            .expect("housekeeping succeeds")
+    }
+
     /// Ticks the periodic replica refresh once (queues an update for every non-active
     /// replica of the node's back ends), then runs the workers until everything settled.
     pub async fn update_replicas_once(&self) {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use shoal_api::{ApiState, Authenticator};
 use shoal_core::config::{AuthStrategy, Role};
+use shoal_core::housekeeping::Housekeeping;
 use shoal_core::recycle_bin::RecycleBin;
 use shoal_core::replica_updater::ReplicaUpdater;
 use shoal_core::reporter::Reporter;
@@ -56,6 +57,9 @@ pub struct Server {
     /// The periodic replica refresh of the share role, so tests can tick it with
     /// `run_once()` (idle on nodes without back ends).
     pub replica_updater: Arc<ReplicaUpdater>,
+    /// The scheduler role's housekeeping, so tests can tick it with `run_once()` (started
+    /// only where the scheduler role runs).
+    pub housekeeping: Arc<Housekeeping>,
     /// Operation workers of the scheduler and share roles, so tests can run them with
     /// `run_once()`.
     pub workers: Vec<Arc<OperationWorker>>,
@@ -536,6 +540,16 @@ impl Server {
             let (reporter, cancel) = (reporter.clone(), cancel.clone());
             tasks.spawn(async move { reporter.run(cancel).await });
         }
+        let housekeeping = Arc::new(Housekeeping::new(core.clone()));
+        if config.runs(Role::Scheduler) {
+            let (housekeeping, cancel) = (housekeeping.clone(), cancel.clone());
+            tasks.spawn(async move { housekeeping.run(cancel).await });
+            info!(
+                interval = ?config.periodic.housekeeping_interval,
+                retention = ?config.periodic.finished_operation_retention,
+                "housekeeping started"
+            );
+        }
         if config.runs(Role::Share) {
             // Manila runs `delete_expired_share` in the share service too.
             let (purge, purge_cancel) = (Arc::new(RecycleBin::new(core.clone())), cancel.clone());
@@ -605,6 +619,7 @@ impl Server {
             core,
             reporter,
             replica_updater,
+            housekeeping,
             workers,
             cancel,
             tasks,

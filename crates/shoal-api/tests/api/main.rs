@@ -8,6 +8,7 @@ mod catalog;
 mod clients;
 mod fuzz_http;
 mod healthcheck;
+mod housekeeping;
 mod identity;
 mod identity_admin;
 mod lifecycle;

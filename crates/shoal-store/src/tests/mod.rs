@@ -68,6 +68,7 @@ macro_rules! store_test_suite {
                 renew_extends_the_lease,
                 fail_with_retry_respects_not_before,
                 list_and_count_operations,
+                delete_finished_operations_keeps_unfinished_and_recent,
             ],
             shares: [
                 create_and_get_share,

@@ -465,3 +465,81 @@ pub(crate) async fn list_and_count_operations<S: ForTest>() {
     );
     db.finish().await;
 }
+
+/// The housekeeping purge: finished operations older than the cut are deleted, in batches
+/// when there are many; newer finished ones and unfinished ones of any age stay.
+pub(crate) async fn delete_finished_operations_keeps_unfinished_and_recent<S: ForTest>() {
+    let Some(db) = S::for_test().await else {
+        return;
+    };
+    let store = db.store();
+    // 2,500 finished at t=11 (more than two batches), one running, one pending.
+    let mut old = Vec::new();
+    for i in 0..2_502 {
+        old.push(
+            store
+                .insert_operation(op("old", &i.to_string(), None, 1))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    for i in 0..2_501 {
+        let worker = format!("w{i}");
+        let claimed = store
+            .claim_next_operation(claim(&worker, None, 10))
+            .await
+            .unwrap()
+            .expect("claim");
+        if i < 2_500 {
+            store
+                .complete_operation(claimed.id, &worker, at(11))
+                .await
+                .unwrap();
+        }
+    }
+    // One more finished later, at t=30.
+    let recent = store
+        .insert_operation(op("recent", "r", None, 20))
+        .await
+        .unwrap()
+        .id;
+    let claimed = store
+        .claim_next_operation(ClaimRequest {
+            kinds: Some(&["recent"]),
+            ..claim("wr", None, 25)
+        })
+        .await
+        .unwrap()
+        .expect("claim");
+    assert_eq!(claimed.id, recent);
+    store
+        .fail_operation(recent, "wr", "bad", None, at(30))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.delete_finished_operations(at(20)).await.unwrap(),
+        2_500
+    );
+    let left: Vec<(i64, OperationState)> = store
+        .list_operations(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.id, o.state))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            (old[2_500], OperationState::Running),
+            (old[2_501], OperationState::Pending),
+            (recent, OperationState::Failed),
+        ]
+    );
+    // Again: nothing more to delete before t=20; the failed one goes with a later cut.
+    assert_eq!(store.delete_finished_operations(at(20)).await.unwrap(), 0);
+    assert_eq!(store.delete_finished_operations(at(31)).await.unwrap(), 1);
+    assert_eq!(store.count_unfinished_operations().await.unwrap(), 2);
+    db.finish().await;
+}
