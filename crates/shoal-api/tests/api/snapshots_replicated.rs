@@ -293,3 +293,94 @@ async fn a_snapshot_taken_while_a_replica_is_created_reaches_it() {
     assert_eq!(snapshot_view(&app, &snap).await["status"], "available");
     app.finish().await;
 }
+
+/// Found by the 10-minute soak: a snapshot delete that read the snapshot's instances just
+/// before a new replica's instance was added left that instance `creating` for good (the
+/// active's instance it copies from was gone) or put it in `error` (the copy ran while the
+/// active's was `deleting`), and the accepted delete never finished. The state that race
+/// leaves is made directly in the store: the active's instance `deleting` with its delete
+/// operation, the secondary's `creating` with its copy operation; the copy runs first in one
+/// case and last in the other. Either way the secondary's instance follows the deletion and
+/// the snapshot is gone with its quota.
+#[tokio::test]
+async fn a_replica_snapshot_instance_added_during_a_delete_follows_it() {
+    use shoal_core::ops;
+    use shoal_store::{SnapshotInstanceCas, SnapshotInstanceUpdate};
+
+    let app = snapshot_app(AuthStrategy::Noauth, json!({})).await;
+    let share = share_of_type(&app, "admin", "rsnap").await;
+    let active = active_of(&app, &share).await;
+    let secondary = in_sync_replica(&app, "admin", &share).await;
+    let store = app.core().store.clone();
+    let host = |id: String| {
+        let store = store.clone();
+        async move {
+            let id = id.parse().unwrap();
+            store.get_share_instance(id).await.unwrap().host
+        }
+    };
+    let (active_host, secondary_host) = (host(active.clone()).await, host(secondary.clone()).await);
+    for copy_first in [true, false] {
+        let snap = available_snapshot(&app, "admin", &share).await;
+        assert_eq!(usage(&app, project_of("admin"), "snapshots").await, (1, 0));
+        let on_active: uuid::Uuid = instance_on(&app, &snap, &active).await.parse().unwrap();
+        let on_secondary: uuid::Uuid = instance_on(&app, &snap, &secondary).await.parse().unwrap();
+        let now = app.core().now();
+        let step = |id, status: &str, kind, host: &str| {
+            (
+                SnapshotInstanceCas {
+                    id,
+                    expected_statuses: Vec::new(),
+                    update: SnapshotInstanceUpdate {
+                        status: Some(status.to_owned()),
+                        ..Default::default()
+                    },
+                },
+                ops::for_instance_host(kind, id, host, json!({}), now).unwrap(),
+            )
+        };
+        let delete = step(on_active, "deleting", ops::DELETE_SNAPSHOT, &active_host);
+        let copy = step(
+            on_secondary,
+            "creating",
+            ops::CREATE_REPLICA_SNAPSHOT,
+            &secondary_host,
+        );
+        let workers = app.hold_workers().await;
+        let order = if copy_first {
+            [copy, delete]
+        } else {
+            [delete, copy]
+        };
+        for (cas, op) in order {
+            store
+                .update_snapshot_instances_if(vec![cas], vec![op], now)
+                .await
+                .unwrap();
+        }
+        drop(workers);
+        app.settle().await;
+        assert!(
+            instances_of(&app, &snap).await.is_empty(),
+            "copy first: {copy_first}: {:?}",
+            instances_of(&app, &snap).await
+        );
+        let gone = app
+            .get(&format!("/v2/snapshots/{snap}"))
+            .version(SV)
+            .send()
+            .await;
+        assert_eq!(
+            gone.status,
+            404,
+            "copy first: {copy_first}: {}",
+            gone.text()
+        );
+        assert_eq!(usage(&app, project_of("admin"), "snapshots").await, (0, 0));
+        assert_eq!(
+            usage(&app, project_of("admin"), "snapshot_gigabytes").await,
+            (0, 0)
+        );
+    }
+    app.finish().await;
+}

@@ -423,12 +423,15 @@ impl SnapshotManager {
             .iter()
             .find(|i| i.share_instance_id == active.id)
         else {
-            return Ok(());
+            // The active's instance is gone: the snapshot was deleted by a request that
+            // read its instances before this one was added.
+            return self.follow_deletion(&l).await;
         };
         match active_instance.status.as_str() {
             snapshots::STATUS_AVAILABLE => {}
             // The active's create enqueues this again once it is available.
             snapshots::STATUS_CREATING => return Ok(()),
+            snapshots::STATUS_DELETING => return self.follow_deletion(&l).await,
             _ => {
                 if self
                     .cas(
@@ -484,6 +487,14 @@ impl SnapshotManager {
                 self.cas(vec![cas], Vec::new()).await?;
             }
             Err(err) => {
+                // The copy's source may have gone with a deletion that started meanwhile.
+                if let Some(now) = self.load(id).await?
+                    && now.snapshot.instances.iter().any(|i| {
+                        i.share_instance_id == active.id && i.status == snapshots::STATUS_DELETING
+                    })
+                {
+                    return self.follow_deletion(&now).await;
+                }
                 warn!(snapshot_instance.id = %id, error = %err, "replica snapshot instance {id} failed: {err}");
                 if self
                     .cas(
@@ -499,6 +510,38 @@ impl SnapshotManager {
                     self.message(&l.snapshot, messages::ACTION_CREATE).await;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A secondary's instance still `creating` of a snapshot that is being deleted: it is
+    /// deleted too (`deleting` with a `delete_snapshot` operation on its back end), rather
+    /// than waiting in `creating` for a source that will not come back, or going to `error`
+    /// and holding the snapshot, and its quota, after the request to delete it was accepted.
+    /// This happens when the delete request read the snapshot's instances just before the
+    /// replica's creation added this one.
+    async fn follow_deletion(&self, l: &Loaded) -> CoreResult<()> {
+        let id = l.instance.id;
+        let delete = ops::for_instance_host(
+            ops::DELETE_SNAPSHOT,
+            id,
+            &l.share_instance.host,
+            serde_json::json!(ops::DeletePayload::default()),
+            self.core.now(),
+        );
+        let moved = self
+            .cas(
+                vec![set_status(
+                    id,
+                    &[snapshots::STATUS_CREATING],
+                    snapshots::STATUS_DELETING,
+                )],
+                delete.into_iter().collect(),
+            )
+            .await?;
+        if moved {
+            info!(snapshot.id = %l.snapshot.id, snapshot_instance.id = %id, "snapshot {} is being deleted: its instance {id} on replica {} follows", l.snapshot.id, l.share_instance.id);
+            self.core.wake_workers();
         }
         Ok(())
     }
