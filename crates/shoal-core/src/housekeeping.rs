@@ -13,8 +13,9 @@
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{info, info_span};
 
+use crate::periodic::{FirstPass, run_every};
 use crate::{Core, CoreResult};
 
 /// What one pass cleared.
@@ -67,17 +68,14 @@ impl Housekeeping {
     /// Runs [`Self::run_once`] every `housekeeping_interval` until cancelled.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let period = self.core.config.periodic.housekeeping_interval;
-        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = interval.tick() => {
-                    if let Err(err) = self.run_once().instrument(info_span!("housekeeping")).await {
-                        warn!(error = %err, "housekeeping failed: {err}");
-                    }
-                }
-                _ = cancel.cancelled() => return,
-            }
-        }
+        run_every(
+            period,
+            FirstPass::AfterOnePeriod,
+            cancel,
+            || info_span!("housekeeping"),
+            "housekeeping failed",
+            || self.run_once(),
+        )
+        .await;
     }
 }

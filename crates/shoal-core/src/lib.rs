@@ -13,6 +13,7 @@ pub mod housekeeping;
 pub mod messages;
 pub mod metrics;
 pub mod ops;
+mod periodic;
 pub mod pools;
 pub mod quota_sets;
 pub mod quotas;

@@ -16,8 +16,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use shoal_store::{ShareInstanceUpdate, StoreError};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{info, info_span, warn};
 
+use crate::periodic::{FirstPass, run_every};
 use crate::share_lifecycle::STATUS_ERROR_DELETING;
 use crate::shares::{self, STATUS_DELETING, STATUS_ERROR};
 use crate::{Core, CoreResult};
@@ -91,17 +92,14 @@ impl RecycleBin {
     /// Runs [`Self::run_once`] every `expired_share_check_interval` until cancelled.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let period = self.core.config.periodic.expired_share_check_interval;
-        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = interval.tick() => {
-                    if let Err(err) = self.run_once().instrument(info_span!("recycle_bin_purge")).await {
-                        warn!(error = %err, "recycle bin purge failed: {err}");
-                    }
-                }
-                _ = cancel.cancelled() => return,
-            }
-        }
+        run_every(
+            period,
+            FirstPass::AfterOnePeriod,
+            cancel,
+            || info_span!("recycle_bin_purge"),
+            "recycle bin purge failed",
+            || self.run_once(),
+        )
+        .await;
     }
 }

@@ -30,6 +30,7 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use crate::drivers::Backend;
 use crate::ops::{self, UpdateReplicaPayload};
+use crate::periodic::{FirstPass, run_every};
 use crate::workers::replica_manager::skips_update;
 use crate::{Core, CoreResult};
 
@@ -219,17 +220,14 @@ impl ReplicaUpdater {
     /// first pass waits one interval: replicas were just created or checked at start-up.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let period = self.core.config.periodic.replica_state_update_interval;
-        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = interval.tick() => {
-                    if let Err(err) = self.run_once().instrument(info_span!("replica_update")).await {
-                        warn!(error = %err, "periodic replica update failed: {err}");
-                    }
-                }
-                _ = cancel.cancelled() => return,
-            }
-        }
+        run_every(
+            period,
+            FirstPass::AfterOnePeriod,
+            cancel,
+            || info_span!("replica_update"),
+            "periodic replica update failed",
+            || self.run_once(),
+        )
+        .await;
     }
 }

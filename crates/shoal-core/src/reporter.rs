@@ -11,10 +11,11 @@ use std::sync::Arc;
 use serde_json::Value;
 use shoal_store::{PoolRow, ServiceHeartbeat, StoreError};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info_span, warn};
+use tracing::{info_span, warn};
 
 use crate::config::Role;
 use crate::drivers::Backend;
+use crate::periodic::{FirstPass, run_every};
 use crate::{Core, CoreResult};
 
 /// Heartbeats and pool statistics of the roles running in this process.
@@ -148,17 +149,15 @@ impl Reporter {
 
     /// Runs [`Self::run_once`] every `report_interval` until cancelled.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
-        let mut interval = tokio::time::interval(self.core.config.periodic.report_interval);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = interval.tick() => {
-                    if let Err(err) = self.run_once().instrument(info_span!("report")).await {
-                        warn!(error = %err, "service report failed: {err}");
-                    }
-                }
-                _ = cancel.cancelled() => return,
-            }
-        }
+        let period = self.core.config.periodic.report_interval;
+        run_every(
+            period,
+            FirstPass::Now,
+            cancel,
+            || info_span!("report"),
+            "service report failed",
+            || self.run_once(),
+        )
+        .await;
     }
 }
