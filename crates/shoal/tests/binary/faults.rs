@@ -13,11 +13,11 @@ use serde_json::json;
 use crate::{call, local_path, poll_until, readable_share_in_az1, serve, tree, write_sample_tree};
 
 /// A tmpfs mounted for one test, unmounted on drop (also when the test panics).
-struct Tmpfs(PathBuf);
+pub(crate) struct Tmpfs(PathBuf);
 
 impl Tmpfs {
     /// Mounts a tmpfs of `size` (`mount -o size=`) at `at`. Needs root, as CI runs.
-    fn mount(at: &Path, size: &str) -> Self {
+    pub(crate) fn mount(at: &Path, size: &str) -> Self {
         std::fs::create_dir_all(at).unwrap();
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -26,7 +26,7 @@ impl Tmpfs {
             .expect("run mount");
         assert!(
             out.status.success(),
-            "this test mounts a small tmpfs as a full pool and needs root: {}",
+            "this test mounts a tmpfs and needs root (CI runs as root): {}",
             String::from_utf8_lossy(&out.stderr)
         );
         Tmpfs(at.to_path_buf())
