@@ -650,18 +650,19 @@ fn write_sample_tree(root: &std::path::Path, files: usize) {
     }
 }
 
-/// Creates a readable share type and a 1 GiB share of it in az1, waits until it is
-/// available, and returns the share id and its active replica's id.
-async fn readable_share_in_az1(v2: &str) -> (String, String) {
+/// Creates share type `type_name` with `extra_specs` and asks for a 1 GiB NFS share of it
+/// in az1; the share's id (not waited for).
+pub(crate) async fn type_and_share_in_az1(
+    v2: &str,
+    type_name: &str,
+    extra_specs: serde_json::Value,
+) -> String {
     use reqwest::Method;
     let (status, body) = call(
         Method::POST,
         &format!("{v2}/types"),
         "2.56",
-        Some(
-            serde_json::json!({"share_type": {"name": "replicated", "extra_specs": {
-            "driver_handles_share_servers": false, "replication_type": "readable"}}}),
-        ),
+        Some(serde_json::json!({"share_type": {"name": type_name, "extra_specs": extra_specs}})),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -671,12 +672,34 @@ async fn readable_share_in_az1(v2: &str) -> (String, String) {
         "2.56",
         Some(
             serde_json::json!({"share": {"share_proto": "NFS", "size": 1,
-            "share_type": "replicated", "availability_zone": "az1"}}),
+            "share_type": type_name, "availability_zone": "az1"}}),
         ),
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let share_id = body["share"]["id"].as_str().unwrap().to_owned();
+    body["share"]["id"].as_str().unwrap().to_owned()
+}
+
+/// The staging directories left in a replica's directory (none after a finished sync).
+pub(crate) fn staging_leftovers(replica_dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(replica_dir)
+        .unwrap()
+        .map_while(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("staging"))
+        .collect()
+}
+
+/// Creates a readable share type and a 1 GiB share of it in az1, waits until it is
+/// available, and returns the share id and its active replica's id.
+async fn readable_share_in_az1(v2: &str) -> (String, String) {
+    use reqwest::Method;
+    let share_id = type_and_share_in_az1(
+        v2,
+        "replicated",
+        serde_json::json!({"driver_handles_share_servers": false, "replication_type": "readable"}),
+    )
+    .await;
     let share = poll_until(&format!("{v2}/shares/{share_id}"), "share available", |b| {
         b["share"]["status"] == "available"
     })
@@ -986,11 +1009,10 @@ async fn sigkill_mid_sync_keeps_the_last_version_and_the_next_sync_finishes() {
             break;
         }
     }
-    let staging = std::fs::read_dir(&replica_dir)
-        .unwrap()
-        .map_while(Result::ok)
-        .any(|e| e.file_name().to_string_lossy().starts_with("staging"));
-    assert!(staging, "a paused sync has a staging tree");
+    assert!(
+        !staging_leftovers(&replica_dir).is_empty(),
+        "a paused sync has a staging tree"
+    );
     served.child.kill().unwrap();
     served.child.wait().unwrap();
     drop(served);
@@ -1044,12 +1066,7 @@ async fn sigkill_mid_sync_keeps_the_last_version_and_the_next_sync_finishes() {
     assert_eq!(status, 200, "{replica}");
     assert_eq!(replica["share_replica"]["replica_state"], "in_sync");
     assert_eq!(replica["share_replica"]["status"], "available");
-    let leftovers: Vec<String> = std::fs::read_dir(&replica_dir)
-        .unwrap()
-        .map_while(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("staging"))
-        .collect();
+    let leftovers = staging_leftovers(&replica_dir);
     assert!(leftovers.is_empty(), "staging leftovers: {leftovers:?}");
 }
 

@@ -205,26 +205,7 @@ async fn drive(flow: Flow, v2: &str, data: &Path) -> Driven {
     } else {
         json!({"driver_handles_share_servers": false})
     };
-    let (status, body) = call(
-        Method::POST,
-        &format!("{v2}/types"),
-        "2.56",
-        Some(json!({"share_type": {"name": type_name, "extra_specs": specs}})),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = call(
-        Method::POST,
-        &format!("{v2}/shares"),
-        "2.56",
-        Some(
-            json!({"share": {"share_proto": "NFS", "size": 1, "share_type": type_name,
-            "availability_zone": "az1"}}),
-        ),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let share = body["share"]["id"].as_str().unwrap().to_owned();
+    let share = super::type_and_share_in_az1(v2, type_name, specs).await;
     let mut driven = Driven {
         share: Some(share.clone()),
         ..Default::default()
@@ -273,15 +254,7 @@ async fn drive(flow: Flow, v2: &str, data: &Path) -> Driven {
         assert_eq!(status, 202, "{body}");
         return driven;
     }
-    let (status, body) = call(
-        Method::POST,
-        &format!("{v2}/share-replicas"),
-        "2.56",
-        Some(json!({"share_replica": {"share_id": share, "availability_zone": "az2"}})),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
-    let replica = body["share_replica"]["id"].as_str().unwrap().to_owned();
+    let replica = crate::nfs::request_replica_in_az2(v2, &share).await;
     driven.replica = Some(replica.clone());
     if flow == Flow::CreateReplica {
         return driven;

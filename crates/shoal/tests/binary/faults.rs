@@ -196,12 +196,7 @@ async fn a_full_pool_fails_the_sync_clearly_and_keeps_the_published_version() {
         |b| b["share_replica"]["replica_state"] == "in_sync",
     )
     .await;
-    let leftovers: Vec<String> = std::fs::read_dir(full.0.join("replicas").join(&replica_id))
-        .unwrap()
-        .map_while(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("staging"))
-        .collect();
+    let leftovers = crate::staging_leftovers(&full.0.join("replicas").join(&replica_id));
     assert!(leftovers.is_empty(), "staging leftovers: {leftovers:?}");
     drop(served);
 }

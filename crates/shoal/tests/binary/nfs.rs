@@ -59,8 +59,8 @@ async fn allow_this_host(v2: &str, share: &str) {
     crate::allow_ip(v2, share, "127.0.0.1", Duration::from_secs(90)).await;
 }
 
-/// Adds a replica of `share` in az2 and waits until it is available and in_sync; its id.
-pub(crate) async fn replica_in_az2(v2: &str, share: &str) -> String {
+/// Asks for a replica of `share` in az2; its id (not waited for).
+pub(crate) async fn request_replica_in_az2(v2: &str, share: &str) -> String {
     let (status, body) = call(
         Method::POST,
         &format!("{v2}/share-replicas"),
@@ -69,7 +69,12 @@ pub(crate) async fn replica_in_az2(v2: &str, share: &str) -> String {
     )
     .await;
     assert_eq!(status, 202, "{body}");
-    let replica = body["share_replica"]["id"].as_str().unwrap().to_owned();
+    body["share_replica"]["id"].as_str().unwrap().to_owned()
+}
+
+/// Adds a replica of `share` in az2 and waits until it is available and in_sync; its id.
+pub(crate) async fn replica_in_az2(v2: &str, share: &str) -> String {
+    let replica = request_replica_in_az2(v2, share).await;
     poll_until(
         &format!("{v2}/share-replicas/{replica}"),
         "replica in_sync",
